@@ -1,0 +1,372 @@
+//! The funnel model at ingest: which stages a message reaches, and under which segment.
+//!
+//! The edge parses a Segment message into a [`Message`] that carries only the fields the config
+//! reads, each in a numbered slot (see [`Matcher::slots`]). The matcher then says which funnel
+//! stages the message counts toward, and [`DimensionDictionary`] folds its dimension values
+//! under each dimension's cardinality cap.
+
+use std::collections::HashMap;
+
+use crate::config::{Config, FieldPath, Trigger};
+use crate::time::Timestamp;
+
+/// The dimension value of a message that lacks the field.
+pub const VALUE_NONE: &str = "(none)";
+/// The dimension value that values beyond a dimension's cap fold into.
+pub const VALUE_OTHER: &str = "other";
+/// Longest dimension value kept, in bytes; longer ones are cut at a character boundary.
+pub const DIMENSION_VALUE_LEN_MAX: usize = 128;
+/// The segment key of "every segment together".
+pub const SEGMENT_ALL: i64 = 0;
+
+/// The Segment call types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    Track,
+    Page,
+    Screen,
+    Identify,
+    Group,
+    Alias,
+}
+
+impl CallKind {
+    pub fn parse(text: &str) -> Option<CallKind> {
+        Some(match text {
+            "track" => CallKind::Track,
+            "page" => CallKind::Page,
+            "screen" => CallKind::Screen,
+            "identify" => CallKind::Identify,
+            "group" => CallKind::Group,
+            "alias" => CallKind::Alias,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Track => "track",
+            CallKind::Page => "page",
+            CallKind::Screen => "screen",
+            CallKind::Identify => "identify",
+            CallKind::Group => "group",
+            CallKind::Alias => "alias",
+        }
+    }
+}
+
+/// A message as the core sees it: parsed, validated and reduced to what the config reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub kind: CallKind,
+    /// The `event` of a track call, or the `name` of a page or screen call.
+    pub name: Option<String>,
+    pub message_id: String,
+    /// Event time, already corrected for client clock skew.
+    pub event_time: Timestamp,
+    /// Field values by slot; see [`Matcher::slots`]. Scalars are rendered as text.
+    pub fields: Vec<Option<String>>,
+}
+
+/// A stage a message reached, by position in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StageHit {
+    pub funnel: usize,
+    pub stage: usize,
+}
+
+#[derive(Debug, Clone)]
+struct StageRule {
+    hit: StageHit,
+    filters: Vec<(usize, String)>,
+}
+
+/// Says which stages a message counts toward. Built once per config.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    slots: Vec<FieldPath>,
+    rules: HashMap<(CallKind, String), Vec<StageRule>>,
+    dimension_slots: Vec<usize>,
+    revenue_slot: usize,
+    total_slot: usize,
+    currency_slot: usize,
+}
+
+impl Matcher {
+    pub fn new(config: &Config) -> Matcher {
+        let mut slots: Vec<FieldPath> = Vec::new();
+        let mut slot_of = |path: &FieldPath| -> usize {
+            if let Some(index) = slots.iter().position(|p| p == path) {
+                return index;
+            }
+            slots.push(path.clone());
+            slots.len() - 1
+        };
+        let dimension_slots = config.dimensions.iter().map(|d| slot_of(&d.path)).collect();
+        let revenue_slot = slot_of(&FieldPath::parse("properties.revenue").expect("valid path"));
+        let total_slot = slot_of(&FieldPath::parse("properties.total").expect("valid path"));
+        let currency_slot = slot_of(&FieldPath::parse("properties.currency").expect("valid path"));
+        let mut rules: HashMap<(CallKind, String), Vec<StageRule>> = HashMap::new();
+        for (funnel_index, funnel) in config.funnels.iter().enumerate() {
+            for (stage_index, stage) in funnel.stages.iter().enumerate() {
+                let key = match &stage.trigger {
+                    Trigger::Track(name) => (CallKind::Track, name.clone()),
+                    Trigger::Page(name) => (CallKind::Page, name.clone()),
+                    Trigger::Screen(name) => (CallKind::Screen, name.clone()),
+                };
+                let filters = stage
+                    .filters
+                    .iter()
+                    .map(|(path, value)| (slot_of(path), value.clone()))
+                    .collect();
+                rules.entry(key).or_default().push(StageRule {
+                    hit: StageHit {
+                        funnel: funnel_index,
+                        stage: stage_index,
+                    },
+                    filters,
+                });
+            }
+        }
+        Matcher {
+            slots,
+            rules,
+            dimension_slots,
+            revenue_slot,
+            total_slot,
+            currency_slot,
+        }
+    }
+
+    /// Every path the edge must extract, in slot order.
+    pub fn slots(&self) -> &[FieldPath] {
+        &self.slots
+    }
+
+    /// Whether any funnel stage listens to this call; the edge may skip the rest otherwise.
+    pub fn is_relevant(&self, kind: CallKind, name: &str) -> bool {
+        self.rules.contains_key(&(kind, name.to_owned()))
+    }
+
+    /// Appends the stages `message` reaches to `hits`.
+    pub fn stage_hits(&self, message: &Message, hits: &mut Vec<StageHit>) {
+        let Some(name) = &message.name else { return };
+        let Some(rules) = self.rules.get(&(message.kind, name.clone())) else {
+            return;
+        };
+        for rule in rules {
+            let passes = rule.filters.iter().all(|(slot, want)| {
+                message.fields.get(*slot).and_then(Option::as_deref) == Some(want.as_str())
+            });
+            if passes {
+                hits.push(rule.hit);
+            }
+        }
+    }
+
+    /// The raw (not yet folded) dimension values of a message, in config order.
+    pub fn dimension_values<'m>(&self, message: &'m Message) -> Vec<&'m str> {
+        self.dimension_slots
+            .iter()
+            .map(
+                |slot| match message.fields.get(*slot).and_then(Option::as_deref) {
+                    Some(value) if !value.is_empty() => clip(value),
+                    _ => VALUE_NONE,
+                },
+            )
+            .collect()
+    }
+
+    /// The revenue the message reports, as decimal text: `properties.revenue`, else
+    /// `properties.total`, with `properties.currency` if given.
+    pub fn revenue<'m>(&self, message: &'m Message) -> Option<(&'m str, Option<&'m str>)> {
+        let field = |slot: usize| message.fields.get(slot).and_then(Option::as_deref);
+        let amount = field(self.revenue_slot).or_else(|| field(self.total_slot))?;
+        Some((amount, field(self.currency_slot)))
+    }
+}
+
+fn clip(value: &str) -> &str {
+    if value.len() <= DIMENSION_VALUE_LEN_MAX {
+        return value;
+    }
+    let mut end = DIMENSION_VALUE_LEN_MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// The distinct values admitted so far for each dimension, first come first served up to the
+/// dimension's cap. Values beyond the cap fold into [`VALUE_OTHER`]. The store persists the
+/// admitted values so that folding is stable across restarts.
+#[derive(Debug, Clone, Default)]
+pub struct DimensionDictionary {
+    caps: Vec<u32>,
+    admitted: Vec<std::collections::HashSet<String>>,
+}
+
+/// What folding a value decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Already admitted.
+    Known,
+    /// Admitted just now; the store must persist it.
+    Admitted,
+    /// Over the cap: counted as [`VALUE_OTHER`].
+    Other,
+}
+
+impl DimensionDictionary {
+    pub fn new(config: &Config) -> DimensionDictionary {
+        DimensionDictionary {
+            caps: config.dimensions.iter().map(|d| d.values_max).collect(),
+            admitted: vec![Default::default(); config.dimensions.len()],
+        }
+    }
+
+    /// Loads a value admitted earlier. Values of dimensions no longer configured are ignored.
+    pub fn load(&mut self, dimension: usize, value: &str) {
+        if let Some(set) = self.admitted.get_mut(dimension) {
+            set.insert(value.to_owned());
+        }
+    }
+
+    pub fn fold(&mut self, dimension: usize, value: &str) -> Fold {
+        let set = &mut self.admitted[dimension];
+        // The sentinels never use up a slot of the cap.
+        if value == VALUE_NONE || value == VALUE_OTHER || set.contains(value) {
+            return Fold::Known;
+        }
+        if set.len() < self.caps[dimension] as usize {
+            set.insert(value.to_owned());
+            return Fold::Admitted;
+        }
+        Fold::Other
+    }
+
+    pub fn n_dimensions(&self) -> usize {
+        self.caps.len()
+    }
+}
+
+/// A stable 63-bit key for a combination of folded dimension values. Never [`SEGMENT_ALL`].
+pub fn segment_key(values: &[&str]) -> i64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for value in values {
+        hasher.update(&(value.len() as u32).to_le_bytes());
+        hasher.update(value.as_bytes());
+    }
+    let key = (hasher.digest() >> 1) as i64;
+    if key == SEGMENT_ALL { 1 } else { key }
+}
+
+/// A stable 63-bit key for deduplicating a message id (or any idempotency key).
+pub fn dedup_key(id: &str) -> i64 {
+    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) >> 1) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[dimensions]]
+name = "device"
+path = "context.device.type"
+max_values = 2
+
+[[funnels]]
+id = "web"
+[[funnels.stages]]
+id = "viewed"
+page = "Product"
+[[funnels.stages]]
+id = "added"
+event = "Product Added"
+where = { "properties.category" = "shoes" }
+
+[[funnels]]
+id = "all"
+[[funnels.stages]]
+id = "added"
+event = "Product Added"
+[[funnels.stages]]
+id = "ordered"
+event = "Order Completed"
+"#;
+
+    fn message(matcher: &Matcher, kind: CallKind, name: &str, fields: &[(&str, &str)]) -> Message {
+        let mut values = vec![None; matcher.slots().len()];
+        for (path, value) in fields {
+            let slot = matcher
+                .slots()
+                .iter()
+                .position(|p| p.to_string() == *path)
+                .unwrap();
+            values[slot] = Some(value.to_string());
+        }
+        Message {
+            kind,
+            name: Some(name.into()),
+            message_id: "m".into(),
+            event_time: Timestamp(0),
+            fields: values,
+        }
+    }
+
+    #[test]
+    fn matches_by_call_name_and_filter() {
+        let config = Config::parse(CONFIG).unwrap();
+        let matcher = Matcher::new(&config);
+        let cases: &[(CallKind, &str, &[(&str, &str)], &[(usize, usize)])] = &[
+            (CallKind::Page, "Product", &[], &[(0, 0)]),
+            (CallKind::Track, "Product", &[], &[]),
+            (
+                CallKind::Track,
+                "Product Added",
+                &[("properties.category", "shoes")],
+                &[(0, 1), (1, 0)],
+            ),
+            (
+                CallKind::Track,
+                "Product Added",
+                &[("properties.category", "hats")],
+                &[(1, 0)],
+            ),
+            (CallKind::Track, "Order Completed", &[], &[(1, 1)]),
+            (CallKind::Identify, "Order Completed", &[], &[]),
+        ];
+        for (kind, name, fields, want) in cases {
+            let mut hits = Vec::new();
+            matcher.stage_hits(&message(&matcher, *kind, name, fields), &mut hits);
+            let got: Vec<(usize, usize)> = hits.iter().map(|h| (h.funnel, h.stage)).collect();
+            assert_eq!(&got, want, "{kind:?} {name} {fields:?}");
+        }
+    }
+
+    #[test]
+    fn dimension_values_default_to_none_and_fold_over_the_cap() {
+        let config = Config::parse(CONFIG).unwrap();
+        let matcher = Matcher::new(&config);
+        let bare = message(&matcher, CallKind::Track, "x", &[]);
+        assert_eq!(matcher.dimension_values(&bare), [VALUE_NONE]);
+        let mut dictionary = DimensionDictionary::new(&config);
+        assert_eq!(dictionary.fold(0, "mobile"), Fold::Admitted);
+        assert_eq!(dictionary.fold(0, "mobile"), Fold::Known);
+        assert_eq!(dictionary.fold(0, VALUE_NONE), Fold::Known);
+        assert_eq!(dictionary.fold(0, "desktop"), Fold::Admitted);
+        assert_eq!(dictionary.fold(0, "tablet"), Fold::Other);
+    }
+
+    #[test]
+    fn segment_keys_are_stable_and_distinguish_boundaries() {
+        assert_eq!(
+            segment_key(&["mobile", "US"]),
+            segment_key(&["mobile", "US"])
+        );
+        assert_ne!(segment_key(&["ab", "c"]), segment_key(&["a", "bc"]));
+        assert!(segment_key(&["mobile"]) > 0);
+        assert!(dedup_key("message-1") >= 0);
+    }
+}

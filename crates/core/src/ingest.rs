@@ -1,0 +1,299 @@
+//! The rules of ingest: event time, admission (counted, late, rejected) and what a message adds
+//! to the per-minute stage counts.
+//!
+//! "Now" is an argument: live ingest passes the receive time, replay passes the event-time
+//! watermark. Nothing here knows about HTTP, JSON or storage.
+
+use crate::config::Ingest;
+use crate::funnel::{Matcher, Message, StageHit};
+use crate::money::{Currency, Money};
+use crate::time::{Minute, Timestamp};
+
+/// What a message, or a pre-aggregated count, adds to one stage in one minute and segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StageCount {
+    pub n_events: i64,
+    /// Sum of the revenue the events reported, in minor units of the shop currency.
+    pub revenue_minor: i64,
+    /// How many of the events reported revenue in the shop currency.
+    pub n_revenue_events: i64,
+}
+
+impl StageCount {
+    pub fn add(&mut self, other: StageCount) {
+        self.n_events += other.n_events;
+        self.revenue_minor += other.revenue_minor;
+        self.n_revenue_events += other.n_revenue_events;
+    }
+}
+
+/// One stage, one minute, one combination of (raw, unfolded) dimension values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cell {
+    pub hit: StageHit,
+    pub minute: Minute,
+    pub dimension_values: Vec<String>,
+}
+
+/// Whether an event is counted, tallied as late, or rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Within the allowed lateness: updates its minute.
+    Counted,
+    /// Older than the allowed lateness: accepted and tallied as late, counts unchanged.
+    Late,
+    /// Older than `max_event_age`.
+    TooOld,
+    /// Further ahead of now than `max_clock_ahead`.
+    TooFarAhead,
+}
+
+/// Event time as Segment computes it: when the client sent `sentAt`, the client clock's skew
+/// (`sentAt` minus the receive time) is removed from `timestamp`.
+pub fn event_time(
+    timestamp: Option<Timestamp>,
+    sent_at: Option<Timestamp>,
+    received_at: Timestamp,
+) -> Timestamp {
+    match (timestamp, sent_at) {
+        (Some(timestamp), Some(sent_at)) => Timestamp(
+            received_at
+                .0
+                .saturating_sub(sent_at.0.saturating_sub(timestamp.0)),
+        ),
+        (Some(timestamp), None) => timestamp,
+        (None, _) => received_at,
+    }
+}
+
+pub fn admit(event_time: Timestamp, now: Timestamp, rules: &Ingest) -> Admission {
+    if event_time > now.saturating_add(rules.max_clock_ahead) {
+        Admission::TooFarAhead
+    } else if event_time < now.saturating_sub(rules.max_event_age) {
+        Admission::TooOld
+    } else if event_time < now.saturating_sub(rules.allowed_lateness) {
+        Admission::Late
+    } else {
+        Admission::Counted
+    }
+}
+
+/// A problem with one field of an otherwise well-formed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// The cells a message adds to, with what it adds. Empty when no stage listens to it.
+pub fn message_cells(
+    matcher: &Matcher,
+    shop_currency: Currency,
+    message: &Message,
+) -> Result<Vec<(Cell, StageCount)>, FieldProblem> {
+    let mut hits = Vec::new();
+    matcher.stage_hits(message, &mut hits);
+    if hits.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut count = StageCount {
+        n_events: 1,
+        ..StageCount::default()
+    };
+    if let Some((amount, currency)) = matcher.revenue(message) {
+        let same_currency = match currency {
+            None => true,
+            Some(code) => Currency::parse(code).is_ok_and(|c| c == shop_currency),
+        };
+        if same_currency {
+            let money =
+                parse_reported_amount(amount, shop_currency).ok_or_else(|| FieldProblem {
+                    field: "properties.revenue".into(),
+                    message: format!("`{amount}` is not an amount in {shop_currency}"),
+                })?;
+            count.revenue_minor = money.minor;
+            count.n_revenue_events = 1;
+        }
+    }
+    let values: Vec<String> = matcher
+        .dimension_values(message)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let minute = message.event_time.minute();
+    Ok(hits
+        .into_iter()
+        .map(|hit| {
+            (
+                Cell {
+                    hit,
+                    minute,
+                    dimension_values: values.clone(),
+                },
+                count,
+            )
+        })
+        .collect())
+}
+
+/// Reported amounts come from JavaScript clients whose float arithmetic leaves digits beyond
+/// the minor unit (`0.30000000000000004`). The decimal text is rounded half away from zero to
+/// the minor unit, exactly, without passing through a float.
+fn parse_reported_amount(text: &str, currency: Currency) -> Option<Money> {
+    if let Ok(money) = Money::parse_decimal(text, currency) {
+        return Some(money);
+    }
+    let exponent = currency.exponent() as usize;
+    let (whole, fraction) = text.split_once('.')?;
+    if fraction.len() <= exponent || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let kept = format!("{whole}.{}", &fraction[..exponent]);
+    let kept = kept.trim_end_matches('.');
+    let mut money = Money::parse_decimal(kept, currency).ok()?;
+    if fraction.as_bytes()[exponent] >= b'5' {
+        money.minor += if money.minor < 0 || whole.starts_with('-') {
+            -1
+        } else {
+            1
+        };
+    }
+    Some(money)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::funnel::CallKind;
+    use crate::time::DurationMs;
+
+    #[test]
+    fn event_time_removes_client_clock_skew() {
+        let received = Timestamp(1_000_000);
+        // The client clock runs 5 s ahead: it stamped the event 2 s before sending it.
+        assert_eq!(
+            event_time(
+                Some(Timestamp(998_000 + 5_000)),
+                Some(Timestamp(1_005_000)),
+                received
+            ),
+            Timestamp(998_000)
+        );
+        assert_eq!(
+            event_time(Some(Timestamp(42)), None, received),
+            Timestamp(42)
+        );
+        assert_eq!(event_time(None, Some(Timestamp(42)), received), received);
+    }
+
+    #[test]
+    fn admission_boundaries() {
+        let rules = Ingest {
+            dedup_window: DurationMs::from_hours(24),
+            allowed_lateness: DurationMs::from_hours(1),
+            max_clock_ahead: DurationMs::from_hours(24),
+            max_event_age: DurationMs::from_hours(24 * 30),
+        };
+        let now = Timestamp(100 * 86_400_000);
+        let hour = DurationMs::from_hours(1);
+        let cases = [
+            (now, Admission::Counted),
+            (now.saturating_sub(hour), Admission::Counted),
+            (now.saturating_sub(DurationMs(hour.0 + 1)), Admission::Late),
+            (
+                now.saturating_sub(DurationMs::from_hours(24 * 30)),
+                Admission::Late,
+            ),
+            (
+                now.saturating_sub(DurationMs::from_hours(24 * 30 + 1)),
+                Admission::TooOld,
+            ),
+            (
+                now.saturating_add(DurationMs::from_hours(24)),
+                Admission::Counted,
+            ),
+            (
+                now.saturating_add(DurationMs::from_hours(25)),
+                Admission::TooFarAhead,
+            ),
+        ];
+        for (event_time, want) in cases {
+            assert_eq!(admit(event_time, now, &rules), want, "{event_time}");
+        }
+    }
+
+    #[test]
+    fn reported_amounts_round_to_the_minor_unit() {
+        let usd = Currency::parse("USD").unwrap();
+        let cases = [
+            ("19.99", Some(1999)),
+            ("0.30000000000000004", Some(30)),
+            ("10.005", Some(1001)),
+            ("-10.005", Some(-1001)),
+            ("12", Some(1200)),
+            ("1e3", None),
+            ("abc", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_reported_amount(text, usd).map(|m| m.minor),
+                want,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn cells_carry_revenue_in_the_shop_currency_only() {
+        let config = Config::parse(Config::example_toml()).unwrap();
+        let matcher = Matcher::new(&config);
+        let usd = config.shop.currency;
+        let slot = |path: &str| {
+            matcher
+                .slots()
+                .iter()
+                .position(|p| p.to_string() == path)
+                .unwrap()
+        };
+        let mut fields = vec![None; matcher.slots().len()];
+        fields[slot("properties.revenue")] = Some("25.50".to_owned());
+        fields[slot("context.device.type")] = Some("mobile".to_owned());
+        let mut message = Message {
+            kind: CallKind::Track,
+            name: Some("Order Completed".into()),
+            message_id: "m1".into(),
+            event_time: Timestamp(120_000),
+            fields,
+        };
+        let cells = message_cells(&matcher, usd, &message).unwrap();
+        assert_eq!(cells.len(), 1);
+        let (cell, count) = &cells[0];
+        assert_eq!(cell.minute, Minute(2));
+        assert_eq!(cell.dimension_values[0], "mobile");
+        assert_eq!(
+            *count,
+            StageCount {
+                n_events: 1,
+                revenue_minor: 2550,
+                n_revenue_events: 1
+            }
+        );
+
+        message.fields[slot("properties.currency")] = Some("EUR".to_owned());
+        let cells = message_cells(&matcher, usd, &message).unwrap();
+        assert_eq!(
+            cells[0].1,
+            StageCount {
+                n_events: 1,
+                revenue_minor: 0,
+                n_revenue_events: 0
+            }
+        );
+
+        message.fields[slot("properties.currency")] = None;
+        message.fields[slot("properties.revenue")] = Some("lots".to_owned());
+        let problem = message_cells(&matcher, usd, &message).unwrap_err();
+        assert_eq!(problem.field, "properties.revenue");
+    }
+}

@@ -1,0 +1,20 @@
+//! The pure, deterministic heart of revloop.
+//!
+//! This crate owns the funnel model, the configuration and its validation, the rules that turn
+//! a parsed message into per-minute stage counts, the rollup and conversion arithmetic, and the
+//! seeded traffic simulator. It never does IO, never reads the wall clock and never draws
+//! unseeded randomness: every input arrives with its timestamp, so the same engine runs live
+//! under `serve` and in event time under `replay`.
+
+pub mod config;
+pub mod funnel;
+pub mod ingest;
+pub mod metrics;
+pub mod money;
+pub mod rng;
+pub mod simulate;
+pub mod time;
+
+pub use config::Config;
+pub use money::{Currency, Money};
+pub use time::{DurationMs, Minute, Timestamp};

@@ -1,0 +1,204 @@
+//! Money as integer minor units plus an ISO 4217 currency. Never a float.
+//!
+//! Decimal amounts arrive as text (from config, or the literal digits of a JSON number) and are
+//! converted exactly; an amount with more fractional digits than the currency has is rejected
+//! rather than rounded.
+
+use std::fmt;
+
+/// An ISO 4217 alphabetic code such as `USD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Money {
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("`{0}` is not a currency code (three letters, e.g. USD)")]
+    NotCurrency(String),
+    #[error("`{amount}` is not an amount in {currency} (at most {exponent} decimal places)")]
+    NotAmount {
+        amount: String,
+        currency: Currency,
+        exponent: u32,
+    },
+    #[error("`{0}` is too large an amount")]
+    Overflow(String),
+}
+
+/// Currencies whose minor unit is not 1/100. Everything else has two decimals.
+const EXPONENT_ZERO: &[&str] = &[
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
+];
+const EXPONENT_THREE: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+
+impl Currency {
+    pub fn parse(code: &str) -> Result<Currency, MoneyError> {
+        let upper = code.trim().to_ascii_uppercase();
+        let bytes = upper.as_bytes();
+        if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
+            return Err(MoneyError::NotCurrency(code.chars().take(16).collect()));
+        }
+        Ok(Currency([bytes[0], bytes[1], bytes[2]]))
+    }
+
+    pub fn code(&self) -> &str {
+        // The constructor admits only ASCII letters.
+        std::str::from_utf8(&self.0).expect("currency codes are ASCII")
+    }
+
+    /// Number of decimal places of the minor unit.
+    pub fn exponent(&self) -> u32 {
+        let code = self.code();
+        if EXPONENT_ZERO.contains(&code) {
+            0
+        } else if EXPONENT_THREE.contains(&code) {
+            3
+        } else {
+            2
+        }
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: Currency) -> Money {
+        Money { minor, currency }
+    }
+
+    /// Parses a decimal such as `85`, `85.5` or `-12.34` into minor units of `currency`.
+    pub fn parse_decimal(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        let exponent = currency.exponent();
+        let not_amount = || MoneyError::NotAmount {
+            amount: text.chars().take(32).collect(),
+            currency,
+            exponent,
+        };
+        let trimmed = text.trim();
+        let (negative, unsigned) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let (whole, fraction) = match unsigned.split_once('.') {
+            Some((whole, fraction)) => (whole, fraction),
+            None => (unsigned, ""),
+        };
+        let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) {
+            return Err(not_amount());
+        }
+        if (unsigned.contains('.') && fraction.is_empty()) || fraction.len() > exponent as usize {
+            return Err(not_amount());
+        }
+        let overflow = || MoneyError::Overflow(text.chars().take(32).collect());
+        let whole_value: i64 = whole.parse().map_err(|_| overflow())?;
+        let mut fraction_value: i64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().map_err(|_| overflow())?
+        };
+        for _ in fraction.len()..exponent as usize {
+            fraction_value *= 10;
+        }
+        let minor = whole_value
+            .checked_mul(10_i64.pow(exponent))
+            .and_then(|m| m.checked_add(fraction_value))
+            .ok_or_else(overflow)?;
+        Ok(Money {
+            minor: if negative { -minor } else { minor },
+            currency,
+        })
+    }
+}
+
+impl fmt::Display for Money {
+    /// `85.00 USD`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exponent = self.currency.exponent();
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let magnitude = self.minor.unsigned_abs();
+        if exponent == 0 {
+            return write!(f, "{sign}{magnitude} {}", self.currency);
+        }
+        let scale = 10_u64.pow(exponent);
+        write!(
+            f,
+            "{sign}{}.{:0width$} {}",
+            magnitude / scale,
+            magnitude % scale,
+            self.currency,
+            width = exponent as usize
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd() -> Currency {
+        Currency::parse("USD").unwrap()
+    }
+
+    #[test]
+    fn parses_decimals_exactly() {
+        let cases = [
+            ("85", 8500),
+            ("85.5", 8550),
+            ("19.99", 1999),
+            ("-12.34", -1234),
+            ("0.01", 1),
+        ];
+        for (text, minor) in cases {
+            assert_eq!(
+                Money::parse_decimal(text, usd()).unwrap().minor,
+                minor,
+                "{text}"
+            );
+        }
+        let jpy = Currency::parse("jpy").unwrap();
+        assert_eq!(Money::parse_decimal("1200", jpy).unwrap().minor, 1200);
+        assert!(Money::parse_decimal("1200.5", jpy).is_err());
+        let kwd = Currency::parse("KWD").unwrap();
+        assert_eq!(Money::parse_decimal("1.234", kwd).unwrap().minor, 1234);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_amount() {
+        for bad in [
+            "",
+            "abc",
+            "1.999",
+            "1.",
+            ".5",
+            "1e3",
+            "--1",
+            "99999999999999999999",
+        ] {
+            assert!(Money::parse_decimal(bad, usd()).is_err(), "{bad}");
+        }
+        for bad in ["US", "USDX", "U5D", ""] {
+            assert!(Currency::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn displays_minor_units() {
+        assert_eq!(Money::new(8500, usd()).to_string(), "85.00 USD");
+        assert_eq!(Money::new(-5, usd()).to_string(), "-0.05 USD");
+        assert_eq!(
+            Money::new(1200, Currency::parse("JPY").unwrap()).to_string(),
+            "1200 JPY"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Seeded traffic simulation (placeholder; being written).

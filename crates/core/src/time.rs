@@ -1,0 +1,204 @@
+//! Time as plain integers: milliseconds and minutes since the Unix epoch, UTC.
+//!
+//! Parsing and formatting of RFC 3339 happens here, once, at the edge of the core; everything
+//! inside works on integers. Nothing in this module reads a clock: "now" is always an argument.
+
+use std::fmt;
+
+/// An instant, in milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+/// A span of time in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct DurationMs(pub i64);
+
+/// A minute bucket: minutes since the Unix epoch. Counts are kept per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Minute(pub i64);
+
+pub const MS_PER_SECOND: i64 = 1_000;
+pub const MS_PER_MINUTE: i64 = 60 * MS_PER_SECOND;
+pub const MS_PER_HOUR: i64 = 60 * MS_PER_MINUTE;
+pub const MS_PER_DAY: i64 = 24 * MS_PER_HOUR;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("`{0}` is not an RFC 3339 timestamp (e.g. 2026-11-27T10:15:00Z)")]
+    NotRfc3339(String),
+    #[error("`{0}` is not a duration (e.g. 90s, 15m, 24h, 7d)")]
+    NotDuration(String),
+}
+
+impl Timestamp {
+    pub fn from_millis(ms: i64) -> Timestamp {
+        Timestamp(ms)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses an RFC 3339 / ISO 8601 timestamp with an offset, as Segment sends them.
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, TimeError> {
+        let parsed: jiff::Timestamp = text
+            .parse()
+            .map_err(|_| TimeError::NotRfc3339(truncate(text)))?;
+        Ok(Timestamp(parsed.as_millisecond()))
+    }
+
+    pub fn minute(self) -> Minute {
+        Minute(self.0.div_euclid(MS_PER_MINUTE))
+    }
+
+    pub fn saturating_add(self, duration: DurationMs) -> Timestamp {
+        Timestamp(self.0.saturating_add(duration.0))
+    }
+
+    pub fn saturating_sub(self, duration: DurationMs) -> Timestamp {
+        Timestamp(self.0.saturating_sub(duration.0))
+    }
+
+    pub fn since(self, earlier: Timestamp) -> DurationMs {
+        DurationMs(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Formats as RFC 3339 in UTC with millisecond precision where needed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(ts) => write!(f, "{ts}"),
+            Err(_) => write!(f, "@{}ms", self.0),
+        }
+    }
+}
+
+impl Minute {
+    pub fn start(self) -> Timestamp {
+        Timestamp(self.0.saturating_mul(MS_PER_MINUTE))
+    }
+}
+
+impl DurationMs {
+    pub fn from_minutes(minutes: i64) -> DurationMs {
+        DurationMs(minutes * MS_PER_MINUTE)
+    }
+
+    pub fn from_hours(hours: i64) -> DurationMs {
+        DurationMs(hours * MS_PER_HOUR)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses `90s`, `15m`, `24h`, `7d` or a combination such as `1h30m`.
+    pub fn parse(text: &str) -> Result<DurationMs, TimeError> {
+        let err = || TimeError::NotDuration(truncate(text));
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(err());
+        }
+        let mut total: i64 = 0;
+        let mut digits = String::new();
+        for ch in trimmed.chars() {
+            if ch.is_ascii_digit() {
+                digits.push(ch);
+                continue;
+            }
+            let unit_ms = match ch {
+                's' => MS_PER_SECOND,
+                'm' => MS_PER_MINUTE,
+                'h' => MS_PER_HOUR,
+                'd' => MS_PER_DAY,
+                'w' => 7 * MS_PER_DAY,
+                _ => return Err(err()),
+            };
+            let value: i64 = digits.parse().map_err(|_| err())?;
+            digits.clear();
+            total = value
+                .checked_mul(unit_ms)
+                .and_then(|ms| total.checked_add(ms))
+                .ok_or_else(err)?;
+        }
+        if !digits.is_empty() {
+            return Err(err());
+        }
+        Ok(DurationMs(total))
+    }
+}
+
+impl fmt::Display for DurationMs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        if ms != 0 && ms % MS_PER_DAY == 0 {
+            write!(f, "{}d", ms / MS_PER_DAY)
+        } else if ms != 0 && ms % MS_PER_HOUR == 0 {
+            write!(f, "{}h", ms / MS_PER_HOUR)
+        } else if ms != 0 && ms % MS_PER_MINUTE == 0 {
+            write!(f, "{}m", ms / MS_PER_MINUTE)
+        } else if ms % MS_PER_SECOND == 0 {
+            write!(f, "{}s", ms / MS_PER_SECOND)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+fn truncate(text: &str) -> String {
+    const SHOWN_CHARS_MAX: usize = 64;
+    text.chars().take(SHOWN_CHARS_MAX).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_segment_timestamps() {
+        let cases = [
+            ("2026-11-27T10:15:00Z", 1_795_774_500_000),
+            ("2026-11-27T10:15:00.123Z", 1_795_774_500_123),
+            ("2026-11-27T11:15:00+01:00", 1_795_774_500_000),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(Timestamp::parse_rfc3339(text), Ok(Timestamp(ms)), "{text}");
+        }
+        assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+        assert!(Timestamp::parse_rfc3339("2026-11-27").is_err());
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        let ts = Timestamp(1_795_774_500_123);
+        assert_eq!(ts.to_string(), "2026-11-27T10:15:00.123Z");
+        assert_eq!(Timestamp::parse_rfc3339(&ts.to_string()), Ok(ts));
+    }
+
+    #[test]
+    fn minutes_floor_before_the_epoch() {
+        assert_eq!(Timestamp(-1).minute(), Minute(-1));
+        assert_eq!(Timestamp(59_999).minute(), Minute(0));
+        assert_eq!(Timestamp(60_000).minute(), Minute(1));
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("90s", 90_000),
+            ("15m", 900_000),
+            ("24h", 86_400_000),
+            ("7d", 604_800_000),
+            ("1h30m", 5_400_000),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(DurationMs::parse(text), Ok(DurationMs(ms)), "{text}");
+        }
+        for bad in ["", "10", "h", "5x", "99999999999999999999d"] {
+            assert!(DurationMs::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(DurationMs(86_400_000).to_string(), "1d");
+        assert_eq!(DurationMs(5_400_000).to_string(), "90m");
+    }
+}
