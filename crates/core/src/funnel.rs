@@ -245,20 +245,55 @@ impl DimensionDictionary {
         Fold::Other
     }
 
+    /// Takes back an admission whose commit failed.
+    pub fn forget(&mut self, dimension: usize, value: &str) {
+        if let Some(set) = self.admitted.get_mut(dimension) {
+            set.remove(value);
+        }
+    }
+
     pub fn n_dimensions(&self) -> usize {
         self.caps.len()
     }
 }
 
-/// A stable 63-bit key for a combination of folded dimension values. Never [`SEGMENT_ALL`].
-pub fn segment_key(values: &[&str]) -> i64 {
+/// A stable 63-bit key for a segment: an assignment of values to some of the dimensions, in
+/// config order. The empty assignment is [`SEGMENT_ALL`]; no other assignment hashes to it.
+pub fn segment_key(assignment: &[(&str, &str)]) -> i64 {
+    if assignment.is_empty() {
+        return SEGMENT_ALL;
+    }
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for value in values {
-        hasher.update(&(value.len() as u32).to_le_bytes());
-        hasher.update(value.as_bytes());
+    for (dimension, value) in assignment {
+        for part in [dimension, value] {
+            hasher.update(&(part.len() as u32).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
     }
     let key = (hasher.digest() >> 1) as i64;
     if key == SEGMENT_ALL { 1 } else { key }
+}
+
+/// The segments one message is counted under, given its folded dimension values: every
+/// segment together, each dimension on its own (so that a one-dimension filter or drill-down
+/// reads one series), and the full combination (so that any other filter can be summed).
+pub fn counted_segments<'a>(
+    dimension_names: &'a [String],
+    folded_values: &'a [&'a str],
+) -> Vec<Vec<(&'a str, &'a str)>> {
+    let full: Vec<(&str, &str)> = dimension_names
+        .iter()
+        .map(String::as_str)
+        .zip(folded_values.iter().copied())
+        .collect();
+    let mut segments = vec![Vec::new()];
+    if full.len() > 1 {
+        segments.extend(full.iter().map(|pair| vec![*pair]));
+    }
+    if !full.is_empty() {
+        segments.push(full);
+    }
+    segments
 }
 
 /// A stable 63-bit key for deduplicating a message id (or any idempotency key).
@@ -361,12 +396,29 @@ event = "Order Completed"
 
     #[test]
     fn segment_keys_are_stable_and_distinguish_boundaries() {
-        assert_eq!(
-            segment_key(&["mobile", "US"]),
-            segment_key(&["mobile", "US"])
-        );
-        assert_ne!(segment_key(&["ab", "c"]), segment_key(&["a", "bc"]));
-        assert!(segment_key(&["mobile"]) > 0);
+        let mobile_us = [("device", "mobile"), ("country", "US")];
+        assert_eq!(segment_key(&mobile_us), segment_key(&mobile_us));
+        assert_ne!(segment_key(&[("d", "ab")]), segment_key(&[("da", "b")]));
+        assert_eq!(segment_key(&[]), SEGMENT_ALL);
+        assert!(segment_key(&[("device", "mobile")]) > 0);
         assert!(dedup_key("message-1") >= 0);
+    }
+
+    #[test]
+    fn a_message_counts_under_all_each_dimension_and_the_combination() {
+        let names = ["device".to_owned(), "country".to_owned()];
+        let segments = counted_segments(&names, &["mobile", "US"]);
+        assert_eq!(
+            segments,
+            [
+                vec![],
+                vec![("device", "mobile")],
+                vec![("country", "US")],
+                vec![("device", "mobile"), ("country", "US")],
+            ]
+        );
+        let one = ["device".to_owned()];
+        assert_eq!(counted_segments(&one, &["mobile"]).len(), 2);
+        assert_eq!(counted_segments(&[], &[]).len(), 1);
     }
 }

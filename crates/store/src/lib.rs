@@ -1,1 +1,177 @@
-//! placeholder
+//! revloop's persistence: one [`Store`] trait, with SQLite (the default, embedded) and
+//! PostgreSQL (for several nodes sharing one database) implementations.
+//!
+//! The store knows SQL and nothing about HTTP or JSON wire formats. It owns three invariants:
+//!
+//! - **Atomic ingest.** [`Store::commit_ingest`] records a whole group of messages (many HTTP
+//!   requests, group-committed) in one transaction: their dedup keys and every count they add.
+//!   Either all of it is durable when it returns `Ok`, or none of it is.
+//! - **Exactly once.** A dedup key is remembered for at least the configured window, across
+//!   restarts; a message whose key is remembered adds nothing.
+//! - **Stable folding.** Dimension values admitted under a cardinality cap are persisted, so a
+//!   value folds the same way after a restart.
+
+use revloop_core::Timestamp;
+use revloop_core::ingest::{Cell, StageCount};
+use revloop_core::metrics::MinuteCount;
+use revloop_core::time::Minute;
+
+mod migrations;
+mod plan;
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error(
+        "the database was written by a newer revloop (schema version {found}, this build knows {known})"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("unknown funnel `{0}`")]
+    UnknownFunnel(String),
+    #[error("unknown dimension `{0}`")]
+    UnknownDimension(String),
+}
+
+/// One accepted message (or pre-aggregated count record) on its way into the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestItem {
+    /// The 63-bit key it is deduplicated by; see `revloop_core::funnel::dedup_key`.
+    pub dedup_key: i64,
+    /// What it adds to the per-minute counts. Empty for calls no funnel listens to, which are
+    /// still remembered for dedup.
+    pub cells: Vec<(Cell, StageCount)>,
+    /// Older than the allowed lateness: the cells are tallied as late instead of counted.
+    pub late: bool,
+}
+
+/// A group of items committed in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestGroup {
+    /// The ingest clock: the receive time when live, the event-time watermark in replay. It
+    /// drives the rotation of the dedup window.
+    pub now: Timestamp,
+    pub items: Vec<IngestItem>,
+}
+
+/// What became of each item of a group, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IngestReceipt {
+    /// `false` where the item's dedup key was already remembered (or appeared earlier in the
+    /// same group): it added nothing.
+    pub is_new: Vec<bool>,
+}
+
+/// A read of per-minute counts of one funnel, summed over the segments matching `filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountsQuery {
+    pub funnel: String,
+    pub from: Minute,
+    pub to: Minute,
+    /// `(dimension name, value)` pairs that must all hold. Empty: every segment.
+    pub filter: Vec<(String, String)>,
+}
+
+/// Late events of one stage in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LateCount {
+    pub stage: usize,
+    pub minute: Minute,
+    pub n_events: i64,
+}
+
+/// What a token may do. Ordered: each role can do what the ones before it can, except that
+/// `Ingest` only ingests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Ingest,
+    Viewer,
+    Responder,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Role> {
+        Some(match text {
+            "ingest" => Role::Ingest,
+            "viewer" => Role::Viewer,
+            "responder" => Role::Responder,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Viewer => "viewer",
+            Role::Responder => "responder",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether a token of this role may act with `needed`.
+    pub fn allows(self, needed: Role) -> bool {
+        match needed {
+            Role::Ingest => matches!(self, Role::Ingest | Role::Admin),
+            _ => self != Role::Ingest && self >= needed,
+        }
+    }
+}
+
+/// A stored API token or write key. Only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub secret_sha256: [u8; 32],
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Records a group atomically and durably; see the crate docs.
+    fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError>;
+
+    /// Per-minute counts of the funnel's stages (stage = index in the config), summed over the
+    /// segments matching the query's filter. Minutes with no events are absent.
+    fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError>;
+
+    /// Late events of the funnel's stages in `[from, to)`.
+    fn late_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<LateCount>, StoreError>;
+
+    /// Values seen so far for each configured dimension, for filters and drill-down.
+    fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_sha256: [u8; 32],
+        now: Timestamp,
+    ) -> Result<TokenRecord, StoreError>;
+
+    /// The live (not revoked) token whose secret hashes to this.
+    fn find_token(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError>;
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Returns whether a live token with this id existed.
+    fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Cheap liveness check of the database, for `/readyz`.
+    fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,172 @@
+//! What a group of new items writes, worked out once for both SQL dialects: dimension values
+//! folded under their caps, each message expanded into the segments it is counted under, and
+//! counts summed per row so that a group of thousands of events touches each row once.
+
+use std::collections::{HashMap, HashSet};
+
+use revloop_core::Config;
+use revloop_core::funnel::{DimensionDictionary, Fold, counted_segments, segment_key};
+use revloop_core::ingest::StageCount;
+
+use crate::IngestItem;
+
+/// Funnel and stage ids by config position, and dimension names in config order.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub funnels: Vec<(String, Vec<String>)>,
+    pub dimension_names: Vec<String>,
+}
+
+impl Layout {
+    pub fn new(config: &Config) -> Layout {
+        Layout {
+            funnels: config
+                .funnels
+                .iter()
+                .map(|f| {
+                    (
+                        f.id.clone(),
+                        f.stages.iter().map(|s| s.id.clone()).collect(),
+                    )
+                })
+                .collect(),
+            dimension_names: config.dimensions.iter().map(|d| d.name.clone()).collect(),
+        }
+    }
+
+    pub fn stage_index(&self, funnel: &str, stage: &str) -> Option<usize> {
+        let (_, stages) = self.funnels.iter().find(|(id, _)| id == funnel)?;
+        stages.iter().position(|s| s == stage)
+    }
+}
+
+/// The folding state the writer keeps between groups: it changes only after a commit succeeds.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterState {
+    pub dictionary: DimensionDictionary,
+    pub known_segments: HashSet<i64>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CommitPlan {
+    /// `(funnel, stage, segment, minute)` → what to add.
+    pub counts: HashMap<(usize, usize, i64, i64), StageCount>,
+    /// `(funnel, stage, minute)` → late events.
+    pub late: HashMap<(usize, usize, i64), i64>,
+    /// Segments not yet in the table: key, JSON assignment, number of dimensions.
+    pub new_segments: Vec<(i64, String, i64)>,
+    /// Dimension values admitted by this group: dimension index, value.
+    pub new_values: Vec<(usize, String)>,
+}
+
+impl WriterState {
+    /// Plans the writes of the items whose `is_new` is true. Folding decisions are made on
+    /// `self` as the plan goes; [`WriterState::forget`] undoes them if the commit fails.
+    pub fn plan(&mut self, layout: &Layout, items: &[IngestItem], is_new: &[bool]) -> CommitPlan {
+        let mut plan = CommitPlan::default();
+        let mut new_segment_keys = HashSet::new();
+        for (item, _) in items.iter().zip(is_new).filter(|(_, new)| **new) {
+            for (cell, count) in &item.cells {
+                let funnel = cell.hit.funnel;
+                let stage = cell.hit.stage;
+                let minute = cell.minute.0;
+                if item.late {
+                    *plan.late.entry((funnel, stage, minute)).or_default() += count.n_events;
+                    continue;
+                }
+                let folded: Vec<&str> = cell
+                    .dimension_values
+                    .iter()
+                    .enumerate()
+                    .take(self.dictionary.n_dimensions())
+                    .map(
+                        |(dimension, value)| match self.dictionary.fold(dimension, value) {
+                            Fold::Known => value.as_str(),
+                            Fold::Admitted => {
+                                plan.new_values.push((dimension, value.clone()));
+                                value.as_str()
+                            }
+                            Fold::Other => revloop_core::funnel::VALUE_OTHER,
+                        },
+                    )
+                    .collect();
+                for assignment in counted_segments(&layout.dimension_names, &folded) {
+                    let key = segment_key(&assignment);
+                    if !self.known_segments.contains(&key) && new_segment_keys.insert(key) {
+                        let object: serde_json::Map<String, serde_json::Value> = assignment
+                            .iter()
+                            .map(|(d, v)| ((*d).to_owned(), serde_json::Value::from(*v)))
+                            .collect();
+                        let json = serde_json::Value::Object(object).to_string();
+                        plan.new_segments.push((key, json, assignment.len() as i64));
+                    }
+                    plan.counts
+                        .entry((funnel, stage, key, minute))
+                        .or_default()
+                        .add(*count);
+                }
+            }
+        }
+        plan
+    }
+
+    /// Makes a committed plan's segments known.
+    pub fn committed(&mut self, plan: &CommitPlan) {
+        self.known_segments
+            .extend(plan.new_segments.iter().map(|(key, _, _)| *key));
+    }
+
+    /// Undoes the folding decisions of a plan whose commit failed.
+    pub fn forget(&mut self, plan: &CommitPlan) {
+        for (dimension, value) in &plan.new_values {
+            self.dictionary.forget(*dimension, value);
+        }
+    }
+}
+
+/// Resolves a filter to the segment keys whose counts sum to it. `full_combinations` lists the
+/// assignments of every full combination seen so far.
+pub(crate) fn filter_keys(
+    layout: &Layout,
+    filter: &[(String, String)],
+    full_combinations: impl FnOnce() -> Result<Vec<(i64, HashMap<String, String>)>, crate::StoreError>,
+) -> Result<Vec<i64>, crate::StoreError> {
+    let mut pairs: Vec<(usize, &str, &str)> = Vec::with_capacity(filter.len());
+    for (dimension, value) in filter {
+        let index = layout
+            .dimension_names
+            .iter()
+            .position(|d| d == dimension)
+            .ok_or_else(|| crate::StoreError::UnknownDimension(dimension.clone()))?;
+        pairs.push((index, dimension, value));
+    }
+    pairs.sort_by_key(|(index, _, _)| *index);
+    let n_distinct = pairs
+        .iter()
+        .map(|(index, _, _)| *index)
+        .collect::<HashSet<_>>()
+        .len();
+    if n_distinct < pairs.len() {
+        // Two values for one dimension: no event has both.
+        let first_values_agree = pairs
+            .windows(2)
+            .all(|w| w[0].0 != w[1].0 || w[0].2 == w[1].2);
+        if !first_values_agree {
+            return Ok(Vec::new());
+        }
+        pairs.dedup_by_key(|(index, _, _)| *index);
+    }
+    let assignment: Vec<(&str, &str)> = pairs.iter().map(|(_, d, v)| (*d, *v)).collect();
+    if assignment.len() <= 1 || assignment.len() == layout.dimension_names.len() {
+        return Ok(vec![segment_key(&assignment)]);
+    }
+    Ok(full_combinations()?
+        .into_iter()
+        .filter(|(_, values)| {
+            assignment
+                .iter()
+                .all(|(d, v)| values.get(*d).map(String::as_str) == Some(*v))
+        })
+        .map(|(key, _)| key)
+        .collect())
+}

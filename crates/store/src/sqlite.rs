@@ -1,0 +1,445 @@
+//! The embedded default: one SQLite file in WAL mode with `synchronous = FULL`, so that a
+//! committed group survives a crash of the process or of the machine.
+//!
+//! One writer connection (behind a mutex) does all writes; the server's group-commit loop is its
+//! only caller on the hot path. Readers take connections from a small pool and never block the
+//! writer.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use revloop_core::funnel::DimensionDictionary;
+use revloop_core::ingest::StageCount;
+use revloop_core::metrics::MinuteCount;
+use revloop_core::time::{DurationMs, Minute};
+use revloop_core::{Config, Timestamp};
+
+use crate::plan::{CommitPlan, Layout, WriterState, filter_keys};
+use crate::{
+    CountsQuery, IngestGroup, IngestReceipt, LateCount, Role, Store, StoreError, TokenRecord,
+    migrations,
+};
+
+/// Idle reader connections kept for reuse.
+const READERS_IDLE_MAX: usize = 8;
+/// Page cache of each connection, in KiB.
+const CACHE_KIB: i64 = 64 * 1024;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    layout: Layout,
+    dedup_window: DurationMs,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+struct Writer {
+    connection: Connection,
+    state: WriterState,
+    dedup: DedupGenerations,
+}
+
+/// Which dedup table is current, and since when (`-1`: not yet started).
+#[derive(Debug, Clone, Copy)]
+struct DedupGenerations {
+    current: i64,
+    started_ms: i64,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path, config: &Config) -> Result<SqliteStore, StoreError> {
+        let mut connection = open_connection(path)?;
+        migrate(&mut connection)?;
+        let mut dictionary = DimensionDictionary::new(config);
+        let layout = Layout::new(config);
+        {
+            let mut statement =
+                connection.prepare("SELECT dimension, value FROM dimension_values")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (dimension, value) = row?;
+                if let Some(index) = layout.dimension_names.iter().position(|d| *d == dimension) {
+                    dictionary.load(index, &value);
+                }
+            }
+        }
+        let known_segments: HashSet<i64> = {
+            let mut statement = connection.prepare("SELECT key FROM segments")?;
+            let keys = statement.query_map([], |row| row.get::<_, i64>(0))?;
+            keys.collect::<Result<_, _>>()?
+        };
+        let dedup = DedupGenerations {
+            current: meta(&connection, "dedup_current")?,
+            started_ms: meta(&connection, "dedup_started_ms")?,
+        };
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            layout,
+            dedup_window: config.ingest.dedup_window,
+            writer: Mutex::new(Writer {
+                connection,
+                state: WriterState {
+                    dictionary,
+                    known_segments,
+                },
+                dedup,
+            }),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().expect("reader pool lock").pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => open_connection(&self.path)?,
+        };
+        let result = read(&connection);
+        let mut pool = self.readers.lock().expect("reader pool lock");
+        if pool.len() < READERS_IDLE_MAX {
+            pool.push(connection);
+        }
+        result
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let known = migrations::SQLITE.len() as i64;
+    let found: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (index, sql) in migrations::SQLITE.iter().enumerate().skip(found as usize) {
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+fn meta(connection: &Connection, key: &str) -> Result<i64, StoreError> {
+    Ok(
+        connection.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })?,
+    )
+}
+
+impl Store for SqliteStore {
+    fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError> {
+        let mut guard = self.writer.lock().expect("writer lock");
+        let writer = &mut *guard;
+        let transaction = writer
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+        let mut dedup = writer.dedup;
+        if dedup.started_ms < 0 {
+            dedup.started_ms = group.now.millis();
+        } else if group.now.millis() - dedup.started_ms >= self.dedup_window.millis() {
+            // The previous generation is a full window older than anything in the current one:
+            // forget it, and start a new current generation in its table.
+            dedup.current = 1 - dedup.current;
+            dedup.started_ms = group.now.millis();
+            transaction.execute(&format!("DELETE FROM dedup_{}", dedup.current), [])?;
+        }
+        if dedup.current != writer.dedup.current || dedup.started_ms != writer.dedup.started_ms {
+            transaction.execute(
+                "UPDATE meta SET value = ?2 WHERE key = ?1",
+                params!["dedup_current", dedup.current],
+            )?;
+            transaction.execute(
+                "UPDATE meta SET value = ?2 WHERE key = ?1",
+                params!["dedup_started_ms", dedup.started_ms],
+            )?;
+        }
+
+        let mut is_new = Vec::with_capacity(group.items.len());
+        {
+            let mut seen_before = transaction.prepare_cached(&format!(
+                "SELECT 1 FROM dedup_{} WHERE key = ?1",
+                1 - dedup.current
+            ))?;
+            let mut remember = transaction.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO dedup_{} (key) VALUES (?1)",
+                dedup.current
+            ))?;
+            for item in &group.items {
+                let known = seen_before.exists([item.dedup_key])?;
+                is_new.push(!known && remember.execute([item.dedup_key])? == 1);
+            }
+        }
+
+        let plan = writer.state.plan(&self.layout, &group.items, &is_new);
+        match write_plan(&transaction, &self.layout, &plan).and_then(|()| Ok(transaction.commit()?))
+        {
+            Ok(()) => {
+                writer.state.committed(&plan);
+                writer.dedup = dedup;
+                Ok(IngestReceipt { is_new })
+            }
+            Err(err) => {
+                writer.state.forget(&plan);
+                Err(err)
+            }
+        }
+    }
+
+    fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError> {
+        let (_, stage_ids) = self
+            .layout
+            .funnels
+            .iter()
+            .find(|(id, _)| *id == query.funnel)
+            .ok_or_else(|| StoreError::UnknownFunnel(query.funnel.clone()))?;
+        self.with_reader(|connection| {
+            let keys = filter_keys(&self.layout, &query.filter, || {
+                full_combinations(connection, self.layout.dimension_names.len())
+            })?;
+            let mut sums: HashMap<(usize, i64), StageCount> = HashMap::new();
+            let mut statement = connection.prepare_cached(
+                "SELECT stage, minute, n_events, revenue_minor, n_revenue_events FROM stage_counts
+                 WHERE funnel = ?1 AND segment = ?2 AND minute >= ?3 AND minute < ?4",
+            )?;
+            for key in keys {
+                let mut rows =
+                    statement.query(params![query.funnel, key, query.from.0, query.to.0])?;
+                while let Some(row) = rows.next()? {
+                    let stage: String = row.get(0)?;
+                    let Some(stage) = stage_ids.iter().position(|s| *s == stage) else {
+                        continue;
+                    };
+                    let count = StageCount {
+                        n_events: row.get(2)?,
+                        revenue_minor: row.get(3)?,
+                        n_revenue_events: row.get(4)?,
+                    };
+                    sums.entry((stage, row.get(1)?)).or_default().add(count);
+                }
+            }
+            let mut counts: Vec<MinuteCount> = sums
+                .into_iter()
+                .map(|((stage, minute), count)| MinuteCount {
+                    stage,
+                    minute: Minute(minute),
+                    count,
+                })
+                .collect();
+            counts.sort_by_key(|c| (c.minute, c.stage));
+            Ok(counts)
+        })
+    }
+
+    fn late_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<LateCount>, StoreError> {
+        self.with_reader(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT stage, minute, n_events FROM late_counts
+                 WHERE funnel = ?1 AND minute >= ?2 AND minute < ?3 ORDER BY minute, stage",
+            )?;
+            let mut rows = statement.query(params![funnel, from.0, to.0])?;
+            let mut late = Vec::new();
+            while let Some(row) = rows.next()? {
+                let stage: String = row.get(0)?;
+                let Some(stage) = self.layout.stage_index(funnel, &stage) else {
+                    continue;
+                };
+                late.push(LateCount {
+                    stage,
+                    minute: Minute(row.get(1)?),
+                    n_events: row.get(2)?,
+                });
+            }
+            Ok(late)
+        })
+    }
+
+    fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.with_reader(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT value FROM dimension_values WHERE dimension = ?1 ORDER BY value",
+            )?;
+            let mut out = Vec::new();
+            for name in &self.layout.dimension_names {
+                let values = statement
+                    .query_map([name], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                out.push((name.clone(), values));
+            }
+            Ok(out)
+        })
+    }
+
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_sha256: [u8; 32],
+        now: Timestamp,
+    ) -> Result<TokenRecord, StoreError> {
+        let writer = self.writer.lock().expect("writer lock");
+        writer.connection.execute(
+            "INSERT INTO api_tokens (name, role, secret_sha256, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.as_str(), secret_sha256.as_slice(), now.millis()],
+        )?;
+        Ok(TokenRecord {
+            id: writer.connection.last_insert_rowid(),
+            name: name.to_owned(),
+            role,
+            secret_sha256,
+            created_at: now,
+            revoked_at: None,
+        })
+    }
+
+    fn find_token(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        self.with_reader(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT id, name, role, secret_sha256, created_ms, revoked_ms FROM api_tokens
+                     WHERE secret_sha256 = ?1 AND revoked_ms IS NULL",
+                    [secret_sha256.as_slice()],
+                    token_from_row,
+                )
+                .optional()?)
+        })
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.with_reader(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT id, name, role, secret_sha256, created_ms, revoked_ms FROM api_tokens ORDER BY id",
+            )?;
+            let tokens = statement.query_map([], token_from_row)?.collect::<Result<_, _>>()?;
+            Ok(tokens)
+        })
+    }
+
+    fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let writer = self.writer.lock().expect("writer lock");
+        let changed = writer.connection.execute(
+            "UPDATE api_tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+            params![id, now.millis()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.with_reader(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+}
+
+fn write_plan(
+    transaction: &rusqlite::Transaction,
+    layout: &Layout,
+    plan: &CommitPlan,
+) -> Result<(), StoreError> {
+    let mut add_count = transaction.prepare_cached(
+        "INSERT INTO stage_counts (funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
+             n_events = n_events + excluded.n_events,
+             revenue_minor = revenue_minor + excluded.revenue_minor,
+             n_revenue_events = n_revenue_events + excluded.n_revenue_events",
+    )?;
+    for ((funnel, stage, segment, minute), count) in &plan.counts {
+        let (funnel_id, stage_ids) = &layout.funnels[*funnel];
+        add_count.execute(params![
+            funnel_id,
+            segment,
+            minute,
+            stage_ids[*stage],
+            count.n_events,
+            count.revenue_minor,
+            count.n_revenue_events
+        ])?;
+    }
+    let mut add_late = transaction.prepare_cached(
+        "INSERT INTO late_counts (funnel, minute, stage, n_events) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (funnel, minute, stage) DO UPDATE SET n_events = n_events + excluded.n_events",
+    )?;
+    for ((funnel, stage, minute), n_events) in &plan.late {
+        let (funnel_id, stage_ids) = &layout.funnels[*funnel];
+        add_late.execute(params![funnel_id, minute, stage_ids[*stage], n_events])?;
+    }
+    let mut add_segment = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO segments (key, assignment, n_dimensions) VALUES (?1, ?2, ?3)",
+    )?;
+    for (key, assignment, n_dimensions) in &plan.new_segments {
+        add_segment.execute(params![key, assignment, n_dimensions])?;
+    }
+    let mut add_value = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO dimension_values (dimension, value) VALUES (?1, ?2)",
+    )?;
+    for (dimension, value) in &plan.new_values {
+        add_value.execute(params![layout.dimension_names[*dimension], value])?;
+    }
+    Ok(())
+}
+
+fn full_combinations(
+    connection: &Connection,
+    n_dimensions: usize,
+) -> Result<Vec<(i64, HashMap<String, String>)>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT key, assignment FROM segments WHERE n_dimensions = ?1")?;
+    let rows = statement.query_map([n_dimensions as i64], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+    })?;
+    let mut combinations = Vec::new();
+    for row in rows {
+        let (key, json) = row?;
+        // The store wrote these itself; one that does not parse is skipped, not fatal.
+        if let Ok(values) = serde_json::from_str(&json) {
+            combinations.push((key, values));
+        }
+    }
+    Ok(combinations)
+}
+
+fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
+    let corrupt = |column: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("api_tokens holds {what}").into(),
+        )
+    };
+    let role: String = row.get(2)?;
+    let hash: Vec<u8> = row.get(3)?;
+    let revoked: Option<i64> = row.get(5)?;
+    Ok(TokenRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: Role::parse(&role).ok_or_else(|| corrupt(2, "an unknown role"))?,
+        secret_sha256: hash
+            .try_into()
+            .map_err(|_| corrupt(3, "a hash that is not 32 bytes"))?,
+        created_at: Timestamp(row.get(4)?),
+        revoked_at: revoked.map(Timestamp),
+    })
+}
