@@ -1,1 +1,153 @@
-fn main() {}
+//! The `revloop` command line: a thin layer over the crates. Every subcommand parses its
+//! flags, opens what it needs, and calls into `revloop-server` or `revloop-core`.
+//!
+//! Exit codes: 0 success, 1 a failure while running, 2 bad usage or an invalid config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod client;
+mod demo;
+mod replay;
+mod serve;
+mod simulate;
+mod token;
+
+#[derive(Parser)]
+#[command(
+    name = "revloop",
+    version,
+    about = "Guards an online shop's revenue funnel."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives: an embedded SQLite file, or a shared PostgreSQL database.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// SQLite database file; created and migrated on first start.
+    #[arg(long, default_value = "revloop.db", global = true)]
+    pub db: PathBuf,
+    /// PostgreSQL URL (postgres://user@host/db); overrides --db. Several nodes may share one.
+    #[arg(long, env = "REVLOOP_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: ingest, API and metrics.
+    Serve(serve::Args),
+    /// A self-contained demo: a week of simulated history, live traffic, and the API.
+    Demo(demo::Args),
+    /// Write seeded, realistic Segment-format traffic as NDJSON to stdout.
+    Simulate(simulate::Args),
+    /// Ingest an NDJSON file of Segment messages as fast as possible, in event time.
+    Replay(replay::Args),
+    /// Validate a config file and print every problem with its line.
+    CheckConfig {
+        /// The config file to check.
+        file: PathBuf,
+    },
+    /// Create, list and revoke API tokens and write keys.
+    Token(token::Args),
+    /// Measure a hot path and print the figures for BENCHMARKS.md.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REVLOOP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match try_main(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Token(args) => token::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", file.display()))?;
+    match revloop_core::Config::parse(&text) {
+        Ok(config) => {
+            let n_stages: usize = config.funnels.iter().map(|f| f.stages.len()).sum();
+            println!(
+                "{}: ok ({} funnels, {n_stages} stages, {} dimensions)",
+                file.display(),
+                config.funnels.len(),
+                config.dimensions.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            for problem in &err.0 {
+                if problem.line == 0 {
+                    eprintln!("{}: {}", file.display(), problem.message);
+                } else {
+                    eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
+                }
+            }
+            eprintln!("{} problem(s) found", err.0.len());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Reads and validates a config file, with every problem in the error.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<revloop_core::Config> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot read config {}: {err}\n(copy revloop.example.toml to start, or try `revloop demo`)",
+            path.display()
+        )
+    })?;
+    revloop_core::Config::parse(&text).map_err(|err| {
+        let lines: Vec<String> = err
+            .0
+            .iter()
+            .map(|p| format!("{}: {p}", path.display()))
+            .collect();
+        anyhow::anyhow!("invalid config:\n{}", lines.join("\n"))
+    })
+}
+
+/// Opens the store the flags name.
+pub fn open_store(
+    args: &StoreArgs,
+    config: &revloop_core::Config,
+) -> anyhow::Result<std::sync::Arc<dyn revloop_store::Store>> {
+    use anyhow::Context;
+    Ok(match &args.database_url {
+        Some(url) => std::sync::Arc::new(
+            revloop_store::PostgresStore::open(url, config).context("opening PostgreSQL")?,
+        ),
+        None => std::sync::Arc::new(
+            revloop_store::SqliteStore::open(&args.db, config)
+                .with_context(|| format!("opening {}", args.db.display()))?,
+        ),
+    })
+}

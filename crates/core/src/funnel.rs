@@ -354,7 +354,14 @@ event = "Order Completed"
     fn matches_by_call_name_and_filter() {
         let config = Config::parse(CONFIG).unwrap();
         let matcher = Matcher::new(&config);
-        let cases: &[(CallKind, &str, &[(&str, &str)], &[(usize, usize)])] = &[
+        // Call, name, fields, and the (funnel, stage) hits it must give.
+        type Case<'a> = (
+            CallKind,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            &'a [(usize, usize)],
+        );
+        let cases: &[Case] = &[
             (CallKind::Page, "Product", &[], &[(0, 0)]),
             (CallKind::Track, "Product", &[], &[]),
             (

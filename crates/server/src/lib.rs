@@ -1,1 +1,92 @@
-//! placeholder
+//! revloop's server: the HTTP API (Segment-compatible ingest, counts, read API), auth, group
+//! commit, and Prometheus metrics. The only crate that knows HTTP and JSON wire formats.
+//!
+//! [`App::build`] wires a config and a store into a router; [`App::serve`] runs it on a
+//! listener, so tests start the real server on port 0.
+
+use std::sync::Arc;
+
+use revloop_core::{Config, Timestamp};
+use revloop_store::Store;
+
+pub mod auth;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod segment;
+pub mod segment_json;
+pub mod telemetry;
+pub mod writer;
+
+/// Where the server reads the time. The core never does; the server asks this once per
+/// request and passes the answer down.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(since_epoch.as_millis() as i64)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// Serve `/metrics` without a token (for a scraper on a trusted network).
+    pub metrics_public: bool,
+}
+
+pub struct App {
+    pub state: http::AppState,
+}
+
+impl App {
+    pub fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        options: AppOptions,
+    ) -> App {
+        let config = Arc::new(config);
+        let telemetry = Arc::new(telemetry::Telemetry::default());
+        let committer = writer::GroupCommitter::start(store.clone(), telemetry.clone());
+        let ingestor = Arc::new(ingest::Ingestor::new(
+            config.clone(),
+            committer,
+            telemetry.clone(),
+        ));
+        let auth = auth::Authenticator::new(store.clone());
+        App {
+            state: http::AppState {
+                config,
+                store,
+                ingestor,
+                auth,
+                clock,
+                telemetry,
+                metrics_public: options.metrics_public,
+            },
+        }
+    }
+
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

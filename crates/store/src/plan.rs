@@ -124,12 +124,15 @@ impl WriterState {
     }
 }
 
+/// Full combinations of dimension values seen so far: segment key and assignment.
+pub(crate) type Combinations = Vec<(i64, HashMap<String, String>)>;
+
 /// Resolves a filter to the segment keys whose counts sum to it. `full_combinations` lists the
 /// assignments of every full combination seen so far.
 pub(crate) fn filter_keys(
     layout: &Layout,
     filter: &[(String, String)],
-    full_combinations: impl FnOnce() -> Result<Vec<(i64, HashMap<String, String>)>, crate::StoreError>,
+    full_combinations: impl FnOnce() -> Result<Combinations, crate::StoreError>,
 ) -> Result<Vec<i64>, crate::StoreError> {
     let mut pairs: Vec<(usize, &str, &str)> = Vec::with_capacity(filter.len());
     for (dimension, value) in filter {

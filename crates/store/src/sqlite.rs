@@ -17,7 +17,7 @@ use revloop_core::metrics::MinuteCount;
 use revloop_core::time::{DurationMs, Minute};
 use revloop_core::{Config, Timestamp};
 
-use crate::plan::{CommitPlan, Layout, WriterState, filter_keys};
+use crate::plan::{Combinations, CommitPlan, Layout, WriterState, filter_keys};
 use crate::{
     CountsQuery, IngestGroup, IngestReceipt, LateCount, Role, Store, StoreError, TokenRecord,
     migrations,
@@ -404,7 +404,7 @@ fn write_plan(
 fn full_combinations(
     connection: &Connection,
     n_dimensions: usize,
-) -> Result<Vec<(i64, HashMap<String, String>)>, StoreError> {
+) -> Result<Combinations, StoreError> {
     let mut statement = connection
         .prepare_cached("SELECT key, assignment FROM segments WHERE n_dimensions = ?1")?;
     let rows = statement.query_map([n_dimensions as i64], |row| {

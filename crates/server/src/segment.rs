@@ -1,0 +1,574 @@
+//! The Segment HTTP Tracking API wire format: one message object in, a [`ParsedMessage`] out.
+//!
+//! The parser makes a single pass over the JSON and keeps only what the config reads: the
+//! message's own fields plus the dimension and filter paths, which arrive as a trie of slots.
+//! Everything else is checked for well-formedness and skipped without allocating. When it
+//! fails it says which field it was in.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use revloop_core::config::{FieldPath, PATH_ROOTS};
+use revloop_core::funnel::CallKind;
+
+/// Largest message, in bytes of JSON. Segment's own limit.
+pub const MESSAGE_BYTES_MAX: usize = 32 * 1024;
+
+/// A message as it came, before validation: every field optional, values as sent.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ParsedMessage {
+    pub kind: Option<String>,
+    pub event: Option<String>,
+    pub name: Option<String>,
+    pub message_id: Option<String>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub sent_at: Option<String>,
+    pub write_key: Option<String>,
+    /// Slot values; see `revloop_core::funnel::Matcher::slots`.
+    pub fields: Vec<Option<String>>,
+}
+
+/// Why a message could not be read, and in which field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseProblem {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ParseProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct PathNode {
+    children: Vec<(String, PathNode)>,
+    slot: Option<usize>,
+}
+
+impl PathNode {
+    fn child(&self, key: &str) -> Option<&PathNode> {
+        self.children
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, node)| node)
+    }
+}
+
+/// Parses messages for one config. Cheap to share between threads.
+#[derive(Debug)]
+pub struct SegmentParser {
+    root: PathNode,
+    n_slots: usize,
+}
+
+impl SegmentParser {
+    pub fn new(slots: &[FieldPath]) -> SegmentParser {
+        let mut root = PathNode::default();
+        for (slot, path) in slots.iter().enumerate() {
+            let mut node = &mut root;
+            for segment in path.segments() {
+                let index = match node.children.iter().position(|(k, _)| k == segment) {
+                    Some(index) => index,
+                    None => {
+                        node.children.push((segment.clone(), PathNode::default()));
+                        node.children.len() - 1
+                    }
+                };
+                node = &mut node.children[index].1;
+            }
+            node.slot = Some(slot);
+        }
+        SegmentParser {
+            root,
+            n_slots: slots.len(),
+        }
+    }
+
+    /// Parses one message object.
+    pub fn parse(&self, json: &str) -> Result<ParsedMessage, ParseProblem> {
+        let path = RefCell::new(Vec::new());
+        let mut message = ParsedMessage {
+            fields: vec![None; self.n_slots],
+            ..ParsedMessage::default()
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let seed = MessageSeed {
+            root: &self.root,
+            path: &path,
+            message: &mut message,
+        };
+        let result = seed
+            .deserialize(&mut deserializer)
+            .and_then(|()| deserializer.end());
+        match result {
+            Ok(()) => Ok(message),
+            Err(err) => {
+                let field = path.borrow().join(".");
+                Err(ParseProblem {
+                    field: (!field.is_empty()).then_some(field),
+                    message: describe_json_error(&err),
+                })
+            }
+        }
+    }
+}
+
+/// serde_json's message, with the position kept only where it helps (syntax errors).
+fn describe_json_error(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => text,
+        _ => text.split(" at line ").next().unwrap_or(&text).to_owned(),
+    }
+}
+
+type Path = RefCell<Vec<String>>;
+
+struct MessageSeed<'a> {
+    root: &'a PathNode,
+    path: &'a Path,
+    message: &'a mut ParsedMessage,
+}
+
+impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MessageSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let key = key.as_str();
+            let slot: Option<&mut Option<String>> = match key {
+                "type" => Some(&mut self.message.kind),
+                "event" => Some(&mut self.message.event),
+                "name" => Some(&mut self.message.name),
+                "messageId" => Some(&mut self.message.message_id),
+                "userId" => Some(&mut self.message.user_id),
+                "anonymousId" => Some(&mut self.message.anonymous_id),
+                "timestamp" => Some(&mut self.message.timestamp),
+                "sentAt" => Some(&mut self.message.sent_at),
+                "writeKey" => Some(&mut self.message.write_key),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                self.path.borrow_mut().push(key.to_owned());
+                let identifier = matches!(key, "userId" | "anonymousId" | "messageId");
+                *slot = map.next_value_seed(TextSeed {
+                    allow_number: identifier,
+                })?;
+                self.path.borrow_mut().pop();
+            } else if PATH_ROOTS.contains(&key) {
+                self.path.borrow_mut().push(key.to_owned());
+                let node = self.root.child(key);
+                map.next_value_seed(ObjectSeed {
+                    node,
+                    path: self.path,
+                    fields: &mut self.message.fields,
+                })?;
+                self.path.borrow_mut().pop();
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A map key, borrowed from the input where it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Key<'de>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key::Owned(v.to_owned()))
+    }
+}
+
+/// A string (or, for identifiers, a number rendered as text) or null.
+struct TextSeed {
+    allow_number: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for TextSeed {
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.allow_number {
+            f.write_str("a string or a number")
+        } else {
+            f.write_str("a string")
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(Some(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<String>, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
+        if self.allow_number {
+            Ok(Some(v.to_string()))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Signed(v), &self))
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
+        if self.allow_number {
+            Ok(Some(v.to_string()))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Unsigned(v), &self))
+        }
+    }
+}
+
+/// An object (or null) under `properties`, `context` or `traits`; fills the slots below it.
+struct ObjectSeed<'a> {
+    node: Option<&'a PathNode>,
+    path: &'a Path,
+    fields: &'a mut Vec<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let Some(child) = self.node.and_then(|node| node.child(key.as_str())) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            self.path.borrow_mut().push(key.as_str().to_owned());
+            if let Some(slot) = child.slot {
+                self.fields[slot] = map.next_value_seed(ScalarSeed)?;
+            } else {
+                map.next_value_seed(NestedSeed {
+                    node: child,
+                    path: self.path,
+                    fields: self.fields,
+                })?;
+            }
+            self.path.borrow_mut().pop();
+        }
+        Ok(())
+    }
+}
+
+/// Below the roots any type is allowed: only objects are descended into.
+struct NestedSeed<'a> {
+    node: &'a PathNode,
+    path: &'a Path,
+    fields: &'a mut Vec<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NestedSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        ObjectSeed {
+            node: Some(self.node),
+            path: self.path,
+            fields: self.fields,
+        }
+        .visit_map(map)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A scalar rendered as text; null, objects and arrays give no value.
+struct ScalarSeed;
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed {
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(Some(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<String>, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    /// Rust prints the shortest text that reads back as the same `f64`, never in exponent
+    /// form, so `19.99` stays `19.99` for exact decimal parsing downstream.
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<String>, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+impl ParsedMessage {
+    /// The call type: the endpoint's for single calls, else the message's `type`.
+    pub fn call_kind(&self, implied: Option<CallKind>) -> Result<CallKind, ParseProblem> {
+        if let Some(kind) = implied {
+            return Ok(kind);
+        }
+        let problem = |message: String| ParseProblem {
+            field: Some("type".into()),
+            message,
+        };
+        match self.kind.as_deref() {
+            None => Err(problem(
+                "is required in a batch (track, page, screen, identify, group or alias)".into(),
+            )),
+            Some(text) => CallKind::parse(text).ok_or_else(|| {
+                problem(format!(
+                    "`{}` is not a call type (track, page, screen, identify, group or alias)",
+                    text.chars().take(32).collect::<String>()
+                ))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser() -> SegmentParser {
+        let slots: Vec<FieldPath> = [
+            "context.device.type",
+            "properties.revenue",
+            "properties.tags",
+            "traits.plan",
+        ]
+        .iter()
+        .map(|p| FieldPath::parse(p).unwrap())
+        .collect();
+        SegmentParser::new(&slots)
+    }
+
+    #[test]
+    fn extracts_configured_paths_and_skips_the_rest() {
+        let json = r#"{"type":"track","event":"Order Completed","messageId":"m1","userId":42,
+            "timestamp":"2026-11-27T10:00:00Z","properties":{"revenue":19.99,"tags":["a"],"x":{"y":1}},
+            "context":{"device":{"type":"mobile","id":"d"},"ip":"1.2.3.4"},"integrations":{"All":true}}"#;
+        let message = parser().parse(json).unwrap();
+        assert_eq!(message.kind.as_deref(), Some("track"));
+        assert_eq!(message.event.as_deref(), Some("Order Completed"));
+        assert_eq!(message.user_id.as_deref(), Some("42"));
+        assert_eq!(
+            message.fields,
+            [Some("mobile".into()), Some("19.99".into()), None, None]
+        );
+    }
+
+    fn check_error(json: &str, field: Option<&str>, fragment: &str) {
+        let problem = parser().parse(json).unwrap_err();
+        assert_eq!(problem.field.as_deref(), field, "{json}: {problem}");
+        assert!(
+            problem.message.contains(fragment),
+            "{json}: `{}` lacks `{fragment}`",
+            problem.message
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        check_error(r#"{"event": 5}"#, Some("event"), "expected a string");
+        check_error(
+            r#"{"userId": {"a": 1}}"#,
+            Some("userId"),
+            "expected a string or a number",
+        );
+        check_error(
+            r#"{"properties": "oops"}"#,
+            Some("properties"),
+            "expected an object",
+        );
+        check_error(
+            r#"{"context": {"device": {"type": tru}}}"#,
+            Some("context.device.type"),
+            "expected",
+        );
+        check_error(r#"{"event": "x""#, None, "EOF");
+        check_error(r#"[1, 2]"#, None, "expected a message object");
+        check_error(r#"{"event": "x"} trailing"#, None, "trailing characters");
+    }
+
+    #[test]
+    fn call_kind_comes_from_the_endpoint_or_the_type_field() {
+        let message = ParsedMessage {
+            kind: Some("page".into()),
+            ..ParsedMessage::default()
+        };
+        assert_eq!(message.call_kind(None), Ok(CallKind::Page));
+        assert_eq!(
+            message.call_kind(Some(CallKind::Track)),
+            Ok(CallKind::Track)
+        );
+        assert!(ParsedMessage::default().call_kind(None).is_err());
+        let bad = ParsedMessage {
+            kind: Some("purchase".into()),
+            ..ParsedMessage::default()
+        };
+        assert_eq!(
+            bad.call_kind(None).unwrap_err().field.as_deref(),
+            Some("type")
+        );
+    }
+}

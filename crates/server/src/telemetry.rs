@@ -1,0 +1,137 @@
+//! Process counters for Prometheus `GET /metrics`: ingest outcomes, rejects by reason, late
+//! events, and group-commit latency and size. Plain atomics, rendered as text on demand.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds, in seconds, of the commit latency histogram buckets.
+const COMMIT_BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub messages_counted: AtomicU64,
+    pub messages_duplicate: AtomicU64,
+    pub messages_late: AtomicU64,
+    pub messages_ignored: AtomicU64,
+    pub count_records: AtomicU64,
+    rejects: Mutex<BTreeMap<&'static str, u64>>,
+    commit_buckets: [AtomicU64; COMMIT_BUCKETS_S.len()],
+    commit_count: AtomicU64,
+    commit_sum_us: AtomicU64,
+    commit_failures: AtomicU64,
+    group_items_sum: AtomicU64,
+    pub queue_depth: AtomicU64,
+}
+
+impl Telemetry {
+    pub fn reject(&self, reason: &'static str) {
+        *self
+            .rejects
+            .lock()
+            .expect("telemetry lock")
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    pub fn record_commit(&self, elapsed: std::time::Duration, n_items: usize, ok: bool) {
+        if !ok {
+            self.commit_failures.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let seconds = elapsed.as_secs_f64();
+        for (bucket, bound) in self.commit_buckets.iter().zip(COMMIT_BUCKETS_S) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.commit_count.fetch_add(1, Ordering::Relaxed);
+        self.commit_sum_us
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.group_items_sum
+            .fetch_add(n_items as u64, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut out = String::new();
+        out.push_str("# HELP revloop_ingest_messages_total Accepted messages by outcome.\n");
+        out.push_str("# TYPE revloop_ingest_messages_total counter\n");
+        for (outcome, counter) in [
+            ("counted", &self.messages_counted),
+            ("duplicate", &self.messages_duplicate),
+            ("late", &self.messages_late),
+            ("ignored", &self.messages_ignored),
+        ] {
+            let _ = writeln!(
+                out,
+                "revloop_ingest_messages_total{{outcome=\"{outcome}\"}} {}",
+                get(counter)
+            );
+        }
+        out.push_str("# HELP revloop_ingest_late_total Events older than the allowed lateness: accepted, tallied, not counted.\n");
+        out.push_str("# TYPE revloop_ingest_late_total counter\n");
+        let _ = writeln!(
+            out,
+            "revloop_ingest_late_total {}",
+            get(&self.messages_late)
+        );
+        out.push_str(
+            "# HELP revloop_ingest_count_records_total Pre-aggregated count records accepted.\n",
+        );
+        out.push_str("# TYPE revloop_ingest_count_records_total counter\n");
+        let _ = writeln!(
+            out,
+            "revloop_ingest_count_records_total {}",
+            get(&self.count_records)
+        );
+        out.push_str("# HELP revloop_ingest_rejected_total Rejected ingest requests by reason.\n");
+        out.push_str("# TYPE revloop_ingest_rejected_total counter\n");
+        for (reason, n) in self.rejects.lock().expect("telemetry lock").iter() {
+            let _ = writeln!(
+                out,
+                "revloop_ingest_rejected_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP revloop_commit_seconds Group commit latency.\n");
+        out.push_str("# TYPE revloop_commit_seconds histogram\n");
+        for (bucket, bound) in self.commit_buckets.iter().zip(COMMIT_BUCKETS_S) {
+            let _ = writeln!(
+                out,
+                "revloop_commit_seconds_bucket{{le=\"{bound}\"}} {}",
+                get(bucket)
+            );
+        }
+        let count = get(&self.commit_count);
+        let _ = writeln!(out, "revloop_commit_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "revloop_commit_seconds_sum {}",
+            get(&self.commit_sum_us) as f64 / 1e6
+        );
+        let _ = writeln!(out, "revloop_commit_seconds_count {count}");
+        out.push_str("# HELP revloop_commit_failures_total Group commits that failed (their callers got 503).\n");
+        out.push_str("# TYPE revloop_commit_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "revloop_commit_failures_total {}",
+            get(&self.commit_failures)
+        );
+        out.push_str("# HELP revloop_commit_items_total Messages and count records committed, for the mean group size.\n");
+        out.push_str("# TYPE revloop_commit_items_total counter\n");
+        let _ = writeln!(
+            out,
+            "revloop_commit_items_total {}",
+            get(&self.group_items_sum)
+        );
+        out.push_str(
+            "# HELP revloop_ingest_queue_depth Requests waiting for the group-commit writer.\n",
+        );
+        out.push_str("# TYPE revloop_ingest_queue_depth gauge\n");
+        let _ = writeln!(out, "revloop_ingest_queue_depth {}", get(&self.queue_depth));
+        out
+    }
+}

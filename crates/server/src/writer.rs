@@ -1,0 +1,150 @@
+//! Group commit: many ingest requests, one transaction.
+//!
+//! Handlers hand their prepared items to a dedicated writer thread through a bounded queue and
+//! wait. The writer takes everything queued (up to a limit), commits it in one transaction, and
+//! answers each caller only after the commit returned. A 200 therefore always means durable,
+//! while the fsync cost is shared by every request that arrived during the previous commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Instant;
+
+use revloop_core::Timestamp;
+use revloop_store::{IngestGroup, IngestItem, IngestReceipt, Store};
+
+use crate::telemetry::Telemetry;
+
+/// Requests that may wait for the writer; past this, ingest answers 503 with Retry-After.
+pub const QUEUE_REQUESTS_MAX: usize = 512;
+/// Items (messages or count records) in one group commit. Bounds a transaction's size.
+pub const GROUP_ITEMS_MAX: usize = 50_000;
+
+pub type CommitResult = Result<IngestReceipt, String>;
+
+struct Job {
+    now: Timestamp,
+    items: Vec<IngestItem>,
+    reply: tokio::sync::oneshot::Sender<CommitResult>,
+}
+
+#[derive(Clone)]
+pub struct GroupCommitter {
+    sender: SyncSender<Job>,
+    alive: Arc<AtomicBool>,
+    telemetry: Arc<Telemetry>,
+}
+
+#[derive(Debug)]
+pub enum SubmitError {
+    QueueFull,
+    WriterStopped,
+}
+
+impl GroupCommitter {
+    pub fn start(store: Arc<dyn Store>, telemetry: Arc<Telemetry>) -> GroupCommitter {
+        let (sender, receiver) = sync_channel(QUEUE_REQUESTS_MAX);
+        let alive = Arc::new(AtomicBool::new(true));
+        let thread_alive = alive.clone();
+        let thread_telemetry = telemetry.clone();
+        std::thread::Builder::new()
+            .name("revloop-writer".into())
+            .spawn(move || {
+                run(&*store, &receiver, &thread_telemetry);
+                thread_alive.store(false, Ordering::SeqCst);
+            })
+            .expect("spawn the writer thread");
+        GroupCommitter {
+            sender,
+            alive,
+            telemetry,
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Queues items without blocking; the receiver resolves once they are committed.
+    pub fn submit(
+        &self,
+        now: Timestamp,
+        items: Vec<IngestItem>,
+    ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, SubmitError> {
+        let (reply, receiver) = tokio::sync::oneshot::channel();
+        match self.sender.try_send(Job { now, items, reply }) {
+            Ok(()) => {
+                self.telemetry.queue_depth.fetch_add(1, Ordering::Relaxed);
+                Ok(receiver)
+            }
+            Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::WriterStopped),
+        }
+    }
+
+    /// Queues items, waiting for room: the back-pressure replay wants.
+    pub fn submit_waiting(
+        &self,
+        now: Timestamp,
+        items: Vec<IngestItem>,
+    ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, SubmitError> {
+        let (reply, receiver) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Job { now, items, reply })
+            .map_err(|_| SubmitError::WriterStopped)?;
+        self.telemetry.queue_depth.fetch_add(1, Ordering::Relaxed);
+        Ok(receiver)
+    }
+}
+
+fn run(store: &dyn Store, receiver: &Receiver<Job>, telemetry: &Telemetry) {
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        let mut n_items = jobs[0].items.len();
+        while n_items < GROUP_ITEMS_MAX {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    n_items += job.items.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        telemetry
+            .queue_depth
+            .fetch_sub(jobs.len() as u64, Ordering::Relaxed);
+        let now = jobs
+            .iter()
+            .map(|job| job.now)
+            .max()
+            .expect("at least one job");
+        let mut items = Vec::with_capacity(n_items);
+        let mut lengths = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            lengths.push(job.items.len());
+            items.extend(job.items);
+            replies.push(job.reply);
+        }
+        let started = Instant::now();
+        let result = store.commit_ingest(&IngestGroup { now, items });
+        telemetry.record_commit(started.elapsed(), n_items, result.is_ok());
+        match result {
+            Ok(receipt) => {
+                let mut offset = 0;
+                for (reply, length) in replies.into_iter().zip(lengths) {
+                    let is_new = receipt.is_new[offset..offset + length].to_vec();
+                    offset += length;
+                    // A caller that went away (client disconnected) still had its items committed.
+                    let _ = reply.send(Ok(IngestReceipt { is_new }));
+                }
+            }
+            Err(err) => {
+                tracing::error!("group commit of {n_items} items failed: {err}");
+                for reply in replies {
+                    let _ = reply.send(Err(err.to_string()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,829 @@
+//! The HTTP API against the real server, started in-process on port 0 with a temporary SQLite
+//! database and a manual clock. Each test reads as a table of requests and what must come back.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde_json::{Value, json};
+
+use revloop_core::{Config, Timestamp};
+use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
+use revloop_server::{App, AppOptions, Clock};
+use revloop_store::{Role, SqliteStore, Store};
+
+/// 2026-11-27T10:00:00Z.
+const T0: i64 = 1_795_773_600_000;
+const MINUTE: i64 = 60_000;
+
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+struct TestServer {
+    base: String,
+    write_key: String,
+    admin: String,
+    viewer: String,
+    clock: Arc<ManualClock>,
+    agent: ureq::Agent,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+impl TestServer {
+    fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(Config::example_toml()).unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("test.db"), &config).unwrap());
+        let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
+        let secret = |role: Role| {
+            let secret = generate_secret().unwrap();
+            store
+                .create_token(role.as_str(), role, hash_secret(&secret), Timestamp(T0))
+                .unwrap();
+            secret
+        };
+        let (write_key, admin, viewer) = (
+            secret(Role::Ingest),
+            secret(Role::Admin),
+            secret(Role::Viewer),
+        );
+        let app = App::build(config, store, clock.clone(), AppOptions::default());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime
+                .block_on(app.serve(listener, async {
+                    let _ = stop.await;
+                }))
+                .unwrap();
+        });
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        TestServer {
+            base,
+            write_key,
+            admin,
+            viewer,
+            clock,
+            agent,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn basic(&self) -> String {
+        format!(
+            "Basic {}",
+            base64_encode(format!("{}:", self.write_key).as_bytes())
+        )
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut request = self.agent.post(&format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.send(body).unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
+    }
+
+    fn ingest(&self, path: &str, body: &Value) -> Reply {
+        self.post(
+            path,
+            &[
+                ("Authorization", &self.basic()),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    fn get(&self, path_and_query: &str, token: &str) -> Reply {
+        let mut response = self
+            .agent
+            .get(&format!("{}{path_and_query}", self.base))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
+    }
+
+    /// Stage counts of the checkout funnel summed over `[from, to)` at one window.
+    fn stage_counts(&self, from: i64, to: i64, filter: &str) -> Vec<i64> {
+        let reply = self.get(
+            &format!(
+                "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d{filter}",
+                Timestamp(from),
+                Timestamp(to)
+            ),
+            &self.viewer,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let windows = reply.body["windows"].as_array().unwrap();
+        let mut sums = vec![0; 5];
+        for window in windows {
+            for (i, stage) in window["stages"].as_array().unwrap().iter().enumerate() {
+                sums[i] += stage["count"].as_i64().unwrap();
+            }
+        }
+        sums
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn track(event: &str, id: &str, at: i64) -> Value {
+    json!({"type": "track", "event": event, "messageId": id, "userId": "u1", "timestamp": Timestamp(at).to_string()})
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn a_tracked_event_is_counted_in_its_stage() {
+    let server = TestServer::start();
+    let reply = server.ingest(
+        "/v1/track",
+        &json!({"userId": "u1", "event": "Product Viewed", "messageId": "m1"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["success"], true);
+    assert_eq!(reply.body["counted"], 1);
+    assert_eq!(
+        server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
+        [1, 0, 0, 0, 0]
+    );
+}
+
+/// One bad input: where it goes, what it sends, and the status, code and place that must come back.
+struct BadCase {
+    name: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+    place: Option<(&'static str, Value)>,
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
+    let server = TestServer::start();
+    let auth = || {
+        vec![
+            ("Authorization", server.basic()),
+            ("Content-Type", "application/json".to_owned()),
+        ]
+    };
+    let body = |value: Value| value.to_string().into_bytes();
+    let long_ago = Timestamp(T0 - 400 * 24 * 60 * MINUTE).to_string();
+    let far_ahead = Timestamp(T0 + 3 * 24 * 60 * MINUTE).to_string();
+    let many: Vec<Value> = (0..2_501)
+        .map(|i| json!({"type": "identify", "userId": format!("u{i}")}))
+        .collect();
+    let big_property = "x".repeat(40 * 1024);
+    let cases = vec![
+        BadCase {
+            name: "malformed JSON",
+            path: "/v1/track",
+            headers: auth(),
+            body: b"{\"userId\": \"u1\", \"event\": ".to_vec(),
+            status: 400,
+            code: "invalid_json",
+            place: None,
+        },
+        BadCase {
+            name: "wrong type",
+            path: "/v1/track",
+            headers: auth(),
+            body: body(json!({"userId": "u1", "event": 5})),
+            status: 400,
+            code: "wrong_type",
+            place: Some(("field", json!("event"))),
+        },
+        BadCase {
+            name: "wrong type deep",
+            path: "/v1/batch",
+            headers: auth(),
+            body: body(
+                json!({"batch": [track("Product Viewed", "a", T0), {"type": "track", "userId": "u", "event": "E", "context": {"device": {"type": []}}, "properties": 7}]}),
+            ),
+            status: 400,
+            code: "wrong_type",
+            place: Some(("index", json!(1))),
+        },
+        BadCase {
+            name: "missing identity",
+            path: "/v1/track",
+            headers: auth(),
+            body: body(json!({"event": "Product Viewed"})),
+            status: 400,
+            code: "missing_identity",
+            place: Some(("field", json!("userId"))),
+        },
+        BadCase {
+            name: "missing event",
+            path: "/v1/track",
+            headers: auth(),
+            body: body(json!({"userId": "u1"})),
+            status: 400,
+            code: "invalid_message",
+            place: Some(("field", json!("event"))),
+        },
+        BadCase {
+            name: "missing type in batch",
+            path: "/v1/batch",
+            headers: auth(),
+            body: body(json!({"batch": [{"userId": "u1", "event": "E"}]})),
+            status: 400,
+            code: "invalid_message",
+            place: Some(("field", json!("type"))),
+        },
+        BadCase {
+            name: "no write key",
+            path: "/v1/track",
+            headers: vec![],
+            body: body(json!({"userId": "u1", "event": "E"})),
+            status: 401,
+            code: "unauthorized",
+            place: None,
+        },
+        BadCase {
+            name: "unknown write key",
+            path: "/v1/track",
+            headers: vec![(
+                "Authorization",
+                format!("Basic {}", base64_encode(b"rl_nope:")),
+            )],
+            body: body(json!({"userId": "u1", "event": "E"})),
+            status: 401,
+            code: "unauthorized",
+            place: None,
+        },
+        BadCase {
+            name: "unknown write key in body",
+            path: "/v1/track",
+            headers: vec![],
+            body: body(json!({"userId": "u1", "event": "E", "writeKey": "rl_nope"})),
+            status: 401,
+            code: "unauthorized",
+            place: None,
+        },
+        BadCase {
+            name: "viewer token cannot ingest",
+            path: "/v1/track",
+            headers: vec![("Authorization", format!("Bearer {}", server.viewer))],
+            body: body(json!({"userId": "u1", "event": "E"})),
+            status: 403,
+            code: "forbidden",
+            place: None,
+        },
+        BadCase {
+            name: "message too large",
+            path: "/v1/track",
+            headers: auth(),
+            body: body(json!({"userId": "u1", "event": "E", "properties": {"x": big_property}})),
+            status: 413,
+            code: "too_large",
+            place: None,
+        },
+        BadCase {
+            name: "batch message too large",
+            path: "/v1/batch",
+            headers: auth(),
+            body: body(
+                json!({"batch": [track("E", "a", T0), {"type": "track", "userId": "u1", "event": "E", "properties": {"x": big_property}}]}),
+            ),
+            status: 413,
+            code: "too_large",
+            place: Some(("index", json!(1))),
+        },
+        BadCase {
+            name: "batch too large",
+            path: "/v1/batch",
+            headers: auth(),
+            body: body(
+                json!({"batch": (0..20).map(|_| json!({"type": "track", "userId": "u1", "event": "E", "properties": {"x": "y".repeat(30_000)}})).collect::<Vec<_>>()}),
+            ),
+            status: 413,
+            code: "too_large",
+            place: None,
+        },
+        BadCase {
+            name: "too many messages",
+            path: "/v1/batch",
+            headers: auth(),
+            body: body(json!({"batch": many})),
+            status: 400,
+            code: "too_many_messages",
+            place: None,
+        },
+        BadCase {
+            name: "timestamp long ago",
+            path: "/v1/track",
+            headers: auth(),
+            body: body(json!({"userId": "u1", "event": "E", "timestamp": long_ago})),
+            status: 400,
+            code: "timestamp_out_of_range",
+            place: Some(("field", json!("timestamp"))),
+        },
+        BadCase {
+            name: "timestamp far ahead",
+            path: "/v1/batch",
+            headers: auth(),
+            body: body(
+                json!({"batch": [track("E", "a", T0), {"type": "track", "userId": "u1", "event": "E", "timestamp": far_ahead}]}),
+            ),
+            status: 400,
+            code: "timestamp_out_of_range",
+            place: Some(("index", json!(1))),
+        },
+        BadCase {
+            name: "timestamp not RFC 3339",
+            path: "/v1/track",
+            headers: auth(),
+            body: body(json!({"userId": "u1", "event": "E", "timestamp": "yesterday"})),
+            status: 400,
+            code: "wrong_type",
+            place: Some(("field", json!("timestamp"))),
+        },
+        BadCase {
+            name: "invalid UTF-8",
+            path: "/v1/track",
+            headers: auth(),
+            body: b"{\"userId\": \"u\xff1\", \"event\": \"E\"}".to_vec(),
+            status: 400,
+            code: "invalid_utf8",
+            place: None,
+        },
+        BadCase {
+            name: "truncated gzip",
+            path: "/v1/batch",
+            headers: {
+                let mut h = auth();
+                h.push(("Content-Encoding", "gzip".into()));
+                h
+            },
+            body: {
+                let g = gzip(body(json!({"batch": [track("E", "a", T0)]})).as_slice());
+                g[..g.len() / 2].to_vec()
+            },
+            status: 400,
+            code: "bad_gzip",
+            place: None,
+        },
+        BadCase {
+            name: "bad NDJSON line",
+            path: "/api/v1/events/bulk",
+            headers: vec![
+                ("Authorization", server.basic()),
+                ("Content-Type", "application/x-ndjson".into()),
+            ],
+            body: format!(
+                "{}\n\n{}\n{{\"type\":\"track\",\"userId\":\"u\",\"event\":\n",
+                track("Product Viewed", "n1", T0),
+                track("Product Viewed", "n2", T0)
+            )
+            .into_bytes(),
+            status: 400,
+            code: "invalid_json",
+            place: Some(("line", json!(4))),
+        },
+        BadCase {
+            name: "batch is not an array",
+            path: "/v1/batch",
+            headers: auth(),
+            body: body(json!({"batch": "nope"})),
+            status: 400,
+            code: "wrong_type",
+            place: None,
+        },
+        BadCase {
+            name: "unknown funnel in counts",
+            path: "/api/v1/counts",
+            headers: auth(),
+            body: body(
+                json!({"counts": [{"funnel": "nope", "stage": "cart", "window_start": Timestamp(T0).to_string(), "count": 3}]}),
+            ),
+            status: 400,
+            code: "invalid_message",
+            place: Some(("field", json!("funnel"))),
+        },
+        BadCase {
+            name: "unaligned counts window",
+            path: "/api/v1/counts",
+            headers: auth(),
+            body: body(
+                json!({"counts": [{"funnel": "checkout", "stage": "cart", "window_start": Timestamp(T0 + 1_000).to_string(), "count": 3}]}),
+            ),
+            status: 400,
+            code: "invalid_message",
+            place: Some(("field", json!("window_start"))),
+        },
+    ];
+    for case in cases {
+        let headers: Vec<(&str, &str)> =
+            case.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = server.post(case.path, &headers, &case.body);
+        assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
+        let error = &reply.body["error"];
+        assert_eq!(error["code"], case.code, "{}: {}", case.name, reply.body);
+        assert!(
+            !error["message"].as_str().unwrap_or("").is_empty(),
+            "{}: no message",
+            case.name
+        );
+        if let Some((key, want)) = case.place {
+            let details = error["details"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{}: no details in {}", case.name, reply.body));
+            assert!(
+                details.iter().any(|d| d[key] == want),
+                "{}: no detail with {key} = {want} in {}",
+                case.name,
+                reply.body
+            );
+        }
+    }
+    // Every rejected request was all-or-nothing: its good messages were not stored either.
+    assert_eq!(
+        server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
+        [0, 0, 0, 0, 0]
+    );
+    let metrics = server.get("/metrics", &server.viewer);
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains("revloop_ingest_rejected_total{reason=\"invalid_json\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("revloop_ingest_rejected_total{reason=\"unauthorized\"} 3"),
+        "{text}"
+    );
+}
+
+#[test]
+fn one_bad_message_rejects_its_whole_batch_with_every_problem_listed() {
+    let server = TestServer::start();
+    let batch = json!({"batch": [
+        track("Product Viewed", "ok-1", T0),
+        {"type": "track", "event": "Product Added", "messageId": "bad-1"},
+        track("Product Viewed", "ok-2", T0),
+        {"type": "track", "userId": "u", "event": 12, "messageId": "bad-2"},
+    ]});
+    let reply = server.ingest("/v1/batch", &batch);
+    assert_eq!(reply.status, 400);
+    let details = reply.body["error"]["details"].as_array().unwrap();
+    let places: Vec<(i64, &str)> = details
+        .iter()
+        .map(|d| (d["index"].as_i64().unwrap(), d["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(places, [(1, "userId"), (3, "event")]);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was stored")
+    );
+    assert_eq!(
+        server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
+        [0, 0, 0, 0, 0]
+    );
+    // Corrected and resent, the whole batch lands.
+    let fixed = json!({"batch": [track("Product Viewed", "ok-1", T0), track("Product Viewed", "ok-2", T0), track("Product Added", "bad-1", T0)]});
+    assert_eq!(server.ingest("/v1/batch", &fixed).body["counted"], 3);
+    assert_eq!(
+        server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
+        [2, 1, 0, 0, 0]
+    );
+}
+
+#[test]
+fn a_message_id_is_counted_once() {
+    let server = TestServer::start();
+    let batch = json!({"batch": [track("Product Viewed", "dup", T0), track("Product Viewed", "dup", T0), track("Product Viewed", "other", T0)]});
+    let reply = server.ingest("/v1/batch", &batch);
+    assert_eq!(
+        (
+            reply.body["counted"].as_i64(),
+            reply.body["duplicates"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+    let again = server.ingest("/v1/batch", &batch);
+    assert_eq!(
+        (
+            again.body["counted"].as_i64(),
+            again.body["duplicates"].as_i64()
+        ),
+        (Some(0), Some(3))
+    );
+    // Without a messageId, an identical retry is recognised by its content.
+    let anonymous =
+        json!({"userId": "u1", "event": "Product Viewed", "timestamp": Timestamp(T0).to_string()});
+    assert_eq!(server.ingest("/v1/track", &anonymous).body["counted"], 1);
+    assert_eq!(server.ingest("/v1/track", &anonymous).body["duplicates"], 1);
+    assert_eq!(
+        server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
+        [3, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn gzip_bodies_and_body_write_keys_are_accepted() {
+    let server = TestServer::start();
+    let batch =
+        json!({"batch": [track("Product Viewed", "g1", T0), track("Product Added", "g2", T0)]});
+    let reply = server.post(
+        "/v1/batch",
+        &[
+            ("Authorization", &server.basic()),
+            ("Content-Encoding", "gzip"),
+            ("Content-Type", "application/json"),
+        ],
+        &gzip(batch.to_string().as_bytes()),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let with_key =
+        json!({"writeKey": server.write_key, "batch": [track("Checkout Started", "g3", T0)]});
+    assert_eq!(
+        server
+            .post("/v1/batch", &[], with_key.to_string().as_bytes())
+            .status,
+        200
+    );
+    assert_eq!(
+        server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
+        [1, 1, 1, 0, 0]
+    );
+}
+
+#[test]
+fn late_events_update_their_window_until_the_allowed_lateness() {
+    let server = TestServer::start();
+    let within = track("Product Viewed", "within", T0 - 50 * MINUTE);
+    let beyond = track("Product Viewed", "beyond", T0 - 90 * MINUTE);
+    let reply = server.ingest("/v1/batch", &json!({"batch": [within, beyond]}));
+    assert_eq!(
+        (reply.body["counted"].as_i64(), reply.body["late"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let metrics = server.get(
+        &format!(
+            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1h",
+            Timestamp(T0 - 120 * MINUTE),
+            Timestamp(T0)
+        ),
+        &server.viewer,
+    );
+    let windows = metrics.body["windows"].as_array().unwrap();
+    let first_stage = |w: &Value| {
+        (
+            w["stages"][0]["count"].as_i64().unwrap(),
+            w["stages"][0]["late"].as_i64().unwrap(),
+        )
+    };
+    // 08:00-09:00 holds the late one (tallied, not counted); 09:00-10:00 the one within lateness.
+    assert_eq!(
+        windows.iter().map(first_stage).collect::<Vec<_>>(),
+        [(0, 1), (1, 0)]
+    );
+    let text = server.get("/metrics", &server.viewer).body;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("revloop_ingest_late_total 1")
+    );
+}
+
+#[test]
+fn client_clock_skew_is_corrected_with_sent_at() {
+    let server = TestServer::start();
+    // The client's clock is two hours fast: it stamped and sent the event "at 12:00".
+    let ahead = Timestamp(T0 + 120 * MINUTE).to_string();
+    let message = json!({"userId": "u1", "event": "Product Viewed", "messageId": "skew", "timestamp": ahead, "sentAt": ahead});
+    assert_eq!(server.ingest("/v1/track", &message).body["counted"], 1);
+    assert_eq!(server.stage_counts(T0, T0 + MINUTE, ""), [1, 0, 0, 0, 0]);
+}
+
+#[test]
+fn rollups_sum_minutes_into_aligned_windows_with_conversion() {
+    let server = TestServer::start();
+    let stages = [
+        "Product Viewed",
+        "Product Added",
+        "Checkout Started",
+        "Payment Info Entered",
+        "Order Completed",
+    ];
+    let mut batch = Vec::new();
+    // Minute m gets 10 views, then 5, 2, 2, 1 down the funnel; minutes 0..10 before T0.
+    for minute in 0..10 {
+        let at = T0 - (10 - minute) * MINUTE;
+        for (stage, n) in stages.iter().zip([10, 5, 2, 2, 1]) {
+            for i in 0..n {
+                let mut event = track(stage, &format!("{minute}-{stage}-{i}"), at + i64::from(i));
+                event["context"] =
+                    json!({"device": {"type": if i % 2 == 0 { "mobile" } else { "desktop" }}});
+                batch.push(event);
+            }
+        }
+    }
+    assert_eq!(
+        server
+            .ingest("/v1/batch", &json!({ "batch": batch }))
+            .status,
+        200
+    );
+    let query = |step: &str, filter: &str| {
+        let reply = server.get(
+            &format!(
+                "/api/v1/funnels/checkout/metrics?from={}&to={}&step={step}{filter}",
+                Timestamp(T0 - 10 * MINUTE),
+                Timestamp(T0)
+            ),
+            &server.viewer,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    };
+    let by_minute = query("1m", "");
+    assert_eq!(by_minute["windows"].as_array().unwrap().len(), 10);
+    let five = query("5m", "");
+    let windows = five["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2);
+    let first = &windows[0]["stages"];
+    assert_eq!(first[0]["count"], 50);
+    assert_eq!(first[0]["step_conversion"], 0.5);
+    assert_eq!(first[0]["drop_off_rate"], 0.5);
+    assert_eq!(first[2]["step_conversion"], 1.0);
+    assert_eq!(first[4]["overall_conversion"], 0.1);
+    assert_eq!(first[4]["step_conversion"], Value::Null);
+    let hourly = query("1h", "");
+    let total: i64 = hourly["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["stages"][0]["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 100);
+    let mobile = query("1h", "&device=mobile");
+    let mobile_views: i64 = mobile["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["stages"][0]["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(mobile_views, 50);
+    let bad = server.get(
+        "/api/v1/funnels/checkout/metrics?colour=red",
+        &server.viewer,
+    );
+    assert_eq!(
+        (
+            bad.status,
+            bad.body["error"]["details"][0]["field"].as_str()
+        ),
+        (400, Some("colour"))
+    );
+    let bad_step = server.get("/api/v1/funnels/checkout/metrics?step=90s", &server.viewer);
+    assert_eq!(bad_step.status, 400);
+    assert_eq!(
+        server
+            .get("/api/v1/funnels/nope/metrics", &server.viewer)
+            .status,
+        404
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/funnels/checkout/metrics", &server.write_key)
+            .status,
+        403
+    );
+}
+
+#[test]
+fn pre_aggregated_counts_spread_over_their_window_and_are_idempotent() {
+    let server = TestServer::start();
+    let start = T0 - 60 * MINUTE;
+    let records = json!({"counts": [
+        {"funnel": "checkout", "stage": "product_viewed", "window_start": Timestamp(start).to_string(), "window_s": 300, "count": 103, "dimensions": {"device": "mobile"}},
+        {"funnel": "checkout", "stage": "order", "window_start": Timestamp(start).to_string(), "window_s": 300, "count": 4, "revenue": "340.00"},
+    ]});
+    let reply = server.ingest("/api/v1/counts", &records);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["counted"], 2);
+    assert_eq!(
+        server.ingest("/api/v1/counts", &records).body["duplicates"],
+        2
+    );
+    let per_minute = server.get(
+        &format!(
+            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1m",
+            Timestamp(start),
+            Timestamp(start + 5 * MINUTE)
+        ),
+        &server.viewer,
+    );
+    let views: Vec<i64> = per_minute.body["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["stages"][0]["count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(views, [21, 21, 21, 20, 20]);
+    assert_eq!(
+        server.stage_counts(start, start + 5 * MINUTE, "&device=mobile"),
+        [103, 0, 0, 0, 0]
+    );
+    let ndjson = format!(
+        "{}\n",
+        json!({"funnel": "checkout", "stage": "cart", "window_start": Timestamp(start).to_string(), "count": 7, "id": "warehouse-load-1"})
+    );
+    let reply = server.post(
+        "/api/v1/counts",
+        &[
+            ("Authorization", &server.basic()),
+            ("Content-Type", "application/x-ndjson"),
+        ],
+        ndjson.as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        server.stage_counts(start, start + 5 * MINUTE, ""),
+        [103, 7, 0, 0, 4]
+    );
+}
+
+#[test]
+fn the_read_api_lists_funnels_and_checks_roles() {
+    let server = TestServer::start();
+    let order = json!({"userId": "u", "event": "Order Completed", "messageId": "o1",
+        "properties": {"revenue": 120.5, "payment_method": "paypal"}, "context": {"device": {"type": "mobile"}}});
+    assert_eq!(server.ingest("/v1/track", &order).status, 200);
+    let funnels = server.get("/api/v1/funnels", &server.viewer);
+    assert_eq!(funnels.status, 200);
+    let funnel = &funnels.body["funnels"][0];
+    assert_eq!(funnel["id"], "checkout");
+    assert_eq!(funnel["stages"][4]["event"], "Order Completed");
+    assert_eq!(funnel["average_order_value"]["minor"], 8500);
+    let device = funnels.body["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "device")
+        .unwrap();
+    assert_eq!(device["values"], json!(["mobile"]));
+    assert_eq!(server.get("/api/v1/funnels", "rl_wrong").status, 401);
+    assert_eq!(server.get("/api/v1/funnels", &server.admin).status, 200);
+    let health = server.get("/healthz", "");
+    assert_eq!(
+        (health.status, health.body["status"].as_str()),
+        (200, Some("ok"))
+    );
+    assert_eq!(server.get("/readyz", "").status, 200);
+    assert_eq!(server.get("/metrics", "").status, 401);
+    server.clock.0.fetch_add(MINUTE, Ordering::SeqCst);
+    assert_eq!(server.get("/nowhere", "").status, 404);
+}

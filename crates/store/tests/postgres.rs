@@ -1,0 +1,277 @@
+//! The store checks (see `common`) against PostgreSQL, and what only a shared database has:
+//! several nodes, nodes starting at once, schemas, lost connections.
+//!
+//! The server is named by `REVLOOP_TEST_DATABASE_URL`, e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`; without it every test says it was skipped and
+//! passes. Each test works in a schema of its own, dropped at the end, so that tests can run in
+//! parallel threads and processes.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use postgres::{Client, NoTls};
+
+use revloop_core::Config;
+use revloop_store::{IngestGroup, IngestItem, PostgresStore, Store, StoreError};
+
+/// A schema for one test, dropped (with everything in it) when the test ends.
+struct TestSchema {
+    url: String,
+    name: String,
+}
+
+static N_SCHEMAS: AtomicU64 = AtomicU64::new(0);
+
+impl TestSchema {
+    /// `None` when no test database is configured.
+    fn new() -> Option<TestSchema> {
+        TestSchema::named("revloop_test")
+    }
+
+    /// A schema whose name starts with `prefix` and is unique across threads and processes.
+    fn named(prefix: &str) -> Option<TestSchema> {
+        let url = match std::env::var("REVLOOP_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                eprintln!("skipped: REVLOOP_TEST_DATABASE_URL is not set");
+                return None;
+            }
+        };
+        let n = N_SCHEMAS.fetch_add(1, Ordering::Relaxed);
+        let schema = TestSchema {
+            url,
+            name: format!("{prefix}_{}_{n}", std::process::id()),
+        };
+        // A run killed before it cleaned up may have left a schema of this name behind, from a
+        // process with the same id.
+        schema
+            .client()
+            .batch_execute(&schema.drop_sql())
+            .expect("drop a leftover test schema");
+        Some(schema)
+    }
+
+    fn open(&self, config: &Config) -> PostgresStore {
+        PostgresStore::open_in_schema(&self.url, &self.name, config)
+            .expect("open the PostgreSQL store")
+    }
+
+    /// A plain connection whose search path is the test schema.
+    fn client(&self) -> Client {
+        let mut client = Client::connect(&self.url, NoTls).expect("connect to the test database");
+        client
+            .batch_execute(&format!("SET search_path TO {}", self.quoted()))
+            .expect("set the search path");
+        client
+    }
+
+    fn quoted(&self) -> String {
+        format!("\"{}\"", self.name.replace('"', "\"\""))
+    }
+
+    fn drop_sql(&self) -> String {
+        format!("DROP SCHEMA IF EXISTS {} CASCADE", self.quoted())
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        // Never panic here: the test may be unwinding already.
+        let dropped = Client::connect(&self.url, NoTls)
+            .and_then(|mut client| client.batch_execute(&self.drop_sql()));
+        if let Err(err) = dropped {
+            eprintln!("could not drop test schema {}: {err}", self.name);
+        }
+    }
+}
+
+fn check(run: impl FnOnce(&dyn Store)) {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open(&common::config());
+    run(&store);
+}
+
+fn check_two_nodes(run: impl FnOnce(&dyn Store, &dyn Store)) {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let a = schema.open(&common::config());
+    let b = schema.open(&common::config());
+    run(&a, &b);
+}
+
+#[test]
+fn exactly_once() {
+    check(common::exactly_once);
+}
+
+#[test]
+fn unknown_names_are_errors() {
+    check(common::unknown_names_are_errors);
+}
+
+#[test]
+fn counts_match_a_recount() {
+    check(common::counts_match_a_recount);
+}
+
+#[test]
+fn folding_is_stable_across_reopen() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    common::folding_is_stable_across_reopen(&|config| Box::new(schema.open(config)));
+}
+
+#[test]
+fn tokens() {
+    check(common::tokens);
+}
+
+#[test]
+fn dedup_window() {
+    check(common::dedup_window);
+}
+
+#[test]
+fn two_nodes_count_once() {
+    check_two_nodes(common::two_nodes_count_once);
+}
+
+#[test]
+fn two_nodes_fold_alike() {
+    check_two_nodes(common::two_nodes_fold_alike);
+}
+
+#[test]
+fn nodes_starting_at_once_all_open() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let config = common::config();
+    let nodes: Vec<PostgresStore> = std::thread::scope(|scope| {
+        let opening: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| schema.open(&config)))
+            .collect();
+        opening
+            .into_iter()
+            .map(|node| node.join().expect("a node opened"))
+            .collect()
+    });
+    for node in &nodes {
+        node.ping().expect("ping");
+    }
+    let rows = schema
+        .client()
+        .query("SELECT id, version FROM schema_version", &[])
+        .expect("read schema_version");
+    let versions: Vec<(i32, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    assert_eq!(versions, [(1, 1)]);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    drop(schema.open(&common::config()));
+    schema
+        .client()
+        .execute("UPDATE schema_version SET version = version + 1", &[])
+        .expect("pretend a newer revloop migrated");
+    match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
+        Err(StoreError::SchemaTooNew { found: 2, known: 1 }) => {}
+        Err(err) => panic!("unexpected error: {err}"),
+        Ok(_) => panic!("opened a schema newer than this build"),
+    }
+}
+
+#[test]
+fn a_schema_name_is_taken_literally() {
+    let Some(schema) = TestSchema::named("Revloop Test \"odd\"; name") else {
+        return;
+    };
+    common::exactly_once(&schema.open(&common::config()));
+    let n_tables: i64 = schema
+        .client()
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema.name],
+        )
+        .expect("count the tables")
+        .get(0);
+    // The eight tables of the first migration, and schema_version.
+    assert_eq!(n_tables, 9);
+}
+
+#[test]
+fn open_follows_the_search_path_of_the_url() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    schema
+        .client()
+        .batch_execute(&format!("CREATE SCHEMA {}", schema.quoted()))
+        .expect("create the schema");
+    let separator = if schema.url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}options=-csearch_path%3D{}",
+        schema.url, schema.name
+    );
+    let store = PostgresStore::open(&url, &common::config()).expect("open");
+    common::tokens(&store);
+    let n_tokens: i64 = schema
+        .client()
+        .query_one("SELECT count(*) FROM api_tokens", &[])
+        .expect("count the tokens")
+        .get(0);
+    assert_eq!(n_tokens, 2);
+}
+
+#[test]
+fn recovers_when_the_server_drops_its_connections() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let application_name = schema.name.clone();
+    let separator = if schema.url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}application_name={application_name}",
+        schema.url
+    );
+    let store = PostgresStore::open_in_schema(&url, &schema.name, &common::config()).expect("open");
+    let commit = |key: i64| {
+        store.commit_ingest(&IngestGroup {
+            now: revloop_core::Timestamp(0),
+            items: vec![IngestItem {
+                dedup_key: key,
+                cells: Vec::new(),
+                late: false,
+            }],
+        })
+    };
+    commit(1).expect("commit before");
+    store.ping().expect("ping before");
+
+    let n_terminated: i64 = schema
+        .client()
+        .query_one(
+            "SELECT count(*) FROM (
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = $1
+             ) AS terminated",
+            &[&application_name],
+        )
+        .expect("terminate the store's connections")
+        .get(0);
+    assert_eq!(n_terminated, 2, "the writer and one pooled connection");
+
+    // Each connection may fail the one call that finds it closed; the next call reconnects.
+    let _ = commit(2);
+    assert_eq!(commit(1).expect("commit after").is_new, [false]);
+    let _ = store.ping();
+    store.ping().expect("ping after");
+}

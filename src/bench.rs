@@ -1,0 +1,296 @@
+//! `revloop bench ingest`: sustained ingest with durability on, over loopback, against a real
+//! `revloop serve` child process on a fresh SQLite file. Prints events/s, latency percentiles,
+//! the server's peak RSS, disk per event, and the parse-only ceiling: the same bodies merely
+//! parsed by serde_json in one thread of this process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use revloop_core::Config;
+use revloop_core::simulate::{Scenario, SimEvent, simulate};
+use revloop_core::time::DurationMs;
+use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
+use revloop_server::segment_json::write_segment_json;
+use revloop_server::{Clock, SystemClock};
+use revloop_store::{Role, SqliteStore, Store};
+
+use crate::client::Client;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    target: Target,
+}
+
+#[derive(Subcommand)]
+enum Target {
+    /// Sustained /v1/batch ingest with durability on.
+    Ingest {
+        /// How long to send for.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Messages per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.target {
+        Target::Ingest {
+            seconds,
+            clients,
+            batch,
+        } => ingest(seconds, clients, batch),
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ingest(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<ExitCode> {
+    let clock = SystemClock;
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "revloop-bench-{}-{}",
+        std::process::id(),
+        clock.now().millis()
+    )));
+    std::fs::create_dir_all(&dir.0)?;
+    let config_path = dir.0.join("revloop.toml");
+    std::fs::write(&config_path, Config::example_toml())?;
+    let config = Config::parse(Config::example_toml()).expect("the example config is valid");
+    let db_path = dir.0.join("bench.db");
+    let write_key = generate_secret()?;
+    SqliteStore::open(&db_path, &config)?.create_token(
+        "bench",
+        Role::Ingest,
+        hash_secret(&write_key),
+        clock.now(),
+    )?;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = ChildGuard(
+        Command::new(std::env::current_exe()?)
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .arg("--db")
+            .arg(&db_path)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("REVLOOP_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting `revloop serve`")?,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_ready(&base)?;
+
+    let templates = event_templates(&config, 5_000)?;
+    let sent_events = Arc::new(AtomicU64::new(0));
+    let failed_requests = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for client_index in 0..n_clients {
+        let templates = templates.clone();
+        let sent_events = sent_events.clone();
+        let failed_requests = failed_requests.clone();
+        let url = format!("{base}/v1/batch");
+        let authorization = format!(
+            "Basic {}",
+            base64_encode(format!("{write_key}:").as_bytes())
+        );
+        handles.push(std::thread::spawn(move || {
+            let client = Client::new();
+            let mut latencies_us = Vec::new();
+            let mut sequence = 0_u64;
+            while Instant::now() < deadline {
+                let body = batch_body(&templates, client_index, &mut sequence, batch_size);
+                let sent = Instant::now();
+                match client.post(
+                    &url,
+                    &[
+                        ("Authorization", &authorization),
+                        ("Content-Type", "application/json"),
+                    ],
+                    body.as_bytes(),
+                ) {
+                    Ok(reply) if reply.status == 200 => {
+                        latencies_us.push(sent.elapsed().as_micros() as u64);
+                        sent_events.fetch_add(batch_size as u64, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed_requests.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies_us
+        }));
+    }
+    let mut latencies_us: Vec<u64> = Vec::new();
+    for handle in handles {
+        latencies_us.extend(
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))?,
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak_rss_kib = peak_rss_kib(child.0.id());
+    drop(child);
+    latencies_us.sort_unstable();
+    let percentile = |p: f64| -> f64 {
+        if latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        latencies_us[index] as f64 / 1000.0
+    };
+    let n_events = sent_events.load(Ordering::Relaxed);
+    let events_per_s = n_events as f64 / elapsed;
+    let db_bytes = file_size(&db_path) + file_size(&db_path.with_extension("db-wal"));
+    let ceiling = parse_only_ceiling(&templates, batch_size);
+
+    println!(
+        "ingest benchmark: {n_clients} clients, {batch_size} messages per /v1/batch, {seconds}s, SQLite synchronous=FULL"
+    );
+    println!(
+        "  acknowledged events: {n_events} ({} failed requests)",
+        failed_requests.load(Ordering::Relaxed)
+    );
+    println!("  throughput:          {events_per_s:.0} events/s");
+    println!(
+        "  request latency:     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(0.5),
+        percentile(0.99),
+        percentile(1.0)
+    );
+    println!(
+        "  server peak RSS:     {:.1} MiB",
+        peak_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "  database on disk:    {:.1} MiB ({:.1} bytes per event, dedup keys and counts)",
+        db_bytes as f64 / 1048576.0,
+        db_bytes as f64 / n_events.max(1) as f64
+    );
+    println!("  parse-only ceiling:  {ceiling:.0} events/s (serde_json::Value, one thread)");
+    println!(
+        "  ratio to ceiling:    {:.0}%",
+        100.0 * events_per_s / ceiling
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wait_until_ready(base: &str) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for _ in 0..200 {
+        if let Ok(response) = agent.get(&format!("{base}/readyz")).call()
+            && response.status() == 200
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!("the server did not become ready within 10 s")
+}
+
+/// Realistic events from the simulator, to be re-stamped with fresh ids and times.
+fn event_templates(config: &Config, n_events: usize) -> anyhow::Result<Arc<Vec<SimEvent>>> {
+    let now = SystemClock.now();
+    let scenario = Scenario {
+        from: now.saturating_sub(DurationMs::from_hours(6)),
+        to: now,
+        seed: 42,
+        peak_sessions_per_minute: 200.0,
+        incidents: Vec::new(),
+    };
+    let mut events = Vec::with_capacity(n_events);
+    simulate(config, &scenario, |event| {
+        if events.len() < n_events {
+            events.push(event);
+        }
+    })?;
+    anyhow::ensure!(!events.is_empty(), "the simulator produced no events");
+    Ok(Arc::new(events))
+}
+
+fn batch_body(
+    templates: &[SimEvent],
+    client_index: usize,
+    sequence: &mut u64,
+    batch_size: usize,
+) -> String {
+    let now = SystemClock.now();
+    let mut body = String::with_capacity(batch_size * 450);
+    body.push_str("{\"batch\":[");
+    for i in 0..batch_size {
+        let mut event = templates[(*sequence as usize) % templates.len()].clone();
+        event.message_id = format!("bench-{client_index}-{sequence}");
+        event.timestamp = now;
+        *sequence += 1;
+        if i > 0 {
+            body.push(',');
+        }
+        write_segment_json(&event, &mut body);
+    }
+    body.push_str("]}");
+    body
+}
+
+fn parse_only_ceiling(templates: &[SimEvent], batch_size: usize) -> f64 {
+    let mut sequence = 0;
+    let bodies: Vec<String> = (0..200)
+        .map(|_| batch_body(templates, 0, &mut sequence, batch_size))
+        .collect();
+    let started = Instant::now();
+    let mut n_events = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        for body in &bodies {
+            let value: serde_json::Value =
+                serde_json::from_str(body).expect("bench bodies are JSON");
+            n_events += value["batch"].as_array().map_or(0, Vec::len);
+        }
+    }
+    n_events as f64 / started.elapsed().as_secs_f64()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}

@@ -1,0 +1,289 @@
+//! `revloop demo`: the newcomer's first command. Everything lives in one data directory: the
+//! example config, the SQLite database, and nothing else. It serves at once, backfills a week
+//! of simulated history in event time, and streams live simulated traffic through the real
+//! HTTP ingest endpoint with a demo write key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use revloop_core::Config;
+use revloop_core::simulate::{Scenario, simulate};
+use revloop_core::time::{DurationMs, MS_PER_DAY};
+use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
+use revloop_server::segment_json::write_segment_json;
+use revloop_server::{App, AppOptions, Clock, SystemClock};
+use revloop_store::{Role, SqliteStore, Store};
+
+use crate::client::Client;
+
+/// Lines handed from the simulator thread to the ingest thread at a time.
+const BACKFILL_CHUNK_LINES: usize = 5_000;
+/// Chunks the simulator may run ahead of ingest.
+const BACKFILL_CHUNKS_QUEUED_MAX: usize = 4;
+/// Live traffic is sent at least this often.
+const LIVE_FLUSH_MS: i64 = 1_000;
+/// Most messages in one live batch (well under the /v1/batch limit).
+const LIVE_BATCH_MESSAGES_MAX: usize = 500;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The only directory the demo writes to.
+    #[arg(long, default_value = "revloop-demo")]
+    data_dir: PathBuf,
+    /// Days of history to backfill on first start.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Mean sessions per minute at the busiest time of the week.
+    #[arg(long, default_value_t = 40.0)]
+    peak_sessions_per_minute: f64,
+    /// Seed of the simulated traffic.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let config_path = args.data_dir.join("revloop.toml");
+    if !config_path.exists() {
+        std::fs::write(&config_path, Config::example_toml())
+            .with_context(|| format!("writing {}", config_path.display()))?;
+    }
+    let config = crate::load_config(&config_path)?;
+    let db_path = args.data_dir.join("revloop.db");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db_path, &config)
+            .with_context(|| format!("opening {}", db_path.display()))?,
+    );
+    let clock = SystemClock;
+    let now = clock.now();
+    let write_key = generate_secret()?;
+    let api_token = generate_secret()?;
+    store.create_token("demo write key", Role::Ingest, hash_secret(&write_key), now)?;
+    store.create_token("demo admin", Role::Admin, hash_secret(&api_token), now)?;
+    let first_funnel = config.funnels[0].id.clone();
+    let has_history = !store
+        .minute_counts(&revloop_store::CountsQuery {
+            funnel: first_funnel.clone(),
+            from: now
+                .saturating_sub(DurationMs(i64::from(args.days) * MS_PER_DAY))
+                .minute(),
+            to: now.minute(),
+            filter: Vec::new(),
+        })?
+        .is_empty();
+
+    let app = App::build(
+        config.clone(),
+        store,
+        Arc::new(SystemClock),
+        AppOptions::default(),
+    );
+    let ingestor = app.state.ingestor.clone();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| {
+            format!(
+                "listening on {} (is another revloop running? try --listen 127.0.0.1:0)",
+                args.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    let base = format!("http://{address}");
+    print_welcome(&args, &base, &first_funnel, &write_key, &api_token);
+
+    if has_history {
+        eprintln!(
+            "history found in {}; skipping the backfill",
+            db_path.display()
+        );
+    } else {
+        let config = config.clone();
+        let scenario = Scenario {
+            from: now.saturating_sub(DurationMs(i64::from(args.days) * MS_PER_DAY)),
+            to: now,
+            seed: args.seed,
+            peak_sessions_per_minute: args.peak_sessions_per_minute,
+            incidents: Vec::new(),
+        };
+        std::thread::Builder::new()
+            .name("demo-backfill".into())
+            .spawn(move || {
+                if let Err(err) = backfill(&config, &scenario, &ingestor) {
+                    eprintln!("backfill failed: {err:#}");
+                }
+            })?;
+    }
+    let live_config = config.clone();
+    let live_seed = args.seed.wrapping_add(1);
+    let peak = args.peak_sessions_per_minute;
+    let url = format!("{base}/v1/batch");
+    std::thread::Builder::new()
+        .name("demo-live".into())
+        .spawn(move || {
+            if let Err(err) = stream_live(&live_config, live_seed, peak, now, &url, &write_key) {
+                eprintln!("live traffic stopped: {err:#}");
+            }
+        })?;
+    runtime
+        .block_on(app.serve(listener, crate::serve::shutdown_signal()))
+        .context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_welcome(args: &Args, base: &str, funnel: &str, write_key: &str, api_token: &str) {
+    println!(
+        "\nrevloop demo is running at {base}\n\
+         data directory: {}\n\n\
+         demo write key (ingest):  {write_key}\n\
+         demo API token (admin):   {api_token}\n\n\
+         Try:\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' {base}/api/v1/funnels\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/metrics?step=1h'\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/metrics?step=5m&device=mobile'\n  \
+           curl -s -u '{write_key}:' {base}/v1/track -d '{{\"userId\":\"u1\",\"event\":\"Product Viewed\"}}'\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' {base}/metrics\n\n\
+         Backfilling {} days of history in the background; live traffic is streaming. Ctrl-C stops.\n",
+        args.data_dir.display(),
+        args.days,
+    );
+}
+
+/// Simulates history on one thread and ingests it in event time on this one.
+fn backfill(
+    config: &Config,
+    scenario: &Scenario,
+    ingestor: &revloop_server::ingest::Ingestor,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (sender, receiver) = sync_channel::<Vec<u8>>(BACKFILL_CHUNKS_QUEUED_MAX);
+    let config = config.clone();
+    let scenario = scenario.clone();
+    let producer = std::thread::spawn(move || {
+        let mut chunk = Vec::with_capacity(BACKFILL_CHUNK_LINES * 400);
+        let mut n_lines = 0;
+        let mut line = String::new();
+        let result = simulate(&config, &scenario, |event| {
+            line.clear();
+            write_segment_json(&event, &mut line);
+            chunk.extend_from_slice(line.as_bytes());
+            chunk.push(b'\n');
+            n_lines += 1;
+            if n_lines == BACKFILL_CHUNK_LINES {
+                let _ = sender.send(std::mem::take(&mut chunk));
+                n_lines = 0;
+            }
+        });
+        let _ = sender.send(chunk);
+        result
+    });
+    let lines = receiver.into_iter().flat_map(|chunk| {
+        chunk
+            .split(|b| *b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>()
+    });
+    let summary =
+        crate::replay::replay_lines(ingestor, lines.map(Ok), false, &mut |line, problem| {
+            eprintln!("backfill line {line}: {problem}");
+        })?;
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the simulator panicked"))??;
+    eprintln!(
+        "backfill done: {} events in {:.1}s ({} counted)",
+        summary.n_lines,
+        started.elapsed().as_secs_f64(),
+        summary.outcome.counted
+    );
+    Ok(())
+}
+
+/// Runs one long simulation from `start`, sending each event once the wall clock reaches it.
+fn stream_live(
+    config: &Config,
+    seed: u64,
+    peak: f64,
+    start: revloop_core::Timestamp,
+    url: &str,
+    write_key: &str,
+) -> anyhow::Result<()> {
+    let client = Client::new();
+    let authorization = format!(
+        "Basic {}",
+        base64_encode(format!("{write_key}:").as_bytes())
+    );
+    let scenario = Scenario {
+        from: start,
+        to: start.saturating_add(DurationMs(365 * MS_PER_DAY)),
+        seed,
+        peak_sessions_per_minute: peak,
+        incidents: Vec::new(),
+    };
+    let clock = SystemClock;
+    let mut pending: Vec<String> = Vec::new();
+    let mut last_flush = clock.now();
+    let mut failure = None;
+    let flush = |pending: &mut Vec<String>| -> anyhow::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let body = format!("{{\"batch\":[{}]}}", pending.join(","));
+        pending.clear();
+        let reply = client.post(
+            url,
+            &[
+                ("Authorization", &authorization),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )?;
+        if reply.status != 200 {
+            eprintln!("live batch answered {}: {}", reply.status, reply.body);
+        }
+        Ok(())
+    };
+    simulate(config, &scenario, |event| {
+        if failure.is_some() {
+            return;
+        }
+        loop {
+            let now = clock.now();
+            if event.timestamp <= now {
+                break;
+            }
+            if now.since(last_flush).millis() >= LIVE_FLUSH_MS {
+                if let Err(err) = flush(&mut pending) {
+                    failure = Some(err);
+                    return;
+                }
+                last_flush = now;
+            }
+            let wait_ms = event.timestamp.since(now).millis().clamp(1, 200);
+            std::thread::sleep(Duration::from_millis(wait_ms as u64));
+        }
+        let mut line = String::new();
+        write_segment_json(&event, &mut line);
+        pending.push(line);
+        if pending.len() >= LIVE_BATCH_MESSAGES_MAX {
+            if let Err(err) = flush(&mut pending) {
+                failure = Some(err);
+            }
+            last_flush = clock.now();
+        }
+    })?;
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}

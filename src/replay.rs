@@ -1,0 +1,185 @@
+//! `revloop replay`: ingest a file as fast as possible, in event time, through the same
+//! validation and commit path as live ingest. Bad lines are reported and skipped, not fatal:
+//! a replay of a week should not stop at one broken line.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use revloop_server::ingest::{IngestClock, Ingestor, Outcome, Place, Prepared, Watermark};
+use revloop_server::telemetry::Telemetry;
+use revloop_server::writer::GroupCommitter;
+
+use crate::StoreArgs;
+
+/// Items per commit.
+const REPLAY_BATCH_ITEMS: usize = 5_000;
+/// Commits in flight while the next batch is prepared.
+const REPLAY_COMMITS_IN_FLIGHT_MAX: usize = 4;
+/// Problems printed before the rest are only counted.
+const PROBLEMS_PRINTED_MAX: usize = 20;
+/// Longest line read; a longer one is reported as too large.
+const LINE_BYTES_MAX: usize = 1024 * 1024;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The config file.
+    #[arg(long, default_value = "revloop.toml")]
+    config: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// NDJSON of Segment messages (as `revloop simulate` writes).
+    #[arg(long, conflicts_with = "counts", required_unless_present = "counts")]
+    events: Option<PathBuf>,
+    /// NDJSON of pre-aggregated count records (the shape of POST /api/v1/counts).
+    #[arg(long)]
+    counts: Option<PathBuf>,
+}
+
+/// Totals of a replay.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplaySummary {
+    pub outcome: Outcome,
+    pub n_lines: usize,
+    pub n_rejected: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(crate::load_config(&args.config)?);
+    let store = crate::open_store(&args.store, &config)?;
+    let telemetry = Arc::new(Telemetry::default());
+    let ingestor = Ingestor::new(
+        config,
+        GroupCommitter::start(store, telemetry.clone()),
+        telemetry,
+    );
+    let (path, counts) = match (&args.events, &args.counts) {
+        (Some(path), _) => (path, false),
+        (None, Some(path)) => (path, true),
+        (None, None) => unreachable!("clap requires one of --events and --counts"),
+    };
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let started = Instant::now();
+    let summary = replay(
+        &ingestor,
+        std::io::BufReader::new(file),
+        counts,
+        &mut |line, problem| {
+            eprintln!("{}:{line}: {problem}", path.display());
+        },
+    )?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let o = summary.outcome;
+    eprintln!(
+        "replayed {} lines in {elapsed:.1}s ({:.0} lines/s): counted {}, duplicates {}, late {}, ignored {}, rejected {}",
+        summary.n_lines,
+        summary.n_lines as f64 / elapsed.max(1e-9),
+        o.counted,
+        o.duplicates,
+        o.late,
+        o.ignored,
+        summary.n_rejected
+    );
+    Ok(if summary.n_rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Replays NDJSON from `reader`; `report(line, problem)` hears of the first rejected lines.
+pub fn replay(
+    ingestor: &Ingestor,
+    reader: impl BufRead,
+    counts: bool,
+    report: &mut dyn FnMut(usize, &str),
+) -> anyhow::Result<ReplaySummary> {
+    replay_lines(ingestor, reader.split(b'\n'), counts, report)
+}
+
+/// As [`replay`], over lines already split (without their newline).
+pub fn replay_lines(
+    ingestor: &Ingestor,
+    lines: impl Iterator<Item = std::io::Result<Vec<u8>>>,
+    counts: bool,
+    report: &mut dyn FnMut(usize, &str),
+) -> anyhow::Result<ReplaySummary> {
+    let mut summary = ReplaySummary::default();
+    let mut clock = Watermark::default();
+    let mut batch = Prepared::default();
+    let mut in_flight = VecDeque::new();
+    let mut reject = |summary: &mut ReplaySummary, line: usize, problem: String| {
+        if summary.n_rejected < PROBLEMS_PRINTED_MAX {
+            report(line, &problem);
+        }
+        summary.n_rejected += 1;
+    };
+    for (index, line) in lines.enumerate() {
+        let line_number = index + 1;
+        let bytes = line.context("reading the replay file")?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        summary.n_lines += 1;
+        if bytes.len() > LINE_BYTES_MAX {
+            reject(
+                &mut summary,
+                line_number,
+                format!("line is longer than {LINE_BYTES_MAX} bytes"),
+            );
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            reject(&mut summary, line_number, "line is not valid UTF-8".into());
+            continue;
+        };
+        let prepared = if counts {
+            ingestor.prepare_counts(text, true, &mut clock)
+        } else {
+            ingestor.prepare_messages([(Place::Line(line_number), text)], None, None, &mut clock)
+        };
+        match prepared {
+            Ok(prepared) => batch.items.extend(prepared.items),
+            Err(err) => {
+                let detail = err.details.first().map(|d| {
+                    let field = d
+                        .field
+                        .as_deref()
+                        .map(|f| format!("{f}: "))
+                        .unwrap_or_default();
+                    format!("{field}{}", d.message)
+                });
+                reject(&mut summary, line_number, detail.unwrap_or(err.message));
+            }
+        }
+        if batch.items.len() >= REPLAY_BATCH_ITEMS {
+            in_flight
+                .push_back(ingestor.enqueue_blocking(clock.now(), std::mem::take(&mut batch))?);
+            if in_flight.len() >= REPLAY_COMMITS_IN_FLIGHT_MAX {
+                add(
+                    &mut summary.outcome,
+                    in_flight.pop_front().expect("non-empty").wait()?,
+                );
+            }
+        }
+    }
+    if !batch.items.is_empty() {
+        in_flight.push_back(ingestor.enqueue_blocking(clock.now(), batch)?);
+    }
+    for pending in in_flight {
+        add(&mut summary.outcome, pending.wait()?);
+    }
+    Ok(summary)
+}
+
+fn add(total: &mut Outcome, outcome: Outcome) {
+    total.counted += outcome.counted;
+    total.duplicates += outcome.duplicates;
+    total.late += outcome.late;
+    total.ignored += outcome.ignored;
+}
