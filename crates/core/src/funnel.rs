@@ -85,7 +85,8 @@ struct StageRule {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     slots: Vec<FieldPath>,
-    rules: HashMap<(CallKind, String), Vec<StageRule>>,
+    /// Call kind → event or page name → the stages it may reach.
+    rules: HashMap<CallKind, HashMap<String, Vec<StageRule>>>,
     dimension_slots: Vec<usize>,
     revenue_slot: usize,
     total_slot: usize,
@@ -106,26 +107,31 @@ impl Matcher {
         let revenue_slot = slot_of(&FieldPath::parse("properties.revenue").expect("valid path"));
         let total_slot = slot_of(&FieldPath::parse("properties.total").expect("valid path"));
         let currency_slot = slot_of(&FieldPath::parse("properties.currency").expect("valid path"));
-        let mut rules: HashMap<(CallKind, String), Vec<StageRule>> = HashMap::new();
+        let mut rules: HashMap<CallKind, HashMap<String, Vec<StageRule>>> = HashMap::new();
         for (funnel_index, funnel) in config.funnels.iter().enumerate() {
             for (stage_index, stage) in funnel.stages.iter().enumerate() {
-                let key = match &stage.trigger {
-                    Trigger::Track(name) => (CallKind::Track, name.clone()),
-                    Trigger::Page(name) => (CallKind::Page, name.clone()),
-                    Trigger::Screen(name) => (CallKind::Screen, name.clone()),
+                let (kind, name) = match &stage.trigger {
+                    Trigger::Track(name) => (CallKind::Track, name),
+                    Trigger::Page(name) => (CallKind::Page, name),
+                    Trigger::Screen(name) => (CallKind::Screen, name),
                 };
                 let filters = stage
                     .filters
                     .iter()
                     .map(|(path, value)| (slot_of(path), value.clone()))
                     .collect();
-                rules.entry(key).or_default().push(StageRule {
-                    hit: StageHit {
-                        funnel: funnel_index,
-                        stage: stage_index,
-                    },
-                    filters,
-                });
+                rules
+                    .entry(kind)
+                    .or_default()
+                    .entry(name.clone())
+                    .or_default()
+                    .push(StageRule {
+                        hit: StageHit {
+                            funnel: funnel_index,
+                            stage: stage_index,
+                        },
+                        filters,
+                    });
             }
         }
         Matcher {
@@ -145,13 +151,19 @@ impl Matcher {
 
     /// Whether any funnel stage listens to this call; the edge may skip the rest otherwise.
     pub fn is_relevant(&self, kind: CallKind, name: &str) -> bool {
-        self.rules.contains_key(&(kind, name.to_owned()))
+        self.rules
+            .get(&kind)
+            .is_some_and(|names| names.contains_key(name))
     }
 
     /// Appends the stages `message` reaches to `hits`.
     pub fn stage_hits(&self, message: &Message, hits: &mut Vec<StageHit>) {
         let Some(name) = &message.name else { return };
-        let Some(rules) = self.rules.get(&(message.kind, name.clone())) else {
+        let Some(rules) = self
+            .rules
+            .get(&message.kind)
+            .and_then(|names| names.get(name.as_str()))
+        else {
             return;
         };
         for rule in rules {

@@ -3,9 +3,10 @@
 //! [`simulate`] turns a [`Config`] and a [`Scenario`] (a time range, a seed, a traffic level
 //! and injected incidents) into track, page and screen calls, handed to a callback in timestamp
 //! order. It is a pure function of its arguments: the same config and scenario give exactly the
-//! same events on every run and machine word size, and it never reads the clock. It holds only
-//! the pending events of sessions still in flight, so memory stays bounded however long the
-//! range is.
+//! same events on every run, and it never reads the clock. (Across platforms, `ln` and `exp`
+//! come from each platform's math library and may differ in the last bit, which could in rare
+//! cases flip a draw.) It holds only the pending events of sessions still in flight, so memory
+//! stays bounded however long the range is.
 //!
 //! The model. Sessions arrive each minute as a Poisson draw whose mean follows the shop's local
 //! time of day and day of week, times an hour-to-hour random factor. Each session picks a funnel
@@ -188,7 +189,9 @@ pub struct InjectedIncident {
     pub kind: IncidentKind,
     pub from: Timestamp,
     pub to: Timestamp,
-    /// A dimension name and value: only sessions with that value are affected.
+    /// A dimension name and value: only sessions with that value are affected. A session draws
+    /// all its values when it starts, so `payment_method:paypal` selects the shoppers who would
+    /// pay with PayPal even at stages before payment.
     pub segment: Option<(String, String)>,
 }
 
@@ -275,6 +278,8 @@ pub enum ScenarioError {
     TooManyIncidents(usize),
     #[error("the shop's time zone `{0}` is not an IANA time zone name")]
     UnknownTimeZone(String),
+    #[error("the config has no funnel for shoppers to walk")]
+    NoFunnels,
     /// `number` counts from 1, in the order the incidents were given.
     #[error("incident {number}: {problem}")]
     Incident { number: usize, problem: String },
@@ -291,7 +296,8 @@ pub fn simulate(
     let mut queue = EventQueue::default();
     let mut summary = SimSummary::default();
     // Sessions that arrive this long before `from` can still have events inside the range.
-    let first_minute = Timestamp(scenario.from.0 - model.session_span_max_ms).minute();
+    let first_minute =
+        Timestamp(scenario.from.0.saturating_sub(model.session_span_max_ms)).minute();
     let last_minute = Timestamp(scenario.to.0 - 1).minute();
     let mut emit_counted = |event: SimEvent| {
         summary.n_events += 1;
@@ -307,7 +313,7 @@ pub fn simulate(
         let n_arriving = arrivals_rng.poisson(model.sessions_per_minute(minute_start));
         for number in 0..n_arriving {
             let offset_ms = arrivals_rng.below(MS_PER_MINUTE as u64) as i64;
-            let at = Timestamp(minute_start.0 + offset_ms);
+            let at = Timestamp(minute_start.0.saturating_add(offset_ms));
             if at >= scenario.to {
                 continue;
             }
@@ -479,6 +485,10 @@ impl Model {
         }
         let time_zone = jiff::tz::TimeZone::get(&config.shop.time_zone)
             .map_err(|_| ScenarioError::UnknownTimeZone(config.shop.time_zone.clone()))?;
+        // A parsed config always has one; a config built in code might not.
+        if config.funnels.is_empty() {
+            return Err(ScenarioError::NoFunnels);
+        }
 
         // Dimensions that share a path share one drawn value.
         let mut attributes: Vec<Attribute> = Vec::new();
@@ -518,7 +528,10 @@ impl Model {
                     .enumerate()
                     .map(|(index, stage)| {
                         let step_conversion = if n_stages == CHECKOUT_STEP_CONVERSION.len() + 1 {
-                            CHECKOUT_STEP_CONVERSION.get(index).copied().unwrap_or(0.5)
+                            CHECKOUT_STEP_CONVERSION
+                                .get(index)
+                                .copied()
+                                .unwrap_or(DEFAULT_STEP_CONVERSION)
                         } else {
                             DEFAULT_STEP_CONVERSION
                         };
@@ -605,7 +618,7 @@ impl Model {
 
     /// The mean number of sessions arriving in the minute starting at `minute_start`.
     fn sessions_per_minute(&self, minute_start: Timestamp) -> f64 {
-        let middle = Timestamp(minute_start.0 + MS_PER_MINUTE / 2);
+        let middle = Timestamp(minute_start.0.saturating_add(MS_PER_MINUTE / 2));
         let offset_ms = jiff::Timestamp::from_millisecond(middle.0).map_or(0, |instant| {
             i64::from(self.time_zone.to_offset(instant).seconds()) * 1_000
         });
@@ -659,7 +672,7 @@ impl Model {
         for extra in 0..n_extra {
             let extra_key = stream_id(&[STREAM_SURGE_SESSION, minute as u64, number, extra]);
             let mut extra_rng = self.root.fork(extra_key);
-            let extra_at = Timestamp(at.0 + extra_rng.below(1_000) as i64);
+            let extra_at = Timestamp(at.0.saturating_add(extra_rng.below(1_000) as i64));
             let mut extra_session = self.draw_session(extra_key, funnel, extra_at, &mut extra_rng);
             extra_session.is_surge_extra = true;
             // The extra traffic belongs to the surging segment; its other values are fresh.
@@ -701,7 +714,9 @@ impl Model {
             // Drawn whether or not a pixel incident is active, to keep the stream aligned.
             let loss_roll = rng.f64();
             let order_value_minor = is_last.then(|| self.draw_order_value(rng));
-            if at >= self.from && !self.is_lost(session, index, at, loss_roll) {
+            // A surge's extra session may start just past the end of the range.
+            let is_in_range = at >= self.from && at < self.to;
+            if is_in_range && !self.is_lost(session, index, at, loss_roll) {
                 queue.push(self.event(session, &anonymous_id, index, at, order_value_minor));
             }
             if is_last {
@@ -714,7 +729,7 @@ impl Model {
             let gap_ms = rng
                 .gamma(STEP_GAP_SHAPE, stage.gap_mean_ms / STEP_GAP_SHAPE)
                 .round() as i64;
-            at = Timestamp(at.0 + gap_ms.clamp(STEP_GAP_MIN_MS, STEP_GAP_MAX_MS));
+            at = Timestamp(at.0.saturating_add(gap_ms.clamp(STEP_GAP_MIN_MS, STEP_GAP_MAX_MS)));
             if at >= self.to {
                 break;
             }
@@ -1304,6 +1319,15 @@ mod tests {
     #[test]
     fn events_are_in_time_order_and_inside_the_range() {
         let config = example();
+        // Surges whose extra sessions start up to a second late, ending with the range.
+        let busy = |from: &str, to: &str| {
+            vec![
+                incident(&format!("kind=surge,factor=5,from={from},to={to}")),
+                incident(&format!(
+                    "kind=pixel,stage=cart,drop=0.5,from={from},to={to}"
+                )),
+            ]
+        };
         let cases = [
             ("2026-11-18T15:00:30.250Z", "2026-11-18T15:20:10.5Z", true),
             ("2026-11-18T04:30:00Z", "2026-11-18T06:30:00Z", true),
@@ -1311,18 +1335,54 @@ mod tests {
             ("2026-11-21T23:59:00Z", "2026-11-22T00:01:00Z", true),
         ];
         for (from, to, expect_events) in cases {
-            let events = run(&config, &scenario(from, to, 60.0));
-            assert_eq!(!events.is_empty(), expect_events, "{from}..{to}");
-            for pair in events.windows(2) {
-                assert!(pair[0].timestamp <= pair[1].timestamp, "{from}..{to}");
+            for incidents in [Vec::new(), busy(from, to)] {
+                let scenario = Scenario {
+                    incidents,
+                    ..scenario(from, to, 60.0)
+                };
+                let events = run(&config, &scenario);
+                assert_eq!(!events.is_empty(), expect_events, "{from}..{to}");
+                for pair in events.windows(2) {
+                    assert!(pair[0].timestamp <= pair[1].timestamp, "{from}..{to}");
+                }
+                for event in &events {
+                    assert!(
+                        event.timestamp >= at(from) && event.timestamp < at(to),
+                        "{} outside {from}..{to}",
+                        event.timestamp
+                    );
+                }
             }
-            for event in &events {
-                assert!(
-                    event.timestamp >= at(from) && event.timestamp < at(to),
-                    "{} outside {from}..{to}",
-                    event.timestamp
-                );
-            }
+        }
+    }
+
+    #[test]
+    fn the_ends_of_time_do_not_overflow() {
+        let config = example();
+        let cases = [
+            (
+                Timestamp(i64::MIN),
+                Timestamp(i64::MIN + 10 * MS_PER_MINUTE),
+            ),
+            (
+                Timestamp(i64::MAX - 10 * MS_PER_MINUTE),
+                Timestamp(i64::MAX),
+            ),
+        ];
+        for (from, to) in cases {
+            let scenario = Scenario {
+                from,
+                to,
+                seed: 1,
+                peak_sessions_per_minute: 60.0,
+                incidents: Vec::new(),
+            };
+            let events = run(&config, &scenario);
+            assert!(
+                events
+                    .iter()
+                    .all(|e| e.timestamp >= from && e.timestamp < to)
+            );
         }
     }
 
@@ -1901,6 +1961,14 @@ event = "Order Completed"
         for (scenario, want) in cases {
             check(scenario, want);
         }
+        let no_funnels = Config {
+            funnels: Vec::new(),
+            ..example()
+        };
+        assert_eq!(
+            simulate(&no_funnels, &scenario(LOCAL_10H, LOCAL_12H, 10.0), |_| {}),
+            Err(ScenarioError::NoFunnels)
+        );
         let incident_cases = [
             ("stage=cart,drop=0.1", ""),
             (

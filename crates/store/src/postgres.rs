@@ -17,7 +17,7 @@
 //!   `dimension_values` rows, each in ascending key order.
 //! - **One fold for all nodes.** Admitting a new dimension value takes a transaction-level
 //!   advisory lock and reloads the values the other nodes admitted, so the cap holds exactly and
-//!   every node folds a value the same way (see [`settle_admissions`]).
+//!   every node folds a value the same way (see `settle_admissions`).
 //!
 //! The `postgres` crate's synchronous `Client` runs its own small runtime and panics when used
 //! from a thread that is inside a tokio runtime. The server calls the store only from its own
@@ -27,12 +27,12 @@
 //! a private network or a TLS-terminating proxy.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::error::Severity;
 use postgres::types::{FromSql, Type};
-use postgres::{Client, GenericClient, NoTls, Statement, Transaction};
+use postgres::{Client, GenericClient, IsolationLevel, NoTls, Statement, Transaction};
 
 use revloop_core::funnel::DimensionDictionary;
 use revloop_core::ingest::StageCount;
@@ -46,12 +46,15 @@ use crate::{
     TokenRecord, migrations,
 };
 
-/// Idle pooled connections kept for reuse. Each PostgreSQL connection is a server process, and
-/// every node keeps its own pool, so this stays small.
-const POOL_IDLE_MAX: usize = 4;
+/// Pooled connections a node opens at most, busy or idle; a read waits for one when all are
+/// busy. Each PostgreSQL connection is a server process and every node has its own pool, so this
+/// stays well below the server's `max_connections` divided by the number of nodes.
+const POOL_CONNECTIONS_MAX: usize = 8;
 /// How long a connection attempt may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
-/// Keys of the database-wide advisory locks: "revloop" in ASCII, then one byte per purpose.
+/// Keys of the advisory locks: "revloop" in ASCII, then one byte per purpose. Advisory locks are
+/// database-wide, so deployments in different schemas of one database share them; both are held
+/// briefly and rarely.
 const LOCK_MIGRATE: i64 = 0x7265_766c_6f6f_7001;
 const LOCK_ADMIT_VALUES: i64 = 0x7265_766c_6f6f_7002;
 
@@ -60,7 +63,16 @@ pub struct PostgresStore {
     layout: Layout,
     dedup_window: DurationMs,
     writer: Mutex<Writer>,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a pooled connection is put back or closed.
+    pool_changed: Condvar,
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Client>,
+    /// Connections open, idle or busy; at most [`POOL_CONNECTIONS_MAX`].
+    n_open: usize,
 }
 
 /// Opens one more connection, with the search path of the store's schema if it has one.
@@ -176,30 +188,70 @@ impl PostgresStore {
                 },
                 dedup,
             }),
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
+            pool_changed: Condvar::new(),
         })
     }
 
-    /// Runs `work` on a pooled connection. One that may have been lost (the server restarted or
-    /// ended it) is not put back, so the next call connects afresh.
+    /// Runs `work` on a pooled connection, opening one if none is idle and the pool has room,
+    /// else waiting for one. A connection that may have been lost (the server restarted or ended
+    /// it) is closed rather than put back, so a later call connects afresh.
     fn with_client<T>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.pool.lock().expect("connection pool lock").pop();
-        let mut client = match pooled {
-            Some(client) => client,
-            None => self.connector.connect()?,
-        };
-        let result = work(&mut client);
-        let lost = result.as_ref().is_err_and(connection_may_be_lost);
-        if !lost && !client.is_closed() {
+        let pooled = {
             let mut pool = self.pool.lock().expect("connection pool lock");
-            if pool.len() < POOL_IDLE_MAX {
-                pool.push(client);
+            loop {
+                match pool.idle.pop() {
+                    Some(client) if client.is_closed() => pool.n_open -= 1,
+                    Some(client) => break Some(client),
+                    None if pool.n_open < POOL_CONNECTIONS_MAX => {
+                        pool.n_open += 1;
+                        break None;
+                    }
+                    None => {
+                        pool = self.pool_changed.wait(pool).expect("connection pool lock");
+                    }
+                }
             }
+        };
+        let mut lease = Lease {
+            store: self,
+            client: pooled,
+        };
+        let client = match &mut lease.client {
+            Some(client) => client,
+            empty => empty.insert(self.connector.connect()?),
+        };
+        let result = work(client);
+        if result.as_ref().is_err_and(connection_may_be_lost) {
+            lease.client = None;
         }
         result
+    }
+}
+
+/// A pooled connection, or a slot for one, on loan. Dropping it returns the connection to the
+/// pool, or frees the slot, even when the work panicked.
+struct Lease<'a> {
+    store: &'a PostgresStore,
+    client: Option<Client>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // Never panic here: this may run while unwinding.
+        let mut pool = self
+            .store
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match self.client.take() {
+            Some(client) if !client.is_closed() => pool.idle.push(client),
+            _ => pool.n_open -= 1,
+        }
+        self.store.pool_changed.notify_one();
     }
 }
 
@@ -239,35 +291,49 @@ fn quote_identifier(name: &str) -> String {
 
 /// Brings the schema up to [`migrations::POSTGRES`] in one transaction. The advisory lock makes
 /// nodes starting at once take turns: the first migrates, the others then find nothing to do.
+///
+/// The version lives in `revloop_schema_version` rather than a plain `schema_version`, a name
+/// other tools use in a shared `public` schema. Nothing is created that already exists, so a
+/// role without the right to create schemas or tables can open a database already migrated.
 fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
     let known = migrations::POSTGRES.len() as i64;
     let mut transaction = client.transaction()?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
     if let Some(schema) = schema {
-        transaction.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
-            quote_identifier(schema)
-        ))?;
+        let exists = transaction
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])?
+            .is_some();
+        if !exists {
+            transaction.batch_execute(&format!("CREATE SCHEMA {}", quote_identifier(schema)))?;
+        }
     }
-    transaction.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (
-             id      INTEGER PRIMARY KEY CHECK (id = 1),
-             version BIGINT  NOT NULL
-         )",
-    )?;
-    let found: i64 = match transaction.query_opt("SELECT version FROM schema_version", &[])? {
-        Some(row) => row.try_get(0)?,
-        None => 0,
+    let versioned = transaction
+        .query_one(
+            "SELECT to_regclass('revloop_schema_version') IS NOT NULL",
+            &[],
+        )?
+        .try_get(0)?;
+    let found: i64 = if versioned {
+        let row = transaction.query_opt("SELECT version FROM revloop_schema_version", &[])?;
+        row.map(|row| row.try_get(0)).transpose()?.unwrap_or(0)
+    } else {
+        transaction.batch_execute(
+            "CREATE TABLE revloop_schema_version (
+                 id      INTEGER PRIMARY KEY CHECK (id = 1),
+                 version BIGINT  NOT NULL
+             )",
+        )?;
+        0
     };
     if found > known {
         return Err(StoreError::SchemaTooNew { found, known });
     }
-    for sql in &migrations::POSTGRES[found as usize..] {
-        transaction.batch_execute(sql)?;
-    }
     if found < known {
+        for sql in &migrations::POSTGRES[found as usize..] {
+            transaction.batch_execute(sql)?;
+        }
         transaction.execute(
-            "INSERT INTO schema_version (id, version) VALUES (1, $1)
+            "INSERT INTO revloop_schema_version (id, version) VALUES (1, $1)
              ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
             &[&known],
         )?;
@@ -603,7 +669,13 @@ fn commit_group(
         dedup: cached,
         ..
     } = writer;
-    let mut transaction = client.transaction()?;
+    // The locking in `read_and_rotate` relies on READ COMMITTED, where a statement that waited
+    // for a row lock sees the row as the other transaction committed it. A stricter default
+    // (from the URL or the role) would turn every race into a serialization failure.
+    let mut transaction = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()?;
     let dedup = read_and_rotate(
         &mut transaction,
         statements,

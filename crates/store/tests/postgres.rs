@@ -66,6 +66,25 @@ impl TestSchema {
         client
     }
 
+    /// Opens the store with the schema's name as the connections' `application_name`, so that
+    /// the test can find them in `pg_stat_activity`.
+    fn open_named(&self, config: &Config) -> PostgresStore {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{separator}application_name={}", self.url, self.name);
+        PostgresStore::open_in_schema(&url, &self.name, config).expect("open the PostgreSQL store")
+    }
+
+    /// The store's connections open on the server, by `application_name`.
+    fn n_connections(&self) -> i64 {
+        self.client()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&self.name],
+            )
+            .expect("count the connections")
+            .get(0)
+    }
+
     fn quoted(&self) -> String {
         format!("\"{}\"", self.name.replace('"', "\"\""))
     }
@@ -166,8 +185,8 @@ fn nodes_starting_at_once_all_open() {
     }
     let rows = schema
         .client()
-        .query("SELECT id, version FROM schema_version", &[])
-        .expect("read schema_version");
+        .query("SELECT id, version FROM revloop_schema_version", &[])
+        .expect("read the schema version");
     let versions: Vec<(i32, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
     assert_eq!(versions, [(1, 1)]);
 }
@@ -180,7 +199,10 @@ fn a_newer_schema_is_refused() {
     drop(schema.open(&common::config()));
     schema
         .client()
-        .execute("UPDATE schema_version SET version = version + 1", &[])
+        .execute(
+            "UPDATE revloop_schema_version SET version = version + 1",
+            &[],
+        )
         .expect("pretend a newer revloop migrated");
     match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
         Err(StoreError::SchemaTooNew { found: 2, known: 1 }) => {}
@@ -203,7 +225,7 @@ fn a_schema_name_is_taken_literally() {
         )
         .expect("count the tables")
         .get(0);
-    // The eight tables of the first migration, and schema_version.
+    // The eight tables of the first migration, and the schema version.
     assert_eq!(n_tables, 9);
 }
 
@@ -236,13 +258,7 @@ fn recovers_when_the_server_drops_its_connections() {
     let Some(schema) = TestSchema::new() else {
         return;
     };
-    let application_name = schema.name.clone();
-    let separator = if schema.url.contains('?') { '&' } else { '?' };
-    let url = format!(
-        "{}{separator}application_name={application_name}",
-        schema.url
-    );
-    let store = PostgresStore::open_in_schema(&url, &schema.name, &common::config()).expect("open");
+    let store = schema.open_named(&common::config());
     let commit = |key: i64| {
         store.commit_ingest(&IngestGroup {
             now: revloop_core::Timestamp(0),
@@ -263,7 +279,7 @@ fn recovers_when_the_server_drops_its_connections() {
                  SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                  WHERE application_name = $1
              ) AS terminated",
-            &[&application_name],
+            &[&schema.name],
         )
         .expect("terminate the store's connections")
         .get(0);
@@ -274,4 +290,27 @@ fn recovers_when_the_server_drops_its_connections() {
     assert_eq!(commit(1).expect("commit after").is_new, [false]);
     let _ = store.ping();
     store.ping().expect("ping after");
+}
+
+#[test]
+fn reads_share_a_bounded_pool() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open_named(&common::config());
+    std::thread::scope(|scope| {
+        for _ in 0..32 {
+            scope.spawn(|| {
+                for _ in 0..20 {
+                    store.dimension_values().expect("dimension_values");
+                }
+            });
+        }
+    });
+    let n_connections = schema.n_connections();
+    // The writer and at most eight pooled connections, kept for reuse.
+    assert!(
+        (2..=9).contains(&n_connections),
+        "{n_connections} connections"
+    );
 }
