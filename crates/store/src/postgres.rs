@@ -26,7 +26,7 @@
 //! TLS is not compiled in (the connections use `NoTls`): reach the server over a local socket,
 //! a private network or a TLS-terminating proxy.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ use revloop_core::metrics::MinuteCount;
 use revloop_core::time::{DurationMs, Minute};
 use revloop_core::{Config, Timestamp};
 
-use crate::plan::{CommitPlan, Layout, WriterState, filter_keys};
+use crate::plan::{Combinations, CommitPlan, Layout, WriterState, filter_keys};
 use crate::{
     CountsQuery, IngestGroup, IngestItem, IngestReceipt, LateCount, Role, Store, StoreError,
     TokenRecord, migrations,
@@ -893,10 +893,7 @@ impl Store for PostgresStore {
     }
 }
 
-/// Segment keys with their assignments of dimension name to value.
-type Assignments = Vec<(i64, HashMap<String, String>)>;
-
-fn full_combinations(client: &mut Client, n_dimensions: usize) -> Result<Assignments, StoreError> {
+fn full_combinations(client: &mut Client, n_dimensions: usize) -> Result<Combinations, StoreError> {
     let n_dimensions = i32::try_from(n_dimensions).expect("at most DIMENSIONS_MAX dimensions");
     let rows = client.query(
         "SELECT key, assignment FROM segments WHERE n_dimensions = $1",
