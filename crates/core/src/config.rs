@@ -26,6 +26,11 @@ pub const STAGES_MAX: usize = 16;
 /// Longest identifier (funnel, stage, dimension) in bytes.
 pub const ID_LEN_MAX: usize = 64;
 
+/// Dedup keys remembered at once by default: about 320 MiB of memory.
+pub const DEDUP_KEYS_DEFAULT: u64 = 20_000_000;
+pub const DEDUP_KEYS_MIN: u64 = 1_000;
+pub const DEDUP_KEYS_MAX: u64 = 2_000_000_000;
+
 /// Top-level keys of a Segment message under which a dimension or filter path may look.
 pub const PATH_ROOTS: &[&str] = &["properties", "context", "traits"];
 
@@ -59,6 +64,9 @@ pub struct Ingest {
     pub max_clock_ahead: DurationMs,
     /// Events older than this are rejected rather than tallied as late.
     pub max_event_age: DurationMs,
+    /// Most dedup keys remembered at once (about 16 bytes of memory each). Past it, the oldest
+    /// are forgotten before the window ends, and `/metrics` says so.
+    pub dedup_keys_max: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -182,6 +190,7 @@ struct RawIngest {
     allowed_lateness: Option<Spanned<String>>,
     max_clock_ahead: Option<Spanned<String>>,
     max_event_age: Option<Spanned<String>>,
+    dedup_keys_max: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +499,7 @@ fn validate_ingest(raw: Option<RawIngest>, problems: &mut Problems) -> Ingest {
         allowed_lateness: None,
         max_clock_ahead: None,
         max_event_age: None,
+        dedup_keys_max: None,
     });
     let mut duration = |field: Option<Spanned<String>>, default: &str, name: &str| -> DurationMs {
         let default = DurationMs::parse(default).expect("defaults parse");
@@ -513,6 +523,21 @@ fn validate_ingest(raw: Option<RawIngest>, problems: &mut Problems) -> Ingest {
         allowed_lateness: duration(raw.allowed_lateness, "1h", "allowed_lateness"),
         max_clock_ahead: duration(raw.max_clock_ahead, "24h", "max_clock_ahead"),
         max_event_age: duration(raw.max_event_age, "30d", "max_event_age"),
+        dedup_keys_max: match raw.dedup_keys_max {
+            None => DEDUP_KEYS_DEFAULT,
+            Some(spanned) => {
+                let value = *spanned.get_ref();
+                if !(DEDUP_KEYS_MIN as i64..=DEDUP_KEYS_MAX as i64).contains(&value) {
+                    problems.at(
+                        spanned.span().start,
+                        format!(
+                            "dedup_keys_max must be between {DEDUP_KEYS_MIN} and {DEDUP_KEYS_MAX}"
+                        ),
+                    );
+                }
+                value.clamp(DEDUP_KEYS_MIN as i64, DEDUP_KEYS_MAX as i64) as u64
+            }
+        },
     };
     if ingest.allowed_lateness > ingest.max_event_age {
         problems.found.push(ConfigProblem {

@@ -194,6 +194,7 @@ mod tests {
             allowed_lateness: DurationMs::from_hours(1),
             max_clock_ahead: DurationMs::from_hours(24),
             max_event_age: DurationMs::from_hours(24 * 30),
+            dedup_keys_max: 1_000,
         };
         let now = Timestamp(100 * 86_400_000);
         let hour = DurationMs::from_hours(1);

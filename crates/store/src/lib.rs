@@ -16,11 +16,13 @@ use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::metrics::MinuteCount;
 use revloop_core::time::Minute;
 
+mod dedup;
 mod migrations;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
 
+pub use dedup::DedupStats;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -38,6 +40,12 @@ pub enum StoreError {
     UnknownFunnel(String),
     #[error("unknown dimension `{0}`")]
     UnknownDimension(String),
+    #[error(
+        "another revloop process is ingesting into {0}; one process ingests into a SQLite file at a time (use PostgreSQL for several nodes)"
+    )]
+    Busy(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 /// One accepted message (or pre-aggregated count record) on its way into the store.
@@ -174,4 +182,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap liveness check of the database, for `/readyz`.
     fn ping(&self) -> Result<(), StoreError>;
+
+    /// Figures of an in-process dedup index, where the store keeps one.
+    fn dedup_stats(&self) -> Option<DedupStats> {
+        None
+    }
 }

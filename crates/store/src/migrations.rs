@@ -1,22 +1,25 @@
 //! Embedded schema migrations, applied in order on open. A migration is never edited once
 //! released; a change of schema is a new migration at the end of the list.
 //!
-//! The two dialects keep the same tables and columns, so that the SQL in the two stores reads
-//! alike and a dump of one could be loaded into the other.
+//! The two dialects keep the same count, segment, dimension and token tables. They differ in
+//! how dedup keys are kept: SQLite, with a single ingesting process, keeps its dedup index in
+//! memory over an append-only log; PostgreSQL, shared by several nodes, keeps it in tables.
 
 /// The SQLite schema, one entry per version (version = index + 1).
 pub const SQLITE: &[&str] = &[r#"
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO meta (key, value) VALUES ('dedup_current', 0), ('dedup_started_ms', -1);
-
--- Two generations of remembered dedup keys. New keys go into the current one; when it is a
--- window old, the previous generation is emptied and becomes current. A key is therefore
--- remembered for at least one window and at most two.
-CREATE TABLE dedup_0 (key INTEGER PRIMARY KEY);
-CREATE TABLE dedup_1 (key INTEGER PRIMARY KEY);
+-- The dedup log: each commit appends its new dedup keys as one blob of little-endian i64s,
+-- tagged with the generation they belong to. The index lives in memory (see dedup.rs) and is
+-- rebuilt from here on start; a forgotten generation's rows are deleted.
+CREATE TABLE dedup_generations (
+    id         INTEGER PRIMARY KEY,
+    started_ms INTEGER NOT NULL
+);
+CREATE TABLE dedup_log (
+    id         INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    keys       BLOB    NOT NULL
+);
+CREATE INDEX dedup_log_generation ON dedup_log (generation);
 
 -- Per-minute counts per funnel, stage and segment (0 = all segments together).
 CREATE TABLE stage_counts (
@@ -63,7 +66,7 @@ CREATE TABLE api_tokens (
 );
 "#];
 
-/// The PostgreSQL schema, version for version the same as [`SQLITE`].
+/// The PostgreSQL schema.
 pub const POSTGRES: &[&str] = &[r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,

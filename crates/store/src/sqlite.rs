@@ -14,9 +14,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use revloop_core::funnel::DimensionDictionary;
 use revloop_core::ingest::StageCount;
 use revloop_core::metrics::MinuteCount;
-use revloop_core::time::{DurationMs, Minute};
+use revloop_core::time::Minute;
 use revloop_core::{Config, Timestamp};
 
+use crate::dedup::{DedupIndex, DedupStats, pack, unpack};
 use crate::plan::{Combinations, CommitPlan, Layout, WriterState, filter_keys};
 use crate::{
     CountsQuery, IngestGroup, IngestReceipt, LateCount, Role, Store, StoreError, TokenRecord,
@@ -31,64 +32,40 @@ const CACHE_KIB: i64 = 64 * 1024;
 pub struct SqliteStore {
     path: PathBuf,
     layout: Layout,
-    dedup_window: DurationMs,
+    config: Config,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
 }
 
 struct Writer {
     connection: Connection,
-    state: WriterState,
-    dedup: DedupGenerations,
+    /// Loaded on the first ingest, once this process holds the ingest lock.
+    ingest: Option<IngestState>,
 }
 
-/// Which dedup table is current, and since when (`-1`: not yet started).
-#[derive(Debug, Clone, Copy)]
-struct DedupGenerations {
-    current: i64,
-    started_ms: i64,
+/// What only the process that ingests keeps in memory.
+struct IngestState {
+    /// Held for the life of the store: one process ingests into a database file at a time,
+    /// because the dedup index and the folding state live in its memory.
+    _lock: std::fs::File,
+    state: WriterState,
+    dedup: DedupIndex,
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating if needed) the database at `path`.
+    /// Opens (creating and migrating if needed) the database at `path`. Opening takes no lock:
+    /// `revloop token` may open a database that `revloop serve` is using. The first ingest
+    /// takes the ingest lock and loads the dedup index.
     pub fn open(path: &Path, config: &Config) -> Result<SqliteStore, StoreError> {
         let mut connection = open_connection(path)?;
         migrate(&mut connection)?;
-        let mut dictionary = DimensionDictionary::new(config);
-        let layout = Layout::new(config);
-        {
-            let mut statement =
-                connection.prepare("SELECT dimension, value FROM dimension_values")?;
-            let rows = statement.query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })?;
-            for row in rows {
-                let (dimension, value) = row?;
-                if let Some(index) = layout.dimension_names.iter().position(|d| *d == dimension) {
-                    dictionary.load(index, &value);
-                }
-            }
-        }
-        let known_segments: HashSet<i64> = {
-            let mut statement = connection.prepare("SELECT key FROM segments")?;
-            let keys = statement.query_map([], |row| row.get::<_, i64>(0))?;
-            keys.collect::<Result<_, _>>()?
-        };
-        let dedup = DedupGenerations {
-            current: meta(&connection, "dedup_current")?,
-            started_ms: meta(&connection, "dedup_started_ms")?,
-        };
         Ok(SqliteStore {
             path: path.to_owned(),
-            layout,
-            dedup_window: config.ingest.dedup_window,
+            layout: Layout::new(config),
+            config: config.clone(),
             writer: Mutex::new(Writer {
                 connection,
-                state: WriterState {
-                    dictionary,
-                    known_segments,
-                },
-                dedup,
+                ingest: None,
             }),
             readers: Mutex::new(Vec::new()),
         })
@@ -110,6 +87,68 @@ impl SqliteStore {
         }
         result
     }
+}
+
+/// Takes the ingest lock and loads what ingest keeps in memory.
+fn start_ingest(
+    path: &Path,
+    connection: &Connection,
+    config: &Config,
+    layout: &Layout,
+) -> Result<IngestState, StoreError> {
+    let lock_path = path.with_extension("ingest-lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|err| StoreError::Io(format!("opening {}: {err}", lock_path.display())))?;
+    lock.try_lock()
+        .map_err(|_| StoreError::Busy(path.display().to_string()))?;
+
+    let mut dictionary = DimensionDictionary::new(config);
+    let mut statement = connection.prepare("SELECT dimension, value FROM dimension_values")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (dimension, value) = row?;
+        if let Some(index) = layout.dimension_names.iter().position(|d| *d == dimension) {
+            dictionary.load(index, &value);
+        }
+    }
+    let mut statement = connection.prepare("SELECT key FROM segments")?;
+    let known_segments: HashSet<i64> = statement
+        .query_map([], |row| row.get::<_, i64>(0))?
+        .collect::<Result<_, _>>()?;
+
+    let mut dedup = DedupIndex::new(
+        config.ingest.dedup_window.millis(),
+        config.ingest.dedup_keys_max as usize,
+    );
+    let mut statement =
+        connection.prepare("SELECT id, started_ms FROM dedup_generations ORDER BY id")?;
+    let generations =
+        statement.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+    for generation in generations {
+        let (id, started_ms) = generation?;
+        dedup.load_generation(id, started_ms);
+    }
+    let mut statement = connection.prepare("SELECT generation, keys FROM dedup_log ORDER BY id")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let generation: i64 = row.get(0)?;
+        let keys = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        dedup.load_keys(generation, unpack(keys));
+    }
+    Ok(IngestState {
+        _lock: lock,
+        state: WriterState {
+            dictionary,
+            known_segments,
+        },
+        dedup,
+    })
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -137,72 +176,60 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn meta(connection: &Connection, key: &str) -> Result<i64, StoreError> {
-    Ok(
-        connection.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
-            row.get(0)
-        })?,
-    )
-}
-
 impl Store for SqliteStore {
     fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError> {
         let mut guard = self.writer.lock().expect("writer lock");
         let writer = &mut *guard;
-        let transaction = writer
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-
-        let mut dedup = writer.dedup;
-        if dedup.started_ms < 0 {
-            dedup.started_ms = group.now.millis();
-        } else if group.now.millis() - dedup.started_ms >= self.dedup_window.millis() {
-            // The previous generation is a full window older than anything in the current one:
-            // forget it, and start a new current generation in its table.
-            dedup.current = 1 - dedup.current;
-            dedup.started_ms = group.now.millis();
-            transaction.execute(&format!("DELETE FROM dedup_{}", dedup.current), [])?;
+        if writer.ingest.is_none() {
+            writer.ingest = Some(start_ingest(
+                &self.path,
+                &writer.connection,
+                &self.config,
+                &self.layout,
+            )?);
         }
-        if dedup.current != writer.dedup.current || dedup.started_ms != writer.dedup.started_ms {
-            transaction.execute(
-                "UPDATE meta SET value = ?2 WHERE key = ?1",
-                params!["dedup_current", dedup.current],
-            )?;
-            transaction.execute(
-                "UPDATE meta SET value = ?2 WHERE key = ?1",
-                params!["dedup_started_ms", dedup.started_ms],
-            )?;
-        }
-
-        let mut is_new = Vec::with_capacity(group.items.len());
-        {
-            let mut seen_before = transaction.prepare_cached(&format!(
-                "SELECT 1 FROM dedup_{} WHERE key = ?1",
-                1 - dedup.current
-            ))?;
-            let mut remember = transaction.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO dedup_{} (key) VALUES (?1)",
-                dedup.current
-            ))?;
-            for item in &group.items {
-                let known = seen_before.exists([item.dedup_key])?;
-                is_new.push(!known && remember.execute([item.dedup_key])? == 1);
+        let ingest = writer.ingest.as_mut().expect("loaded above");
+        let now_ms = group.now.millis();
+        let keys: Vec<i64> = group.items.iter().map(|item| item.dedup_key).collect();
+        let mut is_new = Vec::with_capacity(keys.len());
+        let dedup_changes = ingest.dedup.admit(now_ms, &keys, &mut is_new);
+        let plan = ingest.state.plan(&self.layout, &group.items, &is_new);
+        let result = (|| {
+            let transaction = writer
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (id, started_ms) in &dedup_changes.new_generations {
+                transaction
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO dedup_generations (id, started_ms) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![id, started_ms])?;
             }
-        }
-
-        let plan = writer.state.plan(&self.layout, &group.items, &is_new);
-        match write_plan(&transaction, &self.layout, &plan).and_then(|()| Ok(transaction.commit()?))
-        {
-            Ok(()) => {
-                writer.state.committed(&plan);
-                writer.dedup = dedup;
-                Ok(IngestReceipt { is_new })
+            if !dedup_changes.new_keys.is_empty() {
+                transaction
+                    .prepare_cached("INSERT INTO dedup_log (generation, keys) VALUES (?1, ?2)")?
+                    .execute(params![
+                        dedup_changes.generation,
+                        pack(&dedup_changes.new_keys)
+                    ])?;
             }
-            Err(err) => {
-                writer.state.forget(&plan);
-                Err(err)
-            }
+            write_plan(&transaction, &self.layout, &plan)?;
+            transaction.commit()?;
+            Ok::<(), StoreError>(())
+        })();
+        if let Err(err) = result {
+            ingest.dedup.undo(&dedup_changes);
+            ingest.state.forget(&plan);
+            return Err(err);
         }
+        ingest.state.committed(&plan);
+        let forgotten = ingest.dedup.committed(&dedup_changes, now_ms);
+        if !forgotten.is_empty() {
+            // Best effort: rows of forgotten generations left behind by a failure here are
+            // loaded and forgotten again on the next start.
+            let _ = forget_generations(&writer.connection, &forgotten);
+        }
+        Ok(IngestReceipt { is_new })
     }
 
     fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError> {
@@ -348,9 +375,24 @@ impl Store for SqliteStore {
         Ok(changed == 1)
     }
 
+    fn dedup_stats(&self) -> Option<DedupStats> {
+        let writer = self.writer.lock().expect("writer lock");
+        writer.ingest.as_ref().map(|ingest| ingest.dedup.stats())
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         self.with_reader(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?))
     }
+}
+
+fn forget_generations(connection: &Connection, ids: &[i64]) -> Result<(), StoreError> {
+    let transaction = connection.unchecked_transaction()?;
+    for id in ids {
+        transaction.execute("DELETE FROM dedup_log WHERE generation = ?1", [id])?;
+        transaction.execute("DELETE FROM dedup_generations WHERE id = ?1", [id])?;
+    }
+    transaction.commit()?;
+    Ok(())
 }
 
 fn write_plan(
