@@ -109,7 +109,11 @@ fn ingest(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<E
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&base)?;
 
-    let templates = event_templates(&config, 5_000)?;
+    let templates = Arc::new(body_templates(
+        &event_templates(&config, 5_000)?,
+        batch_size,
+        16,
+    ));
     let sent_events = Arc::new(AtomicU64::new(0));
     let failed_requests = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -128,8 +132,10 @@ fn ingest(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<E
             let client = Client::new();
             let mut latencies_us = Vec::new();
             let mut sequence = 0_u64;
+            let mut body = Vec::new();
             while Instant::now() < deadline {
-                let body = batch_body(&templates, client_index, &mut sequence, batch_size);
+                let template = &templates[sequence as usize / batch_size % templates.len()];
+                stamp(template, client_index, &mut sequence, &mut body);
                 let sent = Instant::now();
                 match client.post(
                     &url,
@@ -137,7 +143,7 @@ fn ingest(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<E
                         ("Authorization", &authorization),
                         ("Content-Type", "application/json"),
                     ],
-                    body.as_bytes(),
+                    &body,
                 ) {
                     Ok(reply) if reply.status == 200 => {
                         latencies_us.push(sent.elapsed().as_micros() as u64);
@@ -173,7 +179,7 @@ fn ingest(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<E
     let n_events = sent_events.load(Ordering::Relaxed);
     let events_per_s = n_events as f64 / elapsed;
     let db_bytes = file_size(&db_path) + file_size(&db_path.with_extension("db-wal"));
-    let ceiling = parse_only_ceiling(&templates, batch_size);
+    let ceiling = parse_only_ceiling(&templates);
 
     println!(
         "ingest benchmark: {n_clients} clients, {batch_size} messages per /v1/batch, {seconds}s, SQLite synchronous=FULL"
@@ -242,40 +248,77 @@ fn event_templates(config: &Config, n_events: usize) -> anyhow::Result<Arc<Vec<S
     Ok(Arc::new(events))
 }
 
-fn batch_body(
-    templates: &[SimEvent],
-    client_index: usize,
-    sequence: &mut u64,
-    batch_size: usize,
-) -> String {
-    let now = SystemClock.now();
-    let mut body = String::with_capacity(batch_size * 450);
-    body.push_str("{\"batch\":[");
-    for i in 0..batch_size {
-        let mut event = templates[(*sequence as usize) % templates.len()].clone();
-        event.message_id = format!("bench-{client_index}-{sequence}");
-        event.timestamp = now;
-        *sequence += 1;
-        if i > 0 {
-            body.push(',');
-        }
-        write_segment_json(&event, &mut body);
-    }
-    body.push_str("]}");
-    body
+/// A `/v1/batch` body with its message ids left as fixed-width placeholders, so that a client
+/// can stamp fresh ids into a copy in place: the load generator must cost far less than the
+/// server it measures, on the same two cores.
+struct BodyTemplate {
+    bytes: Vec<u8>,
+    id_offsets: Vec<usize>,
 }
 
-fn parse_only_ceiling(templates: &[SimEvent], batch_size: usize) -> f64 {
+const ID_DIGITS: usize = 20;
+
+fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Vec<BodyTemplate> {
+    let placeholder = "0".repeat(ID_DIGITS);
+    let now = SystemClock.now();
+    (0..n_bodies)
+        .map(|body_index| {
+            let mut body = String::with_capacity(batch_size * 450);
+            let mut id_offsets = Vec::with_capacity(batch_size);
+            body.push_str("{\"batch\":[");
+            for i in 0..batch_size {
+                let mut event = events[(body_index * batch_size + i) % events.len()].clone();
+                event.message_id = format!("bench-{placeholder}");
+                event.timestamp = now;
+                if i > 0 {
+                    body.push(',');
+                }
+                let start = body.len();
+                write_segment_json(&event, &mut body);
+                let offset = body[start..]
+                    .find(&placeholder)
+                    .expect("the id placeholder is in the JSON");
+                id_offsets.push(start + offset);
+            }
+            body.push_str("]}");
+            BodyTemplate {
+                bytes: body.into_bytes(),
+                id_offsets,
+            }
+        })
+        .collect()
+}
+
+/// A copy of a template with unique ids: `client_index` and a running sequence number.
+fn stamp(template: &BodyTemplate, client_index: usize, sequence: &mut u64, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&template.bytes);
+    for offset in &template.id_offsets {
+        let id = (client_index as u64) * 1_000_000_000_000_000 + *sequence;
+        *sequence += 1;
+        let mut value = id;
+        for position in (0..ID_DIGITS).rev() {
+            out[offset + position] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+}
+
+fn parse_only_ceiling(templates: &[BodyTemplate]) -> f64 {
     let mut sequence = 0;
-    let bodies: Vec<String> = (0..200)
-        .map(|_| batch_body(templates, 0, &mut sequence, batch_size))
+    let bodies: Vec<Vec<u8>> = (0..200)
+        .map(|i| {
+            let mut body = Vec::new();
+            stamp(&templates[i % templates.len()], 0, &mut sequence, &mut body);
+            body
+        })
         .collect();
     let started = Instant::now();
     let mut n_events = 0;
     while started.elapsed() < Duration::from_secs(3) {
         for body in &bodies {
             let value: serde_json::Value =
-                serde_json::from_str(body).expect("bench bodies are JSON");
+                serde_json::from_slice(body).expect("bench bodies are JSON");
             n_events += value["batch"].as_array().map_or(0, Vec::len);
         }
     }

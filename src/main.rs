@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// glibc's allocator degrades when one thread frees what another allocated, which is the
+/// ingest pattern (parsed on async workers, freed by the writer); mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod client;
 mod demo;

@@ -5,6 +5,7 @@
 //! stages the message counts toward, and [`DimensionDictionary`] folds its dimension values
 //! under each dimension's cardinality cap.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::config::{Config, FieldPath, Trigger};
@@ -57,15 +58,53 @@ impl CallKind {
 
 /// A message as the core sees it: parsed, validated and reduced to what the config reads.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Message {
+pub struct Message<'a> {
     pub kind: CallKind,
     /// The `event` of a track call, or the `name` of a page or screen call.
-    pub name: Option<String>,
-    pub message_id: String,
+    pub name: Option<&'a str>,
+    pub message_id: &'a str,
     /// Event time, already corrected for client clock skew.
     pub event_time: Timestamp,
-    /// Field values by slot; see [`Matcher::slots`]. Scalars are rendered as text.
-    pub fields: Vec<Option<String>>,
+    /// Field values by slot; see [`Matcher::slots`]. Scalars are rendered as text; strings
+    /// are borrowed from the request body where they need no unescaping.
+    pub fields: Vec<Option<Cow<'a, str>>>,
+}
+
+/// A message's dimension values in config order, packed into one string: on the ingest hot
+/// path that is one allocation per message instead of one per dimension. Values never
+/// contain the separator (it is replaced by a space) and are never empty (a missing value is
+/// [`VALUE_NONE`]), so the packing is unambiguous.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct DimensionValues(String);
+
+const DIMENSION_SEPARATOR: char = '\u{1f}';
+
+impl DimensionValues {
+    pub fn new<'v>(values: impl IntoIterator<Item = &'v str>) -> DimensionValues {
+        let mut packed = String::new();
+        for (index, value) in values.into_iter().enumerate() {
+            if index > 0 {
+                packed.push(DIMENSION_SEPARATOR);
+            }
+            let value = if value.is_empty() {
+                VALUE_NONE
+            } else {
+                clip(value)
+            };
+            if value.contains(DIMENSION_SEPARATOR) {
+                packed.push_str(&value.replace(DIMENSION_SEPARATOR, " "));
+            } else {
+                packed.push_str(value);
+            }
+        }
+        DimensionValues(packed)
+    }
+
+    /// The values, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let n_values = if self.0.is_empty() { 0 } else { usize::MAX };
+        self.0.split(DIMENSION_SEPARATOR).take(n_values)
+    }
 }
 
 /// A stage a message reached, by position in the config.
@@ -158,11 +197,11 @@ impl Matcher {
 
     /// Appends the stages `message` reaches to `hits`.
     pub fn stage_hits(&self, message: &Message, hits: &mut Vec<StageHit>) {
-        let Some(name) = &message.name else { return };
+        let Some(name) = message.name else { return };
         let Some(rules) = self
             .rules
             .get(&message.kind)
-            .and_then(|names| names.get(name.as_str()))
+            .and_then(|names| names.get(name))
         else {
             return;
         };
@@ -177,16 +216,14 @@ impl Matcher {
     }
 
     /// The raw (not yet folded) dimension values of a message, in config order.
-    pub fn dimension_values<'m>(&self, message: &'m Message) -> Vec<&'m str> {
-        self.dimension_slots
-            .iter()
-            .map(
-                |slot| match message.fields.get(*slot).and_then(Option::as_deref) {
-                    Some(value) if !value.is_empty() => clip(value),
-                    _ => VALUE_NONE,
-                },
-            )
-            .collect()
+    pub fn dimension_values(&self, message: &Message) -> DimensionValues {
+        DimensionValues::new(self.dimension_slots.iter().map(|slot| {
+            message
+                .fields
+                .get(*slot)
+                .and_then(Option::as_deref)
+                .unwrap_or(VALUE_NONE)
+        }))
     }
 
     /// The revenue the message reports, as decimal text: `properties.revenue`, else
@@ -215,7 +252,7 @@ fn clip(value: &str) -> &str {
 #[derive(Debug, Clone, Default)]
 pub struct DimensionDictionary {
     caps: Vec<u32>,
-    admitted: Vec<std::collections::HashSet<String>>,
+    admitted: Vec<rustc_hash::FxHashSet<String>>,
 }
 
 /// What folding a value decided.
@@ -343,7 +380,12 @@ id = "ordered"
 event = "Order Completed"
 "#;
 
-    fn message(matcher: &Matcher, kind: CallKind, name: &str, fields: &[(&str, &str)]) -> Message {
+    fn message<'a>(
+        matcher: &Matcher,
+        kind: CallKind,
+        name: &'a str,
+        fields: &[(&str, &'a str)],
+    ) -> Message<'a> {
         let mut values = vec![None; matcher.slots().len()];
         for (path, value) in fields {
             let slot = matcher
@@ -351,12 +393,12 @@ event = "Order Completed"
                 .iter()
                 .position(|p| p.to_string() == *path)
                 .unwrap();
-            values[slot] = Some(value.to_string());
+            values[slot] = Some(Cow::Borrowed(*value));
         }
         Message {
             kind,
-            name: Some(name.into()),
-            message_id: "m".into(),
+            name: Some(name),
+            message_id: "m",
             event_time: Timestamp(0),
             fields: values,
         }
@@ -404,13 +446,30 @@ event = "Order Completed"
         let config = Config::parse(CONFIG).unwrap();
         let matcher = Matcher::new(&config);
         let bare = message(&matcher, CallKind::Track, "x", &[]);
-        assert_eq!(matcher.dimension_values(&bare), [VALUE_NONE]);
+        assert_eq!(
+            matcher.dimension_values(&bare).iter().collect::<Vec<_>>(),
+            [VALUE_NONE]
+        );
         let mut dictionary = DimensionDictionary::new(&config);
         assert_eq!(dictionary.fold(0, "mobile"), Fold::Admitted);
         assert_eq!(dictionary.fold(0, "mobile"), Fold::Known);
         assert_eq!(dictionary.fold(0, VALUE_NONE), Fold::Known);
         assert_eq!(dictionary.fold(0, "desktop"), Fold::Admitted);
         assert_eq!(dictionary.fold(0, "tablet"), Fold::Other);
+    }
+
+    #[test]
+    fn dimension_values_pack_unambiguously() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&[], &[]),
+            (&["mobile"], &["mobile"]),
+            (&["mobile", "", "US"], &["mobile", VALUE_NONE, "US"]),
+            (&["a\u{1f}b", "c"], &["a b", "c"]),
+        ];
+        for (values, want) in cases {
+            let packed = DimensionValues::new(values.iter().copied());
+            assert_eq!(packed.iter().collect::<Vec<_>>(), *want, "{values:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! watermark. Nothing here knows about HTTP, JSON or storage.
 
 use crate::config::Ingest;
-use crate::funnel::{Matcher, Message, StageHit};
+use crate::funnel::{DimensionValues, Matcher, Message, StageHit};
 use crate::money::{Currency, Money};
 use crate::time::{Minute, Timestamp};
 
@@ -32,7 +32,7 @@ impl StageCount {
 pub struct Cell {
     pub hit: StageHit,
     pub minute: Minute,
-    pub dimension_values: Vec<String>,
+    pub dimension_values: DimensionValues,
 }
 
 /// Whether an event is counted, tallied as late, or rejected.
@@ -115,11 +115,7 @@ pub fn message_cells(
             count.n_revenue_events = 1;
         }
     }
-    let values: Vec<String> = matcher
-        .dimension_values(message)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let values = matcher.dimension_values(message);
     let minute = message.event_time.minute();
     Ok(hits
         .into_iter()
@@ -258,12 +254,12 @@ mod tests {
                 .unwrap()
         };
         let mut fields = vec![None; matcher.slots().len()];
-        fields[slot("properties.revenue")] = Some("25.50".to_owned());
-        fields[slot("context.device.type")] = Some("mobile".to_owned());
+        fields[slot("properties.revenue")] = Some("25.50".into());
+        fields[slot("context.device.type")] = Some("mobile".into());
         let mut message = Message {
             kind: CallKind::Track,
-            name: Some("Order Completed".into()),
-            message_id: "m1".into(),
+            name: Some("Order Completed"),
+            message_id: "m1",
             event_time: Timestamp(120_000),
             fields,
         };
@@ -271,7 +267,7 @@ mod tests {
         assert_eq!(cells.len(), 1);
         let (cell, count) = &cells[0];
         assert_eq!(cell.minute, Minute(2));
-        assert_eq!(cell.dimension_values[0], "mobile");
+        assert_eq!(cell.dimension_values.iter().next(), Some("mobile"));
         assert_eq!(
             *count,
             StageCount {
@@ -281,7 +277,7 @@ mod tests {
             }
         );
 
-        message.fields[slot("properties.currency")] = Some("EUR".to_owned());
+        message.fields[slot("properties.currency")] = Some("EUR".into());
         let cells = message_cells(&matcher, usd, &message).unwrap();
         assert_eq!(
             cells[0].1,
@@ -293,7 +289,7 @@ mod tests {
         );
 
         message.fields[slot("properties.currency")] = None;
-        message.fields[slot("properties.revenue")] = Some("lots".to_owned());
+        message.fields[slot("properties.revenue")] = Some("lots".into());
         let problem = message_cells(&matcher, usd, &message).unwrap_err();
         assert_eq!(problem.field, "properties.revenue");
     }

@@ -1700,7 +1700,7 @@ event = "Order Completed"
 "#;
 
     /// The simulated events, as the edge would hand them to the core's ingest rules.
-    fn as_message(matcher: &Matcher, event: &SimEvent) -> Message {
+    fn as_message<'e>(matcher: &Matcher, event: &'e SimEvent) -> Message<'e> {
         let fields = matcher
             .slots()
             .iter()
@@ -1709,13 +1709,13 @@ event = "Order Completed"
                     .fields
                     .iter()
                     .find(|(path, _)| path == slot)
-                    .map(|(_, value)| value.to_string())
+                    .map(|(_, value)| value.to_string().into())
             })
             .collect();
         Message {
             kind: event.kind,
-            name: Some(event.name.clone()),
-            message_id: event.message_id.clone(),
+            name: Some(&event.name),
+            message_id: &event.message_id,
             event_time: event.timestamp,
             fields,
         }

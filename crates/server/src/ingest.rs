@@ -6,6 +6,7 @@
 //! nothing is stored. Only a request with no problems is committed. Clients can therefore retry
 //! a corrected request without wondering which half of it landed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use revloop_core::Config;
-use revloop_core::funnel::{CallKind, Matcher, Message, StageHit, VALUE_NONE, dedup_key};
+use revloop_core::funnel::{
+    CallKind, DimensionValues, Matcher, Message, StageHit, VALUE_NONE, dedup_key,
+};
 use revloop_core::ingest::{Admission, Cell, StageCount, admit, event_time, message_cells};
 use revloop_core::money::Money;
 use revloop_core::time::{MS_PER_MINUTE, Minute, Timestamp};
@@ -300,7 +303,7 @@ impl Ingestor {
             .call_kind(implied_kind)
             .map_err(|p| ("invalid_message", p.field, p.message))?;
         let has_identity =
-            |id: &Option<String>| id.as_deref().is_some_and(|s| !s.trim().is_empty());
+            |id: &Option<Cow<str>>| id.as_deref().is_some_and(|s| !s.trim().is_empty());
         if !has_identity(&parsed.user_id) && !has_identity(&parsed.anonymous_id) {
             return Err((
                 "missing_identity",
@@ -309,7 +312,7 @@ impl Ingestor {
             ));
         }
         let name = match kind {
-            CallKind::Track => match parsed.event {
+            CallKind::Track => match parsed.event.as_deref() {
                 Some(event) if !event.trim().is_empty() => Some(event),
                 _ => {
                     return Err((
@@ -319,10 +322,10 @@ impl Ingestor {
                     ));
                 }
             },
-            CallKind::Page | CallKind::Screen => parsed.name,
+            CallKind::Page | CallKind::Screen => parsed.name.as_deref(),
             _ => None,
         };
-        let parse_time = |text: &Option<String>, name: &str| {
+        let parse_time = |text: &Option<Cow<str>>, name: &str| {
             text.as_deref()
                 .map(Timestamp::parse_rfc3339)
                 .transpose()
@@ -373,7 +376,7 @@ impl Ingestor {
         let message = Message {
             kind,
             name,
-            message_id: parsed.message_id.unwrap_or_default(),
+            message_id: parsed.message_id.as_deref().unwrap_or_default(),
             event_time,
             fields: parsed.fields,
         };
@@ -385,7 +388,7 @@ impl Ingestor {
                 cells,
                 late: admission == Admission::Late,
             },
-            parsed.write_key,
+            parsed.write_key.map(Cow::into_owned),
         ))
     }
 
@@ -582,7 +585,7 @@ impl Ingestor {
                 format!("must be from 0 to {COUNT_VALUE_MAX}"),
             ));
         }
-        let mut dimension_values = vec![VALUE_NONE.to_owned(); self.config.dimensions.len()];
+        let mut values = vec![VALUE_NONE; self.config.dimensions.len()];
         for (name, value) in &record.dimensions {
             let index = self
                 .config
@@ -596,8 +599,9 @@ impl Ingestor {
                         "no such dimension in the config".to_owned(),
                     )
                 })?;
-            dimension_values[index] = value.clone();
+            values[index] = value;
         }
+        let dimension_values = DimensionValues::new(values);
         let revenue_minor = match &record.revenue {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),

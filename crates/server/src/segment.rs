@@ -5,6 +5,7 @@
 //! Everything else is checked for well-formedness and skipped without allocating. When it
 //! fails it says which field it was in.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
@@ -18,18 +19,19 @@ pub const MESSAGE_BYTES_MAX: usize = 32 * 1024;
 
 /// A message as it came, before validation: every field optional, values as sent.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct ParsedMessage {
-    pub kind: Option<String>,
-    pub event: Option<String>,
-    pub name: Option<String>,
-    pub message_id: Option<String>,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
-    pub timestamp: Option<String>,
-    pub sent_at: Option<String>,
-    pub write_key: Option<String>,
-    /// Slot values; see `revloop_core::funnel::Matcher::slots`.
-    pub fields: Vec<Option<String>>,
+pub struct ParsedMessage<'a> {
+    pub kind: Option<Cow<'a, str>>,
+    pub event: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    pub message_id: Option<Cow<'a, str>>,
+    pub user_id: Option<Cow<'a, str>>,
+    pub anonymous_id: Option<Cow<'a, str>>,
+    pub timestamp: Option<Cow<'a, str>>,
+    pub sent_at: Option<Cow<'a, str>>,
+    pub write_key: Option<Cow<'a, str>>,
+    /// Slot values; see `revloop_core::funnel::Matcher::slots`. Strings without escapes are
+    /// borrowed from the body.
+    pub fields: Vec<Option<Cow<'a, str>>>,
 }
 
 /// Why a message could not be read, and in which field.
@@ -94,7 +96,7 @@ impl SegmentParser {
     }
 
     /// Parses one message object.
-    pub fn parse(&self, json: &str) -> Result<ParsedMessage, ParseProblem> {
+    pub fn parse<'a>(&self, json: &'a str) -> Result<ParsedMessage<'a>, ParseProblem> {
         let path = RefCell::new(Vec::new());
         let mut message = ParsedMessage {
             fields: vec![None; self.n_slots],
@@ -133,13 +135,13 @@ fn describe_json_error(err: &serde_json::Error) -> String {
 
 type Path = RefCell<Vec<String>>;
 
-struct MessageSeed<'a> {
-    root: &'a PathNode,
-    path: &'a Path,
-    message: &'a mut ParsedMessage,
+struct MessageSeed<'p, 'de> {
+    root: &'p PathNode,
+    path: &'p Path,
+    message: &'p mut ParsedMessage<'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
+impl<'de> DeserializeSeed<'de> for MessageSeed<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -147,7 +149,7 @@ impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for MessageSeed<'_> {
+impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -157,7 +159,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let key = key.as_str();
-            let slot: Option<&mut Option<String>> = match key {
+            let slot: Option<&mut Option<Cow<'de, str>>> = match key {
                 "type" => Some(&mut self.message.kind),
                 "event" => Some(&mut self.message.event),
                 "name" => Some(&mut self.message.name),
@@ -240,18 +242,18 @@ struct TextSeed {
 }
 
 impl<'de> DeserializeSeed<'de> for TextSeed {
-    type Value = Option<String>;
+    type Value = Option<Cow<'de, str>>;
 
     fn deserialize<D: de::Deserializer<'de>>(
         self,
         deserializer: D,
-    ) -> Result<Option<String>, D::Error> {
+    ) -> Result<Option<Cow<'de, str>>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for TextSeed {
-    type Value = Option<String>;
+    type Value = Option<Cow<'de, str>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         if self.allow_number {
@@ -261,29 +263,33 @@ impl<'de> Visitor<'de> for TextSeed {
         }
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
-        Ok(Some(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Borrowed(v)))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<String>, E> {
-        Ok(Some(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Cow<'de, str>>, E> {
         Ok(None)
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<Cow<'de, str>>, E> {
         if self.allow_number {
-            Ok(Some(v.to_string()))
+            Ok(Some(Cow::Owned(v.to_string())))
         } else {
             Err(E::invalid_type(de::Unexpected::Signed(v), &self))
         }
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<Cow<'de, str>>, E> {
         if self.allow_number {
-            Ok(Some(v.to_string()))
+            Ok(Some(Cow::Owned(v.to_string())))
         } else {
             Err(E::invalid_type(de::Unexpected::Unsigned(v), &self))
         }
@@ -291,13 +297,13 @@ impl<'de> Visitor<'de> for TextSeed {
 }
 
 /// An object (or null) under `properties`, `context` or `traits`; fills the slots below it.
-struct ObjectSeed<'a> {
-    node: Option<&'a PathNode>,
-    path: &'a Path,
-    fields: &'a mut Vec<Option<String>>,
+struct ObjectSeed<'p, 'de> {
+    node: Option<&'p PathNode>,
+    path: &'p Path,
+    fields: &'p mut Vec<Option<Cow<'de, str>>>,
 }
 
-impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -305,7 +311,7 @@ impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for ObjectSeed<'_> {
+impl<'de> Visitor<'de> for ObjectSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -339,13 +345,13 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
 }
 
 /// Below the roots any type is allowed: only objects are descended into.
-struct NestedSeed<'a> {
-    node: &'a PathNode,
-    path: &'a Path,
-    fields: &'a mut Vec<Option<String>>,
+struct NestedSeed<'p, 'de> {
+    node: &'p PathNode,
+    path: &'p Path,
+    fields: &'p mut Vec<Option<Cow<'de, str>>>,
 }
 
-impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
+impl<'de> DeserializeSeed<'de> for NestedSeed<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -353,7 +359,7 @@ impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for NestedSeed<'_> {
+impl<'de> Visitor<'de> for NestedSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -403,65 +409,72 @@ impl<'de> Visitor<'de> for NestedSeed<'_> {
 struct ScalarSeed;
 
 impl<'de> DeserializeSeed<'de> for ScalarSeed {
-    type Value = Option<String>;
+    type Value = Option<Cow<'de, str>>;
 
     fn deserialize<D: de::Deserializer<'de>>(
         self,
         deserializer: D,
-    ) -> Result<Option<String>, D::Error> {
+    ) -> Result<Option<Cow<'de, str>>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ScalarSeed {
-    type Value = Option<String>;
+    type Value = Option<Cow<'de, str>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
-        Ok(Some(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Borrowed(v)))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<String>, E> {
-        Ok(Some(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<String>, E> {
-        Ok(Some(v.to_string()))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v)))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
-        Ok(Some(v.to_string()))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
-        Ok(Some(v.to_string()))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
 
     /// Rust prints the shortest text that reads back as the same `f64`, never in exponent
     /// form, so `19.99` stays `19.99` for exact decimal parsing downstream.
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<String>, E> {
-        Ok(Some(v.to_string()))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Cow<'de, str>>, E> {
         Ok(None)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Cow<'de, str>>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(None)
     }
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<Option<Cow<'de, str>>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(None)
     }
 }
 
-impl ParsedMessage {
+impl ParsedMessage<'_> {
     /// The call type: the endpoint's for single calls, else the message's `type`.
     pub fn call_kind(&self, implied: Option<CallKind>) -> Result<CallKind, ParseProblem> {
         if let Some(kind) = implied {

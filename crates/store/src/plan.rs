@@ -4,8 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use revloop_core::Config;
-use revloop_core::funnel::{DimensionDictionary, Fold, counted_segments, segment_key};
+use revloop_core::funnel::{
+    DimensionDictionary, DimensionValues, Fold, counted_segments, segment_key,
+};
 use revloop_core::ingest::StageCount;
 
 use crate::IngestItem;
@@ -40,19 +44,27 @@ impl Layout {
     }
 }
 
+/// Raw dimension-value combinations whose segment keys are cached. Past it the cache is
+/// cleared and refills from the traffic.
+const SEGMENT_CACHE_ENTRIES_MAX: usize = 65_536;
+
 /// The folding state the writer keeps between groups: it changes only after a commit succeeds.
 #[derive(Debug, Clone)]
 pub(crate) struct WriterState {
     pub dictionary: DimensionDictionary,
     pub known_segments: HashSet<i64>,
+    /// Raw dimension values → the keys of the segments a message with them is counted under.
+    /// Folding a combination always gives the same answer once its values are admitted or
+    /// over the cap, so the answer is kept; a failed commit clears it.
+    segment_keys: FxHashMap<DimensionValues, Vec<i64>>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct CommitPlan {
     /// `(funnel, stage, segment, minute)` → what to add.
-    pub counts: HashMap<(usize, usize, i64, i64), StageCount>,
+    pub counts: FxHashMap<(usize, usize, i64, i64), StageCount>,
     /// `(funnel, stage, minute)` → late events.
-    pub late: HashMap<(usize, usize, i64), i64>,
+    pub late: FxHashMap<(usize, usize, i64), i64>,
     /// Segments not yet in the table: key, JSON assignment, number of dimensions.
     pub new_segments: Vec<(i64, String, i64)>,
     /// Dimension values admitted by this group: dimension index, value.
@@ -60,11 +72,19 @@ pub(crate) struct CommitPlan {
 }
 
 impl WriterState {
+    pub fn new(dictionary: DimensionDictionary, known_segments: HashSet<i64>) -> WriterState {
+        WriterState {
+            dictionary,
+            known_segments,
+            segment_keys: FxHashMap::default(),
+        }
+    }
+
     /// Plans the writes of the items whose `is_new` is true. Folding decisions are made on
     /// `self` as the plan goes; [`WriterState::forget`] undoes them if the commit fails.
     pub fn plan(&mut self, layout: &Layout, items: &[IngestItem], is_new: &[bool]) -> CommitPlan {
         let mut plan = CommitPlan::default();
-        let mut new_segment_keys = HashSet::new();
+        let mut new_segment_keys = FxHashSet::default();
         for (item, _) in items.iter().zip(is_new).filter(|(_, new)| **new) {
             for (cell, count) in &item.cells {
                 let funnel = cell.hit.funnel;
@@ -74,40 +94,68 @@ impl WriterState {
                     *plan.late.entry((funnel, stage, minute)).or_default() += count.n_events;
                     continue;
                 }
-                let folded: Vec<&str> = cell
-                    .dimension_values
-                    .iter()
-                    .enumerate()
-                    .take(self.dictionary.n_dimensions())
-                    .map(
-                        |(dimension, value)| match self.dictionary.fold(dimension, value) {
-                            Fold::Known => value.as_str(),
-                            Fold::Admitted => {
-                                plan.new_values.push((dimension, value.clone()));
-                                value.as_str()
-                            }
-                            Fold::Other => revloop_core::funnel::VALUE_OTHER,
-                        },
-                    )
-                    .collect();
-                for assignment in counted_segments(&layout.dimension_names, &folded) {
-                    let key = segment_key(&assignment);
-                    if !self.known_segments.contains(&key) && new_segment_keys.insert(key) {
-                        let object: serde_json::Map<String, serde_json::Value> = assignment
-                            .iter()
-                            .map(|(d, v)| ((*d).to_owned(), serde_json::Value::from(*v)))
-                            .collect();
-                        let json = serde_json::Value::Object(object).to_string();
-                        plan.new_segments.push((key, json, assignment.len() as i64));
+                if !self.segment_keys.contains_key(&cell.dimension_values) {
+                    let keys = self.fold_and_register(
+                        layout,
+                        &cell.dimension_values,
+                        &mut plan,
+                        &mut new_segment_keys,
+                    );
+                    if self.segment_keys.len() >= SEGMENT_CACHE_ENTRIES_MAX {
+                        self.segment_keys.clear();
                     }
+                    self.segment_keys
+                        .insert(cell.dimension_values.clone(), keys);
+                }
+                for key in &self.segment_keys[&cell.dimension_values] {
                     plan.counts
-                        .entry((funnel, stage, key, minute))
+                        .entry((funnel, stage, *key, minute))
                         .or_default()
                         .add(*count);
                 }
             }
         }
         plan
+    }
+
+    /// Folds raw values under the caps and returns the segment keys they are counted under,
+    /// adding segments not seen before to the plan.
+    fn fold_and_register(
+        &mut self,
+        layout: &Layout,
+        raw_values: &DimensionValues,
+        plan: &mut CommitPlan,
+        new_segment_keys: &mut FxHashSet<i64>,
+    ) -> Vec<i64> {
+        let folded: Vec<&str> = raw_values
+            .iter()
+            .enumerate()
+            .take(self.dictionary.n_dimensions())
+            .map(
+                |(dimension, value)| match self.dictionary.fold(dimension, value) {
+                    Fold::Known => value,
+                    Fold::Admitted => {
+                        plan.new_values.push((dimension, value.to_owned()));
+                        value
+                    }
+                    Fold::Other => revloop_core::funnel::VALUE_OTHER,
+                },
+            )
+            .collect();
+        let mut keys = Vec::new();
+        for assignment in counted_segments(&layout.dimension_names, &folded) {
+            let key = segment_key(&assignment);
+            if !self.known_segments.contains(&key) && new_segment_keys.insert(key) {
+                let object: serde_json::Map<String, serde_json::Value> = assignment
+                    .iter()
+                    .map(|(d, v)| ((*d).to_owned(), serde_json::Value::from(*v)))
+                    .collect();
+                let json = serde_json::Value::Object(object).to_string();
+                plan.new_segments.push((key, json, assignment.len() as i64));
+            }
+            keys.push(key);
+        }
+        keys
     }
 
     /// Makes a committed plan's segments known.
@@ -121,6 +169,7 @@ impl WriterState {
         for (dimension, value) in &plan.new_values {
             self.dictionary.forget(*dimension, value);
         }
+        self.segment_keys.clear();
     }
 }
 

@@ -182,10 +182,7 @@ impl PostgresStore {
                 client,
                 client_suspect: false,
                 statements,
-                state: WriterState {
-                    dictionary,
-                    known_segments,
-                },
+                state: WriterState::new(dictionary, known_segments),
                 dedup,
             }),
             pool: Mutex::new(Pool::default()),

@@ -143,10 +143,7 @@ fn start_ingest(
     }
     Ok(IngestState {
         _lock: lock,
-        state: WriterState {
-            dictionary,
-            known_segments,
-        },
+        state: WriterState::new(dictionary, known_segments),
         dedup,
     })
 }

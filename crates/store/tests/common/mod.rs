@@ -14,7 +14,7 @@ use std::sync::Barrier;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 
-use revloop_core::funnel::{StageHit, VALUE_NONE, VALUE_OTHER};
+use revloop_core::funnel::{DimensionValues, StageHit, VALUE_NONE, VALUE_OTHER};
 use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::metrics::{MinuteCount, rollup};
 use revloop_core::time::{MS_PER_MINUTE, Minute};
@@ -59,12 +59,12 @@ fn cell(
     [device, country, source]: [&str; 3],
     n_events: i64,
 ) -> (Cell, StageCount) {
-    let mut dimension_values = vec![device.to_owned(), country.to_owned(), source.to_owned()];
-    dimension_values.resize(N_DIMENSIONS, VALUE_NONE.to_owned());
+    let mut values = vec![device, country, source];
+    values.resize(N_DIMENSIONS, VALUE_NONE);
     let cell = Cell {
         hit: StageHit { funnel: 0, stage },
         minute,
-        dimension_values,
+        dimension_values: DimensionValues::new(values),
     };
     let count = StageCount {
         n_events,
