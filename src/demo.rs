@@ -64,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         SqliteStore::open(&db_path, &config)
             .with_context(|| format!("opening {}", db_path.display()))?,
     );
+    store.claim_ingest()?;
     let clock = SystemClock;
     let now = clock.now();
     let write_key = generate_secret()?;

@@ -140,6 +140,17 @@ pub fn load_config(path: &std::path::Path) -> anyhow::Result<revloop_core::Confi
     })
 }
 
+/// Opens the store the flags name, ready to ingest: fails at once if another process is
+/// ingesting into the same SQLite file.
+pub fn open_store_for_ingest(
+    args: &StoreArgs,
+    config: &revloop_core::Config,
+) -> anyhow::Result<std::sync::Arc<dyn revloop_store::Store>> {
+    let store = open_store(args, config)?;
+    store.claim_ingest()?;
+    Ok(store)
+}
+
 /// Opens the store the flags name.
 pub fn open_store(
     args: &StoreArgs,

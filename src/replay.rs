@@ -51,7 +51,7 @@ pub struct ReplaySummary {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Arc::new(crate::load_config(&args.config)?);
-    let store = crate::open_store(&args.store, &config)?;
+    let store = crate::open_store_for_ingest(&args.store, &config)?;
     let telemetry = Arc::new(Telemetry::default());
     let ingestor = Ingestor::new(
         config,

@@ -28,7 +28,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = crate::load_config(&args.config)?;
-    let store = crate::open_store(&args.store, &config)?;
+    let store = crate::open_store_for_ingest(&args.store, &config)?;
     let app = App::build(
         config,
         store,

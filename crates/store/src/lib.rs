@@ -183,6 +183,12 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap liveness check of the database, for `/readyz`.
     fn ping(&self) -> Result<(), StoreError>;
 
+    /// Makes this process ready to ingest, failing early if it cannot (for SQLite: another
+    /// process holds the ingest lock). Ingest without it claims on the first commit.
+    fn claim_ingest(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Figures of an in-process dedup index, where the store keeps one.
     fn dedup_stats(&self) -> Option<DedupStats> {
         None

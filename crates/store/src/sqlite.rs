@@ -372,6 +372,19 @@ impl Store for SqliteStore {
         Ok(changed == 1)
     }
 
+    fn claim_ingest(&self) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        if writer.ingest.is_none() {
+            writer.ingest = Some(start_ingest(
+                &self.path,
+                &writer.connection,
+                &self.config,
+                &self.layout,
+            )?);
+        }
+        Ok(())
+    }
+
     fn dedup_stats(&self) -> Option<DedupStats> {
         let writer = self.writer.lock().expect("writer lock");
         writer.ingest.as_ref().map(|ingest| ingest.dedup.stats())

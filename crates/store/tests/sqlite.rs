@@ -48,3 +48,57 @@ fn tokens() {
 fn dedup_window() {
     check(common::dedup_window);
 }
+
+#[test]
+fn one_process_ingests_into_a_file_at_a_time() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let config = common::config();
+    let first = open(&path, &config);
+    let second = open(&path, &config);
+    first.claim_ingest().expect("the first store claims ingest");
+    let err = second
+        .claim_ingest()
+        .expect_err("the second store must not ingest");
+    assert!(
+        err.to_string()
+            .contains("another revloop process is ingesting"),
+        "{err}"
+    );
+    // Reading and managing tokens need no claim.
+    second.list_tokens().expect("a second store can still read");
+    drop(first);
+    second
+        .claim_ingest()
+        .expect("the lock is released with the store");
+}
+
+#[test]
+fn the_dedup_index_survives_a_reopen() {
+    use revloop_store::{IngestGroup, IngestItem};
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let config = common::config();
+    let item = |key| IngestItem {
+        dedup_key: key,
+        cells: Vec::new(),
+        late: false,
+    };
+    let group = |keys: &[i64]| IngestGroup {
+        now: revloop_core::Timestamp(1_000),
+        items: keys.iter().map(|k| item(*k)).collect(),
+    };
+    {
+        let store = open(&path, &config);
+        assert_eq!(
+            store.commit_ingest(&group(&[1, 2])).unwrap().is_new,
+            [true, true]
+        );
+    }
+    let store = open(&path, &config);
+    assert_eq!(
+        store.commit_ingest(&group(&[2, 3])).unwrap().is_new,
+        [false, true]
+    );
+    assert_eq!(store.dedup_stats().map(|s| s.n_keys), Some(3));
+}
