@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
 
 use revloop_core::funnel::CallKind;
@@ -44,56 +44,22 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let single = |kind: CallKind| {
-        post(
-            move |state: State<AppState>,
-                  headers: HeaderMap,
-                  body: Result<Bytes, BytesRejection>| async move {
-                ingest(state, headers, body, BodyKind::Single(kind)).await
-            },
-        )
-        .layer(DefaultBodyLimit::max(MESSAGE_BYTES_MAX))
-    };
     Router::new()
-        .route("/v1/track", single(CallKind::Track))
-        .route("/v1/page", single(CallKind::Page))
-        .route("/v1/screen", single(CallKind::Screen))
-        .route("/v1/identify", single(CallKind::Identify))
-        .route("/v1/group", single(CallKind::Group))
-        .route("/v1/alias", single(CallKind::Alias))
+        .route("/v1/track", ingest_route(BodyKind::Single(CallKind::Track)))
+        .route("/v1/page", ingest_route(BodyKind::Single(CallKind::Page)))
         .route(
-            "/v1/batch",
-            post(
-                |state: State<AppState>,
-                 headers: HeaderMap,
-                 body: Result<Bytes, BytesRejection>| async move {
-                    ingest(state, headers, body, BodyKind::Batch).await
-                },
-            )
-            .layer(DefaultBodyLimit::max(BATCH_BYTES_MAX)),
+            "/v1/screen",
+            ingest_route(BodyKind::Single(CallKind::Screen)),
         )
         .route(
-            "/api/v1/events/bulk",
-            post(
-                |state: State<AppState>,
-                 headers: HeaderMap,
-                 body: Result<Bytes, BytesRejection>| async move {
-                    ingest(state, headers, body, BodyKind::Ndjson).await
-                },
-            )
-            .layer(DefaultBodyLimit::max(BULK_BYTES_MAX)),
+            "/v1/identify",
+            ingest_route(BodyKind::Single(CallKind::Identify)),
         )
-        .route(
-            "/api/v1/counts",
-            post(
-                |state: State<AppState>,
-                 headers: HeaderMap,
-                 body: Result<Bytes, BytesRejection>| async move {
-                    ingest(state, headers, body, BodyKind::Counts).await
-                },
-            )
-            .layer(DefaultBodyLimit::max(COUNTS_BYTES_MAX)),
-        )
+        .route("/v1/group", ingest_route(BodyKind::Single(CallKind::Group)))
+        .route("/v1/alias", ingest_route(BodyKind::Single(CallKind::Alias)))
+        .route("/v1/batch", ingest_route(BodyKind::Batch))
+        .route("/api/v1/events/bulk", ingest_route(BodyKind::Ndjson))
+        .route("/api/v1/counts", ingest_route(BodyKind::Counts))
         .route("/api/v1/funnels", get(list_funnels))
         .route("/api/v1/funnels/{id}/metrics", get(funnel_metrics))
         .route(
@@ -104,6 +70,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(prometheus))
         .fallback(|| async { ApiError::not_found("no such endpoint; see README.md for the API") })
         .with_state(state)
+}
+
+/// A POST route for one kind of ingest body, with that kind's body limit.
+fn ingest_route(kind: BodyKind) -> MethodRouter<AppState> {
+    post(move |state: State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
+        ingest(state, headers, body, kind).await
+    })
+    .layer(DefaultBodyLimit::max(kind.limit()))
 }
 
 #[derive(Debug, Clone, Copy)]

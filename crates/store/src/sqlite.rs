@@ -71,6 +71,23 @@ impl SqliteStore {
         })
     }
 
+    /// The ingest state, loading it (and taking the ingest lock) the first time.
+    fn ingest_state<'w>(
+        &self,
+        ingest: &'w mut Option<IngestState>,
+        connection: &Connection,
+    ) -> Result<&'w mut IngestState, StoreError> {
+        if ingest.is_none() {
+            *ingest = Some(start_ingest(
+                &self.path,
+                connection,
+                &self.config,
+                &self.layout,
+            )?);
+        }
+        Ok(ingest.as_mut().expect("loaded above"))
+    }
+
     fn with_reader<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -176,25 +193,16 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError> {
         let mut guard = self.writer.lock().expect("writer lock");
-        let writer = &mut *guard;
-        if writer.ingest.is_none() {
-            writer.ingest = Some(start_ingest(
-                &self.path,
-                &writer.connection,
-                &self.config,
-                &self.layout,
-            )?);
-        }
-        let ingest = writer.ingest.as_mut().expect("loaded above");
+        let Writer { connection, ingest } = &mut *guard;
+        let ingest = self.ingest_state(ingest, connection)?;
         let now_ms = group.now.millis();
         let keys: Vec<i64> = group.items.iter().map(|item| item.dedup_key).collect();
         let mut is_new = Vec::with_capacity(keys.len());
         let dedup_changes = ingest.dedup.admit(now_ms, &keys, &mut is_new);
         let plan = ingest.state.plan(&self.layout, &group.items, &is_new);
         let result = (|| {
-            let transaction = writer
-                .connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for (id, started_ms) in &dedup_changes.new_generations {
                 transaction
                     .prepare_cached(
@@ -224,7 +232,7 @@ impl Store for SqliteStore {
         if !forgotten.is_empty() {
             // Best effort: rows of forgotten generations left behind by a failure here are
             // loaded and forgotten again on the next start.
-            let _ = forget_generations(&writer.connection, &forgotten);
+            let _ = forget_generations(connection, &forgotten);
         }
         Ok(IngestReceipt { is_new })
     }
@@ -373,16 +381,9 @@ impl Store for SqliteStore {
     }
 
     fn claim_ingest(&self) -> Result<(), StoreError> {
-        let mut writer = self.writer.lock().expect("writer lock");
-        if writer.ingest.is_none() {
-            writer.ingest = Some(start_ingest(
-                &self.path,
-                &writer.connection,
-                &self.config,
-                &self.layout,
-            )?);
-        }
-        Ok(())
+        let mut guard = self.writer.lock().expect("writer lock");
+        let Writer { connection, ingest } = &mut *guard;
+        self.ingest_state(ingest, connection).map(|_| ())
     }
 
     fn dedup_stats(&self) -> Option<DedupStats> {
