@@ -45,7 +45,12 @@ impl TestServer {
     fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::parse(Config::example_toml()).unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("test.db"), &config).unwrap());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("test.db"), &config).unwrap());
+        TestServer::start_with(config, store, dir)
+    }
+
+    fn start_with(config: Config, store: Arc<dyn Store>, dir: tempfile::TempDir) -> TestServer {
         let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
         let secret = |role: Role| {
             let secret = generate_secret().unwrap();
@@ -826,4 +831,47 @@ fn the_read_api_lists_funnels_and_checks_roles() {
     assert_eq!(server.get("/metrics", "").status, 401);
     server.clock.0.fetch_add(MINUTE, Ordering::SeqCst);
     assert_eq!(server.get("/nowhere", "").status, 404);
+}
+
+/// The same server on the real PostgreSQL named by `REVLOOP_TEST_DATABASE_URL`, in a schema of
+/// its own: ingest, dedup, rejection and the read API end to end.
+#[test]
+fn the_api_works_end_to_end_on_postgresql() {
+    let Ok(url) = std::env::var("REVLOOP_TEST_DATABASE_URL") else {
+        eprintln!("skipped: REVLOOP_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let schema = format!("revloop_api_test_{}", std::process::id());
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let store = revloop_store::PostgresStore::open_in_schema(&url, &schema, &config).unwrap();
+    let server = TestServer::start_with(config, Arc::new(store), tempfile::tempdir().unwrap());
+    let batch = json!({"batch": [
+        track("Product Viewed", "pg-1", T0),
+        track("Product Viewed", "pg-1", T0),
+        track("Product Added", "pg-2", T0 - 10 * MINUTE),
+    ]});
+    let reply = server.ingest("/v1/batch", &batch);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        (
+            reply.body["counted"].as_i64(),
+            reply.body["duplicates"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert_eq!(server.ingest("/v1/batch", &batch).body["duplicates"], 3);
+    let bad = server.ingest(
+        "/v1/batch",
+        &json!({"batch": [track("Product Viewed", "pg-3", T0), {"type": "track", "event": "E"}]}),
+    );
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
+        [1, 1, 0, 0, 0]
+    );
+    drop(server);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .unwrap();
 }
