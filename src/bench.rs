@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Subcommand;
 
-use revloop_core::Config;
 use revloop_core::simulate::{Scenario, SimEvent, simulate};
 use revloop_core::time::DurationMs;
+use revloop_core::{Config, Timestamp};
 use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::segment_json::write_segment_json;
 use revloop_server::{Clock, SystemClock};
@@ -255,6 +255,9 @@ fn event_templates(config: &Config, n_events: usize) -> anyhow::Result<Arc<Vec<S
 struct BodyTemplate {
     bytes: Vec<u8>,
     id_offsets: Vec<usize>,
+    /// Where each message's `timestamp` value starts; stamped with the send time, so that
+    /// traffic moves from minute to minute as live traffic does.
+    timestamp_offsets: Vec<usize>,
 }
 
 const ID_DIGITS: usize = 20;
@@ -266,11 +269,12 @@ fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Ve
         .map(|body_index| {
             let mut body = String::with_capacity(batch_size * 450);
             let mut id_offsets = Vec::with_capacity(batch_size);
+            let mut timestamp_offsets = Vec::with_capacity(batch_size);
             body.push_str("{\"batch\":[");
             for i in 0..batch_size {
                 let mut event = events[(body_index * batch_size + i) % events.len()].clone();
                 event.message_id = format!("bench-{placeholder}");
-                event.timestamp = now;
+                event.timestamp = fixed_width(now);
                 if i > 0 {
                     body.push(',');
                 }
@@ -280,9 +284,15 @@ fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Ve
                     .find(&placeholder)
                     .expect("the id placeholder is in the JSON");
                 id_offsets.push(start + offset);
+                let key = "\"timestamp\":\"";
+                let at = body[start..]
+                    .find(key)
+                    .expect("the timestamp is in the JSON");
+                timestamp_offsets.push(start + at + key.len());
             }
             body.push_str("]}");
             BodyTemplate {
+                timestamp_offsets,
                 bytes: body.into_bytes(),
                 id_offsets,
             }
@@ -291,9 +301,23 @@ fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Ve
 }
 
 /// A copy of a template with unique ids: `client_index` and a running sequence number.
+/// A time whose RFC 3339 text is always 24 bytes (`2026-11-27T06:22:15.123Z`): whole seconds
+/// would print without the fraction.
+fn fixed_width(time: Timestamp) -> Timestamp {
+    if time.millis() % 1_000 == 0 {
+        Timestamp(time.millis() + 1)
+    } else {
+        time
+    }
+}
+
 fn stamp(template: &BodyTemplate, client_index: usize, sequence: &mut u64, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&template.bytes);
+    let now = fixed_width(SystemClock.now()).to_string();
+    for offset in &template.timestamp_offsets {
+        out[*offset..*offset + now.len()].copy_from_slice(now.as_bytes());
+    }
     for offset in &template.id_offsets {
         let id = (client_index as u64) * 1_000_000_000_000_000 + *sequence;
         *sequence += 1;

@@ -33,6 +33,19 @@ CREATE TABLE stage_counts (
     PRIMARY KEY (funnel, segment, minute, stage)
 ) WITHOUT ROWID;
 
+-- The same counts for the last minutes, keyed minute-major so that commits append instead of
+-- touching a page per segment; rolled into stage_counts once a minute (see sqlite.rs).
+CREATE TABLE stage_counts_recent (
+    minute           INTEGER NOT NULL,
+    funnel           TEXT    NOT NULL,
+    stage            TEXT    NOT NULL,
+    segment          INTEGER NOT NULL,
+    n_events         INTEGER NOT NULL,
+    revenue_minor    INTEGER NOT NULL,
+    n_revenue_events INTEGER NOT NULL,
+    PRIMARY KEY (minute, funnel, stage, segment)
+) WITHOUT ROWID;
+
 -- Events that arrived after the allowed lateness: accepted, reported, not counted.
 CREATE TABLE late_counts (
     funnel   TEXT    NOT NULL,

@@ -50,6 +50,8 @@ struct IngestState {
     _lock: std::fs::File,
     state: WriterState,
     dedup: DedupIndex,
+    /// Recent counts of minutes before this have been rolled into `stage_counts`.
+    rolled_before: i64,
 }
 
 impl SqliteStore {
@@ -158,7 +160,13 @@ fn start_ingest(
         let keys = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
         dedup.load_keys(generation, unpack(keys));
     }
+    let rolled_before: i64 = connection.query_row(
+        "SELECT COALESCE(MIN(minute), ?1) FROM stage_counts_recent",
+        [i64::MIN],
+        |row| row.get(0),
+    )?;
     Ok(IngestState {
+        rolled_before,
         _lock: lock,
         state: WriterState::new(dictionary, known_segments),
         dedup,
@@ -200,6 +208,8 @@ impl Store for SqliteStore {
         let mut is_new = Vec::with_capacity(keys.len());
         let dedup_changes = ingest.dedup.admit(now_ms, &keys, &mut is_new);
         let plan = ingest.state.plan(&self.layout, &group.items, &is_new);
+        // The current and the previous minute stay in the recent table; see `roll_recent_counts`.
+        let roll_before = group.now.minute().0 - 1;
         let result = (|| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -219,6 +229,9 @@ impl Store for SqliteStore {
                     ])?;
             }
             write_plan(&transaction, &self.layout, &plan)?;
+            if roll_before > ingest.rolled_before {
+                roll_recent_counts(&transaction, roll_before)?;
+            }
             transaction.commit()?;
             Ok::<(), StoreError>(())
         })();
@@ -228,6 +241,7 @@ impl Store for SqliteStore {
             return Err(err);
         }
         ingest.state.committed(&plan);
+        ingest.rolled_before = ingest.rolled_before.max(roll_before);
         let forgotten = ingest.dedup.committed(&dedup_changes, now_ms);
         if !forgotten.is_empty() {
             // Best effort: rows of forgotten generations left behind by a failure here are
@@ -249,26 +263,32 @@ impl Store for SqliteStore {
                 full_combinations(connection, self.layout.dimension_names.len())
             })?;
             let mut sums: HashMap<(usize, i64), StageCount> = HashMap::new();
-            let mut statement = connection.prepare_cached(
-                "SELECT stage, minute, n_events, revenue_minor, n_revenue_events FROM stage_counts
-                 WHERE funnel = ?1 AND segment = ?2 AND minute >= ?3 AND minute < ?4",
-            )?;
-            for key in keys {
-                let mut rows =
-                    statement.query(params![query.funnel, key, query.from.0, query.to.0])?;
-                while let Some(row) = rows.next()? {
-                    let stage: String = row.get(0)?;
-                    let Some(stage) = stage_ids.iter().position(|s| *s == stage) else {
-                        continue;
-                    };
-                    let count = StageCount {
-                        n_events: row.get(2)?,
-                        revenue_minor: row.get(3)?,
-                        n_revenue_events: row.get(4)?,
-                    };
-                    sums.entry((stage, row.get(1)?)).or_default().add(count);
+            // One snapshot for both tables, so that a roll between the two reads can neither
+            // hide nor double a minute.
+            let snapshot = connection.unchecked_transaction()?;
+            for table in ["stage_counts", "stage_counts_recent"] {
+                let mut statement = snapshot.prepare_cached(&format!(
+                    "SELECT stage, minute, n_events, revenue_minor, n_revenue_events FROM {table}
+                 WHERE funnel = ?1 AND segment = ?2 AND minute >= ?3 AND minute < ?4"
+                ))?;
+                for key in &keys {
+                    let mut rows =
+                        statement.query(params![query.funnel, key, query.from.0, query.to.0])?;
+                    while let Some(row) = rows.next()? {
+                        let stage: String = row.get(0)?;
+                        let Some(stage) = stage_ids.iter().position(|s| *s == stage) else {
+                            continue;
+                        };
+                        let count = StageCount {
+                            n_events: row.get(2)?,
+                            revenue_minor: row.get(3)?,
+                            n_revenue_events: row.get(4)?,
+                        };
+                        sums.entry((stage, row.get(1)?)).or_default().add(count);
+                    }
                 }
             }
+            drop(snapshot);
             let mut counts: Vec<MinuteCount> = sums
                 .into_iter()
                 .map(|((stage, minute), count)| MinuteCount {
@@ -396,6 +416,32 @@ impl Store for SqliteStore {
     }
 }
 
+/// Moves the counts of minutes before `before` from the recent table into `stage_counts`.
+///
+/// Why two tables: `stage_counts` is keyed segment-major, so that a read of one segment over
+/// days is one range scan. But every commit adds to the current minute of hundreds of
+/// segments, and in a segment-major B-tree each of those rows sits on a different page: the
+/// WAL would receive a page per row per commit, growing with the table. The recent table is
+/// keyed minute-major, so a commit's rows share a few pages at the right edge; once a minute
+/// it hands its older rows over, in key order, in one statement.
+fn roll_recent_counts(transaction: &rusqlite::Transaction, before: i64) -> Result<(), StoreError> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO stage_counts (funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events)
+             SELECT funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events
+             FROM stage_counts_recent WHERE minute < ?1 ORDER BY funnel, segment, minute, stage
+             ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
+                 n_events = n_events + excluded.n_events,
+                 revenue_minor = revenue_minor + excluded.revenue_minor,
+                 n_revenue_events = n_revenue_events + excluded.n_revenue_events",
+        )?
+        .execute([before])?;
+    transaction
+        .prepare_cached("DELETE FROM stage_counts_recent WHERE minute < ?1")?
+        .execute([before])?;
+    Ok(())
+}
+
 fn forget_generations(connection: &Connection, ids: &[i64]) -> Result<(), StoreError> {
     let transaction = connection.unchecked_transaction()?;
     for id in ids {
@@ -412,7 +458,7 @@ fn write_plan(
     plan: &CommitPlan,
 ) -> Result<(), StoreError> {
     let mut add_count = transaction.prepare_cached(
-        "INSERT INTO stage_counts (funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events)
+        "INSERT INTO stage_counts_recent (funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
              n_events = n_events + excluded.n_events,
