@@ -150,13 +150,37 @@ fn ingest(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<E
                         latencies_us.push(sent.elapsed().as_micros() as u64);
                         sent_events.fetch_add(batch_size as u64, Ordering::Relaxed);
                     }
-                    _ => {
-                        failed_requests.fetch_add(1, Ordering::Relaxed);
+                    failure => {
+                        if failed_requests.fetch_add(1, Ordering::Relaxed) == 0 {
+                            match failure {
+                                Ok(reply) => eprintln!(
+                                    "  first failure: {} {}",
+                                    reply.status,
+                                    reply.body.chars().take(300).collect::<String>()
+                                ),
+                                Err(err) => eprintln!("  first failure: {err}"),
+                            }
+                        }
                     }
                 }
             }
             latencies_us
         }));
+    }
+    // Throughput per interval, to show whether it holds as the database grows.
+    let mut last_events = 0;
+    while Instant::now() < deadline {
+        std::thread::sleep(
+            Duration::from_secs(10).min(deadline.saturating_duration_since(Instant::now())),
+        );
+        let events = sent_events.load(Ordering::Relaxed);
+        eprintln!(
+            "  {:>4.0}s: {:>8.0} events/s over the last interval, {} failed requests so far",
+            started.elapsed().as_secs_f64(),
+            (events - last_events) as f64 / 10.0,
+            failed_requests.load(Ordering::Relaxed)
+        );
+        last_events = events;
     }
     let mut latencies_us: Vec<u64> = Vec::new();
     for handle in handles {
@@ -301,10 +325,10 @@ fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Ve
 }
 
 /// A copy of a template with unique ids: `client_index` and a running sequence number.
-/// A time whose RFC 3339 text is always 24 bytes (`2026-11-27T06:22:15.123Z`): whole seconds
-/// would print without the fraction.
+/// A time whose RFC 3339 text is always 24 bytes (`2026-11-27T06:22:15.123Z`): the fraction
+/// is printed without trailing zeros, so the last millisecond digit must not be 0.
 fn fixed_width(time: Timestamp) -> Timestamp {
-    if time.millis() % 1_000 == 0 {
+    if time.millis() % 10 == 0 {
         Timestamp(time.millis() + 1)
     } else {
         time
