@@ -37,7 +37,7 @@ enum Target {
         seconds: u64,
         /// Concurrent client connections. Group commit shares each fsync among the requests
         /// that arrive during the previous commit, so throughput grows with concurrency.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 16)]
         clients: usize,
         /// Messages per batch.
         #[arg(long, default_value_t = 500)]
