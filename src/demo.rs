@@ -22,6 +22,8 @@ use revloop_store::{Role, SqliteStore, Store};
 
 use crate::client::Client;
 
+/// Demo tokens are named with this, so that a restart can revoke the previous ones.
+const DEMO_TOKEN_PREFIX: &str = "demo";
 /// Lines handed from the simulator thread to the ingest thread at a time.
 const BACKFILL_CHUNK_LINES: usize = 5_000;
 /// Chunks the simulator may run ahead of ingest.
@@ -65,12 +67,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening {}", db_path.display()))?,
     );
     store.claim_ingest()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| {
+            format!(
+                "listening on {} (is another revloop running? try --listen 127.0.0.1:0)",
+                args.listen
+            )
+        })?;
     let clock = SystemClock;
     let now = clock.now();
+    // Fresh demo credentials each start; the previous start's stop working.
+    for token in store.list_tokens()? {
+        if token.revoked_at.is_none() && token.name.starts_with(DEMO_TOKEN_PREFIX) {
+            store.revoke_token(token.id, now)?;
+        }
+    }
     let write_key = generate_secret()?;
     let api_token = generate_secret()?;
-    store.create_token("demo write key", Role::Ingest, hash_secret(&write_key), now)?;
-    store.create_token("demo admin", Role::Admin, hash_secret(&api_token), now)?;
+    store.create_token(
+        &format!("{DEMO_TOKEN_PREFIX} write key"),
+        Role::Ingest,
+        hash_secret(&write_key),
+        now,
+    )?;
+    store.create_token(
+        &format!("{DEMO_TOKEN_PREFIX} admin"),
+        Role::Admin,
+        hash_secret(&api_token),
+        now,
+    )?;
     let first_funnel = config.funnels[0].id.clone();
     let has_history = !store
         .minute_counts(&revloop_store::CountsQuery {
@@ -90,25 +117,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         AppOptions::default(),
     );
     let ingestor = app.state.ingestor.clone();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(args.listen))
-        .with_context(|| {
-            format!(
-                "listening on {} (is another revloop running? try --listen 127.0.0.1:0)",
-                args.listen
-            )
-        })?;
     let address = listener.local_addr()?;
     let base = format!("http://{address}");
-    print_welcome(&args, &base, &first_funnel, &write_key, &api_token);
+    print_welcome(
+        &args,
+        &base,
+        &first_funnel,
+        &write_key,
+        &api_token,
+        has_history,
+    );
 
-    if has_history {
-        eprintln!(
-            "history found in {}; skipping the backfill",
-            db_path.display()
-        );
-    } else {
+    if !has_history {
         let config = config.clone();
         let scenario = Scenario {
             from: now.saturating_sub(DurationMs(i64::from(args.days) * MS_PER_DAY)),
@@ -142,7 +162,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_welcome(args: &Args, base: &str, funnel: &str, write_key: &str, api_token: &str) {
+fn print_welcome(
+    args: &Args,
+    base: &str,
+    funnel: &str,
+    write_key: &str,
+    api_token: &str,
+    has_history: bool,
+) {
+    let history = if has_history {
+        format!(
+            "History from an earlier run is in {}; only live traffic is added (delete the directory for a fresh week).",
+            args.data_dir.display()
+        )
+    } else {
+        format!(
+            "Backfilling {} days of history in the background (it takes seconds).",
+            args.days
+        )
+    };
     println!(
         "\nrevloop demo is running at {base}\n\
          data directory: {}\n\n\
@@ -152,11 +190,11 @@ fn print_welcome(args: &Args, base: &str, funnel: &str, write_key: &str, api_tok
            curl -s -H 'Authorization: Bearer {api_token}' {base}/api/v1/funnels\n  \
            curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/metrics?step=1h'\n  \
            curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/metrics?step=5m&device=mobile'\n  \
-           curl -s -u '{write_key}:' {base}/v1/track -d '{{\"userId\":\"u1\",\"event\":\"Product Viewed\"}}'\n  \
+           curl -s -u '{write_key}:' {base}/v1/track -d '{{\"userId\":\"u1\",\"event\":\"Product Viewed\",\"messageId\":\"try-1\"}}'\n  \
            curl -s -H 'Authorization: Bearer {api_token}' {base}/metrics\n\n\
-         Backfilling {} days of history in the background; live traffic is streaming. Ctrl-C stops.\n",
+         (the same messageId is counted once, however often it is sent)\n\n\
+         {history}\nLive simulated traffic is streaming in, at the shop's time of day (quiet at night). Ctrl-C stops.\n",
         args.data_dir.display(),
-        args.days,
     );
 }
 

@@ -116,8 +116,13 @@ impl Authenticator {
             return Err(ApiError::unauthorized("unknown or revoked key"));
         };
         if !role.allows(needed) {
+            let article = if role == Role::Ingest || role == Role::Admin {
+                "an"
+            } else {
+                "a"
+            };
             return Err(ApiError::forbidden(format!(
-                "a {} token may not do this; it needs the {} role",
+                "{article} {} token may not do this; it needs the {} role",
                 role.as_str(),
                 needed.as_str()
             )));

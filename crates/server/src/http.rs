@@ -69,6 +69,13 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .fallback(|| async { ApiError::not_found("no such endpoint; see README.md for the API") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see README.md for the API",
+            )
+        })
         .with_state(state)
 }
 
@@ -145,10 +152,23 @@ async fn ingest_inner(
             )
         }
     })?;
-    let gzip = headers
+    let gzip = match headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        None => false,
+        Some(encoding) if encoding.eq_ignore_ascii_case("gzip") => true,
+        Some(encoding) if encoding.eq_ignore_ascii_case("identity") => false,
+        Some(encoding) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!(
+                    "Content-Encoding `{encoding}` is not supported; send gzip or no encoding; nothing was stored"
+                ),
+            ));
+        }
+    };
     let text = decode_body(&bytes, gzip, limit)?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -394,7 +414,10 @@ async fn funnel_metrics(
         to_minute,
         step_minutes,
     )
-    .map_err(|err| bad("step", err.to_string()))?;
+    .map_err(|err| match err {
+        revloop_core::metrics::RollupError::EmptyRange => bad("from", err.to_string()),
+        _ => bad("step", err.to_string()),
+    })?;
     let currency = state.config.shop.currency.code();
     let windows_json: Vec<_> = windows
         .iter()

@@ -164,14 +164,15 @@ impl Problems {
         }
     }
 
-    fn into_result(self, what: &str) -> Result<(), ApiError> {
+    /// `what` names the request ("message", "request"); `list` the array an index points into.
+    fn into_result(self, what: &str, list: &str) -> Result<(), ApiError> {
         let Some(code) = self.first_code else {
             return Ok(());
         };
         let summary = if self.n_total == 1 && self.details.len() == 1 {
             let detail = &self.details[0];
             let place = match (detail.index, detail.line) {
-                (Some(i), _) => format!("batch[{i}]"),
+                (Some(i), _) => format!("{list}[{i}]"),
                 (_, Some(l)) => format!("line {l}"),
                 _ => what.to_owned(),
             };
@@ -266,7 +267,7 @@ impl Ingestor {
         } else {
             "request"
         };
-        problems.into_result(what)?;
+        problems.into_result(what, "batch")?;
         Ok(prepared)
     }
 
@@ -361,7 +362,7 @@ impl Ingestor {
                     "timestamp_out_of_range",
                     field("timestamp"),
                     format!(
-                        "event time {event_time} is more than {} after now ({now}); is the client clock wrong?",
+                        "event time {event_time} is more than {} after now ({now}) (is the client clock wrong?)",
                         self.config.ingest.max_clock_ahead
                     ),
                 ));
@@ -371,7 +372,7 @@ impl Ingestor {
         let key = match &parsed.message_id {
             Some(id) if !id.is_empty() => dedup_key(id),
             // Without a messageId, a retry is recognised by its identical content.
-            _ => dedup_key(&format!("content:{json}")),
+            _ => dedup_key(&format!("content:{}:{json}", kind.as_str())),
         };
         let message = Message {
             kind,
@@ -413,7 +414,7 @@ impl Ingestor {
             } else {
                 "invalid_json"
             };
-            ApiError::bad_request(code, format!("batch body: {err}"))
+            ApiError::bad_request(code, format!("batch body: {err}; nothing was stored"))
         })?;
         if envelope.batch.len() > BATCH_MESSAGES_MAX {
             return Err(ApiError::bad_request(
@@ -468,7 +469,7 @@ impl Ingestor {
                 } else {
                     "invalid_json"
                 };
-                ApiError::bad_request(code, format!("counts body: {err}"))
+                ApiError::bad_request(code, format!("counts body: {err}; nothing was stored"))
             })?;
             envelope
                 .counts
@@ -494,7 +495,7 @@ impl Ingestor {
                 Err((code, field, message)) => problems.add(code, place, field, message),
             }
         }
-        problems.into_result("request")?;
+        problems.into_result("request", "counts")?;
         Ok(prepared)
     }
 
@@ -822,9 +823,9 @@ pub fn decode_body(
     gzip: bool,
     limit: usize,
 ) -> Result<std::borrow::Cow<'_, str>, ApiError> {
-    let too_large = |n: String| {
+    let too_large = |size: String| {
         ApiError::too_large(format!(
-            "body is {n} bytes; at most {limit} are allowed; nothing was stored"
+            "body is {size}; at most {limit} bytes are allowed; nothing was stored"
         ))
     };
     let decoded: std::borrow::Cow<[u8]> = if gzip {
@@ -837,12 +838,14 @@ pub fn decode_body(
             )
         })?;
         if out.len() > limit {
-            return Err(too_large(format!("more than {limit} (decompressed)")));
+            return Err(too_large(format!(
+                "more than {limit} bytes once decompressed"
+            )));
         }
         std::borrow::Cow::Owned(out)
     } else {
         if bytes.len() > limit {
-            return Err(too_large(bytes.len().to_string()));
+            return Err(too_large(format!("{} bytes", bytes.len())));
         }
         std::borrow::Cow::Borrowed(bytes)
     };

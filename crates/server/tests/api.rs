@@ -569,6 +569,24 @@ fn a_message_id_is_counted_once() {
         json!({"userId": "u1", "event": "Product Viewed", "timestamp": Timestamp(T0).to_string()});
     assert_eq!(server.ingest("/v1/track", &anonymous).body["counted"], 1);
     assert_eq!(server.ingest("/v1/track", &anonymous).body["duplicates"], 1);
+    // The same body as another call type is another message.
+    assert_eq!(server.ingest("/v1/identify", &anonymous).body["counted"], 0);
+    assert_eq!(
+        server.ingest("/v1/identify", &anonymous).body["duplicates"],
+        1
+    );
+    assert_eq!(
+        server
+            .ingest("/v1/page", &json!({"userId": "u1", "name": "Home"}))
+            .body["ignored"],
+        1
+    );
+    assert_eq!(
+        server
+            .ingest("/v1/screen", &json!({"userId": "u1", "name": "Home"}))
+            .body["ignored"],
+        1
+    );
     assert_eq!(
         server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, ""),
         [3, 0, 0, 0, 0]
@@ -831,6 +849,14 @@ fn the_read_api_lists_funnels_and_checks_roles() {
     assert_eq!(server.get("/metrics", "").status, 401);
     server.clock.0.fetch_add(MINUTE, Ordering::SeqCst);
     assert_eq!(server.get("/nowhere", "").status, 404);
+    let wrong_method = server.get("/v1/track", "");
+    assert_eq!(
+        (
+            wrong_method.status,
+            wrong_method.body["error"]["code"].as_str()
+        ),
+        (405, Some("method_not_allowed"))
+    );
 }
 
 /// The same server on the real PostgreSQL named by `REVLOOP_TEST_DATABASE_URL`, in a schema of
