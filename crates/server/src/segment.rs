@@ -185,6 +185,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
                     node,
                     path: self.path,
                     fields: &mut self.message.fields,
+                    nested: false,
                 })?;
                 self.path.borrow_mut().pop();
             } else {
@@ -296,11 +297,25 @@ impl<'de> Visitor<'de> for TextSeed {
     }
 }
 
-/// An object (or null) under `properties`, `context` or `traits`; fills the slots below it.
+/// An object under `properties`, `context` or `traits`, or below them; fills the slots below
+/// it. A root must be an object (or null); below the roots any value is allowed, and only
+/// objects are descended into.
 struct ObjectSeed<'p, 'de> {
     node: Option<&'p PathNode>,
     path: &'p Path,
     fields: &'p mut Vec<Option<Cow<'de, str>>>,
+    nested: bool,
+}
+
+impl ObjectSeed<'_, '_> {
+    /// A value that is not an object: skipped below the roots, wrong at a root.
+    fn not_an_object<E: de::Error>(&self, unexpected: de::Unexpected) -> Result<(), E> {
+        if self.nested {
+            Ok(())
+        } else {
+            Err(E::invalid_type(unexpected, self))
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, 'de> {
@@ -322,6 +337,32 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, 'de> {
         Ok(())
     }
 
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.not_an_object::<A::Error>(de::Unexpected::Seq)?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.not_an_object(de::Unexpected::Str(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.not_an_object(de::Unexpected::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.not_an_object(de::Unexpected::Signed(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.not_an_object(de::Unexpected::Unsigned(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.not_an_object(de::Unexpected::Float(v))
+    }
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let Some(child) = self.node.and_then(|node| node.child(key.as_str())) else {
@@ -332,75 +373,15 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, 'de> {
             if let Some(slot) = child.slot {
                 self.fields[slot] = map.next_value_seed(ScalarSeed)?;
             } else {
-                map.next_value_seed(NestedSeed {
-                    node: child,
+                map.next_value_seed(ObjectSeed {
+                    node: Some(child),
                     path: self.path,
                     fields: self.fields,
+                    nested: true,
                 })?;
             }
             self.path.borrow_mut().pop();
         }
-        Ok(())
-    }
-}
-
-/// Below the roots any type is allowed: only objects are descended into.
-struct NestedSeed<'p, 'de> {
-    node: &'p PathNode,
-    path: &'p Path,
-    fields: &'p mut Vec<Option<Cow<'de, str>>>,
-}
-
-impl<'de> DeserializeSeed<'de> for NestedSeed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NestedSeed<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        ObjectSeed {
-            node: Some(self.node),
-            path: self.path,
-            fields: self.fields,
-        }
-        .visit_map(map)
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
 }
@@ -538,6 +519,15 @@ mod tests {
             "{json}: `{}` lacks `{fragment}`",
             problem.message
         );
+    }
+
+    #[test]
+    fn below_the_roots_a_non_object_where_an_object_was_expected_gives_no_value() {
+        for device in [r#""phone""#, "[1, 2]", "7", "1.5", "true", "null"] {
+            let json = format!(r#"{{"context": {{"device": {device}}}}}"#);
+            let message = parser().parse(&json).unwrap();
+            assert_eq!(message.fields[0], None, "{json}");
+        }
     }
 
     #[test]
