@@ -95,6 +95,18 @@ pub struct LateCount {
     pub n_events: i64,
 }
 
+/// Per-minute counts of one stage of one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMinuteCount {
+    /// `None` for all segments together; otherwise the one (dimension name, value) of a
+    /// single-dimension segment.
+    pub segment: Option<(String, String)>,
+    /// Index of the stage in the funnel's config.
+    pub stage: usize,
+    pub minute: Minute,
+    pub count: StageCount,
+}
+
 /// What a token may do. Ordered: each role can do what the ones before it can, except that
 /// `Ingest` only ingests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -160,6 +172,21 @@ pub trait Store: Send + Sync + 'static {
         from: Minute,
         to: Minute,
     ) -> Result<Vec<LateCount>, StoreError>;
+
+    /// Per-minute counts in `[from, to)` of the funnel's all-segments series and of every
+    /// single-dimension segment (one dimension = one value), ordered by minute. Minutes with no
+    /// events are absent. This is what the anomaly detector reads.
+    ///
+    /// Within a minute, rows come all segments first, then by dimension in config order and
+    /// value (byte order), then by stage. Segments of dimensions no longer configured, and full
+    /// combinations of two or more dimensions, are left out; with one configured dimension its
+    /// full combination is its single-dimension segment, returned once.
+    fn segment_minute_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<SegmentMinuteCount>, StoreError>;
 
     /// Values seen so far for each configured dimension, for filters and drill-down.
     fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;

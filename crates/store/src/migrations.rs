@@ -61,6 +61,9 @@ CREATE TABLE segments (
     assignment TEXT    NOT NULL,
     n_dimensions INTEGER NOT NULL
 );
+-- The single-dimension segments, which the detector reads every minute, without scanning the
+-- full combinations.
+CREATE INDEX segments_single_dimension ON segments (key) WHERE n_dimensions = 1;
 
 -- Values admitted under each dimension's cardinality cap.
 CREATE TABLE dimension_values (
@@ -114,6 +117,7 @@ CREATE TABLE segments (
     assignment   TEXT   NOT NULL,
     n_dimensions INTEGER NOT NULL
 );
+CREATE INDEX segments_single_dimension ON segments (key) WHERE n_dimensions = 1;
 
 CREATE TABLE dimension_values (
     dimension TEXT NOT NULL,

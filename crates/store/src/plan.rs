@@ -38,9 +38,17 @@ impl Layout {
         }
     }
 
+    /// The stage ids of a funnel.
+    pub fn stages(&self, funnel: &str) -> Result<&[String], crate::StoreError> {
+        self.funnels
+            .iter()
+            .find(|(id, _)| id == funnel)
+            .map(|(_, stages)| stages.as_slice())
+            .ok_or_else(|| crate::StoreError::UnknownFunnel(funnel.to_owned()))
+    }
+
     pub fn stage_index(&self, funnel: &str, stage: &str) -> Option<usize> {
-        let (_, stages) = self.funnels.iter().find(|(id, _)| id == funnel)?;
-        stages.iter().position(|s| s == stage)
+        self.stages(funnel).ok()?.iter().position(|s| s == stage)
     }
 }
 
@@ -221,4 +229,101 @@ pub(crate) fn filter_keys(
         })
         .map(|(key, _)| key)
         .collect())
+}
+
+/// The segments [`crate::Store::segment_minute_counts`] reads, resolved once per read: all
+/// segments together, then each single-dimension segment of a configured dimension, ordered by
+/// dimension (config order) and value. Rows then carry a small index instead of strings.
+#[derive(Debug)]
+pub(crate) struct SingleSegments {
+    /// In output order; index 0 is all segments together.
+    segments: Vec<Option<(String, String)>>,
+    /// The key of each of `segments`.
+    keys: Vec<i64>,
+    /// Segment key → index in `segments`.
+    index: FxHashMap<i64, u32>,
+}
+
+impl SingleSegments {
+    /// `rows`: key and JSON assignment of the segments table's rows with one dimension. Those
+    /// of dimensions no longer configured, or that do not parse, are left out.
+    pub fn new<'r>(layout: &Layout, rows: impl IntoIterator<Item = (i64, &'r str)>) -> Self {
+        let mut found: Vec<(usize, String, i64)> = Vec::new();
+        for (key, json) in rows {
+            // The store wrote these itself; one that does not parse is skipped, not fatal.
+            let Ok(assignment) = serde_json::from_str::<HashMap<String, String>>(json) else {
+                continue;
+            };
+            let mut pairs = assignment.into_iter();
+            let (Some((dimension, value)), None) = (pairs.next(), pairs.next()) else {
+                continue;
+            };
+            if let Some(position) = layout.dimension_names.iter().position(|d| *d == dimension) {
+                found.push((position, value, key));
+            }
+        }
+        found.sort_unstable();
+        let mut segments = vec![None];
+        let mut keys = vec![revloop_core::funnel::SEGMENT_ALL];
+        for (position, value, key) in found {
+            segments.push(Some((layout.dimension_names[position].clone(), value)));
+            keys.push(key);
+        }
+        let index = keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (*key, index as u32))
+            .collect();
+        SingleSegments {
+            segments,
+            keys,
+            index,
+        }
+    }
+
+    /// The keys, in output order.
+    pub fn keys(&self) -> &[i64] {
+        &self.keys
+    }
+
+    /// The output position of the segment with this key, if it is one of these.
+    pub fn position(&self, key: i64) -> Option<u32> {
+        self.index.get(&key).copied()
+    }
+}
+
+/// Rows of [`crate::Store::segment_minute_counts`] as read, possibly several per
+/// (minute, segment, stage) where a minute sits in two tables.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentRows {
+    /// `(minute, segment position, stage)` and the count.
+    rows: Vec<((i64, u32, u32), StageCount)>,
+}
+
+impl SegmentRows {
+    pub fn push(&mut self, minute: i64, segment: u32, stage: usize, count: StageCount) {
+        self.rows.push(((minute, segment, stage as u32), count));
+    }
+
+    /// Sums rows of the same minute, segment and stage, and orders them by minute, segment
+    /// (in [`SingleSegments`] order) and stage.
+    pub fn finish(mut self, segments: &SingleSegments) -> Vec<crate::SegmentMinuteCount> {
+        self.rows.sort_unstable_by_key(|(at, _)| *at);
+        let mut out: Vec<crate::SegmentMinuteCount> = Vec::with_capacity(self.rows.len());
+        let mut last = None;
+        for ((minute, segment, stage), count) in self.rows {
+            if last == Some((minute, segment, stage)) {
+                out.last_mut().expect("pushed below").count.add(count);
+                continue;
+            }
+            last = Some((minute, segment, stage));
+            out.push(crate::SegmentMinuteCount {
+                segment: segments.segments[segment as usize].clone(),
+                stage: stage as usize,
+                minute: revloop_core::time::Minute(minute),
+                count,
+            });
+        }
+        out
+    }
 }

@@ -31,7 +31,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::error::Severity;
-use postgres::types::{FromSql, Type};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{FromSql, ToSql, Type};
 use postgres::{Client, GenericClient, IsolationLevel, NoTls, Statement, Transaction};
 
 use revloop_core::funnel::DimensionDictionary;
@@ -40,10 +41,12 @@ use revloop_core::metrics::MinuteCount;
 use revloop_core::time::{DurationMs, Minute};
 use revloop_core::{Config, Timestamp};
 
-use crate::plan::{Combinations, CommitPlan, Layout, WriterState, filter_keys};
+use crate::plan::{
+    Combinations, CommitPlan, Layout, SegmentRows, SingleSegments, WriterState, filter_keys,
+};
 use crate::{
-    CountsQuery, IngestGroup, IngestItem, IngestReceipt, LateCount, Role, Store, StoreError,
-    TokenRecord, migrations,
+    CountsQuery, IngestGroup, IngestItem, IngestReceipt, LateCount, Role, SegmentMinuteCount,
+    Store, StoreError, TokenRecord, migrations,
 };
 
 /// Pooled connections a node opens at most, busy or idle; a read waits for one when all are
@@ -765,6 +768,61 @@ impl Store for PostgresStore {
             }
             counts.sort_by_key(|c| (c.minute, c.stage));
             Ok(counts)
+        })
+    }
+
+    fn segment_minute_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
+        let stage_ids = self.layout.stages(funnel)?;
+        self.with_client(|client| {
+            // One snapshot for the segments and the counts, so that every segment counted is
+            // known.
+            let mut transaction = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let assignments = transaction.query(
+                "SELECT key, assignment FROM segments WHERE n_dimensions = 1",
+                &[],
+            )?;
+            let assignments: Vec<(i64, &str)> = assignments
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect::<Result<_, postgres::Error>>()?;
+            let segments = SingleSegments::new(&self.layout, assignments);
+            let keys = segments.keys();
+            let params: [&(dyn ToSql + Sync); 4] = [&funnel, &keys, &from.0, &to.0];
+            // Streamed rather than collected: a rebuild reads weeks of rows.
+            let mut found = transaction.query_raw(
+                "SELECT segment, minute, stage, n_events, revenue_minor, n_revenue_events
+                 FROM stage_counts
+                 WHERE funnel = $1 AND segment = ANY($2) AND minute >= $3 AND minute < $4",
+                params,
+            )?;
+            let mut rows = SegmentRows::default();
+            while let Some(row) = found.next()? {
+                let Some(position) = segments.position(row.try_get(0)?) else {
+                    continue;
+                };
+                let stage: &str = row.try_get(2)?;
+                let Some(stage) = stage_ids.iter().position(|s| s == stage) else {
+                    continue;
+                };
+                let count = StageCount {
+                    n_events: row.try_get(3)?,
+                    revenue_minor: row.try_get(4)?,
+                    n_revenue_events: row.try_get(5)?,
+                };
+                rows.push(row.try_get(1)?, position, stage, count);
+            }
+            drop(found);
+            transaction.commit()?;
+            Ok(rows.finish(&segments))
         })
     }
 

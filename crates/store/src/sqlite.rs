@@ -18,10 +18,12 @@ use revloop_core::time::Minute;
 use revloop_core::{Config, Timestamp};
 
 use crate::dedup::{DedupIndex, DedupStats, pack, unpack};
-use crate::plan::{Combinations, CommitPlan, Layout, WriterState, filter_keys};
+use crate::plan::{
+    Combinations, CommitPlan, Layout, SegmentRows, SingleSegments, WriterState, filter_keys,
+};
 use crate::{
-    CountsQuery, IngestGroup, IngestReceipt, LateCount, Role, Store, StoreError, TokenRecord,
-    migrations,
+    CountsQuery, IngestGroup, IngestReceipt, LateCount, Role, SegmentMinuteCount, Store,
+    StoreError, TokenRecord, migrations,
 };
 
 /// Idle reader connections kept for reuse.
@@ -302,6 +304,31 @@ impl Store for SqliteStore {
         })
     }
 
+    fn segment_minute_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
+        let stage_ids = self.layout.stages(funnel)?;
+        self.with_reader(|connection| {
+            // One snapshot for the segments and both count tables: a roll between two reads can
+            // neither hide nor double a minute, and every segment counted is known.
+            let snapshot = connection.unchecked_transaction()?;
+            let assignments: Vec<(i64, String)> = snapshot
+                .prepare_cached("SELECT key, assignment FROM segments WHERE n_dimensions = 1")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let segments = SingleSegments::new(
+                &self.layout,
+                assignments.iter().map(|(key, json)| (*key, json.as_str())),
+            );
+            let rows = read_segment_rows(&snapshot, funnel, stage_ids, &segments, from, to)?;
+            drop(snapshot);
+            Ok(rows.finish(&segments))
+        })
+    }
+
     fn late_counts(
         &self,
         funnel: &str,
@@ -518,6 +545,59 @@ fn full_combinations(
         }
     }
     Ok(combinations)
+}
+
+/// The counts of `segments` in `[from, to)` from both count tables, as read in one snapshot.
+fn read_segment_rows(
+    snapshot: &rusqlite::Transaction,
+    funnel: &str,
+    stage_ids: &[String],
+    segments: &SingleSegments,
+    from: Minute,
+    to: Minute,
+) -> Result<SegmentRows, StoreError> {
+    let stage_index = |row: &rusqlite::Row, column: usize| -> rusqlite::Result<Option<usize>> {
+        let stage = row.get_ref(column)?.as_str()?;
+        Ok(stage_ids.iter().position(|s| s == stage))
+    };
+    let mut rows = SegmentRows::default();
+    // Segment-major: one range of the primary key per segment.
+    let mut statement = snapshot.prepare_cached(
+        "SELECT minute, stage, n_events, revenue_minor, n_revenue_events FROM stage_counts
+         WHERE funnel = ?1 AND segment = ?2 AND minute >= ?3 AND minute < ?4",
+    )?;
+    for (position, key) in segments.keys().iter().enumerate() {
+        let mut found = statement.query(params![funnel, key, from.0, to.0])?;
+        while let Some(row) = found.next()? {
+            if let Some(stage) = stage_index(row, 1)? {
+                rows.push(row.get(0)?, position as u32, stage, count_from_row(row, 2)?);
+            }
+        }
+    }
+    // Minute-major and small: one range of minutes; full combinations are skipped here.
+    let mut statement = snapshot.prepare_cached(
+        "SELECT minute, stage, segment, n_events, revenue_minor, n_revenue_events
+         FROM stage_counts_recent WHERE minute >= ?1 AND minute < ?2 AND funnel = ?3",
+    )?;
+    let mut found = statement.query(params![from.0, to.0, funnel])?;
+    while let Some(row) = found.next()? {
+        let Some(position) = segments.position(row.get(2)?) else {
+            continue;
+        };
+        if let Some(stage) = stage_index(row, 1)? {
+            rows.push(row.get(0)?, position, stage, count_from_row(row, 3)?);
+        }
+    }
+    Ok(rows)
+}
+
+/// The `n_events, revenue_minor, n_revenue_events` columns from `first` on.
+fn count_from_row(row: &rusqlite::Row, first: usize) -> rusqlite::Result<StageCount> {
+    Ok(StageCount {
+        n_events: row.get(first)?,
+        revenue_minor: row.get(first + 1)?,
+        n_revenue_events: row.get(first + 2)?,
+    })
 }
 
 fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {

@@ -146,6 +146,22 @@ fn folding_is_stable_across_reopen() {
 }
 
 #[test]
+fn segment_minute_counts() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    common::segment_minute_counts(&|config| Box::new(schema.open(config)));
+}
+
+#[test]
+fn segment_minute_counts_one_dimension() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    common::segment_minute_counts_one_dimension(&|config| Box::new(schema.open(config)));
+}
+
+#[test]
 fn tokens() {
     check(common::tokens);
 }

@@ -40,6 +40,31 @@ fn folding_is_stable_across_reopen() {
 }
 
 #[test]
+fn segment_minute_counts() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    common::segment_minute_counts(&|config| Box::new(open(&path, config)));
+    // The check read a minute that was in both count tables.
+    let connection = rusqlite::Connection::open(&path).expect("open the database");
+    let n_split: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM stage_counts_recent
+             WHERE minute IN (SELECT minute FROM stage_counts)",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count the minutes in both tables");
+    assert!(n_split > 0, "no minute was in both tables");
+}
+
+#[test]
+fn segment_minute_counts_one_dimension() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    common::segment_minute_counts_one_dimension(&|config| Box::new(open(&path, config)));
+}
+
+#[test]
 fn tokens() {
     check(common::tokens);
 }

@@ -20,7 +20,8 @@ use revloop_core::metrics::{MinuteCount, rollup};
 use revloop_core::time::{MS_PER_MINUTE, Minute};
 use revloop_core::{Config, DurationMs, Timestamp};
 use revloop_store::{
-    CountsQuery, IngestGroup, IngestItem, LateCount, Role, Store, StoreError, TokenRecord,
+    CountsQuery, IngestGroup, IngestItem, LateCount, Role, SegmentMinuteCount, Store, StoreError,
+    TokenRecord,
 };
 
 /// The bundled example config: one funnel of five stages, five dimensions.
@@ -496,6 +497,199 @@ pub fn folding_is_stable_across_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>)
         &[("device", VALUE_OTHER), ("country", VALUE_NONE)],
     );
     assert_eq!(n_events(&other_nowhere), 2, "two-dimension filter on other");
+}
+
+/// The example config with only its first `n` dimensions (device, then country).
+fn config_with_dimensions(n: usize) -> Config {
+    let mut config = config();
+    config.dimensions.truncate(n);
+    config
+}
+
+/// An item of the checkout funnel with one cell per `(stage, minute offset, n_events)`, all with
+/// the given device and country.
+fn segment_item(key: i64, [device, country]: [&str; 2], cells: &[(usize, i64, i64)]) -> IngestItem {
+    IngestItem {
+        dedup_key: key,
+        cells: cells
+            .iter()
+            .map(|(stage, at, n_events)| {
+                let (cell, mut count) =
+                    cell(*stage, minute(*at), [device, country, "x"], *n_events);
+                if *stage == N_STAGES - 1 {
+                    count.revenue_minor = 1_500 * n_events;
+                    count.n_revenue_events = *n_events;
+                }
+                (cell, count)
+            })
+            .collect(),
+        late: false,
+    }
+}
+
+/// An expected row of `segment_minute_counts`; the last stage carries 15.00 per event.
+fn segment_row(
+    at: i64,
+    segment: Option<(&str, &str)>,
+    stage: usize,
+    n_events: i64,
+) -> SegmentMinuteCount {
+    let revenue = stage == N_STAGES - 1;
+    SegmentMinuteCount {
+        segment: segment.map(|(d, v)| (d.to_owned(), v.to_owned())),
+        stage,
+        minute: minute(at),
+        count: StageCount {
+            n_events,
+            revenue_minor: if revenue { 1_500 * n_events } else { 0 },
+            n_revenue_events: if revenue { n_events } else { 0 },
+        },
+    }
+}
+
+fn segment_counts(store: &dyn Store, from: i64, to: i64) -> Vec<SegmentMinuteCount> {
+    store
+        .segment_minute_counts(FUNNEL, minute(from), minute(to))
+        .expect("segment_minute_counts")
+}
+
+/// With two dimensions, the detector's read returns all segments together and each
+/// single-dimension segment, never the full combination, per minute in `[from, to)`, ordered by
+/// minute, segment (all first, then by dimension in config order and value) and stage. Counts of
+/// one minute committed before and after the SQLite store rolled that minute up are summed.
+pub fn segment_minute_counts(open: &dyn Fn(&Config) -> Box<dyn Store>) {
+    let store = open(&config_with_dimensions(2));
+    let at = |offset: i64| minute(offset).start().millis();
+    // Minutes 0 and 1 are recent when written; the commit at minute 3 rolls them up.
+    let first = vec![
+        segment_item(1, ["mobile", "US"], &[(0, 0, 1)]),
+        segment_item(2, ["desktop", "US"], &[(0, 0, 1), (2, 0, 1)]),
+        segment_item(3, ["mobile", "DE"], &[(1, 1, 2)]),
+    ];
+    let rolling = vec![
+        segment_item(4, ["mobile", "US"], &[(0, 2, 1)]),
+        segment_item(5, ["desktop", "DE"], &[(N_STAGES - 1, 3, 1)]),
+    ];
+    // Minute 1 again, now in the recent table beside its rolled-up counts; a duplicate and a
+    // late item add nothing.
+    let mut late = segment_item(7, ["mobile", "US"], &[(0, 2, 5)]);
+    late.late = true;
+    let after_roll = vec![
+        segment_item(6, ["mobile", "US"], &[(1, 1, 1)]),
+        segment_item(1, ["mobile", "US"], &[(0, 1, 9)]),
+        late,
+    ];
+    for (now, items) in [(at(0), first), (at(3), rolling), (at(3), after_roll)] {
+        store
+            .commit_ingest(&group(now, items))
+            .expect("commit_ingest");
+    }
+
+    let all = None;
+    let device = |value| Some(("device", value));
+    let country = |value| Some(("country", value));
+    let want = [
+        segment_row(0, all, 0, 2),
+        segment_row(0, all, 2, 1),
+        segment_row(0, device("desktop"), 0, 1),
+        segment_row(0, device("desktop"), 2, 1),
+        segment_row(0, device("mobile"), 0, 1),
+        segment_row(0, country("US"), 0, 2),
+        segment_row(0, country("US"), 2, 1),
+        segment_row(1, all, 1, 3),
+        segment_row(1, device("mobile"), 1, 3),
+        segment_row(1, country("DE"), 1, 2),
+        segment_row(1, country("US"), 1, 1),
+        segment_row(2, all, 0, 1),
+        segment_row(2, device("mobile"), 0, 1),
+        segment_row(2, country("US"), 0, 1),
+        segment_row(3, all, N_STAGES - 1, 1),
+        segment_row(3, device("desktop"), N_STAGES - 1, 1),
+        segment_row(3, country("DE"), N_STAGES - 1, 1),
+    ];
+    assert_eq!(segment_counts(&*store, 0, 4), want);
+    assert_eq!(segment_counts(&*store, -60, 60), want, "a wider range");
+    let in_range = |from: i64, to: i64| -> Vec<SegmentMinuteCount> {
+        want.iter()
+            .filter(|row| minute(from) <= row.minute && row.minute < minute(to))
+            .cloned()
+            .collect()
+    };
+    for (from, to) in [(1, 3), (1, 2), (3, 4), (0, 1)] {
+        assert_eq!(
+            segment_counts(&*store, from, to),
+            in_range(from, to),
+            "[{from}, {to})"
+        );
+    }
+    assert_eq!(segment_counts(&*store, 2, 2), [], "an empty range");
+    assert_eq!(segment_counts(&*store, 4, 60), [], "no events");
+
+    // They agree with the filtered reads.
+    for (filter, segment) in [
+        (&[][..], None),
+        (&[("device", "mobile")][..], device("mobile")),
+        (&[("country", "DE")][..], country("DE")),
+    ] {
+        let want: Vec<MinuteCount> = segment_counts(&*store, 0, 4)
+            .into_iter()
+            .filter(|row| row.segment.as_ref().map(|(d, v)| (d.as_str(), v.as_str())) == segment)
+            .map(|row| MinuteCount {
+                stage: row.stage,
+                minute: row.minute,
+                count: row.count,
+            })
+            .collect();
+        assert_eq!(
+            counts(&*store, minute(0), minute(4), filter),
+            want,
+            "{filter:?}"
+        );
+    }
+
+    assert!(matches!(
+        store.segment_minute_counts("nope", minute(0), minute(4)),
+        Err(StoreError::UnknownFunnel(name)) if name == "nope"
+    ));
+}
+
+/// With one dimension, its full combination is its single-dimension segment: each series comes
+/// once. Segments of a dimension no longer configured are left out.
+pub fn segment_minute_counts_one_dimension(open: &dyn Fn(&Config) -> Box<dyn Store>) {
+    let at = |offset: i64| minute(offset).start().millis();
+    {
+        // Before: device and country.
+        let store = open(&config_with_dimensions(2));
+        store
+            .commit_ingest(&group(
+                at(0),
+                vec![segment_item(1, ["mobile", "US"], &[(0, 0, 1)])],
+            ))
+            .expect("commit_ingest");
+    }
+    let store = open(&config_with_dimensions(1));
+    let items = vec![
+        segment_item(2, ["mobile", "DE"], &[(0, 1, 1), (1, 1, 1)]),
+        segment_item(3, ["tablet", "DE"], &[(0, 1, 2)]),
+        segment_item(4, ["mobile", "DE"], &[(0, 3, 1)]),
+    ];
+    store
+        .commit_ingest(&group(at(3), items))
+        .expect("commit_ingest");
+
+    let device = |value| Some(("device", value));
+    let want = [
+        segment_row(0, None, 0, 1),
+        segment_row(0, device("mobile"), 0, 1),
+        segment_row(1, None, 0, 3),
+        segment_row(1, None, 1, 1),
+        segment_row(1, device("mobile"), 0, 1),
+        segment_row(1, device("mobile"), 1, 1),
+        segment_row(1, device("tablet"), 0, 2),
+        segment_row(3, None, 0, 1),
+        segment_row(3, device("mobile"), 0, 1),
+    ];
+    assert_eq!(segment_counts(&*store, 0, 4), want);
 }
 
 /// Tokens are found by the hash of their secret until revoked, and listed in creation order.
