@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::money::{Currency, Money};
-use crate::time::DurationMs;
+use crate::time::{DurationMs, MS_PER_MINUTE};
 
 /// How many dimensions a config may declare. Every event is counted once per combination of its
 /// dimension values, so this bounds the write amplification of a single message.
@@ -43,6 +43,7 @@ pub struct Config {
     pub ingest: Ingest,
     pub dimensions: Vec<Dimension>,
     pub funnels: Vec<Funnel>,
+    pub detection: Detection,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +82,49 @@ pub struct Funnel {
     pub id: String,
     pub name: String,
     pub stages: Vec<Stage>,
+    /// IANA time zone of this funnel's time-of-week baselines; the shop's unless set.
+    pub time_zone: String,
 }
+
+/// How the anomaly detector judges drop-off; see `docs/detection.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// The window the runbook's σ refers to: deviations are measured in standard deviations of
+    /// a window of this length. Whole minutes, 1 to 60.
+    pub window: DurationMs,
+    /// How long after a minute ends it is judged, so that its events have arrived.
+    pub settle: DurationMs,
+    /// A new series learns for this long before it may page.
+    pub learning: DurationMs,
+    /// Effective memory of the time-of-week baselines, in weeks.
+    pub baseline_weeks: u32,
+    /// False-alarm budgets on clean traffic: at most one false P1 per funnel in this time,
+    /// and one false P2.
+    pub false_p1_every: DurationMs,
+    pub false_p2_every: DurationMs,
+    /// Fewest shoppers expected at a stage in one window for it to be judged at all.
+    pub min_shoppers: u32,
+    /// An alert closes once drop-off has been within 2σ of baseline for this long.
+    pub close_after: DurationMs,
+    /// Whether single-dimension segments are watched as well as every funnel as a whole.
+    pub segments: bool,
+    /// Known unusual periods (a sale day) kept out of the baselines.
+    pub masks: Vec<Mask>,
+}
+
+/// A period kept out of the baselines, in the funnel's local time, so that a mask written as
+/// a calendar day stays that day across a daylight-saving change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mask {
+    /// A funnel id; `None` masks every funnel.
+    pub funnel: Option<String>,
+    pub from: jiff::civil::DateTime,
+    pub to: jiff::civil::DateTime,
+    pub reason: String,
+}
+
+/// Most masks a config may declare.
+pub const MASKS_MAX: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
@@ -173,6 +216,32 @@ struct RawConfig {
     dimensions: Vec<RawDimension>,
     #[serde(default)]
     funnels: Vec<Spanned<RawFunnel>>,
+    detection: Option<RawDetection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDetection {
+    window: Option<Spanned<String>>,
+    settle: Option<Spanned<String>>,
+    learning: Option<Spanned<String>>,
+    baseline_weeks: Option<Spanned<i64>>,
+    false_p1_every: Option<Spanned<String>>,
+    false_p2_every: Option<Spanned<String>>,
+    min_shoppers: Option<Spanned<i64>>,
+    close_after: Option<Spanned<String>>,
+    segments: Option<bool>,
+    #[serde(default)]
+    masks: Vec<RawMask>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMask {
+    funnel: Option<Spanned<String>>,
+    from: Spanned<String>,
+    to: Spanned<String>,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +275,7 @@ struct RawDimension {
 struct RawFunnel {
     id: Spanned<String>,
     name: Option<String>,
+    time_zone: Option<Spanned<String>>,
     #[serde(default)]
     stages: Vec<Spanned<RawStage>>,
 }
@@ -436,13 +506,191 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
             }
         }
         let name = raw_funnel.name.unwrap_or_else(|| id.clone());
-        funnels.push(Funnel { id, name, stages });
+        let time_zone = match raw_funnel.time_zone {
+            None => shop.time_zone.clone(),
+            Some(spanned) => check_time_zone(spanned, problems),
+        };
+        funnels.push(Funnel {
+            id,
+            name,
+            stages,
+            time_zone,
+        });
     }
+    let detection = validate_detection(raw.detection.unwrap_or_default(), &funnel_ids, problems);
     Config {
         shop,
         ingest,
         dimensions,
         funnels,
+        detection,
+    }
+}
+
+fn check_time_zone(spanned: Spanned<String>, problems: &mut Problems) -> String {
+    let name = spanned.get_ref().clone();
+    if jiff::tz::TimeZone::get(&name).is_err() {
+        problems.at(
+            spanned.span().start,
+            format!("`{name}` is not an IANA time zone name (e.g. Europe/Berlin)"),
+        );
+    }
+    name
+}
+
+/// A positive duration, or the default (with a problem noted) when absent or bad.
+fn duration_field(
+    field: Option<Spanned<String>>,
+    default: &str,
+    name: &str,
+    problems: &mut Problems,
+) -> DurationMs {
+    let default = DurationMs::parse(default).expect("defaults parse");
+    match field {
+        None => default,
+        Some(spanned) => match DurationMs::parse(spanned.get_ref()) {
+            Ok(d) if d.millis() > 0 => d,
+            Ok(_) => {
+                problems.at(spanned.span().start, format!("{name} must be positive"));
+                default
+            }
+            Err(err) => {
+                problems.at(spanned.span().start, format!("{name}: {err}"));
+                default
+            }
+        },
+    }
+}
+
+/// An integer within `range`, or the default (with a problem noted).
+fn integer_field(
+    field: Option<Spanned<i64>>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    name: &str,
+    problems: &mut Problems,
+) -> i64 {
+    match field {
+        None => default,
+        Some(spanned) => {
+            let value = *spanned.get_ref();
+            if !range.contains(&value) {
+                problems.at(
+                    spanned.span().start,
+                    format!(
+                        "{name} must be between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+            value.clamp(*range.start(), *range.end())
+        }
+    }
+}
+
+fn validate_detection(
+    raw: RawDetection,
+    funnel_ids: &HashSet<String>,
+    problems: &mut Problems,
+) -> Detection {
+    let window_offset = raw.window.as_ref().map(|w| w.span().start);
+    let window = duration_field(raw.window, "5m", "detection.window", problems);
+    if let Some(offset) = window_offset
+        && (window.millis() % MS_PER_MINUTE != 0 || window.millis() > 60 * MS_PER_MINUTE)
+    {
+        problems.at(
+            offset,
+            "detection.window must be whole minutes, at most 60m",
+        );
+    }
+    let settle_offset = raw.settle.as_ref().map(|w| w.span().start);
+    let settle = duration_field(raw.settle, "1m", "detection.settle", problems);
+    if let Some(offset) = settle_offset
+        && settle.millis() > 60 * MS_PER_MINUTE
+    {
+        problems.at(offset, "detection.settle must be at most 60m");
+    }
+    let mut masks = Vec::new();
+    if raw.masks.len() > MASKS_MAX {
+        problems.at(
+            raw.masks[MASKS_MAX].from.span().start,
+            format!("at most {MASKS_MAX} masks are allowed"),
+        );
+    }
+    for raw_mask in raw.masks.into_iter().take(MASKS_MAX) {
+        let funnel = raw_mask.funnel.map(|spanned| {
+            if !funnel_ids.contains(spanned.get_ref()) {
+                problems.at(
+                    spanned.span().start,
+                    format!("mask names unknown funnel `{}`", spanned.get_ref()),
+                );
+            }
+            spanned.into_inner()
+        });
+        let mut civil = |spanned: &Spanned<String>| {
+            let parsed = spanned.get_ref().parse::<jiff::civil::DateTime>();
+            if parsed.is_err() {
+                problems.at(
+                    spanned.span().start,
+                    format!(
+                        "`{}` is not a local date and time such as 2026-11-27T00:00 (masks are in the funnel's time zone)",
+                        spanned.get_ref()
+                    ),
+                );
+            }
+            parsed.ok()
+        };
+        let (Some(from), Some(to)) = (civil(&raw_mask.from), civil(&raw_mask.to)) else {
+            continue;
+        };
+        if from >= to {
+            problems.at(
+                raw_mask.from.span().start,
+                "a mask's `from` must be before its `to`",
+            );
+            continue;
+        }
+        masks.push(Mask {
+            funnel,
+            from,
+            to,
+            reason: raw_mask.reason.unwrap_or_default(),
+        });
+    }
+    Detection {
+        window,
+        settle,
+        learning: duration_field(raw.learning, "7d", "detection.learning", problems),
+        baseline_weeks: integer_field(
+            raw.baseline_weeks,
+            4,
+            1..=52,
+            "detection.baseline_weeks",
+            problems,
+        ) as u32,
+        false_p1_every: duration_field(
+            raw.false_p1_every,
+            "30d",
+            "detection.false_p1_every",
+            problems,
+        ),
+        false_p2_every: duration_field(
+            raw.false_p2_every,
+            "7d",
+            "detection.false_p2_every",
+            problems,
+        ),
+        min_shoppers: integer_field(
+            raw.min_shoppers,
+            5,
+            1..=1_000_000,
+            "detection.min_shoppers",
+            problems,
+        ) as u32,
+        close_after: duration_field(raw.close_after, "15m", "detection.close_after", problems),
+        segments: raw.segments.unwrap_or(true),
+        masks,
     }
 }
 
@@ -475,16 +723,7 @@ fn validate_shop(raw: Option<RawShop>, problems: &mut Problems) -> Shop {
         });
     let time_zone = match raw.time_zone {
         None => "UTC".to_owned(),
-        Some(spanned) => {
-            let name = spanned.get_ref().clone();
-            if jiff::tz::TimeZone::get(&name).is_err() {
-                problems.at(
-                    spanned.span().start,
-                    format!("`{name}` is not an IANA time zone name (e.g. Europe/Berlin)"),
-                );
-            }
-            name
-        }
+        Some(spanned) => check_time_zone(spanned, problems),
     };
     Shop {
         currency,
@@ -501,28 +740,11 @@ fn validate_ingest(raw: Option<RawIngest>, problems: &mut Problems) -> Ingest {
         max_event_age: None,
         dedup_keys_max: None,
     });
-    let mut duration = |field: Option<Spanned<String>>, default: &str, name: &str| -> DurationMs {
-        let default = DurationMs::parse(default).expect("defaults parse");
-        match field {
-            None => default,
-            Some(spanned) => match DurationMs::parse(spanned.get_ref()) {
-                Ok(d) if d.millis() > 0 => d,
-                Ok(_) => {
-                    problems.at(spanned.span().start, format!("{name} must be positive"));
-                    default
-                }
-                Err(err) => {
-                    problems.at(spanned.span().start, format!("{name}: {err}"));
-                    default
-                }
-            },
-        }
-    };
     let ingest = Ingest {
-        dedup_window: duration(raw.dedup_window, "24h", "dedup_window"),
-        allowed_lateness: duration(raw.allowed_lateness, "1h", "allowed_lateness"),
-        max_clock_ahead: duration(raw.max_clock_ahead, "24h", "max_clock_ahead"),
-        max_event_age: duration(raw.max_event_age, "30d", "max_event_age"),
+        dedup_window: duration_field(raw.dedup_window, "24h", "dedup_window", problems),
+        allowed_lateness: duration_field(raw.allowed_lateness, "1h", "allowed_lateness", problems),
+        max_clock_ahead: duration_field(raw.max_clock_ahead, "24h", "max_clock_ahead", problems),
+        max_event_age: duration_field(raw.max_event_age, "30d", "max_event_age", problems),
         dedup_keys_max: match raw.dedup_keys_max {
             None => DEDUP_KEYS_DEFAULT,
             Some(spanned) => {

@@ -7,12 +7,15 @@
 //! under `serve` and in event time under `replay`.
 
 pub mod config;
+pub mod detect;
+pub mod eval;
 pub mod funnel;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
 pub mod rng;
 pub mod simulate;
+pub mod stats;
 pub mod time;
 
 pub use config::Config;
