@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod client;
 mod demo;
+mod eval;
 mod replay;
 mod serve;
 mod simulate;
@@ -62,6 +63,8 @@ enum Command {
     Token(token::Args),
     /// Measure a hot path and print the figures for BENCHMARKS.md.
     Bench(bench::Args),
+    /// Score the anomaly detector on a seeded suite of simulated incidents.
+    Eval(eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => check_config(&file),
         Command::Token(args) => token::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

@@ -3,7 +3,7 @@
 //! a replay of a week should not stop at one broken line.
 
 use std::collections::VecDeque;
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use revloop_core::time::Minute;
+use revloop_server::detection::{DetectionRunner, alert_json};
 use revloop_server::ingest::{IngestClock, Ingestor, Outcome, Place, Prepared, Watermark};
 use revloop_server::telemetry::Telemetry;
 use revloop_server::writer::GroupCommitter;
@@ -39,6 +41,10 @@ pub struct Args {
     /// NDJSON of pre-aggregated count records (the shape of POST /api/v1/counts).
     #[arg(long)]
     counts: Option<PathBuf>,
+    /// Run the anomaly detector over the replayed minutes, in event time, and write every
+    /// alert opened, upgraded or closed to this file as NDJSON.
+    #[arg(long)]
+    alerts_out: Option<PathBuf>,
 }
 
 /// Totals of a replay.
@@ -47,6 +53,8 @@ pub struct ReplaySummary {
     pub outcome: Outcome,
     pub n_lines: usize,
     pub n_rejected: usize,
+    /// The first and last minutes with accepted events.
+    pub minutes: Option<(Minute, Minute)>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -54,8 +62,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = crate::open_store_for_ingest(&args.store, &config)?;
     let telemetry = Arc::new(Telemetry::default());
     let ingestor = Ingestor::new(
-        config,
-        GroupCommitter::start(store, telemetry.clone()),
+        config.clone(),
+        GroupCommitter::start(store.clone(), telemetry.clone()),
         telemetry,
     );
     let (path, counts) = match (&args.events, &args.counts) {
@@ -85,6 +93,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         o.ignored,
         summary.n_rejected
     );
+    if let Some(out) = &args.alerts_out {
+        let started = Instant::now();
+        let mut events = Vec::new();
+        if let Some((first, last)) = summary.minutes {
+            DetectionRunner::new(config).advance(
+                store.as_ref(),
+                first,
+                Minute(last.0 + 1),
+                &mut events,
+            )?;
+        }
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+        );
+        for event in &events {
+            serde_json::to_writer(&mut file, &alert_json(event))?;
+            file.write_all(b"\n")?;
+        }
+        file.flush()?;
+        eprintln!(
+            "detection: {} alert events in {:.1}s, written to {}",
+            events.len(),
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
+    }
     Ok(if summary.n_rejected > 0 {
         ExitCode::from(1)
     } else {
@@ -144,7 +178,17 @@ pub fn replay_lines(
             ingestor.prepare_messages([(Place::Line(line_number), text)], None, None, &mut clock)
         };
         match prepared {
-            Ok(prepared) => batch.items.extend(prepared.items),
+            Ok(prepared) => {
+                for item in &prepared.items {
+                    for (cell, _) in &item.cells {
+                        let (first, last) =
+                            summary.minutes.get_or_insert((cell.minute, cell.minute));
+                        *first = (*first).min(cell.minute);
+                        *last = (*last).max(cell.minute);
+                    }
+                }
+                batch.items.extend(prepared.items);
+            }
             Err(err) => {
                 let detail = err.details.first().map(|d| {
                     let field = d

@@ -167,3 +167,133 @@ fn simulate_is_byte_identical_per_seed_and_replays_exactly_once() {
     assert!(stderr.contains("bad.ndjson:2:"), "{stderr}");
     assert!(stderr.contains("rejected 2"), "{stderr}");
 }
+
+/// Two weeks of pre-aggregated counts with a one-hour outage at the cart step on the last day,
+/// replayed with `--alerts-out`: one alert opens at P1 within minutes of the outage, names the
+/// stage, and closes after recovery; nothing else pages.
+#[test]
+fn replay_of_counts_writes_the_alerts_of_an_outage() {
+    use revloop_core::rng::Rng;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("revloop.toml"),
+        r#"
+[shop]
+time_zone = "Europe/Berlin"
+
+[[funnels]]
+id = "checkout"
+[[funnels.stages]]
+id = "viewed"
+event = "Product Viewed"
+[[funnels.stages]]
+id = "cart"
+event = "Product Added"
+[[funnels.stages]]
+id = "order"
+event = "Order Completed"
+
+[detection]
+false_p1_every = "3650d"
+false_p2_every = "365d"
+"#,
+    )
+    .unwrap();
+    // Monday 2026-11-02 00:00 UTC, 5-minute windows.
+    let start_s: i64 = 1_793_577_600;
+    let windows = 15 * 24 * 12;
+    let outage = (
+        start_s + 14 * 86_400 + 12 * 3_600,
+        start_s + 14 * 86_400 + 13 * 3_600,
+    );
+    let mut rng = Rng::new(3);
+    let mut lines = String::new();
+    for window in 0..windows {
+        let at = start_s + window * 300;
+        let hour = (at / 3_600) % 24;
+        let rhythm = 1.0 + 0.6 * (((hour as f64) - 8.0) / 24.0 * std::f64::consts::TAU).sin();
+        let viewed = rng.poisson(300.0 * rhythm);
+        let keep = if (outage.0..outage.1).contains(&at) {
+            0.2
+        } else {
+            1.0
+        };
+        let cart = (0..viewed).filter(|_| rng.bernoulli(0.3)).count() as u64;
+        let order = (0..cart).filter(|_| rng.bernoulli(0.7 * keep)).count() as u64;
+        for (stage, count) in [("viewed", viewed), ("cart", cart), ("order", order)] {
+            let stamp = jiff::Timestamp::from_second(at).unwrap();
+            lines.push_str(&format!(
+                "{{\"funnel\":\"checkout\",\"stage\":\"{stage}\",\"window_start\":\"{stamp}\",\"window_s\":300,\"count\":{count}}}\n"
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("counts.ndjson"), lines).unwrap();
+    let out = run(
+        &[
+            "replay",
+            "--config",
+            "revloop.toml",
+            "--counts",
+            "counts.ndjson",
+            "--db",
+            "replay.db",
+            "--alerts-out",
+            "alerts.ndjson",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("alerts.ndjson")).unwrap();
+    let alerts: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let whole: Vec<&serde_json::Value> = alerts.iter().filter(|a| a["segment"].is_null()).collect();
+    assert_eq!(whole.len(), 2, "{text}");
+    let (opened, closed) = (whole[0], whole[1]);
+    for key in [
+        "funnel",
+        "stage",
+        "kind",
+        "severity",
+        "event",
+        "at",
+        "baseline_rate",
+        "observed_rate",
+        "sigma",
+        "n",
+        "top_segments",
+    ] {
+        assert!(!opened[key].is_null(), "`{key}` missing from {opened}");
+    }
+    assert_eq!(opened["funnel"], "checkout");
+    assert_eq!(opened["stage"], "cart");
+    assert_eq!(opened["kind"], "conversion");
+    assert_eq!(opened["severity"], "P1");
+    assert_eq!(opened["event"], "opened");
+    let at = |alert: &serde_json::Value| {
+        alert["at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second()
+    };
+    let delay_minutes = (at(opened) - outage.0) / 60;
+    assert!(
+        (1..=6).contains(&delay_minutes),
+        "opened {delay_minutes} minutes in: {opened}"
+    );
+    assert!(opened["observed_rate"].as_f64().unwrap() > 0.6, "{opened}");
+    assert!(
+        (opened["baseline_rate"].as_f64().unwrap() - 0.3).abs() < 0.05,
+        "{opened}"
+    );
+    assert_eq!(closed["event"], "closed");
+    assert_eq!(closed["alert_id"], opened["alert_id"]);
+    assert!(at(closed) > outage.1, "{closed}");
+}

@@ -34,6 +34,7 @@ pub const METRICS_RANGE_MAX_MS: i64 = 92 * 24 * MS_PER_HOUR;
 
 #[derive(Clone)]
 pub struct AppState {
+    pub detection: Arc<crate::detection::Detection>,
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub ingestor: Arc<Ingestor>,
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/counts", ingest_route(BodyKind::Counts))
         .route("/api/v1/funnels", get(list_funnels))
         .route("/api/v1/funnels/{id}/metrics", get(funnel_metrics))
+        .merge(crate::alerts_api::routes())
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
@@ -194,7 +196,7 @@ async fn ingest_inner(
     ingestor.commit(now, prepared).await
 }
 
-async fn require(
+pub(crate) async fn require(
     state: &AppState,
     headers: &HeaderMap,
     body_write_key: Option<&str>,
@@ -211,7 +213,7 @@ async fn require(
     .map_err(|err| ApiError::internal("authorization task failed", err))?
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)

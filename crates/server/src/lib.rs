@@ -9,7 +9,9 @@ use std::sync::Arc;
 use revloop_core::{Config, Timestamp};
 use revloop_store::Store;
 
+pub mod alerts_api;
 pub mod auth;
+pub mod detection;
 pub mod error;
 pub mod http;
 pub mod ingest;
@@ -62,8 +64,10 @@ impl App {
             telemetry.clone(),
         ));
         let auth = auth::Authenticator::new(store.clone());
+        let detection = Arc::new(detection::Detection::new(config.clone()));
         App {
             state: http::AppState {
+                detection,
                 config,
                 store,
                 ingestor,
@@ -79,14 +83,22 @@ impl App {
         http::router(self.state.clone())
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests. The detector runs
+    /// alongside, judging each minute once it has settled.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let detector = tokio::spawn(detection::run(
+            self.state.detection.clone(),
+            self.state.store.clone(),
+            self.state.clock.clone(),
+        ));
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        detector.abort();
+        served
     }
 }

@@ -1,0 +1,260 @@
+//! The detector's API: alerts, the state of every series, baselines, and a rebuild.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use revloop_store::Role;
+
+use crate::detection::alert_json;
+use crate::error::{ApiError, ErrorDetail};
+use crate::http::{AppState, blocking, require};
+
+/// Most alert events one request returns.
+pub const ALERTS_PAGE_MAX: usize = 1_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/funnels/{id}/detector", get(detector_state))
+        .route("/api/v1/funnels/{id}/baseline", get(baseline))
+        .route("/api/v1/detector/rebuild", post(rebuild))
+}
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::bad_request("invalid_query", format!("{field}: {message}")).with_details(vec![
+        ErrorDetail {
+            index: None,
+            line: None,
+            field: Some(field.to_owned()),
+            message,
+        },
+    ])
+}
+
+fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
+    state
+        .config
+        .funnels
+        .iter()
+        .position(|f| f.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no funnel `{id}`")))
+}
+
+/// `GET /api/v1/alerts?funnel=&open=true&limit=`: alert events, newest last.
+async fn list_alerts(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
+    let mut funnel = None;
+    let mut open_only = false;
+    let mut limit = 100;
+    for (key, value) in params {
+        match key.as_str() {
+            "funnel" => {
+                funnel_index(&state, &value)?;
+                funnel = Some(value);
+            }
+            "open" => {
+                open_only = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("open", "must be true or false")),
+                }
+            }
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=ALERTS_PAGE_MAX).contains(n))
+                    .ok_or_else(|| {
+                        bad(
+                            "limit",
+                            format!("must be a number from 1 to {ALERTS_PAGE_MAX}"),
+                        )
+                    })?;
+            }
+            other => {
+                return Err(bad(
+                    other,
+                    "not a query parameter; use funnel, open or limit",
+                ));
+            }
+        }
+    }
+    let (events, live_since) = state.detection.alerts();
+    let mut selected: Vec<_> = events
+        .iter()
+        .filter(|e| funnel.as_ref().is_none_or(|f| *f == e.funnel))
+        .collect();
+    if open_only {
+        // The last event of each alert, where that event is not a close.
+        let mut last = std::collections::HashMap::new();
+        for event in &selected {
+            last.insert(event.alert_id, *event);
+        }
+        selected = last
+            .into_values()
+            .filter(|e| e.event != revloop_core::detect::AlertEventKind::Closed)
+            .collect();
+        selected.sort_by_key(|e| (e.at, e.alert_id));
+    }
+    let skip = selected.len().saturating_sub(limit);
+    let alerts: Vec<_> = selected[skip..].iter().map(|e| alert_json(e)).collect();
+    Ok(axum::Json(json!({
+        "alerts": alerts,
+        "live_since": live_since.map(|t| t.to_string()),
+        "judged_until": state.detection.next_minute().map(|m| m.start().to_string()),
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/funnels/{id}/detector?segments=true`: every conversion series now.
+async fn detector_state(
+    State(state): State<AppState>,
+    Path(funnel_id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
+    let funnel = funnel_index(&state, &funnel_id)?;
+    let mut with_segments = false;
+    for (key, value) in params {
+        match (key.as_str(), value.as_str()) {
+            ("segments", "true") => with_segments = true,
+            ("segments", "false") => with_segments = false,
+            ("segments", _) => return Err(bad("segments", "must be true or false")),
+            (other, _) => return Err(bad(other, "not a query parameter; use segments")),
+        }
+    }
+    let thresholds = state.detection.thresholds(funnel);
+    let series: Vec<_> = state
+        .detection
+        .report(funnel)
+        .into_iter()
+        .filter(|r| with_segments || r.segment.is_none())
+        .map(|r| {
+            json!({
+                "stage": r.stage,
+                "next_stage": r.next_stage,
+                "segment": r.segment.map(|(d, v)| json!({"dimension": d, "value": v})),
+                "status": r.status.as_str(),
+                "baseline_drop_off": r.baseline_drop_off,
+                "window_drop_off": r.window_drop_off,
+                "window_sd": r.window_sd,
+                "window_sigma": r.window_sigma,
+                "expected_shoppers_per_minute": r.expected_shoppers_per_minute,
+                "overdispersion": r.overdispersion,
+                "cusum_p2": r.cusum_p2,
+                "threshold_p2": r.threshold_p2,
+                "cusum_p1": r.cusum_p1,
+                "threshold_p1": r.threshold_p1,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "funnel": funnel_id,
+        "judged_until": state.detection.next_minute().map(|m| m.start().to_string()),
+        "arl0_p2_minutes": thresholds.map(|t| t.arl0_p2_minutes),
+        "arl0_p1_minutes": thresholds.map(|t| t.arl0_p1_minutes),
+        "series": series,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/funnels/{id}/baseline?stage=cart&segment=device:mobile`: the 168 local
+/// time-of-week slots of one conversion series.
+async fn baseline(
+    State(state): State<AppState>,
+    Path(funnel_id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
+    let funnel = funnel_index(&state, &funnel_id)?;
+    let stages = &state.config.funnels[funnel].stages;
+    let mut stage = 0;
+    let mut segment: Option<(String, String)> = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "stage" => {
+                stage = stages
+                    .iter()
+                    .position(|s| s.id == value)
+                    .filter(|&i| i + 1 < stages.len())
+                    .ok_or_else(|| {
+                        bad(
+                            "stage",
+                            format!(
+                                "`{value}` is not a stage of `{funnel_id}` that shoppers leave (the last stage has no drop-off)"
+                            ),
+                        )
+                    })?;
+            }
+            "segment" => {
+                let (dimension, value) = value
+                    .split_once(':')
+                    .ok_or_else(|| bad("segment", "must be dimension:value, e.g. device:mobile"))?;
+                segment = Some((dimension.to_owned(), value.to_owned()));
+            }
+            other => return Err(bad(other, "not a query parameter; use stage or segment")),
+        }
+    }
+    let slots = state
+        .detection
+        .baseline(
+            funnel,
+            segment.as_ref().map(|(d, v)| (d.as_str(), v.as_str())),
+            stage,
+        )
+        .ok_or_else(|| ApiError::not_found("no such segment has been seen yet"))?;
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let slots: Vec<_> = slots
+        .iter()
+        .map(|s| {
+            json!({
+                "weekday": DAYS[usize::from(s.weekday)],
+                "hour": s.hour,
+                "drop_off_rate": s.drop_off_rate,
+                "shoppers_per_minute": s.shoppers_per_minute,
+                "weight_minutes": s.weight,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "funnel": funnel_id,
+        "stage": stages[stage].id,
+        "segment": segment.map(|(d, v)| json!({"dimension": d, "value": v})),
+        "time_zone": state.config.funnels[funnel].time_zone,
+        "slots": slots,
+    }))
+    .into_response())
+}
+
+/// `POST /api/v1/detector/rebuild` (admin): forgets the detector's state and rebuilds it from
+/// the stored history, as after a restart. Use it after changing masks.
+async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    require(&state, &headers, None, Role::Admin, now).await?;
+    let detection = state.detection.clone();
+    let store = state.store.clone();
+    detection.rebuild();
+    let events = blocking(move || {
+        detection
+            .tick(store.as_ref(), now)
+            .map_err(|err| ApiError::internal("rebuilding the detector", err))
+    })
+    .await?;
+    Ok(axum::Json(json!({
+        "rebuilt": true,
+        "alert_events": events.len(),
+        "judged_until": state.detection.next_minute().map(|m| m.start().to_string()),
+    }))
+    .into_response())
+}

@@ -1,0 +1,275 @@
+//! Runs the anomaly detector of `revloop-core` over stored counts, in event time.
+//!
+//! The detector's whole state is a function of the count history: [`DetectionRunner`] reads
+//! counts from the store a day at a time and feeds them to the detector minute by minute, so
+//! `replay` can judge weeks in seconds and `serve` can rebuild its baselines and open alerts
+//! after a restart by reading the last weeks again. [`Detection`] is the live service: it warms
+//! up from history, then judges each minute once it has settled.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use revloop_core::Config;
+use revloop_core::detect::{AlertEvent, Detector, Direction, SeriesReport, SlotBaseline};
+use revloop_core::time::{MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
+use revloop_store::{Store, StoreError};
+
+use crate::Clock;
+
+/// Minutes of counts read from the store at once.
+pub const READ_CHUNK_MINUTES: i64 = 24 * 60;
+/// Alert events kept in memory for the API; older ones are dropped first.
+pub const ALERTS_KEPT_MAX: usize = 10_000;
+/// Longest wait between two checks of the clock, so that a clock that jumps (a test's manual
+/// clock, a suspended laptop) is noticed.
+const POLL_MS_MAX: i64 = 1_000;
+
+/// Feeds stored counts to a detector.
+#[derive(Clone)]
+pub struct DetectionRunner {
+    config: Arc<Config>,
+    detector: Detector,
+}
+
+impl DetectionRunner {
+    pub fn new(config: Arc<Config>) -> DetectionRunner {
+        let detector = Detector::new(&config);
+        DetectionRunner { config, detector }
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Judges every minute from the next one due (or `from`, at the start) up to `until`
+    /// (exclusive), appending what happened to `events`.
+    pub fn advance(
+        &mut self,
+        store: &dyn Store,
+        from: Minute,
+        until: Minute,
+        events: &mut Vec<AlertEvent>,
+    ) -> Result<(), StoreError> {
+        let mut start = self.detector.next_minute().unwrap_or(from);
+        while start < until {
+            let end = Minute((start.0 + READ_CHUNK_MINUTES).min(until.0));
+            let mut rows = Vec::with_capacity(self.config.funnels.len());
+            for funnel in &self.config.funnels {
+                rows.push(store.segment_minute_counts(&funnel.id, start, end)?);
+            }
+            let mut cursors = vec![0; rows.len()];
+            for minute in start.0..end.0 {
+                for (funnel, funnel_rows) in rows.iter().enumerate() {
+                    let cursor = &mut cursors[funnel];
+                    while let Some(row) = funnel_rows.get(*cursor) {
+                        if row.minute.0 != minute {
+                            break;
+                        }
+                        *cursor += 1;
+                        let segment = row
+                            .segment
+                            .as_ref()
+                            .map(|(dimension, value)| (dimension.as_str(), value.as_str()));
+                        if let Some(index) = self.detector.segment(funnel, segment) {
+                            self.detector
+                                .record(funnel, index, row.stage, row.count.n_events);
+                        }
+                    }
+                }
+                self.detector.close_minute(Minute(minute), events);
+            }
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// The detector as a live service.
+pub struct Detection {
+    config: Arc<Config>,
+    state: Mutex<LiveState>,
+}
+
+struct LiveState {
+    runner: DetectionRunner,
+    alerts: VecDeque<AlertEvent>,
+    /// Alert events before this were found while warming up from history.
+    live_since: Option<Timestamp>,
+    /// Bumped by a rebuild, so that a tick that started before it does not write back the
+    /// state the rebuild threw away.
+    generation: u64,
+}
+
+impl Detection {
+    pub fn new(config: Arc<Config>) -> Detection {
+        Detection {
+            state: Mutex::new(LiveState {
+                runner: DetectionRunner::new(config.clone()),
+                alerts: VecDeque::new(),
+                live_since: None,
+                generation: 0,
+            }),
+            config,
+        }
+    }
+
+    /// How far back a (re)start reads: enough for every slot of the baselines, plus a day.
+    pub fn history_ms(&self) -> i64 {
+        let detection = &self.config.detection;
+        i64::from(detection.baseline_weeks) * 7 * MS_PER_DAY
+            + detection.learning.millis().max(0)
+            + MS_PER_DAY
+    }
+
+    /// Judges every settled minute up to `now`. Blocking: it reads the store.
+    pub fn tick(&self, store: &dyn Store, now: Timestamp) -> Result<Vec<AlertEvent>, StoreError> {
+        let settle = self.config.detection.settle.millis();
+        // Minute `m` is due once its end plus the settle time has passed.
+        let until = Minute(Timestamp(now.0 - settle - MS_PER_MINUTE).minute().0 + 1);
+        let from = Timestamp(now.0 - self.history_ms()).minute();
+        // Read without holding the lock over the whole catch-up: work on a copy.
+        let (mut runner, generation) = {
+            let state = self.lock();
+            (state.runner.clone(), state.generation)
+        };
+        let mut events = Vec::new();
+        runner.advance(store, from, until, &mut events)?;
+        let mut state = self.lock();
+        if state.generation != generation {
+            return Ok(Vec::new());
+        }
+        state.runner = runner;
+        for event in &events {
+            tracing::info!(
+                funnel = %event.funnel,
+                stage = %event.stage,
+                kind = event.kind.as_str(),
+                severity = event.severity.as_str(),
+                event = event.event.as_str(),
+                sigma = format_args!("{:.1}", event.sigma),
+                "alert"
+            );
+            if state.alerts.len() == ALERTS_KEPT_MAX {
+                state.alerts.pop_front();
+            }
+            state.alerts.push_back(event.clone());
+        }
+        state.live_since.get_or_insert(now);
+        Ok(events)
+    }
+
+    /// Throws the detector's state away and rebuilds it from history at the next tick.
+    pub fn rebuild(&self) {
+        let mut state = self.lock();
+        state.runner = DetectionRunner::new(self.config.clone());
+        state.alerts.clear();
+        state.live_since = None;
+        state.generation += 1;
+    }
+
+    pub fn thresholds(&self, funnel: usize) -> Option<revloop_core::detect::Thresholds> {
+        self.lock().runner.detector().thresholds(funnel)
+    }
+
+    /// When the next minute is due, if any has been judged.
+    pub fn wake_at(&self) -> Option<Timestamp> {
+        self.lock().runner.detector().wake_at()
+    }
+
+    pub fn alerts(&self) -> (Vec<AlertEvent>, Option<Timestamp>) {
+        let state = self.lock();
+        (state.alerts.iter().cloned().collect(), state.live_since)
+    }
+
+    pub fn report(&self, funnel: usize) -> Vec<SeriesReport> {
+        self.lock().runner.detector().report(funnel)
+    }
+
+    pub fn baseline(
+        &self,
+        funnel: usize,
+        segment: Option<(&str, &str)>,
+        stage: usize,
+    ) -> Option<Vec<SlotBaseline>> {
+        self.lock()
+            .runner
+            .detector()
+            .baseline(funnel, segment, stage)
+    }
+
+    pub fn next_minute(&self) -> Option<Minute> {
+        self.lock().runner.detector().next_minute()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Runs the live detector until the process ends: a tick whenever a minute is due.
+pub async fn run(detection: Arc<Detection>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+    loop {
+        let now = clock.now();
+        let due = detection.wake_at().is_none_or(|wake| now >= wake);
+        if due {
+            let (detection, store) = (detection.clone(), store.clone());
+            let result =
+                tokio::task::spawn_blocking(move || detection.tick(store.as_ref(), now)).await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "detection could not read counts"),
+                Err(err) => tracing::error!(error = %err, "detection panicked"),
+            }
+        }
+        let wait = detection.wake_at().map_or(POLL_MS_MAX, |wake| {
+            (wake.0 - clock.now().0).clamp(10, POLL_MS_MAX)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+    }
+}
+
+/// An alert event as JSON: the shape `replay --alerts-out` writes and the API returns. Keep it
+/// stable; users' scripts read it.
+pub fn alert_json(event: &AlertEvent) -> Value {
+    json!({
+        "alert_id": event.alert_id,
+        "funnel": event.funnel,
+        "stage": event.stage,
+        "kind": event.kind.as_str(),
+        "severity": event.severity.as_str(),
+        "event": event.event.as_str(),
+        "direction": match event.direction {
+            Direction::Worse => "worse",
+            Direction::Surge => "surge",
+        },
+        "at": event.at.to_string(),
+        "onset": event.onset.to_string(),
+        "segment": event.segment.as_ref().map(|(dimension, value)| json!({
+            "dimension": dimension,
+            "value": value,
+        })),
+        "baseline_rate": round(event.baseline_rate),
+        "observed_rate": round(event.observed_rate),
+        "sigma": round(event.sigma),
+        "n": event.n,
+        "top_segments": event.top_segments.iter().map(|top| json!({
+            "dimension": top.dimension,
+            "value": top.value,
+            "share": round(top.share),
+            "traffic_share": round(top.traffic_share),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Six significant decimals: enough for rates, and stable text across platforms.
+fn round(value: f64) -> f64 {
+    if value.is_finite() {
+        (value * 1e6).round() / 1e6
+    } else {
+        0.0
+    }
+}

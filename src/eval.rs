@@ -1,0 +1,67 @@
+//! `revloop eval`: the detector's scenario suite, with the table for `docs/detection.md`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use revloop_core::eval::{EvalOptions, run_suite};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The config file; the bundled example when absent.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mean sessions per minute at the weekly peak.
+    #[arg(long, default_value_t = 400.0)]
+    peak: f64,
+    /// Clean weeks to learn from before scoring.
+    #[arg(long, default_value_t = 3)]
+    learning_weeks: i64,
+    /// Clean weeks on which false alarms are counted.
+    #[arg(long, default_value_t = 4)]
+    clean_weeks: i64,
+    /// Runs of each incident scenario.
+    #[arg(long, default_value_t = 6)]
+    runs: usize,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Also print every false alarm on the clean weeks.
+    #[arg(long)]
+    verbose: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => crate::load_config(path)?,
+        None => revloop_core::Config::parse(revloop_core::Config::example_toml())
+            .map_err(|err| anyhow::anyhow!("the bundled example config is invalid: {err}"))?,
+    };
+    let options = EvalOptions {
+        seed: args.seed,
+        peak_sessions_per_minute: args.peak,
+        learning_weeks: args.learning_weeks,
+        clean_weeks: args.clean_weeks,
+        runs: args.runs,
+        filter: args.only,
+        ..EvalOptions::default()
+    };
+    let started = Instant::now();
+    let report = run_suite(&config, &options, &mut |step| {
+        eprintln!("[{:>6.1}s] {step}", started.elapsed().as_secs_f64());
+    })?;
+    if args.verbose {
+        for alert in &report.false_alarms {
+            eprintln!("false alarm: {alert:?}");
+        }
+        for scenario in &report.scenarios {
+            for alert in &scenario.other_alerts {
+                eprintln!("{}: alert of another kind: {alert:?}", scenario.name);
+            }
+        }
+    }
+    print!("{}", report.to_markdown());
+    Ok(ExitCode::SUCCESS)
+}
