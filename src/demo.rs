@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use revloop_core::Config;
-use revloop_core::simulate::{Scenario, simulate};
-use revloop_core::time::{DurationMs, MS_PER_DAY};
+use revloop_core::Timestamp;
+use revloop_core::simulate::{IncidentKind, InjectedIncident, Scenario, simulate};
+use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
 use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::segment_json::write_segment_json;
 use revloop_server::{App, AppOptions, Clock, SystemClock};
@@ -41,8 +42,9 @@ pub struct Args {
     /// The only directory the demo writes to.
     #[arg(long, default_value = "revloop-demo")]
     data_dir: PathBuf,
-    /// Days of history to backfill on first start.
-    #[arg(long, default_value_t = 7)]
+    /// Days of history to backfill on first start. The detector learns for a week before it
+    /// pages, so the default leaves a week of history it judges, with two incidents in it.
+    #[arg(long, default_value_t = 15)]
     days: u32,
     /// Mean sessions per minute at the busiest time of the week.
     #[arg(long, default_value_t = 40.0)]
@@ -117,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         AppOptions::default(),
     );
     let ingestor = app.state.ingestor.clone();
+    let detection = app.state.detection.clone();
     let address = listener.local_addr()?;
     let base = format!("http://{address}");
     print_welcome(
@@ -130,19 +133,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     if !has_history {
         let config = config.clone();
+        let base_for_backfill = base.clone();
         let scenario = Scenario {
             from: now.saturating_sub(DurationMs(i64::from(args.days) * MS_PER_DAY)),
             to: now,
             seed: args.seed,
             peak_sessions_per_minute: args.peak_sessions_per_minute,
-            incidents: Vec::new(),
+            incidents: demo_incidents(&config, now),
         };
         std::thread::Builder::new()
             .name("demo-backfill".into())
             .spawn(move || {
                 if let Err(err) = backfill(&config, &scenario, &ingestor) {
                     eprintln!("backfill failed: {err:#}");
+                    return;
                 }
+                // The detector judged the backfilled minutes before their events arrived:
+                // let it learn them again, as after a restart.
+                detection.rebuild();
+                eprintln!(
+                    "the detector is learning the history; alerts: {base_for_backfill}/api/v1/alerts"
+                );
             })?;
     }
     let live_config = config.clone();
@@ -162,6 +173,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Two incidents in the backfilled history for the detector to find, at the shop's busy
+/// time yesterday: a payment outage, and a checkout failure on mobile only.
+fn demo_incidents(config: &Config, now: revloop_core::Timestamp) -> Vec<InjectedIncident> {
+    let stages: Vec<&str> = config.funnels[0]
+        .stages
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    if stages.len() < 3 {
+        return Vec::new();
+    }
+    let yesterday_evening = Timestamp(now.0 - now.0.rem_euclid(MS_PER_DAY) - 2 * MS_PER_HOUR);
+    let at =
+        |hours_before: i64, minutes: i64, stage: &str, drop: f64, segment: Option<(&str, &str)>| {
+            InjectedIncident {
+                funnel: Some(config.funnels[0].id.clone()),
+                kind: IncidentKind::Conversion {
+                    stage: stage.to_owned(),
+                    drop,
+                },
+                from: Timestamp(yesterday_evening.0 - hours_before * MS_PER_HOUR),
+                to: Timestamp(
+                    yesterday_evening.0 - hours_before * MS_PER_HOUR + minutes * MS_PER_MINUTE,
+                ),
+                segment: segment.map(|(d, v)| (d.to_owned(), v.to_owned())),
+            }
+        };
+    let last_step = stages[stages.len() - 2];
+    let middle = stages[stages.len() / 2];
+    let mut incidents = vec![at(0, 40, last_step, 1.0, None)];
+    if config.dimensions.iter().any(|d| d.name == "device") {
+        incidents.push(at(3, 90, middle, 0.6, Some(("device", "mobile"))));
+    }
+    incidents
+}
+
 fn print_welcome(
     args: &Args,
     base: &str,
@@ -177,7 +224,7 @@ fn print_welcome(
         )
     } else {
         format!(
-            "Backfilling {} days of history in the background (it takes seconds).",
+            "Backfilling {} days of history in the background (it takes seconds). Yesterday evening it has a payment outage and a checkout failure on mobile; the detector finds both once it has learned the history (see /api/v1/alerts).",
             args.days
         )
     };
@@ -190,6 +237,8 @@ fn print_welcome(
            curl -s -H 'Authorization: Bearer {api_token}' {base}/api/v1/funnels\n  \
            curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/metrics?step=1h'\n  \
            curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/metrics?step=5m&device=mobile'\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/alerts'\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/detector'\n  \
            curl -s -u '{write_key}:' {base}/v1/track -d '{{\"userId\":\"u1\",\"event\":\"Product Viewed\",\"messageId\":\"try-1\"}}'\n  \
            curl -s -H 'Authorization: Bearer {api_token}' {base}/metrics\n\n\
          (the same messageId is counted once, however often it is sent)\n\n\

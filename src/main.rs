@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod baseline;
 mod bench;
 mod client;
 mod demo;
@@ -65,6 +66,8 @@ enum Command {
     Bench(bench::Args),
     /// Score the anomaly detector on a seeded suite of simulated incidents.
     Eval(eval::Args),
+    /// Show the detector's time-of-week baselines, or ask a server to rebuild them.
+    Baseline(baseline::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(args) => token::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Baseline(args) => baseline::run(args),
     }
 }
 

@@ -296,4 +296,48 @@ false_p2_every = "365d"
     assert_eq!(closed["event"], "closed");
     assert_eq!(closed["alert_id"], opened["alert_id"]);
     assert!(at(closed) > outage.1, "{closed}");
+
+    // The baseline the detector learned: 30% of shoppers leave after the cart, every hour.
+    let end = jiff::Timestamp::from_second(start_s + windows * 300)
+        .unwrap()
+        .to_string();
+    let shown = run(
+        &[
+            "baseline",
+            "show",
+            "--db",
+            "replay.db",
+            "--stage",
+            "cart",
+            "--at",
+            &end,
+        ],
+        dir.path(),
+    );
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let grid = String::from_utf8_lossy(&shown.stdout);
+    let rows: Vec<&str> = grid
+        .lines()
+        .filter(|l| l.starts_with("Mon") || l.starts_with("Sun"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{grid}");
+    for row in rows {
+        let rates: Vec<f64> = row
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(rates.len(), 24, "{grid}");
+        assert!(rates.iter().all(|r| (r - 30.0).abs() < 3.0), "{grid}");
+    }
+    let bad = run(
+        &["baseline", "show", "--db", "replay.db", "--stage", "order"],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("last stage"));
 }

@@ -468,7 +468,6 @@ struct ConversionSeries {
 /// What one minute showed a series.
 #[derive(Debug, Clone, Copy, Default)]
 struct MinuteJudgement {
-    judged: bool,
     alarm_p2: bool,
     alarm_p1: bool,
     /// Drop-off of the trailing window in σ above baseline.
@@ -556,6 +555,11 @@ impl ConversionSeries {
         next_raw: f64,
         context: &MinuteContext,
     ) -> MinuteJudgement {
+        // A series starts with its first shopper: minutes before a shop sent anything are
+        // not a baseline of zero.
+        if self.first_minute.is_none() && n == 0.0 {
+            return MinuteJudgement::default();
+        }
         let first = *self.first_minute.get_or_insert(minute);
         let settings = context.settings;
         let window = settings.window_minutes as f64;
@@ -606,7 +610,6 @@ impl ConversionSeries {
                     judgement.beyond_shewhart(SURGE_SHEWHART_FACTOR * thresholds.shewhart_sigma);
             }
             if self.status == SeriesStatus::Normal && n > 0.0 {
-                judgement.judged = true;
                 let dropped = n - x;
                 let binomial = p0 * (1.0 - p0) / n;
                 // Variance of this minute's rate over the binomial's: the between-window
@@ -750,6 +753,9 @@ impl VolumeSeries {
         whole: Option<f64>,
         context: &MinuteContext,
     ) -> VolumeJudgement {
+        if self.first_minute.is_none() && count == 0.0 {
+            return VolumeJudgement::default();
+        }
         let first = *self.first_minute.get_or_insert(minute);
         let settings = context.settings;
         let persistence = VOLUME_PERSISTENCE_MINUTES as f64;
@@ -1062,23 +1068,14 @@ impl Detector {
         }
         // A long gap (a shop closed for a week) is not replayed minute by minute.
         let gap_start = Minute(next.0.max(minute.0 - 7 * 24 * 60));
-        let mut gathered = Vec::new();
-        for funnel in &mut self.funnels {
-            gathered.push(
-                funnel
-                    .segments
-                    .iter_mut()
-                    .map(|s| std::mem::replace(&mut s.pending, vec![0.0; s.conversions.len() + 1]))
-                    .collect::<Vec<_>>(),
-            );
-        }
+        // Skipped minutes had no events; the counts gathered belong to `minute`.
         for skipped in gap_start.0..minute.0 {
             for funnel in 0..self.funnels.len() {
-                self.judge(funnel, Minute(skipped), None, events);
+                self.judge(funnel, Minute(skipped), false, events);
             }
         }
-        for (funnel, counts) in gathered.into_iter().enumerate() {
-            self.judge(funnel, minute, Some(counts), events);
+        for funnel in 0..self.funnels.len() {
+            self.judge(funnel, minute, true, events);
         }
         self.next_minute = Some(Minute(minute.0 + 1));
     }
@@ -1140,7 +1137,7 @@ impl Detector {
         &mut self,
         funnel: usize,
         minute: Minute,
-        counts: Option<Vec<Vec<f64>>>,
+        with_counts: bool,
         events: &mut Vec<AlertEvent>,
     ) {
         self.refresh_thresholds(funnel);
@@ -1175,18 +1172,19 @@ impl Detector {
         let aggregate_context = context_for(state.thresholds);
         let segment_context = context_for(state.segment_thresholds);
         let n_stages = state.stage_ids.len();
-        let counts_whole_entry = counts
-            .as_ref()
-            .and_then(|c| c.first())
-            .map_or(0.0, |row| row[0]);
+        let counts_whole_entry = if with_counts {
+            state.segments[0].pending[0]
+        } else {
+            0.0
+        };
         for (index, segment) in state.segments.iter_mut().enumerate() {
             let context = if index == 0 {
                 &aggregate_context
             } else {
                 &segment_context
             };
-            let row = counts.as_ref().and_then(|c| c.get(index));
-            let count = |stage: usize| row.map_or(0.0, |r| r[stage]);
+            let pending = &segment.pending;
+            let count = |stage: usize| if with_counts { pending[stage] } else { 0.0 };
             for stage in 0..n_stages - 1 {
                 let n = count(stage);
                 let next = count(stage + 1);
@@ -1194,6 +1192,9 @@ impl Detector {
             }
             let whole = (index > 0).then_some(counts_whole_entry);
             segment.volume.observe(minute, count(0), whole, context);
+            if with_counts {
+                segment.pending.iter_mut().for_each(|n| *n = 0.0);
+            }
         }
         let at = Timestamp(start_ms + MS_PER_MINUTE);
         let mut decisions = Vec::new();
@@ -1365,7 +1366,6 @@ fn decide_conversion(
     let aggregate_deciding = index != 0
         && aggregate.alert.is_none()
         && (aggregate.last.alarm_p2 || aggregate.last.alarm_p1);
-    let pixel = looks_like_missing_events(&state.segments[index].conversions, step);
     let series = &mut state.segments[index].conversions[step];
     let judgement = series.last;
     match series.alert {
@@ -1376,6 +1376,8 @@ fn decide_conversion(
             // Missing events and leaving shoppers look alike until the shoppers who were already
             // on their way have had time to reach the stage after: decide once the trailing
             // window lies wholly after the onset.
+            let pixel = looks_like_missing_events(&state.segments[index].conversions, step);
+            let series = &mut state.segments[index].conversions[step];
             if pixel && series.span.minutes < settings.window_minutes as f64 {
                 return None;
             }
@@ -1958,6 +1960,28 @@ event = "Order Completed"
                 CLEAN
             }
         });
+        assert!(events.is_empty(), "{events:?}");
+        assert!(
+            detector
+                .report(0)
+                .iter()
+                .all(|r| r.status == SeriesStatus::Learning)
+        );
+    }
+
+    #[test]
+    fn silence_before_the_first_event_is_not_a_baseline() {
+        // A server started weeks before its shop sends anything judges those minutes empty;
+        // they must not teach the detector that zero traffic is normal.
+        let config = Config::parse(CONFIG).unwrap();
+        let mut detector = Detector::new(&config);
+        let mut events = Vec::new();
+        for minute in START.0..START.0 + 2 * WEEK_MINUTES {
+            detector.close_minute(Minute(minute), &mut events);
+        }
+        let mut rng = Rng::new(12);
+        let now = Minute(START.0 + 2 * WEEK_MINUTES);
+        events.extend(feed(&mut detector, &mut rng, now, 3 * 24 * 60, |_| CLEAN));
         assert!(events.is_empty(), "{events:?}");
         assert!(
             detector

@@ -90,6 +90,8 @@ impl DetectionRunner {
 pub struct Detection {
     config: Arc<Config>,
     state: Mutex<LiveState>,
+    /// Held through a tick, so that the live task and a rebuild request never judge at once.
+    ticking: Mutex<()>,
 }
 
 struct LiveState {
@@ -111,6 +113,7 @@ impl Detection {
                 live_since: None,
                 generation: 0,
             }),
+            ticking: Mutex::new(()),
             config,
         }
     }
@@ -129,18 +132,37 @@ impl Detection {
         // Minute `m` is due once its end plus the settle time has passed.
         let until = Minute(Timestamp(now.0 - settle - MS_PER_MINUTE).minute().0 + 1);
         let from = Timestamp(now.0 - self.history_ms()).minute();
-        // Read without holding the lock over the whole catch-up: work on a copy.
-        let (mut runner, generation) = {
-            let state = self.lock();
-            (state.runner.clone(), state.generation)
-        };
+        let _ticking = self
+            .ticking
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut events = Vec::new();
-        runner.advance(store, from, until, &mut events)?;
-        let mut state = self.lock();
-        if state.generation != generation {
-            return Ok(Vec::new());
-        }
-        state.runner = runner;
+        let generation = {
+            let mut state = self.lock();
+            if state.runner.detector().next_minute().is_some() {
+                // Minute by minute: judging a minute takes milliseconds even for 100,000
+                // series, so readers wait no longer than that.
+                state.runner.advance(store, from, until, &mut events)?;
+                None
+            } else {
+                Some(state.generation)
+            }
+        };
+        let mut state = match generation {
+            None => self.lock(),
+            Some(generation) => {
+                // A warm-up reads weeks of history: do it without holding the lock, on a new
+                // runner, and swap it in unless a rebuild came in between.
+                let mut runner = DetectionRunner::new(self.config.clone());
+                runner.advance(store, from, until, &mut events)?;
+                let mut state = self.lock();
+                if state.generation != generation {
+                    return Ok(Vec::new());
+                }
+                state.runner = runner;
+                state
+            }
+        };
         for event in &events {
             tracing::info!(
                 funnel = %event.funnel,

@@ -901,3 +901,170 @@ fn the_api_works_end_to_end_on_postgresql() {
         .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .unwrap();
 }
+
+/// Two weeks of pre-aggregated counts end with a payment outage at the checkout step; the
+/// detector, rebuilt from that history through the API, raises one P1 conversion alert for
+/// the whole funnel (its segments are covered by it), and every detector endpoint answers
+/// bad input with a clear 4xx.
+#[test]
+fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
+    use revloop_core::rng::Rng;
+    let server = TestServer::start();
+    let outage = (T0 - 60 * MINUTE, T0 - 30 * MINUTE);
+    let mut rng = Rng::new(5);
+    let mut records = Vec::new();
+    let windows = 15 * 24 * 12;
+    for window in 0..windows {
+        let at = T0 - (windows - window) * 5 * MINUTE;
+        let hour = (at / (60 * MINUTE)) % 24;
+        let rhythm = 1.0 + 0.6 * (((hour as f64) - 8.0) / 24.0 * std::f64::consts::TAU).sin();
+        let mut n = rng.poisson(400.0 * rhythm);
+        let broken = (outage.0..outage.1).contains(&at);
+        for (stage, conversion) in [
+            ("product_viewed", 0.3),
+            ("cart", 0.55),
+            ("checkout", if broken { 0.1 } else { 0.75 }),
+            ("payment", 0.85),
+            ("order", 1.0),
+        ] {
+            records.push(json!({"funnel": "checkout", "stage": stage, "window_start": Timestamp(at).to_string(), "window_s": 300, "count": n}).to_string());
+            n = (0..n).filter(|_| rng.bernoulli(conversion)).count() as u64;
+        }
+    }
+    for chunk in records.chunks(9_000) {
+        let reply = server.post(
+            "/api/v1/counts",
+            &[
+                ("Authorization", &server.basic()),
+                ("Content-Type", "application/x-ndjson"),
+            ],
+            chunk.join("\n").as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let rebuild = |token: &str| {
+        let mut response = server
+            .agent
+            .post(&format!("{}/api/v1/detector/rebuild", server.base))
+            .header("Authorization", &format!("Bearer {token}"))
+            .send_empty()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(rebuild(&server.viewer).0, 403);
+    let (status, body) = rebuild(&server.admin);
+    assert_eq!(status, 200, "{body}");
+
+    let alerts = server.get("/api/v1/alerts?funnel=checkout", &server.viewer);
+    assert_eq!(alerts.status, 200, "{}", alerts.body);
+    let events = alerts.body["alerts"].as_array().unwrap();
+    let opened: Vec<&Value> = events.iter().filter(|e| e["event"] == "opened").collect();
+    assert_eq!(opened.len(), 1, "{events:#?}");
+    let alert = opened[0];
+    assert_eq!(
+        (
+            &alert["stage"],
+            &alert["kind"],
+            &alert["severity"],
+            &alert["segment"]
+        ),
+        (
+            &json!("checkout"),
+            &json!("conversion"),
+            &json!("P1"),
+            &Value::Null
+        )
+    );
+    let at = Timestamp::parse_rfc3339(alert["at"].as_str().unwrap()).unwrap();
+    assert!(
+        (outage.0 + MINUTE..=outage.0 + 6 * MINUTE).contains(&at.0),
+        "opened at {at}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "closed"), "{events:#?}");
+    let open_now = server.get("/api/v1/alerts?open=true", &server.viewer);
+    assert_eq!(open_now.body["alerts"].as_array().unwrap().len(), 0);
+
+    let state = server.get("/api/v1/funnels/checkout/detector", &server.viewer);
+    assert_eq!(state.status, 200, "{}", state.body);
+    let series = state.body["series"].as_array().unwrap();
+    assert_eq!(series.len(), 4);
+    assert!(
+        series.iter().all(|s| s["status"] == "normal"),
+        "{series:#?}"
+    );
+    let baseline = server.get(
+        "/api/v1/funnels/checkout/baseline?stage=checkout",
+        &server.viewer,
+    );
+    assert_eq!(baseline.status, 200, "{}", baseline.body);
+    let slots = baseline.body["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 168);
+    let learned = slots
+        .iter()
+        .filter_map(|s| s["drop_off_rate"].as_f64())
+        .collect::<Vec<_>>();
+    assert_eq!(learned.len(), 168);
+    assert!(
+        learned.iter().all(|d| (d - 0.25).abs() < 0.05),
+        "{learned:?}"
+    );
+
+    for (path, token, status, field) in [
+        ("/api/v1/alerts", &server.write_key, 403, None),
+        ("/api/v1/alerts?limit=0", &server.viewer, 400, Some("limit")),
+        (
+            "/api/v1/alerts?open=maybe",
+            &server.viewer,
+            400,
+            Some("open"),
+        ),
+        ("/api/v1/alerts?funnel=nope", &server.viewer, 404, None),
+        (
+            "/api/v1/alerts?colour=red",
+            &server.viewer,
+            400,
+            Some("colour"),
+        ),
+        ("/api/v1/funnels/nope/detector", &server.viewer, 404, None),
+        (
+            "/api/v1/funnels/checkout/detector?segments=2",
+            &server.viewer,
+            400,
+            Some("segments"),
+        ),
+        (
+            "/api/v1/funnels/checkout/baseline?stage=order",
+            &server.viewer,
+            400,
+            Some("stage"),
+        ),
+        (
+            "/api/v1/funnels/checkout/baseline?segment=mobile",
+            &server.viewer,
+            400,
+            Some("segment"),
+        ),
+        (
+            "/api/v1/funnels/checkout/baseline?segment=device:tv",
+            &server.viewer,
+            404,
+            None,
+        ),
+    ] {
+        let reply = server.get(path, token);
+        assert_eq!(reply.status, status, "{path}: {}", reply.body);
+        assert!(
+            reply.body["error"]["message"].is_string(),
+            "{path}: {}",
+            reply.body
+        );
+        if let Some(field) = field {
+            assert_eq!(
+                reply.body["error"]["details"][0]["field"], field,
+                "{path}: {}",
+                reply.body
+            );
+        }
+    }
+}
