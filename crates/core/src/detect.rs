@@ -48,6 +48,9 @@ pub const SLOTS: usize = 7 * 24;
 pub const SEGMENTS_PER_FUNNEL_MAX: usize = 2_000;
 /// How many contributors an alert lists.
 pub const TOP_SEGMENTS_MAX: usize = 5;
+/// A dimension value is listed only if it lost this many of its own standard deviations more
+/// than its share of the traffic would have.
+const TOP_SEGMENT_SIGMA: f64 = 2.0;
 
 /// Severity multipliers of the runbook: P2 above 2σ, P1 above 3σ.
 const SIGMA_P2: f64 = 2.0;
@@ -80,9 +83,9 @@ const SURGE_SHEWHART_FACTOR: f64 = 2.0;
 /// a campaign); volume series measure their overdispersion on windows this long.
 const VOLUME_PERSISTENCE_MINUTES: usize = 15;
 /// Smallest relative change of volume the volume CUSUMs are designed for.
-const VOLUME_MIN_CHANGE: f64 = 0.4;
+const VOLUME_MIN_CHANGE: f64 = 0.5;
 /// Memory of the drill-down tallies of lost conversions, in minutes.
-const DRILL_DOWN_MEMORY_MINUTES: f64 = 15.0;
+const DRILL_DOWN_MEMORY_MINUTES: f64 = 8.0;
 /// Shifts, in σ of one minute, over which volume thresholds are made safe.
 const VOLUME_DELTAS: [f64; 8] = [0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0];
 
@@ -457,6 +460,8 @@ struct ConversionSeries {
     span: Span,
     span_p1: Span,
     alert: Option<OpenAlert>,
+    /// Alarmed minutes in a row that looked like missing events rather than leaving shoppers.
+    missing_events_run: u32,
     improved: bool,
     status: SeriesStatus,
     /// Exponentially weighted lost conversions and shoppers, for drill-down.
@@ -515,6 +520,7 @@ impl ConversionSeries {
             span: Span::default(),
             span_p1: Span::default(),
             alert: None,
+            missing_events_run: 0,
             improved: false,
             status: SeriesStatus::Learning,
             lost: 0.0,
@@ -1371,16 +1377,21 @@ fn decide_conversion(
     match series.alert {
         None => {
             if !(judgement.alarm_p2 || judgement.alarm_p1) || aggregate_deciding {
+                series.missing_events_run = 0;
                 return None;
             }
             // Missing events and leaving shoppers look alike until the shoppers who were already
-            // on their way have had time to reach the stage after: decide once the trailing
-            // window lies wholly after the onset.
+            // on their way have had time to reach the stage after: call it missing events only
+            // once it has looked like that for a whole window of alarmed minutes.
             let pixel = looks_like_missing_events(&state.segments[index].conversions, step);
             let series = &mut state.segments[index].conversions[step];
-            if pixel && series.span.minutes < settings.window_minutes as f64 {
-                return None;
+            if pixel {
+                series.missing_events_run += 1;
+                if (series.missing_events_run as usize) < settings.window_minutes {
+                    return None;
+                }
             }
+            series.missing_events_run = 0;
             let (kind, stage) = if pixel {
                 (AlertKind::Volume, step + 1)
             } else {
@@ -1647,6 +1658,15 @@ fn top_segments(
     };
     let (aggregate_lost, _) = tallies(&state.segments[0]);
     let sign = if aggregate_lost < 0.0 { -1.0 } else { 1.0 };
+    // Variance of one shopper's (or expected event's) contribution to the loss: binomial for
+    // conversion, Poisson for volume.
+    let unit_variance = match step {
+        Some(step) => state.segments[0].conversions[step]
+            .last
+            .baseline
+            .map_or(0.25, |p| p * (1.0 - p)),
+        None => 1.0,
+    };
     let mut by_dimension: HashMap<usize, Vec<(&str, f64, f64)>> = HashMap::new();
     for segment in &state.segments[1..] {
         let Some((dimension, value)) = &segment.key else {
@@ -1665,10 +1685,15 @@ fn top_segments(
         if lost_total <= 0.0 || traffic_total <= 0.0 {
             continue;
         }
+        let net_lost: f64 = values.iter().map(|v| v.1).sum();
         for (value, lost, traffic) in values {
             let share = lost.max(0.0) / lost_total;
             let traffic_share = traffic / traffic_total;
-            if share > traffic_share {
+            // A value explains the alert only if it lost more than its share of the traffic
+            // would, by more than its own noise: a whole-funnel outage has no top segment.
+            let excess = lost - traffic_share * net_lost;
+            let noise = (traffic * unit_variance).sqrt().max(1.0);
+            if share > traffic_share && excess > TOP_SEGMENT_SIGMA * noise {
                 ranked.push((
                     share - traffic_share,
                     dimension,
@@ -1848,6 +1873,8 @@ event = "Order Completed"
         assert!(delay <= 5, "found after {delay} minutes");
         assert!(first.observed_rate > first.baseline_rate + 0.3, "{first:?}");
         assert!(first.sigma > 3.0, "{first:?}");
+        // Every device lost its share: nothing stands out.
+        assert!(first.top_segments.is_empty(), "{first:?}");
         let closed = events
             .iter()
             .find(|e| e.event == AlertEventKind::Closed && e.alert_id == first.alert_id)

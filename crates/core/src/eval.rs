@@ -550,6 +550,10 @@ pub struct ScenarioResult {
     /// Runs whose first alert named the expected top segment, of those that expect one.
     pub top_segment_correct: usize,
     pub top_segment_expected: usize,
+    /// Of incidents that hit every shopper alike, first alerts that named no segment (a
+    /// named one would be spurious), and how many were checked.
+    pub top_segment_none: usize,
+    pub top_segment_none_checked: usize,
     pub naive_detected: usize,
     pub naive_delays_minutes: Vec<f64>,
     /// The same at thresholds matched to revloop's false-alarm budget.
@@ -838,6 +842,12 @@ fn score_run(
             .find(|a| matches(a) && a.at.0 >= from && a.at.0 <= to + DETECTION_GRACE_MS);
         if let Some(alert) = first {
             result.detected += 1;
+            if spec.expect.top_segment.is_none() && spec.expect.kind == AlertKind::Conversion {
+                result.top_segment_none_checked += 1;
+                if alert.top_segments.is_empty() {
+                    result.top_segment_none += 1;
+                }
+            }
             result
                 .delays_minutes
                 .push((alert.at.0 - from) as f64 / MS_PER_MINUTE as f64);
@@ -950,11 +960,13 @@ impl EvalReport {
             "| runbook-literal z-score | {:.2} | {:.2} |\n",
             self.naive_false_alarms_per_week[0], self.naive_false_alarms_per_week[1]
         );
-        let _ = writeln!(
-            out,
-            "For a comparison at equal false alarms, the z-score detector needs z > {:.2} for P2 and z > {:.2} for P1 to stay within the same budgets on these clean weeks (the \"matched\" columns).\n",
-            self.naive_matched_z[0], self.naive_matched_z[1]
-        );
+        if self.clean_weeks > 0.0 {
+            let _ = writeln!(
+                out,
+                "For a comparison at equal false alarms, the z-score detector needs z > {:.2} for P2 and z > {:.2} for P1 to stay within the same budgets on these clean weeks (the \"matched\" columns).\n",
+                self.naive_matched_z[0], self.naive_matched_z[1]
+            );
+        }
         if !self.calibration.is_empty() {
             let _ = writeln!(
                 out,
@@ -998,6 +1010,8 @@ impl EvalReport {
             };
             let top = if s.top_segment_expected > 0 {
                 format!("{}/{}", s.top_segment_correct, s.top_segment_expected)
+            } else if s.top_segment_none_checked > 0 {
+                format!("none {}/{}", s.top_segment_none, s.top_segment_none_checked)
             } else {
                 "–".to_owned()
             };

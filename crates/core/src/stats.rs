@@ -418,6 +418,42 @@ mod tests {
     }
 
     #[test]
+    fn the_binomial_cusum_meets_its_arl0_at_small_n() {
+        // The detector's design: a 2σ shift of a 5-minute window, one-minute observations of
+        // n shoppers, exact binomial log-likelihood ratios, threshold from Siegmund. On data
+        // identical to baseline the mean run length must reach the target even where n is
+        // small and the binomial is far from normal.
+        let arl0 = 1_000.0;
+        let delta = 2.0 / 5f64.sqrt();
+        let h = llr_cusum_threshold(delta, arl0);
+        for (n, p0, seed) in [(4u64, 0.3, 1u64), (20, 0.15, 2), (60, 0.7, 3)] {
+            let window_sd = binomial_sd(p0, 5.0 * n as f64);
+            let p1 = (p0 + 2.0 * window_sd).min(0.999);
+            let mut rng = Rng::new(seed);
+            let runs = 600;
+            let mut total = 0u64;
+            for _ in 0..runs {
+                let mut cusum = Cusum::default();
+                let mut steps = 0u64;
+                loop {
+                    steps += 1;
+                    let k = (0..n).filter(|_| rng.bernoulli(p0)).count() as f64;
+                    if cusum.update(binomial_llr(n as f64, k, p0, p1, 1.0), h) || steps > 100_000 {
+                        break;
+                    }
+                }
+                total += steps;
+            }
+            let mean = total as f64 / f64::from(runs);
+            // 600 runs of a roughly geometric run length: a standard error of about 4%.
+            assert!(
+                mean >= 0.85 * arl0,
+                "n {n}, p0 {p0}: mean run length {mean}"
+            );
+        }
+    }
+
+    #[test]
     fn quantiles() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
