@@ -161,7 +161,8 @@ pub struct TopSegment {
 /// An alert opened, upgraded or closed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertEvent {
-    /// Numbers the alerts of one detector, from 1.
+    /// Names the alert: a hash of its funnel, segment, stage, kind and the minute it opened,
+    /// so that every node and every restart gives an alert the same id.
     pub alert_id: u64,
     pub funnel: String,
     /// For `conversion`, the stage whose shoppers drop off; for `volume`, the stage whose
@@ -912,7 +913,6 @@ pub struct Detector {
     total_decay: f64,
     /// The next minute to judge; `None` before the first.
     next_minute: Option<Minute>,
-    next_alert_id: u64,
     segments_dropped: u64,
 }
 
@@ -978,7 +978,6 @@ impl Detector {
             slot_decay: (1.0 - 1.0 / slot_minutes_remembered) as f32,
             total_decay: 1.0 - 1.0 / (slot_minutes_remembered * SLOTS as f64),
             next_minute: None,
-            next_alert_id: 1,
             segments_dropped: 0,
         };
         for funnel in 0..detector.funnels.len() {
@@ -1206,14 +1205,11 @@ impl Detector {
         let mut decisions = Vec::new();
         for index in 0..state.segments.len() {
             for stage in 0..n_stages - 1 {
-                if let Some(decision) =
-                    decide_conversion(state, index, stage, &settings, &mut self.next_alert_id)
-                {
+                if let Some(decision) = decide_conversion(state, index, stage, &settings, minute) {
                     decisions.push(decision);
                 }
             }
-            if let Some(decision) = decide_volume(state, index, &settings, &mut self.next_alert_id)
-            {
+            if let Some(decision) = decide_volume(state, index, &settings, minute) {
                 decisions.push(decision);
             }
         }
@@ -1363,7 +1359,7 @@ fn decide_conversion(
     index: usize,
     step: usize,
     settings: &Settings,
-    next_alert_id: &mut u64,
+    minute: Minute,
 ) -> Option<Decision> {
     let aggregate = &state.segments[0].conversions[step];
     let aggregate_alerting = index != 0 && aggregate.alert.is_some_and(|a| !a.covered);
@@ -1384,6 +1380,12 @@ fn decide_conversion(
             // on their way have had time to reach the stage after: call it missing events only
             // once it has looked like that for a whole window of alarmed minutes.
             let pixel = looks_like_missing_events(&state.segments[index].conversions, step);
+            let (kind, stage) = if pixel {
+                (AlertKind::Volume, step + 1)
+            } else {
+                (AlertKind::Conversion, step)
+            };
+            let id = alert_id(state, index, stage, kind, minute);
             let series = &mut state.segments[index].conversions[step];
             if pixel {
                 series.missing_events_run += 1;
@@ -1392,13 +1394,8 @@ fn decide_conversion(
                 }
             }
             series.missing_events_run = 0;
-            let (kind, stage) = if pixel {
-                (AlertKind::Volume, step + 1)
-            } else {
-                (AlertKind::Conversion, step)
-            };
             let alert = OpenAlert {
-                id: take_id(next_alert_id),
+                id,
                 severity: if judgement.alarm_p1 {
                     Severity::P1
                 } else {
@@ -1502,7 +1499,7 @@ fn decide_volume(
     state: &mut FunnelState,
     index: usize,
     settings: &Settings,
-    next_alert_id: &mut u64,
+    minute: Minute,
 ) -> Option<Decision> {
     let aggregate_alerting =
         index != 0 && state.segments[0].volume.alert.is_some_and(|a| !a.covered);
@@ -1524,8 +1521,10 @@ fn decide_volume(
             } else {
                 Severity::P2
             };
+            let id = alert_id(state, index, 0, AlertKind::Volume, minute);
+            let series = &mut state.segments[index].volume;
             let alert = OpenAlert {
-                id: take_id(next_alert_id),
+                id,
                 severity,
                 kind: AlertKind::Volume,
                 stage: 0,
@@ -1583,10 +1582,27 @@ fn span_volume_sigma(series: &VolumeSeries) -> f64 {
     (span.expected - span.n) / span.expected / relative_sd
 }
 
-fn take_id(next: &mut u64) -> u64 {
-    let id = *next;
-    *next += 1;
-    id
+/// An alert's id: the same for the same alert on every node and after every restart, as long
+/// as the counts are the same, because it names what alerted and when.
+fn alert_id(
+    state: &FunnelState,
+    segment: usize,
+    stage: usize,
+    kind: AlertKind,
+    opened: Minute,
+) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(state.id.as_bytes());
+    hasher.update(&[0]);
+    if let Some((dimension, value)) = &state.segments[segment].key {
+        hasher.update(&(*dimension as u64).to_le_bytes());
+        hasher.update(value.as_bytes());
+    }
+    hasher.update(&[0]);
+    hasher.update(&(stage as u64).to_le_bytes());
+    hasher.update(kind.as_str().as_bytes());
+    hasher.update(&opened.0.to_le_bytes());
+    hasher.digest()
 }
 
 fn describe(

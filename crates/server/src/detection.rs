@@ -258,7 +258,7 @@ pub async fn run(detection: Arc<Detection>, store: Arc<dyn Store>, clock: Arc<dy
 /// stable; users' scripts read it.
 pub fn alert_json(event: &AlertEvent) -> Value {
     json!({
-        "alert_id": event.alert_id,
+        "alert_id": format!("{:016x}", event.alert_id),
         "funnel": event.funnel,
         "stage": event.stage,
         "kind": event.kind.as_str(),
