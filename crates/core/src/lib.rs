@@ -10,6 +10,7 @@ pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod funnel;
+pub mod incident;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
