@@ -15,7 +15,8 @@
 //!   time zone), learned over several weeks, shrunk toward the series' overall rate where a
 //!   slot has few shoppers, and interpolated between slot centres.
 //! - **The entry volume series**: events at the funnel's first stage against the seasonal
-//!   expectation, for traffic collapses and surges.
+//!   expectation (for a segment, against its seasonal share of the funnel's entries), for
+//!   traffic collapses and surges.
 //!
 //! How it judges. Noise is modelled per window as binomial plus a between-window variance
 //! learned from history (a beta-binomial, or Laney-style, treatment): the standard deviation σ
@@ -26,13 +27,16 @@
 //! false-alarm budgets: each funnel's budget is split between the series it watches (half to
 //! the funnel as a whole, half shared by its segments, so the multiple testing is paid for),
 //! and each series' threshold is set by Siegmund's approximation of its in-control average run
-//! length (checked against the Brook–Evans Markov chain in `stats`).
+//! length (checked against the Brook–Evans Markov chain in `stats`). Alongside, a window so far
+//! above baseline that no budgeted false alarm explains it raises P1 at once, and while a P2
+//! is open a shorter window watches for escalation (the runbook's enhanced monitoring).
 //!
 //! Only degradation pages: a drop-off well below baseline is recorded as an improvement, not
 //! alerted. A series whose stage expects fewer than `min_shoppers` per window is not judged and
-//! says so. A drop in conversion into a stage that comes with an equally sudden rise in
-//! conversion out of it is the signature of that stage's events going missing (a broken
-//! tracking pixel), and is alerted as `volume`, not `conversion`.
+//! says so. A drop in conversion into a stage while shoppers still reach the stage after it as
+//! often as before is the signature of that stage's events going missing (a broken tracking
+//! pixel), and is alerted as `volume`, not `conversion`. While the funnel's traffic surges,
+//! conversion is judged only for a collapse, and nothing is learned.
 
 use std::collections::HashMap;
 
