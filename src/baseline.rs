@@ -129,20 +129,35 @@ fn show(
     };
     let segment = match segment {
         None => None,
-        Some(text) => Some(
-            text.split_once(':')
-                .context("--segment must be dimension:value, e.g. device:mobile")?,
-        ),
+        Some(text) => {
+            let (dimension, value) = text
+                .split_once(':')
+                .context("--segment must be dimension:value, e.g. device:mobile")?;
+            if !config.dimensions.iter().any(|d| d.name == dimension) {
+                let known: Vec<&str> = config.dimensions.iter().map(|d| d.name.as_str()).collect();
+                bail!(
+                    "no dimension `{dimension}`; dimensions are: {}",
+                    known.join(", ")
+                );
+            }
+            Some((dimension, value))
+        }
     };
     let now = match at {
         None => SystemClock.now(),
         Some(text) => Timestamp::parse_rfc3339(text)?,
     };
+    if store_args.database_url.is_none() && !store_args.db.exists() {
+        bail!(
+            "no database at {} (pass --db, or --database-url for PostgreSQL)",
+            store_args.db.display()
+        );
+    }
     let store = crate::open_store(store_args, &config)?;
     let detection = Detection::new(config.clone());
     detection.tick(store.as_ref(), now)?;
     let Some(slots) = detection.baseline(funnel_index, segment, stage_index) else {
-        bail!("no counts have been seen for that segment");
+        bail!("no counts have been seen for that value of the dimension");
     };
     let step = format!(
         "{} → {}",

@@ -1,7 +1,7 @@
 //! `revloop demo`: the newcomer's first command. Everything lives in one data directory: the
-//! example config, the SQLite database, and nothing else. It serves at once, backfills a week
-//! of simulated history in event time, and streams live simulated traffic through the real
-//! HTTP ingest endpoint with a demo write key.
+//! example config, the SQLite database, and nothing else. It serves at once, backfills fifteen
+//! days of simulated history in event time (with two incidents for the detector to find), and
+//! streams live simulated traffic through the real HTTP ingest endpoint with a demo write key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -173,8 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Two incidents in the backfilled history for the detector to find, at the shop's busy
-/// time yesterday: a payment outage, and a checkout failure on mobile only.
+/// Two incidents in the backfilled history for the detector to find, yesterday afternoon in
+/// the example shop's New York: a checkout failure on mobile only from 19:00 UTC, and a
+/// payment outage from 22:00 UTC.
 fn demo_incidents(config: &Config, now: revloop_core::Timestamp) -> Vec<InjectedIncident> {
     let stages: Vec<&str> = config.funnels[0]
         .stages
@@ -219,12 +220,12 @@ fn print_welcome(
 ) {
     let history = if has_history {
         format!(
-            "History from an earlier run is in {}; only live traffic is added (delete the directory for a fresh week).",
+            "History from an earlier run is in {}; only live traffic is added (delete the directory for fresh history).",
             args.data_dir.display()
         )
     } else {
         format!(
-            "Backfilling {} days of history in the background (it takes seconds). Yesterday evening it has a payment outage and a checkout failure on mobile; the detector finds both once it has learned the history (see /api/v1/alerts).",
+            "Backfilling {} days of history in the background (about ten seconds). Yesterday at 19:00 UTC checkout failed for mobile shoppers, and at 22:00 UTC payment went down; the detector learns the history and finds both within seconds of the backfill (see /api/v1/alerts).",
             args.days
         )
     };
@@ -241,7 +242,7 @@ fn print_welcome(
            curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/detector'\n  \
            curl -s -u '{write_key}:' {base}/v1/track -d '{{\"userId\":\"u1\",\"event\":\"Product Viewed\",\"messageId\":\"try-1\"}}'\n  \
            curl -s -H 'Authorization: Bearer {api_token}' {base}/metrics\n\n\
-         (the same messageId is counted once, however often it is sent)\n\n\
+         (the same messageId is counted once, however often it is sent; each start of the demo\n         issues new credentials and revokes the previous ones)\n\n\
          {history}\nLive simulated traffic is streaming in, at the shop's time of day (quiet at night). Ctrl-C stops.\n",
         args.data_dir.display(),
     );

@@ -48,6 +48,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         filter: args.only,
         ..EvalOptions::default()
     };
+    if let Some(only) = &options.filter {
+        let names: Vec<String> = revloop_core::eval::standard_suite(&config)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        if !names.iter().any(|n| n.contains(only.as_str())) {
+            anyhow::bail!(
+                "no scenario's name contains `{only}`; the scenarios are:\n  {}",
+                names.join("\n  ")
+            );
+        }
+    }
     let started = Instant::now();
     let report = run_suite(&config, &options, &mut |step| {
         eprintln!("[{:>6.1}s] {step}", started.elapsed().as_secs_f64());

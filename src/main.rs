@@ -49,7 +49,8 @@ pub struct StoreArgs {
 enum Command {
     /// Run the service: ingest, API and metrics.
     Serve(serve::Args),
-    /// A self-contained demo: a week of simulated history, live traffic, and the API.
+    /// A self-contained demo: fifteen days of simulated history with two incidents, the
+    /// detector's alerts, live traffic, and the API.
     Demo(demo::Args),
     /// Write seeded, realistic Segment-format traffic as NDJSON to stdout.
     Simulate(simulate::Args),

@@ -29,14 +29,16 @@ const PROBLEMS_PRINTED_MAX: usize = 20;
 const LINE_BYTES_MAX: usize = 1024 * 1024;
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["events", "counts"])))]
 pub struct Args {
     /// The config file.
     #[arg(long, default_value = "revloop.toml")]
     config: PathBuf,
     #[command(flatten)]
     store: StoreArgs,
-    /// NDJSON of Segment messages (as `revloop simulate` writes).
-    #[arg(long, conflicts_with = "counts", required_unless_present = "counts")]
+    /// NDJSON of Segment messages (as `revloop simulate` writes). One of --events and
+    /// --counts is required.
+    #[arg(long, conflicts_with = "counts")]
     events: Option<PathBuf>,
     /// NDJSON of pre-aggregated count records (the shape of POST /api/v1/counts).
     #[arg(long)]

@@ -186,7 +186,8 @@ pub struct AlertEvent {
     /// `onset` when opened or upgraded, over the last window when closed.
     pub baseline_rate: f64,
     pub observed_rate: f64,
-    /// The deviation in standard deviations of one detection window (positive = worse).
+    /// The deviation in standard deviations of one detection window, in the alert's direction:
+    /// positive for more drop-off, for fewer events (`worse`) or for more events (`surge`).
     pub sigma: f64,
     /// Shoppers (conversion) or events (volume) over the same span.
     pub n: i64,
@@ -1519,7 +1520,7 @@ fn decide_volume(
             } else {
                 Direction::Worse
             };
-            let sigma = span_volume_sigma(series);
+            let sigma = volume_deficit_sigma(&series.span, series.phi.get());
             let severity = if direction == Direction::Worse && sigma >= SIGMA_P1 {
                 Severity::P1
             } else {
@@ -1575,14 +1576,15 @@ fn decide_volume(
     }
 }
 
-fn span_volume_sigma(series: &VolumeSeries) -> f64 {
-    let span = series.span;
+/// The deficit of events over `span`, in σ of one volume window: positive when fewer events
+/// came than expected.
+fn volume_deficit_sigma(span: &Span, phi: f64) -> f64 {
     if span.expected <= 0.0 {
         return 0.0;
     }
     let persistence = VOLUME_PERSISTENCE_MINUTES as f64;
     let per_window_expected = span.expected / span.minutes.max(1.0) * persistence;
-    let relative_sd = (1.0 / per_window_expected + series.phi.get()).sqrt();
+    let relative_sd = (1.0 / per_window_expected + phi).sqrt();
     (span.expected - span.n) / span.expected / relative_sd
 }
 
@@ -1634,7 +1636,12 @@ fn describe(
         }
         None => {
             let minutes = span.minutes.max(1.0);
-            let sigma = span_volume_sigma(&segment_state.volume);
+            // In the alert's direction: a surge's excess of events counts as positive.
+            let deficit = volume_deficit_sigma(&span, segment_state.volume.phi.get());
+            let sigma = match decision.alert.direction {
+                Direction::Worse => deficit,
+                Direction::Surge => -deficit,
+            };
             (span.expected / minutes, span.n / minutes, sigma)
         }
     };

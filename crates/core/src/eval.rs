@@ -946,7 +946,7 @@ impl EvalReport {
         let _ = writeln!(out, "Options: {}.\n", self.options_summary);
         let _ = writeln!(
             out,
-            "False alarms on {} clean weeks, per funnel per week (budget: P1 {:.3}, P2 {:.3}):\n",
+            "False alarms on {} clean week(s), per funnel per week (budget: P1 {:.3}, P2 {:.3}):\n",
             self.clean_weeks, self.budget_per_week[0], self.budget_per_week[1]
         );
         let _ = writeln!(out, "| detector | P1 | P2 |\n|---|---:|---:|");

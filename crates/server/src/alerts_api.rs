@@ -184,23 +184,41 @@ async fn baseline(
     for (key, value) in params {
         match key.as_str() {
             "stage" => {
-                stage = stages
+                let leavable: Vec<&str> = stages[..stages.len() - 1]
                     .iter()
-                    .position(|s| s.id == value)
-                    .filter(|&i| i + 1 < stages.len())
-                    .ok_or_else(|| {
-                        bad(
-                            "stage",
-                            format!(
-                                "`{value}` is not a stage of `{funnel_id}` that shoppers leave (the last stage has no drop-off)"
-                            ),
-                        )
-                    })?;
+                    .map(|s| s.id.as_str())
+                    .collect();
+                stage = leavable.iter().position(|s| *s == value).ok_or_else(|| {
+                    let why = if stages.last().is_some_and(|s| s.id == value) {
+                        "is the last stage: it has no drop-off"
+                    } else {
+                        "is not a stage of this funnel"
+                    };
+                    bad(
+                        "stage",
+                        format!("`{value}` {why}; use one of {}", leavable.join(", ")),
+                    )
+                })?;
             }
             "segment" => {
                 let (dimension, value) = value
                     .split_once(':')
                     .ok_or_else(|| bad("segment", "must be dimension:value, e.g. device:mobile"))?;
+                if !state.config.dimensions.iter().any(|d| d.name == dimension) {
+                    let known: Vec<&str> = state
+                        .config
+                        .dimensions
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect();
+                    return Err(bad(
+                        "segment",
+                        format!(
+                            "no dimension `{dimension}`; dimensions are: {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
                 segment = Some((dimension.to_owned(), value.to_owned()));
             }
             other => return Err(bad(other, "not a query parameter; use stage or segment")),
@@ -213,7 +231,9 @@ async fn baseline(
             segment.as_ref().map(|(d, v)| (d.as_str(), v.as_str())),
             stage,
         )
-        .ok_or_else(|| ApiError::not_found("no such segment has been seen yet"))?;
+        .ok_or_else(|| {
+            ApiError::not_found("no counts have been seen yet for that dimension value")
+        })?;
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     let slots: Vec<_> = slots
         .iter()

@@ -163,16 +163,20 @@ impl Detection {
                 state
             }
         };
+        // Alerts found while warming up are history: the API has them, the log has news.
+        let live = state.live_since.is_some();
         for event in &events {
-            tracing::info!(
-                funnel = %event.funnel,
-                stage = %event.stage,
-                kind = event.kind.as_str(),
-                severity = event.severity.as_str(),
-                event = event.event.as_str(),
-                sigma = format_args!("{:.1}", event.sigma),
-                "alert"
-            );
+            if live {
+                tracing::info!(
+                    funnel = %event.funnel,
+                    stage = %event.stage,
+                    kind = event.kind.as_str(),
+                    severity = event.severity.as_str(),
+                    event = event.event.as_str(),
+                    sigma = format_args!("{:.1}", event.sigma),
+                    "alert"
+                );
+            }
             if state.alerts.len() == ALERTS_KEPT_MAX {
                 state.alerts.pop_front();
             }

@@ -1051,6 +1051,18 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
             404,
             None,
         ),
+        (
+            "/api/v1/funnels/checkout/baseline?segment=colour:red",
+            &server.viewer,
+            400,
+            Some("segment"),
+        ),
+        (
+            "/api/v1/funnels/checkout/baseline?stage=nope",
+            &server.viewer,
+            400,
+            Some("stage"),
+        ),
     ] {
         let reply = server.get(path, token);
         assert_eq!(reply.status, status, "{path}: {}", reply.body);
