@@ -133,11 +133,10 @@ fn show(
             let (dimension, value) = text
                 .split_once(':')
                 .context("--segment must be dimension:value, e.g. device:mobile")?;
-            if !config.dimensions.iter().any(|d| d.name == dimension) {
-                let known: Vec<&str> = config.dimensions.iter().map(|d| d.name.as_str()).collect();
+            if !config.has_dimension(dimension) {
                 bail!(
                     "no dimension `{dimension}`; dimensions are: {}",
-                    known.join(", ")
+                    config.dimension_list()
                 );
             }
             Some((dimension, value))

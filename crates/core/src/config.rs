@@ -318,6 +318,16 @@ impl Config {
         self.funnels.iter().find(|f| f.id == id)
     }
 
+    pub fn has_dimension(&self, name: &str) -> bool {
+        self.dimensions.iter().any(|d| d.name == name)
+    }
+
+    /// The dimension names, comma-separated, for error messages.
+    pub fn dimension_list(&self) -> String {
+        let names: Vec<&str> = self.dimensions.iter().map(|d| d.name.as_str()).collect();
+        names.join(", ")
+    }
+
     /// The bundled example: a Segment e-commerce spec checkout funnel.
     pub fn example_toml() -> &'static str {
         include_str!("../../../revloop.example.toml")

@@ -204,18 +204,12 @@ async fn baseline(
                 let (dimension, value) = value
                     .split_once(':')
                     .ok_or_else(|| bad("segment", "must be dimension:value, e.g. device:mobile"))?;
-                if !state.config.dimensions.iter().any(|d| d.name == dimension) {
-                    let known: Vec<&str> = state
-                        .config
-                        .dimensions
-                        .iter()
-                        .map(|d| d.name.as_str())
-                        .collect();
+                if !state.config.has_dimension(dimension) {
                     return Err(bad(
                         "segment",
                         format!(
                             "no dimension `{dimension}`; dimensions are: {}",
-                            known.join(", ")
+                            state.config.dimension_list()
                         ),
                     ));
                 }

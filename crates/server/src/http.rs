@@ -355,18 +355,12 @@ async fn funnel_metrics(
                 }
             }
             name => {
-                if !state.config.dimensions.iter().any(|d| d.name == name) {
-                    let known: Vec<&str> = state
-                        .config
-                        .dimensions
-                        .iter()
-                        .map(|d| d.name.as_str())
-                        .collect();
+                if !state.config.has_dimension(name) {
                     return Err(bad(
                         name,
                         format!(
                             "not a query parameter or dimension; dimensions are: {}",
-                            known.join(", ")
+                            state.config.dimension_list()
                         ),
                     ));
                 }
