@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use revloop_core::Timestamp;
-use revloop_server::detection::Detection;
+use revloop_server::detection::{Detection, WEEKDAYS, baseline_slots_json};
 use revloop_server::{Clock, SystemClock};
 
 use crate::StoreArgs;
@@ -164,18 +164,7 @@ fn show(
         funnel.stages[stage_index + 1].id
     );
     if json {
-        let slots: Vec<_> = slots
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "weekday": s.weekday,
-                    "hour": s.hour,
-                    "drop_off_rate": s.drop_off_rate,
-                    "shoppers_per_minute": s.shoppers_per_minute,
-                    "weight_minutes": s.weight,
-                })
-            })
-            .collect();
+        let slots = baseline_slots_json(&slots);
         println!(
             "{}",
             serde_json::json!({"funnel": funnel.id, "stage": funnel.stages[stage_index].id, "time_zone": funnel.time_zone, "slots": slots})
@@ -193,8 +182,7 @@ fn show(
         print!("{hour:>5}");
     }
     println!();
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    for (day, name) in DAYS.iter().enumerate() {
+    for (day, name) in WEEKDAYS.iter().enumerate() {
         print!("{name}  ");
         for slot in &slots[day * 24..day * 24 + 24] {
             match slot.drop_off_rate {

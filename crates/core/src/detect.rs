@@ -2015,11 +2015,14 @@ event = "Order Completed"
             }
         });
         assert!(events.is_empty(), "{events:?}");
+        assert_all_learning(&detector);
+    }
+
+    fn assert_all_learning(detector: &Detector) {
+        let report = detector.report(0);
         assert!(
-            detector
-                .report(0)
-                .iter()
-                .all(|r| r.status == SeriesStatus::Learning)
+            report.iter().all(|r| r.status == SeriesStatus::Learning),
+            "{report:?}"
         );
     }
 
@@ -2037,12 +2040,7 @@ event = "Order Completed"
         let now = Minute(START.0 + 2 * WEEK_MINUTES);
         events.extend(feed(&mut detector, &mut rng, now, 3 * 24 * 60, |_| CLEAN));
         assert!(events.is_empty(), "{events:?}");
-        assert!(
-            detector
-                .report(0)
-                .iter()
-                .all(|r| r.status == SeriesStatus::Learning)
-        );
+        assert_all_learning(&detector);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use revloop_store::Role;
 
-use crate::detection::alert_json;
+use crate::detection::{alert_json, baseline_slots_json};
 use crate::error::{ApiError, ErrorDetail};
 use crate::http::{AppState, blocking, require};
 
@@ -228,19 +228,7 @@ async fn baseline(
         .ok_or_else(|| {
             ApiError::not_found("no counts have been seen yet for that dimension value")
         })?;
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    let slots: Vec<_> = slots
-        .iter()
-        .map(|s| {
-            json!({
-                "weekday": DAYS[usize::from(s.weekday)],
-                "hour": s.hour,
-                "drop_off_rate": s.drop_off_rate,
-                "shoppers_per_minute": s.shoppers_per_minute,
-                "weight_minutes": s.weight,
-            })
-        })
-        .collect();
+    let slots = baseline_slots_json(&slots);
     Ok(axum::Json(json!({
         "funnel": funnel_id,
         "stage": stages[stage].id,

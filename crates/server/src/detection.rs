@@ -291,6 +291,26 @@ pub fn alert_json(event: &AlertEvent) -> Value {
     })
 }
 
+/// Weekday names, Monday first, as baselines are shown.
+pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// A baseline's slots as JSON: the shape `GET /api/v1/funnels/{id}/baseline` and
+/// `revloop baseline show --json` return.
+pub fn baseline_slots_json(slots: &[SlotBaseline]) -> Vec<Value> {
+    slots
+        .iter()
+        .map(|s| {
+            json!({
+                "weekday": WEEKDAYS[usize::from(s.weekday)],
+                "hour": s.hour,
+                "drop_off_rate": s.drop_off_rate,
+                "shoppers_per_minute": s.shoppers_per_minute,
+                "weight_minutes": s.weight,
+            })
+        })
+        .collect()
+}
+
 /// Six significant decimals: enough for rates, and stable text across platforms.
 fn round(value: f64) -> f64 {
     if value.is_finite() {
