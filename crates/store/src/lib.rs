@@ -46,6 +46,10 @@ pub enum StoreError {
     Busy(String),
     #[error("{0}")]
     Io(String),
+    /// Another node (or process) committed incident state since this one loaded it: reload
+    /// and apply the input again.
+    #[error("incident state moved on: expected version {expected}, found {found}")]
+    Conflict { expected: i64, found: i64 },
 }
 
 /// One accepted message (or pre-aggregated count record) on its way into the store.
@@ -157,6 +161,112 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// An incident as stored: the columns that lists and reports filter and sort on, and the
+/// engine's state of it as JSON (`body`, without its timeline, which is kept row by row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub funnel: String,
+    pub stage: String,
+    /// "P1", "P2" or "P3".
+    pub severity: String,
+    /// "triggered", "acknowledged", "mitigated" or "resolved".
+    pub state: String,
+    pub opened_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub mitigated_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub body: String,
+}
+
+/// One entry of an incident's timeline. The timeline is append-only: rows are inserted, never
+/// updated or deleted (the schema refuses both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRow {
+    pub incident: i64,
+    /// 0, 1, 2, ... within the incident, with no gaps.
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub text: String,
+}
+
+/// Something the incident engine owes the outside (a page, a breach), in a durable outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Assigned by the store on commit, increasing; ignored in an [`IncidentCommit`].
+    pub id: i64,
+    pub incident: i64,
+    pub at: Timestamp,
+    /// "notify" or "sla_breached".
+    pub kind: String,
+    /// The effect as JSON.
+    pub body: String,
+}
+
+/// One step of the incident engine, committed atomically: the incidents it changed, the
+/// timeline entries it appended, the effects it queued, and its own state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentCommit {
+    /// The version this step was computed from; the commit fails with
+    /// [`StoreError::Conflict`] (and writes nothing) if the stored version differs.
+    pub expected_version: i64,
+    /// The engine's own state (next id, clocks) as JSON.
+    pub meta: String,
+    /// Inserted or replaced by id.
+    pub incidents: Vec<IncidentRow>,
+    /// Appended; an `(incident, seq)` already stored is an error.
+    pub timeline: Vec<TimelineRow>,
+    pub outbox: Vec<OutboxRow>,
+}
+
+/// The incident engine's state as last committed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IncidentSnapshot {
+    /// 0 before the first commit; each commit adds one.
+    pub version: i64,
+    /// `None` before the first commit.
+    pub meta: Option<String>,
+    /// Every open incident and the most recently opened resolved ones, by id.
+    pub incidents: Vec<IncidentRow>,
+    /// The timelines of those incidents, by incident then seq.
+    pub timeline: Vec<TimelineRow>,
+}
+
+/// A page of incidents, newest (highest id) first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentQuery {
+    /// `Some(true)`: not resolved; `Some(false)`: resolved; `None`: both.
+    pub open: Option<bool>,
+    pub funnel: Option<String>,
+    /// Only ids below this (for paging).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// A change to the shop that may explain an incident: a deploy, an experiment, a price, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    /// Assigned by the store; ignored by [`Store::insert_change`].
+    pub id: i64,
+    /// When the change took effect.
+    pub at: Timestamp,
+    /// "deploy", "experiment_start", ... (see `revloop_core::change::ChangeKind`).
+    pub kind: String,
+    pub summary: String,
+    pub detail: String,
+    pub funnel: Option<String>,
+    pub stage: Option<String>,
+    /// (dimension, value).
+    pub segment: Option<(String, String)>,
+    pub author: String,
+    /// The sender's own id for the change; a second insert with the same one returns the first
+    /// row and stores nothing (exactly once for retried posts).
+    pub external_id: Option<String>,
+    pub recorded_at: Timestamp,
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Records a group atomically and durably; see the crate docs.
     fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError>;
@@ -206,6 +316,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns whether a live token with this id existed.
     fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Every open incident and the `resolved_max` most recent (highest id) resolved ones, with
+    /// their timelines, and the engine's meta and version.
+    fn load_incidents(&self, resolved_max: usize) -> Result<IncidentSnapshot, StoreError>;
+
+    /// Commits one step of the incident engine atomically; returns the new version. Fails with
+    /// [`StoreError::Conflict`], writing nothing, if the version moved on.
+    fn commit_incidents(&self, commit: &IncidentCommit) -> Result<i64, StoreError>;
+
+    /// The version of the incident state: cheap, so a node can ask before every read.
+    fn incidents_version(&self) -> Result<i64, StoreError>;
+
+    /// One incident with its whole timeline.
+    fn incident(&self, id: i64) -> Result<Option<(IncidentRow, Vec<TimelineRow>)>, StoreError>;
+
+    fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentRow>, StoreError>;
+
+    /// Resolved incidents opened in `[from, to)`, for response-time reports.
+    fn resolved_incidents(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<IncidentRow>, StoreError>;
+
+    /// Outbox rows with id above `after_id`, oldest first, at most `limit`.
+    fn outbox(&self, after_id: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Stores a change (or returns the one already stored under its `external_id`), with its id.
+    /// Returns whether it was new.
+    fn insert_change(&self, change: &ChangeRow) -> Result<(ChangeRow, bool), StoreError>;
+
+    /// Changes that took effect in `[from, to)`, newest first, at most `limit`.
+    fn changes(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ChangeRow>, StoreError>;
 
     /// Cheap liveness check of the database, for `/readyz`.
     fn ping(&self) -> Result<(), StoreError>;

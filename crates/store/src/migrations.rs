@@ -4,9 +4,14 @@
 //! The two dialects keep the same count, segment, dimension and token tables. They differ in
 //! how dedup keys are kept: SQLite, with a single ingesting process, keeps its dedup index in
 //! memory over an append-only log; PostgreSQL, shared by several nodes, keeps it in tables.
+//!
+//! The second version adds the incident engine's state (incidents, their append-only timelines,
+//! an outbox of effects, and a versioned meta row that serializes commits) and the changes log,
+//! the same in both dialects.
 
 /// The SQLite schema, one entry per version (version = index + 1).
-pub const SQLITE: &[&str] = &[r#"
+pub const SQLITE: &[&str] = &[
+    r#"
 -- The dedup log: each commit appends its new dedup keys as one blob of little-endian i64s,
 -- tagged with the generation they belong to. The index lives in memory (see dedup.rs) and is
 -- rebuilt from here on start; a forgotten generation's rows are deleted.
@@ -80,10 +85,93 @@ CREATE TABLE api_tokens (
     created_ms    INTEGER NOT NULL,
     revoked_ms    INTEGER
 );
-"#];
+"#,
+    r#"
+-- Incidents by the id the engine gives them (the rowid, but never assigned by SQLite: every
+-- insert names it). `body` is the engine's state of the incident as JSON, without its timeline.
+CREATE TABLE incidents (
+    id              INTEGER PRIMARY KEY,
+    funnel          TEXT    NOT NULL,
+    stage           TEXT    NOT NULL,
+    severity        TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    opened_ms       INTEGER NOT NULL,
+    acknowledged_ms INTEGER,
+    mitigated_ms    INTEGER,
+    resolved_ms     INTEGER,
+    body            TEXT    NOT NULL
+);
+-- The open incidents, which the engine loads and the incident list shows first, stay few
+-- however many have been resolved.
+CREATE INDEX incidents_open ON incidents (id) WHERE resolved_ms IS NULL;
+CREATE INDEX incidents_funnel ON incidents (funnel, id);
+-- Response-time reports read the resolved incidents by when they opened.
+CREATE INDEX incidents_resolved_opened ON incidents (opened_ms) WHERE resolved_ms IS NOT NULL;
+
+-- Append-only, enforced here rather than trusted to the code: the timeline is the record of
+-- who did what during an incident. (An `INSERT OR REPLACE` would still delete a row without
+-- firing the trigger, as recursive triggers are off; the store never issues one.)
+CREATE TABLE incident_timeline (
+    incident INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    actor    TEXT    NOT NULL,
+    kind     TEXT    NOT NULL,
+    text     TEXT    NOT NULL,
+    PRIMARY KEY (incident, seq)
+) WITHOUT ROWID;
+CREATE TRIGGER incident_timeline_no_update BEFORE UPDATE ON incident_timeline
+BEGIN
+    SELECT RAISE(ABORT, 'the incident timeline is append-only');
+END;
+CREATE TRIGGER incident_timeline_no_delete BEFORE DELETE ON incident_timeline
+BEGIN
+    SELECT RAISE(ABORT, 'the incident timeline is append-only');
+END;
+
+-- Effects the engine owes the outside, read by id. AUTOINCREMENT: an id is never reused, even
+-- if the newest rows were ever deleted, so a reader's cursor never skips a row.
+CREATE TABLE incident_outbox (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident INTEGER NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    body     TEXT    NOT NULL
+);
+
+-- The engine's own state, and the version every commit checks and increments (0: nothing
+-- committed yet).
+CREATE TABLE incident_meta (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    body    TEXT
+);
+INSERT INTO incident_meta (id, version, body) VALUES (1, 0, NULL);
+
+-- Changes to the shop (deploys, experiments, prices) that may explain an incident.
+CREATE TABLE changes (
+    id          INTEGER PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    summary     TEXT    NOT NULL,
+    detail      TEXT    NOT NULL,
+    funnel      TEXT,
+    stage       TEXT,
+    dimension   TEXT,
+    value       TEXT,
+    author      TEXT    NOT NULL,
+    external_id TEXT    UNIQUE,
+    recorded_ms INTEGER NOT NULL,
+    CHECK ((dimension IS NULL) = (value IS NULL))
+);
+-- Holds the rowid too, so it serves `ORDER BY at_ms DESC, id DESC` as it is.
+CREATE INDEX changes_at ON changes (at_ms);
+"#,
+];
 
 /// The PostgreSQL schema.
-pub const POSTGRES: &[&str] = &[r#"
+pub const POSTGRES: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value BIGINT NOT NULL
@@ -133,4 +221,78 @@ CREATE TABLE api_tokens (
     created_ms    BIGINT NOT NULL,
     revoked_ms    BIGINT
 );
-"#];
+"#,
+    r#"
+CREATE TABLE incidents (
+    id              BIGINT PRIMARY KEY,
+    funnel          TEXT   NOT NULL,
+    stage           TEXT   NOT NULL,
+    severity        TEXT   NOT NULL,
+    state           TEXT   NOT NULL,
+    opened_ms       BIGINT NOT NULL,
+    acknowledged_ms BIGINT,
+    mitigated_ms    BIGINT,
+    resolved_ms     BIGINT,
+    body            TEXT   NOT NULL
+);
+CREATE INDEX incidents_open ON incidents (id) WHERE resolved_ms IS NULL;
+CREATE INDEX incidents_funnel ON incidents (funnel, id);
+CREATE INDEX incidents_resolved_opened ON incidents (opened_ms) WHERE resolved_ms IS NOT NULL;
+
+-- Append-only, enforced by the database for every client: row triggers refuse UPDATE and
+-- DELETE, and a statement trigger refuses TRUNCATE, which row triggers do not see.
+CREATE TABLE incident_timeline (
+    incident BIGINT NOT NULL,
+    seq      BIGINT NOT NULL,
+    at_ms    BIGINT NOT NULL,
+    actor    TEXT   NOT NULL,
+    kind     TEXT   NOT NULL,
+    text     TEXT   NOT NULL,
+    PRIMARY KEY (incident, seq)
+);
+CREATE FUNCTION incident_timeline_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the incident timeline is append-only';
+END
+$$;
+CREATE TRIGGER incident_timeline_no_change BEFORE UPDATE OR DELETE ON incident_timeline
+    FOR EACH ROW EXECUTE FUNCTION incident_timeline_append_only();
+CREATE TRIGGER incident_timeline_no_truncate BEFORE TRUNCATE ON incident_timeline
+    FOR EACH STATEMENT EXECUTE FUNCTION incident_timeline_append_only();
+
+-- Ids come from a sequence, which does not order them by commit. They still increase in commit
+-- order because every commit draws them while holding the `incident_meta` row (see
+-- postgres.rs), so a reader's cursor never skips a row committed later with a lower id.
+CREATE TABLE incident_outbox (
+    id       BIGSERIAL PRIMARY KEY,
+    incident BIGINT NOT NULL,
+    at_ms    BIGINT NOT NULL,
+    kind     TEXT   NOT NULL,
+    body     TEXT   NOT NULL
+);
+
+CREATE TABLE incident_meta (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT  NOT NULL,
+    body    TEXT
+);
+INSERT INTO incident_meta (id, version, body) VALUES (1, 0, NULL);
+
+CREATE TABLE changes (
+    id          BIGSERIAL PRIMARY KEY,
+    at_ms       BIGINT NOT NULL,
+    kind        TEXT   NOT NULL,
+    summary     TEXT   NOT NULL,
+    detail      TEXT   NOT NULL,
+    funnel      TEXT,
+    stage       TEXT,
+    dimension   TEXT,
+    value       TEXT,
+    author      TEXT   NOT NULL,
+    external_id TEXT   UNIQUE,
+    recorded_ms BIGINT NOT NULL,
+    CHECK ((dimension IS NULL) = (value IS NULL))
+);
+CREATE INDEX changes_at ON changes (at_ms, id);
+"#,
+];

@@ -182,6 +182,135 @@ fn two_nodes_fold_alike() {
 }
 
 #[test]
+fn incidents_round_trip() {
+    check(common::incidents_round_trip);
+}
+
+#[test]
+fn incidents_stale_version_conflicts() {
+    check(common::incidents_stale_version_conflicts);
+}
+
+#[test]
+fn incidents_resolved_max() {
+    check(common::incidents_resolved_max);
+}
+
+#[test]
+fn incidents_list() {
+    check(common::incidents_list);
+}
+
+#[test]
+fn incidents_duplicate_timeline_entry_fails() {
+    check(common::incidents_duplicate_timeline_entry_fails);
+}
+
+#[test]
+fn incidents_outbox() {
+    check(common::incidents_outbox);
+}
+
+#[test]
+fn incidents_survive_reopen() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    common::incidents_survive_reopen(&|config| Box::new(schema.open(config)));
+}
+
+#[test]
+fn changes() {
+    check(common::changes);
+}
+
+#[test]
+fn two_nodes_commit_incidents_once() {
+    check_two_nodes(common::two_nodes_commit_incidents_once);
+}
+
+#[test]
+fn two_nodes_insert_a_change_once() {
+    use revloop_store::ChangeRow;
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let config = common::config();
+    let nodes = [schema.open(&config), schema.open(&config)];
+    let change = |node: &str| ChangeRow {
+        id: 0,
+        at: revloop_core::Timestamp(0),
+        kind: "deploy".to_owned(),
+        summary: format!("sent to node {node}"),
+        detail: String::new(),
+        funnel: None,
+        stage: None,
+        segment: None,
+        author: "ci".to_owned(),
+        external_id: Some("deploy-1".to_owned()),
+        recorded_at: revloop_core::Timestamp(0),
+    };
+    let barrier = std::sync::Barrier::new(2);
+    let results: Vec<(ChangeRow, bool)> = std::thread::scope(|scope| {
+        let inserting: Vec<_> = nodes
+            .iter()
+            .zip(["a", "b"])
+            .map(|(node, name)| {
+                let (barrier, change) = (&barrier, change(name));
+                scope.spawn(move || {
+                    barrier.wait();
+                    node.insert_change(&change).expect("insert_change")
+                })
+            })
+            .collect();
+        inserting
+            .into_iter()
+            .map(|node| node.join().expect("a node inserted"))
+            .collect()
+    });
+    assert_eq!(
+        results.iter().filter(|(_, is_new)| *is_new).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(results[0].0, results[1].0, "both return the stored row");
+    let n_changes: i64 = schema
+        .client()
+        .query_one("SELECT count(*) FROM changes", &[])
+        .expect("count the changes")
+        .get(0);
+    assert_eq!(n_changes, 1);
+}
+
+#[test]
+fn the_incident_timeline_is_append_only() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open(&common::config());
+    let entry = common::commit_one_timeline_entry(&store);
+    let mut client = schema.client();
+    for sql in [
+        "UPDATE incident_timeline SET text = 'rewritten'",
+        "DELETE FROM incident_timeline",
+        "DELETE FROM incident_timeline WHERE incident = 1 AND seq = 0",
+        "TRUNCATE incident_timeline",
+    ] {
+        let err = client
+            .batch_execute(sql)
+            .expect_err("the timeline refuses it");
+        let message = err.as_db_error().map(|db| db.message().to_owned());
+        assert_eq!(
+            message.as_deref(),
+            Some("the incident timeline is append-only"),
+            "{sql}: {err}"
+        );
+    }
+    let (_, timeline) = store.incident(1).expect("incident").expect("incident 1");
+    assert_eq!(timeline, [entry]);
+}
+
+#[test]
 fn nodes_starting_at_once_all_open() {
     let Some(schema) = TestSchema::new() else {
         return;
@@ -204,7 +333,7 @@ fn nodes_starting_at_once_all_open() {
         .query("SELECT id, version FROM revloop_schema_version", &[])
         .expect("read the schema version");
     let versions: Vec<(i32, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    assert_eq!(versions, [(1, 1)]);
+    assert_eq!(versions, [(1, 2)]);
 }
 
 #[test]
@@ -221,7 +350,7 @@ fn a_newer_schema_is_refused() {
         )
         .expect("pretend a newer revloop migrated");
     match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
-        Err(StoreError::SchemaTooNew { found: 2, known: 1 }) => {}
+        Err(StoreError::SchemaTooNew { found: 3, known: 2 }) => {}
         Err(err) => panic!("unexpected error: {err}"),
         Ok(_) => panic!("opened a schema newer than this build"),
     }
@@ -241,8 +370,8 @@ fn a_schema_name_is_taken_literally() {
         )
         .expect("count the tables")
         .get(0);
-    // The eight tables of the first migration, and the schema version.
-    assert_eq!(n_tables, 9);
+    // The eight tables of the first migration, the five of the second, and the schema version.
+    assert_eq!(n_tables, 14);
 }
 
 #[test]

@@ -127,3 +127,93 @@ fn the_dedup_index_survives_a_reopen() {
     );
     assert_eq!(store.dedup_stats().map(|s| s.n_keys), Some(3));
 }
+
+#[test]
+fn incidents_round_trip() {
+    check(common::incidents_round_trip);
+}
+
+#[test]
+fn incidents_stale_version_conflicts() {
+    check(common::incidents_stale_version_conflicts);
+}
+
+#[test]
+fn incidents_resolved_max() {
+    check(common::incidents_resolved_max);
+}
+
+#[test]
+fn incidents_list() {
+    check(common::incidents_list);
+}
+
+#[test]
+fn incidents_duplicate_timeline_entry_fails() {
+    check(common::incidents_duplicate_timeline_entry_fails);
+}
+
+#[test]
+fn incidents_outbox() {
+    check(common::incidents_outbox);
+}
+
+#[test]
+fn incidents_survive_reopen() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    common::incidents_survive_reopen(&|config| Box::new(open(&path, config)));
+}
+
+#[test]
+fn changes() {
+    check(common::changes);
+}
+
+#[test]
+fn two_stores_commit_incidents_once() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let config = common::config();
+    common::two_nodes_commit_incidents_once(&open(&path, &config), &open(&path, &config));
+}
+
+#[test]
+fn incident_commits_need_no_ingest_claim() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let config = common::config();
+    let ingesting = open(&path, &config);
+    ingesting.claim_ingest().expect("claim ingest");
+    // Both the ingesting store and another one on the same file commit incidents, and the other
+    // one still may not ingest.
+    let other = open(&path, &config);
+    common::commit_one_timeline_entry(&other);
+    assert_eq!(ingesting.incidents_version().expect("incidents_version"), 1);
+    assert!(other.claim_ingest().is_err(), "the ingest lock still holds");
+}
+
+#[test]
+fn the_incident_timeline_is_append_only() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let store = open(&path, &common::config());
+    let entry = common::commit_one_timeline_entry(&store);
+    let connection = rusqlite::Connection::open(&path).expect("open the database");
+    for sql in [
+        "UPDATE incident_timeline SET text = 'rewritten'",
+        "DELETE FROM incident_timeline",
+        "DELETE FROM incident_timeline WHERE incident = 1 AND seq = 0",
+    ] {
+        let err = connection
+            .execute(sql, [])
+            .expect_err("the timeline refuses it");
+        assert!(
+            err.to_string()
+                .contains("the incident timeline is append-only"),
+            "{sql}: {err}"
+        );
+    }
+    let (_, timeline) = store.incident(1).expect("incident").expect("incident 1");
+    assert_eq!(timeline, [entry]);
+}

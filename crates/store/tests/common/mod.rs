@@ -20,8 +20,9 @@ use revloop_core::metrics::{MinuteCount, rollup};
 use revloop_core::time::{MS_PER_MINUTE, Minute};
 use revloop_core::{Config, DurationMs, Timestamp};
 use revloop_store::{
-    CountsQuery, IngestGroup, IngestItem, LateCount, Role, SegmentMinuteCount, Store, StoreError,
-    TokenRecord,
+    ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot,
+    IngestGroup, IngestItem, LateCount, OutboxRow, Role, SegmentMinuteCount, Store, StoreError,
+    TimelineRow, TokenRecord,
 };
 
 /// The bundled example config: one funnel of five stages, five dimensions.
@@ -929,4 +930,666 @@ pub fn two_nodes_fold_alike(a: &dyn Store, b: &dyn Store) {
         assert_eq!(device(value), want, "{value}");
     }
     assert_eq!(device(VALUE_OTHER), 2 * (all_values.len() - cap) as i64);
+}
+
+/// An incident of `funnel` opened `id` minutes after the start; a resolved one was resolved
+/// half an hour later.
+fn incident_row(id: i64, funnel: &str, resolved: bool) -> IncidentRow {
+    let opened_ms = START_MS + id * MS_PER_MINUTE;
+    IncidentRow {
+        id,
+        funnel: funnel.to_owned(),
+        stage: "payment".to_owned(),
+        severity: "P2".to_owned(),
+        state: if resolved { "resolved" } else { "triggered" }.to_owned(),
+        opened_at: Timestamp(opened_ms),
+        acknowledged_at: None,
+        mitigated_at: None,
+        resolved_at: resolved.then_some(Timestamp(opened_ms + 30 * MS_PER_MINUTE)),
+        body: format!(r#"{{"id":{id}}}"#),
+    }
+}
+
+fn timeline_entry(incident: i64, seq: i64) -> TimelineRow {
+    TimelineRow {
+        incident,
+        seq,
+        at: Timestamp(START_MS + incident * MS_PER_MINUTE + seq),
+        actor: "revloop".to_owned(),
+        kind: "note".to_owned(),
+        text: format!("entry {seq} of incident {incident}"),
+    }
+}
+
+fn effect(incident: i64, kind: &str) -> OutboxRow {
+    OutboxRow {
+        id: 0,
+        incident,
+        at: Timestamp(START_MS + incident * MS_PER_MINUTE),
+        kind: kind.to_owned(),
+        body: format!(r#"{{"incident":{incident},"kind":"{kind}"}}"#),
+    }
+}
+
+/// A step of the engine computed from `expected_version`; its meta names the version it makes.
+fn incident_commit(
+    expected_version: i64,
+    incidents: Vec<IncidentRow>,
+    timeline: Vec<TimelineRow>,
+    outbox: Vec<OutboxRow>,
+) -> IncidentCommit {
+    IncidentCommit {
+        expected_version,
+        meta: format!(r#"{{"version":{}}}"#, expected_version + 1),
+        incidents,
+        timeline,
+        outbox,
+    }
+}
+
+/// What became of a commit, comparable in a table.
+#[derive(Debug, PartialEq, Eq)]
+enum CommitOutcome {
+    /// The new version.
+    Committed(i64),
+    Conflict {
+        expected: i64,
+        found: i64,
+    },
+    /// Any other error, as text. Not a panic: a node's thread that panicked would leave the
+    /// other waiting at a barrier for ever.
+    Failed(String),
+}
+
+use CommitOutcome::{Committed, Conflict, Failed};
+
+fn commit(store: &dyn Store, commit: &IncidentCommit) -> CommitOutcome {
+    match store.commit_incidents(commit) {
+        Ok(version) => Committed(version),
+        Err(StoreError::Conflict { expected, found }) => Conflict { expected, found },
+        Err(err) => Failed(err.to_string()),
+    }
+}
+
+fn load_incidents(store: &dyn Store) -> IncidentSnapshot {
+    store.load_incidents(100).expect("load_incidents")
+}
+
+fn all_outbox(store: &dyn Store) -> Vec<OutboxRow> {
+    store.outbox(0, 1_000).expect("outbox")
+}
+
+/// Commits incident 1 with one timeline entry, for the backends' own checks of the schema;
+/// returns the entry.
+pub fn commit_one_timeline_entry(store: &dyn Store) -> TimelineRow {
+    let entry = timeline_entry(1, 0);
+    let commit = incident_commit(
+        0,
+        vec![incident_row(1, FUNNEL, false)],
+        vec![entry.clone()],
+        Vec::new(),
+    );
+    store.commit_incidents(&commit).expect("commit_incidents");
+    entry
+}
+
+/// What a commit writes, a load reads back: rows replaced by id, timelines appended, the meta
+/// and version moved on.
+pub fn incidents_round_trip(store: &dyn Store) {
+    assert_eq!(load_incidents(store), IncidentSnapshot::default());
+    assert_eq!(store.incidents_version().expect("incidents_version"), 0);
+
+    let opened = incident_row(1, FUNNEL, false);
+    let resolved = incident_row(2, "signup", true);
+    let first = incident_commit(
+        0,
+        vec![opened.clone(), resolved.clone()],
+        vec![
+            timeline_entry(1, 0),
+            timeline_entry(2, 0),
+            timeline_entry(1, 1),
+        ],
+        vec![effect(1, "notify")],
+    );
+    assert_eq!(commit(store, &first), Committed(1));
+    assert_eq!(
+        load_incidents(store),
+        IncidentSnapshot {
+            version: 1,
+            meta: Some(first.meta.clone()),
+            incidents: vec![opened.clone(), resolved.clone()],
+            timeline: vec![
+                timeline_entry(1, 0),
+                timeline_entry(1, 1),
+                timeline_entry(2, 0)
+            ],
+        }
+    );
+
+    // Every column of a replaced row is replaced, to a value or to NULL.
+    let mitigated = IncidentRow {
+        funnel: "signup".to_owned(),
+        stage: "confirm".to_owned(),
+        severity: "P1".to_owned(),
+        state: "mitigated".to_owned(),
+        opened_at: Timestamp(START_MS),
+        acknowledged_at: Some(Timestamp(START_MS + 1)),
+        mitigated_at: Some(Timestamp(START_MS + 2)),
+        body: r#"{"id":1,"mitigated":true}"#.to_owned(),
+        ..opened
+    };
+    let reopened = IncidentRow {
+        state: "triggered".to_owned(),
+        resolved_at: None,
+        ..resolved
+    };
+    let second = incident_commit(
+        1,
+        vec![mitigated.clone(), reopened.clone()],
+        vec![timeline_entry(1, 2)],
+        Vec::new(),
+    );
+    assert_eq!(commit(store, &second), Committed(2));
+    assert_eq!(store.incidents_version().expect("incidents_version"), 2);
+    let want_timeline_1 = vec![
+        timeline_entry(1, 0),
+        timeline_entry(1, 1),
+        timeline_entry(1, 2),
+    ];
+    assert_eq!(
+        load_incidents(store),
+        IncidentSnapshot {
+            version: 2,
+            meta: Some(second.meta.clone()),
+            incidents: vec![mitigated.clone(), reopened],
+            timeline: [want_timeline_1.clone(), vec![timeline_entry(2, 0)]].concat(),
+        }
+    );
+    assert_eq!(
+        store.incident(1).expect("incident"),
+        Some((mitigated, want_timeline_1))
+    );
+    assert_eq!(store.incident(3).expect("incident"), None);
+}
+
+/// A commit computed from a version that has moved on fails and writes nothing at all.
+pub fn incidents_stale_version_conflicts(store: &dyn Store) {
+    let first = incident_commit(
+        0,
+        vec![incident_row(1, FUNNEL, false)],
+        vec![timeline_entry(1, 0)],
+        vec![effect(1, "notify")],
+    );
+    assert_eq!(commit(store, &first), Committed(1));
+    let before = load_incidents(store);
+    let outbox_before = all_outbox(store);
+
+    let stale = |expected_version| {
+        let mut changed = incident_row(1, FUNNEL, true);
+        changed.body = "changed".to_owned();
+        incident_commit(
+            expected_version,
+            vec![changed, incident_row(2, FUNNEL, false)],
+            vec![timeline_entry(1, 1), timeline_entry(2, 0)],
+            vec![effect(2, "notify")],
+        )
+    };
+    // (expected version, outcome).
+    let cases = [
+        (
+            0,
+            Conflict {
+                expected: 0,
+                found: 1,
+            },
+        ),
+        (
+            2,
+            Conflict {
+                expected: 2,
+                found: 1,
+            },
+        ),
+        (
+            -1,
+            Conflict {
+                expected: -1,
+                found: 1,
+            },
+        ),
+    ];
+    for (expected_version, want) in cases {
+        assert_eq!(commit(store, &stale(expected_version)), want);
+        assert_eq!(load_incidents(store), before, "expected {expected_version}");
+        assert_eq!(
+            all_outbox(store),
+            outbox_before,
+            "expected {expected_version}"
+        );
+        assert_eq!(store.incident(2).expect("incident"), None);
+        assert_eq!(store.incidents_version().expect("incidents_version"), 1);
+    }
+    // The same step computed from the right version goes through.
+    assert_eq!(commit(store, &stale(1)), Committed(2));
+}
+
+/// A load holds every open incident and the `resolved_max` resolved ones with the highest ids,
+/// with their timelines and no others.
+pub fn incidents_resolved_max(store: &dyn Store) {
+    let open_ids = [2, 5];
+    let incidents: Vec<IncidentRow> = (1..=6)
+        .map(|id| incident_row(id, FUNNEL, !open_ids.contains(&id)))
+        .collect();
+    let timeline: Vec<TimelineRow> = (1..=6)
+        .flat_map(|id| [timeline_entry(id, 0), timeline_entry(id, 1)])
+        .collect();
+    assert_eq!(
+        commit(store, &incident_commit(0, incidents, timeline, Vec::new())),
+        Committed(1)
+    );
+    // (resolved_max, ids loaded).
+    let cases: &[(usize, &[i64])] = &[
+        (0, &[2, 5]),
+        (1, &[2, 5, 6]),
+        (2, &[2, 4, 5, 6]),
+        (4, &[1, 2, 3, 4, 5, 6]),
+        (100, &[1, 2, 3, 4, 5, 6]),
+    ];
+    for (resolved_max, want_ids) in cases {
+        let snapshot = store.load_incidents(*resolved_max).expect("load_incidents");
+        let ids: Vec<i64> = snapshot.incidents.iter().map(|i| i.id).collect();
+        assert_eq!(ids, *want_ids, "resolved_max {resolved_max}");
+        let want_timeline: Vec<TimelineRow> = want_ids
+            .iter()
+            .flat_map(|id| [timeline_entry(*id, 0), timeline_entry(*id, 1)])
+            .collect();
+        assert_eq!(
+            snapshot.timeline, want_timeline,
+            "resolved_max {resolved_max}"
+        );
+        assert_eq!(snapshot.version, 1);
+    }
+}
+
+/// Lists filter on open or resolved, funnel and id, newest first, and page without gaps;
+/// the response-time report reads resolved incidents by when they opened.
+pub fn incidents_list(store: &dyn Store) {
+    // Ids 1..=8; even ids are open; ids 1, 2, 5, 6 are of the signup funnel.
+    let signup = [1, 2, 5, 6];
+    let incidents: Vec<IncidentRow> = (1..=8)
+        .map(|id| {
+            let funnel = if signup.contains(&id) {
+                "signup"
+            } else {
+                FUNNEL
+            };
+            incident_row(id, funnel, id % 2 == 1)
+        })
+        .collect();
+    assert_eq!(
+        commit(
+            store,
+            &incident_commit(0, incidents, Vec::new(), Vec::new())
+        ),
+        Committed(1)
+    );
+    let list = |open, funnel: Option<&str>, before_id, limit| {
+        let query = IncidentQuery {
+            open,
+            funnel: funnel.map(str::to_owned),
+            before_id,
+            limit,
+        };
+        let listed = store.list_incidents(&query).expect("list_incidents");
+        listed.iter().map(|i| i.id).collect::<Vec<i64>>()
+    };
+    /// (open, funnel, before id, limit, ids).
+    type Case<'a> = (Option<bool>, Option<&'a str>, Option<i64>, usize, &'a [i64]);
+    let cases: &[Case] = &[
+        (None, None, None, 100, &[8, 7, 6, 5, 4, 3, 2, 1]),
+        (None, None, None, 3, &[8, 7, 6]),
+        (None, None, None, 0, &[]),
+        (Some(true), None, None, 100, &[8, 6, 4, 2]),
+        (Some(false), None, None, 100, &[7, 5, 3, 1]),
+        (None, Some("signup"), None, 100, &[6, 5, 2, 1]),
+        (Some(true), Some("signup"), None, 100, &[6, 2]),
+        (Some(false), Some(FUNNEL), None, 100, &[7, 3]),
+        (None, Some("nope"), None, 100, &[]),
+        (None, None, Some(5), 100, &[4, 3, 2, 1]),
+        (Some(true), None, Some(6), 1, &[4]),
+        (Some(false), Some("signup"), Some(5), 100, &[1]),
+        (None, None, Some(1), 100, &[]),
+    ];
+    for (open, funnel, before_id, limit, want) in cases {
+        assert_eq!(
+            list(*open, *funnel, *before_id, *limit),
+            *want,
+            "open {open:?}, funnel {funnel:?}, before {before_id:?}, limit {limit}"
+        );
+    }
+    // Paging three at a time visits every incident once.
+    let mut paged = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = list(None, None, before_id, 3);
+        let Some(last) = page.last() else { break };
+        before_id = Some(*last);
+        paged.extend(page);
+    }
+    assert_eq!(paged, [8, 7, 6, 5, 4, 3, 2, 1]);
+
+    // Incident `id` opened `id` minutes after the start. (from, to, ids), in minutes.
+    let resolved_cases: &[(i64, i64, &[i64])] = &[
+        (0, 100, &[1, 3, 5, 7]),
+        (3, 7, &[3, 5]),
+        (3, 8, &[3, 5, 7]),
+        (4, 5, &[]),
+        (9, 100, &[]),
+    ];
+    for (from, to, want) in resolved_cases {
+        let at = |offset: i64| Timestamp(START_MS + offset * MS_PER_MINUTE);
+        let resolved = store
+            .resolved_incidents(at(*from), at(*to))
+            .expect("resolved_incidents");
+        let ids: Vec<i64> = resolved.iter().map(|i| i.id).collect();
+        assert_eq!(ids, *want, "opened in minutes [{from}, {to})");
+    }
+}
+
+/// An `(incident, seq)` stored already, or twice in one commit, fails the whole commit: no
+/// incident, entry, effect or version of it is kept.
+pub fn incidents_duplicate_timeline_entry_fails(store: &dyn Store) {
+    let first = incident_commit(
+        0,
+        vec![incident_row(1, FUNNEL, false)],
+        vec![timeline_entry(1, 0)],
+        vec![effect(1, "notify")],
+    );
+    assert_eq!(commit(store, &first), Committed(1));
+    let before = load_incidents(store);
+    let outbox_before = all_outbox(store);
+
+    let step = |timeline| {
+        incident_commit(
+            1,
+            vec![
+                incident_row(1, FUNNEL, true),
+                incident_row(2, FUNNEL, false),
+            ],
+            timeline,
+            vec![effect(2, "notify")],
+        )
+    };
+    let cases = [
+        (
+            "stored already",
+            vec![timeline_entry(2, 0), timeline_entry(1, 0)],
+        ),
+        (
+            "twice in the commit",
+            vec![timeline_entry(2, 0), timeline_entry(2, 0)],
+        ),
+    ];
+    for (what, timeline) in cases {
+        let outcome = commit(store, &step(timeline));
+        assert!(matches!(outcome, Failed(_)), "{what}: {outcome:?}");
+        assert_eq!(load_incidents(store), before, "{what}");
+        assert_eq!(all_outbox(store), outbox_before, "{what}");
+    }
+    let good = step(vec![timeline_entry(1, 1), timeline_entry(2, 0)]);
+    assert_eq!(commit(store, &good), Committed(2));
+}
+
+/// Outbox ids increase across commits in the order of the effects, and `outbox` pages by them.
+pub fn incidents_outbox(store: &dyn Store) {
+    // Effects per commit; the second commits none.
+    let steps = [
+        vec![effect(1, "notify"), effect(2, "notify")],
+        vec![],
+        vec![
+            effect(1, "sla_breached"),
+            effect(3, "notify"),
+            effect(2, "sla_breached"),
+        ],
+    ];
+    for (version, outbox) in (0..).zip(&steps) {
+        let step = incident_commit(version, Vec::new(), Vec::new(), outbox.clone());
+        assert_eq!(commit(store, &step), Committed(version + 1));
+    }
+    let stored = all_outbox(store);
+    let without_ids: Vec<OutboxRow> = stored
+        .iter()
+        .map(|row| OutboxRow {
+            id: 0,
+            ..row.clone()
+        })
+        .collect();
+    assert_eq!(without_ids, steps.concat());
+    assert!(
+        stored.windows(2).all(|pair| pair[0].id < pair[1].id),
+        "ids {:?}",
+        stored.iter().map(|row| row.id).collect::<Vec<_>>()
+    );
+
+    // Paging two at a time from the start visits every row once, in order.
+    let mut paged = Vec::new();
+    let mut after_id = 0;
+    loop {
+        let page = store.outbox(after_id, 2).expect("outbox");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after_id = last.id;
+        paged.extend(page);
+    }
+    assert_eq!(paged, stored);
+    assert_eq!(
+        store.outbox(stored[2].id, 1).expect("outbox"),
+        [stored[3].clone()]
+    );
+    assert_eq!(store.outbox(stored[4].id, 10).expect("outbox"), []);
+}
+
+/// The incident state, the outbox ids and the changes outlive the store: a reopened one loads
+/// what was committed and goes on from its version. `open` opens the same database each time.
+pub fn incidents_survive_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>) {
+    let config = config();
+    let (before, outbox_before) = {
+        let store = open(&config);
+        let first = incident_commit(
+            0,
+            vec![
+                incident_row(1, FUNNEL, false),
+                incident_row(2, FUNNEL, true),
+            ],
+            vec![timeline_entry(1, 0), timeline_entry(2, 0)],
+            vec![effect(1, "notify")],
+        );
+        assert_eq!(commit(&*store, &first), Committed(1));
+        store
+            .insert_change(&change(1, Some("deploy-1")))
+            .expect("insert_change");
+        (load_incidents(&*store), all_outbox(&*store))
+    };
+    let store = open(&config);
+    assert_eq!(load_incidents(&*store), before);
+    assert_eq!(all_outbox(&*store), outbox_before);
+    let (_, is_new) = store
+        .insert_change(&change(1, Some("deploy-1")))
+        .expect("insert_change");
+    assert!(!is_new, "the external id is remembered");
+
+    let next = incident_commit(
+        1,
+        vec![incident_row(1, FUNNEL, true)],
+        vec![timeline_entry(1, 1)],
+        vec![effect(1, "notify")],
+    );
+    assert_eq!(commit(&*store, &next), Committed(2));
+    let outbox = all_outbox(&*store);
+    assert_eq!(outbox.len(), 2);
+    assert!(
+        outbox[1].id > outbox[0].id,
+        "ids {} {}",
+        outbox[0].id,
+        outbox[1].id
+    );
+}
+
+/// A change at `minute` minutes after the start.
+fn change(minute: i64, external_id: Option<&str>) -> ChangeRow {
+    ChangeRow {
+        id: 0,
+        at: Timestamp(START_MS + minute * MS_PER_MINUTE),
+        kind: "deploy".to_owned(),
+        summary: format!("deploy at minute {minute}"),
+        detail: String::new(),
+        funnel: None,
+        stage: None,
+        segment: None,
+        author: "ci".to_owned(),
+        external_id: external_id.map(str::to_owned),
+        recorded_at: Timestamp(START_MS + minute * MS_PER_MINUTE + 5),
+    }
+}
+
+/// A change is stored once per external id, as often as it is sent without one, and read back
+/// by when it took effect, newest first.
+pub fn changes(store: &dyn Store) {
+    let insert = |change: &ChangeRow| store.insert_change(change).expect("insert_change");
+
+    let targeted = ChangeRow {
+        kind: "experiment_start".to_owned(),
+        detail: "variant b gets the new button".to_owned(),
+        funnel: Some(FUNNEL.to_owned()),
+        stage: Some("payment".to_owned()),
+        segment: Some(("variant".to_owned(), "b".to_owned())),
+        ..change(2, Some("exp-7"))
+    };
+    let (stored_targeted, is_new) = insert(&targeted);
+    assert!(is_new);
+    assert_eq!(
+        stored_targeted,
+        ChangeRow {
+            id: stored_targeted.id,
+            ..targeted.clone()
+        }
+    );
+
+    // Sent again, even with other contents: the first row, and nothing stored.
+    let retried = ChangeRow {
+        summary: "something else".to_owned(),
+        ..change(9, Some("exp-7"))
+    };
+    assert_eq!(insert(&retried), (stored_targeted.clone(), false));
+    assert_eq!(insert(&targeted), (stored_targeted.clone(), false));
+
+    // Without an external id, every insert is new.
+    let (anonymous_a, is_new_a) = insert(&change(2, None));
+    let (anonymous_b, is_new_b) = insert(&change(2, None));
+    assert!(is_new_a && is_new_b);
+    assert_ne!(anonymous_a.id, anonymous_b.id);
+
+    let (at_0, _) = insert(&change(0, Some("deploy-0")));
+    let (at_5, _) = insert(&change(5, Some("deploy-5")));
+    let ids = |from: i64, to: i64, limit: usize| {
+        let at = |offset: i64| Timestamp(START_MS + offset * MS_PER_MINUTE);
+        store
+            .changes(at(from), at(to), limit)
+            .expect("changes")
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<i64>>()
+    };
+    // Three changes at minute 2: by id, newest first.
+    let mut at_2 = [stored_targeted.id, anonymous_a.id, anonymous_b.id];
+    at_2.sort_unstable_by(|a, b| b.cmp(a));
+    // (from, to, limit, ids), in minutes.
+    let cases: Vec<(i64, i64, usize, Vec<i64>)> = vec![
+        (
+            0,
+            10,
+            100,
+            [vec![at_5.id], at_2.to_vec(), vec![at_0.id]].concat(),
+        ),
+        (0, 10, 2, vec![at_5.id, at_2[0]]),
+        (0, 5, 100, [at_2.to_vec(), vec![at_0.id]].concat()),
+        (2, 3, 100, at_2.to_vec()),
+        (3, 5, 100, vec![]),
+        (5, 6, 100, vec![at_5.id]),
+        (0, 10, 0, vec![]),
+    ];
+    for (from, to, limit, want) in cases {
+        assert_eq!(ids(from, to, limit), want, "[{from}, {to}) limit {limit}");
+    }
+    let read_back = store
+        .changes(
+            Timestamp(START_MS),
+            Timestamp(START_MS + 10 * MS_PER_MINUTE),
+            100,
+        )
+        .expect("changes");
+    assert!(read_back.contains(&stored_targeted), "{read_back:?}");
+}
+
+/// Two nodes committing steps from the same version at once: in every round exactly one wins,
+/// and the other gets a conflict and writes nothing.
+pub fn two_nodes_commit_incidents_once(a: &dyn Store, b: &dyn Store) {
+    const N_ROUNDS: i64 = 20;
+    let barrier = Barrier::new(2);
+    // Each node's step of round `r` writes incident `r` under its own name.
+    let run = |store: &dyn Store, node: &str| {
+        (0..N_ROUNDS)
+            .map(|round| {
+                let mut incident = incident_row(round, FUNNEL, false);
+                incident.body = node.to_owned();
+                let mut entry = timeline_entry(round, 0);
+                entry.actor = node.to_owned();
+                let step = incident_commit(
+                    round,
+                    vec![incident],
+                    vec![entry],
+                    vec![effect(round, node)],
+                );
+                barrier.wait();
+                let outcome = commit(store, &step);
+                // Neither node starts the next round before both have finished this one.
+                barrier.wait();
+                outcome
+            })
+            .collect::<Vec<CommitOutcome>>()
+    };
+    let (outcomes_a, outcomes_b) = std::thread::scope(|scope| {
+        let node_a = scope.spawn(|| run(a, "a"));
+        let node_b = scope.spawn(|| run(b, "b"));
+        (
+            node_a.join().expect("node a"),
+            node_b.join().expect("node b"),
+        )
+    });
+
+    let mut winners = Vec::new();
+    for (round, (outcome_a, outcome_b)) in (0..).zip(outcomes_a.iter().zip(&outcomes_b)) {
+        let won = Committed(round + 1);
+        let lost = Conflict {
+            expected: round,
+            found: round + 1,
+        };
+        let winner = match (outcome_a, outcome_b) {
+            (a, b) if *a == won && *b == lost => "a",
+            (a, b) if *a == lost && *b == won => "b",
+            _ => panic!("round {round}: {outcome_a:?} and {outcome_b:?}"),
+        };
+        winners.push(winner);
+    }
+    let snapshot = load_incidents(a);
+    assert_eq!(snapshot.version, N_ROUNDS);
+    let bodies: Vec<&str> = snapshot.incidents.iter().map(|i| i.body.as_str()).collect();
+    assert_eq!(
+        bodies, winners,
+        "each incident as its round's winner wrote it"
+    );
+    let actors: Vec<&str> = snapshot.timeline.iter().map(|e| e.actor.as_str()).collect();
+    assert_eq!(actors, winners);
+    let effects: Vec<String> = all_outbox(b).into_iter().map(|row| row.kind).collect();
+    assert_eq!(effects, winners);
 }
