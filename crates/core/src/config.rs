@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::incident::{EscalationLevel, IncidentPolicy};
 use crate::money::{Currency, Money};
 use crate::time::{DurationMs, MS_PER_MINUTE};
 
@@ -44,7 +45,28 @@ pub struct Config {
     pub dimensions: Vec<Dimension>,
     pub funnels: Vec<Funnel>,
     pub detection: Detection,
+    /// SLAs, escalation paths and resolution rules; the runbook's table by default.
+    pub incidents: IncidentPolicy,
+    /// Maintenance windows: incidents opened in one page nobody.
+    pub silences: Vec<SilenceWindow>,
 }
+
+/// A maintenance window or silence, in local time (the funnel's time zone, or the shop's
+/// when it names no funnel), so that "Saturday 02:00–04:00" stays that across a DST change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceWindow {
+    pub funnel: Option<String>,
+    pub stage: Option<String>,
+    pub from: jiff::civil::DateTime,
+    pub to: jiff::civil::DateTime,
+    pub reason: String,
+}
+
+/// Most silences a config may declare.
+pub const SILENCES_MAX: usize = 1_000;
+/// Most escalation levels per severity, and most targets per level.
+pub const ESCALATION_LEVELS_MAX: usize = 10;
+pub const LEVEL_TARGETS_MAX: usize = 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shop {
@@ -217,6 +239,51 @@ struct RawConfig {
     #[serde(default)]
     funnels: Vec<Spanned<RawFunnel>>,
     detection: Option<RawDetection>,
+    incidents: Option<RawIncidents>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIncidents {
+    flap_hold: Option<Spanned<String>>,
+    p1_quiet_for: Option<Spanned<String>>,
+    p2_stable_for: Option<Spanned<String>>,
+    ack_timeout: Option<Spanned<String>>,
+    auto_resolve: Option<bool>,
+    p1: Option<RawSeverityPolicy>,
+    p2: Option<RawSeverityPolicy>,
+    p3: Option<RawSeverityPolicy>,
+    #[serde(default)]
+    silences: Vec<RawSilence>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeverityPolicy {
+    response: Option<Spanned<String>>,
+    resolution: Option<Spanned<String>>,
+    update_every: Option<Spanned<String>>,
+    repeat_every: Option<Spanned<String>>,
+    levels: Option<Vec<RawLevel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLevel {
+    name: Spanned<String>,
+    #[serde(default)]
+    targets: Vec<String>,
+    respond_within: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSilence {
+    funnel: Option<Spanned<String>>,
+    stage: Option<Spanned<String>>,
+    from: Spanned<String>,
+    to: Spanned<String>,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -528,12 +595,16 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         });
     }
     let detection = validate_detection(raw.detection.unwrap_or_default(), &funnel_ids, problems);
+    let (incidents, silences) =
+        validate_incidents(raw.incidents.unwrap_or_default(), &funnels, problems);
     Config {
         shop,
         ingest,
         dimensions,
         funnels,
         detection,
+        incidents,
+        silences,
     }
 }
 
@@ -638,29 +709,9 @@ fn validate_detection(
             }
             spanned.into_inner()
         });
-        let mut civil = |spanned: &Spanned<String>| {
-            let parsed = spanned.get_ref().parse::<jiff::civil::DateTime>();
-            if parsed.is_err() {
-                problems.at(
-                    spanned.span().start,
-                    format!(
-                        "`{}` is not a local date and time such as 2026-11-27T00:00 (masks are in the funnel's time zone)",
-                        spanned.get_ref()
-                    ),
-                );
-            }
-            parsed.ok()
-        };
-        let (Some(from), Some(to)) = (civil(&raw_mask.from), civil(&raw_mask.to)) else {
+        let Some((from, to)) = local_window(&raw_mask.from, &raw_mask.to, "mask", problems) else {
             continue;
         };
-        if from >= to {
-            problems.at(
-                raw_mask.from.span().start,
-                "a mask's `from` must be before its `to`",
-            );
-            continue;
-        }
         masks.push(Mask {
             funnel,
             from,
@@ -702,6 +753,202 @@ fn validate_detection(
         segments: raw.segments.unwrap_or(true),
         masks,
     }
+}
+
+fn validate_incidents(
+    raw: RawIncidents,
+    funnels: &[Funnel],
+    problems: &mut Problems,
+) -> (IncidentPolicy, Vec<SilenceWindow>) {
+    let mut policy = IncidentPolicy::runbook();
+    fn optional(
+        field: Option<Spanned<String>>,
+        name: &str,
+        problems: &mut Problems,
+    ) -> Option<DurationMs> {
+        field.and_then(|spanned| match DurationMs::parse(spanned.get_ref()) {
+            Ok(d) if d.millis() > 0 => Some(d),
+            Ok(_) => {
+                problems.at(spanned.span().start, format!("{name} must be positive"));
+                None
+            }
+            Err(err) => {
+                problems.at(spanned.span().start, format!("{name}: {err}"));
+                None
+            }
+        })
+    }
+    fn duration(
+        field: Option<Spanned<String>>,
+        default: DurationMs,
+        name: &str,
+        problems: &mut Problems,
+    ) -> DurationMs {
+        optional(field, name, problems).unwrap_or(default)
+    }
+    policy.flap_hold = duration(
+        raw.flap_hold,
+        policy.flap_hold,
+        "incidents.flap_hold",
+        problems,
+    );
+    policy.p1_quiet_for = duration(
+        raw.p1_quiet_for,
+        policy.p1_quiet_for,
+        "incidents.p1_quiet_for",
+        problems,
+    );
+    policy.p2_stable_for = duration(
+        raw.p2_stable_for,
+        policy.p2_stable_for,
+        "incidents.p2_stable_for",
+        problems,
+    );
+    policy.ack_timeout = optional(raw.ack_timeout, "incidents.ack_timeout", problems);
+    policy.auto_resolve = raw.auto_resolve.unwrap_or(policy.auto_resolve);
+    for (index, (raw_severity, name)) in [(raw.p1, "p1"), (raw.p2, "p2"), (raw.p3, "p3")]
+        .into_iter()
+        .enumerate()
+    {
+        let Some(raw_severity) = raw_severity else {
+            continue;
+        };
+        let severity = &mut policy.severities[index];
+        let field = |f: &str| format!("incidents.{name}.{f}");
+        severity.response = duration(
+            raw_severity.response,
+            severity.response,
+            &field("response"),
+            problems,
+        );
+        severity.resolution = duration(
+            raw_severity.resolution,
+            severity.resolution,
+            &field("resolution"),
+            problems,
+        );
+        if let Some(spanned) = raw_severity.update_every {
+            // "daily": no updates while open, the daily summary only.
+            severity.update_every = if spanned.get_ref() == "daily" {
+                None
+            } else {
+                optional(Some(spanned), &field("update_every"), problems)
+            };
+        }
+        severity.repeat_every = raw_severity
+            .repeat_every
+            .and_then(|spanned| optional(Some(spanned), &field("repeat_every"), problems));
+        if let Some(levels) = raw_severity.levels {
+            if levels.len() > ESCALATION_LEVELS_MAX {
+                problems.at(
+                    levels[ESCALATION_LEVELS_MAX].name.span().start,
+                    format!("at most {ESCALATION_LEVELS_MAX} escalation levels are allowed"),
+                );
+            }
+            severity.levels = Vec::new();
+            for level in levels.into_iter().take(ESCALATION_LEVELS_MAX) {
+                if level.targets.len() > LEVEL_TARGETS_MAX {
+                    problems.at(
+                        level.name.span().start,
+                        format!("at most {LEVEL_TARGETS_MAX} targets per level are allowed"),
+                    );
+                }
+                let offset = level.name.span().start;
+                let respond_within = duration(
+                    Some(level.respond_within),
+                    DurationMs(0),
+                    &field("levels.respond_within"),
+                    problems,
+                );
+                if respond_within.millis() == 0 {
+                    problems.at(offset, "every escalation level needs `respond_within`");
+                }
+                severity.levels.push(EscalationLevel {
+                    name: level.name.into_inner(),
+                    targets: level.targets.into_iter().take(LEVEL_TARGETS_MAX).collect(),
+                    respond_within,
+                });
+            }
+        }
+    }
+    let mut silences = Vec::new();
+    if raw.silences.len() > SILENCES_MAX {
+        problems.at(
+            raw.silences[SILENCES_MAX].from.span().start,
+            format!("at most {SILENCES_MAX} silences are allowed"),
+        );
+    }
+    for raw_silence in raw.silences.into_iter().take(SILENCES_MAX) {
+        let funnel = raw_silence.funnel.map(|spanned| {
+            if !funnels.iter().any(|f| f.id == *spanned.get_ref()) {
+                problems.at(
+                    spanned.span().start,
+                    format!("silence names unknown funnel `{}`", spanned.get_ref()),
+                );
+            }
+            spanned.into_inner()
+        });
+        let stage = raw_silence.stage.map(|spanned| {
+            let known = funnels
+                .iter()
+                .filter(|f| funnel.as_ref().is_none_or(|id| f.id == *id))
+                .any(|f| f.stages.iter().any(|s| s.id == *spanned.get_ref()));
+            if !known {
+                problems.at(
+                    spanned.span().start,
+                    format!("silence names unknown stage `{}`", spanned.get_ref()),
+                );
+            }
+            spanned.into_inner()
+        });
+        let Some((from, to)) =
+            local_window(&raw_silence.from, &raw_silence.to, "silence", problems)
+        else {
+            continue;
+        };
+        silences.push(SilenceWindow {
+            funnel,
+            stage,
+            from,
+            to,
+            reason: raw_silence.reason.unwrap_or_default(),
+        });
+    }
+    (policy, silences)
+}
+
+/// A `from`–`to` pair of local date-times (a mask's, a silence's), `None` with a problem
+/// noted where either does not parse or `from` is not before `to`.
+fn local_window(
+    from: &Spanned<String>,
+    to: &Spanned<String>,
+    what: &str,
+    problems: &mut Problems,
+) -> Option<(jiff::civil::DateTime, jiff::civil::DateTime)> {
+    let mut civil = |spanned: &Spanned<String>| {
+        let parsed = spanned.get_ref().parse::<jiff::civil::DateTime>();
+        if parsed.is_err() {
+            problems.at(
+                spanned.span().start,
+                format!(
+                    "`{}` is not a local date and time such as 2026-11-27T00:00 ({what}s are in the funnel's time zone)",
+                    spanned.get_ref()
+                ),
+            );
+        }
+        parsed.ok()
+    };
+    // Both parsed before either is given up on, so that both problems are reported.
+    let (from_time, to_time) = (civil(from), civil(to));
+    let (from_time, to_time) = (from_time?, to_time?);
+    if from_time >= to_time {
+        problems.at(
+            from.span().start,
+            format!("a {what}'s `from` must be before its `to`"),
+        );
+        return None;
+    }
+    Some((from_time, to_time))
 }
 
 fn validate_shop(raw: Option<RawShop>, problems: &mut Problems) -> Shop {

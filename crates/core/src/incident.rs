@@ -19,11 +19,13 @@
 //! - SLAs per severity (response and resolution); each breach is recorded once.
 //! - A P2 whose alert is upgraded becomes P1, with the evidence; severity never falls silently.
 //! - Resolution criteria are checked on every input and timeout: for P1, drop-off back within
-//!   2σ (every related alert closed), no new related alert for 2 hours, a root cause recorded;
+//!   2σ (every related alert closed), no related alert for 2 hours after that, a root cause
+//!   recorded;
 //!   for P2, the trend stable or improving and no escalation to P1 for 4 hours.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::Config;
 use crate::detect::{AlertEvent, AlertEventKind, AlertKind, Severity};
 use crate::time::{DurationMs, MS_PER_HOUR, Timestamp};
 
@@ -43,7 +45,9 @@ pub const TREND_POINTS_MAX: usize = 60;
 pub const REPEATS_MAX: u32 = 10;
 
 /// The incident's own severity: P1 and P2 from alerts, P3 when set by a responder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum IncidentSeverity {
     P1,
     P2,
@@ -82,7 +86,7 @@ impl From<Severity> for IncidentSeverity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IncidentState {
     Triggered,
     Acknowledged,
@@ -201,7 +205,7 @@ impl IncidentPolicy {
 }
 
 /// The runbook's mitigation options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Mitigation {
     TrafficRouting,
     Rollback,
@@ -331,13 +335,13 @@ pub enum ActionError {
 }
 
 /// One step of an incident's history. Append-only.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimelineEntry {
     pub at: Timestamp,
     /// Who: a responder's name, or `revloop` for the engine itself.
     pub actor: String,
     /// What, as a stable machine name (`opened`, `acknowledged`, `escalated`, ...).
-    pub kind: &'static str,
+    pub kind: String,
     /// What, for people.
     pub text: String,
 }
@@ -362,14 +366,14 @@ pub enum Effect {
 }
 
 /// A checklist item ticked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tick {
     pub by: String,
     pub at: Timestamp,
     pub finding: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActionItem {
     pub text: String,
     pub owner: String,
@@ -379,7 +383,7 @@ pub struct ActionItem {
 }
 
 /// Where an incident's escalation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Escalation {
     /// The next level to page.
     pub next_level: usize,
@@ -390,7 +394,7 @@ pub struct Escalation {
 }
 
 /// Whether an SLA was met, breached, or is still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlaClock {
     pub due: Timestamp,
     pub met_at: Option<Timestamp>,
@@ -423,7 +427,7 @@ pub struct Criterion {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     pub id: u64,
     pub funnel: String,
@@ -432,6 +436,8 @@ pub struct Incident {
     pub segment: Option<(String, String)>,
     pub severity: IncidentSeverity,
     pub state: IncidentState,
+    /// When the first alert's series started to deviate, as the detector estimated it.
+    pub onset: Timestamp,
     pub opened_at: Timestamp,
     pub acknowledged_at: Option<Timestamp>,
     pub mitigated_at: Option<Timestamp>,
@@ -443,7 +449,8 @@ pub struct Incident {
     pub resolution: SlaClock,
     /// Alert ids attached, and whether each is still open.
     pub alerts: BTreeMap<u64, bool>,
-    /// The last time a related alert opened or upgraded.
+    /// The last time a related alert opened, upgraded or closed: the P1 quiet period counts
+    /// from here, so it starts once the drop-off is back within 2σ, not while it is still off.
     pub last_alert_at: Timestamp,
     pub root_cause: Option<String>,
     pub mitigations: Vec<(Mitigation, String)>,
@@ -454,7 +461,12 @@ pub struct Incident {
     pub measurements: VecDeque<(Timestamp, f64)>,
     /// Whether the prompt to resolve has been given since the criteria last changed.
     pub prompted: bool,
+    /// Kept apart by the store, row by row (append-only), so not in the serialized state.
+    #[serde(skip)]
     pub timeline: Vec<TimelineEntry>,
+    /// Changed since the caller last took the changed incidents; not state.
+    #[serde(skip)]
+    unsaved: bool,
 }
 
 impl Incident {
@@ -518,7 +530,7 @@ impl Incident {
                         name: "quiet",
                         holds: quiet_since >= policy.p1_quiet_for,
                         detail: format!(
-                            "no new related alert for {} (needs {})",
+                            "quiet for {} since the last related alert (needs {})",
                             quiet_since, policy.p1_quiet_for
                         ),
                     },
@@ -556,6 +568,36 @@ impl Incident {
     }
 }
 
+/// A spread of durations (time to acknowledge, mitigate, resolve) over many incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationSummary {
+    pub count: usize,
+    pub mean: DurationMs,
+    pub median: DurationMs,
+    pub p90: DurationMs,
+    pub max: DurationMs,
+}
+
+impl DurationSummary {
+    /// `None` for no durations. Quantiles are nearest-rank.
+    pub fn of(mut durations: Vec<DurationMs>) -> Option<DurationSummary> {
+        if durations.is_empty() {
+            return None;
+        }
+        durations.sort();
+        let count = durations.len();
+        let rank = |q: f64| durations[((q * count as f64).ceil() as usize).clamp(1, count) - 1];
+        let total: i128 = durations.iter().map(|d| i128::from(d.0)).sum();
+        Some(DurationSummary {
+            count,
+            mean: DurationMs((total / count as i128) as i64),
+            median: rank(0.5),
+            p90: rank(0.9),
+            max: durations[count - 1],
+        })
+    }
+}
+
 /// Slope of the deviation, in σ per hour, beyond which a trend is rising or falling.
 const TREND_SIGMA_PER_HOUR: f64 = 1.0;
 /// The engine's name in timelines.
@@ -569,6 +611,44 @@ pub struct Silence {
     pub from: Timestamp,
     pub to: Timestamp,
     pub reason: String,
+}
+
+/// The engine's own state beside its incidents: what a restart needs besides them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineMeta {
+    pub next_id: u64,
+    pub evaluated_at: Timestamp,
+}
+
+/// The config's silences in UTC: each in its funnel's time zone (the shop's when it names no
+/// funnel). A local time that does not exist (in a spring-forward gap) is taken as the moment
+/// after the gap, and a repeated one as its first occurrence.
+pub fn silences(config: &Config) -> Vec<Silence> {
+    config
+        .silences
+        .iter()
+        .filter_map(|window| {
+            let zone_name = window
+                .funnel
+                .as_ref()
+                .and_then(|id| config.funnels.iter().find(|f| f.id == *id))
+                .map_or(&config.shop.time_zone, |f| &f.time_zone);
+            let zone = jiff::tz::TimeZone::get(zone_name).unwrap_or(jiff::tz::TimeZone::UTC);
+            let utc = |civil| {
+                zone.to_ambiguous_timestamp(civil)
+                    .compatible()
+                    .ok()
+                    .map(|t| Timestamp(t.as_millisecond()))
+            };
+            Some(Silence {
+                funnel: window.funnel.clone(),
+                stage: window.stage.clone(),
+                from: utc(window.from)?,
+                to: utc(window.to)?,
+                reason: window.reason.clone(),
+            })
+        })
+        .collect()
 }
 
 /// All incidents, and what is owed to the outside.
@@ -595,6 +675,54 @@ impl IncidentEngine {
         }
     }
 
+    /// An engine that carries on from a saved state: its meta and incidents (with their
+    /// timelines). The outbox starts empty: what was owed was saved with the state.
+    pub fn restore(
+        policy: IncidentPolicy,
+        silences: Vec<Silence>,
+        meta: EngineMeta,
+        incidents: Vec<Incident>,
+    ) -> IncidentEngine {
+        let next_id = incidents
+            .iter()
+            .map(|i| i.id + 1)
+            .max()
+            .unwrap_or(1)
+            .max(meta.next_id);
+        IncidentEngine {
+            policy,
+            silences,
+            incidents: incidents.into_iter().map(|i| (i.id, i)).collect(),
+            next_id,
+            outbox: VecDeque::new(),
+            evaluated_at: meta.evaluated_at,
+        }
+    }
+
+    pub fn meta(&self) -> EngineMeta {
+        EngineMeta {
+            next_id: self.next_id,
+            evaluated_at: self.evaluated_at,
+        }
+    }
+
+    /// The incidents changed since the last call (opened, acted on, paged, measured), to be
+    /// saved with the effects drained since.
+    pub fn take_changed(&mut self) -> Vec<&Incident> {
+        let mut changed = Vec::new();
+        for incident in self.incidents.values_mut() {
+            if std::mem::take(&mut incident.unsaved) {
+                changed.push(&*incident);
+            }
+        }
+        changed
+    }
+
+    /// An empty engine with the config's policy and silences.
+    pub fn for_config(config: &Config) -> IncidentEngine {
+        IncidentEngine::new(config.incidents.clone(), silences(config))
+    }
+
     pub fn policy(&self) -> &IncidentPolicy {
         &self.policy
     }
@@ -607,14 +735,37 @@ impl IncidentEngine {
         self.incidents.values()
     }
 
-    /// Turns an alert event into incident steps.
+    /// Turns an alert event into incident steps. An event already taken in (the same alert
+    /// opened again, an upgrade to a severity the incident has, a close of a closed alert)
+    /// changes nothing, so a restarted detector may send what it sent before.
     pub fn handle_alert(&mut self, now: Timestamp, alert: &AlertEvent) {
+        let holder = self
+            .incidents
+            .values()
+            .find(|i| i.alerts.contains_key(&alert.alert_id));
+        let repeated = holder.is_some_and(|i| match alert.event {
+            AlertEventKind::Opened => true,
+            AlertEventKind::Upgraded => i.severity <= IncidentSeverity::from(alert.severity),
+            AlertEventKind::Closed => i.alerts.get(&alert.alert_id) == Some(&false),
+        });
+        if repeated {
+            return;
+        }
         let same_stage = |i: &&Incident| i.funnel == alert.funnel && i.stage == alert.stage;
+        // Related: the same funnel and stage, or the same segment of the funnel (a segment
+        // failing at several stages is one incident).
         let open = self
             .incidents
             .values()
-            .filter(same_stage)
-            .find(|i| i.is_open())
+            .filter(|i| i.is_open())
+            .find(|i| same_stage(i))
+            .or_else(|| {
+                self.incidents.values().filter(|i| i.is_open()).find(|i| {
+                    i.funnel == alert.funnel
+                        && alert.segment.is_some()
+                        && i.segment == alert.segment
+                })
+            })
             .map(|i| i.id);
         let last_resolved = self
             .incidents
@@ -650,6 +801,8 @@ impl IncidentEngine {
                     .find(|i| i.alerts.get(&alert.alert_id) == Some(&true));
                 if let Some(incident) = holder {
                     incident.alerts.insert(alert.alert_id, false);
+                    incident.last_alert_at = now;
+                    incident.unsaved = true;
                     push(
                         incident,
                         now,
@@ -670,6 +823,7 @@ impl IncidentEngine {
     pub fn handle_measurement(&mut self, now: Timestamp, funnel: &str, stage: &str, sigma: f64) {
         for incident in self.incidents.values_mut() {
             if incident.is_open() && incident.funnel == funnel && incident.stage == stage {
+                incident.unsaved = true;
                 incident.measurements.push_back((now, sigma));
                 if incident.measurements.len() > TREND_POINTS_MAX {
                     incident.measurements.pop_front();
@@ -869,6 +1023,18 @@ impl IncidentEngine {
         self.evaluate(now);
     }
 
+    /// Event time: fires every timer due up to `until`, each at its own time, as a live
+    /// engine woken at each deadline would. Effects wait in the outbox.
+    pub fn run_until(&mut self, until: Timestamp) {
+        while let Some(due) = self.poll_timeout() {
+            if due > until {
+                break;
+            }
+            self.evaluate(due);
+        }
+        self.evaluate(until);
+    }
+
     /// The next effect to carry out, oldest first.
     pub fn poll_effect(&mut self) -> Option<Effect> {
         self.outbox.pop_front()
@@ -919,6 +1085,7 @@ impl IncidentEngine {
             segment: alert.segment.clone(),
             severity,
             state: IncidentState::Triggered,
+            onset: alert.onset,
             opened_at: now,
             acknowledged_at: None,
             mitigated_at: None,
@@ -941,6 +1108,7 @@ impl IncidentEngine {
             measurements: VecDeque::new(),
             prompted: false,
             timeline: Vec::new(),
+            unsaved: true,
         };
         push(
             &mut incident,
@@ -1157,6 +1325,7 @@ fn escalate(
         if due > now {
             return;
         }
+        incident.unsaved = true;
         if incident.state == IncidentState::Acknowledged {
             if policy.ack_timeout.is_none() {
                 // Nothing pages after an ack.
@@ -1181,10 +1350,18 @@ fn escalate(
             return;
         };
         let is_repeat = index >= levels.len();
+        // Paged when the engine is told the time: at `due` when it runs, later after downtime
+        // (said so on the timeline). The path's schedule stays anchored on `due`.
+        let late = now.since(due);
+        let late_note = if late >= DurationMs::from_minutes(1) {
+            format!(" (due {due}; {late} late: revloop was not running)")
+        } else {
+            String::new()
+        };
         if level.targets.is_empty() {
             push(
                 incident,
-                due,
+                now,
                 ENGINE_ACTOR,
                 "escalation_skipped",
                 format!("{} has nobody to page; going on", level.name),
@@ -1203,18 +1380,18 @@ fn escalate(
             };
             outbox.push_back(Effect::Notify {
                 incident: incident.id,
-                at: due,
+                at: now,
                 level: level.name.clone(),
                 targets: level.targets.clone(),
                 reason: reason.clone(),
             });
             push(
                 incident,
-                due,
+                now,
                 ENGINE_ACTOR,
                 "escalated",
                 format!(
-                    "paged {} ({}): {reason}",
+                    "paged {} ({}): {reason}{late_note}",
                     level.name,
                     level.targets.join(", ")
                 ),
@@ -1245,11 +1422,12 @@ fn escalate(
 }
 
 fn push(incident: &mut Incident, at: Timestamp, actor: &str, kind: &'static str, text: String) {
+    incident.unsaved = true;
     if incident.timeline.len() < TIMELINE_ENTRIES_MAX {
         incident.timeline.push(TimelineEntry {
             at,
             actor: actor.to_owned(),
-            kind,
+            kind: kind.to_owned(),
             text,
         });
     }
@@ -1305,19 +1483,10 @@ mod tests {
         IncidentEngine::new(IncidentPolicy::runbook(), Vec::new())
     }
 
-    /// Runs the engine's timers minute by minute up to `until`, returning the effects.
+    /// Runs the engine's timers up to `until`, returning the effects.
     fn run_until(engine: &mut IncidentEngine, until: Timestamp) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        while let Some(due) = engine.poll_timeout() {
-            if due > until {
-                break;
-            }
-            engine.handle_timeout(due);
-            effects.extend(std::iter::from_fn(|| engine.poll_effect()));
-        }
-        engine.handle_timeout(until);
-        effects.extend(std::iter::from_fn(|| engine.poll_effect()));
-        effects
+        engine.run_until(until);
+        std::iter::from_fn(|| engine.poll_effect()).collect()
     }
 
     fn pages(effects: &[Effect]) -> Vec<(i64, String)> {
@@ -1330,8 +1499,8 @@ mod tests {
             .collect()
     }
 
-    fn kinds(incident: &Incident) -> Vec<&'static str> {
-        incident.timeline.iter().map(|e| e.kind).collect()
+    fn kinds(incident: &Incident) -> Vec<&str> {
+        incident.timeline.iter().map(|e| e.kind.as_str()).collect()
     }
 
     #[test]
@@ -1551,12 +1720,13 @@ mod tests {
 
     #[test]
     fn p1_resolves_itself_only_when_every_criterion_holds() {
-        // (alert closed, root cause recorded, minutes after the last alert) → resolved?
+        // (alert closed at 30 min, root cause recorded, minutes run) → resolved? The quiet
+        // period counts from the close: two hours of it end at 150 minutes.
         let cases = [
-            (true, true, 121, true),
-            (false, true, 121, false),
-            (true, false, 121, false),
-            (true, true, 119, false),
+            (true, true, 151, true),
+            (false, true, 151, false),
+            (true, false, 151, false),
+            (true, true, 149, false),
         ];
         for (closed, root_cause, wait, resolved) in cases {
             let mut engine = engine();
@@ -1593,7 +1763,7 @@ mod tests {
                 incident.criteria(engine.policy(), minutes(wait))
             );
             if resolved {
-                assert_eq!(incident.resolved_at, Some(minutes(120)));
+                assert_eq!(incident.resolved_at, Some(minutes(150)));
                 assert_eq!(incident.timeline.last().unwrap().actor, ENGINE_ACTOR);
             }
         }
@@ -1772,23 +1942,101 @@ mod tests {
         assert_eq!(incident.mitigated_at, Some(minutes(5)));
     }
 
-    /// Thousands of seeded interleavings of alerts, actions, restarts (the engine cloned and
-    /// the copy carried on) and clock jumps. Invariants: never two open incidents for one
-    /// stage; no page for an incident after its ack (no ack timeout here); each SLA breach
-    /// recorded once. A failing seed is printed and replays exactly.
+    #[test]
+    fn the_config_sets_the_policy_and_silences_stay_in_local_time_across_dst() {
+        let base = Config::example_toml();
+        let text = format!(
+            "{base}\n[incidents]\nauto_resolve = false\nack_timeout = \"45m\"\n\
+             [incidents.p2]\nupdate_every = \"daily\"\n\
+             [[incidents.p2.levels]]\nname = \"L1\"\ntargets = [\"ana\"]\nrespond_within = \"20m\"\n\
+             [[incidents.p2.levels]]\nname = \"L2\"\nrespond_within = \"1h\"\n\
+             [[incidents.silences]]\nfrom = \"2026-03-07T23:00\"\nto = \"2026-03-08T04:00\"\nreason = \"deploy\"\n"
+        );
+        let config = Config::parse(&text).unwrap();
+        assert!(!config.incidents.auto_resolve);
+        assert_eq!(
+            config.incidents.ack_timeout,
+            Some(DurationMs::from_minutes(45))
+        );
+        let p2 = &config.incidents.severities[1];
+        assert_eq!(p2.update_every, None);
+        assert_eq!(p2.levels.len(), 2);
+        assert!(p2.levels[1].targets.is_empty());
+        // The runbook's P1 path is untouched.
+        assert_eq!(
+            config.incidents.severities[0],
+            IncidentPolicy::runbook().severities[0]
+        );
+        let silences = silences(&config);
+        // The example shop is in New York: 23:00 EST (UTC-5) to 04:00 EDT (UTC-4) across the
+        // spring-forward night is five local hours and four real ones.
+        assert_eq!(config.shop.time_zone, "America/New_York");
+        assert_eq!(silences[0].from.to_string(), "2026-03-08T04:00:00Z");
+        assert_eq!(silences[0].to.to_string(), "2026-03-08T08:00:00Z");
+        let bad = format!(
+            "{base}\n[incidents]\nflap_hold = \"soon\"\n[[incidents.silences]]\nfunnel = \"nope\"\nfrom = \"2026-03-29T04:00\"\nto = \"2026-03-29T01:00\"\n"
+        );
+        let problems = Config::parse(&bad).unwrap_err().to_string();
+        assert!(problems.contains("incidents.flap_hold"), "{problems}");
+        assert!(problems.contains("unknown funnel `nope`"), "{problems}");
+        assert!(problems.contains("`from` must be before"), "{problems}");
+    }
+
+    /// A restart as the server does one: the engine's meta and incidents through their
+    /// serialized form, timelines kept apart, a fresh engine restored from them.
+    fn restart(engine: &IncidentEngine) -> IncidentEngine {
+        let meta = serde_json::to_string(&engine.meta()).unwrap();
+        let saved: Vec<(String, Vec<TimelineEntry>)> = engine
+            .incidents()
+            .map(|i| (serde_json::to_string(i).unwrap(), i.timeline.clone()))
+            .collect();
+        let incidents = saved
+            .into_iter()
+            .map(|(json, timeline)| {
+                let mut incident: Incident = serde_json::from_str(&json).unwrap();
+                incident.timeline = timeline;
+                incident
+            })
+            .collect();
+        IncidentEngine::restore(
+            engine.policy().clone(),
+            Vec::new(),
+            serde_json::from_str(&meta).unwrap(),
+            incidents,
+        )
+    }
+
+    /// Thousands of seeded interleavings of alerts (some sent twice, as a restarted detector
+    /// does), actions, restarts and clock jumps (downtime: the timers are told late, all at
+    /// once). Invariants:
+    /// - never two open incidents for one stage;
+    /// - no page for an incident after its ack (no ack timeout here);
+    /// - each level paged once per opening (repeats aside), each SLA breach recorded once;
+    /// - a restart is invisible: a shadow engine that is never restarted produces the same
+    ///   effects and timelines.
+    ///
+    /// A failing seed is printed and replays exactly.
     #[test]
     fn simulated_interleavings_keep_the_invariants() {
         for seed in 0..2_000u64 {
             let mut rng = Rng::new(seed);
-            let mut engine = engine();
+            let mut shadow = engine();
+            let mut engine = shadow.clone();
             let mut now = T0;
-            let mut acked_at: BTreeMap<u64, Timestamp> = BTreeMap::new();
-            let mut breaches: BTreeMap<(u64, &'static str), usize> = BTreeMap::new();
+            let mut seen = Seen::default();
             let stages = ["cart", "checkout", "payment"];
             let mut next_alert = 1u64;
             let mut open_alerts: Vec<(u64, &str)> = Vec::new();
+            let mut sent: Vec<AlertEvent> = Vec::new();
             for _ in 0..60 {
-                now = Timestamp(now.0 + (rng.below(90) as i64 + 1) * 60_000);
+                let downtime = rng.below(12) == 0;
+                let step = if downtime {
+                    (rng.below(6 * 60) as i64 + 60) * 60_000
+                } else {
+                    (rng.below(90) as i64 + 1) * 60_000
+                };
+                now = Timestamp(now.0 + step);
+                let mut inputs: Vec<AlertEvent> = Vec::new();
                 match rng.below(10) {
                     0..=2 => {
                         let stage = stages[rng.below(3) as usize];
@@ -1797,20 +2045,14 @@ mod tests {
                         } else {
                             Severity::P2
                         };
-                        engine.handle_alert(
-                            now,
-                            &alert(next_alert, stage, severity, AlertEventKind::Opened),
-                        );
+                        inputs.push(alert(next_alert, stage, severity, AlertEventKind::Opened));
                         open_alerts.push((next_alert, stage));
                         next_alert += 1;
                     }
                     3 if !open_alerts.is_empty() => {
                         let (id, stage) =
                             open_alerts.swap_remove(rng.below(open_alerts.len() as u64) as usize);
-                        engine.handle_alert(
-                            now,
-                            &alert(id, stage, Severity::P1, AlertEventKind::Closed),
-                        );
+                        inputs.push(alert(id, stage, Severity::P1, AlertEventKind::Closed));
                     }
                     4..=6 => {
                         let ids: Vec<u64> = engine.incidents().map(|i| i.id).collect();
@@ -1823,24 +2065,39 @@ mod tests {
                                 _ => Action::Reopen,
                             };
                             let acking = action == Action::Acknowledge;
-                            if engine.handle_action(now, id, "ana", action, None).is_ok() && acking
-                            {
-                                acked_at.insert(id, now);
+                            let result = engine.handle_action(now, id, "ana", action.clone(), None);
+                            let shadow_result = shadow.handle_action(now, id, "ana", action, None);
+                            assert_eq!(result, shadow_result, "seed {seed}");
+                            if result.is_ok() && acking {
+                                seen.acked_at.insert(id, now);
                             }
                         }
                     }
-                    7 => engine = engine.clone(),
+                    7 => engine = restart(&engine),
+                    8 if !sent.is_empty() => {
+                        // A restarted detector sends an event again.
+                        inputs.push(sent[rng.below(sent.len() as u64) as usize].clone());
+                    }
                     _ => {}
                 }
-                while let Some(due) = engine.poll_timeout() {
-                    if due > now {
-                        break;
+                for input in &inputs {
+                    engine.handle_alert(now, input);
+                    shadow.handle_alert(now, input);
+                }
+                sent.extend(inputs);
+                if !downtime {
+                    while let Some(due) = engine.poll_timeout() {
+                        if due > now {
+                            break;
+                        }
+                        engine.handle_timeout(due);
+                        shadow.handle_timeout(due);
+                        seen.drain(&mut engine, &mut shadow, seed);
                     }
-                    engine.handle_timeout(due);
-                    drain(&mut engine, seed, &mut acked_at, &mut breaches);
                 }
                 engine.handle_timeout(now);
-                drain(&mut engine, seed, &mut acked_at, &mut breaches);
+                shadow.handle_timeout(now);
+                seen.drain(&mut engine, &mut shadow, seed);
                 for stage in stages {
                     let open = engine
                         .incidents()
@@ -1848,49 +2105,87 @@ mod tests {
                         .count();
                     assert!(open <= 1, "seed {seed}: {open} open incidents on {stage}");
                 }
-                for incident in engine.incidents() {
+                for (incident, twin) in engine.incidents().zip(shadow.incidents()) {
+                    assert_eq!(incident.timeline, twin.timeline, "seed {seed}");
                     assert!(
                         !incident.timeline.iter().any(|e| e.kind == "ack_timeout"),
                         "seed {seed}: an ack timed out with no ack timeout configured"
                     );
                 }
+                assert_eq!(engine.poll_timeout(), shadow.poll_timeout(), "seed {seed}");
             }
             assert!(
-                breaches.values().all(|n| *n == 1),
-                "seed {seed}: {breaches:?}"
+                seen.breaches.values().all(|n| *n == 1),
+                "seed {seed}: {:?}",
+                seen.breaches
+            );
+            assert!(
+                seen.pages.values().all(|n| *n == 1),
+                "seed {seed}: {:?}",
+                seen.pages
             );
         }
     }
 
-    fn drain(
-        engine: &mut IncidentEngine,
-        seed: u64,
-        acked_at: &mut BTreeMap<u64, Timestamp>,
-        breaches: &mut BTreeMap<(u64, &'static str), usize>,
-    ) {
-        while let Some(effect) = engine.poll_effect() {
-            match effect {
-                Effect::Notify { incident, at, .. } => {
-                    // Paged after its ack, with no reopen in between: a broken promise.
-                    if let Some(acked) = acked_at.get(&incident) {
-                        let reopened_since = engine.incident(incident).is_some_and(|i| {
-                            i.timeline
-                                .iter()
-                                .any(|e| e.kind == "reopened" && e.at >= *acked)
-                        });
-                        assert!(
-                            reopened_since || at < *acked,
-                            "seed {seed}: paged incident {incident} at {at} after its ack at {acked}"
-                        );
-                    }
-                }
-                Effect::SlaBreached { incident, sla, .. } => {
-                    // A reopen starts new clocks, so count per opening.
-                    let opened = engine.incident(incident).map_or(0, |i| {
+    #[derive(Default)]
+    struct Seen {
+        acked_at: BTreeMap<u64, Timestamp>,
+        /// (incident, opening, SLA) → breaches.
+        breaches: BTreeMap<(u64, usize, &'static str), usize>,
+        /// (incident, opening, level) → first pages (repeats aside).
+        pages: BTreeMap<(u64, usize, String), usize>,
+    }
+
+    impl Seen {
+        fn drain(&mut self, engine: &mut IncidentEngine, shadow: &mut IncidentEngine, seed: u64) {
+            let effects: Vec<Effect> = std::iter::from_fn(|| engine.poll_effect()).collect();
+            let shadow_effects: Vec<Effect> = std::iter::from_fn(|| shadow.poll_effect()).collect();
+            assert_eq!(
+                effects, shadow_effects,
+                "seed {seed}: a restart changed the effects"
+            );
+            for effect in effects {
+                // A reopen starts new clocks and a new escalation, so count per opening.
+                let opening = |id: u64| {
+                    engine.incident(id).map_or(0, |i| {
                         i.timeline.iter().filter(|e| e.kind == "reopened").count()
-                    });
-                    let key = (incident * 1_000 + opened as u64, sla);
-                    *breaches.entry(key).or_default() += 1;
+                    })
+                };
+                match effect {
+                    Effect::Notify {
+                        incident,
+                        at,
+                        level,
+                        reason,
+                        ..
+                    } => {
+                        // Paged after its ack, with no reopen in between: a broken promise.
+                        if let Some(acked) = self.acked_at.get(&incident) {
+                            let reopened_since = engine.incident(incident).is_some_and(|i| {
+                                i.timeline
+                                    .iter()
+                                    .any(|e| e.kind == "reopened" && e.at >= *acked)
+                            });
+                            assert!(
+                                reopened_since || at < *acked,
+                                "seed {seed}: paged incident {incident} at {at} after its ack at {acked}"
+                            );
+                        }
+                        // An upgrade to P1 walks the P1 path from its start: a new opening.
+                        let upgrades = engine.incident(incident).map_or(0, |i| {
+                            i.timeline.iter().filter(|e| e.kind == "upgraded").count()
+                        });
+                        if !reason.contains("again") {
+                            let key = (incident, opening(incident) * 100 + upgrades, level);
+                            *self.pages.entry(key).or_default() += 1;
+                        }
+                    }
+                    Effect::SlaBreached { incident, sla, .. } => {
+                        *self
+                            .breaches
+                            .entry((incident, opening(incident), sla))
+                            .or_default() += 1;
+                    }
                 }
             }
         }
