@@ -120,6 +120,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let ingestor = app.state.ingestor.clone();
     let detection = app.state.detection.clone();
+    let incidents = app.state.incidents.clone();
+    let store = app.state.store.clone();
     let address = listener.local_addr()?;
     let base = format!("http://{address}");
     print_welcome(
@@ -154,6 +156,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!(
                     "the detector is learning the history; alerts: {base_for_backfill}/api/v1/alerts"
                 );
+                // And run the incidents over the history in event time, so that yesterday's
+                // two incidents have their timelines (nobody acknowledged them).
+                let config = Arc::new(config);
+                let adopted = revloop_server::incidents::run_in_event_time(
+                    &config,
+                    store.as_ref(),
+                    scenario.from.minute(),
+                    SystemClock.now().minute(),
+                )
+                .and_then(|run| {
+                    let through = run.alerts.last().map_or(scenario.from, |a| a.at);
+                    incidents.adopt(run.engine, through, SystemClock.now())
+                });
+                match adopted {
+                    Ok(true) => eprintln!(
+                        "incidents from the history: {base_for_backfill}/api/v1/incidents?state=all"
+                    ),
+                    Ok(false) => {}
+                    Err(err) => eprintln!("incidents from the history failed: {err:#}"),
+                }
             })?;
     }
     let live_config = config.clone();

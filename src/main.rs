@@ -18,6 +18,7 @@ mod bench;
 mod client;
 mod demo;
 mod eval;
+mod incident;
 mod replay;
 mod serve;
 mod simulate;
@@ -69,6 +70,10 @@ enum Command {
     Eval(eval::Args),
     /// Show the detector's time-of-week baselines, or ask a server to rebuild them.
     Baseline(baseline::Args),
+    /// List, show and act on incidents on a running server (ack, note, mitigate, resolve...).
+    Incident(incident::IncidentArgs),
+    /// Record and list changes (deploys, experiments, prices...) that may explain incidents.
+    Change(incident::ChangeArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +106,8 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Baseline(args) => baseline::run(args),
+        Command::Incident(args) => incident::run_incident(args),
+        Command::Change(args) => incident::run_change(args),
     }
 }
 

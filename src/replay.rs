@@ -12,7 +12,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use revloop_core::time::Minute;
-use revloop_server::detection::{DetectionRunner, alert_json};
+use revloop_server::detection::alert_json;
+use revloop_server::incidents::{EventTimeRun, incident_json, run_in_event_time};
 use revloop_server::ingest::{IngestClock, Ingestor, Outcome, Place, Prepared, Watermark};
 use revloop_server::telemetry::Telemetry;
 use revloop_server::writer::GroupCommitter;
@@ -47,6 +48,11 @@ pub struct Args {
     /// alert opened, upgraded or closed to this file as NDJSON.
     #[arg(long)]
     alerts_out: Option<PathBuf>,
+    /// Run the incidents over those alerts too, in event time (escalations, SLA breaches and
+    /// resolution checks each at its own time; nobody acknowledges), and write every incident
+    /// with its timeline to this file as NDJSON.
+    #[arg(long)]
+    incidents_out: Option<PathBuf>,
 }
 
 /// Totals of a replay.
@@ -95,37 +101,57 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         o.ignored,
         summary.n_rejected
     );
-    if let Some(out) = &args.alerts_out {
+    if args.alerts_out.is_some() || args.incidents_out.is_some() {
         let started = Instant::now();
-        let mut events = Vec::new();
-        if let Some((first, last)) = summary.minutes {
-            DetectionRunner::new(config).advance(
-                store.as_ref(),
-                first,
-                Minute(last.0 + 1),
-                &mut events,
-            )?;
+        let (first, last) = summary.minutes.unwrap_or_default();
+        let EventTimeRun {
+            alerts: events,
+            engine: mut incidents,
+            judged_until,
+        } = run_in_event_time(&config, store.as_ref(), first, Minute(last.0 + 1))?;
+        if let Some(out) = &args.alerts_out {
+            write_ndjson(out, events.iter().map(alert_json))?;
+            eprintln!(
+                "detection: {} alert events in {:.1}s, written to {}",
+                events.len(),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
         }
-        let mut file = std::io::BufWriter::new(
-            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
-        );
-        for event in &events {
-            serde_json::to_writer(&mut file, &alert_json(event))?;
-            file.write_all(b"\n")?;
+        if let Some(out) = &args.incidents_out {
+            let now = judged_until.unwrap_or_default();
+            incidents.run_until(now);
+            let policy = incidents.policy().clone();
+            let all: Vec<_> = incidents.incidents().collect();
+            write_ndjson(out, all.iter().map(|i| incident_json(i, &policy, now, &[])))?;
+            eprintln!(
+                "incidents: {} ({} still open at {now}), written to {}",
+                all.len(),
+                all.iter().filter(|i| i.is_open()).count(),
+                out.display()
+            );
         }
-        file.flush()?;
-        eprintln!(
-            "detection: {} alert events in {:.1}s, written to {}",
-            events.len(),
-            started.elapsed().as_secs_f64(),
-            out.display()
-        );
     }
     Ok(if summary.n_rejected > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn write_ndjson(
+    path: &std::path::Path,
+    values: impl Iterator<Item = serde_json::Value>,
+) -> anyhow::Result<()> {
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    for value in values {
+        serde_json::to_writer(&mut file, &value)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()?;
+    Ok(())
 }
 
 /// Replays NDJSON from `reader`; `report(line, problem)` hears of the first rejected lines.

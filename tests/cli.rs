@@ -239,6 +239,8 @@ false_p2_every = "365d"
             "replay.db",
             "--alerts-out",
             "alerts.ndjson",
+            "--incidents-out",
+            "incidents.ndjson",
         ],
         dir.path(),
     );
@@ -296,6 +298,77 @@ false_p2_every = "365d"
     assert_eq!(closed["event"], "closed");
     assert_eq!(closed["alert_id"], opened["alert_id"]);
     assert!(at(closed) > outage.1, "{closed}");
+
+    // The incident, run in event time with nobody answering: opened with the alert, every
+    // level paged in turn, both SLAs breached, back within 2σ after the outage, and still
+    // open at the end because a P1 needs a root cause.
+    let text = std::fs::read_to_string(dir.path().join("incidents.ndjson")).unwrap();
+    let incidents: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(incidents.len(), 1, "{text}");
+    let incident = &incidents[0];
+    assert_eq!(
+        (
+            incident["severity"].as_str().unwrap(),
+            incident["stage"].as_str().unwrap(),
+            incident["state"].as_str().unwrap()
+        ),
+        ("P1", "cart", "triggered")
+    );
+    let timeline = incident["timeline"].as_array().unwrap();
+    let kinds: Vec<&str> = timeline
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let first_of = |kind: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {kinds:?}"))
+    };
+    assert_eq!(&kinds[..2], ["opened", "escalated"]);
+    let paged: Vec<&str> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "escalated")
+        .map(|e| {
+            e["text"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+        })
+        .take(4)
+        .collect();
+    assert_eq!(paged, ["L1", "L2", "L3", "executive"]);
+    assert!(
+        first_of("sla_breached") < first_of("alert_closed"),
+        "{kinds:?}"
+    );
+    let stamps: Vec<i64> = timeline.iter().map(&at).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+    assert_eq!(
+        stamps[0],
+        at(opened) + 60,
+        "opened when the minute was judged"
+    );
+    assert!(stamps[first_of("alert_closed")] > outage.1);
+    let criteria: Vec<(&str, bool)> = incident["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["holds"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        criteria,
+        [
+            ("within_2_sigma", true),
+            ("quiet", true),
+            ("root_cause", false)
+        ]
+    );
 
     // The baseline the detector learned: 30% of shoppers leave after the cart, every hour.
     let end = jiff::Timestamp::from_second(start_s + windows * 300)

@@ -40,8 +40,9 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// Secret hash → (role, or `None` for unknown or revoked; when it was looked up, in ms).
-type LookupCache = HashMap<[u8; 32], (Option<Role>, i64)>;
+/// Secret hash → (role and token name, or `None` for unknown or revoked; when it was looked
+/// up, in ms).
+type LookupCache = HashMap<[u8; 32], (Option<(Role, String)>, i64)>;
 
 #[derive(Clone)]
 pub struct Authenticator {
@@ -65,9 +66,13 @@ impl Authenticator {
         }
     }
 
-    /// The role of a secret, or `None` if it is unknown or revoked. Blocking: call from a
-    /// blocking context or accept a store read.
-    pub fn role_of(&self, secret: &str, now: Timestamp) -> Result<Option<Role>, ApiError> {
+    /// The role and token name of a secret, or `None` if it is unknown or revoked. Blocking:
+    /// call from a blocking context or accept a store read.
+    pub fn role_of(
+        &self,
+        secret: &str,
+        now: Timestamp,
+    ) -> Result<Option<(Role, String)>, ApiError> {
         if secret.len() > CREDENTIAL_LEN_MAX {
             return Ok(None);
         }
@@ -75,18 +80,18 @@ impl Authenticator {
         if let Some((role, cached_at)) = self.cache.lock().expect("auth cache lock").get(&hash)
             && now.millis() - cached_at < CACHE_TTL_MS
         {
-            return Ok(*role);
+            return Ok(role.clone());
         }
         let role = self
             .store
             .find_token(&hash)
             .map_err(|err| ApiError::internal("token lookup failed", err))?
-            .map(|token| token.role);
+            .map(|token| (token.role, token.name));
         let mut cache = self.cache.lock().expect("auth cache lock");
         if cache.len() >= CACHE_ENTRIES_MAX {
             cache.clear();
         }
-        cache.insert(hash, (role, now.millis()));
+        cache.insert(hash, (role.clone(), now.millis()));
         Ok(role)
     }
 
@@ -98,6 +103,18 @@ impl Authenticator {
         needed: Role,
         now: Timestamp,
     ) -> Result<Role, ApiError> {
+        self.identify(headers, body_write_key, needed, now)
+            .map(|(role, _)| role)
+    }
+
+    /// As [`Authenticator::require`], also naming the token: who acted, for audit trails.
+    pub fn identify(
+        &self,
+        headers: &HeaderMap,
+        body_write_key: Option<&str>,
+        needed: Role,
+        now: Timestamp,
+    ) -> Result<(Role, String), ApiError> {
         let secret = match credential(headers)? {
             Some(Credential::Basic(secret) | Credential::Bearer(secret)) => secret,
             None => match body_write_key {
@@ -112,7 +129,7 @@ impl Authenticator {
                 }
             },
         };
-        let Some(role) = self.role_of(&secret, now)? else {
+        let Some((role, name)) = self.role_of(&secret, now)? else {
             return Err(ApiError::unauthorized("unknown or revoked key"));
         };
         if !role.allows(needed) {
@@ -127,7 +144,7 @@ impl Authenticator {
                 needed.as_str()
             )));
         }
-        Ok(role)
+        Ok((role, name))
     }
 }
 

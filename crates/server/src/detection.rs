@@ -52,6 +52,19 @@ impl DetectionRunner {
         until: Minute,
         events: &mut Vec<AlertEvent>,
     ) -> Result<(), StoreError> {
+        self.advance_observed(store, from, until, events, &mut |_, _, _| {})
+    }
+
+    /// As [`DetectionRunner::advance`], calling `observe(minute, detector, its events)` after
+    /// each minute is judged: how `replay` runs the incidents minute by minute.
+    pub fn advance_observed(
+        &mut self,
+        store: &dyn Store,
+        from: Minute,
+        until: Minute,
+        events: &mut Vec<AlertEvent>,
+        observe: &mut dyn FnMut(Minute, &Detector, &[AlertEvent]),
+    ) -> Result<(), StoreError> {
         let mut start = self.detector.next_minute().unwrap_or(from);
         while start < until {
             let end = Minute((start.0 + READ_CHUNK_MINUTES).min(until.0));
@@ -78,7 +91,9 @@ impl DetectionRunner {
                         }
                     }
                 }
+                let before = events.len();
                 self.detector.close_minute(Minute(minute), events);
+                observe(Minute(minute), &self.detector, &events[before..]);
             }
             start = end;
         }
@@ -225,6 +240,11 @@ impl Detection {
             .baseline(funnel, segment, stage)
     }
 
+    /// The latest deviation of an incident's series, for its trend.
+    pub fn deviation(&self, incident: &revloop_core::incident::Incident) -> Option<f64> {
+        crate::incidents::deviation(self.lock().runner.detector(), incident)
+    }
+
     pub fn next_minute(&self) -> Option<Minute> {
         self.lock().runner.detector().next_minute()
     }
@@ -236,18 +256,28 @@ impl Detection {
     }
 }
 
-/// Runs the live detector until the process ends: a tick whenever a minute is due.
-pub async fn run(detection: Arc<Detection>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+/// Runs the live detector until the process ends: a tick whenever a minute is due, its alerts
+/// handed to the incidents.
+pub async fn run(
+    detection: Arc<Detection>,
+    incidents: Arc<crate::incidents::Incidents>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) {
     loop {
         let now = clock.now();
         let due = detection.wake_at().is_none_or(|wake| now >= wake);
         if due {
-            let (detection, store) = (detection.clone(), store.clone());
-            let result =
-                tokio::task::spawn_blocking(move || detection.tick(store.as_ref(), now)).await;
+            let (detection, incidents, store) =
+                (detection.clone(), incidents.clone(), store.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                let events = detection.tick(store.as_ref(), now)?;
+                crate::incidents::feed_from(&incidents, &detection, &events, now)
+            })
+            .await;
             match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => tracing::warn!(error = %err, "detection could not read counts"),
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "detection or incidents failed"),
                 Err(err) => tracing::error!(error = %err, "detection panicked"),
             }
         }

@@ -35,6 +35,7 @@ pub const METRICS_RANGE_MAX_MS: i64 = 92 * 24 * MS_PER_HOUR;
 #[derive(Clone)]
 pub struct AppState {
     pub detection: Arc<crate::detection::Detection>,
+    pub incidents: Arc<crate::incidents::Incidents>,
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub ingestor: Arc<Ingestor>,
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/funnels", get(list_funnels))
         .route("/api/v1/funnels/{id}/metrics", get(funnel_metrics))
         .merge(crate::alerts_api::routes())
+        .merge(crate::incidents_api::routes())
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
@@ -142,18 +144,7 @@ async fn ingest_inner(
         require(state, headers, None, Role::Ingest, now).await?;
     }
     let limit = kind.limit();
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!(
-                "body is larger than {limit} bytes; nothing was stored"
-            ))
-        } else {
-            ApiError::bad_request(
-                "unreadable_body",
-                format!("could not read the body: {rejection}"),
-            )
-        }
-    })?;
+    let bytes = read_body(body, limit)?;
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?"))
@@ -211,6 +202,40 @@ pub(crate) async fn require(
     })
     .await
     .map_err(|err| ApiError::internal("authorization task failed", err))?
+}
+
+/// As [`require`], also naming the token, for the actor of an incident action.
+pub(crate) async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: Role,
+    now: Timestamp,
+) -> Result<String, ApiError> {
+    let auth = state.auth.clone();
+    let headers = headers.clone();
+    tokio::task::spawn_blocking(move || auth.identify(&headers, None, needed, now))
+        .await
+        .map_err(|err| ApiError::internal("authorization task failed", err))?
+        .map(|(_, name)| name)
+}
+
+/// The body, or a JSON error when it was over `limit` or could not be read.
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "body is larger than {limit} bytes; nothing was stored"
+            ))
+        } else {
+            ApiError::bad_request(
+                "unreadable_body",
+                format!("could not read the body: {rejection}"),
+            )
+        }
+    })
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(

@@ -14,6 +14,8 @@ pub mod auth;
 pub mod detection;
 pub mod error;
 pub mod http;
+pub mod incidents;
+pub mod incidents_api;
 pub mod ingest;
 pub mod segment;
 pub mod segment_json;
@@ -65,9 +67,11 @@ impl App {
         ));
         let auth = auth::Authenticator::new(store.clone());
         let detection = Arc::new(detection::Detection::new(config.clone()));
+        let incidents = Arc::new(incidents::Incidents::new(config.clone(), store.clone()));
         App {
             state: http::AppState {
                 detection,
+                incidents,
                 config,
                 store,
                 ingestor,
@@ -84,7 +88,8 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests. The detector runs
-    /// alongside, judging each minute once it has settled.
+    /// alongside, judging each minute once it has settled and handing its alerts to the
+    /// incidents, whose timers run alongside too.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -92,13 +97,25 @@ impl App {
     ) -> std::io::Result<()> {
         let detector = tokio::spawn(detection::run(
             self.state.detection.clone(),
+            self.state.incidents.clone(),
             self.state.store.clone(),
+            self.state.clock.clone(),
+        ));
+        let incident_timers = tokio::spawn(incidents::run(
+            self.state.incidents.clone(),
             self.state.clock.clone(),
         ));
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
         detector.abort();
+        incident_timers.abort();
+        let _ = detector.await;
+        let _ = incident_timers.await;
+        // The store may hold a blocking database client, which must not be dropped on an
+        // async worker: let the last reference go on the blocking pool.
+        let state = self.state;
+        let _ = tokio::task::spawn_blocking(move || drop(state)).await;
         served
     }
 }

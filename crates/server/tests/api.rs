@@ -1,189 +1,16 @@
 //! The HTTP API against the real server, started in-process on port 0 with a temporary SQLite
 //! database and a manual clock. Each test reads as a table of requests and what must come back.
 
-use std::io::Write;
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
+use common::*;
 use revloop_core::{Config, Timestamp};
-use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
-use revloop_server::{App, AppOptions, Clock};
-use revloop_store::{Role, SqliteStore, Store};
-
-/// 2026-11-27T10:00:00Z.
-const T0: i64 = 1_795_773_600_000;
-const MINUTE: i64 = 60_000;
-
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-}
-
-struct TestServer {
-    base: String,
-    write_key: String,
-    admin: String,
-    viewer: String,
-    clock: Arc<ManualClock>,
-    agent: ureq::Agent,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-impl TestServer {
-    fn start() -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config::parse(Config::example_toml()).unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("test.db"), &config).unwrap());
-        TestServer::start_with(config, store, dir)
-    }
-
-    fn start_with(config: Config, store: Arc<dyn Store>, dir: tempfile::TempDir) -> TestServer {
-        let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
-        let secret = |role: Role| {
-            let secret = generate_secret().unwrap();
-            store
-                .create_token(role.as_str(), role, hash_secret(&secret), Timestamp(T0))
-                .unwrap();
-            secret
-        };
-        let (write_key, admin, viewer) = (
-            secret(Role::Ingest),
-            secret(Role::Admin),
-            secret(Role::Viewer),
-        );
-        let app = App::build(config, store, clock.clone(), AppOptions::default());
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime
-                .block_on(app.serve(listener, async {
-                    let _ = stop.await;
-                }))
-                .unwrap();
-        });
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        TestServer {
-            base,
-            write_key,
-            admin,
-            viewer,
-            clock,
-            agent,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-
-    fn basic(&self) -> String {
-        format!(
-            "Basic {}",
-            base64_encode(format!("{}:", self.write_key).as_bytes())
-        )
-    }
-
-    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut request = self.agent.post(&format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let mut response = request.send(body).unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
-    }
-
-    fn ingest(&self, path: &str, body: &Value) -> Reply {
-        self.post(
-            path,
-            &[
-                ("Authorization", &self.basic()),
-                ("Content-Type", "application/json"),
-            ],
-            body.to_string().as_bytes(),
-        )
-    }
-
-    fn get(&self, path_and_query: &str, token: &str) -> Reply {
-        let mut response = self
-            .agent
-            .get(&format!("{}{path_and_query}", self.base))
-            .header("Authorization", &format!("Bearer {token}"))
-            .call()
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
-    }
-
-    /// Stage counts of the checkout funnel summed over `[from, to)` at one window.
-    fn stage_counts(&self, from: i64, to: i64, filter: &str) -> Vec<i64> {
-        let reply = self.get(
-            &format!(
-                "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d{filter}",
-                Timestamp(from),
-                Timestamp(to)
-            ),
-            &self.viewer,
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let windows = reply.body["windows"].as_array().unwrap();
-        let mut sums = vec![0; 5];
-        for window in windows {
-            for (i, stage) in window["stages"].as_array().unwrap().iter().enumerate() {
-                sums[i] += stage["count"].as_i64().unwrap();
-            }
-        }
-        sums
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn track(event: &str, id: &str, at: i64) -> Value {
-    json!({"type": "track", "event": event, "messageId": id, "userId": "u1", "timestamp": Timestamp(at).to_string()})
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
+use revloop_server::auth::base64_encode;
 
 #[test]
 fn a_tracked_event_is_counted_in_its_stage() {
@@ -912,36 +739,16 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
     let server = TestServer::start();
     let outage = (T0 - 60 * MINUTE, T0 - 30 * MINUTE);
     let mut rng = Rng::new(5);
-    let mut records = Vec::new();
     let windows = 15 * 24 * 12;
-    for window in 0..windows {
-        let at = T0 - (windows - window) * 5 * MINUTE;
-        let hour = (at / (60 * MINUTE)) % 24;
-        let rhythm = 1.0 + 0.6 * (((hour as f64) - 8.0) / 24.0 * std::f64::consts::TAU).sin();
-        let mut n = rng.poisson(400.0 * rhythm);
-        let broken = (outage.0..outage.1).contains(&at);
-        for (stage, conversion) in [
-            ("product_viewed", 0.3),
-            ("cart", 0.55),
-            ("checkout", if broken { 0.1 } else { 0.75 }),
-            ("payment", 0.85),
-            ("order", 1.0),
-        ] {
-            records.push(json!({"funnel": "checkout", "stage": stage, "window_start": Timestamp(at).to_string(), "window_s": 300, "count": n}).to_string());
-            n = (0..n).filter(|_| rng.bernoulli(conversion)).count() as u64;
-        }
-    }
-    for chunk in records.chunks(9_000) {
-        let reply = server.post(
-            "/api/v1/counts",
-            &[
-                ("Authorization", &server.basic()),
-                ("Content-Type", "application/x-ndjson"),
-            ],
-            chunk.join("\n").as_bytes(),
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
-    }
+    let records = count_records(
+        &mut rng,
+        T0 - windows * 5 * MINUTE,
+        windows,
+        300,
+        80.0,
+        |at| (outage.0..outage.1).contains(&at),
+    );
+    server.post_counts(&records);
     let rebuild = |token: &str| {
         let mut response = server
             .agent

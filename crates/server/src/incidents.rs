@@ -1,0 +1,703 @@
+//! The incident engine of `revloop-core` as a durable live service.
+//!
+//! Every step of the engine (alerts from a detector tick, a responder's action, timers coming
+//! due) is committed to the store in one transaction with what it changed: the incidents, the
+//! timeline entries it appended, the effects it queued (the outbox), and the engine's own
+//! state. The commit names the version it was computed from, so when several nodes share
+//! PostgreSQL exactly one of them commits each step: the others find the version moved on,
+//! reload, and apply their input again to the fresh state, where a timer already fired is
+//! not due any more and an alert already taken in changes nothing. A restart loads the last
+//! commit and carries on; nothing in memory is needed.
+//!
+//! Times: live inputs are stamped with the server's clock; `replay` drives the same engine in
+//! event time (see [`revloop_core::incident::drive`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+
+use revloop_core::Config;
+use revloop_core::change::{Affected, Change, ChangeKind, SUSPECT_GRACE, SUSPECT_LOOKBACK};
+use revloop_core::detect::{AlertEvent, Detector};
+use revloop_core::incident::{
+    Action, ActionError, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine, IncidentPolicy,
+    RESOLVED_KEPT_MAX, SlaClock, TimelineEntry,
+};
+use revloop_core::time::{DurationMs, Timestamp};
+use revloop_store::{
+    ChangeRow, IncidentCommit, IncidentRow, OutboxRow, Store, StoreError, TimelineRow,
+};
+
+use crate::Clock;
+use crate::detection::Detection;
+
+/// Times a step is applied again after another node committed first.
+const CONFLICT_RETRIES_MAX: usize = 8;
+/// Longest wait between two looks at the timers and the store, so that a clock that jumps and
+/// another node's commits are noticed.
+const POLL_MS_MAX: i64 = 1_000;
+/// Most alert events held while the store cannot take them.
+pub const PENDING_ALERTS_MAX: usize = 10_000;
+/// Most changes read to rank an incident's suspects.
+pub const SUSPECT_CANDIDATES_MAX: usize = 1_000;
+
+/// What the service keeps beside the engine's state.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Meta {
+    engine: EngineMeta,
+    /// Alert events up to this time have been taken in; a restarted detector's history is not
+    /// news again.
+    alerts_through: Timestamp,
+}
+
+pub struct Incidents {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    live: Mutex<Live>,
+}
+
+struct Live {
+    engine: IncidentEngine,
+    /// The store's version this state was loaded at or committed as; `None` before loading.
+    version: Option<i64>,
+    alerts_through: Timestamp,
+    /// Timeline entries already stored, per incident.
+    stored_entries: HashMap<u64, usize>,
+    /// Alert events not yet committed (the store failed); tried again with the next tick's.
+    pending: Vec<AlertEvent>,
+}
+
+impl Incidents {
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Incidents {
+        let engine = IncidentEngine::for_config(&config);
+        Incidents {
+            config,
+            store,
+            live: Mutex::new(Live {
+                engine,
+                version: None,
+                alerts_through: Timestamp(i64::MIN),
+                stored_entries: HashMap::new(),
+                pending: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn policy(&self) -> &IncidentPolicy {
+        &self.config.incidents
+    }
+
+    /// Takes in a detector tick's alert events and the latest deviation of every open
+    /// incident's series. Events at or before what was taken in before are skipped (a fresh
+    /// database starts taking events from its first start: history is not news).
+    pub fn feed(
+        &self,
+        events: &[AlertEvent],
+        detector: &dyn Fn(&Incident) -> Option<f64>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        {
+            let mut live = self.lock();
+            live.pending.extend_from_slice(events);
+            let excess = live.pending.len().saturating_sub(PENDING_ALERTS_MAX);
+            if excess > 0 {
+                tracing::warn!(
+                    dropped = excess,
+                    "incidents dropped alert events the store could not take"
+                );
+                live.pending.drain(..excess);
+            }
+        }
+        self.step(now, |live| {
+            let through = live.alerts_through;
+            let pending = std::mem::take(&mut live.pending);
+            for event in pending.iter().filter(|e| e.at > through) {
+                live.engine.handle_alert(now, event);
+                live.alerts_through = live.alerts_through.max(event.at);
+            }
+            live.pending = pending;
+            let measured: Vec<(String, String, f64)> = live
+                .engine
+                .incidents()
+                .filter(|i| i.is_open())
+                .filter_map(|i| Some((i.funnel.clone(), i.stage.clone(), detector(i)?)))
+                .collect();
+            for (funnel, stage, sigma) in measured {
+                live.engine.handle_measurement(now, &funnel, &stage, sigma);
+            }
+            live.engine.handle_timeout(now);
+        })?;
+        self.lock().pending.clear();
+        Ok(())
+    }
+
+    /// Fires the timers due at `now`.
+    pub fn tick(&self, now: Timestamp) -> Result<(), StoreError> {
+        self.step(now, |live| live.engine.handle_timeout(now))
+    }
+
+    /// A responder's action; the incident as it is after it.
+    pub fn act(
+        &self,
+        id: u64,
+        actor: &str,
+        action: &Action,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Result<Incident, ActionError>, StoreError> {
+        self.step(now, |live| {
+            live.engine
+                .handle_action(now, id, actor, action.clone(), reason)
+                .map(|()| live.engine.incident(id).expect("acted on").clone())
+        })
+    }
+
+    /// Takes over the incidents of an event-time run over history (see
+    /// [`run_in_event_time`]) when there are none yet, as the demo does after its backfill;
+    /// returns whether it did. Alerts up to `alerts_through` count as taken in.
+    pub fn adopt(
+        &self,
+        engine: IncidentEngine,
+        alerts_through: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut adopted = false;
+        let mut engine = Some(engine);
+        self.step(now, |live| {
+            if live.engine.incidents().next().is_some() {
+                return;
+            }
+            if let Some(engine) = engine.take() {
+                live.engine = engine;
+                live.alerts_through = live.alerts_through.max(alerts_through);
+                live.engine.handle_timeout(now);
+                adopted = true;
+            }
+        })?;
+        Ok(adopted)
+    }
+
+    /// When the engine next needs the time, if ever.
+    pub fn wake_at(&self) -> Option<Timestamp> {
+        self.lock().engine.poll_timeout()
+    }
+
+    /// An incident as it is now: from the engine, or from the store for one long resolved.
+    pub fn incident(&self, id: u64) -> Result<Option<Incident>, StoreError> {
+        {
+            let mut live = self.lock();
+            self.refresh(&mut live)?;
+            if let Some(incident) = live.engine.incident(id) {
+                return Ok(Some(incident.clone()));
+            }
+        }
+        let Ok(key) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        self.store
+            .incident(key)?
+            .map(|(row, timeline)| incident_from_rows(&row, timeline))
+            .transpose()
+    }
+
+    /// The engine's incidents now, after catching up with the store.
+    pub fn with_engine<R>(&self, read: impl FnOnce(&IncidentEngine) -> R) -> Result<R, StoreError> {
+        let mut live = self.lock();
+        self.refresh(&mut live)?;
+        Ok(read(&live.engine))
+    }
+
+    /// Applies `input` to the current state and commits what it did, as one step. On a
+    /// conflict the state is reloaded and `input` applied again; on any other failure the
+    /// state is reloaded and the error returned, so memory never runs ahead of the store.
+    fn step<R>(
+        &self,
+        now: Timestamp,
+        mut input: impl FnMut(&mut Live) -> R,
+    ) -> Result<R, StoreError> {
+        let mut live = self.lock();
+        let mut attempts = 0;
+        loop {
+            self.refresh(&mut live)?;
+            if live.alerts_through == Timestamp(i64::MIN) {
+                live.alerts_through = now;
+            }
+            let before = live.alerts_through;
+            let result = input(&mut live);
+            match self.commit(&mut live, before) {
+                Ok(()) => return Ok(result),
+                Err(StoreError::Conflict { .. }) if attempts < CONFLICT_RETRIES_MAX => {
+                    attempts += 1;
+                    live.version = None;
+                }
+                Err(err) => {
+                    live.version = None;
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Reloads the state if the store's moved on (another node committed) or was never read.
+    fn refresh(&self, live: &mut Live) -> Result<(), StoreError> {
+        if let Some(version) = live.version
+            && self.store.incidents_version()? == version
+        {
+            return Ok(());
+        }
+        let snapshot = self.store.load_incidents(RESOLVED_KEPT_MAX)?;
+        let meta: Option<Meta> = snapshot
+            .meta
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|err| StoreError::Io(format!("incident state: {err}")))?;
+        let mut timelines: HashMap<i64, Vec<TimelineRow>> = HashMap::new();
+        for row in snapshot.timeline {
+            timelines.entry(row.incident).or_default().push(row);
+        }
+        let mut incidents = Vec::with_capacity(snapshot.incidents.len());
+        for row in &snapshot.incidents {
+            let timeline = timelines.remove(&row.id).unwrap_or_default();
+            incidents.push(incident_from_rows(row, timeline)?);
+        }
+        live.stored_entries = incidents
+            .iter()
+            .map(|i: &Incident| (i.id, i.timeline.len()))
+            .collect();
+        let engine_meta = meta.map_or(
+            EngineMeta {
+                next_id: 1,
+                evaluated_at: Timestamp(i64::MIN),
+            },
+            |m| m.engine,
+        );
+        live.engine = IncidentEngine::restore(
+            self.config.incidents.clone(),
+            revloop_core::incident::silences(&self.config),
+            engine_meta,
+            incidents,
+        );
+        live.alerts_through = meta.map_or(Timestamp(i64::MIN), |m| m.alerts_through);
+        live.version = Some(snapshot.version);
+        Ok(())
+    }
+
+    /// Writes what the last input changed, if anything.
+    fn commit(&self, live: &mut Live, alerts_through_before: Timestamp) -> Result<(), StoreError> {
+        let mut outbox = Vec::new();
+        while let Some(effect) = live.engine.poll_effect() {
+            outbox.push(outbox_row(&effect));
+        }
+        let mut incidents = Vec::new();
+        let mut timeline = Vec::new();
+        let mut stored = Vec::new();
+        for incident in live.engine.take_changed() {
+            incidents.push(incident_row(incident)?);
+            let from = live.stored_entries.get(&incident.id).copied().unwrap_or(0);
+            for (seq, entry) in incident.timeline.iter().enumerate().skip(from) {
+                timeline.push(TimelineRow {
+                    incident: incident.id as i64,
+                    seq: seq as i64,
+                    at: entry.at,
+                    actor: entry.actor.clone(),
+                    kind: entry.kind.clone(),
+                    text: entry.text.clone(),
+                });
+            }
+            stored.push((incident.id, incident.timeline.len()));
+        }
+        let first_commit = live.version == Some(0);
+        if incidents.is_empty()
+            && outbox.is_empty()
+            && live.alerts_through == alerts_through_before
+            && !first_commit
+        {
+            return Ok(());
+        }
+        let meta = Meta {
+            engine: live.engine.meta(),
+            alerts_through: live.alerts_through,
+        };
+        let commit = IncidentCommit {
+            expected_version: live.version.unwrap_or(0),
+            meta: serde_json::to_string(&meta).expect("meta serializes"),
+            incidents,
+            timeline,
+            outbox,
+        };
+        let version = self.store.commit_incidents(&commit)?;
+        live.version = Some(version);
+        live.stored_entries.extend(stored);
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn incident_row(incident: &Incident) -> Result<IncidentRow, StoreError> {
+    Ok(IncidentRow {
+        id: incident.id as i64,
+        funnel: incident.funnel.clone(),
+        stage: incident.stage.clone(),
+        severity: incident.severity.as_str().to_owned(),
+        state: incident.state.as_str().to_owned(),
+        opened_at: incident.opened_at,
+        acknowledged_at: incident.acknowledged_at,
+        mitigated_at: incident.mitigated_at,
+        resolved_at: incident.resolved_at,
+        body: serde_json::to_string(incident)
+            .map_err(|err| StoreError::Io(format!("incident {}: {err}", incident.id)))?,
+    })
+}
+
+pub fn incident_from_rows(
+    row: &IncidentRow,
+    timeline: Vec<TimelineRow>,
+) -> Result<Incident, StoreError> {
+    let mut incident: Incident = serde_json::from_str(&row.body)
+        .map_err(|err| StoreError::Io(format!("incident {}: {err}", row.id)))?;
+    incident.timeline = timeline
+        .into_iter()
+        .map(|row| TimelineEntry {
+            at: row.at,
+            actor: row.actor,
+            kind: row.kind,
+            text: row.text,
+        })
+        .collect();
+    Ok(incident)
+}
+
+fn outbox_row(effect: &Effect) -> OutboxRow {
+    let (incident, at, kind) = match effect {
+        Effect::Notify { incident, at, .. } => (*incident, *at, "notify"),
+        Effect::SlaBreached { incident, at, .. } => (*incident, *at, "sla_breached"),
+    };
+    OutboxRow {
+        id: 0,
+        incident: incident as i64,
+        at,
+        kind: kind.to_owned(),
+        body: effect_json(effect).to_string(),
+    }
+}
+
+/// An effect as JSON: the outbox's shape.
+pub fn effect_json(effect: &Effect) -> Value {
+    match effect {
+        Effect::Notify {
+            incident,
+            at,
+            level,
+            targets,
+            reason,
+        } => json!({
+            "kind": "notify",
+            "incident": incident,
+            "at": at.to_string(),
+            "level": level,
+            "targets": targets,
+            "reason": reason,
+        }),
+        Effect::SlaBreached { incident, at, sla } => json!({
+            "kind": "sla_breached",
+            "incident": incident,
+            "at": at.to_string(),
+            "sla": sla,
+        }),
+    }
+}
+
+/// What an event-time run over stored counts found.
+pub struct EventTimeRun {
+    pub alerts: Vec<AlertEvent>,
+    pub engine: IncidentEngine,
+    /// When the last minute was judged (its end plus the settle time).
+    pub judged_until: Option<Timestamp>,
+}
+
+/// Runs the detector over the stored counts of `[from, until)` and the incidents over its
+/// alerts, in event time, as `replay` does: each minute is judged when a live server would
+/// judge it (its end plus the settle time), timers fire at their own times, and each open
+/// incident's deviation is measured every minute. Nobody acknowledges.
+pub fn run_in_event_time(
+    config: &Arc<Config>,
+    store: &dyn Store,
+    from: revloop_core::time::Minute,
+    until: revloop_core::time::Minute,
+) -> Result<EventTimeRun, StoreError> {
+    let mut run = EventTimeRun {
+        alerts: Vec::new(),
+        engine: IncidentEngine::for_config(config),
+        judged_until: None,
+    };
+    let settle = config.detection.settle;
+    let engine = &mut run.engine;
+    let judged_until = &mut run.judged_until;
+    crate::detection::DetectionRunner::new(config.clone()).advance_observed(
+        store,
+        from,
+        until,
+        &mut run.alerts,
+        &mut |minute, detector, new_events| {
+            let now = minute
+                .start()
+                .saturating_add(DurationMs::from_minutes(1))
+                .saturating_add(settle);
+            engine.run_until(now);
+            for event in new_events {
+                engine.handle_alert(now, event);
+            }
+            let measured: Vec<_> = engine
+                .incidents()
+                .filter(|i| i.is_open())
+                .filter_map(|i| Some((i.funnel.clone(), i.stage.clone(), deviation(detector, i)?)))
+                .collect();
+            for (funnel, stage, sigma) in measured {
+                engine.handle_measurement(now, &funnel, &stage, sigma);
+            }
+            *judged_until = Some(now);
+        },
+    )?;
+    Ok(run)
+}
+
+/// The deviation of an incident's series in the detector now (its segment's where it has one).
+pub fn deviation(detector: &Detector, incident: &Incident) -> Option<f64> {
+    let segment = incident
+        .segment
+        .as_ref()
+        .map(|(d, v)| (d.as_str(), v.as_str()));
+    detector.window_sigma(&incident.funnel, segment, &incident.stage)
+}
+
+/// Runs the incident timers until the process ends. Detector ticks feed alerts separately
+/// (see [`crate::detection::run`]); this loop fires escalations, SLA breaches and resolution
+/// checks when they come due, and picks up what other nodes committed.
+pub async fn run(incidents: Arc<Incidents>, clock: Arc<dyn Clock>) {
+    loop {
+        let now = clock.now();
+        let due = incidents.wake_at().is_some_and(|wake| now >= wake);
+        let incidents_for_task = incidents.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            if due {
+                incidents_for_task.tick(now)
+            } else {
+                incidents_for_task.with_engine(|_| ())
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "incident timers could not commit"),
+            Err(err) => tracing::error!(error = %err, "incident timers panicked"),
+        }
+        let wait = incidents.wake_at().map_or(POLL_MS_MAX, |wake| {
+            (wake.0 - clock.now().0).clamp(10, POLL_MS_MAX)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+    }
+}
+
+/// Feeds a detector tick to the incidents, with each open incident's latest deviation.
+pub fn feed_from(
+    incidents: &Incidents,
+    detection: &Detection,
+    events: &[AlertEvent],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    incidents.feed(events, &|incident| detection.deviation(incident), now)
+}
+
+fn clock_json(clock: &SlaClock, now: Timestamp) -> Value {
+    let state = if clock.met_at.is_some() {
+        "met"
+    } else if clock.breached {
+        "breached"
+    } else {
+        "running"
+    };
+    json!({
+        "state": state,
+        "due": clock.due.to_string(),
+        "met_at": clock.met_at.map(|t| t.to_string()),
+        "remaining_ms": (clock.met_at.is_none() && !clock.breached)
+            .then(|| clock.due.since(now).millis()),
+    })
+}
+
+fn since(from: Timestamp, to: Option<Timestamp>) -> Option<i64> {
+    to.map(|t| t.since(from).millis())
+}
+
+/// An incident's headline, for lists.
+pub fn incident_summary_json(
+    incident: &Incident,
+    policy: &IncidentPolicy,
+    now: Timestamp,
+) -> Value {
+    let criteria = incident.criteria(policy, now);
+    json!({
+        "id": incident.id,
+        "funnel": incident.funnel,
+        "stage": incident.stage,
+        "kind": incident.kind.as_str(),
+        "segment": incident.segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
+        "severity": incident.severity.as_str(),
+        "state": incident.state.as_str(),
+        "silenced": incident.silenced,
+        "onset": incident.onset.to_string(),
+        "opened_at": incident.opened_at.to_string(),
+        "acknowledged_at": incident.acknowledged_at.map(|t| t.to_string()),
+        "mitigated_at": incident.mitigated_at.map(|t| t.to_string()),
+        "resolved_at": incident.resolved_at.map(|t| t.to_string()),
+        "sla": {
+            "response": clock_json(&incident.response, now),
+            "resolution": clock_json(&incident.resolution, now),
+        },
+        "times": {
+            "to_acknowledge_ms": since(incident.opened_at, incident.acknowledged_at),
+            "to_mitigate_ms": since(incident.opened_at, incident.mitigated_at),
+            "to_resolve_ms": since(incident.opened_at, incident.resolved_at),
+        },
+        "trend": incident.trend().as_str(),
+        "resolvable": incident.is_open() && criteria.iter().all(|c| c.holds),
+    })
+}
+
+/// An incident in full: the headline, escalation, criteria, checklist, suspects, timeline.
+pub fn incident_json(
+    incident: &Incident,
+    policy: &IncidentPolicy,
+    now: Timestamp,
+    suspects: &[(revloop_core::change::Suspect, ChangeRow)],
+) -> Value {
+    let mut body = incident_summary_json(incident, policy, now);
+    let levels = &policy.severities[match incident.severity.as_str() {
+        "P1" => 0,
+        "P2" => 1,
+        _ => 2,
+    }]
+    .levels;
+    let next_level = incident.escalation.next_at.map(|_| {
+        levels
+            .get(incident.escalation.next_level)
+            .or(levels.last())
+            .map_or("", |l| l.name.as_str())
+    });
+    let extra = json!({
+        "escalation": {
+            "next_level": next_level,
+            "next_at": incident.escalation.next_at.map(|t| t.to_string()),
+            "repeats": incident.escalation.repeats,
+        },
+        "criteria": incident.criteria(policy, now).iter().map(|c| json!({
+            "name": c.name,
+            "holds": c.holds,
+            "detail": c.detail,
+        })).collect::<Vec<_>>(),
+        "alerts": incident.alerts.iter().map(|(id, open)| json!({
+            "alert_id": format!("{id:016x}"),
+            "open": open,
+        })).collect::<Vec<_>>(),
+        "root_cause": incident.root_cause,
+        "mitigations": incident.mitigations.iter().map(|(m, detail)| json!({
+            "mitigation": m.as_str(),
+            "detail": detail,
+        })).collect::<Vec<_>>(),
+        "action_items": incident.action_items.iter().map(|a| json!({
+            "text": a.text,
+            "owner": a.owner,
+            "due": a.due.to_string(),
+            "added_by": a.added_by,
+            "added_at": a.added_at.to_string(),
+        })).collect::<Vec<_>>(),
+        "checklist": CHECKLIST.iter().zip(&incident.checklist).enumerate().map(|(index, ((category, item), tick))| json!({
+            "index": index,
+            "category": category,
+            "item": item,
+            "checked_by": tick.as_ref().map(|t| t.by.clone()),
+            "checked_at": tick.as_ref().map(|t| t.at.to_string()),
+            "finding": tick.as_ref().map(|t| t.finding.clone()),
+        })).collect::<Vec<_>>(),
+        "suspects": suspects.iter().map(|(suspect, change)| json!({
+            "score": (suspect.score * 1000.0).round() / 1000.0,
+            "before_onset_ms": suspect.before_onset.millis(),
+            "reasons": suspect.reasons,
+            "change": change_json(change),
+        })).collect::<Vec<_>>(),
+        "timeline": incident.timeline.iter().map(|e| json!({
+            "at": e.at.to_string(),
+            "actor": e.actor,
+            "kind": e.kind,
+            "text": e.text,
+        })).collect::<Vec<_>>(),
+    });
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    body
+}
+
+/// A change as JSON: the shape the changes API takes and returns.
+pub fn change_json(change: &ChangeRow) -> Value {
+    json!({
+        "id": change.id,
+        "at": change.at.to_string(),
+        "kind": change.kind,
+        "summary": change.summary,
+        "detail": change.detail,
+        "funnel": change.funnel,
+        "stage": change.stage,
+        "segment": change.segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
+        "author": change.author,
+        "external_id": change.external_id,
+        "recorded_at": change.recorded_at.to_string(),
+    })
+}
+
+/// The changes that may explain an incident, most suspect first, read from the store.
+pub fn suspects(
+    store: &dyn Store,
+    incident: &Incident,
+) -> Result<Vec<(revloop_core::change::Suspect, ChangeRow)>, StoreError> {
+    let rows = store.changes(
+        Timestamp(incident.onset.0 - SUSPECT_LOOKBACK.millis()),
+        Timestamp(incident.onset.0 + SUSPECT_GRACE.millis() + 1),
+        SUSPECT_CANDIDATES_MAX,
+    )?;
+    let changes: Vec<Change> = rows
+        .iter()
+        .map(|row| Change {
+            id: row.id,
+            at: row.at,
+            kind: ChangeKind::parse(&row.kind).unwrap_or(ChangeKind::Other),
+            funnel: row.funnel.clone(),
+            stage: row.stage.clone(),
+            segment: row.segment.clone(),
+        })
+        .collect();
+    let affected = Affected {
+        funnel: &incident.funnel,
+        stage: &incident.stage,
+        segment: incident
+            .segment
+            .as_ref()
+            .map(|(d, v)| (d.as_str(), v.as_str())),
+        onset: incident.onset,
+    };
+    let by_id: HashMap<i64, &ChangeRow> = rows.iter().map(|r| (r.id, r)).collect();
+    Ok(revloop_core::change::rank_suspects(affected, &changes)
+        .into_iter()
+        .filter_map(|s| {
+            let row = (*by_id.get(&s.change_id)?).clone();
+            Some((s, row))
+        })
+        .collect())
+}

@@ -1,0 +1,533 @@
+//! `revloop incident ...` and `revloop change ...`: a responder's side of the incidents API,
+//! from a terminal. Every command is one HTTP request to a running server; the token names
+//! who acted on the incident's timeline.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+
+/// Where the server is and who is asking.
+#[derive(clap::Args, Debug)]
+pub struct Remote {
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "REVLOOP_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// An API token: viewer to read, responder to act.
+    #[arg(long, env = "REVLOOP_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Print the server's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IncidentArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    command: IncidentCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum IncidentCommand {
+    /// Incidents, newest first.
+    List {
+        /// open, resolved or all.
+        #[arg(long, default_value = "open")]
+        state: String,
+        #[arg(long)]
+        funnel: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One incident in full: clocks, criteria, suspects, checklist, timeline.
+    Show { id: u64 },
+    /// Acknowledge: stops escalation.
+    Ack {
+        id: u64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Add a note to the timeline.
+    Note { id: u64, text: String },
+    /// Set the affected stage and, optionally, segment (dimension=value).
+    Scope {
+        id: u64,
+        #[arg(long)]
+        stage: String,
+        #[arg(long)]
+        segment: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Set the severity (P1, P2, P3); lowering it needs --reason.
+    Severity {
+        id: u64,
+        severity: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Record a mitigation: traffic_routing, rollback, disable_experiment,
+    /// backup_payment_processor, status_banner or other.
+    Mitigate {
+        id: u64,
+        mitigation: String,
+        #[arg(long, default_value = "")]
+        detail: String,
+    },
+    /// Record the root cause.
+    RootCause { id: u64, text: String },
+    /// Add an action item with an owner and a due time (RFC 3339).
+    ActionItem {
+        id: u64,
+        text: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        due: String,
+    },
+    /// Tick an item of the root-cause checklist (see `show` for the numbers).
+    Check {
+        id: u64,
+        index: usize,
+        #[arg(long, default_value = "")]
+        finding: String,
+    },
+    Resolve {
+        id: u64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    Reopen {
+        id: u64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Time to acknowledge, mitigate and resolve per severity (default: the last 30 days).
+    Report {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// What the incidents owe the outside (pages, SLA breaches), oldest first.
+    Outbox {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    command: ChangeCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ChangeCommand {
+    /// Record a change: deploy, experiment_start, experiment_stop, pricing, promotion,
+    /// payment_processor, cdn, infrastructure, config or other.
+    Add {
+        kind: String,
+        summary: String,
+        #[arg(long)]
+        detail: Option<String>,
+        /// When it took effect (RFC 3339); now if not given.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        funnel: Option<String>,
+        #[arg(long)]
+        stage: Option<String>,
+        /// dimension=value
+        #[arg(long)]
+        segment: Option<String>,
+        /// Your own id for the change: recording it twice stores it once.
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Changes, newest first (default: the last 7 days).
+    List {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    let act = |id: u64, action: &str, body: Value| {
+        request(
+            remote,
+            "POST",
+            &format!("/api/v1/incidents/{id}/{action}"),
+            Some(body),
+        )
+    };
+    let reason = |reason: Option<String>| json!({ "reason": reason });
+    let reply = match args.command {
+        IncidentCommand::List {
+            state,
+            funnel,
+            limit,
+        } => {
+            let mut query = vec![("state", state), ("limit", limit.to_string())];
+            query.extend(funnel.map(|f| ("funnel", f)));
+            let reply = request(
+                remote,
+                "GET",
+                &with_query("/api/v1/incidents", &query),
+                None,
+            )?;
+            if !remote.json {
+                print_list(&reply);
+                return Ok(ExitCode::SUCCESS);
+            }
+            reply
+        }
+        IncidentCommand::Show { id } => {
+            let reply = request(remote, "GET", &format!("/api/v1/incidents/{id}"), None)?;
+            if !remote.json {
+                print_incident(&reply);
+                return Ok(ExitCode::SUCCESS);
+            }
+            reply
+        }
+        IncidentCommand::Ack { id, reason: why } => act(id, "acknowledge", reason(why))?,
+        IncidentCommand::Note { id, text } => act(id, "note", json!({ "text": text }))?,
+        IncidentCommand::Scope {
+            id,
+            stage,
+            segment,
+            reason,
+        } => {
+            let segment = segment.map(|s| parse_segment(&s)).transpose()?;
+            act(
+                id,
+                "scope",
+                json!({ "stage": stage, "segment": segment, "reason": reason }),
+            )?
+        }
+        IncidentCommand::Severity {
+            id,
+            severity,
+            reason,
+        } => act(
+            id,
+            "severity",
+            json!({ "severity": severity, "reason": reason }),
+        )?,
+        IncidentCommand::Mitigate {
+            id,
+            mitigation,
+            detail,
+        } => act(
+            id,
+            "mitigate",
+            json!({ "mitigation": mitigation, "detail": detail }),
+        )?,
+        IncidentCommand::RootCause { id, text } => act(id, "root-cause", json!({ "text": text }))?,
+        IncidentCommand::ActionItem {
+            id,
+            text,
+            owner,
+            due,
+        } => act(
+            id,
+            "action-items",
+            json!({ "text": text, "owner": owner, "due": due }),
+        )?,
+        IncidentCommand::Check { id, index, finding } => act(
+            id,
+            "checklist",
+            json!({ "index": index, "finding": finding }),
+        )?,
+        IncidentCommand::Resolve { id, reason: why } => act(id, "resolve", reason(why))?,
+        IncidentCommand::Reopen { id, reason: why } => act(id, "reopen", reason(why))?,
+        IncidentCommand::Report { from, to } => {
+            let mut query = Vec::new();
+            query.extend(from.map(|f| ("from", f)));
+            query.extend(to.map(|t| ("to", t)));
+            request(
+                remote,
+                "GET",
+                &with_query("/api/v1/incidents/report", &query),
+                None,
+            )?
+        }
+        IncidentCommand::Outbox { after, limit } => request(
+            remote,
+            "GET",
+            &with_query(
+                "/api/v1/outbox",
+                &[("after", after.to_string()), ("limit", limit.to_string())],
+            ),
+            None,
+        )?,
+    };
+    if remote.json || reply.get("timeline").is_none() {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else {
+        let last = reply["timeline"].as_array().and_then(|t| t.last());
+        println!(
+            "incident {} is {} ({}){}",
+            reply["id"],
+            text(&reply["state"]),
+            text(&reply["severity"]),
+            last.map_or(String::new(), |e| format!(": {}", text(&e["text"])))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_change(args: ChangeArgs) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    let reply = match args.command {
+        ChangeCommand::Add {
+            kind,
+            summary,
+            detail,
+            at,
+            funnel,
+            stage,
+            segment,
+            external_id,
+        } => {
+            let segment = segment.map(|s| parse_segment(&s)).transpose()?;
+            request(
+                remote,
+                "POST",
+                "/api/v1/changes",
+                Some(json!({
+                    "kind": kind,
+                    "summary": summary,
+                    "detail": detail,
+                    "at": at,
+                    "funnel": funnel,
+                    "stage": stage,
+                    "segment": segment,
+                    "external_id": external_id,
+                })),
+            )?
+        }
+        ChangeCommand::List { from, to, limit } => {
+            let mut query = vec![("limit", limit.to_string())];
+            query.extend(from.map(|f| ("from", f)));
+            query.extend(to.map(|t| ("to", t)));
+            request(remote, "GET", &with_query("/api/v1/changes", &query), None)?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_segment(text: &str) -> anyhow::Result<Value> {
+    let (dimension, value) = text
+        .split_once('=')
+        .with_context(|| format!("--segment `{text}` is not dimension=value"))?;
+    Ok(json!({ "dimension": dimension, "value": value }))
+}
+
+/// One request; a 4xx or 5xx becomes an error carrying the server's message.
+fn request(
+    remote: &Remote,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", remote.url.trim_end_matches('/'));
+    let token = remote.token.as_deref().context(
+        "no token: pass --token or set REVLOOP_TOKEN (create one with `revloop token create`)",
+    )?;
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("Authorization", auth.as_str())];
+    let client = Client::new();
+    let reply = match body {
+        Some(body) => {
+            headers.push(("Content-Type", "application/json"));
+            client.post(&url, &headers, body.to_string().as_bytes())
+        }
+        None => {
+            debug_assert_eq!(method, "GET");
+            client.get(&url, &headers)
+        }
+    }
+    .with_context(|| format!("reaching {}", remote.url))?;
+    let value: Value = serde_json::from_str(&reply.body).unwrap_or(Value::String(reply.body));
+    if reply.status >= 400 {
+        let message = value["error"]["message"]
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        anyhow::bail!("{method} {path}: {} {message}", reply.status);
+    }
+    Ok(value)
+}
+
+fn with_query(path: &str, query: &[(&str, String)]) -> String {
+    if query.is_empty() {
+        return path.to_owned();
+    }
+    let pairs: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A JSON string as text, anything else as JSON.
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+fn print_list(reply: &Value) {
+    let incidents = reply["incidents"].as_array().cloned().unwrap_or_default();
+    if incidents.is_empty() {
+        println!("no incidents");
+        return;
+    }
+    println!(
+        "{:>5}  {:<3}  {:<12}  {:<20}  {:<20}  response",
+        "id", "sev", "state", "stage", "opened"
+    );
+    for incident in incidents {
+        let segment = incident["segment"].as_object().map_or(String::new(), |s| {
+            format!(" {}={}", text(&s["dimension"]), text(&s["value"]))
+        });
+        println!(
+            "{:>5}  {:<3}  {:<12}  {:<20}  {:<20}  {}",
+            incident["id"],
+            text(&incident["severity"]),
+            text(&incident["state"]),
+            format!(
+                "{}/{}{segment}",
+                text(&incident["funnel"]),
+                text(&incident["stage"])
+            ),
+            text(&incident["opened_at"]),
+            text(&incident["sla"]["response"]["state"]),
+        );
+    }
+}
+
+fn print_incident(incident: &Value) {
+    println!(
+        "incident {}: {} {} {} at {}/{} ({})",
+        incident["id"],
+        text(&incident["severity"]),
+        text(&incident["kind"]),
+        text(&incident["state"]),
+        text(&incident["funnel"]),
+        text(&incident["stage"]),
+        incident["segment"]
+            .as_object()
+            .map_or("every shopper".to_owned(), |s| format!(
+                "{} = {}",
+                text(&s["dimension"]),
+                text(&s["value"])
+            )),
+    );
+    println!(
+        "  onset {}, opened {}",
+        text(&incident["onset"]),
+        text(&incident["opened_at"])
+    );
+    for sla in ["response", "resolution"] {
+        let clock = &incident["sla"][sla];
+        println!(
+            "  {sla} SLA: {} (due {})",
+            text(&clock["state"]),
+            text(&clock["due"])
+        );
+    }
+    if let Some(next) = incident["escalation"]["next_at"].as_str() {
+        println!(
+            "  next page: {} at {next}",
+            text(&incident["escalation"]["next_level"])
+        );
+    }
+    println!("  trend: {}", text(&incident["trend"]));
+    println!("  resolution criteria:");
+    for criterion in incident["criteria"].as_array().into_iter().flatten() {
+        let mark = if criterion["holds"] == true { "x" } else { " " };
+        println!(
+            "    [{mark}] {}: {}",
+            text(&criterion["name"]),
+            text(&criterion["detail"])
+        );
+    }
+    let suspects = incident["suspects"].as_array().cloned().unwrap_or_default();
+    if !suspects.is_empty() {
+        println!("  suspect changes:");
+        for suspect in suspects {
+            let change = &suspect["change"];
+            println!(
+                "    {:.2}  {} {} at {} ({})",
+                suspect["score"].as_f64().unwrap_or(0.0),
+                text(&change["kind"]),
+                text(&change["summary"]),
+                text(&change["at"]),
+                suspect["reasons"]
+                    .as_array()
+                    .map(|r| r.iter().map(text).collect::<Vec<_>>().join("; "))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    println!("  root-cause checklist:");
+    for item in incident["checklist"].as_array().into_iter().flatten() {
+        let checked = item["checked_by"].as_str().map_or(String::new(), |by| {
+            format!(
+                " (by {by} at {}: {})",
+                text(&item["checked_at"]),
+                text(&item["finding"])
+            )
+        });
+        let mark = if checked.is_empty() { " " } else { "x" };
+        println!(
+            "    [{mark}] {:>2} {}: {}{checked}",
+            item["index"],
+            text(&item["category"]),
+            text(&item["item"])
+        );
+    }
+    println!("  timeline:");
+    for entry in incident["timeline"].as_array().into_iter().flatten() {
+        println!(
+            "    {}  {:<10} {:<18} {}",
+            text(&entry["at"]),
+            text(&entry["actor"]),
+            text(&entry["kind"]),
+            text(&entry["text"])
+        );
+    }
+}
