@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::incident::{EscalationLevel, IncidentPolicy};
+use crate::incident::{EmptyLevel, EscalationLevel, IncidentPolicy};
 use crate::money::{Currency, Money};
 use crate::time::{DurationMs, MS_PER_MINUTE};
 
@@ -264,6 +264,7 @@ struct RawSeverityPolicy {
     resolution: Option<Spanned<String>>,
     update_every: Option<Spanned<String>>,
     repeat_every: Option<Spanned<String>>,
+    empty_level: Option<Spanned<String>>,
     levels: Option<Vec<RawLevel>>,
 }
 
@@ -833,6 +834,19 @@ fn validate_incidents(
                 None
             } else {
                 optional(Some(spanned), &field("update_every"), problems)
+            };
+        }
+        if let Some(spanned) = raw_severity.empty_level {
+            severity.empty_level = match spanned.get_ref().as_str() {
+                "skip" => EmptyLevel::Skip,
+                "wait" => EmptyLevel::Wait,
+                other => {
+                    problems.at(
+                        spanned.span().start,
+                        format!("{}: `{other}` is not skip or wait", field("empty_level")),
+                    );
+                    severity.empty_level
+                }
             };
         }
         severity.repeat_every = raw_severity

@@ -129,6 +129,17 @@ pub struct SeverityPolicy {
     /// After the last level's window, page it again this often (at most `REPEATS_MAX` times);
     /// `None` pages it once.
     pub repeat_every: Option<DurationMs>,
+    /// What a level with nobody to page does.
+    pub empty_level: EmptyLevel,
+}
+
+/// What an escalation level with no targets does (a rota not yet staffed, a role vacant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyLevel {
+    /// Go on to the next level at once: nobody waits on a level that cannot answer.
+    Skip,
+    /// Keep the level's window before going on, as if it had been paged.
+    Wait,
 }
 
 /// What the engine does and when; the runbook's numbers by default.
@@ -172,6 +183,7 @@ impl IncidentPolicy {
                         level("executive", "CTO", 120),
                     ],
                     repeat_every: Some(DurationMs::from_hours(2)),
+                    empty_level: EmptyLevel::Skip,
                 },
                 SeverityPolicy {
                     response: DurationMs::from_hours(1),
@@ -182,6 +194,7 @@ impl IncidentPolicy {
                         level("L2", "engineering manager", 240),
                     ],
                     repeat_every: None,
+                    empty_level: EmptyLevel::Skip,
                 },
                 SeverityPolicy {
                     response: DurationMs::from_hours(4),
@@ -189,6 +202,7 @@ impl IncidentPolicy {
                     update_every: None,
                     levels: Vec::new(),
                     repeat_every: None,
+                    empty_level: EmptyLevel::Skip,
                 },
             ],
             flap_hold: DurationMs::from_minutes(30),
@@ -1359,12 +1373,16 @@ fn escalate(
             String::new()
         };
         if level.targets.is_empty() {
+            let then = match severity_policy.empty_level {
+                EmptyLevel::Skip => "going on".to_owned(),
+                EmptyLevel::Wait => format!("waiting its {} before going on", level.respond_within),
+            };
             push(
                 incident,
                 now,
                 ENGINE_ACTOR,
                 "escalation_skipped",
-                format!("{} has nobody to page; going on", level.name),
+                format!("{} has nobody to page; {then}", level.name),
             );
         } else {
             let reason = if is_repeat {
@@ -1397,7 +1415,10 @@ fn escalate(
                 ),
             );
         }
-        let next_wait = if level.targets.is_empty() && !is_repeat {
+        let next_wait = if level.targets.is_empty()
+            && !is_repeat
+            && severity_policy.empty_level == EmptyLevel::Skip
+        {
             DurationMs(0)
         } else {
             level.respond_within
@@ -1550,6 +1571,40 @@ mod tests {
             let incident = engine.incident(1).unwrap();
             assert_eq!(incident.state, IncidentState::Acknowledged);
             assert_eq!(incident.response.breached, ack_minute > 15);
+        }
+    }
+
+    #[test]
+    fn a_level_with_nobody_is_skipped_or_waited_on_as_configured() {
+        // (what an empty L2 does, pages by minute)
+        let cases = [
+            (
+                EmptyLevel::Skip,
+                vec![(0, "L1"), (15, "L3"), (75, "executive")],
+            ),
+            (
+                EmptyLevel::Wait,
+                vec![(0, "L1"), (45, "L3"), (105, "executive")],
+            ),
+        ];
+        for (empty_level, expected) in cases {
+            let mut policy = IncidentPolicy::runbook();
+            policy.severities[0].levels[1].targets.clear();
+            policy.severities[0].empty_level = empty_level;
+            policy.severities[0].repeat_every = None;
+            let mut engine = IncidentEngine::new(policy, Vec::new());
+            engine.handle_alert(
+                T0,
+                &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+            );
+            let mut effects: Vec<Effect> = std::iter::from_fn(|| engine.poll_effect()).collect();
+            effects.extend(run_until(&mut engine, minutes(600)));
+            let expected: Vec<(i64, String)> = expected
+                .into_iter()
+                .map(|(m, l)| (m, l.to_owned()))
+                .collect();
+            assert_eq!(pages(&effects), expected, "{empty_level:?}");
+            assert!(kinds(engine.incident(1).unwrap()).contains(&"escalation_skipped"));
         }
     }
 
@@ -1944,10 +1999,14 @@ mod tests {
 
     #[test]
     fn the_config_sets_the_policy_and_silences_stay_in_local_time_across_dst() {
-        let base = Config::example_toml();
+        // The example without its own (default) [incidents] table, which comes last.
+        let base = Config::example_toml()
+            .split("\n[incidents]")
+            .next()
+            .unwrap();
         let text = format!(
             "{base}\n[incidents]\nauto_resolve = false\nack_timeout = \"45m\"\n\
-             [incidents.p2]\nupdate_every = \"daily\"\n\
+             [incidents.p2]\nupdate_every = \"daily\"\nempty_level = \"wait\"\n\
              [[incidents.p2.levels]]\nname = \"L1\"\ntargets = [\"ana\"]\nrespond_within = \"20m\"\n\
              [[incidents.p2.levels]]\nname = \"L2\"\nrespond_within = \"1h\"\n\
              [[incidents.silences]]\nfrom = \"2026-03-07T23:00\"\nto = \"2026-03-08T04:00\"\nreason = \"deploy\"\n"
@@ -1960,6 +2019,7 @@ mod tests {
         );
         let p2 = &config.incidents.severities[1];
         assert_eq!(p2.update_every, None);
+        assert_eq!(p2.empty_level, EmptyLevel::Wait);
         assert_eq!(p2.levels.len(), 2);
         assert!(p2.levels[1].targets.is_empty());
         // The runbook's P1 path is untouched.

@@ -286,10 +286,8 @@ impl Incidents {
 
     /// Writes what the last input changed, if anything.
     fn commit(&self, live: &mut Live, alerts_through_before: Timestamp) -> Result<(), StoreError> {
-        let mut outbox = Vec::new();
-        while let Some(effect) = live.engine.poll_effect() {
-            outbox.push(outbox_row(&effect));
-        }
+        let effects: Vec<Effect> = std::iter::from_fn(|| live.engine.poll_effect()).collect();
+        let outbox: Vec<OutboxRow> = effects.iter().map(outbox_row).collect();
         let mut incidents = Vec::new();
         let mut timeline = Vec::new();
         let mut stored = Vec::new();
@@ -330,6 +328,26 @@ impl Incidents {
         let version = self.store.commit_incidents(&commit)?;
         live.version = Some(version);
         live.stored_entries.extend(stored);
+        // The outbox in the log too, until notifications deliver it.
+        for effect in &effects {
+            match effect {
+                Effect::Notify {
+                    incident,
+                    level,
+                    targets,
+                    reason,
+                    ..
+                } => tracing::warn!(
+                    incident,
+                    level = %level,
+                    targets = %targets.join(", "),
+                    "page: {reason}"
+                ),
+                Effect::SlaBreached { incident, sla, .. } => {
+                    tracing::warn!(incident, sla, "SLA breached")
+                }
+            }
+        }
         Ok(())
     }
 
