@@ -64,6 +64,18 @@ enum Target {
         #[arg(long, default_value_t = 7 * 24 * 60)]
         warmup_minutes: u64,
     },
+    /// The incident engine's timer tick with many open incidents, and a durable incident step
+    /// (one action committed) on SQLite, or PostgreSQL with --database-url.
+    Incidents {
+        /// Open incidents.
+        #[arg(long, default_value_t = 100)]
+        open: usize,
+        /// Ticks and steps measured.
+        #[arg(long, default_value_t = 2_000)]
+        steps: usize,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -78,10 +90,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             minutes,
             warmup_minutes,
         } => detect(series, minutes, warmup_minutes),
+        Target::Incidents {
+            open,
+            steps,
+            database_url,
+        } => crate::bench_incidents::run(open, steps, database_url.as_deref()),
     }
 }
 
-struct TempDir(PathBuf);
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {

@@ -635,8 +635,8 @@ pub struct EngineMeta {
 }
 
 /// The config's silences in UTC: each in its funnel's time zone (the shop's when it names no
-/// funnel). A local time that does not exist (in a spring-forward gap) is taken as the moment
-/// after the gap, and a repeated one as its first occurrence.
+/// funnel). A local time that does not exist (in a spring-forward gap) is shifted forward by
+/// the gap, and a repeated one is its first occurrence.
 pub fn silences(config: &Config) -> Vec<Silence> {
     config
         .silences

@@ -144,6 +144,17 @@ impl PostgresStore {
         PostgresStore::open_with(url, Some(schema), config)
     }
 
+    /// Drops `schema` and everything in it: the end of a benchmark or test that opened a store
+    /// with [`PostgresStore::open_in_schema`].
+    pub fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+        let mut client = Client::connect(url, NoTls)?;
+        client.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_identifier(schema)
+        ))?;
+        Ok(())
+    }
+
     fn open_with(
         url: &str,
         schema: Option<&str>,
