@@ -51,7 +51,10 @@ fn spread_us(samples: &mut [f64]) -> (f64, f64, f64) {
 }
 
 pub fn run(open: usize, steps: usize, database_url: Option<&str>) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(open >= 1 && steps >= 1, "--open and --steps must be at least 1");
+    anyhow::ensure!(
+        open >= 1 && steps >= 1,
+        "--open and --steps must be at least 1"
+    );
     // The example config, with a maintenance window over the whole run: the incidents page
     // nobody, so the log stays quiet (paging costs the same outbox row as any effect).
     let text = format!(
@@ -121,7 +124,13 @@ pub fn run(open: usize, steps: usize, database_url: Option<&str>) -> anyhow::Res
         let id = ids[step % ids.len()];
         let started = Instant::now();
         incidents
-            .act(id, "bench", &Action::Note(format!("step {step}")), None, now)?
+            .act(
+                id,
+                "bench",
+                &Action::Note(format!("step {step}")),
+                None,
+                now,
+            )?
             .map_err(|err| anyhow::anyhow!("the note was refused: {err}"))?;
         notes.push(started.elapsed().as_secs_f64() * 1e6);
     }
