@@ -835,6 +835,9 @@ impl IncidentEngine {
 
     /// A measurement of an incident's series (its deviation in σ), for the trend.
     pub fn handle_measurement(&mut self, now: Timestamp, funnel: &str, stage: &str, sigma: f64) {
+        if !sigma.is_finite() {
+            return;
+        }
         for incident in self.incidents.values_mut() {
             if incident.is_open() && incident.funnel == funnel && incident.stage == stage {
                 incident.unsaved = true;

@@ -20,7 +20,9 @@ use revloop_store::{ChangeRow, IncidentQuery, Role, StoreError};
 
 use crate::error::{ApiError, ErrorDetail};
 use crate::http::{AppState, blocking, identify, read_body, require};
-use crate::incidents::{change_json, incident_json, incident_summary_json, suspects};
+use crate::incidents::{
+    change_json, incident_from_rows, incident_json, incident_summary_json, suspects,
+};
 
 /// Largest body of an incident action or a change.
 pub const ACTION_BYTES_MAX: usize = 16 * 1024;
@@ -167,15 +169,22 @@ async fn list_incidents(
     let incidents = state.incidents.clone();
     let store = state.store.clone();
     let body = blocking(move || {
-        // Catch up first, so the list has what this node's engine has.
-        incidents.with_engine(|_| ()).map_err(store_error)?;
         let rows = store.list_incidents(&query).map_err(store_error)?;
+        // From the engine where it has them (fresher by a commit at most); the rest, long
+        // resolved, from their rows (a summary needs no timeline).
+        let in_engine = incidents
+            .with_engine(|engine| {
+                rows.iter()
+                    .map(|row| engine.incident(row.id as u64).cloned())
+                    .collect::<Vec<_>>()
+            })
+            .map_err(store_error)?;
         let mut listed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let incident = incidents
-                .incident(row.id as u64)
-                .map_err(store_error)?
-                .ok_or_else(|| ApiError::internal("incident vanished", row.id))?;
+        for (row, found) in rows.iter().zip(in_engine) {
+            let incident = match found {
+                Some(incident) => incident,
+                None => incident_from_rows(row, Vec::new()).map_err(store_error)?,
+            };
             listed.push(incident_summary_json(&incident, incidents.policy(), now));
         }
         let next = (rows.len() == query.limit)
