@@ -247,7 +247,7 @@ fn print_welcome(
         )
     } else {
         format!(
-            "Backfilling {} days of history in the background (about ten seconds). Yesterday at 19:00 UTC checkout failed for mobile shoppers, and at 22:00 UTC payment went down; the detector learns the history and finds both within seconds of the backfill (see /api/v1/alerts).",
+            "Backfilling {} days of history in the background (about ten seconds). Yesterday at 19:00 UTC checkout failed for mobile shoppers, and at 22:00 UTC payment went down; the detector learns the history and finds both within seconds of the backfill (see /api/v1/alerts), and the incidents run through their escalation path with nobody answering (the simulated traffic's own swings may raise a P2 or two more).",
             args.days
         )
     };
@@ -264,9 +264,17 @@ fn print_welcome(
            curl -s -H 'Authorization: Bearer {api_token}' '{base}/api/v1/funnels/{funnel}/detector'\n  \
            curl -s -u '{write_key}:' {base}/v1/track -d '{{\"userId\":\"u1\",\"event\":\"Product Viewed\",\"messageId\":\"try-1\"}}'\n  \
            curl -s -H 'Authorization: Bearer {api_token}' {base}/metrics\n\n\
+         Incidents, from the command line:\n  \
+           export REVLOOP_URL={base} REVLOOP_TOKEN={api_token}\n  \
+           {exe} incident list --state all\n  \
+           {exe} incident show 1\n  \
+           {exe} incident ack <id of an open one> --reason \"looking\"\n\n\
          (the same messageId is counted once, however often it is sent; each start of the demo\n         issues new credentials and revokes the previous ones)\n\n\
          {history}\nLive simulated traffic is streaming in, at the shop's time of day (quiet at night). Ctrl-C stops.\n",
         args.data_dir.display(),
+        exe = std::env::args()
+            .next()
+            .unwrap_or_else(|| "revloop".to_owned()),
     );
 }
 

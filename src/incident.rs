@@ -44,83 +44,122 @@ enum IncidentCommand {
         /// open, resolved or all.
         #[arg(long, default_value = "open")]
         state: String,
+        /// Only this funnel's.
         #[arg(long)]
         funnel: Option<String>,
+        /// At most this many (up to 200).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only incidents with a lower id: the next page.
+        #[arg(long)]
+        before: Option<u64>,
     },
     /// One incident in full: clocks, criteria, suspects, checklist, timeline.
-    Show { id: u64 },
+    Show {
+        /// The incident's id (see `list`).
+        id: u64,
+    },
     /// Acknowledge: stops escalation.
     Ack {
+        /// The incident's id.
         id: u64,
+        /// Why, for the timeline.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Add a note to the timeline.
-    Note { id: u64, text: String },
-    /// Set the affected stage and, optionally, segment (dimension=value).
+    Note {
+        /// The incident's id.
+        id: u64,
+        text: String,
+    },
+    /// Record the affected stage and, optionally, segment as you judge them.
     Scope {
+        /// The incident's id.
         id: u64,
         #[arg(long)]
         stage: String,
+        /// dimension=value, e.g. device=mobile.
         #[arg(long)]
         segment: Option<String>,
+        /// Why, for the timeline.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Set the severity (P1, P2, P3); lowering it needs --reason.
     Severity {
+        /// The incident's id.
         id: u64,
         severity: String,
+        /// Why; required to lower the severity.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Record a mitigation: traffic_routing, rollback, disable_experiment,
     /// backup_payment_processor, status_banner or other.
     Mitigate {
+        /// The incident's id.
         id: u64,
         mitigation: String,
+        /// What was done.
         #[arg(long, default_value = "")]
         detail: String,
     },
-    /// Record the root cause.
-    RootCause { id: u64, text: String },
-    /// Add an action item with an owner and a due time (RFC 3339).
+    /// Record the root cause. For a P1 it is one of the criteria to resolve.
+    RootCause {
+        /// The incident's id.
+        id: u64,
+        text: String,
+    },
+    /// Add an action item with an owner and a due time.
     ActionItem {
+        /// The incident's id.
         id: u64,
         text: String,
         #[arg(long)]
         owner: String,
+        /// RFC 3339 (2026-12-01T10:00:00Z) or a date (2026-12-01, midnight UTC).
         #[arg(long)]
         due: String,
     },
-    /// Tick an item of the root-cause checklist (see `show` for the numbers).
+    /// Tick an item of the root-cause checklist (`show` lists them with their numbers).
     Check {
+        /// The incident's id.
         id: u64,
+        /// The item's number, 0 to 15.
         index: usize,
+        /// What you found.
         #[arg(long, default_value = "")]
         finding: String,
     },
+    /// Resolve. Before the runbook's criteria hold (see `show`), --reason is required.
     Resolve {
+        /// The incident's id.
         id: u64,
+        /// Why, for the timeline.
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Reopen a resolved incident: it is triggered again and escalates from L1.
     Reopen {
+        /// The incident's id.
         id: u64,
+        /// Why, for the timeline.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Time to acknowledge, mitigate and resolve per severity (default: the last 30 days).
     Report {
+        /// RFC 3339 or a date (midnight UTC).
         #[arg(long)]
         from: Option<String>,
+        /// RFC 3339 or a date (midnight UTC).
         #[arg(long)]
         to: Option<String>,
     },
     /// What the incidents owe the outside (pages, SLA breaches), oldest first.
     Outbox {
+        /// Only entries after this id: where the last read stopped.
         #[arg(long, default_value_t = 0)]
         after: i64,
         #[arg(long, default_value_t = 100)]
@@ -142,14 +181,17 @@ enum ChangeCommand {
     /// payment_processor, cdn, infrastructure, config or other.
     Add {
         kind: String,
+        /// One line, at most 200 bytes.
         summary: String,
         #[arg(long)]
         detail: Option<String>,
         /// When it took effect (RFC 3339); now if not given.
         #[arg(long)]
         at: Option<String>,
+        /// The funnel it affects; every funnel if not given.
         #[arg(long)]
         funnel: Option<String>,
+        /// The stage it affects; shop-wide if not given.
         #[arg(long)]
         stage: Option<String>,
         /// dimension=value
@@ -161,8 +203,10 @@ enum ChangeCommand {
     },
     /// Changes, newest first (default: the last 7 days).
     List {
+        /// RFC 3339 or a date (midnight UTC).
         #[arg(long)]
         from: Option<String>,
+        /// RFC 3339 or a date (midnight UTC).
         #[arg(long)]
         to: Option<String>,
         #[arg(long, default_value_t = 100)]
@@ -172,6 +216,19 @@ enum ChangeCommand {
 
 pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
+    let action_kind = match &args.command {
+        IncidentCommand::Ack { .. } => "acknowledged",
+        IncidentCommand::Note { .. } => "note",
+        IncidentCommand::Scope { .. } => "scope_set",
+        IncidentCommand::Severity { .. } => "severity_set",
+        IncidentCommand::Mitigate { .. } => "mitigated",
+        IncidentCommand::RootCause { .. } => "root_cause",
+        IncidentCommand::ActionItem { .. } => "action_item",
+        IncidentCommand::Check { .. } => "checklist",
+        IncidentCommand::Resolve { .. } => "resolved",
+        IncidentCommand::Reopen { .. } => "reopened",
+        _ => "",
+    };
     let act = |id: u64, action: &str, body: Value| {
         request(
             remote,
@@ -186,9 +243,11 @@ pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
             state,
             funnel,
             limit,
+            before,
         } => {
             let mut query = vec![("state", state), ("limit", limit.to_string())];
             query.extend(funnel.map(|f| ("funnel", f)));
+            query.extend(before.map(|b| ("before", b.to_string())));
             let reply = request(
                 remote,
                 "GET",
@@ -251,7 +310,7 @@ pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
         } => act(
             id,
             "action-items",
-            json!({ "text": text, "owner": owner, "due": due }),
+            json!({ "text": text, "owner": owner, "due": time_arg(&due) }),
         )?,
         IncidentCommand::Check { id, index, finding } => act(
             id,
@@ -262,36 +321,56 @@ pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
         IncidentCommand::Reopen { id, reason: why } => act(id, "reopen", reason(why))?,
         IncidentCommand::Report { from, to } => {
             let mut query = Vec::new();
-            query.extend(from.map(|f| ("from", f)));
-            query.extend(to.map(|t| ("to", t)));
-            request(
+            query.extend(from.map(|f| ("from", time_arg(&f))));
+            query.extend(to.map(|t| ("to", time_arg(&t))));
+            let reply = request(
                 remote,
                 "GET",
                 &with_query("/api/v1/incidents/report", &query),
                 None,
-            )?
+            )?;
+            if !remote.json {
+                print_report(&reply);
+                return Ok(ExitCode::SUCCESS);
+            }
+            reply
         }
-        IncidentCommand::Outbox { after, limit } => request(
-            remote,
-            "GET",
-            &with_query(
-                "/api/v1/outbox",
-                &[("after", after.to_string()), ("limit", limit.to_string())],
-            ),
-            None,
-        )?,
+        IncidentCommand::Outbox { after, limit } => {
+            let reply = request(
+                remote,
+                "GET",
+                &with_query(
+                    "/api/v1/outbox",
+                    &[("after", after.to_string()), ("limit", limit.to_string())],
+                ),
+                None,
+            )?;
+            if !remote.json {
+                print_outbox(&reply);
+                return Ok(ExitCode::SUCCESS);
+            }
+            reply
+        }
     };
     if remote.json || reply.get("timeline").is_none() {
         println!("{}", serde_json::to_string_pretty(&reply)?);
     } else {
-        let last = reply["timeline"].as_array().and_then(|t| t.last());
+        // What this action wrote, and what the engine did because of it (a page, a
+        // resolution): the entries from the last one by this action's kind on.
+        let timeline = reply["timeline"].as_array().cloned().unwrap_or_default();
+        let from = timeline
+            .iter()
+            .rposition(|e| e["kind"] == action_kind)
+            .unwrap_or(timeline.len().saturating_sub(1));
         println!(
-            "incident {} is {} ({}){}",
+            "incident {} is {} ({})",
             reply["id"],
             text(&reply["state"]),
-            text(&reply["severity"]),
-            last.map_or(String::new(), |e| format!(": {}", text(&e["text"])))
+            text(&reply["severity"])
         );
+        for entry in &timeline[from..] {
+            println!("  {}  {}", text(&entry["kind"]), text(&entry["text"]));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -318,7 +397,7 @@ pub fn run_change(args: ChangeArgs) -> anyhow::Result<ExitCode> {
                     "kind": kind,
                     "summary": summary,
                     "detail": detail,
-                    "at": at,
+                    "at": at.as_deref().map(time_arg),
                     "funnel": funnel,
                     "stage": stage,
                     "segment": segment,
@@ -328,13 +407,135 @@ pub fn run_change(args: ChangeArgs) -> anyhow::Result<ExitCode> {
         }
         ChangeCommand::List { from, to, limit } => {
             let mut query = vec![("limit", limit.to_string())];
-            query.extend(from.map(|f| ("from", f)));
-            query.extend(to.map(|t| ("to", t)));
-            request(remote, "GET", &with_query("/api/v1/changes", &query), None)?
+            query.extend(from.map(|f| ("from", time_arg(&f))));
+            query.extend(to.map(|t| ("to", time_arg(&t))));
+            let reply = request(remote, "GET", &with_query("/api/v1/changes", &query), None)?;
+            if !remote.json {
+                let changes = reply["changes"].as_array().cloned().unwrap_or_default();
+                if changes.is_empty() {
+                    println!("no changes");
+                }
+                for change in changes {
+                    print_change(&change);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            reply
         }
     };
-    println!("{}", serde_json::to_string_pretty(&reply)?);
+    if remote.json || reply.get("id").is_none() {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else {
+        print!("recorded ");
+        print_change(&reply);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A time for the API: RFC 3339 as given, or a bare date as its midnight UTC.
+fn time_arg(text: &str) -> String {
+    let is_date = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
+    if is_date {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn print_change(change: &Value) {
+    let scope = [change["funnel"].as_str(), change["stage"].as_str()]
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/");
+    let segment = change["segment"].as_object().map_or(String::new(), |s| {
+        format!(" {}={}", text(&s["dimension"]), text(&s["value"]))
+    });
+    println!(
+        "change {}: {} {} at {} ({}{}) by {}",
+        change["id"],
+        text(&change["kind"]),
+        text(&change["summary"]),
+        text(&change["at"]),
+        if scope.is_empty() {
+            "shop-wide"
+        } else {
+            &scope
+        },
+        segment,
+        text(&change["author"]),
+    );
+}
+
+fn print_outbox(reply: &Value) {
+    let entries = reply["outbox"].as_array().cloned().unwrap_or_default();
+    if entries.is_empty() {
+        println!("the outbox is empty after {}", reply["next_after"]);
+        return;
+    }
+    for entry in &entries {
+        let what = if entry["kind"] == "notify" {
+            format!(
+                "page {} ({}): {}",
+                text(&entry["level"]),
+                entry["targets"]
+                    .as_array()
+                    .map(|t| t.iter().map(text).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+                text(&entry["reason"])
+            )
+        } else {
+            format!("{} SLA breached", text(&entry["sla"]))
+        };
+        println!(
+            "{:>6}  {}  incident {:>4}  {what}",
+            number(&entry["id"]),
+            text(&entry["at"]),
+            number(&entry["incident"])
+        );
+    }
+    println!("(next page: --after {})", reply["next_after"]);
+}
+
+fn print_report(reply: &Value) {
+    println!(
+        "incidents opened {} to {}, resolved: {}",
+        text(&reply["from"]),
+        text(&reply["to"]),
+        reply["resolved_incidents"]
+    );
+    let minutes = |ms: &Value| {
+        ms.as_i64()
+            .map_or("-".to_owned(), |ms| format!("{:.1}", ms as f64 / 60_000.0))
+    };
+    println!(
+        "{:<4} {:>9}  {:<34} {:<34} {:<34}",
+        "", "incidents", "to acknowledge (min)", "to mitigate (min)", "to resolve (min)"
+    );
+    for severity in ["P1", "P2", "P3"] {
+        let row = &reply["severities"][severity];
+        let cell = |summary: &Value| {
+            if summary.is_null() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "n {} median {} p90 {} max {}",
+                    summary["count"],
+                    minutes(&summary["median_ms"]),
+                    minutes(&summary["p90_ms"]),
+                    minutes(&summary["max_ms"])
+                )
+            }
+        };
+        println!(
+            "{severity:<4} {:>9}  {:<34} {:<34} {:<34}",
+            number(&row["incidents"]),
+            cell(&row["to_acknowledge"]),
+            cell(&row["to_mitigate"]),
+            cell(&row["to_resolve"])
+        );
+    }
 }
 
 fn parse_segment(text: &str) -> anyhow::Result<Value> {
@@ -402,6 +603,11 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
+/// A JSON number as an integer, so that column widths apply (a `Value` ignores them).
+fn number(value: &Value) -> i64 {
+    value.as_i64().unwrap_or_default()
+}
+
 /// A JSON string as text, anything else as JSON.
 fn text(value: &Value) -> String {
     value
@@ -416,16 +622,18 @@ fn print_list(reply: &Value) {
         return;
     }
     println!(
-        "{:>5}  {:<3}  {:<12}  {:<20}  {:<20}  response",
-        "id", "sev", "state", "stage", "opened"
+        "{:>5}  {:<3}  {:<12}  {:<36}  {:<24}  response",
+        "id", "sev", "state", "funnel/stage segment", "opened"
     );
+    let shown = incidents.len();
+    let last_id = incidents.last().map(|i| i["id"].clone());
     for incident in incidents {
         let segment = incident["segment"].as_object().map_or(String::new(), |s| {
             format!(" {}={}", text(&s["dimension"]), text(&s["value"]))
         });
         println!(
-            "{:>5}  {:<3}  {:<12}  {:<20}  {:<20}  {}",
-            incident["id"],
+            "{:>5}  {:<3}  {:<12}  {:<36}  {:<24}  {}",
+            number(&incident["id"]),
             text(&incident["severity"]),
             text(&incident["state"]),
             format!(
@@ -436,6 +644,9 @@ fn print_list(reply: &Value) {
             text(&incident["opened_at"]),
             text(&incident["sla"]["response"]["state"]),
         );
+    }
+    if let Some(id) = last_id.filter(|_| !reply["next_before"].is_null()) {
+        println!("({shown} shown; more with --before {id})");
     }
 }
 
@@ -475,6 +686,37 @@ fn print_incident(incident: &Value) {
             text(&incident["escalation"]["next_level"])
         );
     }
+    if let Some(scope) = incident["scope"].as_object() {
+        println!(
+            "  scope (as judged): {}{}",
+            text(&scope["stage"]),
+            scope["segment"]
+                .as_object()
+                .map_or(String::new(), |s| format!(
+                    ", {} = {}",
+                    text(&s["dimension"]),
+                    text(&s["value"])
+                ))
+        );
+    }
+    if let Some(cause) = incident["root_cause"].as_str() {
+        println!("  root cause: {cause}");
+    }
+    for mitigation in incident["mitigations"].as_array().into_iter().flatten() {
+        println!(
+            "  mitigation: {} {}",
+            text(&mitigation["mitigation"]),
+            text(&mitigation["detail"])
+        );
+    }
+    for item in incident["action_items"].as_array().into_iter().flatten() {
+        println!(
+            "  action item: {} (owner {}, due {})",
+            text(&item["text"]),
+            text(&item["owner"]),
+            text(&item["due"])
+        );
+    }
     println!("  trend: {}", text(&incident["trend"]));
     println!("  resolution criteria:");
     for criterion in incident["criteria"].as_array().into_iter().flatten() {
@@ -487,7 +729,9 @@ fn print_incident(incident: &Value) {
     }
     let suspects = incident["suspects"].as_array().cloned().unwrap_or_default();
     if !suspects.is_empty() {
-        println!("  suspect changes:");
+        println!(
+            "  suspect changes (score: halves for every 2h before the onset, times stage and segment overlap):"
+        );
         for suspect in suspects {
             let change = &suspect["change"];
             println!(

@@ -344,6 +344,8 @@ pub enum ActionError {
     TimelineFull,
     #[error("a lower severity needs a reason")]
     DowngradeWithoutReason,
+    #[error("resolving before the runbook's criteria hold needs a reason; not holding: {0}")]
+    ResolveWithoutReason(String),
     #[error("incident {0} is open for the same stage; reopening would make two")]
     AnotherIsOpen(u64),
 }
@@ -448,6 +450,9 @@ pub struct Incident {
     pub stage: String,
     pub kind: AlertKind,
     pub segment: Option<(String, String)>,
+    /// The affected stage and segment as a responder judged them; the incident still groups
+    /// and measures by its alert's stage and segment.
+    pub scope: Option<(String, Option<(String, String)>)>,
     pub severity: IncidentSeverity,
     pub state: IncidentState,
     /// When the first alert's series started to deviate, as the detector estimated it.
@@ -456,7 +461,7 @@ pub struct Incident {
     pub acknowledged_at: Option<Timestamp>,
     pub mitigated_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
-    /// When severity last rose (or the incident opened).
+    /// When severity last rose, or the incident opened or reopened.
     pub severity_since: Timestamp,
     pub escalation: Escalation,
     pub response: SlaClock,
@@ -529,7 +534,7 @@ impl Incident {
         let open_alerts = self.alerts.values().filter(|open| **open).count();
         match self.severity {
             IncidentSeverity::P1 => {
-                let quiet_since = now.since(self.last_alert_at);
+                let quiet_since = whole_minutes(now.since(self.last_alert_at));
                 vec![
                     Criterion {
                         name: "within_2_sigma",
@@ -561,7 +566,7 @@ impl Incident {
             }
             IncidentSeverity::P2 | IncidentSeverity::P3 => {
                 let trend = self.trend();
-                let stable_for = now.since(self.severity_since);
+                let stable_for = whole_minutes(now.since(self.severity_since));
                 vec![
                     Criterion {
                         name: "trend",
@@ -572,7 +577,7 @@ impl Incident {
                         name: "no_escalation",
                         holds: stable_for >= policy.p2_stable_for,
                         detail: format!(
-                            "no escalation to P1 for {} (needs {})",
+                            "no escalation to P1 (or reopening) for {} (needs {})",
                             stable_for, policy.p2_stable_for
                         ),
                     },
@@ -610,6 +615,11 @@ impl DurationSummary {
             max: durations[count - 1],
         })
     }
+}
+
+/// A duration cut to whole minutes, for people to read ("2h13m", not "7980123ms").
+fn whole_minutes(duration: DurationMs) -> DurationMs {
+    DurationMs(duration.0 - duration.0.rem_euclid(crate::time::MS_PER_MINUTE))
 }
 
 /// Slope of the deviation, in σ per hour, beyond which a trend is rising or falling.
@@ -760,8 +770,14 @@ impl IncidentEngine {
         let repeated = holder.is_some_and(|i| match alert.event {
             AlertEventKind::Opened => true,
             AlertEventKind::Upgraded => i.severity <= IncidentSeverity::from(alert.severity),
-            AlertEventKind::Closed => i.alerts.get(&alert.alert_id) == Some(&false),
+            AlertEventKind::Closed => false,
         });
+        let repeated = repeated
+            || (alert.event == AlertEventKind::Closed
+                && self
+                    .incidents
+                    .values()
+                    .all(|i| i.alerts.get(&alert.alert_id) != Some(&true)));
         if repeated {
             return;
         }
@@ -791,7 +807,7 @@ impl IncidentEngine {
             (AlertEventKind::Opened | AlertEventKind::Upgraded, Some(id)) => {
                 self.attach(now, id, alert)
             }
-            (AlertEventKind::Opened, None) => match last_resolved {
+            (AlertEventKind::Opened | AlertEventKind::Upgraded, None) => match last_resolved {
                 Some((resolved_at, id)) if now.since(resolved_at) <= self.policy.flap_hold => {
                     self.reopen(
                         now,
@@ -807,13 +823,14 @@ impl IncidentEngine {
                 }
                 _ => self.open(now, alert),
             },
-            (AlertEventKind::Upgraded, None) => self.open(now, alert),
             (AlertEventKind::Closed, _) => {
-                let holder = self
+                // Every incident holding it open: an alert that reopened one incident and
+                // then, upgraded, opened another closes in both.
+                let holders = self
                     .incidents
                     .values_mut()
-                    .find(|i| i.alerts.get(&alert.alert_id) == Some(&true));
-                if let Some(incident) = holder {
+                    .filter(|i| i.alerts.get(&alert.alert_id) == Some(&true));
+                for incident in holders {
                     incident.alerts.insert(alert.alert_id, false);
                     incident.last_alert_at = now;
                     incident.unsaved = true;
@@ -823,7 +840,7 @@ impl IncidentEngine {
                         ENGINE_ACTOR,
                         "alert_closed",
                         format!(
-                            "alert {:016x} closed: drop-off back within 2σ ({:.1}σ over the last window)",
+                            "alert {:016x} closed: back within 2σ of baseline ({:.1}σ over the last window)",
                             alert.alert_id, alert.sigma
                         ),
                     );
@@ -887,7 +904,7 @@ impl IncidentEngine {
                     return Err(illegal(incident, &action));
                 }
                 incident.state = IncidentState::Acknowledged;
-                incident.acknowledged_at = Some(now);
+                incident.acknowledged_at.get_or_insert(now);
                 incident.escalation.next_at = policy.ack_timeout.map(|t| now.saturating_add(t));
                 meet(&mut incident.response, now);
                 push(
@@ -899,7 +916,7 @@ impl IncidentEngine {
                 );
             }
             Action::Note(text) => {
-                check_nonempty("note", text)?;
+                check_nonempty("text", text)?;
                 push(incident, now, actor, "note", text.clone());
             }
             Action::SetScope { stage, segment } => {
@@ -915,7 +932,7 @@ impl IncidentEngine {
                     "scope_set",
                     format!("affected: {scope}{because}"),
                 );
-                incident.segment = segment.clone();
+                incident.scope = Some((stage.clone(), segment.clone()));
             }
             Action::SetSeverity(severity) => {
                 if *severity > incident.severity && reason.is_none() {
@@ -949,7 +966,7 @@ impl IncidentEngine {
                     return Err(illegal(incident, &action));
                 }
                 if incident.state == IncidentState::Triggered {
-                    incident.acknowledged_at = Some(now);
+                    incident.acknowledged_at.get_or_insert(now);
                     meet(&mut incident.response, now);
                 }
                 incident.state = IncidentState::Mitigated;
@@ -965,13 +982,13 @@ impl IncidentEngine {
                 );
             }
             Action::RootCause(text) => {
-                check_nonempty("root cause", text)?;
+                check_nonempty("text", text)?;
                 incident.root_cause = Some(text.clone());
                 incident.prompted = false;
                 push(incident, now, actor, "root_cause", text.clone());
             }
             Action::ActionItem { text, owner, due } => {
-                check_nonempty("action item", text)?;
+                check_nonempty("text", text)?;
                 check_nonempty("owner", owner)?;
                 if incident.action_items.len() >= ACTION_ITEMS_MAX {
                     return Err(ActionError::TooManyActionItems);
@@ -1012,6 +1029,15 @@ impl IncidentEngine {
             Action::Resolve => {
                 if incident.state == IncidentState::Resolved {
                     return Err(illegal(incident, &action));
+                }
+                let failing: Vec<&str> = incident
+                    .criteria(&policy, now)
+                    .iter()
+                    .filter(|c| !c.holds)
+                    .map(|c| c.name)
+                    .collect();
+                if !failing.is_empty() && reason.is_none() {
+                    return Err(ActionError::ResolveWithoutReason(failing.join(", ")));
                 }
                 resolve(incident, now, actor, &format!("resolved{because}"));
             }
@@ -1100,6 +1126,7 @@ impl IncidentEngine {
             stage: alert.stage.clone(),
             kind: alert.kind,
             segment: alert.segment.clone(),
+            scope: None,
             severity,
             state: IncidentState::Triggered,
             onset: alert.onset,
@@ -1133,7 +1160,7 @@ impl IncidentEngine {
             ENGINE_ACTOR,
             "opened",
             format!(
-                "{} {} alert on {} ({}): drop-off {:.1}% against a baseline of {:.1}%, {:.1}σ",
+                "{} {} alert on {} ({}): {}",
                 severity.as_str(),
                 alert.kind.as_str(),
                 alert.stage,
@@ -1141,9 +1168,7 @@ impl IncidentEngine {
                     .segment
                     .as_ref()
                     .map_or("every shopper".to_owned(), |(d, v)| format!("{d} = {v}")),
-                100.0 * alert.observed_rate,
-                100.0 * alert.baseline_rate,
-                alert.sigma
+                evidence(alert)
             ),
         );
         if let Some(silence) = silenced {
@@ -1184,12 +1209,10 @@ impl IncidentEngine {
                 ENGINE_ACTOR,
                 "upgraded",
                 format!(
-                    "ASSESS: escalated {} → {}: drop-off {:.1}% against {:.1}%, {:.1}σ",
+                    "ASSESS: escalated {} → {}: {}",
                     from.as_str(),
                     severity.as_str(),
-                    100.0 * alert.observed_rate,
-                    100.0 * alert.baseline_rate,
-                    alert.sigma
+                    evidence(alert)
                 ),
             );
             if incident.state == IncidentState::Triggered && !incident.silenced {
@@ -1225,8 +1248,12 @@ impl IncidentEngine {
         let severity_policy = policy.for_severity(incident.severity);
         incident.state = IncidentState::Triggered;
         incident.resolved_at = None;
-        incident.acknowledged_at = None;
         incident.prompted = false;
+        // The quiet and stable periods start again: a reopened incident is not resolved by
+        // the same evidence that resolved it. (The first acknowledgement and mitigation times
+        // stay, for the reports; the timeline keeps the earlier breaches.)
+        incident.last_alert_at = now;
+        incident.severity_since = now;
         incident.response = clock(now, severity_policy.response);
         incident.resolution = clock(now, severity_policy.resolution);
         incident.escalation = Escalation {
@@ -1242,6 +1269,33 @@ impl IncidentEngine {
         self.evaluated_at = self.evaluated_at.max(now);
         let policy = self.policy.clone();
         for incident in self.incidents.values_mut().filter(|i| i.is_open()) {
+            // Resolution first: an incident whose criteria come to hold at the moment a clock
+            // runs out (P2's four stable hours against its four-hour SLA) is resolved in time.
+            let criteria = incident.criteria(&policy, now);
+            if criteria.iter().all(|c| c.holds) {
+                let summary: Vec<&str> = criteria.iter().map(|c| c.name).collect();
+                if policy.auto_resolve {
+                    resolve(
+                        incident,
+                        now,
+                        ENGINE_ACTOR,
+                        &format!("resolved: every criterion holds ({})", summary.join(", ")),
+                    );
+                    continue;
+                } else if !incident.prompted {
+                    incident.prompted = true;
+                    push(
+                        incident,
+                        now,
+                        ENGINE_ACTOR,
+                        "resolution_prompt",
+                        format!(
+                            "every resolution criterion holds ({}); resolve it?",
+                            summary.join(", ")
+                        ),
+                    );
+                }
+            }
             escalate(incident, &policy, now, &mut self.outbox);
             for (sla, name) in [(0, "response"), (1, "resolution")] {
                 let clock = if sla == 0 {
@@ -1266,30 +1320,6 @@ impl IncidentEngine {
                     );
                 }
             }
-            let criteria = incident.criteria(&policy, now);
-            if criteria.iter().all(|c| c.holds) {
-                let summary: Vec<&str> = criteria.iter().map(|c| c.name).collect();
-                if policy.auto_resolve {
-                    resolve(
-                        incident,
-                        now,
-                        ENGINE_ACTOR,
-                        &format!("resolved: every criterion holds ({})", summary.join(", ")),
-                    );
-                } else if !incident.prompted {
-                    incident.prompted = true;
-                    push(
-                        incident,
-                        now,
-                        ENGINE_ACTOR,
-                        "resolution_prompt",
-                        format!(
-                            "every resolution criterion holds ({}); resolve it?",
-                            summary.join(", ")
-                        ),
-                    );
-                }
-            }
         }
     }
 
@@ -1305,6 +1335,23 @@ impl IncidentEngine {
                 self.incidents.remove(id);
             }
         }
+    }
+}
+
+/// What an alert measured, in its own units: drop-off rates for conversion, events per minute
+/// for volume.
+fn evidence(alert: &AlertEvent) -> String {
+    match alert.kind {
+        AlertKind::Conversion => format!(
+            "drop-off {:.1}% against a baseline of {:.1}%, {:.1}σ",
+            100.0 * alert.observed_rate,
+            100.0 * alert.baseline_rate,
+            alert.sigma
+        ),
+        AlertKind::Volume => format!(
+            "{:.1} events a minute against a baseline of {:.1}, {:.1}σ",
+            alert.observed_rate, alert.baseline_rate, alert.sigma
+        ),
     }
 }
 
@@ -1351,7 +1398,6 @@ fn escalate(
             }
             // The ack timed out: back to triggered, from the first level.
             incident.state = IncidentState::Triggered;
-            incident.acknowledged_at = None;
             incident.escalation.next_level = 0;
             push(
                 incident,
@@ -1732,7 +1778,7 @@ mod tests {
         assert_eq!(incident.state, IncidentState::Triggered);
         assert!(kinds(incident).contains(&"reopened"));
         engine
-            .handle_action(minutes(21), 1, "ana", Action::Resolve, None)
+            .handle_action(minutes(21), 1, "ana", Action::Resolve, Some("fixed"))
             .unwrap();
         // Past the hold: a new incident.
         engine.handle_alert(
@@ -1883,6 +1929,113 @@ mod tests {
         );
     }
 
+    /// Found by a newcomer's trial of the demo: each of these once went wrong.
+    #[test]
+    fn reopening_holds_and_keeps_history() {
+        // A P2 resolves; its alert returns within the flap hold and reopens it. The reopened
+        // incident is not resolved again by the evidence that resolved it, so the alert's
+        // upgrade lands on it (one incident, now P1) and its close too.
+        let mut engine = engine();
+        engine.handle_alert(
+            T0,
+            &alert(1, "payment", Severity::P2, AlertEventKind::Opened),
+        );
+        engine
+            .handle_action(minutes(5), 1, "ana", Action::Acknowledge, None)
+            .unwrap();
+        engine.handle_alert(
+            minutes(20),
+            &alert(1, "payment", Severity::P2, AlertEventKind::Closed),
+        );
+        run_until(&mut engine, minutes(245));
+        assert_eq!(engine.incident(1).unwrap().state, IncidentState::Resolved);
+        // P2 stable for its four hours as its four-hour SLA ran out: resolved in time.
+        assert!(!engine.incident(1).unwrap().resolution.breached);
+        engine.handle_alert(
+            minutes(250),
+            &alert(2, "payment", Severity::P2, AlertEventKind::Opened),
+        );
+        run_until(&mut engine, minutes(252));
+        assert_eq!(engine.incident(1).unwrap().state, IncidentState::Triggered);
+        engine.handle_alert(
+            minutes(253),
+            &alert(2, "payment", Severity::P1, AlertEventKind::Upgraded),
+        );
+        engine.handle_alert(
+            minutes(290),
+            &alert(2, "payment", Severity::P1, AlertEventKind::Closed),
+        );
+        assert_eq!(engine.incidents().count(), 1);
+        let incident = engine.incident(1).unwrap();
+        assert_eq!(incident.severity, IncidentSeverity::P1);
+        assert!(incident.alerts.values().all(|open| !open));
+        // The first acknowledgement is kept for the reports.
+        assert_eq!(incident.acknowledged_at, Some(minutes(5)));
+
+        // A responder's reopen holds even where every criterion still holds, and pages L1
+        // once.
+        let mut engine = IncidentEngine::new(IncidentPolicy::runbook(), Vec::new());
+        engine.handle_alert(
+            T0,
+            &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+        );
+        engine
+            .handle_action(minutes(1), 1, "ana", Action::Acknowledge, None)
+            .unwrap();
+        engine
+            .handle_action(
+                minutes(2),
+                1,
+                "ana",
+                Action::RootCause("bad deploy".into()),
+                None,
+            )
+            .unwrap();
+        engine.handle_alert(
+            minutes(10),
+            &alert(1, "payment", Severity::P1, AlertEventKind::Closed),
+        );
+        run_until(&mut engine, minutes(200));
+        assert_eq!(engine.incident(1).unwrap().state, IncidentState::Resolved);
+        while engine.poll_effect().is_some() {}
+        engine
+            .handle_action(
+                minutes(201),
+                1,
+                "ana",
+                Action::Reopen,
+                Some("declines again"),
+            )
+            .unwrap();
+        let effects = run_until(&mut engine, minutes(205));
+        assert_eq!(engine.incident(1).unwrap().state, IncidentState::Triggered);
+        assert_eq!(pages(&effects), [(201, "L1".to_owned())]);
+
+        // A responder's scope is recorded beside the alert's stage and segment, which keep
+        // grouping and measuring the incident.
+        engine
+            .handle_action(
+                minutes(206),
+                1,
+                "ana",
+                Action::SetScope {
+                    stage: "checkout".into(),
+                    segment: Some(("device".into(), "desktop".into())),
+                },
+                None,
+            )
+            .unwrap();
+        let incident = engine.incident(1).unwrap();
+        assert_eq!(
+            (incident.stage.as_str(), &incident.segment),
+            ("payment", &None)
+        );
+        assert_eq!(
+            incident.scope,
+            Some(("checkout".into(), Some(("device".into(), "desktop".into()))))
+        );
+    }
+
     #[test]
     fn bad_actions_are_refused_and_change_nothing() {
         let mut engine = engine();
@@ -1890,8 +2043,15 @@ mod tests {
             T0,
             &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
         );
+        // Resolving before the criteria hold needs a reason, and says which do not hold.
+        assert_eq!(
+            engine.handle_action(T0, 1, "ana", Action::Resolve, None),
+            Err(ActionError::ResolveWithoutReason(
+                "within_2_sigma, quiet, root_cause".into()
+            ))
+        );
         engine
-            .handle_action(T0, 1, "ana", Action::Resolve, None)
+            .handle_action(T0, 1, "ana", Action::Resolve, Some("false alarm"))
             .unwrap();
         let before = engine.incident(1).unwrap().clone();
         let long = "x".repeat(TEXT_BYTES_MAX + 1);
@@ -1916,12 +2076,12 @@ mod tests {
             (
                 1,
                 Action::Note(long.clone()),
-                ActionError::TooLong { field: "note" },
+                ActionError::TooLong { field: "text" },
             ),
             (
                 1,
                 Action::Note("  ".into()),
-                ActionError::Empty { field: "note" },
+                ActionError::Empty { field: "text" },
             ),
             (
                 1,
@@ -2128,8 +2288,11 @@ mod tests {
                                 _ => Action::Reopen,
                             };
                             let acking = action == Action::Acknowledge;
-                            let result = engine.handle_action(now, id, "ana", action.clone(), None);
-                            let shadow_result = shadow.handle_action(now, id, "ana", action, None);
+                            let reason = Some("seen in the sim");
+                            let result =
+                                engine.handle_action(now, id, "ana", action.clone(), reason);
+                            let shadow_result =
+                                shadow.handle_action(now, id, "ana", action, reason);
                             assert_eq!(result, shadow_result, "seed {seed}");
                             if result.is_ok() && acking {
                                 seen.acked_at.insert(id, now);

@@ -119,7 +119,7 @@ impl DurationMs {
         self.0
     }
 
-    /// Parses `90s`, `15m`, `24h`, `7d` or a combination such as `1h30m`.
+    /// Parses `500ms`, `90s`, `15m`, `24h`, `7d` or a combination such as `1h30m`.
     pub fn parse(text: &str) -> Result<DurationMs, TimeError> {
         let err = || TimeError::NotDuration(truncate(text));
         let trimmed = text.trim();
@@ -128,12 +128,17 @@ impl DurationMs {
         }
         let mut total: i64 = 0;
         let mut digits = String::new();
-        for ch in trimmed.chars() {
+        let mut chars = trimmed.chars().peekable();
+        while let Some(ch) = chars.next() {
             if ch.is_ascii_digit() {
                 digits.push(ch);
                 continue;
             }
             let unit_ms = match ch {
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
                 's' => MS_PER_SECOND,
                 'm' => MS_PER_MINUTE,
                 'h' => MS_PER_HOUR,
@@ -155,20 +160,32 @@ impl DurationMs {
     }
 }
 
+/// Largest units first, as the config writes durations: `1d`, `1h30m`, `5d7h26m`, `1m500ms`.
+/// Parses back to the same value.
 impl fmt::Display for DurationMs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        if ms != 0 && ms % MS_PER_DAY == 0 {
-            write!(f, "{}d", ms / MS_PER_DAY)
-        } else if ms != 0 && ms % MS_PER_HOUR == 0 {
-            write!(f, "{}h", ms / MS_PER_HOUR)
-        } else if ms != 0 && ms % MS_PER_MINUTE == 0 {
-            write!(f, "{}m", ms / MS_PER_MINUTE)
-        } else if ms % MS_PER_SECOND == 0 {
-            write!(f, "{}s", ms / MS_PER_SECOND)
-        } else {
-            write!(f, "{ms}ms")
+        if ms == 0 {
+            return write!(f, "0s");
         }
+        if ms < 0 {
+            write!(f, "-")?;
+        }
+        let mut rest = ms.unsigned_abs();
+        for (unit, unit_ms) in [
+            ("d", MS_PER_DAY),
+            ("h", MS_PER_HOUR),
+            ("m", MS_PER_MINUTE),
+            ("s", MS_PER_SECOND),
+            ("ms", 1),
+        ] {
+            let unit_ms = unit_ms as u64;
+            if rest >= unit_ms {
+                write!(f, "{}{unit}", rest / unit_ms)?;
+                rest %= unit_ms;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +242,13 @@ mod tests {
             assert!(DurationMs::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(DurationMs(86_400_000).to_string(), "1d");
-        assert_eq!(DurationMs(5_400_000).to_string(), "90m");
+        assert_eq!(DurationMs(5_400_000).to_string(), "1h30m");
+        assert_eq!(DurationMs(459_960_000).to_string(), "5d7h46m");
+        assert_eq!(DurationMs(60_500).to_string(), "1m500ms");
+        assert_eq!(DurationMs(0).to_string(), "0s");
+        for ms in [1, 999, 60_500, 5_400_000, 459_960_000, 86_400_000] {
+            let text = DurationMs(ms).to_string();
+            assert_eq!(DurationMs::parse(&text), Ok(DurationMs(ms)), "{text}");
+        }
     }
 }

@@ -145,24 +145,7 @@ async fn ingest_inner(
     }
     let limit = kind.limit();
     let bytes = read_body(body, limit)?;
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?"))
-    {
-        None => false,
-        Some(encoding) if encoding.eq_ignore_ascii_case("gzip") => true,
-        Some(encoding) if encoding.eq_ignore_ascii_case("identity") => false,
-        Some(encoding) => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
-                format!(
-                    "Content-Encoding `{encoding}` is not supported; send gzip or no encoding; nothing was stored"
-                ),
-            ));
-        }
-    };
-    let text = decode_body(&bytes, gzip, limit)?;
+    let text = decode_body(&bytes, is_gzip(headers)?, limit)?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -217,6 +200,26 @@ pub(crate) async fn identify(
         .await
         .map_err(|err| ApiError::internal("authorization task failed", err))?
         .map(|(_, name)| name)
+}
+
+/// Whether the body is gzip (`Content-Encoding: gzip`); any encoding but gzip and identity is
+/// a 415.
+pub(crate) fn is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        None => Ok(false),
+        Some(encoding) if encoding.eq_ignore_ascii_case("gzip") => Ok(true),
+        Some(encoding) if encoding.eq_ignore_ascii_case("identity") => Ok(false),
+        Some(encoding) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!(
+                "Content-Encoding `{encoding}` is not supported; send gzip or no encoding; nothing was stored"
+            ),
+        )),
+    }
 }
 
 /// The body, or a JSON error when it was over `limit` or could not be read.

@@ -534,10 +534,11 @@ pub fn feed_from(
 }
 
 fn clock_json(clock: &SlaClock, now: Timestamp) -> Value {
-    let state = if clock.met_at.is_some() {
-        "met"
-    } else if clock.breached {
+    // A clock met after it ran out was breached: that is what it stays.
+    let state = if clock.breached {
         "breached"
+    } else if clock.met_at.is_some() {
+        "met"
     } else {
         "running"
     };
@@ -623,6 +624,15 @@ pub fn incident_json(
         "alerts": incident.alerts.iter().map(|(id, open)| json!({
             "alert_id": format!("{id:016x}"),
             "open": open,
+        })).collect::<Vec<_>>(),
+        "scope": incident.scope.as_ref().map(|(stage, segment)| json!({
+            "stage": stage,
+            "segment": segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
+        })),
+        // Every breach, including those of clocks a reopen has since restarted.
+        "sla_breaches": incident.timeline.iter().filter(|e| e.kind == "sla_breached").map(|e| json!({
+            "at": e.at.to_string(),
+            "text": e.text,
         })).collect::<Vec<_>>(),
         "root_cause": incident.root_cause,
         "mitigations": incident.mitigations.iter().map(|(m, detail)| json!({

@@ -19,10 +19,11 @@ use revloop_core::time::{MS_PER_DAY, Timestamp};
 use revloop_store::{ChangeRow, IncidentQuery, Role, StoreError};
 
 use crate::error::{ApiError, ErrorDetail};
-use crate::http::{AppState, blocking, identify, read_body, require};
+use crate::http::{AppState, blocking, identify, is_gzip, read_body, require};
 use crate::incidents::{
     change_json, incident_from_rows, incident_json, incident_summary_json, suspects,
 };
+use crate::ingest::decode_body;
 
 /// Largest body of an incident action or a change.
 pub const ACTION_BYTES_MAX: usize = 16 * 1024;
@@ -34,6 +35,10 @@ pub const OUTBOX_PAGE_MAX: usize = 1_000;
 pub const CHANGES_PAGE_MAX: usize = 1_000;
 /// Longest range the response-time report reads.
 pub const REPORT_RANGE_MAX_MS: i64 = 366 * MS_PER_DAY;
+/// How far ahead of the server's clock a change may be dated (a scheduled change).
+pub const CHANGE_AHEAD_MAX_MS: i64 = MS_PER_DAY;
+/// How far back a change may be dated (suspects look back a day; a year covers imports).
+pub const CHANGE_AGE_MAX_MS: i64 = 366 * MS_PER_DAY;
 /// Longest change summary, in bytes (the detail may take `TEXT_BYTES_MAX`).
 pub const SUMMARY_BYTES_MAX: usize = 200;
 
@@ -111,13 +116,7 @@ fn parse_limit(value: &str, max: usize) -> Result<usize, ApiError> {
 }
 
 fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse_rfc3339(value).map_err(|err| {
-        invalid(
-            "invalid_query",
-            field,
-            format!("`{value}` is not an RFC 3339 time such as 2026-11-27T10:00:00Z ({err})"),
-        )
-    })
+    Timestamp::parse_rfc3339(value).map_err(|err| invalid("invalid_query", field, err.to_string()))
 }
 
 /// `GET /api/v1/incidents?state=open|resolved|all&funnel=&before=&limit=`: newest first.
@@ -236,6 +235,52 @@ struct ActionBody {
     finding: Option<String>,
 }
 
+impl ActionBody {
+    /// Refuses fields that the action does not take (a `severity` sent with a note would
+    /// otherwise be silently ignored).
+    fn only(&self, action: &str) -> Result<(), ApiError> {
+        let taken: &[&str] = match action {
+            "note" | "root-cause" => &["text"],
+            "scope" => &["stage", "segment"],
+            "severity" => &["severity"],
+            "mitigate" => &["mitigation", "detail"],
+            "action-items" => &["text", "owner", "due"],
+            "checklist" => &["index", "finding"],
+            _ => &[],
+        };
+        let present = [
+            ("text", self.text.is_some()),
+            ("stage", self.stage.is_some()),
+            ("segment", self.segment.is_some()),
+            ("severity", self.severity.is_some()),
+            ("mitigation", self.mitigation.is_some()),
+            ("detail", self.detail.is_some()),
+            ("owner", self.owner.is_some()),
+            ("due", self.due.is_some()),
+            ("index", self.index.is_some()),
+            ("finding", self.finding.is_some()),
+        ];
+        match present
+            .iter()
+            .find(|(field, is_set)| *is_set && !taken.contains(field))
+        {
+            Some((field, _)) if ACTIONS.contains(&action) => {
+                let takes = if taken.is_empty() {
+                    "only `reason`".to_owned()
+                } else {
+                    format!("`{}` and `reason`", taken.join("`, `"))
+                };
+                Err(invalid(
+                    "invalid_field",
+                    field,
+                    format!("does not apply to `{action}`, which takes {takes}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SegmentBody {
@@ -243,11 +288,17 @@ struct SegmentBody {
     value: String,
 }
 
-fn json_body<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+/// A JSON body (gzip or not, at most `ACTION_BYTES_MAX`); an empty body is the default.
+fn json_body<T: for<'de> Deserialize<'de> + Default>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = read_body(body, ACTION_BYTES_MAX)?;
+    let text = decode_body(&bytes, is_gzip(headers)?, ACTION_BYTES_MAX)?;
+    if text.trim().is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|err| {
+    serde_json::from_str(&text).map_err(|err| {
         ApiError::bad_request("invalid_json", format!("the body is not valid here: {err}"))
             .with_details(vec![ErrorDetail {
                 index: None,
@@ -326,13 +377,8 @@ fn parse_action(state: &AppState, name: &str, body: ActionBody) -> Result<Action
         }
         "action-items" => {
             let due = needed("due", body.due)?;
-            let due = Timestamp::parse_rfc3339(&due).map_err(|err| {
-                invalid(
-                    "invalid_field",
-                    "due",
-                    format!("`{due}` is not an RFC 3339 time ({err})"),
-                )
-            })?;
+            let due = Timestamp::parse_rfc3339(&due)
+                .map_err(|err| invalid("invalid_field", "due", err.to_string()))?;
             Action::ActionItem {
                 text: needed("text", body.text)?,
                 owner: needed("owner", body.owner)?,
@@ -370,7 +416,9 @@ fn action_error(err: ActionError) -> ApiError {
         ActionError::TooLong { field } => invalid("too_long", field, message),
         ActionError::Empty { field } => invalid("empty_field", field, message),
         ActionError::UnknownChecklistItem(_) => invalid("invalid_field", "index", message),
-        ActionError::DowngradeWithoutReason => invalid("missing_field", "reason", message),
+        ActionError::DowngradeWithoutReason | ActionError::ResolveWithoutReason(_) => {
+            invalid("missing_field", "reason", message)
+        }
     }
 }
 
@@ -384,7 +432,8 @@ async fn act(
     let now = state.clock.now();
     let actor = identify(&state, &headers, Role::Responder, now).await?;
     let id = parse_id(&id)?;
-    let body: ActionBody = json_body(&read_body(body, ACTION_BYTES_MAX)?)?;
+    let body: ActionBody = json_body(&headers, body)?;
+    body.only(&name)?;
     if let Some(reason) = &body.reason
         && reason.len() > TEXT_BYTES_MAX
     {
@@ -421,7 +470,11 @@ async fn outbox(
             "after" => {
                 after = value
                     .parse::<i64>()
-                    .map_err(|_| invalid("invalid_query", "after", "must be an outbox id"))?
+                    .ok()
+                    .filter(|after| *after >= 0)
+                    .ok_or_else(|| {
+                        invalid("invalid_query", "after", "must be an outbox id (0 or more)")
+                    })?
             }
             "limit" => limit = parse_limit(&value, OUTBOX_PAGE_MAX)?,
             other => return Err(unknown_parameter(other, "after or limit")),
@@ -542,7 +595,7 @@ async fn add_change(
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let author = identify(&state, &headers, Role::Responder, now).await?;
-    let body: ChangeBody = json_body(&read_body(body, ACTION_BYTES_MAX)?)?;
+    let body: ChangeBody = json_body(&headers, body)?;
     let kind = needed("kind", body.kind)?;
     if ChangeKind::parse(&kind).is_none() {
         let names: Vec<&str> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -569,15 +622,17 @@ async fn add_change(
         ));
     }
     let at = match body.at {
-        Some(text) => Timestamp::parse_rfc3339(&text).map_err(|err| {
-            invalid(
-                "invalid_field",
-                "at",
-                format!("`{text}` is not an RFC 3339 time ({err})"),
-            )
-        })?,
+        Some(text) => Timestamp::parse_rfc3339(&text)
+            .map_err(|err| invalid("invalid_field", "at", err.to_string()))?,
         None => now,
     };
+    if at.0 > now.0 + CHANGE_AHEAD_MAX_MS || at.0 < now.0 - CHANGE_AGE_MAX_MS {
+        return Err(invalid(
+            "invalid_field",
+            "at",
+            format!("{at} is more than a day ahead of or a year behind the server's clock ({now})"),
+        ));
+    }
     let funnel = match body.funnel {
         Some(id) if !state.config.funnels.iter().any(|f| f.id == id) => {
             return Err(invalid(
@@ -641,7 +696,30 @@ async fn add_change(
         recorded_at: now,
     };
     let store = state.store.clone();
+    let sent = row.clone();
     let (stored, new) = blocking(move || store.insert_change(&row).map_err(store_error)).await?;
+    let content = |c: &ChangeRow| {
+        (
+            c.at,
+            c.kind.clone(),
+            c.summary.clone(),
+            c.detail.clone(),
+            c.funnel.clone(),
+            c.stage.clone(),
+            c.segment.clone(),
+        )
+    };
+    if !new && content(&stored) != content(&sent) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "external_id_conflict",
+            format!(
+                "external_id `{}` was recorded as change {} with different content; nothing was stored",
+                stored.external_id.as_deref().unwrap_or_default(),
+                stored.id
+            ),
+        ));
+    }
     let status = if new {
         StatusCode::CREATED
     } else {

@@ -310,6 +310,29 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         ),
         (act("checklist", json!({"index": 99})), 400, "invalid_field"),
         (act("reopen", json!({})), 409, "illegal_transition"),
+        (
+            act("note", json!({"text": "hi", "severity": "P1"})),
+            400,
+            "invalid_field",
+        ),
+        (
+            act("acknowledge", json!({"text": "hi"})),
+            400,
+            "invalid_field",
+        ),
+        (act("resolve", json!({})), 400, "missing_field"),
+        (
+            server.post(
+                &path("note"),
+                &[
+                    ("Authorization", &format!("Bearer {}", server.responder)),
+                    ("Content-Encoding", "br"),
+                ],
+                b"{}",
+            ),
+            415,
+            "unsupported_encoding",
+        ),
     ];
     for (reply, status, code) in &refused {
         assert_eq!(
@@ -321,6 +344,15 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         assert!(!reply.body["error"]["message"].as_str().unwrap().is_empty());
     }
     assert_eq!(fingerprint(&server, id), before);
+    let gzipped = server.post(
+        &path("note"),
+        &[
+            ("Authorization", &format!("Bearer {}", server.responder)),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gzip(json!({"text": "sent gzipped"}).to_string().as_bytes()),
+    );
+    assert_eq!(gzipped.status, 200, "{}", gzipped.body);
 
     // Every action, each on the timeline with who and why.
     let due = Timestamp(T0 + 24 * 60 * MINUTE).to_string();
@@ -395,8 +427,8 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
     );
     assert_eq!(resolved["action_items"][0]["owner"], "ana");
     assert_eq!(
-        resolved["segment"],
-        json!({"dimension": "device", "value": "mobile"})
+        resolved["scope"],
+        json!({"stage": "checkout", "segment": {"dimension": "device", "value": "mobile"}})
     );
     assert!(resolved["times"]["to_resolve_ms"].as_i64().unwrap() >= 0);
 
@@ -427,6 +459,13 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         (second.status, &second.body["id"]),
         (200, &first.body["id"])
     );
+    let mut altered = change.clone();
+    altered["summary"] = json!("payments service v2.3.2");
+    let conflict = server.post_json("/api/v1/changes", &server.responder, &altered);
+    assert_eq!(
+        (conflict.status, conflict.body["error"]["code"].as_str()),
+        (409, Some("external_id_conflict"))
+    );
     let unrelated = json!({"at": Timestamp(onset - 23 * 60 * MINUTE).to_string(), "kind": "pricing", "summary": "winter prices", "stage": "cart"});
     assert_eq!(
         server
@@ -448,6 +487,10 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         (
             json!({"kind": "deploy", "summary": "x".repeat(300)}),
             "summary",
+        ),
+        (
+            json!({"kind": "deploy", "summary": "x", "at": "1990-01-01T00:00:00Z"}),
+            "at",
         ),
     ] {
         let reply = server.post_json("/api/v1/changes", &server.responder, &body);
@@ -503,6 +546,7 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         "/api/v1/incidents?colour=red",
         "/api/v1/incidents/report?from=yesterday",
         "/api/v1/outbox?after=x",
+        "/api/v1/outbox?after=-1",
         "/api/v1/changes?limit=100000",
     ] {
         let reply = server.get(bad, &server.viewer);
