@@ -162,20 +162,16 @@ impl Incidents {
         alerts_through: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut adopted = false;
-        let mut engine = Some(engine);
+        // A step may be applied again after a conflict, so it copies rather than moves.
         self.step(now, |live| {
             if live.engine.incidents().next().is_some() {
-                return;
+                return false;
             }
-            if let Some(engine) = engine.take() {
-                live.engine = engine;
-                live.alerts_through = live.alerts_through.max(alerts_through);
-                live.engine.handle_timeout(now);
-                adopted = true;
-            }
-        })?;
-        Ok(adopted)
+            live.engine = engine.clone();
+            live.alerts_through = live.alerts_through.max(alerts_through);
+            live.engine.handle_timeout(now);
+            true
+        })
     }
 
     /// When the engine next needs the time, if ever.
