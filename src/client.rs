@@ -38,6 +38,17 @@ impl Client {
         Ok(Reply { status, body })
     }
 
+    pub fn delete(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
+        let mut request = self.agent.delete(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.call()?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        Ok(Reply { status, body })
+    }
+
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
         let mut request = self.agent.get(url);
         for (name, value) in headers {

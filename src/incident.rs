@@ -214,6 +214,115 @@ enum ChangeCommand {
     },
 }
 
+#[derive(clap::Args, Debug)]
+pub struct SilenceArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    command: SilenceCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum SilenceCommand {
+    /// Add a maintenance window: incidents opened in it page nobody until it ends.
+    Add {
+        /// When it ends: RFC 3339 with its offset (2026-12-01T04:00:00+01:00), so daylight
+        /// saving cannot move it. At most a week after `--from`.
+        #[arg(long)]
+        to: String,
+        /// When it starts (RFC 3339); now if not given.
+        #[arg(long)]
+        from: Option<String>,
+        /// Why: shown on every incident it holds.
+        #[arg(long)]
+        reason: String,
+        /// Only this funnel; every funnel if not given.
+        #[arg(long)]
+        funnel: Option<String>,
+        /// Only this stage; every stage if not given.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// The config's silences and those added here, with their state.
+    List,
+    /// End an added silence now: incidents it held escalate at once.
+    End {
+        /// The silence's id (see `list`).
+        id: u64,
+    },
+}
+
+pub fn run_silence(args: SilenceArgs) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    let reply = match args.command {
+        SilenceCommand::Add {
+            to,
+            from,
+            reason,
+            funnel,
+            stage,
+        } => request(
+            remote,
+            "POST",
+            "/api/v1/silences",
+            Some(json!({
+                "to": time_arg(&to),
+                "from": from.as_deref().map(time_arg),
+                "reason": reason,
+                "funnel": funnel,
+                "stage": stage,
+            })),
+        )?,
+        SilenceCommand::List => {
+            let reply = request(remote, "GET", "/api/v1/silences", None)?;
+            if !remote.json {
+                let silences = reply["silences"].as_array().cloned().unwrap_or_default();
+                if silences.is_empty() {
+                    println!("no silences");
+                }
+                for silence in &silences {
+                    print_silence(silence);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            reply
+        }
+        SilenceCommand::End { id } => {
+            request(remote, "DELETE", &format!("/api/v1/silences/{id}"), None)?
+        }
+    };
+    if remote.json {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else {
+        print_silence(&reply);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_silence(silence: &Value) {
+    let id = silence["id"]
+        .as_u64()
+        .map_or("config".to_owned(), |id| id.to_string());
+    let scope = [silence["funnel"].as_str(), silence["stage"].as_str()]
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/");
+    println!(
+        "silence {id}: {} from {} to {} ({}): {}",
+        text(&silence["state"]),
+        text(&silence["from"]),
+        text(&silence["to"]),
+        if scope.is_empty() {
+            "everything"
+        } else {
+            &scope
+        },
+        text(&silence["reason"]),
+    );
+}
+
 pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
     let action_kind = match &args.command {
@@ -564,10 +673,8 @@ fn request(
             headers.push(("Content-Type", "application/json"));
             client.post(&url, &headers, body.to_string().as_bytes())
         }
-        None => {
-            debug_assert_eq!(method, "GET");
-            client.get(&url, &headers)
-        }
+        None if method == "DELETE" => client.delete(&url, &headers),
+        None => client.get(&url, &headers),
     }
     .with_context(|| format!("reaching {}", remote.url))?;
     let value: Value = serde_json::from_str(&reply.body).unwrap_or(Value::String(reply.body));

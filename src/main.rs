@@ -75,6 +75,8 @@ enum Command {
     Incident(incident::IncidentArgs),
     /// Record and list changes (deploys, experiments, prices...) that may explain incidents.
     Change(incident::ChangeArgs),
+    /// Add, list and end maintenance windows on a running server.
+    Silence(incident::SilenceArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +111,7 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Baseline(args) => baseline::run(args),
         Command::Incident(args) => incident::run_incident(args),
         Command::Change(args) => incident::run_change(args),
+        Command::Silence(args) => incident::run_silence(args),
     }
 }
 

@@ -475,6 +475,7 @@ pub struct Incident {
     pub mitigations: Vec<(Mitigation, String)>,
     pub action_items: Vec<ActionItem>,
     pub checklist: Vec<Option<Tick>>,
+    /// Opened during a silence: nobody was paged until it ended.
     pub silenced: bool,
     /// `(at, sigma)` of the incident's series, newest last.
     pub measurements: VecDeque<(Timestamp, f64)>,
@@ -627,8 +628,9 @@ const TREND_SIGMA_PER_HOUR: f64 = 1.0;
 /// The engine's name in timelines.
 pub const ENGINE_ACTOR: &str = "revloop";
 
-/// A silence: incidents matching it in its time are recorded but page nobody.
-#[derive(Debug, Clone, PartialEq)]
+/// A silence: incidents matching it in its time are recorded but page nobody until it ends
+/// (then, still unacknowledged, they escalate from L1).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Silence {
     pub funnel: Option<String>,
     pub stage: Option<String>,
@@ -637,11 +639,45 @@ pub struct Silence {
     pub reason: String,
 }
 
+/// A silence added while running (through the API), kept with the engine's state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AddedSilence {
+    pub id: u64,
+    pub silence: Silence,
+    pub added_by: String,
+    pub added_at: Timestamp,
+}
+
+/// Most silences added while running that are kept; the oldest ended ones go first.
+pub const ADDED_SILENCES_MAX: usize = 1_000;
+/// Longest silence that can be added while running: a week. Longer quiet belongs in the
+/// config, where it is reviewed.
+pub const ADDED_SILENCE_LENGTH_MAX: DurationMs = DurationMs(7 * 24 * MS_PER_HOUR);
+
+/// Why a silence was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceError {
+    #[error("`from` must be before `to`")]
+    Backwards,
+    #[error("it ends before now: a silence must end in the future")]
+    Ended,
+    #[error("it lasts longer than {ADDED_SILENCE_LENGTH_MAX}; put longer silences in the config")]
+    TooLong,
+    #[error("the reason must not be empty or longer than {TEXT_BYTES_MAX} bytes")]
+    Reason,
+    #[error("{ADDED_SILENCES_MAX} silences are in force or to come; end some first")]
+    TooMany,
+}
+
 /// The engine's own state beside its incidents: what a restart needs besides them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EngineMeta {
     pub next_id: u64,
     pub evaluated_at: Timestamp,
+    #[serde(default)]
+    pub added_silences: Vec<AddedSilence>,
+    #[serde(default)]
+    pub next_silence_id: u64,
 }
 
 /// The config's silences in UTC: each in its funnel's time zone (the shop's when it names no
@@ -679,7 +715,11 @@ pub fn silences(config: &Config) -> Vec<Silence> {
 #[derive(Debug, Clone)]
 pub struct IncidentEngine {
     policy: IncidentPolicy,
+    /// From the config.
     silences: Vec<Silence>,
+    /// Added while running.
+    added_silences: Vec<AddedSilence>,
+    next_silence_id: u64,
     incidents: BTreeMap<u64, Incident>,
     next_id: u64,
     outbox: VecDeque<Effect>,
@@ -692,6 +732,8 @@ impl IncidentEngine {
         IncidentEngine {
             policy,
             silences,
+            added_silences: Vec::new(),
+            next_silence_id: 1,
             incidents: BTreeMap::new(),
             next_id: 1,
             outbox: VecDeque::new(),
@@ -713,9 +755,18 @@ impl IncidentEngine {
             .max()
             .unwrap_or(1)
             .max(meta.next_id);
+        let next_silence_id = meta
+            .added_silences
+            .iter()
+            .map(|s| s.id + 1)
+            .max()
+            .unwrap_or(1)
+            .max(meta.next_silence_id);
         IncidentEngine {
             policy,
             silences,
+            added_silences: meta.added_silences,
+            next_silence_id,
             incidents: incidents.into_iter().map(|i| (i.id, i)).collect(),
             next_id,
             outbox: VecDeque::new(),
@@ -727,7 +778,86 @@ impl IncidentEngine {
         EngineMeta {
             next_id: self.next_id,
             evaluated_at: self.evaluated_at,
+            added_silences: self.added_silences.clone(),
+            next_silence_id: self.next_silence_id,
         }
+    }
+
+    /// Adds a silence (a maintenance window for a planned deploy, say): incidents opened in
+    /// it page nobody until it ends. Incidents already open are not affected.
+    pub fn add_silence(
+        &mut self,
+        now: Timestamp,
+        actor: &str,
+        silence: Silence,
+    ) -> Result<u64, SilenceError> {
+        if silence.from >= silence.to {
+            return Err(SilenceError::Backwards);
+        }
+        if silence.to <= now {
+            return Err(SilenceError::Ended);
+        }
+        if silence.to.since(silence.from) > ADDED_SILENCE_LENGTH_MAX {
+            return Err(SilenceError::TooLong);
+        }
+        if silence.reason.trim().is_empty() || silence.reason.len() > TEXT_BYTES_MAX {
+            return Err(SilenceError::Reason);
+        }
+        if self.added_silences.len() >= ADDED_SILENCES_MAX {
+            // Forget the ended ones, oldest first.
+            self.added_silences.sort_by_key(|s| s.silence.to);
+            let ended = self
+                .added_silences
+                .iter()
+                .take_while(|s| s.silence.to <= now)
+                .count();
+            self.added_silences.drain(..ended);
+            if self.added_silences.len() >= ADDED_SILENCES_MAX {
+                return Err(SilenceError::TooMany);
+            }
+        }
+        let id = self.next_silence_id;
+        self.next_silence_id += 1;
+        self.added_silences.push(AddedSilence {
+            id,
+            silence,
+            added_by: actor.to_owned(),
+            added_at: now,
+        });
+        Ok(id)
+    }
+
+    /// Ends an added silence now. Incidents it was holding escalate from L1 at once. Returns
+    /// the silence, or `None` if there is none with this id.
+    pub fn end_silence(&mut self, now: Timestamp, id: u64) -> Option<AddedSilence> {
+        let index = self.added_silences.iter().position(|s| s.id == id)?;
+        let ended = self.added_silences.remove(index);
+        if ended.silence.to <= now {
+            return Some(ended);
+        }
+        // Held by it: triggered, waiting for L1 at its end. Another silence may still hold them.
+        let held: Vec<(u64, Timestamp)> = self
+            .incidents
+            .values()
+            .filter(|i| {
+                i.state == IncidentState::Triggered
+                    && i.escalation.next_level == 0
+                    && i.escalation.repeats == 0
+                    && i.escalation.next_at == Some(ended.silence.to)
+            })
+            .map(|i| (i.id, self.pages_from(now, &i.funnel, &i.stage)))
+            .collect();
+        for (id, pages_from) in held {
+            let incident = self.incidents.get_mut(&id).expect("listed");
+            incident.escalation.next_at = Some(pages_from);
+            incident.unsaved = true;
+        }
+        Some(ended)
+    }
+
+    /// The config's silences and those added while running (with their ids).
+    pub fn silences(&self) -> (&[Silence], &[AddedSilence]) {
+        (&self.silences, &self.added_silences)
     }
 
     /// The incidents changed since the last call (opened, acted on, paged, measured), to be
@@ -1115,11 +1245,7 @@ impl IncidentEngine {
         self.next_id += 1;
         let severity = IncidentSeverity::from(alert.severity);
         let policy = self.policy.for_severity(severity);
-        let silenced = self.silences.iter().find(|s| {
-            s.funnel.as_ref().is_none_or(|f| *f == alert.funnel)
-                && s.stage.as_ref().is_none_or(|st| *st == alert.stage)
-                && (s.from..s.to).contains(&now)
-        });
+        let silenced = self.silence_at(now, &alert.funnel, &alert.stage).cloned();
         let mut incident = Incident {
             id,
             funnel: alert.funnel.clone(),
@@ -1172,23 +1298,47 @@ impl IncidentEngine {
             ),
         );
         if let Some(silence) = silenced {
-            let reason = silence.reason.clone();
             push(
                 &mut incident,
                 now,
                 ENGINE_ACTOR,
                 "silenced",
-                format!("a silence is in force ({reason}): nobody is paged"),
+                format!(
+                    "a silence is in force until {} ({}): nobody is paged before then",
+                    silence.to, silence.reason
+                ),
             );
-            incident.escalation.next_at = None;
+            // Still open when the silence ends, it escalates from L1 then.
+            if incident.escalation.next_at.is_some() {
+                incident.escalation.next_at = Some(silence.to);
+            }
         }
         incident.alerts.insert(alert.alert_id, true);
         self.incidents.insert(id, incident);
         self.forget_old_resolved();
     }
 
+    /// The silence covering this funnel and stage at `now` that ends last, if any.
+    fn silence_at(&self, now: Timestamp, funnel: &str, stage: &str) -> Option<&Silence> {
+        self.silences
+            .iter()
+            .chain(self.added_silences.iter().map(|s| &s.silence))
+            .filter(|s| {
+                s.funnel.as_ref().is_none_or(|f| f == funnel)
+                    && s.stage.as_ref().is_none_or(|st| st == stage)
+                    && (s.from..s.to).contains(&now)
+            })
+            .max_by_key(|s| s.to)
+    }
+
+    /// When escalation may start at `now`: now, or when the silence covering it ends.
+    fn pages_from(&self, now: Timestamp, funnel: &str, stage: &str) -> Timestamp {
+        self.silence_at(now, funnel, stage).map_or(now, |s| s.to)
+    }
+
     fn attach(&mut self, now: Timestamp, id: u64, alert: &AlertEvent) {
         let policy = self.policy.clone();
+        let pages_from = self.pages_from(now, &alert.funnel, &alert.stage);
         let incident = self.incidents.get_mut(&id).expect("exists");
         incident.alerts.insert(alert.alert_id, true);
         incident.last_alert_at = now;
@@ -1215,10 +1365,10 @@ impl IncidentEngine {
                     evidence(alert)
                 ),
             );
-            if incident.state == IncidentState::Triggered && !incident.silenced {
+            if incident.state == IncidentState::Triggered {
                 incident.escalation = Escalation {
                     next_level: 0,
-                    next_at: (!p1.levels.is_empty()).then_some(now),
+                    next_at: (!p1.levels.is_empty()).then_some(pages_from),
                     repeats: 0,
                 };
             }
@@ -1244,6 +1394,11 @@ impl IncidentEngine {
 
     fn reopen(&mut self, now: Timestamp, id: u64, actor: &str, text: &str) {
         let policy = self.policy.clone();
+        let (funnel, stage) = {
+            let incident = &self.incidents[&id];
+            (incident.funnel.clone(), incident.stage.clone())
+        };
+        let pages_from = self.pages_from(now, &funnel, &stage);
         let incident = self.incidents.get_mut(&id).expect("exists");
         let severity_policy = policy.for_severity(incident.severity);
         incident.state = IncidentState::Triggered;
@@ -1258,7 +1413,7 @@ impl IncidentEngine {
         incident.resolution = clock(now, severity_policy.resolution);
         incident.escalation = Escalation {
             next_level: 0,
-            next_at: (!severity_policy.levels.is_empty() && !incident.silenced).then_some(now),
+            next_at: (!severity_policy.levels.is_empty()).then_some(pages_from),
             repeats: 0,
         };
         push(incident, now, actor, "reopened", text.to_owned());
@@ -1436,6 +1591,11 @@ fn escalate(
         } else {
             let reason = if is_repeat {
                 format!("still unacknowledged: paging {} again", level.name)
+            } else if index == 0 && incident.silenced && due > incident.opened_at {
+                format!(
+                    "{} incident still open when the silence ended",
+                    incident.severity.as_str()
+                )
             } else if index == 0 {
                 format!("{} incident opened", incident.severity.as_str())
             } else {
@@ -1795,7 +1955,7 @@ mod tests {
     }
 
     #[test]
-    fn a_maintenance_window_records_but_pages_nobody() {
+    fn a_maintenance_window_holds_pages_until_it_ends() {
         let silence = Silence {
             funnel: Some("checkout".into()),
             stage: None,
@@ -1808,11 +1968,30 @@ mod tests {
             T0,
             &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
         );
-        let effects = run_until(&mut engine, minutes(120));
-        assert!(pages(&effects).is_empty(), "{effects:?}");
+        // Nobody is paged in the window; still unacknowledged when it ends, the incident
+        // escalates from L1 then.
+        let effects = run_until(&mut engine, minutes(80));
+        assert_eq!(
+            pages(&effects),
+            [(60, "L1".to_owned()), (75, "L2".to_owned())],
+            "{effects:?}"
+        );
         let incident = engine.incident(1).unwrap();
         assert!(incident.silenced);
         assert!(kinds(incident).contains(&"silenced"));
+        // Acknowledged within the window, it never pages.
+        let mut quiet = IncidentEngine::new(IncidentPolicy::runbook(), engine.silences.clone());
+        quiet.handle_alert(
+            T0,
+            &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+        );
+        quiet
+            .handle_action(minutes(30), 1, "ana", Action::Acknowledge, None)
+            .unwrap();
+        assert!(pages(&run_until(&mut quiet, minutes(300))).is_empty());
+        engine
+            .handle_action(minutes(80), 1, "ana", Action::Acknowledge, None)
+            .unwrap();
         // Outside the window the same alert pages.
         engine.handle_alert(
             minutes(200),
@@ -1820,6 +1999,65 @@ mod tests {
         );
         let effects = run_until(&mut engine, minutes(201));
         assert_eq!(pages(&effects), [(200, "L1".to_owned())]);
+    }
+
+    #[test]
+    fn silences_added_while_running_hold_pages_and_survive_a_restart() {
+        let mut engine = engine();
+        let window = |from: i64, to: i64, reason: &str| Silence {
+            funnel: Some("checkout".into()),
+            stage: Some("payment".into()),
+            from: minutes(from),
+            to: minutes(to),
+            reason: reason.into(),
+        };
+        let refused = [
+            (window(30, 10, "deploy"), SilenceError::Backwards),
+            (window(-60, -1, "deploy"), SilenceError::Ended),
+            (window(0, 8 * 24 * 60, "deploy"), SilenceError::TooLong),
+            (window(0, 60, " "), SilenceError::Reason),
+        ];
+        for (silence, error) in refused {
+            assert_eq!(engine.add_silence(T0, "ana", silence), Err(error));
+        }
+        let id = engine
+            .add_silence(T0, "ana", window(0, 60, "PSP migration"))
+            .unwrap();
+        let engine_meta = serde_json::to_string(&engine.meta()).unwrap();
+        let mut engine = IncidentEngine::restore(
+            IncidentPolicy::runbook(),
+            Vec::new(),
+            serde_json::from_str(&engine_meta).unwrap(),
+            Vec::new(),
+        );
+        assert_eq!(engine.silences().1.len(), 1);
+        engine.handle_alert(
+            minutes(5),
+            &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+        );
+        // Another stage is not silenced.
+        engine.handle_alert(
+            minutes(5),
+            &alert(2, "cart", Severity::P1, AlertEventKind::Opened),
+        );
+        let effects = run_until(&mut engine, minutes(20));
+        assert_eq!(
+            pages(&effects),
+            [(5, "L1".to_owned()), (20, "L2".to_owned())]
+        );
+        engine
+            .handle_action(minutes(20), 2, "ana", Action::Acknowledge, None)
+            .unwrap();
+        // Ended early, the silence releases its incident at once.
+        assert!(engine.end_silence(minutes(25), id).is_some());
+        assert!(engine.end_silence(minutes(25), id).is_none());
+        let effects = run_until(&mut engine, minutes(26));
+        assert_eq!(pages(&effects), [(25, "L1".to_owned())]);
+        assert!(
+            kinds(engine.incident(1).unwrap()).contains(&"silenced"),
+            "{:?}",
+            engine.incident(1)
+        );
     }
 
     #[test]

@@ -21,8 +21,8 @@ use revloop_core::Config;
 use revloop_core::change::{Affected, Change, ChangeKind, SUSPECT_GRACE, SUSPECT_LOOKBACK};
 use revloop_core::detect::{AlertEvent, Detector};
 use revloop_core::incident::{
-    Action, ActionError, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine, IncidentPolicy,
-    RESOLVED_KEPT_MAX, SlaClock, TimelineEntry,
+    Action, ActionError, AddedSilence, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine,
+    IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, SlaClock, TimelineEntry,
 };
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
@@ -43,7 +43,7 @@ pub const PENDING_ALERTS_MAX: usize = 10_000;
 pub const SUSPECT_CANDIDATES_MAX: usize = 1_000;
 
 /// What the service keeps beside the engine's state.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Meta {
     engine: EngineMeta,
     /// Alert events up to this time have been taken in; a restarted detector's history is not
@@ -174,6 +174,23 @@ impl Incidents {
         })
     }
 
+    /// Adds a silence; its id, or why it was refused.
+    pub fn add_silence(
+        &self,
+        actor: &str,
+        silence: &Silence,
+        now: Timestamp,
+    ) -> Result<Result<u64, SilenceError>, StoreError> {
+        self.step(now, |live| {
+            live.engine.add_silence(now, actor, silence.clone())
+        })
+    }
+
+    /// Ends an added silence now; `None` if there is none with this id.
+    pub fn end_silence(&self, id: u64, now: Timestamp) -> Result<Option<AddedSilence>, StoreError> {
+        self.step(now, |live| live.engine.end_silence(now, id))
+    }
+
     /// When the engine next needs the time, if ever.
     pub fn wake_at(&self) -> Option<Timestamp> {
         self.lock().engine.poll_timeout()
@@ -219,7 +236,7 @@ impl Incidents {
             if live.alerts_through == Timestamp(i64::MIN) {
                 live.alerts_through = now;
             }
-            let before = live.alerts_through;
+            let before = meta_key(&live);
             let result = input(&mut live);
             match self.commit(&mut live, before) {
                 Ok(()) => return Ok(result),
@@ -262,10 +279,15 @@ impl Incidents {
             .iter()
             .map(|i: &Incident| (i.id, i.timeline.len()))
             .collect();
+        live.alerts_through = meta
+            .as_ref()
+            .map_or(Timestamp(i64::MIN), |m| m.alerts_through);
         let engine_meta = meta.map_or(
             EngineMeta {
                 next_id: 1,
                 evaluated_at: Timestamp(i64::MIN),
+                added_silences: Vec::new(),
+                next_silence_id: 1,
             },
             |m| m.engine,
         );
@@ -275,13 +297,12 @@ impl Incidents {
             engine_meta,
             incidents,
         );
-        live.alerts_through = meta.map_or(Timestamp(i64::MIN), |m| m.alerts_through);
         live.version = Some(snapshot.version);
         Ok(())
     }
 
     /// Writes what the last input changed, if anything.
-    fn commit(&self, live: &mut Live, alerts_through_before: Timestamp) -> Result<(), StoreError> {
+    fn commit(&self, live: &mut Live, meta_before: MetaKey) -> Result<(), StoreError> {
         let effects: Vec<Effect> = std::iter::from_fn(|| live.engine.poll_effect()).collect();
         let outbox: Vec<OutboxRow> = effects.iter().map(outbox_row).collect();
         let mut incidents = Vec::new();
@@ -305,7 +326,7 @@ impl Incidents {
         let first_commit = live.version == Some(0);
         if incidents.is_empty()
             && outbox.is_empty()
-            && live.alerts_through == alerts_through_before
+            && meta_key(live) == meta_before
             && !first_commit
         {
             return Ok(());
@@ -352,6 +373,19 @@ impl Incidents {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// What of the service's meta a step can change besides the clock: a change of it is worth a
+/// commit even when no incident changed.
+type MetaKey = (Timestamp, u64, usize);
+
+fn meta_key(live: &Live) -> MetaKey {
+    let (_, added) = live.engine.silences();
+    (
+        live.alerts_through,
+        live.engine.meta().next_silence_id,
+        added.len(),
+    )
 }
 
 fn incident_row(incident: &Incident) -> Result<IncidentRow, StoreError> {

@@ -609,3 +609,84 @@ fn two_nodes_on_postgresql_page_once() {
         .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .unwrap();
 }
+
+/// A maintenance window added through the API holds an incident's pages until it ends,
+/// across a restart; bad silences are refused with the field named.
+#[test]
+fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
+    let mut server = TestServer::start();
+    let until = T0 + 30 * MINUTE;
+    let silence = json!({
+        "funnel": "checkout",
+        "stage": "checkout",
+        "from": Timestamp(T0).to_string(),
+        "to": Timestamp(until).to_string(),
+        "reason": "checkout release",
+    });
+    assert_eq!(
+        server
+            .post_json("/api/v1/silences", &server.viewer, &silence)
+            .status,
+        403
+    );
+    let bad = |change: Value, field: &str| {
+        let mut body = silence.clone();
+        for (key, value) in change.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let reply = server.post_json("/api/v1/silences", &server.responder, &body);
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(
+            reply.body["error"]["details"][0]["field"], field,
+            "{}",
+            reply.body
+        );
+    };
+    bad(json!({"to": Timestamp(T0 - MINUTE).to_string()}), "from");
+    bad(json!({"to": null}), "to");
+    bad(
+        json!({"to": Timestamp(T0 + 8 * 24 * 60 * MINUTE).to_string()}),
+        "to",
+    );
+    bad(json!({"stage": "moon"}), "stage");
+    bad(json!({"reason": ""}), "reason");
+    let added = server.post_json("/api/v1/silences", &server.responder, &silence);
+    assert_eq!(added.status, 201, "{}", added.body);
+    let silence_id = added.body["id"].as_u64().unwrap();
+
+    let incident = open_an_incident(&server);
+    let id = incident["id"].as_u64().unwrap();
+    assert_eq!(incident["silenced"], true, "{incident}");
+    assert!(pages_of(&server, id).is_empty());
+    server.restart();
+    let listed = server.get("/api/v1/silences", &server.viewer);
+    assert_eq!(
+        listed.body["silences"][0]["state"], "active",
+        "{}",
+        listed.body
+    );
+    server.set_clock(until);
+    let pages = wait_for_levels(&server, id, &["L1"]);
+    assert_eq!(pages["L1"], [until]);
+    let page = outbox_of(&server, id)
+        .into_iter()
+        .find(|e| e["kind"] == "notify")
+        .unwrap();
+    assert!(
+        page["reason"].as_str().unwrap().contains("silence ended"),
+        "{page}"
+    );
+    let delete = |path: &str| {
+        let mut response = server
+            .agent
+            .delete(&format!("{}{path}", server.base))
+            .header("Authorization", &format!("Bearer {}", server.responder))
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(delete("/api/v1/silences/999").0, 404);
+    let (status, body) = delete(&format!("/api/v1/silences/{silence_id}"));
+    assert_eq!(status, 200, "{body}");
+}
