@@ -269,7 +269,8 @@ fn print_welcome(
            {exe} incident list --state all\n  \
            {exe} incident show 1\n  \
            {exe} incident ack <id of an open one> --reason \"looking\"\n\n\
-         (the same messageId is counted once, however often it is sent; each start of the demo\n         issues new credentials and revokes the previous ones)\n\n\
+         (the same messageId is counted once, however often it is sent; each start of the demo\n\
+         issues new credentials and revokes the previous ones)\n\n\
          {history}\nLive simulated traffic is streaming in, at the shop's time of day (quiet at night). Ctrl-C stops.\n",
         args.data_dir.display(),
         exe = std::env::args()

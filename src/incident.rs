@@ -312,8 +312,8 @@ fn print_silence(silence: &Value) {
     println!(
         "silence {id}: {} from {} to {} ({}): {}",
         text(&silence["state"]),
-        text(&silence["from"]),
-        text(&silence["to"]),
+        when(&silence["from"]),
+        when(&silence["to"]),
         if scope.is_empty() {
             "everything"
         } else {
@@ -455,7 +455,7 @@ pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
                 None,
             )?;
             if !remote.json {
-                print_outbox(&reply);
+                print_outbox(&reply, limit);
                 return Ok(ExitCode::SUCCESS);
             }
             reply
@@ -478,7 +478,7 @@ pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
             text(&reply["severity"])
         );
         for entry in &timeline[from..] {
-            println!("  {}  {}", text(&entry["kind"]), text(&entry["text"]));
+            println!("  {}", text(&entry["text"]));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -566,7 +566,7 @@ fn print_change(change: &Value) {
         change["id"],
         text(&change["kind"]),
         text(&change["summary"]),
-        text(&change["at"]),
+        when(&change["at"]),
         if scope.is_empty() {
             "shop-wide"
         } else {
@@ -577,12 +577,13 @@ fn print_change(change: &Value) {
     );
 }
 
-fn print_outbox(reply: &Value) {
+fn print_outbox(reply: &Value, limit: usize) {
     let entries = reply["outbox"].as_array().cloned().unwrap_or_default();
     if entries.is_empty() {
         println!("the outbox is empty after {}", reply["next_after"]);
         return;
     }
+    println!("{:>6}  {:<20}  {:>8}  what", "id", "at", "incident");
     for entry in &entries {
         let what = if entry["kind"] == "notify" {
             format!(
@@ -598,13 +599,15 @@ fn print_outbox(reply: &Value) {
             format!("{} SLA breached", text(&entry["sla"]))
         };
         println!(
-            "{:>6}  {}  incident {:>4}  {what}",
+            "{:>6}  {:<20}  {:>8}  {what}",
             number(&entry["id"]),
-            text(&entry["at"]),
+            when(&entry["at"]),
             number(&entry["incident"])
         );
     }
-    println!("(next page: --after {})", reply["next_after"]);
+    if entries.len() == limit {
+        println!("(more: --after {})", reply["next_after"]);
+    }
 }
 
 fn print_report(reply: &Value) {
@@ -618,9 +621,10 @@ fn print_report(reply: &Value) {
         ms.as_i64()
             .map_or("-".to_owned(), |ms| format!("{:.1}", ms as f64 / 60_000.0))
     };
+    println!("minutes from opening: count / mean / median / 90th percentile / max");
     println!(
-        "{:<4} {:>9}  {:<34} {:<34} {:<34}",
-        "", "incidents", "to acknowledge (min)", "to mitigate (min)", "to resolve (min)"
+        "{:<4} {:>9}  {:<40} {:<40} {:<40}",
+        "", "incidents", "to acknowledge", "to mitigate", "to resolve"
     );
     for severity in ["P1", "P2", "P3"] {
         let row = &reply["severities"][severity];
@@ -629,8 +633,9 @@ fn print_report(reply: &Value) {
                 "-".to_owned()
             } else {
                 format!(
-                    "n {} median {} p90 {} max {}",
-                    summary["count"],
+                    "{} / {} / {} / {} / {}",
+                    number(&summary["count"]),
+                    minutes(&summary["mean_ms"]),
                     minutes(&summary["median_ms"]),
                     minutes(&summary["p90_ms"]),
                     minutes(&summary["max_ms"])
@@ -638,7 +643,7 @@ fn print_report(reply: &Value) {
             }
         };
         println!(
-            "{severity:<4} {:>9}  {:<34} {:<34} {:<34}",
+            "{severity:<4} {:>9}  {:<40} {:<40} {:<40}",
             number(&row["incidents"]),
             cell(&row["to_acknowledge"]),
             cell(&row["to_mitigate"]),
@@ -710,6 +715,16 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
+/// A time to the second, so that columns line up (the API gives milliseconds when it has
+/// them).
+fn when(value: &Value) -> String {
+    let text = text(value);
+    match (text.find('.'), text.ends_with('Z')) {
+        (Some(dot), true) => format!("{}Z", &text[..dot]),
+        _ => text,
+    }
+}
+
 /// A JSON number as an integer, so that column widths apply (a `Value` ignores them).
 fn number(value: &Value) -> i64 {
     value.as_i64().unwrap_or_default()
@@ -729,17 +744,17 @@ fn print_list(reply: &Value) {
         return;
     }
     println!(
-        "{:>5}  {:<3}  {:<12}  {:<36}  {:<24}  response",
-        "id", "sev", "state", "funnel/stage segment", "opened"
+        "{:>5}  {:<3}  {:<12}  {:<36}  {:<20}  response",
+        "id", "sev", "state", "funnel/stage (segment)", "opened"
     );
     let shown = incidents.len();
     let last_id = incidents.last().map(|i| i["id"].clone());
     for incident in incidents {
         let segment = incident["segment"].as_object().map_or(String::new(), |s| {
-            format!(" {}={}", text(&s["dimension"]), text(&s["value"]))
+            format!(" ({}={})", text(&s["dimension"]), text(&s["value"]))
         });
         println!(
-            "{:>5}  {:<3}  {:<12}  {:<36}  {:<24}  {}",
+            "{:>5}  {:<3}  {:<12}  {:<36}  {:<20}  {}",
             number(&incident["id"]),
             text(&incident["severity"]),
             text(&incident["state"]),
@@ -748,7 +763,7 @@ fn print_list(reply: &Value) {
                 text(&incident["funnel"]),
                 text(&incident["stage"])
             ),
-            text(&incident["opened_at"]),
+            when(&incident["opened_at"]),
             text(&incident["sla"]["response"]["state"]),
         );
     }
@@ -776,15 +791,15 @@ fn print_incident(incident: &Value) {
     );
     println!(
         "  onset {}, opened {}",
-        text(&incident["onset"]),
-        text(&incident["opened_at"])
+        when(&incident["onset"]),
+        when(&incident["opened_at"])
     );
     for sla in ["response", "resolution"] {
         let clock = &incident["sla"][sla];
         println!(
             "  {sla} SLA: {} (due {})",
             text(&clock["state"]),
-            text(&clock["due"])
+            when(&clock["due"])
         );
     }
     if let Some(next) = incident["escalation"]["next_at"].as_str() {
@@ -821,7 +836,7 @@ fn print_incident(incident: &Value) {
             "  action item: {} (owner {}, due {})",
             text(&item["text"]),
             text(&item["owner"]),
-            text(&item["due"])
+            when(&item["due"])
         );
     }
     println!("  trend: {}", text(&incident["trend"]));
@@ -846,7 +861,7 @@ fn print_incident(incident: &Value) {
                 suspect["score"].as_f64().unwrap_or(0.0),
                 text(&change["kind"]),
                 text(&change["summary"]),
-                text(&change["at"]),
+                when(&change["at"]),
                 suspect["reasons"]
                     .as_array()
                     .map(|r| r.iter().map(text).collect::<Vec<_>>().join("; "))
@@ -859,7 +874,7 @@ fn print_incident(incident: &Value) {
         let checked = item["checked_by"].as_str().map_or(String::new(), |by| {
             format!(
                 " (by {by} at {}: {})",
-                text(&item["checked_at"]),
+                when(&item["checked_at"]),
                 text(&item["finding"])
             )
         });
@@ -875,7 +890,7 @@ fn print_incident(incident: &Value) {
     for entry in incident["timeline"].as_array().into_iter().flatten() {
         println!(
             "    {}  {:<10} {:<18} {}",
-            text(&entry["at"]),
+            when(&entry["at"]),
             text(&entry["actor"]),
             text(&entry["kind"]),
             text(&entry["text"])

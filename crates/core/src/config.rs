@@ -849,9 +849,14 @@ fn validate_incidents(
                 }
             };
         }
-        severity.repeat_every = raw_severity
-            .repeat_every
-            .and_then(|spanned| optional(Some(spanned), &field("repeat_every"), problems));
+        if let Some(spanned) = raw_severity.repeat_every {
+            // "never": the last level is paged once.
+            severity.repeat_every = if spanned.get_ref() == "never" {
+                None
+            } else {
+                optional(Some(spanned), &field("repeat_every"), problems).or(severity.repeat_every)
+            };
+        }
         if let Some(levels) = raw_severity.levels {
             if levels.len() > ESCALATION_LEVELS_MAX {
                 problems.at(
@@ -860,29 +865,68 @@ fn validate_incidents(
                 );
             }
             severity.levels = Vec::new();
+            let any_targets = levels.iter().any(|l| !l.targets.is_empty());
+            if let Some(first) = levels.first()
+                && !any_targets
+            {
+                problems.at(
+                    first.name.span().start,
+                    format!(
+                        "no level of incidents.{name}.levels has a target, so it pages nobody (for a severity that pages nobody, use `levels = []`)"
+                    ),
+                );
+            }
             for level in levels.into_iter().take(ESCALATION_LEVELS_MAX) {
+                let offset = level.name.span().start;
                 if level.targets.len() > LEVEL_TARGETS_MAX {
                     problems.at(
-                        level.name.span().start,
+                        offset,
                         format!("at most {LEVEL_TARGETS_MAX} targets per level are allowed"),
                     );
                 }
-                let offset = level.name.span().start;
+                if level.targets.iter().any(|t| t.trim().is_empty()) {
+                    problems.at(offset, "an escalation target must not be empty");
+                }
+                if level.name.get_ref().trim().is_empty() {
+                    problems.at(offset, "an escalation level needs a name");
+                }
+                if severity
+                    .levels
+                    .iter()
+                    .any(|l| l.name == *level.name.get_ref())
+                {
+                    problems.at(
+                        offset,
+                        format!(
+                            "escalation level `{}` is declared twice",
+                            level.name.get_ref()
+                        ),
+                    );
+                }
+                // Positive, or a problem (and 15m, so that validation goes on).
                 let respond_within = duration(
                     Some(level.respond_within),
-                    DurationMs(0),
+                    DurationMs::from_minutes(15),
                     &field("levels.respond_within"),
                     problems,
                 );
-                if respond_within.millis() == 0 {
-                    problems.at(offset, "every escalation level needs `respond_within`");
-                }
                 severity.levels.push(EscalationLevel {
                     name: level.name.into_inner(),
                     targets: level.targets.into_iter().take(LEVEL_TARGETS_MAX).collect(),
                     respond_within,
                 });
             }
+        }
+    }
+    for (severity, name) in policy.severities.iter().zip(["p1", "p2", "p3"]) {
+        if severity.response > severity.resolution {
+            problems.found.push(ConfigProblem {
+                line: 0,
+                message: format!(
+                    "incidents.{name}: the response time ({}) is longer than the resolution time ({})",
+                    severity.response, severity.resolution
+                ),
+            });
         }
     }
     let mut silences = Vec::new();
@@ -902,12 +946,16 @@ fn validate_incidents(
             }
             spanned.into_inner()
         });
+        let funnel_known = funnel
+            .as_ref()
+            .is_none_or(|id| funnels.iter().any(|f| f.id == *id));
         let stage = raw_silence.stage.map(|spanned| {
             let known = funnels
                 .iter()
                 .filter(|f| funnel.as_ref().is_none_or(|id| f.id == *id))
                 .any(|f| f.stages.iter().any(|s| s.id == *spanned.get_ref()));
-            if !known {
+            // An unknown funnel is reported once, not again for each of its stages.
+            if funnel_known && !known {
                 problems.at(
                     spanned.span().start,
                     format!("silence names unknown stage `{}`", spanned.get_ref()),
@@ -915,6 +963,16 @@ fn validate_incidents(
             }
             spanned.into_inner()
         });
+        let reason = match raw_silence.reason {
+            Some(reason) if !reason.trim().is_empty() => reason,
+            _ => {
+                problems.at(
+                    raw_silence.from.span().start,
+                    "a silence needs a `reason`: it is shown on every incident it holds",
+                );
+                String::new()
+            }
+        };
         let Some((from, to)) =
             local_window(&raw_silence.from, &raw_silence.to, "silence", problems)
         else {
@@ -925,7 +983,7 @@ fn validate_incidents(
             stage,
             from,
             to,
-            reason: raw_silence.reason.unwrap_or_default(),
+            reason,
         });
     }
     (policy, silences)

@@ -344,6 +344,8 @@ pub enum ActionError {
     TimelineFull,
     #[error("a lower severity needs a reason")]
     DowngradeWithoutReason,
+    #[error("the severity is already {0}")]
+    SeverityUnchanged(&'static str),
     #[error("resolving before the runbook's criteria hold needs a reason; not holding: {0}")]
     ResolveWithoutReason(String),
     #[error("incident {0} is open for the same stage; reopening would make two")]
@@ -494,10 +496,20 @@ impl Incident {
         self.state != IncidentState::Resolved
     }
 
-    /// The trend of the series' deviation over the last measurements: the least-squares slope
-    /// in σ per hour, beyond ±1σ an hour counts as moving.
-    pub fn trend(&self) -> Trend {
-        let points = &self.measurements;
+    /// The trend of the series' deviation over the measurements of the last hour: the
+    /// least-squares slope in σ per hour, moving where it is beyond ±1σ an hour and 2.5 times its
+    /// standard error (so noise is stable, not a trend). Without recent
+    /// measurements (a series too thin to judge), stable while an alert is open, else
+    /// decreasing.
+    pub fn trend(&self, now: Timestamp) -> Trend {
+        let recent = Timestamp(now.0 - TREND_WINDOW_MS);
+        let points: Vec<(Timestamp, f64)> = self
+            .measurements
+            .iter()
+            .filter(|(at, _)| *at > recent)
+            .copied()
+            .collect();
+        let points = &points;
         if points.len() < 3 {
             return if self.alerts.values().any(|open| *open) {
                 Trend::Stable
@@ -519,13 +531,28 @@ impl Incident {
             .zip(points)
             .map(|(x, p)| (x - mean_x) * (p.1 - mean_y))
             .sum();
-        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        if slope > TREND_SIGMA_PER_HOUR {
-            Trend::Increasing
-        } else if slope < -TREND_SIGMA_PER_HOUR {
-            Trend::Decreasing
-        } else {
-            Trend::Stable
+        if sxx <= 0.0 {
+            return Trend::Stable;
+        }
+        let slope = sxy / sxx;
+        // Its standard error, from the residuals. Measurements a minute apart over windows of
+        // several minutes overlap, so they count as one per `TREND_OVERLAP_MINUTES`.
+        let residual_ss: f64 = xs
+            .iter()
+            .zip(points)
+            .map(|(x, p)| {
+                let fitted = mean_y + slope * (x - mean_x);
+                (p.1 - fitted) * (p.1 - fitted)
+            })
+            .sum();
+        let residual_sd = (residual_ss / (n - 2.0).max(1.0)).sqrt();
+        let standard_error = residual_sd / sxx.sqrt() * TREND_OVERLAP_MINUTES.sqrt();
+        let moving = slope.abs() > TREND_SIGMA_PER_HOUR
+            && slope.abs() > TREND_STANDARD_ERRORS * standard_error;
+        match (moving, slope > 0.0) {
+            (true, true) => Trend::Increasing,
+            (true, false) => Trend::Decreasing,
+            (false, _) => Trend::Stable,
         }
     }
 
@@ -566,7 +593,7 @@ impl Incident {
                 ]
             }
             IncidentSeverity::P2 | IncidentSeverity::P3 => {
-                let trend = self.trend();
+                let trend = self.trend(now);
                 let stable_for = whole_minutes(now.since(self.severity_since));
                 vec![
                     Criterion {
@@ -623,6 +650,14 @@ fn whole_minutes(duration: DurationMs) -> DurationMs {
     DurationMs(duration.0 - duration.0.rem_euclid(crate::time::MS_PER_MINUTE))
 }
 
+/// Measurements whose windows overlap count as one per this many minutes, for the trend's
+/// standard error (the detector's window is five minutes by default).
+const TREND_OVERLAP_MINUTES: f64 = 5.0;
+/// How many standard errors a slope must be to count as moving (about 3% of noise-only hours
+/// read as a trend, with the few independent windows an hour holds).
+const TREND_STANDARD_ERRORS: f64 = 2.5;
+/// How far back the trend looks.
+const TREND_WINDOW_MS: i64 = MS_PER_HOUR;
 /// Slope of the deviation, in σ per hour, beyond which a trend is rising or falling.
 const TREND_SIGMA_PER_HOUR: f64 = 1.0;
 /// The engine's name in timelines.
@@ -1010,10 +1045,14 @@ impl IncidentEngine {
             check_text("reason", reason)?;
         }
         let policy = self.policy.clone();
-        let incident = self
-            .incidents
-            .get_mut(&id)
-            .ok_or(ActionError::UnknownIncident(id))?;
+        let pages_from = {
+            let incident = self
+                .incidents
+                .get(&id)
+                .ok_or(ActionError::UnknownIncident(id))?;
+            self.pages_from(now, &incident.funnel, &incident.stage)
+        };
+        let incident = self.incidents.get_mut(&id).expect("found above");
         if incident.timeline.len() >= TIMELINE_ENTRIES_MAX {
             return Err(ActionError::TimelineFull);
         }
@@ -1065,14 +1104,18 @@ impl IncidentEngine {
                 incident.scope = Some((stage.clone(), segment.clone()));
             }
             Action::SetSeverity(severity) => {
-                if *severity > incident.severity && reason.is_none() {
+                let from = incident.severity;
+                if *severity == from {
+                    return Err(ActionError::SeverityUnchanged(from.as_str()));
+                }
+                if *severity > from && reason.is_none() {
                     return Err(ActionError::DowngradeWithoutReason);
                 }
-                let from = incident.severity;
                 if *severity < from {
-                    incident.severity_since = now;
+                    raise(incident, &policy, *severity, now, pages_from);
+                } else {
+                    lower(incident, &policy, *severity);
                 }
-                incident.severity = *severity;
                 push(
                     incident,
                     now,
@@ -1108,7 +1151,15 @@ impl IncidentEngine {
                     now,
                     actor,
                     "mitigated",
-                    format!("mitigation: {} {detail}{because}", mitigation.as_str()),
+                    format!(
+                        "mitigation: {}{}{because}",
+                        mitigation.as_str(),
+                        if detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {detail}")
+                        }
+                    ),
                 );
             }
             Action::RootCause(text) => {
@@ -1153,7 +1204,11 @@ impl IncidentEngine {
                     now,
                     actor,
                     "checklist",
-                    format!("checked {category}: {item}: {finding}"),
+                    if finding.is_empty() {
+                        format!("checked {category}: {item}")
+                    } else {
+                        format!("checked {category}: {item}: {finding}")
+                    },
                 );
             }
             Action::Resolve => {
@@ -1347,12 +1402,7 @@ impl IncidentEngine {
         if severity < incident.severity {
             // The runbook's ASSESS step: a P2 crossing 3σ becomes P1, with the evidence.
             let from = incident.severity;
-            incident.severity = severity;
-            incident.severity_since = now;
-            let p1 = policy.for_severity(severity);
-            incident.response.due = incident.response.due.min(now.saturating_add(p1.response));
-            incident.resolution.due = now.saturating_add(p1.resolution);
-            incident.resolution.breached = false;
+            raise(incident, &policy, severity, now, pages_from);
             push(
                 incident,
                 now,
@@ -1365,13 +1415,6 @@ impl IncidentEngine {
                     evidence(alert)
                 ),
             );
-            if incident.state == IncidentState::Triggered {
-                incident.escalation = Escalation {
-                    next_level: 0,
-                    next_at: (!p1.levels.is_empty()).then_some(pages_from),
-                    repeats: 0,
-                };
-            }
         } else {
             push(
                 incident,
@@ -1493,6 +1536,46 @@ impl IncidentEngine {
     }
 }
 
+/// A higher severity from `now`: its SLAs (the response due by the sooner of the two clocks,
+/// the resolution within the new severity's time) and, while unacknowledged, its escalation
+/// path from L1 (held until `pages_from` by a silence).
+fn raise(
+    incident: &mut Incident,
+    policy: &IncidentPolicy,
+    to: IncidentSeverity,
+    now: Timestamp,
+    pages_from: Timestamp,
+) {
+    let severity_policy = policy.for_severity(to);
+    incident.severity = to;
+    incident.severity_since = now;
+    incident.response.due = incident
+        .response
+        .due
+        .min(now.saturating_add(severity_policy.response));
+    incident.resolution.due = now.saturating_add(severity_policy.resolution);
+    incident.resolution.breached = false;
+    if incident.state == IncidentState::Triggered {
+        incident.escalation = Escalation {
+            next_level: 0,
+            next_at: (!severity_policy.levels.is_empty()).then_some(pages_from),
+            repeats: 0,
+        };
+    }
+}
+
+/// A lower severity, set by a responder with a reason: its escalation path from where the
+/// incident stands (none if it pages nobody). The clocks keep their stricter due times.
+fn lower(incident: &mut Incident, policy: &IncidentPolicy, to: IncidentSeverity) {
+    incident.severity = to;
+    let levels = &policy.for_severity(to).levels;
+    if levels.is_empty() {
+        incident.escalation.next_at = None;
+    } else {
+        incident.escalation.next_level = incident.escalation.next_level.min(levels.len() - 1);
+    }
+}
+
 /// What an alert measured, in its own units: drop-off rates for conversion, events per minute
 /// for volume.
 fn evidence(alert: &AlertEvent) -> String {
@@ -1504,8 +1587,14 @@ fn evidence(alert: &AlertEvent) -> String {
             alert.sigma
         ),
         AlertKind::Volume => format!(
-            "{:.1} events a minute against a baseline of {:.1}, {:.1}σ",
-            alert.observed_rate, alert.baseline_rate, alert.sigma
+            "{} {:.1} events a minute against a baseline of {:.1}, {:.1}σ",
+            match alert.direction {
+                crate::detect::Direction::Worse => "events missing:",
+                crate::detect::Direction::Surge => "a surge:",
+            },
+            alert.observed_rate,
+            alert.baseline_rate,
+            alert.sigma
         ),
     }
 }
@@ -1525,6 +1614,11 @@ fn meet(clock: &mut SlaClock, now: Timestamp) {
 fn resolve(incident: &mut Incident, now: Timestamp, actor: &str, text: &str) {
     incident.state = IncidentState::Resolved;
     incident.resolved_at = Some(now);
+    // A responder resolving implies acknowledging, as mitigating does: the response was
+    // given. The engine resolving by itself acknowledges nothing.
+    if actor != ENGINE_ACTOR {
+        incident.acknowledged_at.get_or_insert(now);
+    }
     incident.escalation.next_at = None;
     meet(&mut incident.response, now);
     meet(&mut incident.resolution, now);
@@ -1591,6 +1685,13 @@ fn escalate(
         } else {
             let reason = if is_repeat {
                 format!("still unacknowledged: paging {} again", level.name)
+            } else if index == 0
+                && incident.timeline.iter().rev().find_map(|e| {
+                    matches!(e.kind.as_str(), "opened" | "reopened" | "upgraded")
+                        .then_some(e.kind.as_str())
+                }) == Some("reopened")
+            {
+                format!("{} incident reopened", incident.severity.as_str())
             } else if index == 0 && incident.silenced && due > incident.opened_at {
                 format!(
                     "{} incident still open when the silence ended",
@@ -1911,6 +2012,46 @@ mod tests {
                 .text
                 .contains("gift cards")
         );
+        // The same severity again is refused, not recorded.
+        assert_eq!(
+            engine.handle_action(
+                minutes(3),
+                1,
+                "ana",
+                Action::SetSeverity(IncidentSeverity::P2),
+                None
+            ),
+            Err(ActionError::SeverityUnchanged("P2"))
+        );
+        // Raised by hand, it takes P1's clocks and walks the P1 path from L1, as an upgrade
+        // by its alert does.
+        while engine.poll_effect().is_some() {}
+        engine
+            .handle_action(
+                minutes(40),
+                1,
+                "ana",
+                Action::SetSeverity(IncidentSeverity::P1),
+                None,
+            )
+            .unwrap();
+        let effects = run_until(&mut engine, minutes(56));
+        assert_eq!(
+            pages(&effects),
+            [(40, "L1".to_owned()), (55, "L2".to_owned())]
+        );
+        // Lowered to P3, which pages nobody, escalation stops.
+        engine
+            .handle_action(
+                minutes(57),
+                1,
+                "ana",
+                Action::SetSeverity(IncidentSeverity::P3),
+                Some("a display glitch"),
+            )
+            .unwrap();
+        assert!(pages(&run_until(&mut engine, minutes(600))).is_empty());
+        assert_eq!(engine.incident(1).unwrap().escalation.next_at, None);
     }
 
     #[test]
@@ -2060,6 +2201,44 @@ mod tests {
         );
     }
 
+    /// The MONITOR trend on a deviation that only wobbles: a five-minute window's σ measured
+    /// every minute (overlapping, so autocorrelated). It must read stable, not a trend, in all
+    /// but a few of 200 hours; a real rise of 5σ over the hour must read increasing. (An hour
+    /// holds about a dozen independent windows, so slower rises take longer to tell.)
+    #[test]
+    fn the_trend_is_not_fooled_by_noise() {
+        let trend_of = |seed: u64, slope_per_hour: f64| {
+            let mut rng = Rng::new(seed);
+            let mut engine = engine();
+            engine.handle_alert(
+                T0,
+                &alert(1, "checkout", Severity::P2, AlertEventKind::Opened),
+            );
+            let per_minute: Vec<f64> = (0..64).map(|_| rng.normal() * 5f64.sqrt()).collect();
+            for minute in 0..60 {
+                // The mean of the last five minutes' noise: one window's σ, overlapping.
+                let window: f64 = per_minute[minute..minute + 5].iter().sum::<f64>() / 5.0;
+                let sigma = 1.0 + window + slope_per_hour * minute as f64 / 60.0;
+                engine.handle_measurement(minutes(minute as i64), "checkout", "checkout", sigma);
+            }
+            engine.incident(1).unwrap().trend(minutes(60))
+        };
+        let false_trends = (0..200)
+            .filter(|seed| trend_of(*seed, 0.0) != Trend::Stable)
+            .count();
+        assert!(
+            false_trends <= 10,
+            "{false_trends} of 200 noisy hours read as a trend"
+        );
+        let found = (0..200)
+            .filter(|seed| trend_of(*seed, 5.0) == Trend::Increasing)
+            .count();
+        assert!(
+            found >= 180,
+            "a 5σ/h rise read as increasing {found} of 200 times"
+        );
+    }
+
     #[test]
     fn p1_resolves_itself_only_when_every_criterion_holds() {
         // (alert closed at 30 min, root cause recorded, minutes run) → resolved? The quiet
@@ -2137,7 +2316,7 @@ mod tests {
                 incident.state == IncidentState::Resolved,
                 resolved,
                 "slope {slope_sigma_per_hour}: trend {:?}",
-                incident.trend()
+                incident.trend(minutes(241))
             );
         }
     }
@@ -2407,6 +2586,7 @@ mod tests {
             .unwrap();
         let text = format!(
             "{base}\n[incidents]\nauto_resolve = false\nack_timeout = \"45m\"\n\
+             [incidents.p1]\nresponse = \"10m\"\n\
              [incidents.p2]\nupdate_every = \"daily\"\nempty_level = \"wait\"\n\
              [[incidents.p2.levels]]\nname = \"L1\"\ntargets = [\"ana\"]\nrespond_within = \"20m\"\n\
              [[incidents.p2.levels]]\nname = \"L2\"\nrespond_within = \"1h\"\n\
@@ -2423,11 +2603,10 @@ mod tests {
         assert_eq!(p2.empty_level, EmptyLevel::Wait);
         assert_eq!(p2.levels.len(), 2);
         assert!(p2.levels[1].targets.is_empty());
-        // The runbook's P1 path is untouched.
-        assert_eq!(
-            config.incidents.severities[0],
-            IncidentPolicy::runbook().severities[0]
-        );
+        // Only what P1 overrides changes: its path and repeats are the runbook's.
+        let mut p1 = IncidentPolicy::runbook().severities[0].clone();
+        p1.response = DurationMs::from_minutes(10);
+        assert_eq!(config.incidents.severities[0], p1);
         let silences = silences(&config);
         // The example shop is in New York: 23:00 EST (UTC-5) to 04:00 EDT (UTC-4) across the
         // spring-forward night is five local hours and four real ones.
@@ -2435,12 +2614,27 @@ mod tests {
         assert_eq!(silences[0].from.to_string(), "2026-03-08T04:00:00Z");
         assert_eq!(silences[0].to.to_string(), "2026-03-08T08:00:00Z");
         let bad = format!(
-            "{base}\n[incidents]\nflap_hold = \"soon\"\n[[incidents.silences]]\nfunnel = \"nope\"\nfrom = \"2026-03-29T04:00\"\nto = \"2026-03-29T01:00\"\n"
+            "{base}\n[incidents]\nflap_hold = \"soon\"\n\
+             [incidents.p1]\nresponse = \"2h\"\n\
+             [[incidents.p1.levels]]\nname = \"L1\"\ntargets = [\"\"]\nrespond_within = \"0s\"\n\
+             [[incidents.p1.levels]]\nname = \"L1\"\ntargets = [\"ana\"]\nrespond_within = \"15m\"\n\
+             [[incidents.silences]]\nfunnel = \"nope\"\nstage = \"payment\"\nfrom = \"2026-03-29T04:00\"\nto = \"2026-03-29T01:00\"\n"
         );
         let problems = Config::parse(&bad).unwrap_err().to_string();
-        assert!(problems.contains("incidents.flap_hold"), "{problems}");
-        assert!(problems.contains("unknown funnel `nope`"), "{problems}");
-        assert!(problems.contains("`from` must be before"), "{problems}");
+        for expected in [
+            "incidents.flap_hold",
+            "unknown funnel `nope`",
+            "`from` must be before",
+            "target must not be empty",
+            "respond_within must be positive",
+            "`L1` is declared twice",
+            "response time (2h) is longer than the resolution time (1h)",
+            "needs a `reason`",
+        ] {
+            assert!(problems.contains(expected), "{expected}: {problems}");
+        }
+        // An unknown funnel is reported once, not again for its stage.
+        assert!(!problems.contains("unknown stage"), "{problems}");
     }
 
     /// A restart as the server does one: the engine's meta and incidents through their

@@ -615,7 +615,7 @@ pub fn incident_summary_json(
             "to_mitigate_ms": since(incident.opened_at, incident.mitigated_at),
             "to_resolve_ms": since(incident.opened_at, incident.resolved_at),
         },
-        "trend": incident.trend().as_str(),
+        "trend": incident.trend(now).as_str(),
         "resolvable": incident.is_open() && criteria.iter().all(|c| c.holds),
     })
 }

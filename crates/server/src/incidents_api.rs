@@ -159,7 +159,16 @@ async fn list_incidents(
             }
             "funnel" => {
                 if !state.config.funnels.iter().any(|f| f.id == value) {
-                    return Err(ApiError::not_found(format!("no funnel `{value}`")));
+                    return Err(
+                        ApiError::not_found(format!("no funnel `{value}`")).with_details(vec![
+                            ErrorDetail {
+                                index: None,
+                                line: None,
+                                field: Some("funnel".into()),
+                                message: format!("no funnel `{value}`"),
+                            },
+                        ]),
+                    );
                 }
                 query.funnel = Some(value);
             }
@@ -247,16 +256,18 @@ impl ActionBody {
     /// Refuses fields that the action does not take (a `severity` sent with a note would
     /// otherwise be silently ignored).
     fn only(&self, action: &str) -> Result<(), ApiError> {
+        // A note, root cause, action item or finding is its own why: no `reason` beside it.
         let taken: &[&str] = match action {
             "note" | "root-cause" => &["text"],
-            "scope" => &["stage", "segment"],
-            "severity" => &["severity"],
-            "mitigate" => &["mitigation", "detail"],
+            "scope" => &["stage", "segment", "reason"],
+            "severity" => &["severity", "reason"],
+            "mitigate" => &["mitigation", "detail", "reason"],
             "action-items" => &["text", "owner", "due"],
             "checklist" => &["index", "finding"],
-            _ => &[],
+            _ => &["reason"],
         };
         let present = [
+            ("reason", self.reason.is_some()),
             ("text", self.text.is_some()),
             ("stage", self.stage.is_some()),
             ("segment", self.segment.is_some()),
@@ -273,11 +284,7 @@ impl ActionBody {
             .find(|(field, is_set)| *is_set && !taken.contains(field))
         {
             Some((field, _)) if ACTIONS.contains(&action) => {
-                let takes = if taken.is_empty() {
-                    "only `reason`".to_owned()
-                } else {
-                    format!("`{}` and `reason`", taken.join("`, `"))
-                };
+                let takes = format!("`{}`", taken.join("`, `"));
                 Err(invalid(
                     "invalid_field",
                     field,
@@ -306,14 +313,37 @@ fn json_body<T: for<'de> Deserialize<'de> + Default>(
     if text.trim().is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_str(&text).map_err(|err| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid here: {err}"))
-            .with_details(vec![ErrorDetail {
+    let value: Value = serde_json::from_str(&text).map_err(|err| {
+        ApiError::bad_request("invalid_json", format!("the body is not JSON: {err}")).with_details(
+            vec![ErrorDetail {
                 index: None,
                 line: Some(err.line()),
                 field: None,
                 message: err.to_string(),
-            }])
+            }],
+        )
+    })?;
+    let Value::Object(fields) = &value else {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    };
+    serde_json::from_value(value.clone()).map_err(|err| {
+        // Every field is optional, so the first field that cannot stand alone is the culprit:
+        // name it.
+        let culprit = fields.iter().find(|(key, field)| {
+            let alone = Value::Object([((*key).clone(), (*field).clone())].into_iter().collect());
+            serde_json::from_value::<T>(alone).is_err()
+        });
+        let message = err.to_string().replace(
+            "struct SegmentBody",
+            "an object with `dimension` and `value`",
+        );
+        match culprit {
+            Some((key, _)) => invalid("invalid_field", key, message),
+            None => ApiError::bad_request("invalid_json", message),
+        }
     })
 }
 
@@ -364,7 +394,7 @@ fn parse_action(state: &AppState, name: &str, body: ActionBody) -> Result<Action
         }
         "severity" => {
             let text = needed("severity", body.severity)?;
-            let severity = IncidentSeverity::parse(&text)
+            let severity = IncidentSeverity::parse(&text.to_ascii_uppercase())
                 .ok_or_else(|| invalid("invalid_field", "severity", "must be P1, P2 or P3"))?;
             Action::SetSeverity(severity)
         }
@@ -417,6 +447,9 @@ fn action_error(err: ActionError) -> ApiError {
         }
         ActionError::AnotherIsOpen(_) => {
             ApiError::new(StatusCode::CONFLICT, "another_is_open", message)
+        }
+        ActionError::SeverityUnchanged(_) => {
+            ApiError::new(StatusCode::CONFLICT, "unchanged", message)
         }
         ActionError::TooManyActionItems | ActionError::TimelineFull => {
             ApiError::new(StatusCode::CONFLICT, "incident_full", message)

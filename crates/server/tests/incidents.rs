@@ -265,8 +265,15 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         (
             act("note", json!({"text": "hi", "colour": "red"})),
             400,
-            "invalid_json",
+            "invalid_field",
         ),
+        (act("note", json!({"text": 5})), 400, "invalid_field"),
+        (
+            act("note", json!({"text": "hi", "reason": "why"})),
+            400,
+            "invalid_field",
+        ),
+        (act("severity", json!({"severity": "P1"})), 409, "unchanged"),
         (
             server.post(
                 &path("note"),
