@@ -475,11 +475,6 @@ async fn act(
     let id = parse_id(&id)?;
     let body: ActionBody = json_body(&headers, body)?;
     body.only(&name)?;
-    if let Some(reason) = &body.reason
-        && reason.len() > TEXT_BYTES_MAX
-    {
-        return Err(action_error(ActionError::TooLong { field: "reason" }));
-    }
     let reason = body.reason.clone().filter(|r| !r.trim().is_empty());
     let action = parse_action(&state, &name, body)?;
     let incidents = state.incidents.clone();
