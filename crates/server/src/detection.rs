@@ -272,7 +272,7 @@ pub async fn run(
                 (detection.clone(), incidents.clone(), store.clone());
             let result = tokio::task::spawn_blocking(move || {
                 let events = detection.tick(store.as_ref(), now)?;
-                crate::incidents::feed_from(&incidents, &detection, &events, now)
+                incidents.feed(&events, &|incident| detection.deviation(incident), now)
             })
             .await;
             match result {

@@ -30,7 +30,6 @@ use revloop_store::{
 };
 
 use crate::Clock;
-use crate::detection::Detection;
 
 /// Times a step is applied again after another node committed first.
 const CONFLICT_RETRIES_MAX: usize = 8;
@@ -437,7 +436,7 @@ fn outbox_row(effect: &Effect) -> OutboxRow {
 }
 
 /// An effect as JSON: the outbox's shape.
-pub fn effect_json(effect: &Effect) -> Value {
+fn effect_json(effect: &Effect) -> Value {
     match effect {
         Effect::Notify {
             incident,
@@ -551,16 +550,6 @@ pub async fn run(incidents: Arc<Incidents>, clock: Arc<dyn Clock>) {
         });
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
     }
-}
-
-/// Feeds a detector tick to the incidents, with each open incident's latest deviation.
-pub fn feed_from(
-    incidents: &Incidents,
-    detection: &Detection,
-    events: &[AlertEvent],
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    incidents.feed(events, &|incident| detection.deviation(incident), now)
 }
 
 fn clock_json(clock: &SlaClock, now: Timestamp) -> Value {
