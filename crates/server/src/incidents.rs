@@ -36,6 +36,9 @@ const CONFLICT_RETRIES_MAX: usize = 8;
 /// Longest wait between two looks at the timers and the store, so that a clock that jumps and
 /// another node's commits are noticed.
 const POLL_MS_MAX: i64 = 1_000;
+/// Effects older than this when committed were owed in history (a run over a backfill): they
+/// go to the outbox, and to the log only at debug level.
+const HISTORY_LOG_MINUTES: i64 = 5;
 /// Most alert events held while the store cannot take them.
 pub const PENDING_ALERTS_MAX: usize = 10_000;
 /// Most changes read to rank an incident's suspects.
@@ -237,7 +240,7 @@ impl Incidents {
             }
             let before = meta_key(&live);
             let result = input(&mut live);
-            match self.commit(&mut live, before) {
+            match self.commit(&mut live, before, now) {
                 Ok(()) => return Ok(result),
                 Err(StoreError::Conflict { .. }) if attempts < CONFLICT_RETRIES_MAX => {
                     attempts += 1;
@@ -301,7 +304,12 @@ impl Incidents {
     }
 
     /// Writes what the last input changed, if anything.
-    fn commit(&self, live: &mut Live, meta_before: MetaKey) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        live: &mut Live,
+        meta_before: MetaKey,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let effects: Vec<Effect> = std::iter::from_fn(|| live.engine.poll_effect()).collect();
         let outbox: Vec<OutboxRow> = effects.iter().map(outbox_row).collect();
         let mut incidents = Vec::new();
@@ -344,8 +352,11 @@ impl Incidents {
         let version = self.store.commit_incidents(&commit)?;
         live.version = Some(version);
         live.stored_entries.extend(stored);
-        // The outbox in the log too, until notifications deliver it.
+        // The outbox in the log too, until notifications deliver it; what a run over history
+        // owed long ago (the demo's backfill) only at debug level.
         for effect in &effects {
+            let (Effect::Notify { at, .. } | Effect::SlaBreached { at, .. }) = effect;
+            let current = now.since(*at) < DurationMs::from_minutes(HISTORY_LOG_MINUTES);
             match effect {
                 Effect::Notify {
                     incident,
@@ -353,15 +364,16 @@ impl Incidents {
                     targets,
                     reason,
                     ..
-                } => tracing::warn!(
+                } if current => tracing::warn!(
                     incident,
                     level = %level,
                     targets = %targets.join(", "),
                     "page: {reason}"
                 ),
-                Effect::SlaBreached { incident, sla, .. } => {
+                Effect::SlaBreached { incident, sla, .. } if current => {
                     tracing::warn!(incident, sla, "SLA breached")
                 }
+                _ => tracing::debug!(effect = %effect_json(effect), "owed in history"),
             }
         }
         Ok(())
