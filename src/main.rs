@@ -147,7 +147,7 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<revloop_core::Config> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         anyhow::anyhow!(
-            "cannot read config {}: {err}\n(copy revloop.example.toml to start, or try `revloop demo`)",
+            "cannot read config {}: {err}\n(name it with --config; copy revloop.example.toml to start, or try `revloop demo`, whose config is in its data directory)",
             path.display()
         )
     })?;
