@@ -32,10 +32,7 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let mut response = request.send(body)?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
-        Ok(Reply { status, body })
+        read(request.send(body)?)
     }
 
     pub fn delete(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
@@ -43,10 +40,7 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let mut response = request.call()?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
-        Ok(Reply { status, body })
+        read(request.call()?)
     }
 
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
@@ -54,9 +48,12 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let mut response = request.call()?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
-        Ok(Reply { status, body })
+        read(request.call()?)
     }
+}
+
+fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Ok(Reply { status, body })
 }

@@ -92,6 +92,40 @@ fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> ApiEr
     }])
 }
 
+/// A change's or silence's funnel and stage, where given, must be configured (a stage in the
+/// funnel given, or in any funnel).
+fn check_scope(
+    state: &AppState,
+    funnel: Option<&str>,
+    stage: Option<&str>,
+) -> Result<(), ApiError> {
+    if let Some(id) = funnel
+        && !state.config.funnels.iter().any(|f| f.id == id)
+    {
+        return Err(invalid(
+            "invalid_field",
+            "funnel",
+            format!("no funnel `{id}`"),
+        ));
+    }
+    if let Some(stage) = stage {
+        let known = state
+            .config
+            .funnels
+            .iter()
+            .filter(|f| funnel.is_none_or(|id| f.id == id))
+            .any(|f| f.stages.iter().any(|s| s.id == stage));
+        if !known {
+            return Err(invalid(
+                "invalid_field",
+                "stage",
+                format!("no stage `{stage}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn unknown_parameter(name: &str, known: &str) -> ApiError {
     invalid(
         "invalid_query",
@@ -669,31 +703,8 @@ async fn add_change(
             format!("{at} is more than a day ahead of or a year behind the server's clock ({now})"),
         ));
     }
-    let funnel = match body.funnel {
-        Some(id) if !state.config.funnels.iter().any(|f| f.id == id) => {
-            return Err(invalid(
-                "invalid_field",
-                "funnel",
-                format!("no funnel `{id}`"),
-            ));
-        }
-        other => other,
-    };
-    if let Some(stage) = &body.stage {
-        let known = state
-            .config
-            .funnels
-            .iter()
-            .filter(|f| funnel.as_ref().is_none_or(|id| f.id == *id))
-            .any(|f| f.stages.iter().any(|s| s.id == *stage));
-        if !known {
-            return Err(invalid(
-                "invalid_field",
-                "stage",
-                format!("no stage `{stage}`"),
-            ));
-        }
-    }
+    check_scope(&state, body.funnel.as_deref(), body.stage.as_deref())?;
+    let funnel = body.funnel;
     if let Some(segment) = &body.segment
         && !state.config.has_dimension(&segment.dimension)
     {
@@ -877,31 +888,8 @@ async fn add_silence(
     let from = time("from", body.from)?.unwrap_or(now);
     let to = time("to", body.to)?
         .ok_or_else(|| invalid("missing_field", "to", "is required: when the silence ends"))?;
-    let funnel = match body.funnel {
-        Some(id) if !state.config.funnels.iter().any(|f| f.id == id) => {
-            return Err(invalid(
-                "invalid_field",
-                "funnel",
-                format!("no funnel `{id}`"),
-            ));
-        }
-        other => other,
-    };
-    if let Some(stage) = &body.stage {
-        let known = state
-            .config
-            .funnels
-            .iter()
-            .filter(|f| funnel.as_ref().is_none_or(|id| f.id == *id))
-            .any(|f| f.stages.iter().any(|s| s.id == *stage));
-        if !known {
-            return Err(invalid(
-                "invalid_field",
-                "stage",
-                format!("no stage `{stage}`"),
-            ));
-        }
-    }
+    check_scope(&state, body.funnel.as_deref(), body.stage.as_deref())?;
+    let funnel = body.funnel;
     let silence = Silence {
         funnel,
         stage: body.stage,
