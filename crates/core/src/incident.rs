@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::Config;
-use crate::detect::{AlertEvent, AlertEventKind, AlertKind, Severity};
+use crate::alert::{AlertEvent, AlertEventKind, AlertKind, Severity};
 use crate::time::{DurationMs, MS_PER_HOUR, Timestamp};
 
 /// Longest note, reason, root cause or action item text, in bytes.
@@ -1589,8 +1589,8 @@ fn evidence(alert: &AlertEvent) -> String {
         AlertKind::Volume => format!(
             "{} {:.1} events a minute against a baseline of {:.1}, {:.1}σ",
             match alert.direction {
-                crate::detect::Direction::Worse => "events missing:",
-                crate::detect::Direction::Surge => "a surge:",
+                crate::alert::Direction::Worse => "events missing:",
+                crate::alert::Direction::Surge => "a surge:",
             },
             alert.observed_rate,
             alert.baseline_rate,
@@ -1798,7 +1798,7 @@ mod tests {
             kind: AlertKind::Conversion,
             severity,
             event,
-            direction: crate::detect::Direction::Worse,
+            direction: crate::alert::Direction::Worse,
             at: T0,
             onset: T0,
             segment: None,

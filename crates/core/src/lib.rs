@@ -6,6 +6,7 @@
 //! unseeded randomness: every input arrives with its timestamp, so the same engine runs live
 //! under `serve` and in event time under `replay`.
 
+pub mod alert;
 pub mod change;
 pub mod config;
 pub mod detect;
