@@ -1,8 +1,11 @@
 //! Money as integer minor units plus an ISO 4217 currency. Never a float.
 //!
-//! Decimal amounts arrive as text (from config, or the literal digits of a JSON number) and are
-//! converted exactly; an amount with more fractional digits than the currency has is rejected
-//! rather than rounded.
+//! Decimal amounts arrive as text and are converted exactly; an amount with more fractional
+//! digits than the currency has is rejected rather than rounded. The text comes from the config,
+//! from a JSON string, or from a JSON number. A JSON number is first read as an `f64` by the
+//! parser and then printed as the shortest text that reads back as the same `f64` (so `19.99`
+//! stays `19.99`): amounts of up to 15 significant digits arrive exactly, and senders with
+//! larger amounts should send them as strings.
 
 use std::fmt;
 

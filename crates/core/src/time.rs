@@ -57,11 +57,14 @@ pub enum TimeError {
 }
 
 impl Timestamp {
-    pub fn from_millis(ms: i64) -> Timestamp {
+    /// The earliest instant there is: before everything, for "nothing seen yet".
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+
+    pub const fn from_millis(ms: i64) -> Timestamp {
         Timestamp(ms)
     }
 
-    pub fn millis(self) -> i64 {
+    pub const fn millis(self) -> i64 {
         self.0
     }
 
@@ -101,12 +104,56 @@ impl fmt::Display for Timestamp {
 }
 
 impl Minute {
+    /// The minute `index` minutes after the epoch.
+    pub const fn new(index: i64) -> Minute {
+        Minute(index)
+    }
+
+    /// Minutes since the epoch.
+    pub const fn index(self) -> i64 {
+        self.0
+    }
+
     pub fn start(self) -> Timestamp {
         Timestamp(self.0.saturating_mul(MS_PER_MINUTE))
+    }
+
+    /// The instant this minute ends (the next one's start).
+    pub fn end(self) -> Timestamp {
+        self.plus(1).start()
+    }
+
+    /// The minute `n` minutes later (earlier for a negative `n`).
+    pub fn plus(self, n: i64) -> Minute {
+        Minute(self.0.saturating_add(n))
+    }
+
+    /// Whole minutes from `earlier` to this one.
+    pub fn minutes_since(self, earlier: Minute) -> i64 {
+        self.0.saturating_sub(earlier.0)
     }
 }
 
 impl DurationMs {
+    pub const ZERO: DurationMs = DurationMs(0);
+
+    pub const fn from_millis(ms: i64) -> DurationMs {
+        DurationMs(ms)
+    }
+
+    pub fn from_secs(seconds: i64) -> DurationMs {
+        DurationMs(seconds * MS_PER_SECOND)
+    }
+
+    pub fn from_days(days: i64) -> DurationMs {
+        DurationMs(days * MS_PER_DAY)
+    }
+
+    /// Whole minutes, rounded toward zero.
+    pub fn whole_minutes(self) -> i64 {
+        self.0 / MS_PER_MINUTE
+    }
+
     pub fn from_minutes(minutes: i64) -> DurationMs {
         DurationMs(minutes * MS_PER_MINUTE)
     }
