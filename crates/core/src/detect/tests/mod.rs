@@ -5,7 +5,6 @@
 mod alerts;
 mod baseline;
 mod budget;
-mod incidents;
 mod learning;
 
 use super::{AlertEvent, AlertEventKind, Detector, SeriesStatus};
