@@ -16,6 +16,7 @@ pub mod incident;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
+pub mod pipeline;
 pub mod rng;
 pub mod simulate;
 pub mod stats;
