@@ -5,7 +5,7 @@
 //! files: the caller hands in the text. Each section has its own module with its types, its raw
 //! (spanned) shape and its validation; this one holds the whole, the problems and the field
 //! helpers they share. The incident engine owns its policy types and never reads the
-//! configuration: [`incidents`] parses into them.
+//! configuration: `incidents` parses into them.
 
 use std::fmt;
 
@@ -137,6 +137,7 @@ impl Config {
         names.join(", ")
     }
 
+    /// The bundled example: a Segment e-commerce spec checkout funnel.
     pub fn example_toml() -> &'static str {
         include_str!("../../../../revloop.example.toml")
     }

@@ -23,21 +23,22 @@
 //!   recorded;
 //!   for P2, the trend stable or improving and no escalation to P1 for 4 hours.
 //!
-//! The module is split by concern: [`policy`] (what the runbook says, per severity),
-//! [`record`] (one incident and its history), [`action`] (what a responder may do, and the
-//! checks on it), [`criteria`] (the trend and the resolution criteria), [`escalation`] (the
-//! rules that raise, lower, resolve and page), [`silences`], [`report`] (statistics over many
-//! incidents) and [`engine`] (the state machine that ties them together). It never reads the
-//! configuration: the configuration parses into these types and builds the engine from them.
+//! The module is split by concern, each re-exported here: `policy` (what the runbook says, per
+//! severity), `record` (one incident and its history), `action` (what a responder may do, the
+//! checks on it and its effect on one incident), `criteria` (the trend and the resolution
+//! criteria), `escalation` (the rules that raise, lower, resolve and page, and the SLA
+//! clocks), `silences`, `report` (statistics over many incidents) and `engine` (the state
+//! machine that ties them together). It never reads the configuration: the configuration
+//! parses into these types and builds the engine from them.
 
-pub mod action;
-pub mod criteria;
-pub mod engine;
-pub mod escalation;
-pub mod policy;
-pub mod record;
-pub mod report;
-pub mod silences;
+mod action;
+mod criteria;
+mod engine;
+mod escalation;
+mod policy;
+mod record;
+mod report;
+mod silences;
 
 pub use action::{ACTION_ITEMS_MAX, Action, ActionError, TEXT_BYTES_MAX};
 pub use criteria::{Criterion, Trend};
