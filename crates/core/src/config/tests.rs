@@ -1,0 +1,203 @@
+//! The configuration's tests: every problem reported with its line, and each section parsed
+//! into what the engines use.
+
+use super::*;
+use crate::incident::{EmptyLevel, IncidentPolicy, silences};
+use crate::time::DurationMs;
+
+#[test]
+fn the_bundled_example_is_valid() {
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let funnel = &config.funnels[0];
+    let events: Vec<&str> = funnel.stages.iter().map(|s| s.trigger.name()).collect();
+    assert_eq!(
+        events,
+        [
+            "Product Viewed",
+            "Product Added",
+            "Checkout Started",
+            "Payment Info Entered",
+            "Order Completed"
+        ]
+    );
+    assert!(
+        config
+            .dimensions
+            .iter()
+            .any(|d| d.path.to_string() == "context.device.type")
+    );
+}
+
+fn check(text: &str, expected: &[(usize, &str)]) {
+    let problems = match Config::parse(text) {
+        Ok(_) => Vec::new(),
+        Err(ConfigError(problems)) => problems,
+    };
+    let got: Vec<(usize, String)> = problems
+        .iter()
+        .map(|p| (p.line, p.message.clone()))
+        .collect();
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for ((line, message), (want_line, want_fragment)) in got.iter().zip(expected) {
+        assert_eq!(line, want_line, "{message}");
+        assert!(
+            message.contains(want_fragment),
+            "`{message}` lacks `{want_fragment}`"
+        );
+    }
+}
+
+const TWO_STAGES: &str = "
+[[funnels]]
+id = \"f\"
+[[funnels.stages]]
+id = \"a\"
+event = \"A\"
+[[funnels.stages]]
+id = \"b\"
+page = \"B\"
+";
+
+#[test]
+fn a_minimal_config_is_valid() {
+    check(TWO_STAGES, &[]);
+    let config = Config::parse(TWO_STAGES).unwrap();
+    assert_eq!(config.shop.currency.code(), "USD");
+    assert_eq!(config.ingest.dedup_window, DurationMs::from_hours(24));
+    assert_eq!(
+        config.funnels[0].stages[1].trigger,
+        Trigger::Page("B".into())
+    );
+}
+
+#[test]
+fn reports_every_problem_with_its_line() {
+    let text = "
+[shop]
+currency = \"DOLLARS\"
+average_order_value = \"12.345\"
+time_zone = \"Mars/Olympus\"
+
+[ingest]
+dedup_window = \"forever\"
+
+[[dimensions]]
+name = \"from\"
+path = \"device.type\"
+
+[[funnels]]
+id = \"f\"
+[[funnels.stages]]
+id = \"a\"
+event = \"A\"
+page = \"A\"
+[[funnels.stages]]
+id = \"a\"
+event = \"B\"
+where = { \"properties.x\" = 1.5 }
+";
+    check(
+        text,
+        &[
+            (3, "not a currency code"),
+            (4, "not an amount in USD"),
+            (5, "not an IANA time zone"),
+            (8, "dedup_window"),
+            (11, "reserved"),
+            (12, "must start with one of"),
+            (16, "exactly one of"),
+            (21, "appears twice"),
+            (23, "must compare with"),
+        ],
+    );
+}
+
+#[test]
+fn syntax_errors_and_unknown_keys_have_lines() {
+    check(
+        "[shop]\ncurrency = \"USD\"\ncolour = 1\n",
+        &[(3, "unknown field")],
+    );
+    check("[shop\n", &[(1, "")]);
+    check("", &[(0, "no funnels")]);
+}
+
+#[test]
+fn funnels_need_two_stages_and_unique_ids() {
+    let text = "
+[[funnels]]
+id = \"f\"
+[[funnels.stages]]
+id = \"a\"
+event = \"A\"
+[[funnels]]
+id = \"f\"
+[[funnels.stages]]
+id = \"a\"
+event = \"A\"
+[[funnels.stages]]
+id = \"b\"
+event = \"B\"
+";
+    check(text, &[(2, "at least two stages"), (8, "declared twice")]);
+}
+
+#[test]
+fn the_config_sets_the_policy_and_silences_stay_in_local_time_across_dst() {
+    // The example without its own (default) [incidents] table, which comes last.
+    let base = Config::example_toml()
+        .split("\n[incidents]")
+        .next()
+        .unwrap();
+    let text = format!(
+        "{base}\n[incidents]\nauto_resolve = false\nack_timeout = \"45m\"\n\
+         [incidents.p1]\nresponse = \"10m\"\n\
+         [incidents.p2]\nupdate_every = \"daily\"\nempty_level = \"wait\"\n\
+         [[incidents.p2.levels]]\nname = \"L1\"\ntargets = [\"ana\"]\nrespond_within = \"20m\"\n\
+         [[incidents.p2.levels]]\nname = \"L2\"\nrespond_within = \"1h\"\n\
+         [[incidents.silences]]\nfrom = \"2026-03-07T23:00\"\nto = \"2026-03-08T04:00\"\nreason = \"deploy\"\n"
+    );
+    let config = Config::parse(&text).unwrap();
+    assert!(!config.incidents.auto_resolve);
+    assert_eq!(
+        config.incidents.ack_timeout,
+        Some(DurationMs::from_minutes(45))
+    );
+    let p2 = &config.incidents.severities[1];
+    assert_eq!(p2.update_every, None);
+    assert_eq!(p2.empty_level, EmptyLevel::Wait);
+    assert_eq!(p2.levels.len(), 2);
+    assert!(p2.levels[1].targets.is_empty());
+    // Only what P1 overrides changes: its path and repeats are the runbook's.
+    let mut p1 = IncidentPolicy::runbook().severities[0].clone();
+    p1.response = DurationMs::from_minutes(10);
+    assert_eq!(config.incidents.severities[0], p1);
+    let silences = silences(&config);
+    // The example shop is in New York: 23:00 EST (UTC-5) to 04:00 EDT (UTC-4) across the
+    // spring-forward night is five local hours and four real ones.
+    assert_eq!(config.shop.time_zone, "America/New_York");
+    assert_eq!(silences[0].from.to_string(), "2026-03-08T04:00:00Z");
+    assert_eq!(silences[0].to.to_string(), "2026-03-08T08:00:00Z");
+    let bad = format!(
+        "{base}\n[incidents]\nflap_hold = \"soon\"\n\
+         [incidents.p1]\nresponse = \"2h\"\n\
+         [[incidents.p1.levels]]\nname = \"L1\"\ntargets = [\"\"]\nrespond_within = \"0s\"\n\
+         [[incidents.p1.levels]]\nname = \"L1\"\ntargets = [\"ana\"]\nrespond_within = \"15m\"\n\
+         [[incidents.silences]]\nfunnel = \"nope\"\nstage = \"payment\"\nfrom = \"2026-03-29T04:00\"\nto = \"2026-03-29T01:00\"\n"
+    );
+    let problems = Config::parse(&bad).unwrap_err().to_string();
+    for expected in [
+        "incidents.flap_hold",
+        "unknown funnel `nope`",
+        "`from` must be before",
+        "target must not be empty",
+        "respond_within must be positive",
+        "`L1` is declared twice",
+        "response time (2h) is longer than the resolution time (1h)",
+        "needs a `reason`",
+    ] {
+        assert!(problems.contains(expected), "{expected}: {problems}");
+    }
+    // An unknown funnel is reported once, not again for its stage.
+    assert!(!problems.contains("unknown stage"), "{problems}");
+}

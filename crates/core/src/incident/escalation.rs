@@ -1,0 +1,261 @@
+//! The rules that move an incident's severity, clocks and escalation path: raise, lower,
+//! resolve and page every level that is due, with the SLA clocks they set. Free functions on
+//! one incident: they queue effects but never look at other incidents or the engine's state.
+
+use std::collections::VecDeque;
+
+use super::policy::{EmptyLevel, EscalationLevel, IncidentPolicy, REPEATS_MAX};
+use super::record::{
+    ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState, SlaClock, push,
+};
+use crate::time::{DurationMs, Timestamp};
+
+/// Something the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Page these targets about this incident.
+    Notify {
+        incident: u64,
+        at: Timestamp,
+        level: String,
+        targets: Vec<String>,
+        reason: String,
+    },
+    /// An SLA ran out. Recorded once per incident and kind.
+    SlaBreached {
+        incident: u64,
+        at: Timestamp,
+        sla: &'static str,
+    },
+}
+
+/// A higher severity from `now`: its SLAs (the response due by the sooner of the two clocks,
+/// the resolution within the new severity's time) and, while unacknowledged, its escalation
+/// path from L1 (held until `pages_from` by a silence).
+pub(super) fn raise(
+    incident: &mut Incident,
+    policy: &IncidentPolicy,
+    to: IncidentSeverity,
+    now: Timestamp,
+    pages_from: Timestamp,
+) {
+    let severity_policy = policy.for_severity(to);
+    incident.severity = to;
+    incident.severity_since = now;
+    incident.response.due = incident
+        .response
+        .due
+        .min(now.saturating_add(severity_policy.response));
+    incident.resolution.due = now.saturating_add(severity_policy.resolution);
+    incident.resolution.breached = false;
+    if incident.state == IncidentState::Triggered {
+        incident.escalation = Escalation {
+            next_level: 0,
+            next_at: (!severity_policy.levels.is_empty()).then_some(pages_from),
+            repeats: 0,
+        };
+    }
+}
+
+/// A lower severity, set by a responder with a reason: its escalation path from where the
+/// incident stands (none if it pages nobody). The clocks keep their stricter due times.
+pub(super) fn lower(incident: &mut Incident, policy: &IncidentPolicy, to: IncidentSeverity) {
+    incident.severity = to;
+    let levels = &policy.for_severity(to).levels;
+    if levels.is_empty() {
+        incident.escalation.next_at = None;
+    } else {
+        incident.escalation.next_level = incident.escalation.next_level.min(levels.len() - 1);
+    }
+}
+
+pub(super) fn clock(now: Timestamp, within: DurationMs) -> SlaClock {
+    SlaClock {
+        due: now.saturating_add(within),
+        met_at: None,
+        breached: false,
+    }
+}
+
+pub(super) fn meet(clock: &mut SlaClock, now: Timestamp) {
+    clock.met_at.get_or_insert(now);
+}
+
+pub(super) fn resolve(incident: &mut Incident, now: Timestamp, actor: &str, text: &str) {
+    incident.state = IncidentState::Resolved;
+    incident.resolved_at = Some(now);
+    // A responder resolving implies acknowledging, as mitigating does: the response was
+    // given. The engine resolving by itself acknowledges nothing.
+    if actor != ENGINE_ACTOR {
+        incident.acknowledged_at.get_or_insert(now);
+    }
+    incident.escalation.next_at = None;
+    meet(&mut incident.response, now);
+    meet(&mut incident.resolution, now);
+    push(incident, now, actor, "resolved", text.to_owned());
+}
+
+/// Pages every level that is due, in order.
+pub(super) fn escalate(
+    incident: &mut Incident,
+    policy: &IncidentPolicy,
+    now: Timestamp,
+    outbox: &mut VecDeque<Effect>,
+) {
+    let severity_policy = policy.for_severity(incident.severity);
+    let levels = &severity_policy.levels;
+    while let Some(due) = incident.escalation.next_at {
+        if due > now {
+            return;
+        }
+        incident.unsaved = true;
+        if incident.state == IncidentState::Acknowledged {
+            if policy.ack_timeout.is_none() {
+                // Nothing pages after an ack.
+                incident.escalation.next_at = None;
+                return;
+            }
+            // The ack timed out: back to triggered, from the first level.
+            incident.state = IncidentState::Triggered;
+            incident.escalation.next_level = 0;
+            push(
+                incident,
+                due,
+                ENGINE_ACTOR,
+                "ack_timeout",
+                "acknowledged but neither mitigated nor resolved in time: escalating again".into(),
+            );
+        }
+        let index = incident.escalation.next_level;
+        let Some(level) = levels.get(index.min(levels.len().saturating_sub(1))) else {
+            incident.escalation.next_at = None;
+            return;
+        };
+        let is_repeat = index >= levels.len();
+        // Paged when the engine is told the time: at `due` when it runs, later after downtime
+        // (said so on the timeline). The path's schedule stays anchored on `due`.
+        let late = now.since(due);
+        let late_note = if late >= DurationMs::from_minutes(1) {
+            format!(" (due {due}; {late} late: revloop was not running)")
+        } else {
+            String::new()
+        };
+        if level.targets.is_empty() {
+            let then = match severity_policy.empty_level {
+                EmptyLevel::Skip => "going on".to_owned(),
+                EmptyLevel::Wait => format!("waiting its {} before going on", level.respond_within),
+            };
+            push(
+                incident,
+                now,
+                ENGINE_ACTOR,
+                "escalation_skipped",
+                format!("{} has nobody to page; {then}", level.name),
+            );
+        } else {
+            let reason = page_reason(incident, levels, index, due);
+            outbox.push_back(Effect::Notify {
+                incident: incident.id,
+                at: now,
+                level: level.name.clone(),
+                targets: level.targets.clone(),
+                reason: reason.clone(),
+            });
+            push(
+                incident,
+                now,
+                ENGINE_ACTOR,
+                "escalated",
+                format!(
+                    "paged {} ({}): {reason}{late_note}",
+                    level.name,
+                    level.targets.join(", ")
+                ),
+            );
+        }
+        let next_wait = if level.targets.is_empty()
+            && !is_repeat
+            && severity_policy.empty_level == EmptyLevel::Skip
+        {
+            DurationMs(0)
+        } else {
+            level.respond_within
+        };
+        if index + 1 < levels.len() {
+            incident.escalation.next_level = index + 1;
+            incident.escalation.next_at = Some(due.saturating_add(next_wait));
+        } else {
+            match severity_policy.repeat_every {
+                Some(every) if incident.escalation.repeats < REPEATS_MAX => {
+                    let wait = if is_repeat { every } else { next_wait };
+                    incident.escalation.next_level = levels.len();
+                    if is_repeat {
+                        incident.escalation.repeats += 1;
+                    }
+                    incident.escalation.next_at = Some(due.saturating_add(wait));
+                }
+                _ => incident.escalation.next_at = None,
+            }
+        }
+    }
+}
+
+/// Records each SLA of the incident that ran out by `now`, once: an effect and a timeline entry.
+pub(super) fn check_slas(incident: &mut Incident, now: Timestamp, outbox: &mut VecDeque<Effect>) {
+    for (sla, name) in [(0, "response"), (1, "resolution")] {
+        let clock = if sla == 0 {
+            &mut incident.response
+        } else {
+            &mut incident.resolution
+        };
+        if clock.met_at.is_none() && !clock.breached && now >= clock.due {
+            clock.breached = true;
+            let due = clock.due;
+            outbox.push_back(Effect::SlaBreached {
+                incident: incident.id,
+                at: now,
+                sla: name,
+            });
+            push(
+                incident,
+                now,
+                ENGINE_ACTOR,
+                "sla_breached",
+                format!("{name} SLA breached: due {due}"),
+            );
+        }
+    }
+}
+
+/// Why level `index` (at or past the path's end: a repeat of the last) is paged at `due`, for
+/// the page and the timeline.
+fn page_reason(
+    incident: &Incident,
+    levels: &[EscalationLevel],
+    index: usize,
+    due: Timestamp,
+) -> String {
+    let level = &levels[index.min(levels.len() - 1)];
+    if index >= levels.len() {
+        format!("still unacknowledged: paging {} again", level.name)
+    } else if index == 0
+        && incident.timeline.iter().rev().find_map(|e| {
+            matches!(e.kind.as_str(), "opened" | "reopened" | "upgraded").then_some(e.kind.as_str())
+        }) == Some("reopened")
+    {
+        format!("{} incident reopened", incident.severity.as_str())
+    } else if index == 0 && incident.silenced && due > incident.opened_at {
+        format!(
+            "{} incident still open when the silence ended",
+            incident.severity.as_str()
+        )
+    } else if index == 0 {
+        format!("{} incident opened", incident.severity.as_str())
+    } else {
+        format!(
+            "unacknowledged after {}: escalating to {}",
+            levels[index - 1].respond_within,
+            level.name
+        )
+    }
+}

@@ -1,0 +1,250 @@
+//! One incident as it is kept: its severity, state, clocks, alerts, findings and append-only
+//! timeline, with the runbook's mitigation options and root-cause checklist. It holds data and
+//! the one way to append to a timeline; the rules that change an incident live beside it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::alert::{AlertKind, Severity};
+use crate::time::Timestamp;
+
+/// Most timeline entries one incident keeps; past it the engine refuses actions (alerts and
+/// timers still count, in a final entry that says entries were dropped).
+pub const TIMELINE_ENTRIES_MAX: usize = 10_000;
+/// The engine's name in timelines.
+pub const ENGINE_ACTOR: &str = "revloop";
+
+/// The incident's own severity: P1 and P2 from alerts, P3 when set by a responder.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum IncidentSeverity {
+    P1,
+    P2,
+    P3,
+}
+
+impl IncidentSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSeverity::P1 => "P1",
+            IncidentSeverity::P2 => "P2",
+            IncidentSeverity::P3 => "P3",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<IncidentSeverity> {
+        match text {
+            "P1" => Some(IncidentSeverity::P1),
+            "P2" => Some(IncidentSeverity::P2),
+            "P3" => Some(IncidentSeverity::P3),
+            _ => None,
+        }
+    }
+
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<Severity> for IncidentSeverity {
+    fn from(severity: Severity) -> IncidentSeverity {
+        match severity {
+            Severity::P1 => IncidentSeverity::P1,
+            Severity::P2 => IncidentSeverity::P2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum IncidentState {
+    Triggered,
+    Acknowledged,
+    Mitigated,
+    Resolved,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Triggered => "triggered",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Mitigated => "mitigated",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+}
+
+/// The runbook's mitigation options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Mitigation {
+    TrafficRouting,
+    Rollback,
+    DisableExperiment,
+    BackupPaymentProcessor,
+    StatusBanner,
+    Other,
+}
+
+impl Mitigation {
+    pub const ALL: [Mitigation; 6] = [
+        Mitigation::TrafficRouting,
+        Mitigation::Rollback,
+        Mitigation::DisableExperiment,
+        Mitigation::BackupPaymentProcessor,
+        Mitigation::StatusBanner,
+        Mitigation::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mitigation::TrafficRouting => "traffic_routing",
+            Mitigation::Rollback => "rollback",
+            Mitigation::DisableExperiment => "disable_experiment",
+            Mitigation::BackupPaymentProcessor => "backup_payment_processor",
+            Mitigation::StatusBanner => "status_banner",
+            Mitigation::Other => "other",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Mitigation> {
+        Mitigation::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+}
+
+/// The runbook's root-cause checklist: (category, item).
+pub const CHECKLIST: [(&str, &str); 16] = [
+    ("technical", "Page load time performance"),
+    ("technical", "API response times and error rates"),
+    ("technical", "Payment processor integration status"),
+    ("technical", "CDN and infrastructure health"),
+    ("technical", "Mobile vs desktop performance differences"),
+    ("product", "Recent UI/UX changes or experiments"),
+    ("product", "Pricing displays and shipping costs"),
+    ("product", "Product availability and inventory"),
+    ("product", "Checkout form validation and errors"),
+    ("external", "Marketing campaign traffic spikes"),
+    ("external", "Social media mentions or viral content"),
+    ("external", "Competitor actions or market changes"),
+    ("external", "Seasonal or time-of-day variations"),
+    ("data_quality", "Tracking pixel functionality"),
+    ("data_quality", "Event attribution accuracy"),
+    ("data_quality", "Data pipeline health and latency"),
+];
+
+/// One step of an incident's history. Append-only.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimelineEntry {
+    pub at: Timestamp,
+    /// Who: a responder's name, or `revloop` for the engine itself.
+    pub actor: String,
+    /// What, as a stable machine name (`opened`, `acknowledged`, `escalated`, ...).
+    pub kind: String,
+    /// What, for people.
+    pub text: String,
+}
+
+/// A checklist item ticked.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tick {
+    pub by: String,
+    pub at: Timestamp,
+    pub finding: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActionItem {
+    pub text: String,
+    pub owner: String,
+    pub due: Timestamp,
+    pub added_by: String,
+    pub added_at: Timestamp,
+}
+
+/// Where an incident's escalation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Escalation {
+    /// The next level to page.
+    pub next_level: usize,
+    /// When; `None` once escalation has stopped (an ack, the path's end, no levels).
+    pub next_at: Option<Timestamp>,
+    /// Pages of the last level after its first.
+    pub repeats: u32,
+}
+
+/// Whether an SLA was met, breached, or is still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SlaClock {
+    pub due: Timestamp,
+    pub met_at: Option<Timestamp>,
+    pub breached: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Incident {
+    pub id: u64,
+    pub funnel: String,
+    pub stage: String,
+    pub kind: AlertKind,
+    pub segment: Option<(String, String)>,
+    /// The affected stage and segment as a responder judged them; the incident still groups
+    /// and measures by its alert's stage and segment.
+    pub scope: Option<(String, Option<(String, String)>)>,
+    pub severity: IncidentSeverity,
+    pub state: IncidentState,
+    /// When the first alert's series started to deviate, as the detector estimated it.
+    pub onset: Timestamp,
+    pub opened_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub mitigated_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    /// When severity last rose, or the incident opened or reopened.
+    pub severity_since: Timestamp,
+    pub escalation: Escalation,
+    pub response: SlaClock,
+    pub resolution: SlaClock,
+    /// Alert ids attached, and whether each is still open.
+    pub alerts: BTreeMap<u64, bool>,
+    /// The last time a related alert opened, upgraded or closed: the P1 quiet period counts
+    /// from here, so it starts once the drop-off is back within 2σ, not while it is still off.
+    pub last_alert_at: Timestamp,
+    pub root_cause: Option<String>,
+    pub mitigations: Vec<(Mitigation, String)>,
+    pub action_items: Vec<ActionItem>,
+    pub checklist: Vec<Option<Tick>>,
+    /// Opened during a silence: nobody was paged until it ended.
+    pub silenced: bool,
+    /// `(at, sigma)` of the incident's series, newest last.
+    pub measurements: VecDeque<(Timestamp, f64)>,
+    /// Whether the prompt to resolve has been given since the criteria last changed.
+    pub prompted: bool,
+    /// Kept apart by the store, row by row (append-only), so not in the serialized state.
+    #[serde(skip)]
+    pub timeline: Vec<TimelineEntry>,
+    /// Changed since the caller last took the changed incidents; not state.
+    #[serde(skip)]
+    pub(super) unsaved: bool,
+}
+
+impl Incident {
+    pub fn is_open(&self) -> bool {
+        self.state != IncidentState::Resolved
+    }
+}
+
+pub(super) fn push(
+    incident: &mut Incident,
+    at: Timestamp,
+    actor: &str,
+    kind: &'static str,
+    text: String,
+) {
+    incident.unsaved = true;
+    if incident.timeline.len() < TIMELINE_ENTRIES_MAX {
+        incident.timeline.push(TimelineEntry {
+            at,
+            actor: actor.to_owned(),
+            kind: kind.to_owned(),
+            text,
+        });
+    }
+}

@@ -1,0 +1,127 @@
+//! Responders' actions: what is refused, and what reaches the timeline.
+
+use super::*;
+
+#[test]
+fn bad_actions_are_refused_and_change_nothing() {
+    let mut engine = engine();
+    engine.handle_alert(
+        T0,
+        &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+    );
+    // Resolving before the criteria hold needs a reason, and says which do not hold.
+    assert_eq!(
+        engine.handle_action(T0, 1, "ana", Action::Resolve, None),
+        Err(ActionError::ResolveWithoutReason(
+            "within_2_sigma, quiet, root_cause".into()
+        ))
+    );
+    engine
+        .handle_action(T0, 1, "ana", Action::Resolve, Some("false alarm"))
+        .unwrap();
+    let before = engine.incident(1).unwrap().clone();
+    let long = "x".repeat(TEXT_BYTES_MAX + 1);
+    let cases: Vec<(u64, Action, ActionError)> = vec![
+        (9, Action::Acknowledge, ActionError::UnknownIncident(9)),
+        (
+            1,
+            Action::Resolve,
+            ActionError::IllegalTransition {
+                state: "resolved",
+                action: "resolved",
+            },
+        ),
+        (
+            1,
+            Action::Acknowledge,
+            ActionError::IllegalTransition {
+                state: "resolved",
+                action: "acknowledged",
+            },
+        ),
+        (
+            1,
+            Action::Note(long.clone()),
+            ActionError::TooLong { field: "text" },
+        ),
+        (
+            1,
+            Action::Note("  ".into()),
+            ActionError::Empty { field: "text" },
+        ),
+        (
+            1,
+            Action::CheckItem {
+                index: 99,
+                finding: String::new(),
+            },
+            ActionError::UnknownChecklistItem(99),
+        ),
+    ];
+    for (id, action, want) in cases {
+        assert_eq!(
+            engine.handle_action(minutes(1), id, "ana", action.clone(), None),
+            Err(want),
+            "{action:?}"
+        );
+    }
+    assert_eq!(engine.incident(1).unwrap(), &before);
+    engine
+        .handle_action(minutes(2), 1, "ana", Action::Reopen, Some("relapsed"))
+        .unwrap();
+    assert_eq!(engine.incident(1).unwrap().state, IncidentState::Triggered);
+}
+
+#[test]
+fn every_action_is_on_the_timeline_with_who_and_when() {
+    let mut engine = engine();
+    engine.handle_alert(
+        T0,
+        &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+    );
+    let actions = [
+        Action::Acknowledge,
+        Action::Note("PSP dashboard shows 502s".into()),
+        Action::SetScope {
+            stage: "payment".into(),
+            segment: Some(("payment_method".into(), "card".into())),
+        },
+        Action::CheckItem {
+            index: 2,
+            finding: "PSP returns 502".into(),
+        },
+        Action::Mitigate {
+            mitigation: Mitigation::BackupPaymentProcessor,
+            detail: "switched to Adyen".into(),
+        },
+        Action::RootCause("PSP outage".into()),
+        Action::ActionItem {
+            text: "alert on PSP 5xx".into(),
+            owner: "bo".into(),
+            due: minutes(7 * 24 * 60),
+        },
+    ];
+    for (i, action) in actions.into_iter().enumerate() {
+        engine
+            .handle_action(minutes(i as i64 + 1), 1, "ana", action, None)
+            .unwrap();
+    }
+    let incident = engine.incident(1).unwrap();
+    assert_eq!(
+        kinds(incident)[1..],
+        [
+            "escalated",
+            "acknowledged",
+            "note",
+            "scope_set",
+            "checklist",
+            "mitigated",
+            "root_cause",
+            "action_item"
+        ]
+    );
+    assert!(incident.timeline[2..].iter().all(|e| e.actor == "ana"));
+    assert_eq!(incident.state, IncidentState::Mitigated);
+    assert_eq!(incident.checklist[2].as_ref().unwrap().by, "ana");
+    assert_eq!(incident.mitigated_at, Some(minutes(5)));
+}
