@@ -3,7 +3,7 @@
 //! `show` rebuilds the detector from the store's history, exactly as `serve` does at start, and
 //! prints one step's baseline as a week grid in the funnel's local time. `rebuild` asks a
 //! running server to forget its detector state and learn it again from history (after masks
-//! changed, say).
+//! changed, say), reading the same connection settings as every command that talks HTTP.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,12 +12,15 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use revloop_api::Segment;
+use revloop_api::detector::{Baseline, BaselineSlot, Rebuilt, Weekday};
 use revloop_core::Timestamp;
-use revloop_server::detection::{Detection, WEEKDAYS, baseline_slots_json};
+use revloop_core::detect::SlotBaseline;
+use revloop_server::detection::{Detection, WEEKDAYS};
 use revloop_server::{Clock, SystemClock};
 
 use crate::StoreArgs;
-use crate::client::Client;
+use crate::remote::{Remote, print_json, segment_arg_or_legacy};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,9 +42,10 @@ enum Action {
         /// The stage whose shoppers drop off; the first when absent.
         #[arg(long)]
         stage: Option<String>,
-        /// A single-dimension segment, `dimension:value`; the whole funnel when absent.
-        #[arg(long)]
-        segment: Option<String>,
+        /// A single-dimension segment, `dimension=value`; the whole funnel when absent.
+        /// (`dimension:value` is still read, with a note that it is deprecated.)
+        #[arg(long, value_parser = segment_arg_or_legacy)]
+        segment: Option<Segment>,
         /// Learn up to this instant (RFC 3339) instead of now.
         #[arg(long)]
         at: Option<String>,
@@ -51,12 +55,8 @@ enum Action {
     },
     /// Ask a running server to rebuild its detector from history (admin token).
     Rebuild {
-        /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// An admin API token.
-        #[arg(long, env = "REVLOOP_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -75,24 +75,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &store,
             funnel.as_deref(),
             stage.as_deref(),
-            segment.as_deref(),
+            segment.as_ref(),
             at.as_deref(),
             json,
         ),
-        Action::Rebuild { url, token } => {
-            let reply = Client::new()
-                .post(
-                    &format!("{}/api/v1/detector/rebuild", url.trim_end_matches('/')),
-                    &[("Authorization", &format!("Bearer {token}"))],
-                    b"",
-                )
-                .with_context(|| format!("reaching {url}"))?;
-            println!("{}", reply.body);
-            Ok(if reply.status == 200 {
-                ExitCode::SUCCESS
+        Action::Rebuild { remote } => {
+            let reply: Rebuilt = remote.post_empty("/api/v1/detector/rebuild")?;
+            if remote.json {
+                print_json(&reply)?;
             } else {
-                ExitCode::from(1)
-            })
+                println!(
+                    "rebuilt the detector from history: {} alert events, judged until {}",
+                    reply.alert_events,
+                    reply
+                        .judged_until
+                        .as_deref()
+                        .unwrap_or("- (no history yet)")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -102,7 +103,7 @@ fn show(
     store_args: &StoreArgs,
     funnel: Option<&str>,
     stage: Option<&str>,
-    segment: Option<&str>,
+    segment: Option<&Segment>,
     at: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -127,21 +128,15 @@ fn show(
             None => bail!("no stage `{id}` in funnel `{}`", funnel.id),
         },
     };
-    let segment = match segment {
-        None => None,
-        Some(text) => {
-            let (dimension, value) = text
-                .split_once(':')
-                .context("--segment must be dimension:value, e.g. device:mobile")?;
-            if !config.has_dimension(dimension) {
-                bail!(
-                    "no dimension `{dimension}`; dimensions are: {}",
-                    config.dimension_list()
-                );
-            }
-            Some((dimension, value))
-        }
-    };
+    if let Some(segment) = segment
+        && !config.has_dimension(&segment.dimension)
+    {
+        bail!(
+            "no dimension `{}`; dimensions are: {}",
+            segment.dimension,
+            config.dimension_list()
+        );
+    }
     let now = match at {
         None => SystemClock.now(),
         Some(text) => Timestamp::parse_rfc3339(text)?,
@@ -155,7 +150,8 @@ fn show(
     let store = crate::open_store(store_args, &config)?;
     let detection = Detection::new(config.clone());
     detection.tick(store.as_ref(), now)?;
-    let Some(slots) = detection.baseline(funnel_index, segment, stage_index) else {
+    let pair = segment.map(|s| (s.dimension.as_str(), s.value.as_str()));
+    let Some(slots) = detection.baseline(funnel_index, pair, stage_index) else {
         bail!("no counts have been seen for that value of the dimension");
     };
     let step = format!(
@@ -164,14 +160,19 @@ fn show(
         funnel.stages[stage_index + 1].id
     );
     if json {
-        let slots = baseline_slots_json(&slots);
-        println!(
-            "{}",
-            serde_json::json!({"funnel": funnel.id, "stage": funnel.stages[stage_index].id, "time_zone": funnel.time_zone, "slots": slots})
-        );
+        let view = Baseline {
+            funnel: funnel.id.clone(),
+            stage: funnel.stages[stage_index].id.clone(),
+            segment: segment.cloned(),
+            time_zone: funnel.time_zone.to_string(),
+            slots: slots.iter().map(slot_view).collect(),
+        };
+        println!("{}", serde_json::to_string(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let who = segment.map_or("every shopper".to_owned(), |(d, v)| format!("{d} = {v}"));
+    let who = segment.map_or("every shopper".to_owned(), |s| {
+        format!("{} = {}", s.dimension, s.value)
+    });
     println!(
         "Baseline drop-off of {} step {step}, {who}, by local hour of the week ({}), learned up to {now}.\n\
          Percent of shoppers who leave; `-` where the hour has no history yet.\n",
@@ -198,4 +199,15 @@ fn show(
         .fold(0.0, f64::max);
     println!("\nBusiest hour: {busiest:.1} shoppers a minute at this stage.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One slot as the API shows it.
+fn slot_view(slot: &SlotBaseline) -> BaselineSlot {
+    BaselineSlot {
+        weekday: Weekday::ALL[usize::from(slot.weekday)],
+        hour: slot.hour,
+        drop_off_rate: slot.drop_off_rate,
+        shoppers_per_minute: slot.shoppers_per_minute,
+        weight_minutes: slot.weight,
+    }
 }

@@ -1,5 +1,6 @@
-//! A small blocking HTTP client over ureq for `demo` and `bench`: status and body, never an
-//! error for a 4xx or 5xx (those are answers, not failures).
+//! A small blocking HTTP client over ureq for `demo`, `bench` and the typed requests of
+//! `remote`: status and body, never an error for a 4xx or 5xx (those are answers, not
+//! failures).
 
 use std::time::Duration;
 

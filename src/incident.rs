@@ -1,33 +1,23 @@
-//! `revloop incident ...` and `revloop change ...`: a responder's side of the incidents API,
-//! from a terminal. Every command is one HTTP request to a running server; the token names
-//! who acted on the incident's timeline.
+//! `revloop incident ...`: a responder's side of the incidents API, from a terminal. Every
+//! command is one HTTP request to a running server; the token names who acted on the
+//! incident's timeline. Replies are read into their `revloop-api` types and printed as text
+//! (or as JSON with `--json`); this module must never parse a reply by hand.
 
 use std::process::ExitCode;
+use std::str::FromStr;
 
-use anyhow::Context;
 use clap::Subcommand;
-use serde_json::{Value, json};
 
-use crate::client::Client;
+use revloop_api::Segment;
+use revloop_api::actions::{
+    ActionItemBody, ChecklistBody, IncidentAction, MitigateBody, ReasonBody, ScopeBody,
+    SeverityBody, TextBody,
+};
+use revloop_api::incidents::{Incident, IncidentList, Mitigation, Severity, StateFilter};
+use revloop_api::outbox::{OutboxEntry, OutboxPage};
+use revloop_api::report::{DurationSummary, IncidentReport};
 
-/// Where the server is and who is asking.
-#[derive(clap::Args, Debug)]
-pub struct Remote {
-    /// The server's base URL.
-    #[arg(
-        long,
-        env = "REVLOOP_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    url: String,
-    /// An API token: viewer to read, responder to act.
-    #[arg(long, env = "REVLOOP_TOKEN", global = true, hide_env_values = true)]
-    token: Option<String>,
-    /// Print the server's JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-}
+use crate::remote::{Remote, print_json, segment_arg, show, time_arg, when, with_query};
 
 #[derive(clap::Args, Debug)]
 pub struct IncidentArgs {
@@ -42,8 +32,8 @@ enum IncidentCommand {
     /// Incidents, newest first.
     List {
         /// open, resolved or all.
-        #[arg(long, default_value = "open")]
-        state: String,
+        #[arg(long, default_value = "open", value_parser = StateFilter::from_str)]
+        state: StateFilter,
         /// Only this funnel's.
         #[arg(long)]
         funnel: Option<String>,
@@ -80,8 +70,8 @@ enum IncidentCommand {
         #[arg(long)]
         stage: String,
         /// dimension=value, e.g. device=mobile.
-        #[arg(long)]
-        segment: Option<String>,
+        #[arg(long, value_parser = segment_arg)]
+        segment: Option<Segment>,
         /// Why, for the timeline.
         #[arg(long)]
         reason: Option<String>,
@@ -90,7 +80,8 @@ enum IncidentCommand {
     Severity {
         /// The incident's id.
         id: u64,
-        severity: String,
+        #[arg(value_parser = Severity::parse_loose)]
+        severity: Severity,
         /// Why; required to lower the severity.
         #[arg(long)]
         reason: Option<String>,
@@ -100,7 +91,8 @@ enum IncidentCommand {
     Mitigate {
         /// The incident's id.
         id: u64,
-        mitigation: String,
+        #[arg(value_parser = Mitigation::from_str)]
+        mitigation: Mitigation,
         /// What was done.
         #[arg(long, default_value = "")]
         detail: String,
@@ -167,578 +159,203 @@ enum IncidentCommand {
     },
 }
 
-#[derive(clap::Args, Debug)]
-pub struct ChangeArgs {
-    #[command(flatten)]
-    remote: Remote,
-    #[command(subcommand)]
-    command: ChangeCommand,
-}
-
-#[derive(Subcommand, Debug)]
-enum ChangeCommand {
-    /// Record a change: deploy, experiment_start, experiment_stop, pricing, promotion,
-    /// payment_processor, cdn, infrastructure, config or other.
-    Add {
-        kind: String,
-        /// One line, at most 200 bytes.
-        summary: String,
-        #[arg(long)]
-        detail: Option<String>,
-        /// When it took effect (RFC 3339); now if not given.
-        #[arg(long)]
-        at: Option<String>,
-        /// The funnel it affects; every funnel if not given.
-        #[arg(long)]
-        funnel: Option<String>,
-        /// The stage it affects; shop-wide if not given.
-        #[arg(long)]
-        stage: Option<String>,
-        /// dimension=value
-        #[arg(long)]
-        segment: Option<String>,
-        /// Your own id for the change: recording it twice stores it once.
-        #[arg(long)]
-        external_id: Option<String>,
-    },
-    /// Changes, newest first (default: the last 7 days).
-    List {
-        /// RFC 3339 or a date (midnight UTC).
-        #[arg(long)]
-        from: Option<String>,
-        /// RFC 3339 or a date (midnight UTC).
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
-}
-
-#[derive(clap::Args, Debug)]
-pub struct SilenceArgs {
-    #[command(flatten)]
-    remote: Remote,
-    #[command(subcommand)]
-    command: SilenceCommand,
-}
-
-#[derive(Subcommand, Debug)]
-enum SilenceCommand {
-    /// Add a maintenance window: incidents opened in it page nobody until it ends.
-    Add {
-        /// When it ends: RFC 3339 with its offset (2026-12-01T04:00:00+01:00), so daylight
-        /// saving cannot move it. At most a week after `--from`.
-        #[arg(long)]
-        to: String,
-        /// When it starts (RFC 3339); now if not given.
-        #[arg(long)]
-        from: Option<String>,
-        /// Why: shown on every incident it holds.
-        #[arg(long)]
-        reason: String,
-        /// Only this funnel; every funnel if not given.
-        #[arg(long)]
-        funnel: Option<String>,
-        /// Only this stage; every stage if not given.
-        #[arg(long)]
-        stage: Option<String>,
-    },
-    /// The config's silences and those added here, with their state.
-    List,
-    /// End an added silence now: incidents it held escalate at once.
-    End {
-        /// The silence's id (see `list`).
-        id: u64,
-    },
-}
-
-pub fn run_silence(args: SilenceArgs) -> anyhow::Result<ExitCode> {
-    let remote = &args.remote;
-    let reply = match args.command {
-        SilenceCommand::Add {
-            to,
-            from,
-            reason,
-            funnel,
-            stage,
-        } => request(
-            remote,
-            "POST",
-            "/api/v1/silences",
-            Some(json!({
-                "to": time_arg(&to),
-                "from": from.as_deref().map(time_arg),
-                "reason": reason,
-                "funnel": funnel,
-                "stage": stage,
-            })),
-        )?,
-        SilenceCommand::List => {
-            let reply = request(remote, "GET", "/api/v1/silences", None)?;
-            if !remote.json {
-                let silences = reply["silences"].as_array().cloned().unwrap_or_default();
-                if silences.is_empty() {
-                    println!("no silences");
-                }
-                for silence in &silences {
-                    print_silence(silence);
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            reply
-        }
-        SilenceCommand::End { id } => {
-            request(remote, "DELETE", &format!("/api/v1/silences/{id}"), None)?
-        }
-    };
-    if remote.json {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
-    } else {
-        print_silence(&reply);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_silence(silence: &Value) {
-    let id = silence["id"]
-        .as_u64()
-        .map_or("config".to_owned(), |id| id.to_string());
-    let scope = [silence["funnel"].as_str(), silence["stage"].as_str()]
-        .iter()
-        .flatten()
-        .copied()
-        .collect::<Vec<_>>()
-        .join("/");
-    println!(
-        "silence {id}: {} from {} to {} ({}): {}",
-        text(&silence["state"]),
-        when(&silence["from"]),
-        when(&silence["to"]),
-        if scope.is_empty() {
-            "everything"
-        } else {
-            &scope
-        },
-        text(&silence["reason"]),
-    );
-}
-
 pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
     let remote = &args.remote;
-    let action_kind = match &args.command {
-        IncidentCommand::Ack { .. } => "acknowledged",
-        IncidentCommand::Note { .. } => "note",
-        IncidentCommand::Scope { .. } => "scope_set",
-        IncidentCommand::Severity { .. } => "severity_set",
-        IncidentCommand::Mitigate { .. } => "mitigated",
-        IncidentCommand::RootCause { .. } => "root_cause",
-        IncidentCommand::ActionItem { .. } => "action_item",
-        IncidentCommand::Check { .. } => "checklist",
-        IncidentCommand::Resolve { .. } => "resolved",
-        IncidentCommand::Reopen { .. } => "reopened",
-        _ => "",
-    };
-    let act = |id: u64, action: &str, body: Value| {
-        request(
-            remote,
-            "POST",
-            &format!("/api/v1/incidents/{id}/{action}"),
-            Some(body),
-        )
-    };
-    let reason = |reason: Option<String>| json!({ "reason": reason });
-    let reply = match args.command {
+    let action = match args.command {
         IncidentCommand::List {
             state,
             funnel,
             limit,
             before,
         } => {
-            let mut query = vec![("state", state), ("limit", limit.to_string())];
+            let mut query = vec![("state", state.to_string()), ("limit", limit.to_string())];
             query.extend(funnel.map(|f| ("funnel", f)));
             query.extend(before.map(|b| ("before", b.to_string())));
-            let reply = request(
-                remote,
-                "GET",
-                &with_query("/api/v1/incidents", &query),
-                None,
-            )?;
-            if !remote.json {
-                print_list(&reply);
-                return Ok(ExitCode::SUCCESS);
-            }
-            reply
+            let reply: IncidentList = remote.get(&with_query("/api/v1/incidents", &query))?;
+            return show(remote, &reply, print_list);
         }
         IncidentCommand::Show { id } => {
-            let reply = request(remote, "GET", &format!("/api/v1/incidents/{id}"), None)?;
-            if !remote.json {
-                print_incident(&reply);
-                return Ok(ExitCode::SUCCESS);
-            }
-            reply
+            let reply: Incident = remote.get(&format!("/api/v1/incidents/{id}"))?;
+            return show(remote, &reply, print_incident);
         }
-        IncidentCommand::Ack { id, reason: why } => act(id, "acknowledge", reason(why))?,
-        IncidentCommand::Note { id, text } => act(id, "note", json!({ "text": text }))?,
+        IncidentCommand::Report { from, to } => {
+            let mut query = Vec::new();
+            query.extend(from.map(|f| ("from", time_arg(&f))));
+            query.extend(to.map(|t| ("to", time_arg(&t))));
+            let reply: IncidentReport =
+                remote.get(&with_query("/api/v1/incidents/report", &query))?;
+            return show(remote, &reply, print_report);
+        }
+        IncidentCommand::Outbox { after, limit } => {
+            let query = [("after", after.to_string()), ("limit", limit.to_string())];
+            let reply: OutboxPage = remote.get(&with_query("/api/v1/outbox", &query))?;
+            return show(remote, &reply, |reply| print_outbox(reply, limit));
+        }
+        command => action_of(command),
+    };
+    let Some((id, action)) = action else {
+        unreachable!("every other command is an action")
+    };
+    let reply: Incident = remote.post(
+        &format!("/api/v1/incidents/{id}/{}", action.path()),
+        &action.body(),
+    )?;
+    if remote.json {
+        print_json(&reply)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // What this action wrote, and what the engine did because of it (a page, a resolution):
+    // the entries from the last one by this action's kind on.
+    let timeline = &reply.timeline;
+    let from = timeline
+        .iter()
+        .rposition(|e| e.kind == action.timeline_kind())
+        .unwrap_or(timeline.len().saturating_sub(1));
+    let summary = &reply.summary;
+    println!(
+        "incident {} is {} ({})",
+        summary.id, summary.state, summary.severity
+    );
+    for entry in &timeline[from..] {
+        println!("  {}", entry.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The incident and the action a command asks for; `None` for the commands that only read.
+fn action_of(command: IncidentCommand) -> Option<(u64, IncidentAction)> {
+    Some(match command {
+        IncidentCommand::Ack { id, reason } => {
+            (id, IncidentAction::Acknowledge(ReasonBody { reason }))
+        }
+        IncidentCommand::Note { id, text } => (id, IncidentAction::Note(TextBody { text })),
         IncidentCommand::Scope {
             id,
             stage,
             segment,
             reason,
-        } => {
-            let segment = segment.map(|s| parse_segment(&s)).transpose()?;
-            act(
-                id,
-                "scope",
-                json!({ "stage": stage, "segment": segment, "reason": reason }),
-            )?
-        }
+        } => (
+            id,
+            IncidentAction::Scope(ScopeBody {
+                stage,
+                segment,
+                reason,
+            }),
+        ),
         IncidentCommand::Severity {
             id,
             severity,
             reason,
-        } => act(
+        } => (
             id,
-            "severity",
-            json!({ "severity": severity, "reason": reason }),
-        )?,
+            IncidentAction::Severity(SeverityBody { severity, reason }),
+        ),
         IncidentCommand::Mitigate {
             id,
             mitigation,
             detail,
-        } => act(
+        } => (
             id,
-            "mitigate",
-            json!({ "mitigation": mitigation, "detail": detail }),
-        )?,
-        IncidentCommand::RootCause { id, text } => act(id, "root-cause", json!({ "text": text }))?,
+            IncidentAction::Mitigate(MitigateBody { mitigation, detail }),
+        ),
+        IncidentCommand::RootCause { id, text } => {
+            (id, IncidentAction::RootCause(TextBody { text }))
+        }
         IncidentCommand::ActionItem {
             id,
             text,
             owner,
             due,
-        } => act(
+        } => (
             id,
-            "action-items",
-            json!({ "text": text, "owner": owner, "due": time_arg(&due) }),
-        )?,
-        IncidentCommand::Check { id, index, finding } => act(
+            IncidentAction::ActionItem(ActionItemBody {
+                text,
+                owner,
+                due: time_arg(&due),
+            }),
+        ),
+        IncidentCommand::Check { id, index, finding } => (
             id,
-            "checklist",
-            json!({ "index": index, "finding": finding }),
-        )?,
-        IncidentCommand::Resolve { id, reason: why } => act(id, "resolve", reason(why))?,
-        IncidentCommand::Reopen { id, reason: why } => act(id, "reopen", reason(why))?,
-        IncidentCommand::Report { from, to } => {
-            let mut query = Vec::new();
-            query.extend(from.map(|f| ("from", time_arg(&f))));
-            query.extend(to.map(|t| ("to", time_arg(&t))));
-            let reply = request(
-                remote,
-                "GET",
-                &with_query("/api/v1/incidents/report", &query),
-                None,
-            )?;
-            if !remote.json {
-                print_report(&reply);
-                return Ok(ExitCode::SUCCESS);
-            }
-            reply
+            IncidentAction::Checklist(ChecklistBody { index, finding }),
+        ),
+        IncidentCommand::Resolve { id, reason } => {
+            (id, IncidentAction::Resolve(ReasonBody { reason }))
         }
-        IncidentCommand::Outbox { after, limit } => {
-            let reply = request(
-                remote,
-                "GET",
-                &with_query(
-                    "/api/v1/outbox",
-                    &[("after", after.to_string()), ("limit", limit.to_string())],
-                ),
-                None,
-            )?;
-            if !remote.json {
-                print_outbox(&reply, limit);
-                return Ok(ExitCode::SUCCESS);
-            }
-            reply
+        IncidentCommand::Reopen { id, reason } => {
+            (id, IncidentAction::Reopen(ReasonBody { reason }))
         }
-    };
-    if remote.json || reply.get("timeline").is_none() {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
-    } else {
-        // What this action wrote, and what the engine did because of it (a page, a
-        // resolution): the entries from the last one by this action's kind on.
-        let timeline = reply["timeline"].as_array().cloned().unwrap_or_default();
-        let from = timeline
-            .iter()
-            .rposition(|e| e["kind"] == action_kind)
-            .unwrap_or(timeline.len().saturating_sub(1));
-        println!(
-            "incident {} is {} ({})",
-            reply["id"],
-            text(&reply["state"]),
-            text(&reply["severity"])
-        );
-        for entry in &timeline[from..] {
-            println!("  {}", text(&entry["text"]));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+        IncidentCommand::List { .. }
+        | IncidentCommand::Show { .. }
+        | IncidentCommand::Report { .. }
+        | IncidentCommand::Outbox { .. } => return None,
+    })
 }
 
-pub fn run_change(args: ChangeArgs) -> anyhow::Result<ExitCode> {
-    let remote = &args.remote;
-    let reply = match args.command {
-        ChangeCommand::Add {
-            kind,
-            summary,
-            detail,
-            at,
-            funnel,
-            stage,
-            segment,
-            external_id,
-        } => {
-            let segment = segment.map(|s| parse_segment(&s)).transpose()?;
-            request(
-                remote,
-                "POST",
-                "/api/v1/changes",
-                Some(json!({
-                    "kind": kind,
-                    "summary": summary,
-                    "detail": detail,
-                    "at": at.as_deref().map(time_arg),
-                    "funnel": funnel,
-                    "stage": stage,
-                    "segment": segment,
-                    "external_id": external_id,
-                })),
-            )?
-        }
-        ChangeCommand::List { from, to, limit } => {
-            let mut query = vec![("limit", limit.to_string())];
-            query.extend(from.map(|f| ("from", time_arg(&f))));
-            query.extend(to.map(|t| ("to", time_arg(&t))));
-            let reply = request(remote, "GET", &with_query("/api/v1/changes", &query), None)?;
-            if !remote.json {
-                let changes = reply["changes"].as_array().cloned().unwrap_or_default();
-                if changes.is_empty() {
-                    println!("no changes");
-                }
-                for change in changes {
-                    print_change(&change);
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            reply
-        }
-    };
-    if remote.json || reply.get("id").is_none() {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
-    } else {
-        print!("recorded ");
-        print_change(&reply);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A time for the API: RFC 3339 as given, or a bare date as its midnight UTC.
-fn time_arg(text: &str) -> String {
-    let is_date = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
-    if is_date {
-        format!("{text}T00:00:00Z")
-    } else {
-        text.to_owned()
-    }
-}
-
-fn print_change(change: &Value) {
-    let scope = [change["funnel"].as_str(), change["stage"].as_str()]
-        .iter()
-        .flatten()
-        .copied()
-        .collect::<Vec<_>>()
-        .join("/");
-    let segment = change["segment"].as_object().map_or(String::new(), |s| {
-        format!(" {}={}", text(&s["dimension"]), text(&s["value"]))
-    });
-    println!(
-        "change {}: {} {} at {} ({}{}) by {}",
-        change["id"],
-        text(&change["kind"]),
-        text(&change["summary"]),
-        when(&change["at"]),
-        if scope.is_empty() {
-            "shop-wide"
-        } else {
-            &scope
-        },
-        segment,
-        text(&change["author"]),
-    );
-}
-
-fn print_outbox(reply: &Value, limit: usize) {
-    let entries = reply["outbox"].as_array().cloned().unwrap_or_default();
+fn print_outbox(reply: &OutboxPage, limit: usize) {
+    let entries = &reply.outbox;
     if entries.is_empty() {
-        println!("the outbox is empty after {}", reply["next_after"]);
+        println!("the outbox is empty after {}", reply.next_after);
         return;
     }
     println!("{:>6}  {:<20}  {:>8}  what", "id", "at", "incident");
-    for entry in &entries {
-        let what = if entry["kind"] == "notify" {
-            format!(
-                "page {} ({}): {}",
-                text(&entry["level"]),
-                entry["targets"]
-                    .as_array()
-                    .map(|t| t.iter().map(text).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default(),
-                text(&entry["reason"])
-            )
-        } else {
-            format!("{} SLA breached", text(&entry["sla"]))
+    for entry in entries {
+        let what = match entry {
+            OutboxEntry::Notify {
+                level,
+                targets,
+                reason,
+                ..
+            } => format!("page {level} ({}): {reason}", targets.join(", ")),
+            OutboxEntry::SlaBreached { sla, .. } => format!("{sla} SLA breached"),
         };
         println!(
             "{:>6}  {:<20}  {:>8}  {what}",
-            number(&entry["id"]),
-            when(&entry["at"]),
-            number(&entry["incident"])
+            entry.id(),
+            when(entry.at()),
+            entry.incident()
         );
     }
     if entries.len() == limit {
-        println!("(more: --after {})", reply["next_after"]);
+        println!("(more: --after {})", reply.next_after);
     }
 }
 
-fn print_report(reply: &Value) {
+fn print_report(reply: &IncidentReport) {
     println!(
         "incidents opened {} to {}, resolved: {}",
-        text(&reply["from"]),
-        text(&reply["to"]),
-        reply["resolved_incidents"]
+        reply.from, reply.to, reply.resolved_incidents
     );
-    let minutes = |ms: &Value| {
-        ms.as_i64()
-            .map_or("-".to_owned(), |ms| format!("{:.1}", ms as f64 / 60_000.0))
-    };
+    let minutes = |ms: i64| format!("{:.1}", ms as f64 / 60_000.0);
     println!("minutes from opening: count / mean / median / 90th percentile / max");
     println!(
         "{:<4} {:>9}  {:<40} {:<40} {:<40}",
         "", "incidents", "to acknowledge", "to mitigate", "to resolve"
     );
-    for severity in ["P1", "P2", "P3"] {
-        let row = &reply["severities"][severity];
-        let cell = |summary: &Value| {
-            if summary.is_null() {
-                "-".to_owned()
-            } else {
-                format!(
-                    "{} / {} / {} / {} / {}",
-                    number(&summary["count"]),
-                    minutes(&summary["mean_ms"]),
-                    minutes(&summary["median_ms"]),
-                    minutes(&summary["p90_ms"]),
-                    minutes(&summary["max_ms"])
-                )
-            }
-        };
+    let cell = |summary: &Option<DurationSummary>| match summary {
+        None => "-".to_owned(),
+        Some(s) => format!(
+            "{} / {} / {} / {} / {}",
+            s.count,
+            minutes(s.mean_ms),
+            minutes(s.median_ms),
+            minutes(s.p90_ms),
+            minutes(s.max_ms)
+        ),
+    };
+    for severity in Severity::ALL {
+        let row = reply.severities.of(*severity);
         println!(
             "{severity:<4} {:>9}  {:<40} {:<40} {:<40}",
-            number(&row["incidents"]),
-            cell(&row["to_acknowledge"]),
-            cell(&row["to_mitigate"]),
-            cell(&row["to_resolve"])
+            row.incidents,
+            cell(&row.to_acknowledge),
+            cell(&row.to_mitigate),
+            cell(&row.to_resolve)
         );
     }
 }
 
-fn parse_segment(text: &str) -> anyhow::Result<Value> {
-    let (dimension, value) = text
-        .split_once('=')
-        .with_context(|| format!("--segment `{text}` is not dimension=value"))?;
-    Ok(json!({ "dimension": dimension, "value": value }))
-}
-
-/// One request; a 4xx or 5xx becomes an error carrying the server's message.
-fn request(
-    remote: &Remote,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", remote.url.trim_end_matches('/'));
-    let token = remote.token.as_deref().context(
-        "no token: pass --token or set REVLOOP_TOKEN (create one with `revloop token create`)",
-    )?;
-    let auth = format!("Bearer {token}");
-    let mut headers = vec![("Authorization", auth.as_str())];
-    let client = Client::new();
-    let reply = match body {
-        Some(body) => {
-            headers.push(("Content-Type", "application/json"));
-            client.post(&url, &headers, body.to_string().as_bytes())
-        }
-        None if method == "DELETE" => client.delete(&url, &headers),
-        None => client.get(&url, &headers),
-    }
-    .with_context(|| format!("reaching {}", remote.url))?;
-    let value: Value = serde_json::from_str(&reply.body).unwrap_or(Value::String(reply.body));
-    if reply.status >= 400 {
-        let message = value["error"]["message"]
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_owned);
-        anyhow::bail!("{method} {path}: {} {message}", reply.status);
-    }
-    Ok(value)
-}
-
-fn with_query(path: &str, query: &[(&str, String)]) -> String {
-    if query.is_empty() {
-        return path.to_owned();
-    }
-    let pairs: Vec<String> = query
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-        .collect();
-    format!("{path}?{}", pairs.join("&"))
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// A time to the second, so that columns line up (the API gives milliseconds when it has
-/// them).
-fn when(value: &Value) -> String {
-    let text = text(value);
-    match (text.find('.'), text.ends_with('Z')) {
-        (Some(dot), true) => format!("{}Z", &text[..dot]),
-        _ => text,
-    }
-}
-
-/// A JSON number as an integer, so that column widths apply (a `Value` ignores them).
-fn number(value: &Value) -> i64 {
-    value.as_i64().unwrap_or_default()
-}
-
-/// A JSON string as text, anything else as JSON.
-fn text(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_owned)
-}
-
-fn print_list(reply: &Value) {
-    let incidents = reply["incidents"].as_array().cloned().unwrap_or_default();
+fn print_list(reply: &IncidentList) {
+    let incidents = &reply.incidents;
     if incidents.is_empty() {
         println!("no incidents");
         return;
@@ -747,153 +364,137 @@ fn print_list(reply: &Value) {
         "{:>5}  {:<3}  {:<12}  {:<36}  {:<20}  response",
         "id", "sev", "state", "funnel/stage (segment)", "opened"
     );
-    let shown = incidents.len();
-    let last_id = incidents.last().map(|i| i["id"].clone());
     for incident in incidents {
-        let segment = incident["segment"].as_object().map_or(String::new(), |s| {
-            format!(" ({}={})", text(&s["dimension"]), text(&s["value"]))
-        });
+        let segment = incident
+            .segment
+            .as_ref()
+            .map_or(String::new(), |s| format!(" ({s})"));
         println!(
             "{:>5}  {:<3}  {:<12}  {:<36}  {:<20}  {}",
-            number(&incident["id"]),
-            text(&incident["severity"]),
-            text(&incident["state"]),
-            format!(
-                "{}/{}{segment}",
-                text(&incident["funnel"]),
-                text(&incident["stage"])
-            ),
-            when(&incident["opened_at"]),
-            text(&incident["sla"]["response"]["state"]),
+            incident.id,
+            incident.severity.as_str(),
+            incident.state.as_str(),
+            format!("{}/{}{segment}", incident.funnel, incident.stage),
+            when(&incident.opened_at),
+            incident.sla.response.state,
         );
     }
-    if let Some(id) = last_id.filter(|_| !reply["next_before"].is_null()) {
-        println!("({shown} shown; more with --before {id})");
+    if let Some(last) = incidents.last().filter(|_| reply.next_before.is_some()) {
+        println!(
+            "({} shown; more with --before {})",
+            incidents.len(),
+            last.id
+        );
     }
 }
 
-fn print_incident(incident: &Value) {
+/// `dimension = value`, or who an incident without a segment concerns.
+fn segment_words(segment: Option<&Segment>) -> String {
+    segment.map_or("every shopper".to_owned(), |s| {
+        format!("{} = {}", s.dimension, s.value)
+    })
+}
+
+fn print_incident(incident: &Incident) {
+    let summary = &incident.summary;
     println!(
         "incident {}: {} {} {} at {}/{} ({})",
-        incident["id"],
-        text(&incident["severity"]),
-        text(&incident["kind"]),
-        text(&incident["state"]),
-        text(&incident["funnel"]),
-        text(&incident["stage"]),
-        incident["segment"]
-            .as_object()
-            .map_or("every shopper".to_owned(), |s| format!(
-                "{} = {}",
-                text(&s["dimension"]),
-                text(&s["value"])
-            )),
+        summary.id,
+        summary.severity,
+        summary.kind,
+        summary.state,
+        summary.funnel,
+        summary.stage,
+        segment_words(summary.segment.as_ref()),
     );
     println!(
         "  onset {}, opened {}",
-        when(&incident["onset"]),
-        when(&incident["opened_at"])
+        when(&summary.onset),
+        when(&summary.opened_at)
     );
-    for sla in ["response", "resolution"] {
-        let clock = &incident["sla"][sla];
-        println!(
-            "  {sla} SLA: {} (due {})",
-            text(&clock["state"]),
-            when(&clock["due"])
-        );
+    for (name, clock) in [
+        ("response", &summary.sla.response),
+        ("resolution", &summary.sla.resolution),
+    ] {
+        println!("  {name} SLA: {} (due {})", clock.state, when(&clock.due));
     }
-    if let Some(next) = incident["escalation"]["next_at"].as_str() {
-        println!(
-            "  next page: {} at {next}",
-            text(&incident["escalation"]["next_level"])
-        );
+    if let Some(next) = &incident.escalation.next_at {
+        let level = incident.escalation.next_level.as_deref();
+        println!("  next page: {} at {next}", level.unwrap_or("null"));
     }
-    if let Some(scope) = incident["scope"].as_object() {
-        println!(
-            "  scope (as judged): {}{}",
-            text(&scope["stage"]),
-            scope["segment"]
-                .as_object()
-                .map_or(String::new(), |s| format!(
-                    ", {} = {}",
-                    text(&s["dimension"]),
-                    text(&s["value"])
-                ))
-        );
+    if let Some(scope) = &incident.scope {
+        let segment = scope.segment.as_ref().map_or(String::new(), |s| {
+            format!(", {} = {}", s.dimension, s.value)
+        });
+        println!("  scope (as judged): {}{segment}", scope.stage);
     }
-    if let Some(cause) = incident["root_cause"].as_str() {
+    if let Some(cause) = &incident.root_cause {
         println!("  root cause: {cause}");
     }
-    for mitigation in incident["mitigations"].as_array().into_iter().flatten() {
+    for mitigation in &incident.mitigations {
         println!(
             "  mitigation: {} {}",
-            text(&mitigation["mitigation"]),
-            text(&mitigation["detail"])
+            mitigation.mitigation, mitigation.detail
         );
     }
-    for item in incident["action_items"].as_array().into_iter().flatten() {
+    for item in &incident.action_items {
         println!(
             "  action item: {} (owner {}, due {})",
-            text(&item["text"]),
-            text(&item["owner"]),
-            when(&item["due"])
+            item.text,
+            item.owner,
+            when(&item.due)
         );
     }
-    println!("  trend: {}", text(&incident["trend"]));
+    println!("  trend: {}", summary.trend);
     println!("  resolution criteria:");
-    for criterion in incident["criteria"].as_array().into_iter().flatten() {
-        let mark = if criterion["holds"] == true { "x" } else { " " };
-        println!(
-            "    [{mark}] {}: {}",
-            text(&criterion["name"]),
-            text(&criterion["detail"])
-        );
+    for criterion in &incident.criteria {
+        let mark = if criterion.holds { "x" } else { " " };
+        println!("    [{mark}] {}: {}", criterion.name, criterion.detail);
     }
-    let suspects = incident["suspects"].as_array().cloned().unwrap_or_default();
-    if !suspects.is_empty() {
-        println!(
-            "  suspect changes (score: halves for every 2h before the onset, times stage and segment overlap):"
-        );
-        for suspect in suspects {
-            let change = &suspect["change"];
-            println!(
-                "    {:.2}  {} {} at {} ({})",
-                suspect["score"].as_f64().unwrap_or(0.0),
-                text(&change["kind"]),
-                text(&change["summary"]),
-                when(&change["at"]),
-                suspect["reasons"]
-                    .as_array()
-                    .map(|r| r.iter().map(text).collect::<Vec<_>>().join("; "))
-                    .unwrap_or_default()
-            );
-        }
-    }
+    print_suspects(incident);
     println!("  root-cause checklist:");
-    for item in incident["checklist"].as_array().into_iter().flatten() {
-        let checked = item["checked_by"].as_str().map_or(String::new(), |by| {
+    for item in &incident.checklist {
+        let checked = item.checked_by.as_ref().map_or(String::new(), |by| {
             format!(
                 " (by {by} at {}: {})",
-                when(&item["checked_at"]),
-                text(&item["finding"])
+                when(item.checked_at.as_deref().unwrap_or("null")),
+                item.finding.as_deref().unwrap_or("null")
             )
         });
         let mark = if checked.is_empty() { " " } else { "x" };
         println!(
             "    [{mark}] {:>2} {}: {}{checked}",
-            item["index"],
-            text(&item["category"]),
-            text(&item["item"])
+            item.index, item.category, item.item
         );
     }
     println!("  timeline:");
-    for entry in incident["timeline"].as_array().into_iter().flatten() {
+    for entry in &incident.timeline {
         println!(
             "    {}  {:<10} {:<18} {}",
-            when(&entry["at"]),
-            text(&entry["actor"]),
-            text(&entry["kind"]),
-            text(&entry["text"])
+            when(&entry.at),
+            entry.actor,
+            entry.kind.as_str(),
+            entry.text
+        );
+    }
+}
+
+fn print_suspects(incident: &Incident) {
+    if incident.suspects.is_empty() {
+        return;
+    }
+    println!(
+        "  suspect changes (score: halves for every 2h before the onset, times stage and segment overlap):"
+    );
+    for suspect in &incident.suspects {
+        let change = &suspect.change;
+        println!(
+            "    {:.2}  {} {} at {} ({})",
+            suspect.score,
+            change.kind,
+            change.summary,
+            when(&change.at),
+            suspect.reasons.join("; ")
         );
     }
 }

@@ -16,12 +16,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod baseline;
 mod bench;
 mod bench_incidents;
+mod change;
 mod client;
 mod demo;
 mod eval;
 mod incident;
+mod remote;
 mod replay;
 mod serve;
+mod silence;
 mod simulate;
 mod token;
 
@@ -74,9 +77,9 @@ enum Command {
     /// List, show and act on incidents on a running server (ack, note, mitigate, resolve...).
     Incident(incident::IncidentArgs),
     /// Record and list changes (deploys, experiments, prices...) that may explain incidents.
-    Change(incident::ChangeArgs),
+    Change(change::ChangeArgs),
     /// Add, list and end maintenance windows on a running server.
-    Silence(incident::SilenceArgs),
+    Silence(silence::SilenceArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,7 +96,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(1)
+            // A config that does not validate is bad usage, as documented above.
+            ExitCode::from(if err.is::<InvalidConfig>() { 2 } else { 1 })
         }
     }
 }
@@ -110,8 +114,8 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Baseline(args) => baseline::run(args),
         Command::Incident(args) => incident::run_incident(args),
-        Command::Change(args) => incident::run_change(args),
-        Command::Silence(args) => incident::run_silence(args),
+        Command::Change(args) => change::run(args),
+        Command::Silence(args) => silence::run(args),
     }
 }
 
@@ -143,7 +147,20 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Reads and validates a config file, with every problem in the error.
+/// A config file that does not validate: every problem with its place. `main` exits with 2 for
+/// it, whichever command read the config.
+#[derive(Debug)]
+pub struct InvalidConfig(String);
+
+impl std::fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
+/// Reads and validates a config file, with every problem in the error ([`InvalidConfig`]).
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<revloop_core::Config> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         anyhow::anyhow!(
@@ -157,7 +174,10 @@ pub fn load_config(path: &std::path::Path) -> anyhow::Result<revloop_core::Confi
             .iter()
             .map(|p| format!("{}: {p}", path.display()))
             .collect();
-        anyhow::anyhow!("invalid config:\n{}", lines.join("\n"))
+        anyhow::Error::new(InvalidConfig(format!(
+            "invalid config:\n{}",
+            lines.join("\n")
+        )))
     })
 }
 

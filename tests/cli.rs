@@ -414,3 +414,39 @@ false_p2_every = "365d"
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("last stage"));
 }
+
+/// A config that does not validate is bad usage: exit code 2, as `main.rs` documents, for every
+/// command that reads one.
+#[test]
+fn an_invalid_config_exits_with_2() {
+    let dir = setup();
+    let broken =
+        revloop_core::Config::example_toml().replace("currency = \"USD\"", "currency = \"US\"");
+    std::fs::write(dir.path().join("broken.toml"), broken).unwrap();
+    std::fs::write(dir.path().join("empty.ndjson"), "").unwrap();
+    for args in [
+        &[
+            "serve",
+            "--config",
+            "broken.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ][..],
+        &[
+            "replay",
+            "--config",
+            "broken.toml",
+            "--events",
+            "empty.ndjson",
+        ][..],
+    ] {
+        let out = run(args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("invalid config:"), "{stderr}");
+        assert!(stderr.contains("`US` is not a currency code"), "{stderr}");
+    }
+    // A config that cannot be read is a failure to run, not bad usage.
+    let missing = run(&["serve", "--config", "nope.toml"], dir.path());
+    assert_eq!(missing.status.code(), Some(1));
+}

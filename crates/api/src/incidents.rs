@@ -1,0 +1,277 @@
+//! Incidents as the API shows them: `GET /api/v1/incidents` (a page of headlines),
+//! `GET /api/v1/incidents/{id}` and every action's reply (one incident in full), and the
+//! bodies of the actions (`POST /api/v1/incidents/{id}/{action}`).
+//!
+//! Field names and optional fields are exactly the server's; the engine's own types never
+//! appear here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Segment;
+use crate::changes::Change;
+use crate::names::names;
+
+names! {
+    /// How bad an incident is: P1 pages most urgently.
+    pub enum Severity("severity") {
+        P1 = "P1",
+        P2 = "P2",
+        P3 = "P3",
+    }
+}
+
+impl Severity {
+    /// A severity as a person types it: `p2` is `P2`.
+    pub fn parse_loose(text: &str) -> Result<Severity, crate::UnknownName> {
+        text.to_ascii_uppercase()
+            .parse()
+            .map_err(|_| crate::UnknownName {
+                what: "severity",
+                given: text.to_owned(),
+                valid: Severity::NAMES,
+            })
+    }
+}
+
+names! {
+    /// Where an incident is in its life.
+    pub enum IncidentState("state") {
+        Triggered = "triggered",
+        Acknowledged = "acknowledged",
+        Mitigated = "mitigated",
+        Resolved = "resolved",
+    }
+}
+
+names! {
+    /// Which incidents a list returns (`?state=`); the API's default is `all`.
+    pub enum StateFilter("state") {
+        Open = "open",
+        Resolved = "resolved",
+        All = "all",
+    }
+}
+
+names! {
+    /// What the alert behind an incident measured.
+    pub enum IncidentKind("incident kind") {
+        /// Shoppers at a stage stopped going on to the next.
+        Conversion = "conversion",
+        /// A stage's events vanished or surged.
+        Volume = "volume",
+    }
+}
+
+names! {
+    /// Whether the deviation is growing, over the last measurements.
+    pub enum Trend("trend") {
+        Increasing = "increasing",
+        Stable = "stable",
+        Decreasing = "decreasing",
+    }
+}
+
+names! {
+    /// An SLA clock: running until met, or breached once it ran out (and breached it stays).
+    pub enum SlaState("SLA state") {
+        Running = "running",
+        Met = "met",
+        Breached = "breached",
+    }
+}
+
+names! {
+    /// What a responder did to stop the bleeding.
+    pub enum Mitigation("mitigation") {
+        TrafficRouting = "traffic_routing",
+        Rollback = "rollback",
+        DisableExperiment = "disable_experiment",
+        BackupPaymentProcessor = "backup_payment_processor",
+        StatusBanner = "status_banner",
+        Other = "other",
+    }
+}
+
+names! {
+    /// What a timeline entry records, as a stable machine name.
+    pub enum TimelineKind("timeline kind") {
+        Opened = "opened",
+        Silenced = "silenced",
+        Upgraded = "upgraded",
+        RelatedAlert = "related_alert",
+        AlertClosed = "alert_closed",
+        Acknowledged = "acknowledged",
+        Note = "note",
+        ScopeSet = "scope_set",
+        SeveritySet = "severity_set",
+        Mitigated = "mitigated",
+        RootCause = "root_cause",
+        ActionItem = "action_item",
+        Checklist = "checklist",
+        Resolved = "resolved",
+        Reopened = "reopened",
+        ResolutionPrompt = "resolution_prompt",
+        SlaBreached = "sla_breached",
+        AckTimeout = "ack_timeout",
+        EscalationSkipped = "escalation_skipped",
+        Escalated = "escalated",
+    }
+}
+
+/// `GET /api/v1/incidents`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentList {
+    pub incidents: Vec<IncidentSummary>,
+    /// The `before` of the next page; `null` on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// An incident's headline, as lists show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    pub id: u64,
+    pub funnel: String,
+    pub stage: String,
+    pub kind: IncidentKind,
+    pub segment: Option<Segment>,
+    pub severity: Severity,
+    pub state: IncidentState,
+    /// Opened in a maintenance window: it pages nobody until the window ends.
+    pub silenced: bool,
+    pub onset: String,
+    pub opened_at: String,
+    pub acknowledged_at: Option<String>,
+    pub mitigated_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub sla: SlaClocks,
+    pub times: ResponseTimes,
+    pub trend: Trend,
+    /// Open, and every resolution criterion holds.
+    pub resolvable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaClocks {
+    pub response: SlaClock,
+    pub resolution: SlaClock,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaClock {
+    pub state: SlaState,
+    pub due: String,
+    pub met_at: Option<String>,
+    /// While running: milliseconds left (negative once overdue but not yet breached).
+    pub remaining_ms: Option<i64>,
+}
+
+/// Milliseconds from opening to each milestone reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseTimes {
+    pub to_acknowledge_ms: Option<i64>,
+    pub to_mitigate_ms: Option<i64>,
+    pub to_resolve_ms: Option<i64>,
+}
+
+/// `GET /api/v1/incidents/{id}`, and the reply to every action: the incident in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    #[serde(flatten)]
+    pub summary: IncidentSummary,
+    pub escalation: Escalation,
+    pub criteria: Vec<Criterion>,
+    pub alerts: Vec<AlertLink>,
+    /// The stage and segment as a responder judged them.
+    pub scope: Option<Scope>,
+    /// Every breach, including those of clocks a reopen has since restarted.
+    pub sla_breaches: Vec<SlaBreach>,
+    pub root_cause: Option<String>,
+    pub mitigations: Vec<MitigationEntry>,
+    pub action_items: Vec<ActionItem>,
+    pub checklist: Vec<ChecklistItem>,
+    /// Changes that may explain it, most suspect first.
+    pub suspects: Vec<Suspect>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// The level paged next (`L2`, ...); `null` once escalation has stopped.
+    pub next_level: Option<String>,
+    pub next_at: Option<String>,
+    pub repeats: u32,
+}
+
+/// One resolution criterion and whether it holds now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Criterion {
+    /// `within_2_sigma`, `quiet`, `root_cause`, ...
+    pub name: String,
+    pub holds: bool,
+    pub detail: String,
+}
+
+/// An alert grouped into the incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertLink {
+    /// Sixteen hex digits, as the alerts API writes them.
+    pub alert_id: String,
+    pub open: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    pub stage: String,
+    pub segment: Option<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaBreach {
+    pub at: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MitigationEntry {
+    pub mitigation: Mitigation,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionItem {
+    pub text: String,
+    pub owner: String,
+    pub due: String,
+    pub added_by: String,
+    pub added_at: String,
+}
+
+/// One item of the root-cause checklist; the three last fields are set once it is ticked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    pub index: usize,
+    pub category: String,
+    pub item: String,
+    pub checked_by: Option<String>,
+    pub checked_at: Option<String>,
+    pub finding: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    /// Proximity times overlap, to three decimals.
+    pub score: f64,
+    /// How long before the onset the change took effect (negative: after it).
+    pub before_onset_ms: i64,
+    pub reasons: Vec<String>,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: String,
+    /// A responder's token name, or `revloop` for the engine itself.
+    pub actor: String,
+    pub kind: TimelineKind,
+    pub text: String,
+}

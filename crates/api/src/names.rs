@@ -1,0 +1,77 @@
+//! Closed sets of names as enums: one macro gives each its wire spelling (serde), `as_str`,
+//! `Display`, `FromStr` and the list of every name, so that an unknown name is refused with
+//! the valid ones listed. It must never accept a name the server would not.
+
+/// A name that is not one of a closed set's; its message lists the valid names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub given: String,
+    pub valid: &'static [&'static str],
+}
+
+impl std::fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no {} `{}`; use one of {}",
+            self.what,
+            self.given,
+            self.valid.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// `names! { /// doc  pub enum Name("what") { Variant = "wire", ... } }`
+macro_rules! names {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident($what:literal) {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$variant_meta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every name, in the API's order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+            /// Every name's wire spelling, in the API's order.
+            pub const NAMES: &'static [&'static str] = &[$($text,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::names::UnknownName;
+
+            fn from_str(text: &str) -> Result<$name, $crate::names::UnknownName> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err($crate::names::UnknownName {
+                        what: $what,
+                        given: text.to_owned(),
+                        valid: $name::NAMES,
+                    }),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use names;

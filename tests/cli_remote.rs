@@ -1,0 +1,221 @@
+//! The commands that talk to a running server, as a user meets them: the real server runs
+//! in-process on port 0 (on the wall clock, as `serve` does) and the real binary talks to it
+//! with the connection settings from the environment.
+//!
+//! The server's own test harness (`crates/server/tests/common`) runs a manual clock; these
+//! tests need the wall clock, because the CLI judges "in the past" by it, hence this small
+//! launcher of its own.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use revloop_core::{Config, Timestamp};
+use revloop_server::auth::{generate_secret, hash_secret};
+use revloop_server::{App, AppOptions, Clock, SystemClock};
+use revloop_store::{Role, SqliteStore, Store};
+
+const BIN: &str = env!("CARGO_BIN_EXE_revloop");
+
+struct Server {
+    url: String,
+    admin: String,
+    dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("revloop.toml"), Config::example_toml()).unwrap();
+        let config = Config::parse(Config::example_toml()).unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("revloop.db"), &config).unwrap());
+        let admin = generate_secret().unwrap();
+        store
+            .create_token("ops", Role::Admin, hash_secret(&admin), SystemClock.now())
+            .unwrap();
+        let app = App::build(config, store, Arc::new(SystemClock), AppOptions::default());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime
+                .block_on(app.serve(listener, async {
+                    let _ = stop.await;
+                }))
+                .unwrap();
+            runtime.shutdown_background();
+        });
+        Server {
+            url,
+            admin,
+            dir,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// The binary with `REVLOOP_URL` and `REVLOOP_TOKEN` naming this server and its admin.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("REVLOOP_LOG", "warn")
+            .env("REVLOOP_URL", &self.url)
+            .env("REVLOOP_TOKEN", &self.admin)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn baseline_rebuild_reads_revloop_url_and_prints_text() {
+    let server = Server::start();
+    let rebuilt = server.run(&["baseline", "rebuild"]);
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt.stderr));
+    let stdout = text(&rebuilt.stdout);
+    assert!(
+        stdout.starts_with("rebuilt the detector from history: 0 alert events"),
+        "{stdout}"
+    );
+    let json = server.run(&["baseline", "rebuild", "--json"]);
+    let reply: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(reply["rebuilt"], true);
+    // Neither the URL nor the token is required in the usage line: the environment may set
+    // them.
+    let help = server.run(&["baseline", "rebuild", "--help"]);
+    assert!(
+        text(&help.stdout).contains("Usage: revloop baseline rebuild [OPTIONS]\n"),
+        "{}",
+        text(&help.stdout)
+    );
+    let anonymous = Command::new(BIN)
+        .args(["baseline", "rebuild", "--url", &server.url])
+        .env_remove("REVLOOP_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(
+        text(&anonymous.stderr).contains("no token: pass --token or set REVLOOP_TOKEN"),
+        "{}",
+        text(&anonymous.stderr)
+    );
+}
+
+#[test]
+fn a_segment_is_dimension_equals_value_everywhere() {
+    let server = Server::start();
+    let recorded = server.run(&[
+        "change",
+        "add",
+        "deploy",
+        "v2",
+        "--segment",
+        "device=mobile",
+    ]);
+    assert!(recorded.status.success(), "{}", text(&recorded.stderr));
+    assert!(
+        text(&recorded.stdout).contains("(shop-wide device=mobile) by ops"),
+        "{}",
+        text(&recorded.stdout)
+    );
+    for args in [
+        &[
+            "change",
+            "add",
+            "deploy",
+            "v3",
+            "--segment",
+            "device:mobile",
+        ][..],
+        &[
+            "incident",
+            "scope",
+            "1",
+            "--stage",
+            "cart",
+            "--segment",
+            "mobile",
+        ][..],
+    ] {
+        let refused = server.run(args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains("is not dimension=value, e.g. device=mobile"),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+    // `baseline` reads both forms, the old one with a note; both reach the (empty) store.
+    for (segment, noted) in [("device=mobile", false), ("device:mobile", true)] {
+        let shown = server.run(&["baseline", "show", "--segment", segment]);
+        let stderr = text(&shown.stderr);
+        assert!(stderr.contains("no counts have been seen"), "{stderr}");
+        assert_eq!(
+            stderr.contains(
+                "note: `--segment device:mobile` is deprecated; write `--segment device=mobile`"
+            ),
+            noted,
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_silence_ending_in_the_past_names_its_end() {
+    let server = Server::start();
+    let past = server.run(&[
+        "silence",
+        "add",
+        "--to",
+        "2020-01-01T00:00:00Z",
+        "--reason",
+        "too late",
+    ]);
+    assert_eq!(past.status.code(), Some(1));
+    let stderr = text(&past.stderr);
+    assert!(
+        stderr.contains("--to 2020-01-01T00:00:00Z is in the past"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`from` must be before `to`"), "{stderr}");
+    let listed = server.run(&["silence", "list"]);
+    assert_eq!(text(&listed.stdout), "no silences\n");
+
+    let tomorrow = Timestamp(SystemClock.now().0 + 24 * 3_600_000).to_string();
+    let added = server.run(&["silence", "add", "--to", &tomorrow, "--reason", "upgrade"]);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert!(
+        text(&added.stdout).starts_with("silence 1: active from "),
+        "{}",
+        text(&added.stdout)
+    );
+    // An error reply is printed from the server's error body.
+    let too_long = Timestamp(SystemClock.now().0 + 9 * 24 * 3_600_000).to_string();
+    let refused = server.run(&["silence", "add", "--to", &too_long, "--reason", "long"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("POST /api/v1/silences: 400 to: it lasts longer than 7d"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
