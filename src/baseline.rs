@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use revloop_core::Timestamp;
-use revloop_server::detection::{Detection, WEEKDAYS, baseline_slots_json};
+use revloop_server::api::alerts::{WEEKDAYS, baseline_slots_json};
+use revloop_server::detection::Detection;
 use revloop_server::{Clock, SystemClock};
 
 use crate::StoreArgs;
