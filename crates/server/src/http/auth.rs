@@ -7,6 +7,7 @@
 //! Ingest endpoints take the write key Segment's way (HTTP Basic username, or `writeKey` in the
 //! body) or as a bearer token; everything else takes `Authorization: Bearer <token>`. Lookups
 //! are cached for [`CACHE_TTL_MS`], so a revoked token stops working within that time.
+//! It never stores or logs a plaintext secret: the store sees only its hash.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -135,31 +135,7 @@ impl Ingestor {
                 )
             })?,
         };
-        let now = clock.now_for(event_time);
-        let admission = admit(event_time, now, &self.config.ingest);
-        match admission {
-            Admission::TooOld => {
-                return Err((
-                    "timestamp_out_of_range",
-                    field("timestamp"),
-                    format!(
-                        "event time {event_time} is more than {} before now ({now}); such events are rejected",
-                        self.config.ingest.max_event_age
-                    ),
-                ));
-            }
-            Admission::TooFarAhead => {
-                return Err((
-                    "timestamp_out_of_range",
-                    field("timestamp"),
-                    format!(
-                        "event time {event_time} is more than {} after now ({now}) (is the client clock wrong?)",
-                        self.config.ingest.max_clock_ahead
-                    ),
-                ));
-            }
-            Admission::Counted | Admission::Late => {}
-        }
+        let admission = self.admit_message(event_time, clock)?;
         let key = match &parsed.message_id {
             Some(id) if !id.is_empty() => dedup_key(id),
             // Without a messageId, a retry is recognised by its identical content.
@@ -182,6 +158,37 @@ impl Ingestor {
             },
             parsed.write_key.map(Cow::into_owned),
         ))
+    }
+
+    /// Whether a message with this event time is counted or late; one outside the accepted
+    /// range around now is a problem.
+    fn admit_message(
+        &self,
+        event_time: Timestamp,
+        clock: &mut dyn IngestClock,
+    ) -> Result<Admission, Problem> {
+        let field = |name: &str| Some(name.to_owned());
+        let now = clock.now_for(event_time);
+        let admission = admit(event_time, now, &self.config.ingest);
+        match admission {
+            Admission::TooOld => Err((
+                "timestamp_out_of_range",
+                field("timestamp"),
+                format!(
+                    "event time {event_time} is more than {} before now ({now}); such events are rejected",
+                    self.config.ingest.max_event_age
+                ),
+            )),
+            Admission::TooFarAhead => Err((
+                "timestamp_out_of_range",
+                field("timestamp"),
+                format!(
+                    "event time {event_time} is more than {} after now ({now}) (is the client clock wrong?)",
+                    self.config.ingest.max_clock_ahead
+                ),
+            )),
+            Admission::Counted | Admission::Late => Ok(admission),
+        }
     }
 
     /// Parses a `/v1/batch` body.
