@@ -156,7 +156,7 @@ impl Incidents {
     }
 
     /// Takes over the incidents of an event-time run over history (see
-    /// [`run_in_event_time`]) when there are none yet, as the demo does after its backfill;
+    /// [`crate::event_time::run_in_event_time`]) when there are none yet, as the demo does after its backfill;
     /// returns whether it did. Alerts up to `alerts_through` count as taken in.
     pub fn adopt(
         &self,
