@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use revloop_core::funnel::CallKind;
 
@@ -32,7 +32,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/counts", ingest_route(BodyKind::Counts))
         .route("/api/v1/funnels", get(funnels::list_funnels))
         .route("/api/v1/funnels/{id}/metrics", get(metrics::funnel_metrics))
-        .merge(alerts::routes())
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/funnels/{id}/detector", get(alerts::detector_state))
+        .route("/api/v1/funnels/{id}/baseline", get(alerts::baseline))
+        .route("/api/v1/detector/rebuild", post(alerts::rebuild))
+        // The incidents area (incidents, silences, changes, outbox, report) lists its own
+        // routes until it is split by concern.
         .merge(incidents::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -5,11 +5,9 @@
 //! It reads the live detector through [`crate::detection::Detection`]; it never judges minutes
 //! itself except through a rebuild's tick.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use revloop_core::detect::{AlertEvent, AlertEventKind, Direction, SlotBaseline};
@@ -22,14 +20,6 @@ use crate::http::{ApiError, blocking};
 /// Most alert events one request returns.
 pub const ALERTS_PAGE_MAX: usize = 1_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/alerts", get(list_alerts))
-        .route("/api/v1/funnels/{id}/detector", get(detector_state))
-        .route("/api/v1/funnels/{id}/baseline", get(baseline))
-        .route("/api/v1/detector/rebuild", post(rebuild))
-}
-
 fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
     state
         .config
@@ -40,7 +30,7 @@ fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
 }
 
 /// `GET /api/v1/alerts?funnel=&open=true&limit=`: alert events, newest last.
-async fn list_alerts(
+pub async fn list_alerts(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -106,7 +96,7 @@ async fn list_alerts(
 }
 
 /// `GET /api/v1/funnels/{id}/detector?segments=true`: every conversion series now.
-async fn detector_state(
+pub async fn detector_state(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
@@ -158,7 +148,7 @@ async fn detector_state(
 
 /// `GET /api/v1/funnels/{id}/baseline?stage=cart&segment=device:mobile`: the 168 local
 /// time-of-week slots of one conversion series.
-async fn baseline(
+pub async fn baseline(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
@@ -234,7 +224,10 @@ async fn baseline(
 
 /// `POST /api/v1/detector/rebuild` (admin): forgets the detector's state and rebuilds it from
 /// the stored history, as after a restart. Use it after changing masks.
-async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn rebuild(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let now = state.clock.now();
     require(&state, &headers, None, Role::Admin, now).await?;
     let detection = state.detection.clone();
