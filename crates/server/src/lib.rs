@@ -4,18 +4,21 @@
 //! [`App::build`] wires a config and a store into a router; [`App::serve`] runs it on a
 //! listener, so tests start the real server on port 0.
 //!
-//! The layout, imports pointing one way (down this list, never back up):
+//! The layout, each module importing only those below it in this list:
 //! - [`routes`]: the router, listing every endpoint and its handler.
 //! - [`api`]: one module per API area, each with its handlers and JSON views, and the state
 //!   they share.
-//! - [`event_time`]: the detector and the incident engine driven together in event time.
-//! - The long-running services: [`detection`] (the live detector), [`incidents`] (the durable
-//!   incident engine) and [`writer`] (group commit).
-//! - [`ingest`]: from request bodies to committed items, shared with `replay`; over the wire
-//!   parser [`segment`].
+//! - The long-running services: [`incidents`] (the durable incident engine), [`detection`]
+//!   (the live detector, which hands its alerts to a callback rather than to the incidents)
+//!   and, below the ingest path, [`writer`] (group commit). [`event_time`] drives the detector
+//!   and the core's incident engine together in event time, for `replay` and `demo`.
+//! - [`ingest`]: from request bodies to committed items, shared with `replay`; it uses the
+//!   wire parser [`segment`] and the [`writer`].
 //! - [`http`]: plumbing every handler shares (auth, bodies, errors, query parameters); it
-//!   imports no handler.
+//!   imports nothing of this crate.
 //! - [`telemetry`] (process counters) and [`segment_json`] (simulated events as Segment JSON).
+//!
+//! `tests/layout.rs` fails on an import circle between these modules.
 
 use std::sync::Arc;
 
