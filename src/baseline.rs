@@ -16,7 +16,8 @@ use revloop_api::Segment;
 use revloop_api::detector::{Baseline, BaselineSlot, Rebuilt, Weekday};
 use revloop_core::Timestamp;
 use revloop_core::detect::SlotBaseline;
-use revloop_server::detection::{Detection, WEEKDAYS};
+use revloop_server::api::alerts::WEEKDAYS;
+use revloop_server::detection::Detection;
 use revloop_server::{Clock, SystemClock};
 
 use crate::StoreArgs;

@@ -159,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 // And run the incidents over the history in event time, so that yesterday's
                 // two incidents have their timelines (nobody acknowledged them).
                 let config = Arc::new(config);
-                let adopted = revloop_server::incidents::run_in_event_time(
+                let adopted = revloop_server::event_time::run_in_event_time(
                     &config,
                     store.as_ref(),
                     scenario.from.minute(),

@@ -5,14 +5,17 @@
 //! `replay` can judge weeks in seconds and `serve` can rebuild its baselines and open alerts
 //! after a restart by reading the last weeks again. [`Detection`] is the live service: it warms
 //! up from history, then judges each minute once it has settled.
+//!
+//! It never reaches the incidents: [`run`] hands each tick's alert events to whoever started
+//! it, and the `event_time` module drives both in event time. Its JSON views belong to the
+//! alerts API.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Value, json};
-
 use revloop_core::Config;
-use revloop_core::detect::{AlertEvent, Detector, Direction, SeriesReport, SlotBaseline};
+use revloop_core::detect::{AlertEvent, Detector, SeriesReport, SlotBaseline};
+use revloop_core::incident::Incident;
 use revloop_core::time::{MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
 use revloop_store::{Store, StoreError};
 
@@ -241,8 +244,8 @@ impl Detection {
     }
 
     /// The latest deviation of an incident's series, for its trend.
-    pub fn deviation(&self, incident: &revloop_core::incident::Incident) -> Option<f64> {
-        crate::incidents::deviation(self.lock().runner.detector(), incident)
+    pub fn deviation(&self, incident: &Incident) -> Option<f64> {
+        deviation(self.lock().runner.detector(), incident)
     }
 
     pub fn next_minute(&self) -> Option<Minute> {
@@ -256,23 +259,37 @@ impl Detection {
     }
 }
 
-/// Runs the live detector until the process ends: a tick whenever a minute is due, its alerts
-/// handed to the incidents.
+/// The deviation of an incident's series in the detector now (its segment's where it has one).
+pub fn deviation(detector: &Detector, incident: &Incident) -> Option<f64> {
+    let segment = incident
+        .segment
+        .as_ref()
+        .map(|(d, v)| (d.as_str(), v.as_str()));
+    detector.window_sigma(&incident.funnel, segment, &incident.stage)
+}
+
+/// What the live detector does with a tick's alert events, on the blocking pool: `serve` hands
+/// them to the incidents (see `App::serve`).
+pub type OnAlerts =
+    dyn Fn(&Detection, &[AlertEvent], Timestamp) -> Result<(), StoreError> + Send + Sync;
+
+/// Runs the live detector until the process ends: a tick whenever a minute is due, its alert
+/// events handed to `on_alerts`.
 pub async fn run(
     detection: Arc<Detection>,
-    incidents: Arc<crate::incidents::Incidents>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    on_alerts: Arc<OnAlerts>,
 ) {
     loop {
         let now = clock.now();
         let due = detection.wake_at().is_none_or(|wake| now >= wake);
         if due {
-            let (detection, incidents, store) =
-                (detection.clone(), incidents.clone(), store.clone());
+            let (detection, store, on_alerts) =
+                (detection.clone(), store.clone(), on_alerts.clone());
             let result = tokio::task::spawn_blocking(move || {
                 let events = detection.tick(store.as_ref(), now)?;
-                incidents.feed(&events, &|incident| detection.deviation(incident), now)
+                on_alerts(&detection, &events, now)
             })
             .await;
             match result {
@@ -285,67 +302,5 @@ pub async fn run(
             (wake.0 - clock.now().0).clamp(10, POLL_MS_MAX)
         });
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
-    }
-}
-
-/// An alert event as JSON: the shape `replay --alerts-out` writes and the API returns. Keep it
-/// stable; users' scripts read it.
-pub fn alert_json(event: &AlertEvent) -> Value {
-    json!({
-        "alert_id": format!("{:016x}", event.alert_id),
-        "funnel": event.funnel,
-        "stage": event.stage,
-        "kind": event.kind.as_str(),
-        "severity": event.severity.as_str(),
-        "event": event.event.as_str(),
-        "direction": match event.direction {
-            Direction::Worse => "worse",
-            Direction::Surge => "surge",
-        },
-        "at": event.at.to_string(),
-        "onset": event.onset.to_string(),
-        "segment": event.segment.as_ref().map(|(dimension, value)| json!({
-            "dimension": dimension,
-            "value": value,
-        })),
-        "baseline_rate": round(event.baseline_rate),
-        "observed_rate": round(event.observed_rate),
-        "sigma": round(event.sigma),
-        "n": event.n,
-        "top_segments": event.top_segments.iter().map(|top| json!({
-            "dimension": top.dimension,
-            "value": top.value,
-            "share": round(top.share),
-            "traffic_share": round(top.traffic_share),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Weekday names, Monday first, as baselines are shown.
-pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-
-/// A baseline's slots as JSON: the shape `GET /api/v1/funnels/{id}/baseline` and
-/// `revloop baseline show --json` return.
-pub fn baseline_slots_json(slots: &[SlotBaseline]) -> Vec<Value> {
-    slots
-        .iter()
-        .map(|s| {
-            json!({
-                "weekday": WEEKDAYS[usize::from(s.weekday)],
-                "hour": s.hour,
-                "drop_off_rate": s.drop_off_rate,
-                "shoppers_per_minute": s.shoppers_per_minute,
-                "weight_minutes": s.weight,
-            })
-        })
-        .collect()
-}
-
-/// Six significant decimals: enough for rates, and stable text across platforms.
-fn round(value: f64) -> f64 {
-    if value.is_finite() {
-        (value * 1e6).round() / 1e6
-    } else {
-        0.0
     }
 }

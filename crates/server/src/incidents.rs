@@ -10,7 +10,7 @@
 //! commit and carries on; nothing in memory is needed.
 //!
 //! Times: live inputs are stamped with the server's clock; `replay` drives the same engine in
-//! event time (see [`revloop_core::incident::drive`]).
+//! event time (see [`crate::event_time::run_in_event_time`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use revloop_core::Config;
 use revloop_core::change::{Affected, Change, ChangeKind, SUSPECT_GRACE, SUSPECT_LOOKBACK};
-use revloop_core::detect::{AlertEvent, Detector};
+use revloop_core::detect::AlertEvent;
 use revloop_core::incident::{
     Action, ActionError, AddedSilence, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine,
     IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, SlaClock, TimelineEntry,
@@ -156,7 +156,7 @@ impl Incidents {
     }
 
     /// Takes over the incidents of an event-time run over history (see
-    /// [`run_in_event_time`]) when there are none yet, as the demo does after its backfill;
+    /// [`crate::event_time::run_in_event_time`]) when there are none yet, as the demo does after its backfill;
     /// returns whether it did. Alerts up to `alerts_through` count as taken in.
     pub fn adopt(
         &self,
@@ -471,69 +471,6 @@ fn effect_json(effect: &Effect) -> Value {
             "sla": sla,
         }),
     }
-}
-
-/// What an event-time run over stored counts found.
-pub struct EventTimeRun {
-    pub alerts: Vec<AlertEvent>,
-    pub engine: IncidentEngine,
-    /// When the last minute was judged (its end plus the settle time).
-    pub judged_until: Option<Timestamp>,
-}
-
-/// Runs the detector over the stored counts of `[from, until)` and the incidents over its
-/// alerts, in event time, as `replay` does: each minute is judged when a live server would
-/// judge it (its end plus the settle time), timers fire at their own times, and each open
-/// incident's deviation is measured every minute. Nobody acknowledges.
-pub fn run_in_event_time(
-    config: &Arc<Config>,
-    store: &dyn Store,
-    from: revloop_core::time::Minute,
-    until: revloop_core::time::Minute,
-) -> Result<EventTimeRun, StoreError> {
-    let mut run = EventTimeRun {
-        alerts: Vec::new(),
-        engine: IncidentEngine::for_config(config),
-        judged_until: None,
-    };
-    let settle = config.detection.settle;
-    let engine = &mut run.engine;
-    let judged_until = &mut run.judged_until;
-    crate::detection::DetectionRunner::new(config.clone()).advance_observed(
-        store,
-        from,
-        until,
-        &mut run.alerts,
-        &mut |minute, detector, new_events| {
-            let now = minute
-                .start()
-                .saturating_add(DurationMs::from_minutes(1))
-                .saturating_add(settle);
-            engine.run_until(now);
-            for event in new_events {
-                engine.handle_alert(now, event);
-            }
-            let measured: Vec<_> = engine
-                .incidents()
-                .filter(|i| i.is_open())
-                .filter_map(|i| Some((i.funnel.clone(), i.stage.clone(), deviation(detector, i)?)))
-                .collect();
-            for (funnel, stage, sigma) in measured {
-                engine.handle_measurement(now, &funnel, &stage, sigma);
-            }
-            *judged_until = Some(now);
-        },
-    )?;
-    Ok(run)
-}
-
-/// The deviation of an incident's series in the detector now (its segment's where it has one).
-pub fn deviation(detector: &Detector, incident: &Incident) -> Option<f64> {
-    let segment = incident
-        .segment
-        .as_ref()
-        .map(|(d, v)| (d.as_str(), v.as_str()));
-    detector.window_sigma(&incident.funnel, segment, &incident.stage)
 }
 
 /// Runs the incident timers until the process ends. Detector ticks feed alerts separately

@@ -3,7 +3,8 @@
 //! The parser makes a single pass over the JSON and keeps only what the config reads: the
 //! message's own fields plus the dimension and filter paths, which arrive as a trie of slots.
 //! Everything else is checked for well-formedness and skipped without allocating. When it
-//! fails it says which field it was in.
+//! fails it says which field it was in. It never judges a message (identity, times,
+//! admission): the ingest path does that with what it returns.
 
 use std::borrow::Cow;
 use std::cell::RefCell;

@@ -5,7 +5,7 @@
 //! wire. Dotted field paths become nested objects, decimals are written digit for digit from
 //! their integer minor units (money never passes through a float), and strings are escaped as
 //! RFC 8259 requires. The output depends only on the event, so a seeded simulation renders to
-//! byte-identical text on every run.
+//! byte-identical text on every run. It only writes; the server never reads with it.
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,6 @@
 //! Process counters for Prometheus `GET /metrics`: ingest outcomes, rejects by reason, late
 //! events, and group-commit latency and size. Plain atomics, rendered as text on demand.
+//! It only counts: it never decides anything, and nothing reads it back to act on.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -4,6 +4,7 @@
 //! wait. The writer takes everything queued (up to a limit), commits it in one transaction, and
 //! answers each caller only after the commit returned. A 200 therefore always means durable,
 //! while the fsync cost is shared by every request that arrived during the previous commit.
+//! It never validates what it is handed; the ingest path has done that.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,6 +3,7 @@
 //!
 //! The body is always `{"error": {"code", "message", "details": [{"index"|"line", "field",
 //! "message"}]}}`, with `details` present only when there is more than one place to point at.
+//! A 5xx never carries internals to the client: those go to the log.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -19,12 +19,11 @@ use revloop_core::incident::{
 use revloop_core::time::{MS_PER_DAY, Timestamp};
 use revloop_store::{ChangeRow, IncidentQuery, Role, StoreError};
 
-use crate::error::{ApiError, ErrorDetail};
-use crate::http::{AppState, blocking, identify, is_gzip, read_body, require};
+use crate::api::{AppState, identify, require};
+use crate::http::{ApiError, ErrorDetail, blocking, decode_body, is_gzip, read_body};
 use crate::incidents::{
     change_json, incident_from_rows, incident_json, incident_summary_json, suspects,
 };
-use crate::ingest::decode_body;
 
 /// Largest body of an incident action or a change.
 pub const ACTION_BYTES_MAX: usize = 16 * 1024;

@@ -1,40 +1,24 @@
-//! The detector's API: alerts, the state of every series, baselines, and a rebuild.
+//! The detector's API: alerts, the state of every series, baselines, and a rebuild; and the
+//! JSON views of alert events and baselines, which `replay --alerts-out` and
+//! `revloop baseline show --json` write too.
+//!
+//! It reads the live detector through [`crate::detection::Detection`]; it never judges minutes
+//! itself except through a rebuild's tick.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use revloop_core::detect::{AlertEvent, AlertEventKind, Direction, SlotBaseline};
 use revloop_store::Role;
 
-use crate::detection::{alert_json, baseline_slots_json};
-use crate::error::{ApiError, ErrorDetail};
-use crate::http::{AppState, blocking, require};
+use crate::api::{AppState, require};
+use crate::http::query::{invalid_query, parse_bool};
+use crate::http::{ApiError, blocking};
 
 /// Most alert events one request returns.
 pub const ALERTS_PAGE_MAX: usize = 1_000;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/alerts", get(list_alerts))
-        .route("/api/v1/funnels/{id}/detector", get(detector_state))
-        .route("/api/v1/funnels/{id}/baseline", get(baseline))
-        .route("/api/v1/detector/rebuild", post(rebuild))
-}
-
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    let message = message.into();
-    ApiError::bad_request("invalid_query", format!("{field}: {message}")).with_details(vec![
-        ErrorDetail {
-            index: None,
-            line: None,
-            field: Some(field.to_owned()),
-            message,
-        },
-    ])
-}
 
 fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
     state
@@ -46,7 +30,7 @@ fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
 }
 
 /// `GET /api/v1/alerts?funnel=&open=true&limit=`: alert events, newest last.
-async fn list_alerts(
+pub async fn list_alerts(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -62,11 +46,7 @@ async fn list_alerts(
                 funnel = Some(value);
             }
             "open" => {
-                open_only = match value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad("open", "must be true or false")),
-                }
+                open_only = parse_bool("open", &value)?;
             }
             "limit" => {
                 limit = value
@@ -74,14 +54,14 @@ async fn list_alerts(
                     .ok()
                     .filter(|n| (1..=ALERTS_PAGE_MAX).contains(n))
                     .ok_or_else(|| {
-                        bad(
+                        invalid_query(
                             "limit",
                             format!("must be a number from 1 to {ALERTS_PAGE_MAX}"),
                         )
                     })?;
             }
             other => {
-                return Err(bad(
+                return Err(invalid_query(
                     other,
                     "not a query parameter; use funnel, open or limit",
                 ));
@@ -101,7 +81,7 @@ async fn list_alerts(
         }
         selected = last
             .into_values()
-            .filter(|e| e.event != revloop_core::detect::AlertEventKind::Closed)
+            .filter(|e| e.event != AlertEventKind::Closed)
             .collect();
         selected.sort_by_key(|e| (e.at, e.alert_id));
     }
@@ -116,7 +96,7 @@ async fn list_alerts(
 }
 
 /// `GET /api/v1/funnels/{id}/detector?segments=true`: every conversion series now.
-async fn detector_state(
+pub async fn detector_state(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
@@ -126,11 +106,9 @@ async fn detector_state(
     let funnel = funnel_index(&state, &funnel_id)?;
     let mut with_segments = false;
     for (key, value) in params {
-        match (key.as_str(), value.as_str()) {
-            ("segments", "true") => with_segments = true,
-            ("segments", "false") => with_segments = false,
-            ("segments", _) => return Err(bad("segments", "must be true or false")),
-            (other, _) => return Err(bad(other, "not a query parameter; use segments")),
+        match key.as_str() {
+            "segments" => with_segments = parse_bool("segments", &value)?,
+            other => return Err(invalid_query(other, "not a query parameter; use segments")),
         }
     }
     let thresholds = state.detection.thresholds(funnel);
@@ -170,7 +148,7 @@ async fn detector_state(
 
 /// `GET /api/v1/funnels/{id}/baseline?stage=cart&segment=device:mobile`: the 168 local
 /// time-of-week slots of one conversion series.
-async fn baseline(
+pub async fn baseline(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
@@ -194,18 +172,18 @@ async fn baseline(
                     } else {
                         "is not a stage of this funnel"
                     };
-                    bad(
+                    invalid_query(
                         "stage",
                         format!("`{value}` {why}; use one of {}", leavable.join(", ")),
                     )
                 })?;
             }
             "segment" => {
-                let (dimension, value) = value
-                    .split_once(':')
-                    .ok_or_else(|| bad("segment", "must be dimension:value, e.g. device:mobile"))?;
+                let (dimension, value) = value.split_once(':').ok_or_else(|| {
+                    invalid_query("segment", "must be dimension:value, e.g. device:mobile")
+                })?;
                 if !state.config.has_dimension(dimension) {
-                    return Err(bad(
+                    return Err(invalid_query(
                         "segment",
                         format!(
                             "no dimension `{dimension}`; dimensions are: {}",
@@ -215,7 +193,12 @@ async fn baseline(
                 }
                 segment = Some((dimension.to_owned(), value.to_owned()));
             }
-            other => return Err(bad(other, "not a query parameter; use stage or segment")),
+            other => {
+                return Err(invalid_query(
+                    other,
+                    "not a query parameter; use stage or segment",
+                ));
+            }
         }
     }
     let slots = state
@@ -241,7 +224,10 @@ async fn baseline(
 
 /// `POST /api/v1/detector/rebuild` (admin): forgets the detector's state and rebuilds it from
 /// the stored history, as after a restart. Use it after changing masks.
-async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn rebuild(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let now = state.clock.now();
     require(&state, &headers, None, Role::Admin, now).await?;
     let detection = state.detection.clone();
@@ -259,4 +245,66 @@ async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         "judged_until": state.detection.next_minute().map(|m| m.start().to_string()),
     }))
     .into_response())
+}
+
+/// An alert event as JSON: the shape `replay --alerts-out` writes and the API returns. Keep it
+/// stable; users' scripts read it.
+pub fn alert_json(event: &AlertEvent) -> Value {
+    json!({
+        "alert_id": format!("{:016x}", event.alert_id),
+        "funnel": event.funnel,
+        "stage": event.stage,
+        "kind": event.kind.as_str(),
+        "severity": event.severity.as_str(),
+        "event": event.event.as_str(),
+        "direction": match event.direction {
+            Direction::Worse => "worse",
+            Direction::Surge => "surge",
+        },
+        "at": event.at.to_string(),
+        "onset": event.onset.to_string(),
+        "segment": event.segment.as_ref().map(|(dimension, value)| json!({
+            "dimension": dimension,
+            "value": value,
+        })),
+        "baseline_rate": round(event.baseline_rate),
+        "observed_rate": round(event.observed_rate),
+        "sigma": round(event.sigma),
+        "n": event.n,
+        "top_segments": event.top_segments.iter().map(|top| json!({
+            "dimension": top.dimension,
+            "value": top.value,
+            "share": round(top.share),
+            "traffic_share": round(top.traffic_share),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Weekday names, Monday first, as baselines are shown.
+pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// A baseline's slots as JSON: the shape `GET /api/v1/funnels/{id}/baseline` and
+/// `revloop baseline show --json` return.
+pub fn baseline_slots_json(slots: &[SlotBaseline]) -> Vec<Value> {
+    slots
+        .iter()
+        .map(|s| {
+            json!({
+                "weekday": WEEKDAYS[usize::from(s.weekday)],
+                "hour": s.hour,
+                "drop_off_rate": s.drop_off_rate,
+                "shoppers_per_minute": s.shoppers_per_minute,
+                "weight_minutes": s.weight,
+            })
+        })
+        .collect()
+}
+
+/// Six significant decimals: enough for rates, and stable text across platforms.
+fn round(value: f64) -> f64 {
+    if value.is_finite() {
+        (value * 1e6).round() / 1e6
+    } else {
+        0.0
+    }
 }

@@ -7,18 +7,23 @@
 //! Ingest endpoints take the write key Segment's way (HTTP Basic username, or `writeKey` in the
 //! body) or as a bearer token; everything else takes `Authorization: Bearer <token>`. Lookups
 //! are cached for [`CACHE_TTL_MS`], so a revoked token stops working within that time.
+//! It never stores or logs a plaintext secret: the store sees only its hash.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use sha2::{Digest, Sha256};
 
 use revloop_core::Timestamp;
 use revloop_store::{Role, Store};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 pub const SECRET_PREFIX: &str = "rl_";
 /// How long a token lookup is trusted before the store is asked again.
@@ -170,55 +175,26 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<Credential>, ApiError> {
     }
 }
 
-/// Standard base64 with padding, as HTTP Basic uses. Small enough not to need a crate.
+/// Standard base64 as HTTP Basic uses it, decoded as leniently as revloop always has: any
+/// run of trailing `=` is dropped and the rest read unpadded, and stray low bits in the last
+/// character are ignored. Overlong text is refused before decoding.
+const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let bytes = text.trim_end_matches('=').as_bytes();
     if text.len() > CREDENTIAL_LEN_MAX * 2 {
         return None;
     }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        if chunk.len() == 1 {
-            return None;
-        }
-        let mut acc = 0_u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let n_bytes = chunk.len() - 1;
-        out.extend_from_slice(&acc.to_be_bytes()[1..=n_bytes]);
-    }
-    Some(out)
+    BASIC_BASE64.decode(text.trim_end_matches('=')).ok()
 }
 
 /// Standard base64 with padding, for clients and tests building Basic headers.
 pub fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let mut acc = 0_u32;
-        for (i, b) in chunk.iter().enumerate() {
-            acc |= u32::from(*b) << (16 - 8 * i);
-        }
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(acc >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -240,6 +216,23 @@ mod tests {
         }
         assert_eq!(base64_decode("Z"), None);
         assert_eq!(base64_decode("Zm9v!"), None);
+    }
+
+    #[test]
+    fn base64_decoding_stays_as_lenient_as_the_hand_written_one_was() {
+        // Padding is optional and may run long; stray low bits are ignored; `=` inside the
+        // text and overlong text are refused.
+        for accepted in ["Zg", "Zg=", "Zg===", "Zh=="] {
+            assert_eq!(
+                base64_decode(accepted).as_deref(),
+                Some(&b"f"[..]),
+                "{accepted}"
+            );
+        }
+        assert_eq!(base64_decode("===="), Some(Vec::new()));
+        assert_eq!(base64_decode("Z=g="), None);
+        assert_eq!(base64_decode("Zm9vY"), None);
+        assert_eq!(base64_decode(&"A".repeat(CREDENTIAL_LEN_MAX * 2 + 4)), None);
     }
 
     #[test]

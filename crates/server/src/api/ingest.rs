@@ -1,0 +1,112 @@
+//! The ingest endpoints: Segment's `/v1/*` single calls and `/v1/batch`, the NDJSON bulk load,
+//! and pre-aggregated counts. Each reads its body under its own limit, authorizes (from the
+//! header, or else from a write key in the body), and hands the text to the ingest path.
+//!
+//! It never validates messages itself: that is [`crate::ingest`]'s job, shared with `replay`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
+use serde_json::json;
+
+use revloop_core::funnel::CallKind;
+use revloop_store::Role;
+
+use crate::api::{AppState, require};
+use crate::http::auth::credential;
+use crate::http::{ApiError, decode_body, is_gzip, read_body};
+use crate::ingest::{
+    BATCH_BYTES_MAX, BULK_BYTES_MAX, COUNTS_BYTES_MAX, LiveClock, Outcome, Place, Prepared,
+};
+use crate::segment::MESSAGE_BYTES_MAX;
+
+/// What an ingest endpoint takes.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyKind {
+    Single(CallKind),
+    Batch,
+    Ndjson,
+    Counts,
+}
+
+impl BodyKind {
+    fn limit(self) -> usize {
+        match self {
+            BodyKind::Single(_) => MESSAGE_BYTES_MAX,
+            BodyKind::Batch => BATCH_BYTES_MAX,
+            BodyKind::Ndjson => BULK_BYTES_MAX,
+            BodyKind::Counts => COUNTS_BYTES_MAX,
+        }
+    }
+}
+
+/// A POST route for one kind of ingest body, with that kind's body limit.
+pub fn ingest_route(kind: BodyKind) -> MethodRouter<AppState> {
+    post(move |state: State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
+        ingest(state, headers, body, kind).await
+    })
+    .layer(DefaultBodyLimit::max(kind.limit()))
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    kind: BodyKind,
+) -> Response {
+    match ingest_inner(&state, &headers, body, kind).await {
+        Ok(outcome) => axum::Json(json!({
+            "success": true,
+            "counted": outcome.counted,
+            "duplicates": outcome.duplicates,
+            "late": outcome.late,
+            "ignored": outcome.ignored,
+        }))
+        .into_response(),
+        Err(err) => {
+            state.telemetry.reject(err.code);
+            err.into_response()
+        }
+    }
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    kind: BodyKind,
+) -> Result<Outcome, ApiError> {
+    let now = state.clock.now();
+    let has_header_credential = credential(headers)?.is_some();
+    if has_header_credential {
+        require(state, headers, None, Role::Ingest, now).await?;
+    }
+    let limit = kind.limit();
+    let bytes = read_body(body, limit)?;
+    let text = decode_body(&bytes, is_gzip(headers)?, limit)?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    let mut clock = LiveClock(now);
+    let ingestor = &state.ingestor;
+    let prepared: Prepared = match kind {
+        BodyKind::Single(call) => {
+            ingestor.prepare_messages([(Place::Body, &*text)], Some(call), None, &mut clock)?
+        }
+        BodyKind::Batch => ingestor.prepare_batch(&text, &mut clock)?,
+        BodyKind::Ndjson => ingestor.prepare_ndjson(&text, &mut clock)?,
+        BodyKind::Counts => ingestor.prepare_counts(&text, ndjson, &mut clock)?,
+    };
+    if !has_header_credential {
+        let body_key = match kind {
+            BodyKind::Single(_) | BodyKind::Batch => prepared.body_write_key.as_deref(),
+            BodyKind::Ndjson | BodyKind::Counts => None,
+        };
+        require(state, headers, body_key, Role::Ingest, now).await?;
+    }
+    ingestor.commit(now, prepared).await
+}

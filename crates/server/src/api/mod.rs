@@ -1,0 +1,74 @@
+//! The HTTP API, one module per area, each with its handlers and the JSON views it answers
+//! with. This file holds what every handler reads: the [`AppState`], and the role check
+//! against it, run on the blocking pool because a token lookup may read the store.
+//!
+//! Handlers parse, authorize, act, and answer; the work itself lives in the ingest path and
+//! the services. Nothing below `api` imports it back, and no area imports another's handlers.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+use revloop_core::{Config, Timestamp};
+use revloop_store::{Role, Store};
+
+use crate::Clock;
+use crate::detection::Detection;
+use crate::http::ApiError;
+use crate::http::auth::Authenticator;
+use crate::incidents::Incidents;
+use crate::ingest::Ingestor;
+use crate::telemetry::Telemetry;
+
+pub mod alerts;
+pub mod funnels;
+pub mod health;
+pub mod incidents;
+pub mod ingest;
+pub mod metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub detection: Arc<Detection>,
+    pub incidents: Arc<Incidents>,
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub ingestor: Arc<Ingestor>,
+    pub auth: Authenticator,
+    pub clock: Arc<dyn Clock>,
+    pub telemetry: Arc<Telemetry>,
+    pub metrics_public: bool,
+}
+
+/// Checks that the request may act with `needed` (see [`Authenticator::require`]).
+pub(crate) async fn require(
+    state: &AppState,
+    headers: &HeaderMap,
+    body_write_key: Option<&str>,
+    needed: Role,
+    now: Timestamp,
+) -> Result<Role, ApiError> {
+    let auth = state.auth.clone();
+    let headers = headers.clone();
+    let body_write_key = body_write_key.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        auth.require(&headers, body_write_key.as_deref(), needed, now)
+    })
+    .await
+    .map_err(|err| ApiError::internal("authorization task failed", err))?
+}
+
+/// As [`require`], also naming the token, for the actor of an incident action.
+pub(crate) async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: Role,
+    now: Timestamp,
+) -> Result<String, ApiError> {
+    let auth = state.auth.clone();
+    let headers = headers.clone();
+    tokio::task::spawn_blocking(move || auth.identify(&headers, None, needed, now))
+        .await
+        .map_err(|err| ApiError::internal("authorization task failed", err))?
+        .map(|(_, name)| name)
+}

@@ -1,0 +1,70 @@
+//! The detector and the incident engine in event time, as `replay` and `demo` run them over
+//! stored counts: each minute is judged when a live server would judge it, and the engine's
+//! clock is that judging time, never the wall clock.
+//!
+//! It wires the detection runner to the core's engine and owns nothing else; the live service
+//! (`App::serve`) wires the same two through `detection::run` and the durable incidents.
+
+use std::sync::Arc;
+
+use revloop_core::Config;
+use revloop_core::detect::AlertEvent;
+use revloop_core::incident::IncidentEngine;
+use revloop_core::time::{DurationMs, Minute, Timestamp};
+use revloop_store::{Store, StoreError};
+
+use crate::detection::{DetectionRunner, deviation};
+
+/// What an event-time run over stored counts found.
+pub struct EventTimeRun {
+    pub alerts: Vec<AlertEvent>,
+    pub engine: IncidentEngine,
+    /// When the last minute was judged (its end plus the settle time).
+    pub judged_until: Option<Timestamp>,
+}
+
+/// Runs the detector over the stored counts of `[from, until)` and the incidents over its
+/// alerts, in event time, as `replay` does: each minute is judged when a live server would
+/// judge it (its end plus the settle time), timers fire at their own times, and each open
+/// incident's deviation is measured every minute. Nobody acknowledges.
+pub fn run_in_event_time(
+    config: &Arc<Config>,
+    store: &dyn Store,
+    from: Minute,
+    until: Minute,
+) -> Result<EventTimeRun, StoreError> {
+    let mut run = EventTimeRun {
+        alerts: Vec::new(),
+        engine: IncidentEngine::for_config(config),
+        judged_until: None,
+    };
+    let settle = config.detection.settle;
+    let engine = &mut run.engine;
+    let judged_until = &mut run.judged_until;
+    DetectionRunner::new(config.clone()).advance_observed(
+        store,
+        from,
+        until,
+        &mut run.alerts,
+        &mut |minute, detector, new_events| {
+            let now = minute
+                .start()
+                .saturating_add(DurationMs::from_minutes(1))
+                .saturating_add(settle);
+            engine.run_until(now);
+            for event in new_events {
+                engine.handle_alert(now, event);
+            }
+            let measured: Vec<_> = engine
+                .incidents()
+                .filter(|i| i.is_open())
+                .filter_map(|i| Some((i.funnel.clone(), i.stage.clone(), deviation(detector, i)?)))
+                .collect();
+            for (funnel, stage, sigma) in measured {
+                engine.handle_measurement(now, &funnel, &stage, sigma);
+            }
+            *judged_until = Some(now);
+        },
+    )?;
+    Ok(run)
+}

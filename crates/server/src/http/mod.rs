@@ -1,0 +1,14 @@
+//! HTTP plumbing that every handler shares: who is asking ([`auth`]), what they sent
+//! ([`body`]: encodings and size limits), what went wrong ([`error`]: the one `ApiError`), and
+//! how query parameters are refused ([`query`]).
+//!
+//! It knows requests and responses, not the API: it must never import a handler, the router,
+//! or a service. Handlers import it; nothing here imports them.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod query;
+
+pub use body::{blocking, decode_body, is_gzip, read_body};
+pub use error::{ApiError, DETAILS_LISTED_MAX, ErrorDetail};

@@ -1,0 +1,133 @@
+//! Commit accounting: prepared items handed to the group commit, and each item's fate (counted,
+//! duplicate, late, ignored) tallied into the reply and the process counters.
+//!
+//! It never validates; what reaches it has been prepared.
+
+use std::sync::atomic::Ordering;
+
+use revloop_core::time::Timestamp;
+use revloop_store::{IngestItem, IngestReceipt};
+
+use crate::http::ApiError;
+use crate::ingest::{Ingestor, Outcome, Prepared};
+use crate::writer::{CommitResult, SubmitError};
+
+impl Ingestor {
+    /// Commits prepared items, waiting for the group commit.
+    pub async fn commit(&self, now: Timestamp, prepared: Prepared) -> Result<Outcome, ApiError> {
+        let kinds = ItemKinds::of(&prepared.items);
+        let receiver = self
+            .committer
+            .submit(now, prepared.items)
+            .map_err(|err| self.submit_error(err))?;
+        let receipt = receiver
+            .await
+            .map_err(|_| ApiError::internal("the writer stopped", "reply channel closed"))?
+            .map_err(|err| {
+                self.telemetry.reject("commit_failed");
+                ApiError::unavailable(
+                    "commit_failed",
+                    format!("could not store the events ({err}); nothing was stored, retry"),
+                    1,
+                )
+            })?;
+        Ok(self.account(&kinds, &receipt))
+    }
+
+    /// Queues prepared items from a non-async thread, waiting for room in the queue. The
+    /// returned handle waits for the commit, so a caller can prepare the next batch meanwhile.
+    pub fn enqueue_blocking(
+        &self,
+        now: Timestamp,
+        prepared: Prepared,
+    ) -> Result<PendingCommit<'_>, ApiError> {
+        let kinds = ItemKinds::of(&prepared.items);
+        let receiver = self
+            .committer
+            .submit_waiting(now, prepared.items)
+            .map_err(|err| self.submit_error(err))?;
+        Ok(PendingCommit {
+            ingestor: self,
+            kinds,
+            receiver,
+        })
+    }
+
+    fn submit_error(&self, err: SubmitError) -> ApiError {
+        match err {
+            SubmitError::QueueFull => {
+                self.telemetry.reject("queue_full");
+                ApiError::unavailable(
+                    "queue_full",
+                    "the ingest queue is full; nothing was stored, retry shortly",
+                    1,
+                )
+            }
+            SubmitError::WriterStopped => {
+                ApiError::internal("the writer stopped", "channel closed")
+            }
+        }
+    }
+
+    fn account(&self, kinds: &ItemKinds, receipt: &IngestReceipt) -> Outcome {
+        let mut outcome = Outcome::default();
+        for (index, is_new) in receipt.is_new.iter().enumerate() {
+            if !is_new {
+                outcome.duplicates += 1;
+            } else if kinds.late[index] {
+                outcome.late += 1;
+            } else if kinds.ignored[index] {
+                outcome.ignored += 1;
+            } else {
+                outcome.counted += 1;
+            }
+        }
+        let add = |counter: &std::sync::atomic::AtomicU64, n: usize| {
+            counter.fetch_add(n as u64, Ordering::Relaxed)
+        };
+        add(&self.telemetry.messages_counted, outcome.counted);
+        add(&self.telemetry.messages_duplicate, outcome.duplicates);
+        add(&self.telemetry.messages_late, outcome.late);
+        add(&self.telemetry.messages_ignored, outcome.ignored);
+        outcome
+    }
+}
+
+/// A commit under way; see [`Ingestor::enqueue_blocking`].
+pub struct PendingCommit<'a> {
+    ingestor: &'a Ingestor,
+    kinds: ItemKinds,
+    receiver: tokio::sync::oneshot::Receiver<CommitResult>,
+}
+
+impl PendingCommit<'_> {
+    /// Blocks the calling (non-async) thread until the commit is durable.
+    pub fn wait(self) -> Result<Outcome, ApiError> {
+        let receipt = self
+            .receiver
+            .blocking_recv()
+            .map_err(|_| ApiError::internal("the writer stopped", "reply channel closed"))?
+            .map_err(|err| {
+                ApiError::unavailable(
+                    "commit_failed",
+                    format!("could not store the events: {err}"),
+                    1,
+                )
+            })?;
+        Ok(self.ingestor.account(&self.kinds, &receipt))
+    }
+}
+
+struct ItemKinds {
+    late: Vec<bool>,
+    ignored: Vec<bool>,
+}
+
+impl ItemKinds {
+    fn of(items: &[IngestItem]) -> ItemKinds {
+        ItemKinds {
+            late: items.iter().map(|item| item.late).collect(),
+            ignored: items.iter().map(|item| item.cells.is_empty()).collect(),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! From request bodies to committed items: the one ingest path that `serve`, `replay`,
+//! `demo` and the benchmarks all share.
+//!
+//! A request is all-or-nothing. Every message is validated first; if any is bad, the whole
+//! request is rejected with each problem and its place (batch index, NDJSON line, field), and
+//! nothing is stored. Only a request with no problems is committed. Clients can therefore retry
+//! a corrected request without wondering which half of it landed.
+//!
+//! The rooms: `problems` gathers what was wrong, [`clock`] says what "now" is (live or in
+//! event time), [`messages`] validates Segment messages, [`counts`] validates pre-aggregated
+//! counts and splits their windows into minutes, and [`accounting`] commits and tallies.
+//! It never reads HTTP headers or authorizes: the handlers do, before and after.
+
+use std::sync::Arc;
+
+use revloop_core::Config;
+use revloop_core::funnel::Matcher;
+use revloop_store::IngestItem;
+
+use crate::http::ApiError;
+use crate::segment::SegmentParser;
+use crate::telemetry::Telemetry;
+use crate::writer::GroupCommitter;
+
+pub mod accounting;
+pub mod clock;
+pub mod counts;
+pub mod messages;
+mod problems;
+
+pub use accounting::PendingCommit;
+pub use clock::{IngestClock, LiveClock, Watermark};
+
+/// Largest `/v1/batch` body, decompressed. Segment's limit.
+pub const BATCH_BYTES_MAX: usize = 500 * 1024;
+/// Most messages in one `/v1/batch`. Segment's limit.
+pub const BATCH_MESSAGES_MAX: usize = 2_500;
+/// Largest NDJSON bulk body, decompressed.
+pub const BULK_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most lines in one NDJSON bulk body.
+pub const BULK_LINES_MAX: usize = 100_000;
+/// Largest `/api/v1/counts` body, decompressed.
+pub const COUNTS_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most records in one counts body.
+pub const COUNTS_RECORDS_MAX: usize = 10_000;
+/// Largest count one record may carry.
+pub const COUNT_VALUE_MAX: i64 = 1_000_000_000_000;
+/// Longest window a pre-aggregated count may cover.
+pub const COUNT_WINDOW_S_MAX: i64 = 86_400;
+
+/// Where in a request a message stands, for error details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Body,
+    Index(usize),
+    Line(usize),
+}
+
+/// Validated items of one request, ready to commit.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub items: Vec<IngestItem>,
+    /// The write key a message body carried, when the request had no Authorization header.
+    pub body_write_key: Option<String>,
+}
+
+/// What became of an accepted request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Outcome {
+    /// New messages (or count records) that updated counts.
+    pub counted: usize,
+    /// Already seen within the dedup window: nothing added.
+    pub duplicates: usize,
+    /// Older than the allowed lateness: tallied as late, counts unchanged.
+    pub late: usize,
+    /// New, but no funnel stage listens to them.
+    pub ignored: usize,
+}
+
+pub struct Ingestor {
+    pub config: Arc<Config>,
+    matcher: Matcher,
+    parser: SegmentParser,
+    committer: GroupCommitter,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Ingestor {
+    pub fn new(
+        config: Arc<Config>,
+        committer: GroupCommitter,
+        telemetry: Arc<Telemetry>,
+    ) -> Ingestor {
+        let matcher = Matcher::new(&config);
+        let parser = SegmentParser::new(matcher.slots());
+        Ingestor {
+            config,
+            matcher,
+            parser,
+            committer,
+            telemetry,
+        }
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    pub fn committer(&self) -> &GroupCommitter {
+        &self.committer
+    }
+}
+
+/// The non-blank lines of an NDJSON body, numbered from 1.
+fn non_blank_lines(body: &str) -> Result<Vec<(Place, &str)>, ApiError> {
+    let lines: Vec<(Place, &str)> = body
+        .split('\n')
+        .enumerate()
+        .map(|(i, line)| (Place::Line(i + 1), line.trim_end_matches('\r')))
+        .filter(|(_, line)| !line.trim().is_empty())
+        .collect();
+    if lines.len() > BULK_LINES_MAX {
+        return Err(ApiError::bad_request(
+            "too_many_messages",
+            format!(
+                "{} lines; at most {BULK_LINES_MAX} are allowed per request; nothing was stored",
+                lines.len()
+            ),
+        ));
+    }
+    Ok(lines)
+}

@@ -1,0 +1,54 @@
+//! The router: every endpoint of the API and the handler that answers it, and the answers for
+//! an unknown path or method.
+//!
+//! Routes import the handlers; no handler imports the routes.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use revloop_core::funnel::CallKind;
+
+use crate::api::ingest::{BodyKind, ingest_route};
+use crate::api::{AppState, alerts, funnels, health, incidents, metrics};
+use crate::http::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/track", ingest_route(BodyKind::Single(CallKind::Track)))
+        .route("/v1/page", ingest_route(BodyKind::Single(CallKind::Page)))
+        .route(
+            "/v1/screen",
+            ingest_route(BodyKind::Single(CallKind::Screen)),
+        )
+        .route(
+            "/v1/identify",
+            ingest_route(BodyKind::Single(CallKind::Identify)),
+        )
+        .route("/v1/group", ingest_route(BodyKind::Single(CallKind::Group)))
+        .route("/v1/alias", ingest_route(BodyKind::Single(CallKind::Alias)))
+        .route("/v1/batch", ingest_route(BodyKind::Batch))
+        .route("/api/v1/events/bulk", ingest_route(BodyKind::Ndjson))
+        .route("/api/v1/counts", ingest_route(BodyKind::Counts))
+        .route("/api/v1/funnels", get(funnels::list_funnels))
+        .route("/api/v1/funnels/{id}/metrics", get(metrics::funnel_metrics))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/funnels/{id}/detector", get(alerts::detector_state))
+        .route("/api/v1/funnels/{id}/baseline", get(alerts::baseline))
+        .route("/api/v1/detector/rebuild", post(alerts::rebuild))
+        // The incidents area (incidents, silences, changes, outbox, report) lists its own
+        // routes until it is split by concern.
+        .merge(incidents::routes())
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::prometheus))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see README.md for the API") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see README.md for the API",
+            )
+        })
+        .with_state(state)
+}
