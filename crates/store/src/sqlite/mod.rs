@@ -1,0 +1,249 @@
+//! The embedded default: one SQLite file in WAL mode with `synchronous = FULL`, so that a
+//! committed group survives a crash of the process or of the machine.
+//!
+//! This module owns the store struct, opening and migrating the file, and the reader pool; each
+//! concern's statements live in a module of their own (`ingest`, `counts`, `tokens`,
+//! `incidents`, `changes`), named as under `postgres/` so the two dialects compare file by
+//! file. It must never hold SQL of a concern itself, nor know any wire format.
+//!
+//! One writer connection (behind a mutex) does all writes; the server's group-commit loop is its
+//! only caller on the hot path. Readers take connections from a small pool and never block the
+//! writer.
+//!
+//! Only ingest needs the ingest lock, because only ingest keeps state in memory. Incident
+//! commits go through the same writer connection without it: they keep nothing in memory, and
+//! their version check, read inside a `BEGIN IMMEDIATE` transaction, orders them across every
+//! connection and process that opens the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use revloop_core::metrics::MinuteCount;
+use revloop_core::time::Minute;
+use revloop_core::{Config, Timestamp};
+
+use crate::dedup::{DedupIndex, DedupStats};
+use crate::plan::{Layout, WriterState};
+use crate::{
+    ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot,
+    IngestGroup, IngestReceipt, LateCount, OutboxRow, Role, SegmentMinuteCount, Store, StoreError,
+    TimelineRow, TokenRecord, migrations,
+};
+
+mod changes;
+mod counts;
+mod incidents;
+mod ingest;
+mod tokens;
+
+/// Idle reader connections kept for reuse.
+const READERS_IDLE_MAX: usize = 8;
+
+/// Page cache of each connection, in KiB.
+const CACHE_KIB: i64 = 64 * 1024;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    layout: Layout,
+    config: Config,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+struct Writer {
+    connection: Connection,
+    /// Loaded on the first ingest, once this process holds the ingest lock.
+    ingest: Option<IngestState>,
+}
+
+/// What only the process that ingests keeps in memory.
+struct IngestState {
+    /// Held for the life of the store: one process ingests into a database file at a time,
+    /// because the dedup index and the folding state live in its memory.
+    _lock: std::fs::File,
+    state: WriterState,
+    dedup: DedupIndex,
+    /// Recent counts of minutes before this have been rolled into `stage_counts`.
+    rolled_before: i64,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`. Opening takes no lock:
+    /// `revloop token` may open a database that `revloop serve` is using. The first ingest
+    /// takes the ingest lock and loads the dedup index.
+    pub fn open(path: &Path, config: &Config) -> Result<SqliteStore, StoreError> {
+        let mut connection = open_connection(path)?;
+        migrate(&mut connection)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            layout: Layout::new(config),
+            config: config.clone(),
+            writer: Mutex::new(Writer {
+                connection,
+                ingest: None,
+            }),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().expect("reader pool lock").pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => open_connection(&self.path)?,
+        };
+        let result = read(&connection);
+        let mut pool = self.readers.lock().expect("reader pool lock");
+        if pool.len() < READERS_IDLE_MAX {
+            pool.push(connection);
+        }
+        result
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let known = migrations::SQLITE.len() as i64;
+    let found: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (index, sql) in migrations::SQLITE.iter().enumerate().skip(found as usize) {
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+/// A page size as an SQL `LIMIT`; one beyond `i64` is no limit.
+pub(super) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Every method delegates to the concern's module; see there.
+impl Store for SqliteStore {
+    fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError> {
+        SqliteStore::commit_ingest(self, group)
+    }
+
+    fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError> {
+        SqliteStore::minute_counts(self, query)
+    }
+
+    fn late_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<LateCount>, StoreError> {
+        SqliteStore::late_counts(self, funnel, from, to)
+    }
+
+    fn segment_minute_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
+        SqliteStore::segment_minute_counts(self, funnel, from, to)
+    }
+
+    fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        SqliteStore::dimension_values(self)
+    }
+
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_sha256: [u8; 32],
+        now: Timestamp,
+    ) -> Result<TokenRecord, StoreError> {
+        SqliteStore::create_token(self, name, role, secret_sha256, now)
+    }
+
+    fn find_token(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        SqliteStore::find_token(self, secret_sha256)
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        SqliteStore::list_tokens(self)
+    }
+
+    fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        SqliteStore::revoke_token(self, id, now)
+    }
+
+    fn load_incidents(&self, resolved_max: usize) -> Result<IncidentSnapshot, StoreError> {
+        SqliteStore::load_incidents(self, resolved_max)
+    }
+
+    fn commit_incidents(&self, commit: &IncidentCommit) -> Result<i64, StoreError> {
+        SqliteStore::commit_incidents(self, commit)
+    }
+
+    fn incidents_version(&self) -> Result<i64, StoreError> {
+        SqliteStore::incidents_version(self)
+    }
+
+    fn incident(&self, id: i64) -> Result<Option<(IncidentRow, Vec<TimelineRow>)>, StoreError> {
+        SqliteStore::incident(self, id)
+    }
+
+    fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentRow>, StoreError> {
+        SqliteStore::list_incidents(self, query)
+    }
+
+    fn resolved_incidents(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        SqliteStore::resolved_incidents(self, from, to)
+    }
+
+    fn outbox(&self, after_id: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        SqliteStore::outbox(self, after_id, limit)
+    }
+
+    fn insert_change(&self, change: &ChangeRow) -> Result<(ChangeRow, bool), StoreError> {
+        SqliteStore::insert_change(self, change)
+    }
+
+    fn changes(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        SqliteStore::changes(self, from, to, limit)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.with_reader(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    fn claim_ingest(&self) -> Result<(), StoreError> {
+        SqliteStore::claim_ingest(self)
+    }
+
+    fn dedup_stats(&self) -> Option<DedupStats> {
+        SqliteStore::dedup_stats(self)
+    }
+}
