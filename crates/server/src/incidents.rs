@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 
 use revloop_core::Config;
-use revloop_core::change::{Affected, Change, ChangeKind, SUSPECT_GRACE, SUSPECT_LOOKBACK};
+use revloop_core::change::{Affected, Change, SUSPECT_GRACE, SUSPECT_LOOKBACK};
 use revloop_core::detect::{AlertEvent, Detector};
 use revloop_core::incident::{
     Action, ActionError, AddedSilence, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine,
@@ -26,7 +26,8 @@ use revloop_core::incident::{
 };
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
-    ChangeRow, IncidentCommit, IncidentRow, OutboxRow, Store, StoreError, TimelineRow,
+    ChangeRow, IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError, TimelineKind,
+    TimelineRow,
 };
 
 use crate::Clock;
@@ -324,7 +325,9 @@ impl Incidents {
                     seq: seq as i64,
                     at: entry.at,
                     actor: entry.actor.clone(),
-                    kind: entry.kind.clone(),
+                    kind: TimelineKind::parse(&entry.kind).ok_or_else(|| {
+                        StoreError::Io(format!("timeline kind `{}` has no column text", entry.kind))
+                    })?,
                     text: entry.text.clone(),
                 });
             }
@@ -404,8 +407,8 @@ fn incident_row(incident: &Incident) -> Result<IncidentRow, StoreError> {
         id: incident.id as i64,
         funnel: incident.funnel.clone(),
         stage: incident.stage.clone(),
-        severity: incident.severity.as_str().to_owned(),
-        state: incident.state.as_str().to_owned(),
+        severity: incident.severity,
+        state: incident.state,
         opened_at: incident.opened_at,
         acknowledged_at: incident.acknowledged_at,
         mitigated_at: incident.mitigated_at,
@@ -426,7 +429,7 @@ pub fn incident_from_rows(
         .map(|row| TimelineEntry {
             at: row.at,
             actor: row.actor,
-            kind: row.kind,
+            kind: row.kind.as_str().to_owned(),
             text: row.text,
         })
         .collect();
@@ -435,14 +438,14 @@ pub fn incident_from_rows(
 
 fn outbox_row(effect: &Effect) -> OutboxRow {
     let (incident, at, kind) = match effect {
-        Effect::Notify { incident, at, .. } => (*incident, *at, "notify"),
-        Effect::SlaBreached { incident, at, .. } => (*incident, *at, "sla_breached"),
+        Effect::Notify { incident, at, .. } => (*incident, *at, OutboxKind::Notify),
+        Effect::SlaBreached { incident, at, .. } => (*incident, *at, OutboxKind::SlaBreached),
     };
     OutboxRow {
         id: 0,
         incident: incident as i64,
         at,
-        kind: kind.to_owned(),
+        kind,
         body: effect_json(effect).to_string(),
     }
 }
@@ -709,7 +712,7 @@ pub fn change_json(change: &ChangeRow) -> Value {
     json!({
         "id": change.id,
         "at": change.at.to_string(),
-        "kind": change.kind,
+        "kind": change.kind.as_str(),
         "summary": change.summary,
         "detail": change.detail,
         "funnel": change.funnel,
@@ -736,7 +739,7 @@ pub fn suspects(
         .map(|row| Change {
             id: row.id,
             at: row.at,
-            kind: ChangeKind::parse(&row.kind).unwrap_or(ChangeKind::Other),
+            kind: row.kind,
             funnel: row.funnel.clone(),
             stage: row.stage.clone(),
             segment: row.segment.clone(),

@@ -12,17 +12,21 @@
 //!   value folds the same way after a restart.
 
 use revloop_core::Timestamp;
+use revloop_core::change::ChangeKind;
+use revloop_core::incident::{IncidentSeverity, IncidentState};
 use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::metrics::MinuteCount;
 use revloop_core::time::Minute;
 
 mod dedup;
+mod kinds;
 mod migrations;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
 
 pub use dedup::DedupStats;
+pub use kinds::{OutboxKind, TimelineKind};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -168,10 +172,8 @@ pub struct IncidentRow {
     pub id: i64,
     pub funnel: String,
     pub stage: String,
-    /// "P1", "P2" or "P3".
-    pub severity: String,
-    /// "triggered", "acknowledged", "mitigated" or "resolved".
-    pub state: String,
+    pub severity: IncidentSeverity,
+    pub state: IncidentState,
     pub opened_at: Timestamp,
     pub acknowledged_at: Option<Timestamp>,
     pub mitigated_at: Option<Timestamp>,
@@ -188,7 +190,7 @@ pub struct TimelineRow {
     pub seq: i64,
     pub at: Timestamp,
     pub actor: String,
-    pub kind: String,
+    pub kind: TimelineKind,
     pub text: String,
 }
 
@@ -199,8 +201,7 @@ pub struct OutboxRow {
     pub id: i64,
     pub incident: i64,
     pub at: Timestamp,
-    /// "notify" or "sla_breached".
-    pub kind: String,
+    pub kind: OutboxKind,
     /// The effect as JSON.
     pub body: String,
 }
@@ -252,8 +253,7 @@ pub struct ChangeRow {
     pub id: i64,
     /// When the change took effect.
     pub at: Timestamp,
-    /// "deploy", "experiment_start", ... (see `revloop_core::change::ChangeKind`).
-    pub kind: String,
+    pub kind: ChangeKind,
     pub summary: String,
     pub detail: String,
     pub funnel: Option<String>,

@@ -3,7 +3,8 @@
 
 use revloop_core::Timestamp;
 
-use super::{PostgresStore, sql_limit};
+use super::{PostgresStore, Text, sql_limit};
+use crate::kinds::ColumnText;
 use crate::{ChangeRow, StoreError};
 
 /// The columns [`change_from_row`] reads, in its order.
@@ -28,7 +29,7 @@ impl PostgresStore {
                  RETURNING id",
                 &[
                     &change.at.millis(),
-                    &change.kind,
+                    &change.kind.to_text(),
                     &change.summary,
                     &change.detail,
                     &change.funnel,
@@ -88,7 +89,7 @@ fn change_from_row(row: &postgres::Row) -> Result<ChangeRow, StoreError> {
     Ok(ChangeRow {
         id: row.try_get(0)?,
         at: Timestamp(row.try_get(1)?),
-        kind: row.try_get(2)?,
+        kind: row.try_get::<_, Text<_>>(2)?.0,
         summary: row.try_get(3)?,
         detail: row.try_get(4)?,
         funnel: row.try_get(5)?,

@@ -7,7 +7,8 @@ use postgres::{IsolationLevel, Transaction};
 
 use revloop_core::Timestamp;
 
-use super::{PostgresStore, sql_limit};
+use super::{PostgresStore, Text, sql_limit};
+use crate::kinds::ColumnText;
 use crate::{
     IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot, OutboxRow, StoreError,
     TimelineRow,
@@ -213,7 +214,7 @@ impl PostgresStore {
                         id: row.try_get(0)?,
                         incident: row.try_get(1)?,
                         at: Timestamp(row.try_get(2)?),
-                        kind: row.try_get(3)?,
+                        kind: row.try_get::<_, Text<_>>(3)?.0,
                         body: row.try_get(4)?,
                     })
                 })
@@ -254,8 +255,8 @@ fn write_incident_commit(
                     &incident.id,
                     &incident.funnel,
                     &incident.stage,
-                    &incident.severity,
-                    &incident.state,
+                    &incident.severity.to_text(),
+                    &incident.state.to_text(),
                     &incident.opened_at.millis(),
                     &incident.acknowledged_at.map(Timestamp::millis),
                     &incident.mitigated_at.map(Timestamp::millis),
@@ -279,7 +280,7 @@ fn write_incident_commit(
                     &entry.seq,
                     &entry.at.millis(),
                     &entry.actor,
-                    &entry.kind,
+                    &entry.kind.to_text(),
                     &entry.text,
                 ],
             )?;
@@ -295,7 +296,7 @@ fn write_incident_commit(
                 &[
                     &effect.incident,
                     &effect.at.millis(),
-                    &effect.kind,
+                    &effect.kind.to_text(),
                     &effect.body,
                 ],
             )?;
@@ -316,8 +317,8 @@ fn incident_from_row(row: &postgres::Row) -> Result<IncidentRow, StoreError> {
         id: row.try_get(0)?,
         funnel: row.try_get(1)?,
         stage: row.try_get(2)?,
-        severity: row.try_get(3)?,
-        state: row.try_get(4)?,
+        severity: row.try_get::<_, Text<_>>(3)?.0,
+        state: row.try_get::<_, Text<_>>(4)?.0,
         opened_at: Timestamp(row.try_get(5)?),
         acknowledged_at: at(6)?,
         mitigated_at: at(7)?,
@@ -332,7 +333,7 @@ fn timeline_from_row(row: &postgres::Row) -> Result<TimelineRow, StoreError> {
         seq: row.try_get(1)?,
         at: Timestamp(row.try_get(2)?),
         actor: row.try_get(3)?,
-        kind: row.try_get(4)?,
+        kind: row.try_get::<_, Text<_>>(4)?.0,
         text: row.try_get(5)?,
     })
 }

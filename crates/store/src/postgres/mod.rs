@@ -56,6 +56,8 @@ use crate::{
 
 use ingest::{DedupGenerations, WriterStatements, generations_from_rows};
 
+use crate::kinds::ColumnText;
+
 mod changes;
 mod counts;
 mod incidents;
@@ -347,6 +349,23 @@ fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> 
 /// A page size as an SQL `LIMIT`; one beyond `i64` is no limit.
 pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// An enum column read through its one mapping; an unknown text is a conversion error.
+struct Text<T>(T);
+
+impl<'a, T: ColumnText> postgres::types::FromSql<'a> for Text<T> {
+    fn from_sql(
+        ty: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Text<T>, Box<dyn std::error::Error + Sync + Send>> {
+        let text = <&str as postgres::types::FromSql>::from_sql(ty, raw)?;
+        Ok(Text(T::parse_column(text)?))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <&str as postgres::types::FromSql>::accepts(ty)
+    }
 }
 
 /// Every method delegates to the concern's module; see there.

@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, params};
 
 use revloop_core::Timestamp;
 
-use super::{SqliteStore, sql_limit};
+use super::{SqliteStore, Text, sql_limit};
+use crate::kinds::ColumnText;
 use crate::{ChangeRow, StoreError};
 
 /// The columns [`change_from_row`] reads, in its order.
@@ -32,7 +33,7 @@ impl SqliteStore {
             .query_row(
                 params![
                     change.at.millis(),
-                    change.kind,
+                    change.kind.to_text(),
                     change.summary,
                     change.detail,
                     change.funnel,
@@ -92,7 +93,7 @@ fn change_from_row(row: &rusqlite::Row) -> rusqlite::Result<ChangeRow> {
     Ok(ChangeRow {
         id: row.get(0)?,
         at: Timestamp(row.get(1)?),
-        kind: row.get(2)?,
+        kind: row.get::<_, Text<_>>(2)?.0,
         summary: row.get(3)?,
         detail: row.get(4)?,
         funnel: row.get(5)?,

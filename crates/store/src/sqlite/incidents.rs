@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use revloop_core::Timestamp;
 
-use super::{SqliteStore, sql_limit};
+use super::{SqliteStore, Text, sql_limit};
+use crate::kinds::ColumnText;
 use crate::{
     IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot, OutboxRow, StoreError,
     TimelineRow,
@@ -169,7 +170,7 @@ impl SqliteStore {
                         id: row.get(0)?,
                         incident: row.get(1)?,
                         at: Timestamp(row.get(2)?),
-                        kind: row.get(3)?,
+                        kind: row.get::<_, Text<_>>(3)?.0,
                         body: row.get(4)?,
                     })
                 })?
@@ -213,8 +214,8 @@ fn write_incident_commit(
             incident.id,
             incident.funnel,
             incident.stage,
-            incident.severity,
-            incident.state,
+            incident.severity.to_text(),
+            incident.state.to_text(),
             incident.opened_at.millis(),
             incident.acknowledged_at.map(Timestamp::millis),
             incident.mitigated_at.map(Timestamp::millis),
@@ -233,7 +234,7 @@ fn write_incident_commit(
             entry.seq,
             entry.at.millis(),
             entry.actor,
-            entry.kind,
+            entry.kind.to_text(),
             entry.text,
         ])?;
     }
@@ -244,7 +245,7 @@ fn write_incident_commit(
         queue.execute(params![
             effect.incident,
             effect.at.millis(),
-            effect.kind,
+            effect.kind.to_text(),
             effect.body
         ])?;
     }
@@ -267,7 +268,7 @@ fn read_timeline(connection: &Connection, incident: i64) -> Result<Vec<TimelineR
                 seq: row.get(1)?,
                 at: Timestamp(row.get(2)?),
                 actor: row.get(3)?,
-                kind: row.get(4)?,
+                kind: row.get::<_, Text<_>>(4)?.0,
                 text: row.get(5)?,
             })
         })?
@@ -283,8 +284,8 @@ fn incident_from_row(row: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
         id: row.get(0)?,
         funnel: row.get(1)?,
         stage: row.get(2)?,
-        severity: row.get(3)?,
-        state: row.get(4)?,
+        severity: row.get::<_, Text<_>>(3)?.0,
+        state: row.get::<_, Text<_>>(4)?.0,
         opened_at: Timestamp(row.get(5)?),
         acknowledged_at: at(6)?,
         mitigated_at: at(7)?,

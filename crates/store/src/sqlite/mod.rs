@@ -32,6 +32,8 @@ use crate::{
     TimelineRow, TokenRecord, migrations,
 };
 
+use crate::kinds::ColumnText;
+
 mod changes;
 mod counts;
 mod incidents;
@@ -134,6 +136,18 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
 /// A page size as an SQL `LIMIT`; one beyond `i64` is no limit.
 pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// An enum column read through its one mapping; an unknown text is a conversion error.
+struct Text<T>(T);
+
+impl<T: ColumnText> rusqlite::types::FromSql for Text<T> {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        T::parse_column(text)
+            .map(Text)
+            .map_err(|message| rusqlite::types::FromSqlError::Other(message.into()))
+    }
 }
 
 /// Every method delegates to the concern's module; see there.
