@@ -413,8 +413,7 @@ fn incident_row(incident: &Incident) -> Result<IncidentRow, StoreError> {
         acknowledged_at: incident.acknowledged_at,
         mitigated_at: incident.mitigated_at,
         resolved_at: incident.resolved_at,
-        body: serde_json::to_string(incident)
-            .map_err(|err| StoreError::Io(format!("incident {}: {err}", incident.id)))?,
+        body: revloop_store::encode_incident_body(incident)?,
     })
 }
 
@@ -422,8 +421,7 @@ pub fn incident_from_rows(
     row: &IncidentRow,
     timeline: Vec<TimelineRow>,
 ) -> Result<Incident, StoreError> {
-    let mut incident: Incident = serde_json::from_str(&row.body)
-        .map_err(|err| StoreError::Io(format!("incident {}: {err}", row.id)))?;
+    let mut incident = revloop_store::decode_incident_body(row.id, &row.body)?;
     incident.timeline = timeline
         .into_iter()
         .map(|row| TimelineEntry {

@@ -23,11 +23,13 @@ mod kinds;
 mod migrations;
 mod plan;
 pub mod postgres;
+pub mod record;
 pub mod sqlite;
 
 pub use dedup::DedupStats;
 pub use kinds::{OutboxKind, TimelineKind};
 pub use postgres::PostgresStore;
+pub use record::{decode_incident_body, encode_incident_body};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +168,8 @@ pub struct TokenRecord {
 }
 
 /// An incident as stored: the columns that lists and reports filter and sort on, and the
-/// engine's state of it as JSON (`body`, without its timeline, which is kept row by row).
+/// engine's state of it as JSON (`body`, without its timeline, which is kept row by row). The
+/// body is written and read only through [`encode_incident_body`] and [`decode_incident_body`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentRow {
     pub id: i64,
