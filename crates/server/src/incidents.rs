@@ -45,15 +45,6 @@ pub const PENDING_ALERTS_MAX: usize = 10_000;
 /// Most changes read to rank an incident's suspects.
 pub const SUSPECT_CANDIDATES_MAX: usize = 1_000;
 
-/// What the service keeps beside the engine's state.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Meta {
-    engine: EngineMeta,
-    /// Alert events up to this time have been taken in; a restarted detector's history is not
-    /// news again.
-    alerts_through: Timestamp,
-}
-
 pub struct Incidents {
     config: Arc<Config>,
     store: Arc<dyn Store>,
@@ -263,12 +254,13 @@ impl Incidents {
             return Ok(());
         }
         let snapshot = self.store.load_incidents(RESOLVED_KEPT_MAX)?;
-        let meta: Option<Meta> = snapshot
+        // The engine's meta, and the time through which alert events have been taken in (a
+        // restarted detector's history is not news again).
+        let meta: Option<(EngineMeta, Timestamp)> = snapshot
             .meta
             .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|err| StoreError::Io(format!("incident state: {err}")))?;
+            .map(revloop_store::decode_incident_meta)
+            .transpose()?;
         let mut timelines: HashMap<i64, Vec<TimelineRow>> = HashMap::new();
         for row in snapshot.timeline {
             timelines.entry(row.incident).or_default().push(row);
@@ -284,7 +276,7 @@ impl Incidents {
             .collect();
         live.alerts_through = meta
             .as_ref()
-            .map_or(Timestamp(i64::MIN), |m| m.alerts_through);
+            .map_or(Timestamp(i64::MIN), |(_, alerts_through)| *alerts_through);
         let engine_meta = meta.map_or(
             EngineMeta {
                 next_id: 1,
@@ -292,7 +284,7 @@ impl Incidents {
                 added_silences: Vec::new(),
                 next_silence_id: 1,
             },
-            |m| m.engine,
+            |(engine, _)| engine,
         );
         live.engine = IncidentEngine::restore(
             self.config.incidents.clone(),
@@ -341,13 +333,9 @@ impl Incidents {
         {
             return Ok(());
         }
-        let meta = Meta {
-            engine: live.engine.meta(),
-            alerts_through: live.alerts_through,
-        };
         let commit = IncidentCommit {
             expected_version: live.version.unwrap_or(0),
-            meta: serde_json::to_string(&meta).expect("meta serializes"),
+            meta: revloop_store::encode_incident_meta(&live.engine.meta(), live.alerts_through)?,
             incidents,
             timeline,
             outbox,

@@ -29,7 +29,9 @@ pub mod sqlite;
 pub use dedup::DedupStats;
 pub use kinds::{OutboxKind, TimelineKind};
 pub use postgres::PostgresStore;
-pub use record::{decode_incident_body, encode_incident_body};
+pub use record::{
+    decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +218,7 @@ pub struct IncidentCommit {
     /// The version this step was computed from; the commit fails with
     /// [`StoreError::Conflict`] (and writes nothing) if the stored version differs.
     pub expected_version: i64,
-    /// The engine's own state (next id, clocks) as JSON.
+    /// The engine's own state (next id, clocks) as JSON, written by [`encode_incident_meta`].
     pub meta: String,
     /// Inserted or replaced by id.
     pub incidents: Vec<IncidentRow>,

@@ -1,5 +1,6 @@
 //! The stored incident body: a store-owned, versioned record ([`StoredIncidentV1`]) with an
-//! explicit conversion to and from the core's [`Incident`]. The body is the only part of an
+//! explicit conversion to and from the core's [`Incident`]; and the same for the incident
+//! state's meta ([`StoredMetaV1`]: the engine's `EngineMeta` and the service's alert clock). The body is the only part of an
 //! incident kept as JSON, so its field names are a stable boundary like the columns: renaming a
 //! field of the core's `Incident` must not change what is stored, and must not make an old body
 //! unreadable.
@@ -25,12 +26,13 @@ use serde::{Deserialize, Serialize};
 use revloop_core::Timestamp;
 use revloop_core::alert::AlertKind;
 use revloop_core::incident::{
-    ActionItem, Escalation, Incident, IncidentSeverity, IncidentState, Mitigation, SlaClock, Tick,
+    ActionItem, AddedSilence, EngineMeta, Escalation, Incident, IncidentSeverity, IncidentState,
+    Mitigation, Silence, SlaClock, Tick,
 };
 
 use crate::StoreError;
 
-/// The version of the record this build writes.
+/// The version of the records (incident body and meta) this build writes.
 pub const INCIDENT_BODY_VERSION: u32 = 1;
 
 /// Serializes `incident` (without its timeline, which is stored row by row) as a stored body.
@@ -369,6 +371,125 @@ impl StoredMitigation {
             StoredMitigation::BackupPaymentProcessor => Mitigation::BackupPaymentProcessor,
             StoredMitigation::StatusBanner => Mitigation::StatusBanner,
             StoredMitigation::Other => Mitigation::Other,
+        }
+    }
+}
+
+/// Serializes the incident engine's own state and the service's alert clock as a stored meta.
+pub fn encode_incident_meta(
+    engine: &EngineMeta,
+    alerts_through: Timestamp,
+) -> Result<String, StoreError> {
+    let meta = StoredMetaV1 {
+        v: INCIDENT_BODY_VERSION,
+        engine: StoredEngineMetaV1 {
+            next_id: engine.next_id,
+            evaluated_at: engine.evaluated_at.millis(),
+            added_silences: engine
+                .added_silences
+                .iter()
+                .map(StoredAddedSilence::from_core)
+                .collect(),
+            next_silence_id: engine.next_silence_id,
+        },
+        alerts_through: alerts_through.millis(),
+    };
+    serde_json::to_string(&meta).map_err(|err| StoreError::Io(format!("incident state: {err}")))
+}
+
+/// Reads a stored meta, of this version or of the format before versions: the engine's state
+/// and the time through which alert events have been taken in.
+pub fn decode_incident_meta(meta: &str) -> Result<(EngineMeta, Timestamp), StoreError> {
+    let error = |what: String| StoreError::Io(format!("incident state: {what}"));
+    let record: StoredMetaV1 = serde_json::from_str(meta).map_err(|err| error(err.to_string()))?;
+    if record.v > INCIDENT_BODY_VERSION {
+        return Err(error(format!(
+            "stored by a newer revloop (meta version {}, this build reads up to {INCIDENT_BODY_VERSION})",
+            record.v
+        )));
+    }
+    let engine = EngineMeta {
+        next_id: record.engine.next_id,
+        evaluated_at: Timestamp::from_millis(record.engine.evaluated_at),
+        added_silences: record
+            .engine
+            .added_silences
+            .into_iter()
+            .map(StoredAddedSilence::into_core)
+            .collect(),
+        next_silence_id: record.engine.next_silence_id,
+    };
+    Ok((engine, Timestamp::from_millis(record.alerts_through)))
+}
+
+/// The incident state beside the incidents, version 1: what a restart needs besides them.
+/// Bodies without `v` were the server's serde derive, with the same fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMetaV1 {
+    #[serde(default)]
+    pub v: u32,
+    pub engine: StoredEngineMetaV1,
+    /// Alert events up to this time (Unix milliseconds) have been taken in.
+    pub alerts_through: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEngineMetaV1 {
+    pub next_id: u64,
+    pub evaluated_at: i64,
+    /// Absent in metas written before silences could be added while running.
+    #[serde(default)]
+    pub added_silences: Vec<StoredAddedSilence>,
+    #[serde(default)]
+    pub next_silence_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAddedSilence {
+    pub id: u64,
+    pub silence: StoredSilence,
+    pub added_by: String,
+    pub added_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSilence {
+    pub funnel: Option<String>,
+    pub stage: Option<String>,
+    pub from: i64,
+    pub to: i64,
+    pub reason: String,
+}
+
+impl StoredAddedSilence {
+    fn from_core(added: &AddedSilence) -> StoredAddedSilence {
+        let silence = &added.silence;
+        StoredAddedSilence {
+            id: added.id,
+            silence: StoredSilence {
+                funnel: silence.funnel.clone(),
+                stage: silence.stage.clone(),
+                from: silence.from.millis(),
+                to: silence.to.millis(),
+                reason: silence.reason.clone(),
+            },
+            added_by: added.added_by.clone(),
+            added_at: added.added_at.millis(),
+        }
+    }
+
+    fn into_core(self) -> AddedSilence {
+        AddedSilence {
+            id: self.id,
+            silence: Silence {
+                funnel: self.silence.funnel,
+                stage: self.silence.stage,
+                from: Timestamp::from_millis(self.silence.from),
+                to: Timestamp::from_millis(self.silence.to),
+                reason: self.silence.reason,
+            },
+            added_by: self.added_by,
+            added_at: Timestamp::from_millis(self.added_at),
         }
     }
 }

@@ -7,13 +7,32 @@
 //! ticks, a scope, a rollback, a root cause, an action item, four measurements and the alert
 //! closing. The previous format and V1 have the same fields, so today the fixture mostly
 //! proves stability against future renames in core: if one changes a stored name, this fails.
+//!
+//! `fixtures/incident_meta_before_v1.json` is the incident state's meta as the server stored it
+//! before (its own serde derive of the engine's `EngineMeta` and its alert clock), captured after
+//! adding two silences while running, one scoped to a stage and one shop-wide.
 
 use revloop_core::Timestamp;
 use revloop_core::alert::AlertKind;
 use revloop_core::incident::{Incident, IncidentSeverity, IncidentState, Mitigation};
-use revloop_store::{decode_incident_body, encode_incident_body};
+use revloop_store::{
+    decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
+};
 
 const BEFORE_V1: &str = include_str!("fixtures/incident_body_before_v1.json");
+const META_BEFORE_V1: &str = include_str!("fixtures/incident_meta_before_v1.json");
+
+/// An added silence's id, funnel, stage, from, to, reason, author and time added.
+type SilenceFields<'a> = (
+    u64,
+    Option<&'a str>,
+    Option<&'a str>,
+    i64,
+    i64,
+    &'a str,
+    &'a str,
+    i64,
+);
 
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
@@ -126,4 +145,81 @@ fn a_body_of_a_newer_version_is_an_error() {
     assert!(err.to_string().contains("body version 2"), "{err}");
     let err = decode_incident_body(1, r#"{"id":1}"#).expect_err("a body missing fields");
     assert!(err.to_string().starts_with("incident 1: "), "{err}");
+}
+
+#[test]
+fn a_meta_written_before_the_record_loads_and_is_written_back_with_its_version() {
+    let (engine, alerts_through) = decode_incident_meta(META_BEFORE_V1).expect("the old meta");
+    assert_eq!(alerts_through, at(1_795_773_840_000));
+    assert_eq!(engine.next_id, 1);
+    assert_eq!(engine.evaluated_at, at(1_795_773_900_000));
+    assert_eq!(engine.next_silence_id, 3);
+    let silences: Vec<SilenceFields> = engine
+        .added_silences
+        .iter()
+        .map(|added| {
+            let silence = &added.silence;
+            (
+                added.id,
+                silence.funnel.as_deref(),
+                silence.stage.as_deref(),
+                silence.from.millis(),
+                silence.to.millis(),
+                silence.reason.as_str(),
+                added.added_by.as_str(),
+                added.added_at.millis(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        silences,
+        [
+            (
+                1,
+                Some("checkout"),
+                Some("payment"),
+                1_795_777_200_000,
+                1_795_780_800_000,
+                "processor maintenance",
+                "ana",
+                1_795_773_660_000
+            ),
+            (
+                2,
+                None,
+                None,
+                1_795_773_600_000,
+                1_795_775_400_000,
+                "deploy \"freeze\" window",
+                "ana",
+                1_795_773_660_000
+            ),
+        ]
+    );
+
+    let written = encode_incident_meta(&engine, alerts_through).expect("encodes");
+    let mut expected: serde_json::Value = serde_json::from_str(META_BEFORE_V1).expect("json");
+    expected
+        .as_object_mut()
+        .expect("an object")
+        .insert("v".into(), 1.into());
+    let written_value: serde_json::Value = serde_json::from_str(&written).expect("json");
+    assert_eq!(written_value, expected);
+    assert_eq!(
+        decode_incident_meta(&written).expect("reads back"),
+        (engine, alerts_through)
+    );
+}
+
+#[test]
+fn a_meta_from_before_added_silences_loads() {
+    let (engine, alerts_through) =
+        decode_incident_meta(r#"{"engine":{"next_id":4,"evaluated_at":5},"alerts_through":6}"#)
+            .expect("an old meta");
+    assert_eq!(
+        (engine.next_id, engine.evaluated_at, alerts_through),
+        (4, at(5), at(6))
+    );
+    assert!(engine.added_silences.is_empty());
+    assert_eq!(engine.next_silence_id, 0);
 }
