@@ -22,6 +22,7 @@ mod dedup;
 mod kinds;
 mod migrations;
 mod plan;
+mod pool;
 pub mod postgres;
 pub mod record;
 pub mod sqlite;
@@ -54,6 +55,9 @@ pub enum StoreError {
     Busy(String),
     #[error("{0}")]
     Io(String),
+    /// Every pooled connection stayed busy for the pool's whole wait.
+    #[error("no free database connection within {waited_ms} ms (all {size_max} are busy)")]
+    PoolTimeout { size_max: usize, waited_ms: u64 },
     /// Another node (or process) committed incident state since this one loaded it: reload
     /// and apply the input again.
     #[error("incident state moved on: expected version {expected}, found {found}")]

@@ -36,7 +36,7 @@
 //! a private network or a TLS-terminating proxy.
 
 use std::collections::HashSet;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use postgres::error::Severity;
@@ -48,6 +48,7 @@ use revloop_core::time::{DurationMs, Minute};
 use revloop_core::{Config, Timestamp};
 
 use crate::plan::{Layout, WriterState};
+use crate::pool::Pool;
 use crate::{
     ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot,
     IngestGroup, IngestReceipt, LateCount, OutboxRow, Role, SegmentMinuteCount, Store, StoreError,
@@ -68,6 +69,9 @@ mod tokens;
 /// busy. Each PostgreSQL connection is a server process and every node has its own pool, so this
 /// stays well below the server's `max_connections` divided by the number of nodes.
 const POOL_CONNECTIONS_MAX: usize = 8;
+/// How long a read waits for a pooled connection when all are busy, before it fails: long
+/// enough to ride out a slow query or a reconnect, short enough that a stuck database shows.
+const POOL_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// How long a connection attempt may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
@@ -84,16 +88,8 @@ pub struct PostgresStore {
     layout: Layout,
     dedup_window: DurationMs,
     writer: Mutex<Writer>,
-    pool: Mutex<Pool>,
-    /// Signalled when a pooled connection is put back or closed.
-    pool_changed: Condvar,
-}
-
-#[derive(Default)]
-struct Pool {
-    idle: Vec<Client>,
-    /// Connections open, idle or busy; at most [`POOL_CONNECTIONS_MAX`].
-    n_open: usize,
+    /// Connections for reads, token writes and incident commits; a closed one is not reused.
+    pool: Pool<Client>,
 }
 
 /// Opens one more connection, with the search path of the store's schema if it has one.
@@ -192,70 +188,27 @@ impl PostgresStore {
                 state: WriterState::new(dictionary, known_segments),
                 dedup,
             }),
-            pool: Mutex::new(Pool::default()),
-            pool_changed: Condvar::new(),
+            pool: Pool::new(POOL_CONNECTIONS_MAX, POOL_WAIT_MAX, |client| {
+                !client.is_closed()
+            }),
         })
     }
 
     /// Runs `work` on a pooled connection, opening one if none is idle and the pool has room,
-    /// else waiting for one. A connection that may have been lost (the server restarted or ended
-    /// it) is closed rather than put back, so a later call connects afresh.
+    /// else waiting for one (see [`POOL_WAIT_MAX`]). A connection that may have been lost (the
+    /// server restarted or ended it) is closed rather than put back, so a later call connects
+    /// afresh.
     fn with_client<T>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = {
-            let mut pool = self.pool.lock().expect("connection pool lock");
-            loop {
-                match pool.idle.pop() {
-                    Some(client) if client.is_closed() => pool.n_open -= 1,
-                    Some(client) => break Some(client),
-                    None if pool.n_open < POOL_CONNECTIONS_MAX => {
-                        pool.n_open += 1;
-                        break None;
-                    }
-                    None => {
-                        pool = self.pool_changed.wait(pool).expect("connection pool lock");
-                    }
-                }
-            }
-        };
-        let mut lease = Lease {
-            store: self,
-            client: pooled,
-        };
-        let client = match &mut lease.client {
-            Some(client) => client,
-            empty => empty.insert(self.connector.connect()?),
-        };
+        let mut lease = self.pool.lease()?;
+        let client = lease.connection(|| self.connector.connect())?;
         let result = work(client);
         if result.as_ref().is_err_and(connection_may_be_lost) {
-            lease.client = None;
+            lease.discard();
         }
         result
-    }
-}
-
-/// A pooled connection, or a slot for one, on loan. Dropping it returns the connection to the
-/// pool, or frees the slot, even when the work panicked.
-struct Lease<'a> {
-    store: &'a PostgresStore,
-    client: Option<Client>,
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        // Never panic here: this may run while unwinding.
-        let mut pool = self
-            .store
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match self.client.take() {
-            Some(client) if !client.is_closed() => pool.idle.push(client),
-            _ => pool.n_open -= 1,
-        }
-        self.store.pool_changed.notify_one();
     }
 }
 

@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -26,6 +27,7 @@ use revloop_core::{Config, Timestamp};
 
 use crate::dedup::{DedupIndex, DedupStats};
 use crate::plan::{Layout, WriterState};
+use crate::pool::Pool;
 use crate::{
     ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot,
     IngestGroup, IngestReceipt, LateCount, OutboxRow, Role, SegmentMinuteCount, Store, StoreError,
@@ -40,8 +42,11 @@ mod incidents;
 mod ingest;
 mod tokens;
 
-/// Idle reader connections kept for reuse.
-const READERS_IDLE_MAX: usize = 8;
+/// Reader connections open at most, busy or idle. WAL readers never block each other or the
+/// writer, so this bounds file handles and page caches (each [`CACHE_KIB`]), not contention.
+const READERS_MAX: usize = 8;
+/// How long a read waits for a free reader when all are busy, before it fails.
+const READER_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// Page cache of each connection, in KiB.
 const CACHE_KIB: i64 = 64 * 1024;
@@ -51,7 +56,7 @@ pub struct SqliteStore {
     layout: Layout,
     config: Config,
     writer: Mutex<Writer>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Pool<Connection>,
 }
 
 struct Writer {
@@ -86,25 +91,19 @@ impl SqliteStore {
                 connection,
                 ingest: None,
             }),
-            readers: Mutex::new(Vec::new()),
+            readers: Pool::new(READERS_MAX, READER_WAIT_MAX, |_| true),
         })
     }
 
+    /// Runs `read` on a pooled reader connection, opening one if none is idle and the pool has
+    /// room, else waiting for one (see [`READER_WAIT_MAX`]).
     fn with_reader<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().expect("reader pool lock").pop();
-        let connection = match pooled {
-            Some(connection) => connection,
-            None => open_connection(&self.path)?,
-        };
-        let result = read(&connection);
-        let mut pool = self.readers.lock().expect("reader pool lock");
-        if pool.len() < READERS_IDLE_MAX {
-            pool.push(connection);
-        }
-        result
+        let mut lease = self.readers.lease()?;
+        let connection = lease.connection(|| open_connection(&self.path))?;
+        read(connection)
     }
 }
 
