@@ -18,6 +18,9 @@ use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::metrics::MinuteCount;
 use revloop_core::time::Minute;
 
+#[macro_use]
+mod store_impl;
+
 mod dedup;
 mod kinds;
 mod migrations;

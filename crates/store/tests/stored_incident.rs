@@ -34,6 +34,20 @@ type SilenceFields<'a> = (
     i64,
 );
 
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).expect("json")
+}
+
+/// A record of the format before versions, as this build writes it: the same, plus `"v": 1`.
+fn with_version_1(before: &str) -> serde_json::Value {
+    let mut value = json(before);
+    value
+        .as_object_mut()
+        .expect("an object")
+        .insert("v".into(), 1.into());
+    value
+}
+
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
@@ -124,13 +138,7 @@ fn a_body_written_before_the_record_loads_to_the_same_incident() {
 fn this_build_writes_the_old_body_plus_its_version() {
     let incident = decode_incident_body(1, BEFORE_V1).expect("the old body loads");
     let written = encode_incident_body(&incident).expect("encodes");
-    let mut expected: serde_json::Value = serde_json::from_str(BEFORE_V1).expect("json");
-    expected
-        .as_object_mut()
-        .expect("an object")
-        .insert("v".into(), 1.into());
-    let written_value: serde_json::Value = serde_json::from_str(&written).expect("json");
-    assert_eq!(written_value, expected);
+    assert_eq!(json(&written), with_version_1(BEFORE_V1));
     assert_eq!(
         decode_incident_body(1, &written).expect("reads back"),
         incident
@@ -198,13 +206,7 @@ fn a_meta_written_before_the_record_loads_and_is_written_back_with_its_version()
     );
 
     let written = encode_incident_meta(&engine, alerts_through).expect("encodes");
-    let mut expected: serde_json::Value = serde_json::from_str(META_BEFORE_V1).expect("json");
-    expected
-        .as_object_mut()
-        .expect("an object")
-        .insert("v".into(), 1.into());
-    let written_value: serde_json::Value = serde_json::from_str(&written).expect("json");
-    assert_eq!(written_value, expected);
+    assert_eq!(json(&written), with_version_1(META_BEFORE_V1));
     assert_eq!(
         decode_incident_meta(&written).expect("reads back"),
         (engine, alerts_through)

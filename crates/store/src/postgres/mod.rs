@@ -42,18 +42,13 @@ use std::time::Duration;
 use postgres::error::Severity;
 use postgres::{Client, NoTls};
 
+use revloop_core::Config;
 use revloop_core::funnel::DimensionDictionary;
-use revloop_core::metrics::MinuteCount;
-use revloop_core::time::{DurationMs, Minute};
-use revloop_core::{Config, Timestamp};
+use revloop_core::time::DurationMs;
 
 use crate::plan::{Layout, WriterState};
 use crate::pool::Pool;
-use crate::{
-    ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot,
-    IngestGroup, IngestReceipt, LateCount, OutboxRow, Role, SegmentMinuteCount, Store, StoreError,
-    TimelineRow, TokenRecord, migrations,
-};
+use crate::{StoreError, migrations};
 
 use ingest::{DedupGenerations, WriterStatements, generations_from_rows};
 
@@ -321,106 +316,8 @@ impl<'a, T: ColumnText> postgres::types::FromSql<'a> for Text<T> {
     }
 }
 
-/// Every method delegates to the concern's module; see there.
-impl Store for PostgresStore {
-    fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError> {
-        PostgresStore::commit_ingest(self, group)
-    }
-
-    fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError> {
-        PostgresStore::minute_counts(self, query)
-    }
-
-    fn late_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<LateCount>, StoreError> {
-        PostgresStore::late_counts(self, funnel, from, to)
-    }
-
-    fn segment_minute_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
-        PostgresStore::segment_minute_counts(self, funnel, from, to)
-    }
-
-    fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        PostgresStore::dimension_values(self)
-    }
-
-    fn create_token(
-        &self,
-        name: &str,
-        role: Role,
-        secret_sha256: [u8; 32],
-        now: Timestamp,
-    ) -> Result<TokenRecord, StoreError> {
-        PostgresStore::create_token(self, name, role, secret_sha256, now)
-    }
-
-    fn find_token(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
-        PostgresStore::find_token(self, secret_sha256)
-    }
-
-    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        PostgresStore::list_tokens(self)
-    }
-
-    fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-        PostgresStore::revoke_token(self, id, now)
-    }
-
-    fn load_incidents(&self, resolved_max: usize) -> Result<IncidentSnapshot, StoreError> {
-        PostgresStore::load_incidents(self, resolved_max)
-    }
-
-    fn commit_incidents(&self, commit: &IncidentCommit) -> Result<i64, StoreError> {
-        PostgresStore::commit_incidents(self, commit)
-    }
-
-    fn incidents_version(&self) -> Result<i64, StoreError> {
-        PostgresStore::incidents_version(self)
-    }
-
-    fn incident(&self, id: i64) -> Result<Option<(IncidentRow, Vec<TimelineRow>)>, StoreError> {
-        PostgresStore::incident(self, id)
-    }
-
-    fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentRow>, StoreError> {
-        PostgresStore::list_incidents(self, query)
-    }
-
-    fn resolved_incidents(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<IncidentRow>, StoreError> {
-        PostgresStore::resolved_incidents(self, from, to)
-    }
-
-    fn outbox(&self, after_id: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        PostgresStore::outbox(self, after_id, limit)
-    }
-
-    fn insert_change(&self, change: &ChangeRow) -> Result<(ChangeRow, bool), StoreError> {
-        PostgresStore::insert_change(self, change)
-    }
-
-    fn changes(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<ChangeRow>, StoreError> {
-        PostgresStore::changes(self, from, to, limit)
-    }
-
+store_by_concern!(PostgresStore {
     fn ping(&self) -> Result<(), StoreError> {
         self.with_client(|client| Ok(client.batch_execute("SELECT 1")?))
     }
-}
+});

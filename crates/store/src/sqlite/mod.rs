@@ -21,18 +21,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use revloop_core::metrics::MinuteCount;
-use revloop_core::time::Minute;
-use revloop_core::{Config, Timestamp};
+use revloop_core::Config;
 
 use crate::dedup::{DedupIndex, DedupStats};
 use crate::plan::{Layout, WriterState};
 use crate::pool::Pool;
-use crate::{
-    ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot,
-    IngestGroup, IngestReceipt, LateCount, OutboxRow, Role, SegmentMinuteCount, Store, StoreError,
-    TimelineRow, TokenRecord, migrations,
-};
+use crate::{StoreError, migrations};
 
 use crate::kinds::ColumnText;
 
@@ -149,105 +143,7 @@ impl<T: ColumnText> rusqlite::types::FromSql for Text<T> {
     }
 }
 
-/// Every method delegates to the concern's module; see there.
-impl Store for SqliteStore {
-    fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError> {
-        SqliteStore::commit_ingest(self, group)
-    }
-
-    fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError> {
-        SqliteStore::minute_counts(self, query)
-    }
-
-    fn late_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<LateCount>, StoreError> {
-        SqliteStore::late_counts(self, funnel, from, to)
-    }
-
-    fn segment_minute_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
-        SqliteStore::segment_minute_counts(self, funnel, from, to)
-    }
-
-    fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        SqliteStore::dimension_values(self)
-    }
-
-    fn create_token(
-        &self,
-        name: &str,
-        role: Role,
-        secret_sha256: [u8; 32],
-        now: Timestamp,
-    ) -> Result<TokenRecord, StoreError> {
-        SqliteStore::create_token(self, name, role, secret_sha256, now)
-    }
-
-    fn find_token(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
-        SqliteStore::find_token(self, secret_sha256)
-    }
-
-    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        SqliteStore::list_tokens(self)
-    }
-
-    fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-        SqliteStore::revoke_token(self, id, now)
-    }
-
-    fn load_incidents(&self, resolved_max: usize) -> Result<IncidentSnapshot, StoreError> {
-        SqliteStore::load_incidents(self, resolved_max)
-    }
-
-    fn commit_incidents(&self, commit: &IncidentCommit) -> Result<i64, StoreError> {
-        SqliteStore::commit_incidents(self, commit)
-    }
-
-    fn incidents_version(&self) -> Result<i64, StoreError> {
-        SqliteStore::incidents_version(self)
-    }
-
-    fn incident(&self, id: i64) -> Result<Option<(IncidentRow, Vec<TimelineRow>)>, StoreError> {
-        SqliteStore::incident(self, id)
-    }
-
-    fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentRow>, StoreError> {
-        SqliteStore::list_incidents(self, query)
-    }
-
-    fn resolved_incidents(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<IncidentRow>, StoreError> {
-        SqliteStore::resolved_incidents(self, from, to)
-    }
-
-    fn outbox(&self, after_id: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        SqliteStore::outbox(self, after_id, limit)
-    }
-
-    fn insert_change(&self, change: &ChangeRow) -> Result<(ChangeRow, bool), StoreError> {
-        SqliteStore::insert_change(self, change)
-    }
-
-    fn changes(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<ChangeRow>, StoreError> {
-        SqliteStore::changes(self, from, to, limit)
-    }
-
+store_by_concern!(SqliteStore {
     fn ping(&self) -> Result<(), StoreError> {
         self.with_reader(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?))
     }
@@ -259,4 +155,4 @@ impl Store for SqliteStore {
     fn dedup_stats(&self) -> Option<DedupStats> {
         SqliteStore::dedup_stats(self)
     }
-}
+});
