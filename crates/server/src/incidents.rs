@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 
 use revloop_core::Config;
-use revloop_core::change::{Affected, Change, ChangeKind, SUSPECT_GRACE, SUSPECT_LOOKBACK};
+use revloop_core::change::{Affected, Change, SUSPECT_GRACE, SUSPECT_LOOKBACK};
 use revloop_core::detect::AlertEvent;
 use revloop_core::incident::{
     Action, ActionError, AddedSilence, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine,
@@ -26,7 +26,8 @@ use revloop_core::incident::{
 };
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
-    ChangeRow, IncidentCommit, IncidentRow, OutboxRow, Store, StoreError, TimelineRow,
+    ChangeRow, IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError, TimelineKind,
+    TimelineRow,
 };
 
 use crate::Clock;
@@ -43,15 +44,6 @@ const HISTORY_LOG_MINUTES: i64 = 5;
 pub const PENDING_ALERTS_MAX: usize = 10_000;
 /// Most changes read to rank an incident's suspects.
 pub const SUSPECT_CANDIDATES_MAX: usize = 1_000;
-
-/// What the service keeps beside the engine's state.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Meta {
-    engine: EngineMeta,
-    /// Alert events up to this time have been taken in; a restarted detector's history is not
-    /// news again.
-    alerts_through: Timestamp,
-}
 
 pub struct Incidents {
     config: Arc<Config>,
@@ -262,12 +254,13 @@ impl Incidents {
             return Ok(());
         }
         let snapshot = self.store.load_incidents(RESOLVED_KEPT_MAX)?;
-        let meta: Option<Meta> = snapshot
+        // The engine's meta, and the time through which alert events have been taken in (a
+        // restarted detector's history is not news again).
+        let meta: Option<(EngineMeta, Timestamp)> = snapshot
             .meta
             .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|err| StoreError::Io(format!("incident state: {err}")))?;
+            .map(revloop_store::decode_incident_meta)
+            .transpose()?;
         let mut timelines: HashMap<i64, Vec<TimelineRow>> = HashMap::new();
         for row in snapshot.timeline {
             timelines.entry(row.incident).or_default().push(row);
@@ -283,7 +276,7 @@ impl Incidents {
             .collect();
         live.alerts_through = meta
             .as_ref()
-            .map_or(Timestamp(i64::MIN), |m| m.alerts_through);
+            .map_or(Timestamp(i64::MIN), |(_, alerts_through)| *alerts_through);
         let engine_meta = meta.map_or(
             EngineMeta {
                 next_id: 1,
@@ -291,7 +284,7 @@ impl Incidents {
                 added_silences: Vec::new(),
                 next_silence_id: 1,
             },
-            |m| m.engine,
+            |(engine, _)| engine,
         );
         live.engine = IncidentEngine::restore(
             self.config.incidents.clone(),
@@ -324,7 +317,9 @@ impl Incidents {
                     seq: seq as i64,
                     at: entry.at,
                     actor: entry.actor.clone(),
-                    kind: entry.kind.clone(),
+                    kind: TimelineKind::parse(&entry.kind).ok_or_else(|| {
+                        StoreError::Io(format!("timeline kind `{}` has no column text", entry.kind))
+                    })?,
                     text: entry.text.clone(),
                 });
             }
@@ -338,13 +333,9 @@ impl Incidents {
         {
             return Ok(());
         }
-        let meta = Meta {
-            engine: live.engine.meta(),
-            alerts_through: live.alerts_through,
-        };
         let commit = IncidentCommit {
             expected_version: live.version.unwrap_or(0),
-            meta: serde_json::to_string(&meta).expect("meta serializes"),
+            meta: revloop_store::encode_incident_meta(&live.engine.meta(), live.alerts_through)?,
             incidents,
             timeline,
             outbox,
@@ -404,14 +395,13 @@ fn incident_row(incident: &Incident) -> Result<IncidentRow, StoreError> {
         id: incident.id as i64,
         funnel: incident.funnel.clone(),
         stage: incident.stage.clone(),
-        severity: incident.severity.as_str().to_owned(),
-        state: incident.state.as_str().to_owned(),
+        severity: incident.severity,
+        state: incident.state,
         opened_at: incident.opened_at,
         acknowledged_at: incident.acknowledged_at,
         mitigated_at: incident.mitigated_at,
         resolved_at: incident.resolved_at,
-        body: serde_json::to_string(incident)
-            .map_err(|err| StoreError::Io(format!("incident {}: {err}", incident.id)))?,
+        body: revloop_store::encode_incident_body(incident)?,
     })
 }
 
@@ -419,14 +409,13 @@ pub fn incident_from_rows(
     row: &IncidentRow,
     timeline: Vec<TimelineRow>,
 ) -> Result<Incident, StoreError> {
-    let mut incident: Incident = serde_json::from_str(&row.body)
-        .map_err(|err| StoreError::Io(format!("incident {}: {err}", row.id)))?;
+    let mut incident = revloop_store::decode_incident_body(row.id, &row.body)?;
     incident.timeline = timeline
         .into_iter()
         .map(|row| TimelineEntry {
             at: row.at,
             actor: row.actor,
-            kind: row.kind,
+            kind: row.kind.as_str().to_owned(),
             text: row.text,
         })
         .collect();
@@ -435,14 +424,14 @@ pub fn incident_from_rows(
 
 fn outbox_row(effect: &Effect) -> OutboxRow {
     let (incident, at, kind) = match effect {
-        Effect::Notify { incident, at, .. } => (*incident, *at, "notify"),
-        Effect::SlaBreached { incident, at, .. } => (*incident, *at, "sla_breached"),
+        Effect::Notify { incident, at, .. } => (*incident, *at, OutboxKind::Notify),
+        Effect::SlaBreached { incident, at, .. } => (*incident, *at, OutboxKind::SlaBreached),
     };
     OutboxRow {
         id: 0,
         incident: incident as i64,
         at,
-        kind: kind.to_owned(),
+        kind,
         body: effect_json(effect).to_string(),
     }
 }
@@ -646,7 +635,7 @@ pub fn change_json(change: &ChangeRow) -> Value {
     json!({
         "id": change.id,
         "at": change.at.to_string(),
-        "kind": change.kind,
+        "kind": change.kind.as_str(),
         "summary": change.summary,
         "detail": change.detail,
         "funnel": change.funnel,
@@ -673,7 +662,7 @@ pub fn suspects(
         .map(|row| Change {
             id: row.id,
             at: row.at,
-            kind: ChangeKind::parse(&row.kind).unwrap_or(ChangeKind::Other),
+            kind: row.kind,
             funnel: row.funnel.clone(),
             stage: row.stage.clone(),
             segment: row.segment.clone(),

@@ -12,18 +12,30 @@
 //!   value folds the same way after a restart.
 
 use revloop_core::Timestamp;
+use revloop_core::change::ChangeKind;
+use revloop_core::incident::{IncidentSeverity, IncidentState};
 use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::metrics::MinuteCount;
 use revloop_core::time::Minute;
 
+#[macro_use]
+mod store_impl;
+
 mod dedup;
+mod kinds;
 mod migrations;
 mod plan;
+mod pool;
 pub mod postgres;
+pub mod record;
 pub mod sqlite;
 
 pub use dedup::DedupStats;
+pub use kinds::{OutboxKind, TimelineKind};
 pub use postgres::PostgresStore;
+pub use record::{
+    decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +58,9 @@ pub enum StoreError {
     Busy(String),
     #[error("{0}")]
     Io(String),
+    /// Every pooled connection stayed busy for the pool's whole wait.
+    #[error("no free database connection within {waited_ms} ms (all {size_max} are busy)")]
+    PoolTimeout { size_max: usize, waited_ms: u64 },
     /// Another node (or process) committed incident state since this one loaded it: reload
     /// and apply the input again.
     #[error("incident state moved on: expected version {expected}, found {found}")]
@@ -162,16 +177,15 @@ pub struct TokenRecord {
 }
 
 /// An incident as stored: the columns that lists and reports filter and sort on, and the
-/// engine's state of it as JSON (`body`, without its timeline, which is kept row by row).
+/// engine's state of it as JSON (`body`, without its timeline, which is kept row by row). The
+/// body is written and read only through [`encode_incident_body`] and [`decode_incident_body`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentRow {
     pub id: i64,
     pub funnel: String,
     pub stage: String,
-    /// "P1", "P2" or "P3".
-    pub severity: String,
-    /// "triggered", "acknowledged", "mitigated" or "resolved".
-    pub state: String,
+    pub severity: IncidentSeverity,
+    pub state: IncidentState,
     pub opened_at: Timestamp,
     pub acknowledged_at: Option<Timestamp>,
     pub mitigated_at: Option<Timestamp>,
@@ -188,7 +202,7 @@ pub struct TimelineRow {
     pub seq: i64,
     pub at: Timestamp,
     pub actor: String,
-    pub kind: String,
+    pub kind: TimelineKind,
     pub text: String,
 }
 
@@ -199,8 +213,7 @@ pub struct OutboxRow {
     pub id: i64,
     pub incident: i64,
     pub at: Timestamp,
-    /// "notify" or "sla_breached".
-    pub kind: String,
+    pub kind: OutboxKind,
     /// The effect as JSON.
     pub body: String,
 }
@@ -212,7 +225,7 @@ pub struct IncidentCommit {
     /// The version this step was computed from; the commit fails with
     /// [`StoreError::Conflict`] (and writes nothing) if the stored version differs.
     pub expected_version: i64,
-    /// The engine's own state (next id, clocks) as JSON.
+    /// The engine's own state (next id, clocks) as JSON, written by [`encode_incident_meta`].
     pub meta: String,
     /// Inserted or replaced by id.
     pub incidents: Vec<IncidentRow>,
@@ -252,8 +265,7 @@ pub struct ChangeRow {
     pub id: i64,
     /// When the change took effect.
     pub at: Timestamp,
-    /// "deploy", "experiment_start", ... (see `revloop_core::change::ChangeKind`).
-    pub kind: String,
+    pub kind: ChangeKind,
     pub summary: String,
     pub detail: String,
     pub funnel: Option<String>,

@@ -240,7 +240,7 @@ fn two_nodes_insert_a_change_once() {
     let change = |node: &str| ChangeRow {
         id: 0,
         at: revloop_core::Timestamp(0),
-        kind: "deploy".to_owned(),
+        kind: revloop_core::change::ChangeKind::Deploy,
         summary: format!("sent to node {node}"),
         detail: String::new(),
         funnel: None,
@@ -280,6 +280,18 @@ fn two_nodes_insert_a_change_once() {
         .expect("count the changes")
         .get(0);
     assert_eq!(n_changes, 1);
+}
+
+#[test]
+fn unknown_stored_texts_are_errors() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open(&common::config());
+    let client = std::sync::Mutex::new(schema.client());
+    common::unknown_stored_texts_are_errors(&store, &|sql| {
+        client.lock().unwrap().batch_execute(sql).expect(sql);
+    });
 }
 
 #[test]

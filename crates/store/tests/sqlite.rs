@@ -194,6 +194,17 @@ fn incident_commits_need_no_ingest_claim() {
 }
 
 #[test]
+fn unknown_stored_texts_are_errors() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let store = open(&path, &common::config());
+    let connection = rusqlite::Connection::open(&path).expect("open the database");
+    common::unknown_stored_texts_are_errors(&store, &|sql| {
+        connection.execute(sql, []).expect(sql);
+    });
+}
+
+#[test]
 fn the_incident_timeline_is_append_only() {
     let dir = tempfile::TempDir::new().expect("temporary directory");
     let path = dir.path().join("revloop.db");

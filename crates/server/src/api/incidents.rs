@@ -604,7 +604,7 @@ async fn report(
             let of = |pick: &dyn Fn(&revloop_store::IncidentRow) -> Option<Timestamp>| {
                 DurationSummary::of(
                     rows.iter()
-                        .filter(|r| r.severity == severity)
+                        .filter(|r| r.severity.as_str() == severity)
                         .filter_map(|r| pick(r).map(|t| t.since(r.opened_at)))
                         .collect(),
                 )
@@ -612,7 +612,7 @@ async fn report(
             severities.insert(
                 severity.to_owned(),
                 json!({
-                    "incidents": rows.iter().filter(|r| r.severity == severity).count(),
+                    "incidents": rows.iter().filter(|r| r.severity.as_str() == severity).count(),
                     "to_acknowledge": summary_json(of(&|r| r.acknowledged_at)),
                     "to_mitigate": summary_json(of(&|r| r.mitigated_at)),
                     "to_resolve": summary_json(of(&|r| r.resolved_at)),
@@ -666,14 +666,14 @@ async fn add_change(
     let author = identify(&state, &headers, Role::Responder, now).await?;
     let body: ChangeBody = json_body(&headers, body)?;
     let kind = needed("kind", body.kind)?;
-    if ChangeKind::parse(&kind).is_none() {
+    let Some(kind) = ChangeKind::parse(&kind) else {
         let names: Vec<&str> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
         return Err(invalid(
             "invalid_field",
             "kind",
             format!("must be one of {}", names.join(", ")),
         ));
-    }
+    };
     let summary = needed("summary", body.summary)?;
     if summary.trim().is_empty() || summary.len() > SUMMARY_BYTES_MAX {
         return Err(invalid(
@@ -747,7 +747,7 @@ async fn add_change(
     let content = |c: &ChangeRow| {
         (
             c.at,
-            c.kind.clone(),
+            c.kind,
             c.summary.clone(),
             c.detail.clone(),
             c.funnel.clone(),

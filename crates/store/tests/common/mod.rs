@@ -14,15 +14,17 @@ use std::sync::Barrier;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 
+use revloop_core::change::ChangeKind;
 use revloop_core::funnel::{DimensionValues, StageHit, VALUE_NONE, VALUE_OTHER};
+use revloop_core::incident::{IncidentSeverity, IncidentState};
 use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::metrics::{MinuteCount, rollup};
 use revloop_core::time::{MS_PER_MINUTE, Minute};
 use revloop_core::{Config, DurationMs, Timestamp};
 use revloop_store::{
     ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot,
-    IngestGroup, IngestItem, LateCount, OutboxRow, Role, SegmentMinuteCount, Store, StoreError,
-    TimelineRow, TokenRecord,
+    IngestGroup, IngestItem, LateCount, OutboxKind, OutboxRow, Role, SegmentMinuteCount, Store,
+    StoreError, TimelineKind, TimelineRow, TokenRecord,
 };
 
 /// The bundled example config: one funnel of five stages, five dimensions.
@@ -940,8 +942,12 @@ fn incident_row(id: i64, funnel: &str, resolved: bool) -> IncidentRow {
         id,
         funnel: funnel.to_owned(),
         stage: "payment".to_owned(),
-        severity: "P2".to_owned(),
-        state: if resolved { "resolved" } else { "triggered" }.to_owned(),
+        severity: IncidentSeverity::P2,
+        state: if resolved {
+            IncidentState::Resolved
+        } else {
+            IncidentState::Triggered
+        },
         opened_at: Timestamp(opened_ms),
         acknowledged_at: None,
         mitigated_at: None,
@@ -956,18 +962,18 @@ fn timeline_entry(incident: i64, seq: i64) -> TimelineRow {
         seq,
         at: Timestamp(START_MS + incident * MS_PER_MINUTE + seq),
         actor: "revloop".to_owned(),
-        kind: "note".to_owned(),
+        kind: TimelineKind::Note,
         text: format!("entry {seq} of incident {incident}"),
     }
 }
 
-fn effect(incident: i64, kind: &str) -> OutboxRow {
+fn effect(incident: i64, kind: OutboxKind) -> OutboxRow {
     OutboxRow {
         id: 0,
         incident,
         at: Timestamp(START_MS + incident * MS_PER_MINUTE),
-        kind: kind.to_owned(),
-        body: format!(r#"{{"incident":{incident},"kind":"{kind}"}}"#),
+        kind,
+        body: format!(r#"{{"incident":{incident},"kind":"{}"}}"#, kind.as_str()),
     }
 }
 
@@ -1033,6 +1039,71 @@ pub fn commit_one_timeline_entry(store: &dyn Store) -> TimelineRow {
     entry
 }
 
+/// A stored enum text that no enum knows (written by a newer revloop, or by hand) is an error
+/// naming the column, never a panic nor a default. `execute` runs one SQL statement on the
+/// store's database behind its back.
+pub fn unknown_stored_texts_are_errors(store: &dyn Store, execute: &dyn Fn(&str)) {
+    let mut commit = incident_commit(
+        0,
+        vec![incident_row(1, FUNNEL, false)],
+        Vec::new(),
+        vec![effect(1, OutboxKind::Notify)],
+    );
+    commit.meta = "{}".to_owned();
+    store.commit_incidents(&commit).expect("commit_incidents");
+    store
+        .insert_change(&change(1, None))
+        .expect("insert_change");
+    let everything = (Timestamp(0), Timestamp(i64::MAX));
+
+    execute("UPDATE incidents SET severity = 'P9'");
+    let err = store.incident(1).expect_err("an unknown severity");
+    assert!(
+        error_chain(&err).contains("incidents.severity holds an unknown value `P9`"),
+        "{err:?}"
+    );
+    execute("UPDATE incidents SET severity = 'P1', state = 'snoozed'");
+    let err = store.list_incidents(&IncidentQuery {
+        open: None,
+        funnel: None,
+        before_id: None,
+        limit: 10,
+    });
+    let err = err.expect_err("an unknown state");
+    assert!(
+        error_chain(&err).contains("incidents.state holds an unknown value `snoozed`"),
+        "{err:?}"
+    );
+
+    execute("UPDATE incident_outbox SET kind = 'page'");
+    let err = store.outbox(0, 10).expect_err("an unknown outbox kind");
+    assert!(
+        error_chain(&err).contains("incident_outbox.kind holds an unknown value `page`"),
+        "{err:?}"
+    );
+
+    execute("UPDATE changes SET kind = 'teleport'");
+    let err = store
+        .changes(everything.0, everything.1, 10)
+        .expect_err("an unknown change kind");
+    assert!(
+        error_chain(&err).contains("changes.kind holds an unknown value `teleport`"),
+        "{err:?}"
+    );
+}
+
+/// An error and its sources, as one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
 /// What a commit writes, a load reads back: rows replaced by id, timelines appended, the meta
 /// and version moved on.
 pub fn incidents_round_trip(store: &dyn Store) {
@@ -1049,7 +1120,7 @@ pub fn incidents_round_trip(store: &dyn Store) {
             timeline_entry(2, 0),
             timeline_entry(1, 1),
         ],
-        vec![effect(1, "notify")],
+        vec![effect(1, OutboxKind::Notify)],
     );
     assert_eq!(commit(store, &first), Committed(1));
     assert_eq!(
@@ -1070,8 +1141,8 @@ pub fn incidents_round_trip(store: &dyn Store) {
     let mitigated = IncidentRow {
         funnel: "signup".to_owned(),
         stage: "confirm".to_owned(),
-        severity: "P1".to_owned(),
-        state: "mitigated".to_owned(),
+        severity: IncidentSeverity::P1,
+        state: IncidentState::Mitigated,
         opened_at: Timestamp(START_MS),
         acknowledged_at: Some(Timestamp(START_MS + 1)),
         mitigated_at: Some(Timestamp(START_MS + 2)),
@@ -1079,7 +1150,7 @@ pub fn incidents_round_trip(store: &dyn Store) {
         ..opened
     };
     let reopened = IncidentRow {
-        state: "triggered".to_owned(),
+        state: IncidentState::Triggered,
         resolved_at: None,
         ..resolved
     };
@@ -1118,7 +1189,7 @@ pub fn incidents_stale_version_conflicts(store: &dyn Store) {
         0,
         vec![incident_row(1, FUNNEL, false)],
         vec![timeline_entry(1, 0)],
-        vec![effect(1, "notify")],
+        vec![effect(1, OutboxKind::Notify)],
     );
     assert_eq!(commit(store, &first), Committed(1));
     let before = load_incidents(store);
@@ -1131,7 +1202,7 @@ pub fn incidents_stale_version_conflicts(store: &dyn Store) {
             expected_version,
             vec![changed, incident_row(2, FUNNEL, false)],
             vec![timeline_entry(1, 1), timeline_entry(2, 0)],
-            vec![effect(2, "notify")],
+            vec![effect(2, OutboxKind::Notify)],
         )
     };
     // (expected version, outcome).
@@ -1303,7 +1374,7 @@ pub fn incidents_duplicate_timeline_entry_fails(store: &dyn Store) {
         0,
         vec![incident_row(1, FUNNEL, false)],
         vec![timeline_entry(1, 0)],
-        vec![effect(1, "notify")],
+        vec![effect(1, OutboxKind::Notify)],
     );
     assert_eq!(commit(store, &first), Committed(1));
     let before = load_incidents(store);
@@ -1317,7 +1388,7 @@ pub fn incidents_duplicate_timeline_entry_fails(store: &dyn Store) {
                 incident_row(2, FUNNEL, false),
             ],
             timeline,
-            vec![effect(2, "notify")],
+            vec![effect(2, OutboxKind::Notify)],
         )
     };
     let cases = [
@@ -1344,12 +1415,12 @@ pub fn incidents_duplicate_timeline_entry_fails(store: &dyn Store) {
 pub fn incidents_outbox(store: &dyn Store) {
     // Effects per commit; the second commits none.
     let steps = [
-        vec![effect(1, "notify"), effect(2, "notify")],
+        vec![effect(1, OutboxKind::Notify), effect(2, OutboxKind::Notify)],
         vec![],
         vec![
-            effect(1, "sla_breached"),
-            effect(3, "notify"),
-            effect(2, "sla_breached"),
+            effect(1, OutboxKind::SlaBreached),
+            effect(3, OutboxKind::Notify),
+            effect(2, OutboxKind::SlaBreached),
         ],
     ];
     for (version, outbox) in (0..).zip(&steps) {
@@ -1402,7 +1473,7 @@ pub fn incidents_survive_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>) {
                 incident_row(2, FUNNEL, true),
             ],
             vec![timeline_entry(1, 0), timeline_entry(2, 0)],
-            vec![effect(1, "notify")],
+            vec![effect(1, OutboxKind::Notify)],
         );
         assert_eq!(commit(&*store, &first), Committed(1));
         store
@@ -1422,7 +1493,7 @@ pub fn incidents_survive_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>) {
         1,
         vec![incident_row(1, FUNNEL, true)],
         vec![timeline_entry(1, 1)],
-        vec![effect(1, "notify")],
+        vec![effect(1, OutboxKind::Notify)],
     );
     assert_eq!(commit(&*store, &next), Committed(2));
     let outbox = all_outbox(&*store);
@@ -1440,7 +1511,7 @@ fn change(minute: i64, external_id: Option<&str>) -> ChangeRow {
     ChangeRow {
         id: 0,
         at: Timestamp(START_MS + minute * MS_PER_MINUTE),
-        kind: "deploy".to_owned(),
+        kind: ChangeKind::Deploy,
         summary: format!("deploy at minute {minute}"),
         detail: String::new(),
         funnel: None,
@@ -1458,7 +1529,7 @@ pub fn changes(store: &dyn Store) {
     let insert = |change: &ChangeRow| store.insert_change(change).expect("insert_change");
 
     let targeted = ChangeRow {
-        kind: "experiment_start".to_owned(),
+        kind: ChangeKind::ExperimentStart,
         detail: "variant b gets the new button".to_owned(),
         funnel: Some(FUNNEL.to_owned()),
         stage: Some("payment".to_owned()),
@@ -1548,7 +1619,11 @@ pub fn two_nodes_commit_incidents_once(a: &dyn Store, b: &dyn Store) {
                     round,
                     vec![incident],
                     vec![entry],
-                    vec![effect(round, node)],
+                    // The outbox has no kind per node: the body says which node wrote it.
+                    vec![OutboxRow {
+                        body: node.to_owned(),
+                        ..effect(round, OutboxKind::Notify)
+                    }],
                 );
                 barrier.wait();
                 let outcome = commit(store, &step);
@@ -1590,6 +1665,6 @@ pub fn two_nodes_commit_incidents_once(a: &dyn Store, b: &dyn Store) {
     );
     let actors: Vec<&str> = snapshot.timeline.iter().map(|e| e.actor.as_str()).collect();
     assert_eq!(actors, winners);
-    let effects: Vec<String> = all_outbox(b).into_iter().map(|row| row.kind).collect();
+    let effects: Vec<String> = all_outbox(b).into_iter().map(|row| row.body).collect();
     assert_eq!(effects, winners);
 }

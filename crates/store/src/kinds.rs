@@ -1,0 +1,178 @@
+//! The enums the store keeps in text columns, and the one mapping of each to and from its
+//! column text. Where the core has the enum (severity, state, change kind) the store uses it;
+//! where the core still names things with strings (timeline kinds, outbox kinds) the store owns
+//! the enum until the core grows one.
+//!
+//! The column texts are the schema: they never change with a Rust rename. A text that no enum
+//! knows is a conversion error when read (a `StoreError`), never a panic and never a default.
+//! This module must not know SQL: each backend wraps [`ColumnText`] in its own driver traits.
+
+use revloop_core::change::ChangeKind;
+use revloop_core::incident::{IncidentSeverity, IncidentState};
+
+/// An enum stored as text in one column.
+pub(crate) trait ColumnText: Sized + Copy {
+    /// `table.column`, for error messages.
+    const COLUMN: &'static str;
+
+    fn to_text(self) -> &'static str;
+
+    fn from_text(text: &str) -> Option<Self>;
+
+    /// [`ColumnText::from_text`], with an error that names the column and the text.
+    fn parse_column(text: &str) -> Result<Self, String> {
+        Self::from_text(text)
+            .ok_or_else(|| format!("{} holds an unknown value `{text}`", Self::COLUMN))
+    }
+}
+
+impl ColumnText for IncidentSeverity {
+    const COLUMN: &'static str = "incidents.severity";
+
+    fn to_text(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn from_text(text: &str) -> Option<IncidentSeverity> {
+        IncidentSeverity::parse(text)
+    }
+}
+
+impl ColumnText for IncidentState {
+    const COLUMN: &'static str = "incidents.state";
+
+    fn to_text(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn from_text(text: &str) -> Option<IncidentState> {
+        [
+            IncidentState::Triggered,
+            IncidentState::Acknowledged,
+            IncidentState::Mitigated,
+            IncidentState::Resolved,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+}
+
+impl ColumnText for ChangeKind {
+    const COLUMN: &'static str = "changes.kind";
+
+    fn to_text(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn from_text(text: &str) -> Option<ChangeKind> {
+        ChangeKind::parse(text)
+    }
+}
+
+/// Declares a store-owned enum with its column texts, `as_str`, `parse` and `ALL`.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident in $column:literal { $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|kind| kind.as_str() == text)
+            }
+        }
+
+        impl ColumnText for $name {
+            const COLUMN: &'static str = $column;
+
+            fn to_text(self) -> &'static str {
+                self.as_str()
+            }
+
+            fn from_text(text: &str) -> Option<$name> {
+                $name::parse(text)
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// What a timeline entry records: the machine names the incident engine writes. A kind the
+    /// engine starts writing must be added here, or its commits fail.
+    TimelineKind in "incident_timeline.kind" {
+        Opened = "opened",
+        Reopened = "reopened",
+        Acknowledged = "acknowledged",
+        AckTimeout = "ack_timeout",
+        Mitigated = "mitigated",
+        Resolved = "resolved",
+        ResolutionPrompt = "resolution_prompt",
+        Escalated = "escalated",
+        EscalationSkipped = "escalation_skipped",
+        Upgraded = "upgraded",
+        SeveritySet = "severity_set",
+        ScopeSet = "scope_set",
+        RelatedAlert = "related_alert",
+        AlertClosed = "alert_closed",
+        Silenced = "silenced",
+        SlaBreached = "sla_breached",
+        Note = "note",
+        RootCause = "root_cause",
+        ActionItem = "action_item",
+        Checklist = "checklist",
+    }
+}
+
+text_enum! {
+    /// What an outbox row asks of the outside.
+    OutboxKind in "incident_outbox.kind" {
+        /// Page someone.
+        Notify = "notify",
+        /// An SLA ran out.
+        SlaBreached = "sla_breached",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trips<T: ColumnText + PartialEq + std::fmt::Debug>(all: &[T]) {
+        for value in all {
+            assert_eq!(T::from_text(value.to_text()), Some(*value));
+        }
+        assert!(T::parse_column("no such text").is_err());
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_unknown_text_is_an_error() {
+        round_trips(TimelineKind::ALL);
+        round_trips(OutboxKind::ALL);
+        round_trips(&ChangeKind::ALL);
+        round_trips(&[
+            IncidentSeverity::P1,
+            IncidentSeverity::P2,
+            IncidentSeverity::P3,
+        ]);
+        round_trips(&[
+            IncidentState::Triggered,
+            IncidentState::Acknowledged,
+            IncidentState::Mitigated,
+            IncidentState::Resolved,
+        ]);
+        assert_eq!(
+            OutboxKind::parse_column("page"),
+            Err("incident_outbox.kind holds an unknown value `page`".to_owned())
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! PostgreSQL reads of counts: per-minute counts under a filter, late counts, the per-segment
+//! series the detector reads, and the dimension values seen. It must never write: the counts
+//! are written by `ingest` alone.
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{Client, IsolationLevel};
+
+use revloop_core::ingest::StageCount;
+use revloop_core::metrics::MinuteCount;
+use revloop_core::time::Minute;
+
+use super::PostgresStore;
+use crate::plan::{Combinations, SegmentRows, SingleSegments, filter_keys};
+use crate::{CountsQuery, LateCount, SegmentMinuteCount, StoreError};
+
+impl PostgresStore {
+    pub(super) fn minute_counts(
+        &self,
+        query: &CountsQuery,
+    ) -> Result<Vec<MinuteCount>, StoreError> {
+        let (_, stage_ids) = self
+            .layout
+            .funnels
+            .iter()
+            .find(|(id, _)| *id == query.funnel)
+            .ok_or_else(|| StoreError::UnknownFunnel(query.funnel.clone()))?;
+        self.with_client(|client| {
+            let keys = filter_keys(&self.layout, &query.filter, || {
+                full_combinations(client, self.layout.dimension_names.len())
+            })?;
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = client.query(
+                "SELECT stage, minute, sum(n_events)::bigint, sum(revenue_minor)::bigint,
+                        sum(n_revenue_events)::bigint
+                 FROM stage_counts
+                 WHERE funnel = $1 AND segment = ANY($2) AND minute >= $3 AND minute < $4
+                 GROUP BY stage, minute",
+                &[&query.funnel, &keys, &query.from.0, &query.to.0],
+            )?;
+            let mut counts = Vec::with_capacity(rows.len());
+            for row in rows {
+                let stage: &str = row.try_get(0)?;
+                let Some(stage) = stage_ids.iter().position(|s| s == stage) else {
+                    continue;
+                };
+                counts.push(MinuteCount {
+                    stage,
+                    minute: Minute(row.try_get(1)?),
+                    count: StageCount {
+                        n_events: row.try_get(2)?,
+                        revenue_minor: row.try_get(3)?,
+                        n_revenue_events: row.try_get(4)?,
+                    },
+                });
+            }
+            counts.sort_by_key(|c| (c.minute, c.stage));
+            Ok(counts)
+        })
+    }
+
+    pub(super) fn segment_minute_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
+        let stage_ids = self.layout.stages(funnel)?;
+        self.with_client(|client| {
+            // One snapshot for the segments and the counts, so that every segment counted is
+            // known.
+            let mut transaction = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let assignments = transaction.query(
+                "SELECT key, assignment FROM segments WHERE n_dimensions = 1",
+                &[],
+            )?;
+            let assignments: Vec<(i64, &str)> = assignments
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect::<Result<_, postgres::Error>>()?;
+            let segments = SingleSegments::new(&self.layout, assignments);
+            let keys = segments.keys();
+            let params: [&(dyn ToSql + Sync); 4] = [&funnel, &keys, &from.0, &to.0];
+            // Streamed rather than collected: a rebuild reads weeks of rows.
+            let mut found = transaction.query_raw(
+                "SELECT segment, minute, stage, n_events, revenue_minor, n_revenue_events
+                 FROM stage_counts
+                 WHERE funnel = $1 AND segment = ANY($2) AND minute >= $3 AND minute < $4",
+                params,
+            )?;
+            let mut rows = SegmentRows::default();
+            while let Some(row) = found.next()? {
+                let Some(position) = segments.position(row.try_get(0)?) else {
+                    continue;
+                };
+                let stage: &str = row.try_get(2)?;
+                let Some(stage) = stage_ids.iter().position(|s| s == stage) else {
+                    continue;
+                };
+                let count = StageCount {
+                    n_events: row.try_get(3)?,
+                    revenue_minor: row.try_get(4)?,
+                    n_revenue_events: row.try_get(5)?,
+                };
+                rows.push(row.try_get(1)?, position, stage, count);
+            }
+            drop(found);
+            transaction.commit()?;
+            Ok(rows.finish(&segments))
+        })
+    }
+
+    pub(super) fn late_counts(
+        &self,
+        funnel: &str,
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<LateCount>, StoreError> {
+        self.with_client(|client| {
+            let rows = client.query(
+                "SELECT stage, minute, n_events FROM late_counts
+                 WHERE funnel = $1 AND minute >= $2 AND minute < $3",
+                &[&funnel, &from.0, &to.0],
+            )?;
+            let mut late = Vec::with_capacity(rows.len());
+            for row in rows {
+                let stage: &str = row.try_get(0)?;
+                let Some(stage) = self.layout.stage_index(funnel, stage) else {
+                    continue;
+                };
+                late.push(LateCount {
+                    stage,
+                    minute: Minute(row.try_get(1)?),
+                    n_events: row.try_get(2)?,
+                });
+            }
+            late.sort_by_key(|l| (l.minute, l.stage));
+            Ok(late)
+        })
+    }
+
+    pub(super) fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.with_client(|client| {
+            // Byte order, as SQLite sorts, whatever the database's collation.
+            let rows = client.query(
+                "SELECT dimension, value FROM dimension_values
+                 WHERE dimension = ANY($1) ORDER BY value COLLATE \"C\"",
+                &[&self.layout.dimension_names],
+            )?;
+            let mut out: Vec<(String, Vec<String>)> = self
+                .layout
+                .dimension_names
+                .iter()
+                .map(|name| (name.clone(), Vec::new()))
+                .collect();
+            for row in rows {
+                let dimension: &str = row.try_get(0)?;
+                if let Some((_, values)) = out.iter_mut().find(|(name, _)| name == dimension) {
+                    values.push(row.try_get(1)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn full_combinations(client: &mut Client, n_dimensions: usize) -> Result<Combinations, StoreError> {
+    let n_dimensions = i32::try_from(n_dimensions).expect("at most DIMENSIONS_MAX dimensions");
+    let rows = client.query(
+        "SELECT key, assignment FROM segments WHERE n_dimensions = $1",
+        &[&n_dimensions],
+    )?;
+    let mut combinations = Vec::with_capacity(rows.len());
+    for row in rows {
+        let json: &str = row.try_get(1)?;
+        // The store wrote these itself; one that does not parse is skipped, not fatal.
+        if let Ok(values) = serde_json::from_str(json) {
+            combinations.push((row.try_get(0)?, values));
+        }
+    }
+    Ok(combinations)
+}

@@ -1,0 +1,495 @@
+//! The stored incident body: a store-owned, versioned record ([`StoredIncidentV1`]) with an
+//! explicit conversion to and from the core's [`Incident`]; and the same for the incident
+//! state's meta ([`StoredMetaV1`]: the engine's `EngineMeta` and the service's alert clock). The body is the only part of an
+//! incident kept as JSON, so its field names are a stable boundary like the columns: renaming a
+//! field of the core's `Incident` must not change what is stored, and must not make an old body
+//! unreadable.
+//!
+//! How the boundary holds:
+//!
+//! - **Writing** builds the record field by field from the core struct, so a rename in core is
+//!   a compile error here, never a silent change of the stored names.
+//! - **Reading** parses the record, then hands the core its values under the core's current
+//!   field names, named once in [`StoredIncidentV1::into_incident`]. The core's `Incident` has
+//!   a private field, so the store cannot build it directly; a rename in core that this
+//!   function misses fails the fixture test (`tests/stored_incident.rs`) loudly.
+//! - **Versions.** A body carries `"v": 1`. A body without `v` was written before the record
+//!   existed, by the core's serde derive; its fields are the same as V1's, so V1 reads it. A
+//!   body of a newer version is an error, not a guess.
+//!
+//! This module must not know SQL, and no other module of the store may parse a body.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use revloop_core::Timestamp;
+use revloop_core::alert::AlertKind;
+use revloop_core::incident::{
+    ActionItem, AddedSilence, EngineMeta, Escalation, Incident, IncidentSeverity, IncidentState,
+    Mitigation, Silence, SlaClock, Tick,
+};
+
+use crate::StoreError;
+
+/// The version of the records (incident body and meta) this build writes.
+pub const INCIDENT_BODY_VERSION: u32 = 1;
+
+/// Serializes `incident` (without its timeline, which is stored row by row) as a stored body.
+pub fn encode_incident_body(incident: &Incident) -> Result<String, StoreError> {
+    serde_json::to_string(&StoredIncidentV1::from_incident(incident))
+        .map_err(|err| StoreError::Io(format!("incident {}: {err}", incident.id)))
+}
+
+/// Reads a stored body, of this version or of the format before versions; the incident's
+/// timeline is left empty. `id` names the incident in errors.
+pub fn decode_incident_body(id: i64, body: &str) -> Result<Incident, StoreError> {
+    let error = |what: String| StoreError::Io(format!("incident {id}: {what}"));
+    let record: StoredIncidentV1 =
+        serde_json::from_str(body).map_err(|err| error(err.to_string()))?;
+    if record.v > INCIDENT_BODY_VERSION {
+        return Err(error(format!(
+            "stored by a newer revloop (body version {}, this build reads up to {INCIDENT_BODY_VERSION})",
+            record.v
+        )));
+    }
+    record.into_incident().map_err(|err| error(err.to_string()))
+}
+
+/// An incident as stored, version 1. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredIncidentV1 {
+    /// 1; absent (0) in bodies written before the record existed, which have the same fields.
+    #[serde(default)]
+    pub v: u32,
+    pub id: u64,
+    pub funnel: String,
+    pub stage: String,
+    pub kind: StoredAlertKind,
+    pub segment: Option<(String, String)>,
+    pub scope: Option<(String, Option<(String, String)>)>,
+    pub severity: StoredSeverity,
+    pub state: StoredState,
+    pub onset: i64,
+    pub opened_at: i64,
+    pub acknowledged_at: Option<i64>,
+    pub mitigated_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub severity_since: i64,
+    pub escalation: StoredEscalation,
+    pub response: StoredSlaClock,
+    pub resolution: StoredSlaClock,
+    pub alerts: BTreeMap<u64, bool>,
+    pub last_alert_at: i64,
+    pub root_cause: Option<String>,
+    pub mitigations: Vec<(StoredMitigation, String)>,
+    pub action_items: Vec<StoredActionItem>,
+    pub checklist: Vec<Option<StoredTick>>,
+    pub silenced: bool,
+    /// `(at, sigma)`, oldest first.
+    pub measurements: Vec<(i64, f64)>,
+    pub prompted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredAlertKind {
+    Conversion,
+    Volume,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredSeverity {
+    P1,
+    P2,
+    P3,
+}
+
+/// Stored by variant name (`"Triggered"`), as the format before V1 had it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredState {
+    Triggered,
+    Acknowledged,
+    Mitigated,
+    Resolved,
+}
+
+/// Stored by variant name (`"Rollback"`), as the format before V1 had it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredMitigation {
+    TrafficRouting,
+    Rollback,
+    DisableExperiment,
+    BackupPaymentProcessor,
+    StatusBanner,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEscalation {
+    pub next_level: usize,
+    pub next_at: Option<i64>,
+    pub repeats: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSlaClock {
+    pub due: i64,
+    pub met_at: Option<i64>,
+    pub breached: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredActionItem {
+    pub text: String,
+    pub owner: String,
+    pub due: i64,
+    pub added_by: String,
+    pub added_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTick {
+    pub by: String,
+    pub at: i64,
+    pub finding: String,
+}
+
+fn millis(at: Option<Timestamp>) -> Option<i64> {
+    at.map(Timestamp::millis)
+}
+
+fn timestamp(ms: Option<i64>) -> Option<Timestamp> {
+    ms.map(Timestamp::from_millis)
+}
+
+impl StoredIncidentV1 {
+    /// The record of `incident`, field by field.
+    pub fn from_incident(incident: &Incident) -> StoredIncidentV1 {
+        StoredIncidentV1 {
+            v: INCIDENT_BODY_VERSION,
+            id: incident.id,
+            funnel: incident.funnel.clone(),
+            stage: incident.stage.clone(),
+            kind: match incident.kind {
+                AlertKind::Conversion => StoredAlertKind::Conversion,
+                AlertKind::Volume => StoredAlertKind::Volume,
+            },
+            segment: incident.segment.clone(),
+            scope: incident.scope.clone(),
+            severity: match incident.severity {
+                IncidentSeverity::P1 => StoredSeverity::P1,
+                IncidentSeverity::P2 => StoredSeverity::P2,
+                IncidentSeverity::P3 => StoredSeverity::P3,
+            },
+            state: match incident.state {
+                IncidentState::Triggered => StoredState::Triggered,
+                IncidentState::Acknowledged => StoredState::Acknowledged,
+                IncidentState::Mitigated => StoredState::Mitigated,
+                IncidentState::Resolved => StoredState::Resolved,
+            },
+            onset: incident.onset.millis(),
+            opened_at: incident.opened_at.millis(),
+            acknowledged_at: millis(incident.acknowledged_at),
+            mitigated_at: millis(incident.mitigated_at),
+            resolved_at: millis(incident.resolved_at),
+            severity_since: incident.severity_since.millis(),
+            escalation: StoredEscalation {
+                next_level: incident.escalation.next_level,
+                next_at: millis(incident.escalation.next_at),
+                repeats: incident.escalation.repeats,
+            },
+            response: StoredSlaClock::from_clock(&incident.response),
+            resolution: StoredSlaClock::from_clock(&incident.resolution),
+            alerts: incident.alerts.clone(),
+            last_alert_at: incident.last_alert_at.millis(),
+            root_cause: incident.root_cause.clone(),
+            mitigations: incident
+                .mitigations
+                .iter()
+                .map(|(mitigation, detail)| {
+                    (StoredMitigation::from_core(*mitigation), detail.clone())
+                })
+                .collect(),
+            action_items: incident
+                .action_items
+                .iter()
+                .map(|item| StoredActionItem {
+                    text: item.text.clone(),
+                    owner: item.owner.clone(),
+                    due: item.due.millis(),
+                    added_by: item.added_by.clone(),
+                    added_at: item.added_at.millis(),
+                })
+                .collect(),
+            checklist: incident
+                .checklist
+                .iter()
+                .map(|tick| {
+                    tick.as_ref().map(|tick| StoredTick {
+                        by: tick.by.clone(),
+                        at: tick.at.millis(),
+                        finding: tick.finding.clone(),
+                    })
+                })
+                .collect(),
+            silenced: incident.silenced,
+            measurements: incident
+                .measurements
+                .iter()
+                .map(|(at, sigma)| (at.millis(), *sigma))
+                .collect(),
+            prompted: incident.prompted,
+        }
+    }
+
+    /// The core's incident of this record, with an empty timeline.
+    ///
+    /// The core's `Incident` keeps a private field (whether it changed since last saved), so
+    /// it is built through its serde derive, from a JSON object whose every key is written out
+    /// here: this list is the one place that follows a rename in core.
+    pub fn into_incident(self) -> Result<Incident, serde_json::Error> {
+        let severity = match self.severity {
+            StoredSeverity::P1 => IncidentSeverity::P1,
+            StoredSeverity::P2 => IncidentSeverity::P2,
+            StoredSeverity::P3 => IncidentSeverity::P3,
+        };
+        let state = match self.state {
+            StoredState::Triggered => IncidentState::Triggered,
+            StoredState::Acknowledged => IncidentState::Acknowledged,
+            StoredState::Mitigated => IncidentState::Mitigated,
+            StoredState::Resolved => IncidentState::Resolved,
+        };
+        let kind = match self.kind {
+            StoredAlertKind::Conversion => AlertKind::Conversion,
+            StoredAlertKind::Volume => AlertKind::Volume,
+        };
+        let escalation = Escalation {
+            next_level: self.escalation.next_level,
+            next_at: timestamp(self.escalation.next_at),
+            repeats: self.escalation.repeats,
+        };
+        let mitigations: Vec<(Mitigation, String)> = self
+            .mitigations
+            .into_iter()
+            .map(|(mitigation, detail)| (mitigation.into_core(), detail))
+            .collect();
+        let action_items: Vec<ActionItem> = self
+            .action_items
+            .into_iter()
+            .map(|item| ActionItem {
+                text: item.text,
+                owner: item.owner,
+                due: Timestamp::from_millis(item.due),
+                added_by: item.added_by,
+                added_at: Timestamp::from_millis(item.added_at),
+            })
+            .collect();
+        let checklist: Vec<Option<Tick>> = self
+            .checklist
+            .into_iter()
+            .map(|tick| {
+                tick.map(|tick| Tick {
+                    by: tick.by,
+                    at: Timestamp::from_millis(tick.at),
+                    finding: tick.finding,
+                })
+            })
+            .collect();
+        let measurements: Vec<(Timestamp, f64)> = self
+            .measurements
+            .into_iter()
+            .map(|(at, sigma)| (Timestamp::from_millis(at), sigma))
+            .collect();
+        let core = serde_json::json!({
+            "id": self.id,
+            "funnel": self.funnel,
+            "stage": self.stage,
+            "kind": kind,
+            "segment": self.segment,
+            "scope": self.scope,
+            "severity": severity,
+            "state": state,
+            "onset": Timestamp::from_millis(self.onset),
+            "opened_at": Timestamp::from_millis(self.opened_at),
+            "acknowledged_at": timestamp(self.acknowledged_at),
+            "mitigated_at": timestamp(self.mitigated_at),
+            "resolved_at": timestamp(self.resolved_at),
+            "severity_since": Timestamp::from_millis(self.severity_since),
+            "escalation": escalation,
+            "response": self.response.into_clock(),
+            "resolution": self.resolution.into_clock(),
+            "alerts": self.alerts,
+            "last_alert_at": Timestamp::from_millis(self.last_alert_at),
+            "root_cause": self.root_cause,
+            "mitigations": mitigations,
+            "action_items": action_items,
+            "checklist": checklist,
+            "silenced": self.silenced,
+            "measurements": measurements,
+            "prompted": self.prompted,
+        });
+        serde_json::from_value(core)
+    }
+}
+
+impl StoredSlaClock {
+    fn from_clock(clock: &SlaClock) -> StoredSlaClock {
+        StoredSlaClock {
+            due: clock.due.millis(),
+            met_at: millis(clock.met_at),
+            breached: clock.breached,
+        }
+    }
+
+    fn into_clock(self) -> SlaClock {
+        SlaClock {
+            due: Timestamp::from_millis(self.due),
+            met_at: timestamp(self.met_at),
+            breached: self.breached,
+        }
+    }
+}
+
+impl StoredMitigation {
+    fn from_core(mitigation: Mitigation) -> StoredMitigation {
+        match mitigation {
+            Mitigation::TrafficRouting => StoredMitigation::TrafficRouting,
+            Mitigation::Rollback => StoredMitigation::Rollback,
+            Mitigation::DisableExperiment => StoredMitigation::DisableExperiment,
+            Mitigation::BackupPaymentProcessor => StoredMitigation::BackupPaymentProcessor,
+            Mitigation::StatusBanner => StoredMitigation::StatusBanner,
+            Mitigation::Other => StoredMitigation::Other,
+        }
+    }
+
+    fn into_core(self) -> Mitigation {
+        match self {
+            StoredMitigation::TrafficRouting => Mitigation::TrafficRouting,
+            StoredMitigation::Rollback => Mitigation::Rollback,
+            StoredMitigation::DisableExperiment => Mitigation::DisableExperiment,
+            StoredMitigation::BackupPaymentProcessor => Mitigation::BackupPaymentProcessor,
+            StoredMitigation::StatusBanner => Mitigation::StatusBanner,
+            StoredMitigation::Other => Mitigation::Other,
+        }
+    }
+}
+
+/// Serializes the incident engine's own state and the service's alert clock as a stored meta.
+pub fn encode_incident_meta(
+    engine: &EngineMeta,
+    alerts_through: Timestamp,
+) -> Result<String, StoreError> {
+    let meta = StoredMetaV1 {
+        v: INCIDENT_BODY_VERSION,
+        engine: StoredEngineMetaV1 {
+            next_id: engine.next_id,
+            evaluated_at: engine.evaluated_at.millis(),
+            added_silences: engine
+                .added_silences
+                .iter()
+                .map(StoredAddedSilence::from_core)
+                .collect(),
+            next_silence_id: engine.next_silence_id,
+        },
+        alerts_through: alerts_through.millis(),
+    };
+    serde_json::to_string(&meta).map_err(|err| StoreError::Io(format!("incident state: {err}")))
+}
+
+/// Reads a stored meta, of this version or of the format before versions: the engine's state
+/// and the time through which alert events have been taken in.
+pub fn decode_incident_meta(meta: &str) -> Result<(EngineMeta, Timestamp), StoreError> {
+    let error = |what: String| StoreError::Io(format!("incident state: {what}"));
+    let record: StoredMetaV1 = serde_json::from_str(meta).map_err(|err| error(err.to_string()))?;
+    if record.v > INCIDENT_BODY_VERSION {
+        return Err(error(format!(
+            "stored by a newer revloop (meta version {}, this build reads up to {INCIDENT_BODY_VERSION})",
+            record.v
+        )));
+    }
+    let engine = EngineMeta {
+        next_id: record.engine.next_id,
+        evaluated_at: Timestamp::from_millis(record.engine.evaluated_at),
+        added_silences: record
+            .engine
+            .added_silences
+            .into_iter()
+            .map(StoredAddedSilence::into_core)
+            .collect(),
+        next_silence_id: record.engine.next_silence_id,
+    };
+    Ok((engine, Timestamp::from_millis(record.alerts_through)))
+}
+
+/// The incident state beside the incidents, version 1: what a restart needs besides them.
+/// Bodies without `v` were the server's serde derive, with the same fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMetaV1 {
+    #[serde(default)]
+    pub v: u32,
+    pub engine: StoredEngineMetaV1,
+    /// Alert events up to this time (Unix milliseconds) have been taken in.
+    pub alerts_through: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEngineMetaV1 {
+    pub next_id: u64,
+    pub evaluated_at: i64,
+    /// Absent in metas written before silences could be added while running.
+    #[serde(default)]
+    pub added_silences: Vec<StoredAddedSilence>,
+    #[serde(default)]
+    pub next_silence_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAddedSilence {
+    pub id: u64,
+    pub silence: StoredSilence,
+    pub added_by: String,
+    pub added_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSilence {
+    pub funnel: Option<String>,
+    pub stage: Option<String>,
+    pub from: i64,
+    pub to: i64,
+    pub reason: String,
+}
+
+impl StoredAddedSilence {
+    fn from_core(added: &AddedSilence) -> StoredAddedSilence {
+        let silence = &added.silence;
+        StoredAddedSilence {
+            id: added.id,
+            silence: StoredSilence {
+                funnel: silence.funnel.clone(),
+                stage: silence.stage.clone(),
+                from: silence.from.millis(),
+                to: silence.to.millis(),
+                reason: silence.reason.clone(),
+            },
+            added_by: added.added_by.clone(),
+            added_at: added.added_at.millis(),
+        }
+    }
+
+    fn into_core(self) -> AddedSilence {
+        AddedSilence {
+            id: self.id,
+            silence: Silence {
+                funnel: self.silence.funnel,
+                stage: self.silence.stage,
+                from: Timestamp::from_millis(self.silence.from),
+                to: Timestamp::from_millis(self.silence.to),
+                reason: self.silence.reason,
+            },
+            added_by: self.added_by,
+            added_at: Timestamp::from_millis(self.added_at),
+        }
+    }
+}

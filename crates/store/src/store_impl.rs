@@ -1,0 +1,145 @@
+//! The `Store` impl of a backend, written once for both: each backend implements every concern
+//! as an inherent fn of the trait method's name and signature (in its concern modules), and
+//! this delegates to them. It must hold no logic of its own.
+
+/// `impl Store for $store`, delegating every method to `$store`'s inherent fn of the same name;
+/// the trait methods a backend writes itself (at least `ping`) follow in braces.
+macro_rules! store_by_concern {
+    ($store:ident { $($own:tt)* }) => {
+        // A block of its own, so that these imports stay out of the backend's module.
+        const _: () = {
+            use revloop_core::Timestamp;
+            use revloop_core::metrics::MinuteCount;
+            use revloop_core::time::Minute;
+
+            use $crate::{
+                ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow,
+                IncidentSnapshot, IngestGroup, IngestReceipt, LateCount, OutboxRow, Role,
+                SegmentMinuteCount, StoreError, TimelineRow, TokenRecord,
+            };
+
+            impl $crate::Store for $store {
+                fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError> {
+                    $store::commit_ingest(self, group)
+                }
+
+                fn minute_counts(
+                    &self,
+                    query: &CountsQuery,
+                ) -> Result<Vec<MinuteCount>, StoreError> {
+                    $store::minute_counts(self, query)
+                }
+
+                fn late_counts(
+                    &self,
+                    funnel: &str,
+                    from: Minute,
+                    to: Minute,
+                ) -> Result<Vec<LateCount>, StoreError> {
+                    $store::late_counts(self, funnel, from, to)
+                }
+
+                fn segment_minute_counts(
+                    &self,
+                    funnel: &str,
+                    from: Minute,
+                    to: Minute,
+                ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
+                    $store::segment_minute_counts(self, funnel, from, to)
+                }
+
+                fn dimension_values(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+                    $store::dimension_values(self)
+                }
+
+                fn create_token(
+                    &self,
+                    name: &str,
+                    role: Role,
+                    secret_sha256: [u8; 32],
+                    now: Timestamp,
+                ) -> Result<TokenRecord, StoreError> {
+                    $store::create_token(self, name, role, secret_sha256, now)
+                }
+
+                fn find_token(
+                    &self,
+                    secret_sha256: &[u8; 32],
+                ) -> Result<Option<TokenRecord>, StoreError> {
+                    $store::find_token(self, secret_sha256)
+                }
+
+                fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+                    $store::list_tokens(self)
+                }
+
+                fn revoke_token(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+                    $store::revoke_token(self, id, now)
+                }
+
+                fn load_incidents(
+                    &self,
+                    resolved_max: usize,
+                ) -> Result<IncidentSnapshot, StoreError> {
+                    $store::load_incidents(self, resolved_max)
+                }
+
+                fn commit_incidents(&self, commit: &IncidentCommit) -> Result<i64, StoreError> {
+                    $store::commit_incidents(self, commit)
+                }
+
+                fn incidents_version(&self) -> Result<i64, StoreError> {
+                    $store::incidents_version(self)
+                }
+
+                fn incident(
+                    &self,
+                    id: i64,
+                ) -> Result<Option<(IncidentRow, Vec<TimelineRow>)>, StoreError> {
+                    $store::incident(self, id)
+                }
+
+                fn list_incidents(
+                    &self,
+                    query: &IncidentQuery,
+                ) -> Result<Vec<IncidentRow>, StoreError> {
+                    $store::list_incidents(self, query)
+                }
+
+                fn resolved_incidents(
+                    &self,
+                    from: Timestamp,
+                    to: Timestamp,
+                ) -> Result<Vec<IncidentRow>, StoreError> {
+                    $store::resolved_incidents(self, from, to)
+                }
+
+                fn outbox(
+                    &self,
+                    after_id: i64,
+                    limit: usize,
+                ) -> Result<Vec<OutboxRow>, StoreError> {
+                    $store::outbox(self, after_id, limit)
+                }
+
+                fn insert_change(
+                    &self,
+                    change: &ChangeRow,
+                ) -> Result<(ChangeRow, bool), StoreError> {
+                    $store::insert_change(self, change)
+                }
+
+                fn changes(
+                    &self,
+                    from: Timestamp,
+                    to: Timestamp,
+                    limit: usize,
+                ) -> Result<Vec<ChangeRow>, StoreError> {
+                    $store::changes(self, from, to, limit)
+                }
+
+                $($own)*
+            }
+        };
+    };
+}
