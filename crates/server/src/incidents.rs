@@ -317,9 +317,7 @@ impl Incidents {
                     seq: seq as i64,
                     at: entry.at,
                     actor: entry.actor.clone(),
-                    kind: TimelineKind::parse(&entry.kind).ok_or_else(|| {
-                        StoreError::Io(format!("timeline kind `{}` has no column text", entry.kind))
-                    })?,
+                    kind: entry.kind,
                     text: entry.text.clone(),
                 });
             }
@@ -415,7 +413,7 @@ pub fn incident_from_rows(
         .map(|row| TimelineEntry {
             at: row.at,
             actor: row.actor,
-            kind: row.kind.as_str().to_owned(),
+            kind: row.kind,
             text: row.text,
         })
         .collect();
@@ -587,7 +585,7 @@ pub fn incident_json(
             "segment": segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
         })),
         // Every breach, including those of clocks a reopen has since restarted.
-        "sla_breaches": incident.timeline.iter().filter(|e| e.kind == "sla_breached").map(|e| json!({
+        "sla_breaches": incident.timeline.iter().filter(|e| e.kind == TimelineKind::SlaBreached).map(|e| json!({
             "at": e.at.to_string(),
             "text": e.text,
         })).collect::<Vec<_>>(),

@@ -31,11 +31,12 @@ pub mod record;
 pub mod sqlite;
 
 pub use dedup::DedupStats;
-pub use kinds::{OutboxKind, TimelineKind};
+pub use kinds::OutboxKind;
 pub use postgres::PostgresStore;
 pub use record::{
     decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
 };
+pub use revloop_core::incident::TimelineKind;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

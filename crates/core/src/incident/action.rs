@@ -6,7 +6,7 @@ use super::escalation::{lower, meet, raise, resolve};
 use super::policy::IncidentPolicy;
 use super::record::{
     ActionItem, CHECKLIST, Incident, IncidentSeverity, IncidentState, Mitigation,
-    TIMELINE_ENTRIES_MAX, Tick, push,
+    TIMELINE_ENTRIES_MAX, Tick, TimelineKind, push,
 };
 use crate::time::Timestamp;
 
@@ -144,7 +144,13 @@ pub(super) fn apply(
         Action::Acknowledge => acknowledge(incident, policy, request),
         Action::Note(text) => {
             check_nonempty("text", text)?;
-            push(incident, request.now, request.actor, "note", text.clone());
+            push(
+                incident,
+                request.now,
+                request.actor,
+                TimelineKind::Note,
+                text.clone(),
+            );
             Ok(())
         }
         Action::SetScope { stage, segment } => set_scope(incident, stage, segment, request),
@@ -158,7 +164,7 @@ pub(super) fn apply(
                 incident,
                 request.now,
                 request.actor,
-                "root_cause",
+                TimelineKind::RootCause,
                 text.clone(),
             );
             Ok(())
@@ -189,7 +195,7 @@ fn acknowledge(
         incident,
         now,
         request.actor,
-        "acknowledged",
+        TimelineKind::Acknowledged,
         format!("acknowledged; escalation stopped{}", request.because()),
     );
     Ok(())
@@ -210,7 +216,7 @@ fn set_scope(
         incident,
         request.now,
         request.actor,
-        "scope_set",
+        TimelineKind::ScopeSet,
         format!("affected: {scope}{}", request.because()),
     );
     incident.scope = Some((stage.to_owned(), segment.clone()));
@@ -239,7 +245,7 @@ fn set_severity(
         incident,
         request.now,
         request.actor,
-        "severity_set",
+        TimelineKind::SeveritySet,
         format!(
             "severity {} → {}{}",
             from.as_str(),
@@ -276,7 +282,7 @@ fn mitigate(
         incident,
         now,
         request.actor,
-        "mitigated",
+        TimelineKind::Mitigated,
         format!(
             "mitigation: {}{}{}",
             mitigation.as_str(),
@@ -314,7 +320,7 @@ fn add_action_item(
         incident,
         request.now,
         request.actor,
-        "action_item",
+        TimelineKind::ActionItem,
         format!("{text} (owner {owner}, due {due})"),
     );
     Ok(())
@@ -339,7 +345,7 @@ fn check_item(
         incident,
         request.now,
         request.actor,
-        "checklist",
+        TimelineKind::Checklist,
         if finding.is_empty() {
             format!("checked {category}: {item}")
         } else {

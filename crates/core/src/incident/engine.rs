@@ -10,7 +10,7 @@ use super::escalation::{Effect, check_slas, clock, escalate, raise, resolve};
 use super::policy::IncidentPolicy;
 use super::record::{
     CHECKLIST, ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState,
-    TIMELINE_ENTRIES_MAX, push,
+    TIMELINE_ENTRIES_MAX, TimelineKind, push,
 };
 use super::silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,
@@ -287,7 +287,7 @@ impl IncidentEngine {
                         incident,
                         now,
                         ENGINE_ACTOR,
-                        "alert_closed",
+                        TimelineKind::AlertClosed,
                         format!(
                             "alert {:016x} closed: back within 2σ of baseline ({:.1}σ over the last window)",
                             alert.alert_id, alert.sigma
@@ -464,7 +464,7 @@ impl IncidentEngine {
             &mut incident,
             now,
             ENGINE_ACTOR,
-            "opened",
+            TimelineKind::Opened,
             format!(
                 "{} {} alert on {} ({}): {}",
                 severity.as_str(),
@@ -482,7 +482,7 @@ impl IncidentEngine {
                 &mut incident,
                 now,
                 ENGINE_ACTOR,
-                "silenced",
+                TimelineKind::Silenced,
                 format!(
                     "a silence is in force until {} ({}): nobody is paged before then",
                     silence.to, silence.reason
@@ -532,7 +532,7 @@ impl IncidentEngine {
                 incident,
                 now,
                 ENGINE_ACTOR,
-                "upgraded",
+                TimelineKind::Upgraded,
                 format!(
                     "ASSESS: escalated {} → {}: {}",
                     from.as_str(),
@@ -545,7 +545,7 @@ impl IncidentEngine {
                 incident,
                 now,
                 ENGINE_ACTOR,
-                "related_alert",
+                TimelineKind::RelatedAlert,
                 format!(
                     "related {} alert {:016x} ({}): {:.1}σ",
                     alert.kind.as_str(),
@@ -584,7 +584,13 @@ impl IncidentEngine {
             next_at: (!severity_policy.levels.is_empty()).then_some(pages_from),
             repeats: 0,
         };
-        push(incident, now, actor, "reopened", text.to_owned());
+        push(
+            incident,
+            now,
+            actor,
+            TimelineKind::Reopened,
+            text.to_owned(),
+        );
     }
 
     /// Runs every rule that depends on time or on the incident's state.
@@ -611,7 +617,7 @@ impl IncidentEngine {
                         incident,
                         now,
                         ENGINE_ACTOR,
-                        "resolution_prompt",
+                        TimelineKind::ResolutionPrompt,
                         format!(
                             "every resolution criterion holds ({}); resolve it?",
                             summary.join(", ")

@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 
 use super::policy::{EmptyLevel, EscalationLevel, IncidentPolicy, REPEATS_MAX};
 use super::record::{
-    ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState, SlaClock, push,
+    ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState, SlaClock, TimelineKind,
+    push,
 };
 use crate::time::{DurationMs, Timestamp};
 
@@ -92,7 +93,13 @@ pub(super) fn resolve(incident: &mut Incident, now: Timestamp, actor: &str, text
     incident.escalation.next_at = None;
     meet(&mut incident.response, now);
     meet(&mut incident.resolution, now);
-    push(incident, now, actor, "resolved", text.to_owned());
+    push(
+        incident,
+        now,
+        actor,
+        TimelineKind::Resolved,
+        text.to_owned(),
+    );
 }
 
 /// Pages every level that is due, in order.
@@ -122,7 +129,7 @@ pub(super) fn escalate(
                 incident,
                 due,
                 ENGINE_ACTOR,
-                "ack_timeout",
+                TimelineKind::AckTimeout,
                 "acknowledged but neither mitigated nor resolved in time: escalating again".into(),
             );
         }
@@ -149,7 +156,7 @@ pub(super) fn escalate(
                 incident,
                 now,
                 ENGINE_ACTOR,
-                "escalation_skipped",
+                TimelineKind::EscalationSkipped,
                 format!("{} has nobody to page; {then}", level.name),
             );
         } else {
@@ -165,7 +172,7 @@ pub(super) fn escalate(
                 incident,
                 now,
                 ENGINE_ACTOR,
-                "escalated",
+                TimelineKind::Escalated,
                 format!(
                     "paged {} ({}): {reason}{late_note}",
                     level.name,
@@ -220,7 +227,7 @@ pub(super) fn check_slas(incident: &mut Incident, now: Timestamp, outbox: &mut V
                 incident,
                 now,
                 ENGINE_ACTOR,
-                "sla_breached",
+                TimelineKind::SlaBreached,
                 format!("{name} SLA breached: due {due}"),
             );
         }
@@ -240,8 +247,12 @@ fn page_reason(
         format!("still unacknowledged: paging {} again", level.name)
     } else if index == 0
         && incident.timeline.iter().rev().find_map(|e| {
-            matches!(e.kind.as_str(), "opened" | "reopened" | "upgraded").then_some(e.kind.as_str())
-        }) == Some("reopened")
+            matches!(
+                e.kind,
+                TimelineKind::Opened | TimelineKind::Reopened | TimelineKind::Upgraded
+            )
+            .then_some(e.kind)
+        }) == Some(TimelineKind::Reopened)
     {
         format!("{} incident reopened", incident.severity.as_str())
     } else if index == 0 && incident.silenced && due > incident.opened_at {

@@ -131,14 +131,102 @@ pub const CHECKLIST: [(&str, &str); 16] = [
     ("data_quality", "Data pipeline health and latency"),
 ];
 
+/// What a timeline entry records. The names (`as_str`, and serde's) are stable: the store keeps
+/// them in a column and the API shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelineKind {
+    Opened,
+    Reopened,
+    Acknowledged,
+    AckTimeout,
+    Mitigated,
+    Resolved,
+    ResolutionPrompt,
+    Escalated,
+    EscalationSkipped,
+    Upgraded,
+    SeveritySet,
+    ScopeSet,
+    RelatedAlert,
+    AlertClosed,
+    Silenced,
+    SlaBreached,
+    Note,
+    RootCause,
+    ActionItem,
+    Checklist,
+}
+
+impl TimelineKind {
+    pub const ALL: [TimelineKind; 20] = [
+        TimelineKind::Opened,
+        TimelineKind::Reopened,
+        TimelineKind::Acknowledged,
+        TimelineKind::AckTimeout,
+        TimelineKind::Mitigated,
+        TimelineKind::Resolved,
+        TimelineKind::ResolutionPrompt,
+        TimelineKind::Escalated,
+        TimelineKind::EscalationSkipped,
+        TimelineKind::Upgraded,
+        TimelineKind::SeveritySet,
+        TimelineKind::ScopeSet,
+        TimelineKind::RelatedAlert,
+        TimelineKind::AlertClosed,
+        TimelineKind::Silenced,
+        TimelineKind::SlaBreached,
+        TimelineKind::Note,
+        TimelineKind::RootCause,
+        TimelineKind::ActionItem,
+        TimelineKind::Checklist,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimelineKind::Opened => "opened",
+            TimelineKind::Reopened => "reopened",
+            TimelineKind::Acknowledged => "acknowledged",
+            TimelineKind::AckTimeout => "ack_timeout",
+            TimelineKind::Mitigated => "mitigated",
+            TimelineKind::Resolved => "resolved",
+            TimelineKind::ResolutionPrompt => "resolution_prompt",
+            TimelineKind::Escalated => "escalated",
+            TimelineKind::EscalationSkipped => "escalation_skipped",
+            TimelineKind::Upgraded => "upgraded",
+            TimelineKind::SeveritySet => "severity_set",
+            TimelineKind::ScopeSet => "scope_set",
+            TimelineKind::RelatedAlert => "related_alert",
+            TimelineKind::AlertClosed => "alert_closed",
+            TimelineKind::Silenced => "silenced",
+            TimelineKind::SlaBreached => "sla_breached",
+            TimelineKind::Note => "note",
+            TimelineKind::RootCause => "root_cause",
+            TimelineKind::ActionItem => "action_item",
+            TimelineKind::Checklist => "checklist",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TimelineKind> {
+        TimelineKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for TimelineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One step of an incident's history. Append-only.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimelineEntry {
     pub at: Timestamp,
     /// Who: a responder's name, or `revloop` for the engine itself.
     pub actor: String,
-    /// What, as a stable machine name (`opened`, `acknowledged`, `escalated`, ...).
-    pub kind: String,
+    pub kind: TimelineKind,
     /// What, for people.
     pub text: String,
 }
@@ -235,7 +323,7 @@ pub(super) fn push(
     incident: &mut Incident,
     at: Timestamp,
     actor: &str,
-    kind: &'static str,
+    kind: TimelineKind,
     text: String,
 ) {
     incident.unsaved = true;
@@ -243,7 +331,7 @@ pub(super) fn push(
         incident.timeline.push(TimelineEntry {
             at,
             actor: actor.to_owned(),
-            kind: kind.to_owned(),
+            kind,
             text,
         });
     }

@@ -7,6 +7,7 @@ use crate::alert::{AlertEvent, AlertEventKind, AlertKind, Direction, Severity};
 use crate::config::Config;
 use crate::detect::Detector;
 use crate::detect::tests::{CLEAN, CONFIG, Traffic, feed, learned};
+use crate::incident::TimelineKind;
 use crate::incident::{
     Action, Incident, IncidentEngine, IncidentPolicy, IncidentSeverity, IncidentState, Mitigation,
 };
@@ -114,7 +115,7 @@ fn the_detection_suite_in_event_time_makes_incidents_that_read_right() {
         incident
             .timeline
             .iter()
-            .find(|e| e.kind == kind)
+            .find(|e| e.kind.as_str() == kind)
             .unwrap()
             .at
     };
@@ -156,7 +157,7 @@ fn the_detection_suite_in_event_time_makes_incidents_that_read_right() {
     assert_eq!(incident.severity, IncidentSeverity::P1);
     let pages_after: Vec<&str> = incident.timeline[upgraded..]
         .iter()
-        .filter(|e| e.kind == "escalated")
+        .filter(|e| e.kind == TimelineKind::Escalated)
         .map(|e| e.text.split_whitespace().nth(1).unwrap())
         .collect();
     assert_eq!(pages_after[..2], ["L1", "L2"], "{:#?}", incident.timeline);
@@ -252,7 +253,7 @@ fn timers_due_before_a_tick_fire_at_their_own_times() {
     let escalations: Vec<Timestamp> = incident
         .timeline
         .iter()
-        .filter(|e| e.kind == "escalated")
+        .filter(|e| e.kind == TimelineKind::Escalated)
         .map(|e| e.at)
         .collect();
     assert!(escalations.len() >= 2, "{:#?}", incident.timeline);

@@ -1,6 +1,7 @@
 //! Paging: the escalation path, acks, empty levels, ack timeouts and severity changes.
 
 use super::*;
+use crate::incident::TimelineKind;
 
 #[test]
 fn an_unacknowledged_p1_walks_the_whole_escalation_path() {
@@ -127,7 +128,7 @@ fn a_p2_upgraded_by_its_alert_becomes_p1_with_the_evidence() {
     let upgrade = incident
         .timeline
         .iter()
-        .find(|e| e.kind == "upgraded")
+        .find(|e| e.kind == TimelineKind::Upgraded)
         .unwrap();
     assert!(
         upgrade.text.contains("P2 → P1") && upgrade.text.contains("9.0σ"),

@@ -2,6 +2,7 @@
 //! a shadow engine that is never restarted.
 
 use super::*;
+use crate::incident::TimelineKind;
 
 /// Thousands of seeded interleavings of alerts (some sent twice, as a restarted detector
 /// does), actions, restarts and clock jumps (downtime: the timers are told late, all at
@@ -106,7 +107,10 @@ fn simulated_interleavings_keep_the_invariants() {
             for (incident, twin) in engine.incidents().zip(shadow.incidents()) {
                 assert_eq!(incident.timeline, twin.timeline, "seed {seed}");
                 assert!(
-                    !incident.timeline.iter().any(|e| e.kind == "ack_timeout"),
+                    !incident
+                        .timeline
+                        .iter()
+                        .any(|e| e.kind == TimelineKind::AckTimeout),
                     "seed {seed}: an ack timed out with no ack timeout configured"
                 );
             }
@@ -146,7 +150,10 @@ impl Seen {
             // A reopen starts new clocks and a new escalation, so count per opening.
             let opening = |id: u64| {
                 engine.incident(id).map_or(0, |i| {
-                    i.timeline.iter().filter(|e| e.kind == "reopened").count()
+                    i.timeline
+                        .iter()
+                        .filter(|e| e.kind == TimelineKind::Reopened)
+                        .count()
                 })
             };
             match effect {
@@ -162,7 +169,7 @@ impl Seen {
                         let reopened_since = engine.incident(incident).is_some_and(|i| {
                             i.timeline
                                 .iter()
-                                .any(|e| e.kind == "reopened" && e.at >= *acked)
+                                .any(|e| e.kind == TimelineKind::Reopened && e.at >= *acked)
                         });
                         assert!(
                             reopened_since || at < *acked,
@@ -171,7 +178,10 @@ impl Seen {
                     }
                     // An upgrade to P1 walks the P1 path from its start: a new opening.
                     let upgrades = engine.incident(incident).map_or(0, |i| {
-                        i.timeline.iter().filter(|e| e.kind == "upgraded").count()
+                        i.timeline
+                            .iter()
+                            .filter(|e| e.kind == TimelineKind::Upgraded)
+                            .count()
                     });
                     if !reason.contains("again") {
                         let key = (incident, opening(incident) * 100 + upgrades, level);
