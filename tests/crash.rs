@@ -108,7 +108,7 @@ fn now_rfc3339() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    revloop_core::Timestamp(ms).to_string()
+    revloop_core::Timestamp::from_millis(ms).to_string()
 }
 
 fn batch(ids: std::ops::Range<usize>, timestamp: &str) -> String {

@@ -6,13 +6,13 @@
 //! and by how much they overlap its stage and segment. The ranking explains itself: every
 //! suspect carries the reasons for its score.
 
-use crate::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use crate::time::{DurationMs, MS_PER_HOUR, Timestamp};
 
 /// How far before an incident's onset a change is a suspect.
-pub const SUSPECT_LOOKBACK: DurationMs = DurationMs(24 * MS_PER_HOUR);
+pub const SUSPECT_LOOKBACK: DurationMs = DurationMs::from_hours(24);
 /// How far after the estimated onset a change is still a suspect: the onset is estimated from
 /// per-minute windows and can be a few minutes early.
-pub const SUSPECT_GRACE: DurationMs = DurationMs(10 * MS_PER_MINUTE);
+pub const SUSPECT_GRACE: DurationMs = DurationMs::from_minutes(10);
 /// Most suspects listed per incident.
 pub const SUSPECTS_MAX: usize = 10;
 /// A change's time score halves with every this much between it and the onset.
@@ -106,7 +106,7 @@ pub fn rank_suspects(affected: Affected<'_>, changes: &[Change]) -> Vec<Suspect>
         .iter()
         .filter(|c| {
             let before = affected.onset.since(c.at);
-            before <= SUSPECT_LOOKBACK && before >= DurationMs(-SUSPECT_GRACE.0)
+            before <= SUSPECT_LOOKBACK && before >= SUSPECT_GRACE.negated()
         })
         .filter_map(|c| suspect(affected, c))
         .collect();
@@ -123,11 +123,11 @@ pub fn rank_suspects(affected: Affected<'_>, changes: &[Change]) -> Vec<Suspect>
 fn suspect(affected: Affected<'_>, change: &Change) -> Option<Suspect> {
     let before = affected.onset.since(change.at);
     let mut reasons = Vec::new();
-    let proximity = 0.5_f64.powf(before.0.max(0) as f64 / PROXIMITY_HALF_LIFE_MS);
-    reasons.push(if before.0 >= 0 {
+    let proximity = 0.5_f64.powf(before.millis().max(0) as f64 / PROXIMITY_HALF_LIFE_MS);
+    reasons.push(if before >= DurationMs::ZERO {
         format!("{before} before the onset")
     } else {
-        format!("{} after the estimated onset", DurationMs(-before.0))
+        format!("{} after the estimated onset", before.negated())
     });
     let mut overlap = 1.0;
     match &change.funnel {
@@ -173,12 +173,12 @@ fn suspect(affected: Affected<'_>, change: &Change) -> Option<Suspect> {
 mod tests {
     use super::*;
 
-    const ONSET: Timestamp = Timestamp(1_795_773_600_000);
+    const ONSET: Timestamp = Timestamp::from_millis(1_795_773_600_000);
 
     fn change(id: i64, minutes_before: i64, stage: Option<&str>) -> Change {
         Change {
             id,
-            at: Timestamp(ONSET.0 - minutes_before * MS_PER_MINUTE),
+            at: ONSET.saturating_sub(DurationMs::from_minutes(minutes_before)),
             kind: ChangeKind::Deploy,
             funnel: None,
             stage: stage.map(str::to_owned),

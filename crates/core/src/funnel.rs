@@ -399,7 +399,7 @@ event = "Order Completed"
             kind,
             name: Some(name),
             message_id: "m",
-            event_time: Timestamp(0),
+            event_time: Timestamp::from_millis(0),
             fields: values,
         }
     }

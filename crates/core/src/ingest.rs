@@ -56,11 +56,7 @@ pub fn event_time(
     received_at: Timestamp,
 ) -> Timestamp {
     match (timestamp, sent_at) {
-        (Some(timestamp), Some(sent_at)) => Timestamp(
-            received_at
-                .0
-                .saturating_sub(sent_at.0.saturating_sub(timestamp.0)),
-        ),
+        (Some(timestamp), Some(sent_at)) => received_at.saturating_sub(sent_at.since(timestamp)),
         (Some(timestamp), None) => timestamp,
         (None, _) => received_at,
     }
@@ -166,21 +162,24 @@ mod tests {
 
     #[test]
     fn event_time_removes_client_clock_skew() {
-        let received = Timestamp(1_000_000);
+        let received = Timestamp::from_millis(1_000_000);
         // The client clock runs 5 s ahead: it stamped the event 2 s before sending it.
         assert_eq!(
             event_time(
-                Some(Timestamp(998_000 + 5_000)),
-                Some(Timestamp(1_005_000)),
+                Some(Timestamp::from_millis(998_000 + 5_000)),
+                Some(Timestamp::from_millis(1_005_000)),
                 received
             ),
-            Timestamp(998_000)
+            Timestamp::from_millis(998_000)
         );
         assert_eq!(
-            event_time(Some(Timestamp(42)), None, received),
-            Timestamp(42)
+            event_time(Some(Timestamp::from_millis(42)), None, received),
+            Timestamp::from_millis(42)
         );
-        assert_eq!(event_time(None, Some(Timestamp(42)), received), received);
+        assert_eq!(
+            event_time(None, Some(Timestamp::from_millis(42)), received),
+            received
+        );
     }
 
     #[test]
@@ -192,12 +191,15 @@ mod tests {
             max_event_age: DurationMs::from_hours(24 * 30),
             dedup_keys_max: 1_000,
         };
-        let now = Timestamp(100 * 86_400_000);
+        let now = Timestamp::from_millis(100 * 86_400_000);
         let hour = DurationMs::from_hours(1);
         let cases = [
             (now, Admission::Counted),
             (now.saturating_sub(hour), Admission::Counted),
-            (now.saturating_sub(DurationMs(hour.0 + 1)), Admission::Late),
+            (
+                now.saturating_sub(DurationMs::from_millis(hour.millis() + 1)),
+                Admission::Late,
+            ),
             (
                 now.saturating_sub(DurationMs::from_hours(24 * 30)),
                 Admission::Late,
@@ -260,13 +262,13 @@ mod tests {
             kind: CallKind::Track,
             name: Some("Order Completed"),
             message_id: "m1",
-            event_time: Timestamp(120_000),
+            event_time: Timestamp::from_millis(120_000),
             fields,
         };
         let cells = message_cells(&matcher, usd, &message).unwrap();
         assert_eq!(cells.len(), 1);
         let (cell, count) = &cells[0];
-        assert_eq!(cell.minute, Minute(2));
+        assert_eq!(cell.minute, Minute::new(2));
         assert_eq!(cell.dimension_values.iter().next(), Some("mobile"));
         assert_eq!(
             *count,

@@ -67,8 +67,8 @@ pub fn rollup(
     if from >= to {
         return Err(RollupError::EmptyRange);
     }
-    let first = from.0.div_euclid(step_minutes);
-    let last = (to.0 - 1).div_euclid(step_minutes);
+    let first = from.index().div_euclid(step_minutes);
+    let last = (to.index() - 1).div_euclid(step_minutes);
     let n_windows = last - first + 1;
     if n_windows > WINDOWS_MAX as i64 {
         return Err(RollupError::TooManyWindows { n_windows });
@@ -78,14 +78,14 @@ pub fn rollup(
         if count.minute < from || count.minute >= to || count.stage >= n_stages {
             continue;
         }
-        let index = (count.minute.0.div_euclid(step_minutes) - first) as usize;
+        let index = (count.minute.index().div_euclid(step_minutes) - first) as usize;
         sums[index][count.stage].add(count.count);
     }
     Ok(sums
         .into_iter()
         .enumerate()
         .map(|(index, stage_counts)| Window {
-            start: Minute((first + index as i64) * step_minutes),
+            start: Minute::new((first + index as i64) * step_minutes),
             stages: conversions(&stage_counts),
         })
         .collect())
@@ -160,36 +160,36 @@ mod tests {
         let counts = [
             MinuteCount {
                 stage: 0,
-                minute: Minute(4),
+                minute: Minute::new(4),
                 count: n(1),
             },
             MinuteCount {
                 stage: 0,
-                minute: Minute(5),
+                minute: Minute::new(5),
                 count: n(2),
             },
             MinuteCount {
                 stage: 1,
-                minute: Minute(9),
+                minute: Minute::new(9),
                 count: n(1),
             },
             MinuteCount {
                 stage: 0,
-                minute: Minute(10),
+                minute: Minute::new(10),
                 count: n(4),
             },
             MinuteCount {
                 stage: 7,
-                minute: Minute(6),
+                minute: Minute::new(6),
                 count: n(100),
             },
         ];
-        let windows = rollup(2, &counts, Minute(3), Minute(11), 5).unwrap();
+        let windows = rollup(2, &counts, Minute::new(3), Minute::new(11), 5).unwrap();
         let got: Vec<(i64, i64, i64)> = windows
             .iter()
             .map(|w| {
                 (
-                    w.start.0,
+                    w.start.index(),
                     w.stages[0].count.n_events,
                     w.stages[1].count.n_events,
                 )
@@ -201,15 +201,15 @@ mod tests {
     #[test]
     fn rollup_rejects_bad_ranges() {
         assert_eq!(
-            rollup(2, &[], Minute(0), Minute(10), 0),
+            rollup(2, &[], Minute::new(0), Minute::new(10), 0),
             Err(RollupError::BadStep)
         );
         assert_eq!(
-            rollup(2, &[], Minute(10), Minute(10), 1),
+            rollup(2, &[], Minute::new(10), Minute::new(10), 1),
             Err(RollupError::EmptyRange)
         );
         assert!(matches!(
-            rollup(2, &[], Minute(0), Minute(1_000_000), 1),
+            rollup(2, &[], Minute::new(0), Minute::new(1_000_000), 1),
             Err(RollupError::TooManyWindows { .. })
         ));
     }

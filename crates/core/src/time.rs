@@ -132,6 +132,12 @@ impl Minute {
     pub fn minutes_since(self, earlier: Minute) -> i64 {
         self.0.saturating_sub(earlier.0)
     }
+
+    /// Every minute from this one up to, but not including, `end`, oldest first.
+    /// Empty when `end` is not later than this minute.
+    pub fn until(self, end: Minute) -> impl Iterator<Item = Minute> {
+        (self.0..end.0).map(Minute)
+    }
 }
 
 impl DurationMs {
@@ -141,11 +147,11 @@ impl DurationMs {
         DurationMs(ms)
     }
 
-    pub fn from_secs(seconds: i64) -> DurationMs {
+    pub const fn from_secs(seconds: i64) -> DurationMs {
         DurationMs(seconds * MS_PER_SECOND)
     }
 
-    pub fn from_days(days: i64) -> DurationMs {
+    pub const fn from_days(days: i64) -> DurationMs {
         DurationMs(days * MS_PER_DAY)
     }
 
@@ -154,16 +160,26 @@ impl DurationMs {
         self.0 / MS_PER_MINUTE
     }
 
-    pub fn from_minutes(minutes: i64) -> DurationMs {
+    pub const fn from_minutes(minutes: i64) -> DurationMs {
         DurationMs(minutes * MS_PER_MINUTE)
     }
 
-    pub fn from_hours(hours: i64) -> DurationMs {
+    pub const fn from_hours(hours: i64) -> DurationMs {
         DurationMs(hours * MS_PER_HOUR)
     }
 
-    pub fn millis(self) -> i64 {
+    pub const fn millis(self) -> i64 {
         self.0
+    }
+
+    /// The same length pointing the other way: `-d`.
+    pub const fn negated(self) -> DurationMs {
+        DurationMs(-self.0)
+    }
+
+    /// Rounded down to whole minutes (toward minus infinity, so `-30s` becomes `-1m`).
+    pub fn floor_to_minute(self) -> DurationMs {
+        DurationMs(self.0 - self.0.rem_euclid(MS_PER_MINUTE))
     }
 
     /// Parses `500ms`, `90s`, `15m`, `24h`, `7d` or a combination such as `1h30m`.
@@ -257,6 +273,33 @@ mod tests {
         }
         assert!(Timestamp::parse_rfc3339("yesterday").is_err());
         assert!(Timestamp::parse_rfc3339("2026-11-27").is_err());
+    }
+
+    #[test]
+    fn minute_ranges() {
+        let minutes: Vec<Minute> = Minute::new(3).until(Minute::new(6)).collect();
+        assert_eq!(minutes, [Minute::new(3), Minute::new(4), Minute::new(5)]);
+        assert_eq!(Minute::new(6).until(Minute::new(6)).count(), 0);
+        assert_eq!(Minute::new(7).until(Minute::new(6)).count(), 0);
+    }
+
+    #[test]
+    fn duration_operations() {
+        assert_eq!(
+            DurationMs::from_secs(90).negated(),
+            DurationMs::from_millis(-90_000)
+        );
+        assert_eq!(DurationMs::ZERO.negated(), DurationMs::ZERO);
+        let cases = [
+            (90_000, 60_000),
+            (60_000, 60_000),
+            (59_999, 0),
+            (-30_000, -60_000),
+        ];
+        for (ms, floored_ms) in cases {
+            let floored = DurationMs::from_millis(ms).floor_to_minute();
+            assert_eq!(floored, DurationMs::from_millis(floored_ms), "{ms}");
+        }
     }
 
     #[test]

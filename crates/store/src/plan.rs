@@ -97,7 +97,7 @@ impl WriterState {
             for (cell, count) in &item.cells {
                 let funnel = cell.hit.funnel;
                 let stage = cell.hit.stage;
-                let minute = cell.minute.0;
+                let minute = cell.minute.index();
                 if item.late {
                     *plan.late.entry((funnel, stage, minute)).or_default() += count.n_events;
                     continue;
@@ -320,7 +320,7 @@ impl SegmentRows {
             out.push(crate::SegmentMinuteCount {
                 segment: segments.segments[segment as usize].clone(),
                 stage: stage as usize,
-                minute: revloop_core::time::Minute(minute),
+                minute: revloop_core::time::Minute::new(minute),
                 count,
             });
         }

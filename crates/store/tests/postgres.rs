@@ -239,7 +239,7 @@ fn two_nodes_insert_a_change_once() {
     let nodes = [schema.open(&config), schema.open(&config)];
     let change = |node: &str| ChangeRow {
         id: 0,
-        at: revloop_core::Timestamp(0),
+        at: revloop_core::Timestamp::from_millis(0),
         kind: revloop_core::change::ChangeKind::Deploy,
         summary: format!("sent to node {node}"),
         detail: String::new(),
@@ -248,7 +248,7 @@ fn two_nodes_insert_a_change_once() {
         segment: None,
         author: "ci".to_owned(),
         external_id: Some("deploy-1".to_owned()),
-        recorded_at: revloop_core::Timestamp(0),
+        recorded_at: revloop_core::Timestamp::from_millis(0),
     };
     let barrier = std::sync::Barrier::new(2);
     let results: Vec<(ChangeRow, bool)> = std::thread::scope(|scope| {
@@ -418,7 +418,7 @@ fn recovers_when_the_server_drops_its_connections() {
     let store = schema.open_named(&common::config());
     let commit = |key: i64| {
         store.commit_ingest(&IngestGroup {
-            now: revloop_core::Timestamp(0),
+            now: revloop_core::Timestamp::from_millis(0),
             items: vec![IngestItem {
                 dedup_key: key,
                 cells: Vec::new(),

@@ -110,7 +110,7 @@ fn the_dedup_index_survives_a_reopen() {
         late: false,
     };
     let group = |keys: &[i64]| IngestGroup {
-        now: revloop_core::Timestamp(1_000),
+        now: revloop_core::Timestamp::from_millis(1_000),
         items: keys.iter().map(|k| item(*k)).collect(),
     };
     {

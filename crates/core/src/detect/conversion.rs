@@ -150,7 +150,7 @@ impl ConversionSeries {
         let first = *self.first_minute.get_or_insert(minute);
         let settings = context.settings;
         let window = settings.window_minutes as f64;
-        let learned_long_enough = minute.0 - first.0 >= settings.learning_minutes;
+        let learned_long_enough = minute.minutes_since(first) >= settings.learning_minutes;
         let baseline = self.baseline(context.position);
         let mut judgement = MinuteJudgement::default();
         let thresholds = context.thresholds;
@@ -265,7 +265,7 @@ impl ConversionSeries {
         gathered[0] += n;
         gathered[1] += x;
         gathered[2] += n * base.p0;
-        if (minute.0 + 1).rem_euclid(window) == 0 {
+        if minute.plus(1).index().rem_euclid(window) == 0 {
             let [wn, wx, wexpected] = std::mem::take(gathered);
             if wn >= 10.0 {
                 let p0 = wexpected / wn;

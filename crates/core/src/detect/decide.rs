@@ -279,6 +279,6 @@ fn alert_id(
     hasher.update(&[0]);
     hasher.update(&(stage as u64).to_le_bytes());
     hasher.update(kind.as_str().as_bytes());
-    hasher.update(&opened.0.to_le_bytes());
+    hasher.update(&opened.index().to_le_bytes());
     hasher.digest()
 }

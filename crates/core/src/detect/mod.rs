@@ -71,7 +71,7 @@ pub use drill_down::TOP_SEGMENTS_MAX;
 pub use report::{SeriesReport, SeriesStatus};
 
 use crate::config::Config;
-use crate::time::{MS_PER_MINUTE, Minute, Timestamp};
+use crate::time::{DurationMs, MS_PER_MINUTE, Minute, Timestamp};
 use baseline::SlotPosition;
 use conversion::ConversionSeries;
 use decide::{decide_conversion, decide_volume};
@@ -276,8 +276,8 @@ impl Detector {
 
     /// When the next minute is due: its end plus the settle time. `None` before any minute.
     pub fn wake_at(&self) -> Option<Timestamp> {
-        self.next_minute
-            .map(|m| Timestamp(m.start().0 + MS_PER_MINUTE + self.settings.settle_ms))
+        let settle = DurationMs::from_millis(self.settings.settle_ms);
+        self.next_minute.map(|m| m.end().saturating_add(settle))
     }
 
     /// The window deviations are measured on, in minutes.
@@ -313,17 +313,17 @@ impl Detector {
             return;
         }
         // A long gap (a shop closed for a week) is not replayed minute by minute.
-        let gap_start = Minute(next.0.max(minute.0 - 7 * 24 * 60));
+        let gap_start = next.max(minute.plus(-7 * 24 * 60));
         // Skipped minutes had no events; the counts gathered belong to `minute`.
-        for skipped in gap_start.0..minute.0 {
+        for skipped in gap_start.until(minute) {
             for funnel in 0..self.funnels.len() {
-                self.judge(funnel, Minute(skipped), false, events);
+                self.judge(funnel, skipped, false, events);
             }
         }
         for funnel in 0..self.funnels.len() {
             self.judge(funnel, minute, true, events);
         }
-        self.next_minute = Some(Minute(minute.0 + 1));
+        self.next_minute = Some(minute.plus(1));
     }
 
     fn refresh_thresholds(&mut self, funnel: usize) {
@@ -347,7 +347,7 @@ impl Detector {
     ) {
         self.refresh_thresholds(funnel);
         let settings = self.settings;
-        let start_ms = minute.start().0;
+        let start_ms = minute.start().millis();
         let state = &mut self.funnels[funnel];
         let offset_ms = jiff::Timestamp::from_millisecond(start_ms).map_or(0, |instant| {
             i64::from(state.time_zone.to_offset(instant).seconds()) * 1_000
@@ -401,7 +401,7 @@ impl Detector {
                 segment.pending.iter_mut().for_each(|n| *n = 0.0);
             }
         }
-        let at = Timestamp(start_ms + MS_PER_MINUTE);
+        let at = minute.end();
         let mut decisions = Vec::new();
         for index in 0..state.segments.len() {
             for stage in 0..n_stages - 1 {

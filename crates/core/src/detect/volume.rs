@@ -78,8 +78,8 @@ impl VolumeSeries {
         let settings = context.settings;
         let persistence = VOLUME_PERSISTENCE_MINUTES as f64;
         let mut judgement = VolumeJudgement::default();
-        let ready =
-            self.slots.ready(context.position) && minute.0 - first.0 >= settings.learning_minutes;
+        let ready = self.slots.ready(context.position)
+            && minute.minutes_since(first) >= settings.learning_minutes;
         let expected = self.slots.ready(context.position).then(|| match whole {
             None => self.slots.rate_a(context.position),
             Some(whole) => self.slots.ratio(context.position) * whole,
@@ -130,7 +130,12 @@ impl VolumeSeries {
                 let gathered = &mut self.phi.window;
                 gathered[0] += count;
                 gathered[2] += lambda;
-                if (minute.0 + 1).rem_euclid(VOLUME_PERSISTENCE_MINUTES as i64) == 0 {
+                if minute
+                    .plus(1)
+                    .index()
+                    .rem_euclid(VOLUME_PERSISTENCE_MINUTES as i64)
+                    == 0
+                {
                     let [wc, _, wexpected] = std::mem::take(gathered);
                     if wexpected >= 10.0 {
                         let residual = wc - wexpected;

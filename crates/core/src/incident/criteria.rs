@@ -38,7 +38,7 @@ impl Incident {
     /// measurements (a series too thin to judge), stable while an alert is open, else
     /// decreasing.
     pub fn trend(&self, now: Timestamp) -> Trend {
-        let recent = Timestamp(now.0 - TREND_WINDOW_MS);
+        let recent = now.saturating_sub(DurationMs::from_millis(TREND_WINDOW_MS));
         let points: Vec<(Timestamp, f64)> = self
             .measurements
             .iter()
@@ -53,11 +53,11 @@ impl Incident {
                 Trend::Decreasing
             };
         }
-        let t0 = points[0].0.0 as f64;
+        let t0 = points[0].0.millis() as f64;
         let n = points.len() as f64;
         let xs: Vec<f64> = points
             .iter()
-            .map(|(t, _)| (t.0 as f64 - t0) / MS_PER_HOUR as f64)
+            .map(|(t, _)| (t.millis() as f64 - t0) / MS_PER_HOUR as f64)
             .collect();
         let mean_x = xs.iter().sum::<f64>() / n;
         let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
@@ -153,7 +153,7 @@ impl Incident {
 
 /// A duration cut to whole minutes, for people to read ("2h13m", not "7980123ms").
 fn whole_minutes(duration: DurationMs) -> DurationMs {
-    DurationMs(duration.0 - duration.0.rem_euclid(crate::time::MS_PER_MINUTE))
+    duration.floor_to_minute()
 }
 
 /// Measurements whose windows overlap count as one per this many minutes, for the trend's

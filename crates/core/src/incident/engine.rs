@@ -61,7 +61,7 @@ impl IncidentEngine {
             incidents: BTreeMap::new(),
             next_id: 1,
             outbox: VecDeque::new(),
-            evaluated_at: Timestamp(i64::MIN),
+            evaluated_at: Timestamp::MIN,
         }
     }
 

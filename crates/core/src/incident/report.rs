@@ -22,10 +22,10 @@ impl DurationSummary {
         durations.sort();
         let count = durations.len();
         let rank = |q: f64| durations[((q * count as f64).ceil() as usize).clamp(1, count) - 1];
-        let total: i128 = durations.iter().map(|d| i128::from(d.0)).sum();
+        let total: i128 = durations.iter().map(|d| i128::from(d.millis())).sum();
         Some(DurationSummary {
             count,
-            mean: DurationMs((total / count as i128) as i64),
+            mean: DurationMs::from_millis((total / count as i128) as i64),
             median: rank(0.5),
             p90: rank(0.9),
             max: durations[count - 1],

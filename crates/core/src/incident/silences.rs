@@ -30,7 +30,7 @@ pub struct AddedSilence {
 pub const ADDED_SILENCES_MAX: usize = 1_000;
 /// Longest silence that can be added while running: a week. Longer quiet belongs in the
 /// config, where it is reviewed.
-pub const ADDED_SILENCE_LENGTH_MAX: DurationMs = DurationMs(7 * 24 * MS_PER_HOUR);
+pub const ADDED_SILENCE_LENGTH_MAX: DurationMs = DurationMs::from_millis(7 * 24 * MS_PER_HOUR);
 
 /// Why a silence was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,7 +92,7 @@ pub fn silences(calendar: &impl SilenceCalendar) -> Vec<Silence> {
                 zone.to_ambiguous_timestamp(civil)
                     .compatible()
                     .ok()
-                    .map(|t| Timestamp(t.as_millisecond()))
+                    .map(|t| Timestamp::from_millis(t.as_millisecond()))
             };
             Some(Silence {
                 funnel: window.funnel.clone(),

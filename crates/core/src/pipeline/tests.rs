@@ -11,7 +11,7 @@ use crate::incident::TimelineKind;
 use crate::incident::{
     Action, Incident, IncidentEngine, IncidentPolicy, IncidentSeverity, IncidentState, Mitigation,
 };
-use crate::time::{DurationMs, MS_PER_MINUTE, Minute, Timestamp};
+use crate::time::{DurationMs, Minute, Timestamp};
 
 /// A responder's step in an event-time run: minutes after the incident opened, what.
 type Script = Vec<(i64, Action)>;
@@ -30,14 +30,14 @@ fn incidents_of(
     let mut engine = IncidentEngine::new(IncidentPolicy::runbook(), Vec::new());
     let mut done = vec![false; script.len()];
     for offset in 0..minutes {
-        let minute = Minute(now.0 + offset);
+        let minute = now.plus(offset);
         let events = feed(&mut detector, &mut rng, minute, 1, |m| traffic(now, m));
         let at = judged_at(minute, settle);
         feed_tick(&mut engine, &detector, at, &events);
         let first = engine.incidents().next().map(|i| (i.id, i.opened_at));
         if let Some(first) = first {
             for ((after, action), done) in script.iter().zip(done.iter_mut()) {
-                if !*done && at.0 >= first.1.0 + after * MS_PER_MINUTE {
+                if !*done && at >= first.1.saturating_add(DurationMs::from_minutes(*after)) {
                     *done = true;
                     engine
                         .handle_action(at, first.0, "ana", action.clone(), None)
@@ -78,7 +78,7 @@ fn the_detection_suite_in_event_time_makes_incidents_that_read_right() {
         4,
         5 * 60,
         |now, minute| {
-            if minute.0 < now.0 + 60 {
+            if minute < now.plus(60) {
                 Traffic {
                     keep: [1.0, 0.3],
                     ..CLEAN
@@ -133,7 +133,7 @@ fn the_detection_suite_in_event_time_makes_incidents_that_read_right() {
         5,
         240,
         |now, minute| {
-            let keep = if minute.0 < now.0 + 150 { 0.9 } else { 0.4 };
+            let keep = if minute < now.plus(150) { 0.9 } else { 0.4 };
             Traffic {
                 keep: [1.0, keep],
                 ..CLEAN
@@ -187,14 +187,14 @@ fn the_detection_suite_in_event_time_makes_incidents_that_read_right() {
 
 #[test]
 fn a_minute_is_judged_at_its_end_plus_the_settle_time() {
-    let minute = Minute(1_000);
+    let minute = Minute::new(1_000);
     assert_eq!(
         judged_at(minute, DurationMs::from_minutes(1)),
         minute.start().saturating_add(DurationMs::from_minutes(2))
     );
     assert_eq!(
         judged_at(minute, DurationMs::from_minutes(0)),
-        Minute(1_001).start()
+        Minute::new(1_001).start()
     );
 }
 
@@ -225,7 +225,7 @@ fn a_segment_incident_is_measured_on_its_segment() {
 /// tick that runs late does not stamp an escalation with the time it ran.
 #[test]
 fn timers_due_before_a_tick_fire_at_their_own_times() {
-    let opened_at = Minute(1_000).start();
+    let opened_at = Minute::new(1_000).start();
     let alert = AlertEvent {
         alert_id: 1,
         funnel: "shop".into(),

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use revloop_core::funnel::{DimensionValues, StageHit, VALUE_NONE, dedup_key};
 use revloop_core::ingest::{Admission, Cell, StageCount, admit};
 use revloop_core::money::Money;
-use revloop_core::time::{MS_PER_MINUTE, Minute, Timestamp};
+use revloop_core::time::{MS_PER_MINUTE, Timestamp};
 use revloop_store::IngestItem;
 
 use crate::http::ApiError;
@@ -288,7 +288,7 @@ fn minute_cells(
             };
             let cell = Cell {
                 hit,
-                minute: Minute(window_start.minute().0 + offset),
+                minute: window_start.minute().plus(offset),
                 dimension_values: dimension_values.clone(),
             };
             (cell, count)

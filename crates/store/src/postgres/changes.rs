@@ -88,7 +88,7 @@ fn change_from_row(row: &postgres::Row) -> Result<ChangeRow, StoreError> {
     let value: Option<String> = row.try_get(8)?;
     Ok(ChangeRow {
         id: row.try_get(0)?,
-        at: Timestamp(row.try_get(1)?),
+        at: Timestamp::from_millis(row.try_get(1)?),
         kind: row.try_get::<_, Text<_>>(2)?.0,
         summary: row.try_get(3)?,
         detail: row.try_get(4)?,
@@ -98,6 +98,6 @@ fn change_from_row(row: &postgres::Row) -> Result<ChangeRow, StoreError> {
         segment: dimension.zip(value),
         author: row.try_get(9)?,
         external_id: row.try_get(10)?,
-        recorded_at: Timestamp(row.try_get(11)?),
+        recorded_at: Timestamp::from_millis(row.try_get(11)?),
     })
 }

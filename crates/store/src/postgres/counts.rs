@@ -38,7 +38,7 @@ impl PostgresStore {
                  FROM stage_counts
                  WHERE funnel = $1 AND segment = ANY($2) AND minute >= $3 AND minute < $4
                  GROUP BY stage, minute",
-                &[&query.funnel, &keys, &query.from.0, &query.to.0],
+                &[&query.funnel, &keys, &query.from.index(), &query.to.index()],
             )?;
             let mut counts = Vec::with_capacity(rows.len());
             for row in rows {
@@ -48,7 +48,7 @@ impl PostgresStore {
                 };
                 counts.push(MinuteCount {
                     stage,
-                    minute: Minute(row.try_get(1)?),
+                    minute: Minute::new(row.try_get(1)?),
                     count: StageCount {
                         n_events: row.try_get(2)?,
                         revenue_minor: row.try_get(3)?,
@@ -86,7 +86,7 @@ impl PostgresStore {
                 .collect::<Result<_, postgres::Error>>()?;
             let segments = SingleSegments::new(&self.layout, assignments);
             let keys = segments.keys();
-            let params: [&(dyn ToSql + Sync); 4] = [&funnel, &keys, &from.0, &to.0];
+            let params: [&(dyn ToSql + Sync); 4] = [&funnel, &keys, &from.index(), &to.index()];
             // Streamed rather than collected: a rebuild reads weeks of rows.
             let mut found = transaction.query_raw(
                 "SELECT segment, minute, stage, n_events, revenue_minor, n_revenue_events
@@ -126,7 +126,7 @@ impl PostgresStore {
             let rows = client.query(
                 "SELECT stage, minute, n_events FROM late_counts
                  WHERE funnel = $1 AND minute >= $2 AND minute < $3",
-                &[&funnel, &from.0, &to.0],
+                &[&funnel, &from.index(), &to.index()],
             )?;
             let mut late = Vec::with_capacity(rows.len());
             for row in rows {
@@ -136,7 +136,7 @@ impl PostgresStore {
                 };
                 late.push(LateCount {
                     stage,
-                    minute: Minute(row.try_get(1)?),
+                    minute: Minute::new(row.try_get(1)?),
                     n_events: row.try_get(2)?,
                 });
             }

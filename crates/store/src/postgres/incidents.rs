@@ -213,7 +213,7 @@ impl PostgresStore {
                     Ok(OutboxRow {
                         id: row.try_get(0)?,
                         incident: row.try_get(1)?,
-                        at: Timestamp(row.try_get(2)?),
+                        at: Timestamp::from_millis(row.try_get(2)?),
                         kind: row.try_get::<_, Text<_>>(3)?.0,
                         body: row.try_get(4)?,
                     })
@@ -311,7 +311,9 @@ fn write_incident_commit(
 
 fn incident_from_row(row: &postgres::Row) -> Result<IncidentRow, StoreError> {
     let at = |column| -> Result<Option<Timestamp>, postgres::Error> {
-        Ok(row.try_get::<_, Option<i64>>(column)?.map(Timestamp))
+        Ok(row
+            .try_get::<_, Option<i64>>(column)?
+            .map(Timestamp::from_millis))
     };
     Ok(IncidentRow {
         id: row.try_get(0)?,
@@ -319,7 +321,7 @@ fn incident_from_row(row: &postgres::Row) -> Result<IncidentRow, StoreError> {
         stage: row.try_get(2)?,
         severity: row.try_get::<_, Text<_>>(3)?.0,
         state: row.try_get::<_, Text<_>>(4)?.0,
-        opened_at: Timestamp(row.try_get(5)?),
+        opened_at: Timestamp::from_millis(row.try_get(5)?),
         acknowledged_at: at(6)?,
         mitigated_at: at(7)?,
         resolved_at: at(8)?,
@@ -331,7 +333,7 @@ fn timeline_from_row(row: &postgres::Row) -> Result<TimelineRow, StoreError> {
     Ok(TimelineRow {
         incident: row.try_get(0)?,
         seq: row.try_get(1)?,
-        at: Timestamp(row.try_get(2)?),
+        at: Timestamp::from_millis(row.try_get(2)?),
         actor: row.try_get(3)?,
         kind: row.try_get::<_, Text<_>>(4)?.0,
         text: row.try_get(5)?,

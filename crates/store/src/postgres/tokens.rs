@@ -84,8 +84,8 @@ fn token_from_row(row: &postgres::Row) -> Result<TokenRecord, StoreError> {
         name: row.try_get(1)?,
         role: row.try_get::<_, RoleColumn>(2)?.0,
         secret_sha256: row.try_get::<_, Sha256Column>(3)?.0,
-        created_at: Timestamp(row.try_get(4)?),
-        revoked_at: revoked.map(Timestamp),
+        created_at: Timestamp::from_millis(row.try_get(4)?),
+        revoked_at: revoked.map(Timestamp::from_millis),
     })
 }
 

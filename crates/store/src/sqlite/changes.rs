@@ -92,7 +92,7 @@ fn change_from_row(row: &rusqlite::Row) -> rusqlite::Result<ChangeRow> {
     let value: Option<String> = row.get(8)?;
     Ok(ChangeRow {
         id: row.get(0)?,
-        at: Timestamp(row.get(1)?),
+        at: Timestamp::from_millis(row.get(1)?),
         kind: row.get::<_, Text<_>>(2)?.0,
         summary: row.get(3)?,
         detail: row.get(4)?,
@@ -102,6 +102,6 @@ fn change_from_row(row: &rusqlite::Row) -> rusqlite::Result<ChangeRow> {
         segment: dimension.zip(value),
         author: row.get(9)?,
         external_id: row.get(10)?,
-        recorded_at: Timestamp(row.get(11)?),
+        recorded_at: Timestamp::from_millis(row.get(11)?),
     })
 }

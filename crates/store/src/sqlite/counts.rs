@@ -39,8 +39,12 @@ impl SqliteStore {
                  WHERE funnel = ?1 AND segment = ?2 AND minute >= ?3 AND minute < ?4"
                 ))?;
                 for key in &keys {
-                    let mut rows =
-                        statement.query(params![query.funnel, key, query.from.0, query.to.0])?;
+                    let mut rows = statement.query(params![
+                        query.funnel,
+                        key,
+                        query.from.index(),
+                        query.to.index()
+                    ])?;
                     while let Some(row) = rows.next()? {
                         let stage: String = row.get(0)?;
                         let Some(stage) = stage_ids.iter().position(|s| *s == stage) else {
@@ -60,7 +64,7 @@ impl SqliteStore {
                 .into_iter()
                 .map(|((stage, minute), count)| MinuteCount {
                     stage,
-                    minute: Minute(minute),
+                    minute: Minute::new(minute),
                     count,
                 })
                 .collect();
@@ -105,7 +109,7 @@ impl SqliteStore {
                 "SELECT stage, minute, n_events FROM late_counts
                  WHERE funnel = ?1 AND minute >= ?2 AND minute < ?3 ORDER BY minute, stage",
             )?;
-            let mut rows = statement.query(params![funnel, from.0, to.0])?;
+            let mut rows = statement.query(params![funnel, from.index(), to.index()])?;
             let mut late = Vec::new();
             while let Some(row) = rows.next()? {
                 let stage: String = row.get(0)?;
@@ -114,7 +118,7 @@ impl SqliteStore {
                 };
                 late.push(LateCount {
                     stage,
-                    minute: Minute(row.get(1)?),
+                    minute: Minute::new(row.get(1)?),
                     n_events: row.get(2)?,
                 });
             }
@@ -179,7 +183,7 @@ fn read_segment_rows(
          WHERE funnel = ?1 AND segment = ?2 AND minute >= ?3 AND minute < ?4",
     )?;
     for (position, key) in segments.keys().iter().enumerate() {
-        let mut found = statement.query(params![funnel, key, from.0, to.0])?;
+        let mut found = statement.query(params![funnel, key, from.index(), to.index()])?;
         while let Some(row) = found.next()? {
             if let Some(stage) = stage_index(row, 1)? {
                 rows.push(row.get(0)?, position as u32, stage, count_from_row(row, 2)?);
@@ -191,7 +195,7 @@ fn read_segment_rows(
         "SELECT minute, stage, segment, n_events, revenue_minor, n_revenue_events
          FROM stage_counts_recent WHERE minute >= ?1 AND minute < ?2 AND funnel = ?3",
     )?;
-    let mut found = statement.query(params![from.0, to.0, funnel])?;
+    let mut found = statement.query(params![from.index(), to.index(), funnel])?;
     while let Some(row) = found.next()? {
         let Some(position) = segments.position(row.get(2)?) else {
             continue;

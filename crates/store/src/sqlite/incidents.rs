@@ -169,7 +169,7 @@ impl SqliteStore {
                     Ok(OutboxRow {
                         id: row.get(0)?,
                         incident: row.get(1)?,
-                        at: Timestamp(row.get(2)?),
+                        at: Timestamp::from_millis(row.get(2)?),
                         kind: row.get::<_, Text<_>>(3)?.0,
                         body: row.get(4)?,
                     })
@@ -266,7 +266,7 @@ fn read_timeline(connection: &Connection, incident: i64) -> Result<Vec<TimelineR
             Ok(TimelineRow {
                 incident: row.get(0)?,
                 seq: row.get(1)?,
-                at: Timestamp(row.get(2)?),
+                at: Timestamp::from_millis(row.get(2)?),
                 actor: row.get(3)?,
                 kind: row.get::<_, Text<_>>(4)?.0,
                 text: row.get(5)?,
@@ -278,7 +278,9 @@ fn read_timeline(connection: &Connection, incident: i64) -> Result<Vec<TimelineR
 
 fn incident_from_row(row: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
     let at = |column| -> rusqlite::Result<Option<Timestamp>> {
-        Ok(row.get::<_, Option<i64>>(column)?.map(Timestamp))
+        Ok(row
+            .get::<_, Option<i64>>(column)?
+            .map(Timestamp::from_millis))
     };
     Ok(IncidentRow {
         id: row.get(0)?,
@@ -286,7 +288,7 @@ fn incident_from_row(row: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
         stage: row.get(2)?,
         severity: row.get::<_, Text<_>>(3)?.0,
         state: row.get::<_, Text<_>>(4)?.0,
-        opened_at: Timestamp(row.get(5)?),
+        opened_at: Timestamp::from_millis(row.get(5)?),
         acknowledged_at: at(6)?,
         mitigated_at: at(7)?,
         resolved_at: at(8)?,

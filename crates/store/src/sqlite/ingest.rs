@@ -44,7 +44,7 @@ impl SqliteStore {
         let dedup_changes = ingest.dedup.admit(now_ms, &keys, &mut is_new);
         let plan = ingest.state.plan(&self.layout, &group.items, &is_new);
         // The current and the previous minute stay in the recent table; see `roll_recent_counts`.
-        let roll_before = group.now.minute().0 - 1;
+        let roll_before = group.now.minute().index() - 1;
         let result = (|| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -85,7 +85,7 @@ fn token_from_row(row: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
         secret_sha256: hash
             .try_into()
             .map_err(|_| corrupt(3, "a hash that is not 32 bytes"))?,
-        created_at: Timestamp(row.get(4)?),
-        revoked_at: revoked.map(Timestamp),
+        created_at: Timestamp::from_millis(row.get(4)?),
+        revoked_at: revoked.map(Timestamp::from_millis),
     })
 }

@@ -39,11 +39,11 @@ const N_STAGES: usize = 5;
 const N_DIMENSIONS: usize = 5;
 
 fn start_minute() -> Minute {
-    Timestamp(START_MS).minute()
+    Timestamp::from_millis(START_MS).minute()
 }
 
 fn minute(offset: i64) -> Minute {
-    Minute(start_minute().0 + offset)
+    start_minute().plus(offset)
 }
 
 /// One message counted once at `stage` of the checkout funnel.
@@ -79,7 +79,7 @@ fn cell(
 
 fn group(now_ms: i64, items: Vec<IngestItem>) -> IngestGroup {
     IngestGroup {
-        now: Timestamp(now_ms),
+        now: Timestamp::from_millis(now_ms),
         items,
     }
 }
@@ -325,7 +325,7 @@ pub fn counts_match_a_recount(store: &dyn Store) {
 fn check_stream(store: &dyn Store, run: i64, stream: &Stream) -> Result<(), TestCaseError> {
     let week_minutes = 7 * 24 * 60;
     let from = minute(run * week_minutes);
-    let to = Minute(from.0 + STREAM_MINUTES);
+    let to = from.plus(STREAM_MINUTES);
     let key_base = (run + 1) << 32;
 
     let item_of = |item: &StreamItem| IngestItem {
@@ -339,12 +339,8 @@ fn check_stream(store: &dyn Store, run: i64, stream: &Stream) -> Result<(), Test
                     COUNTRIES[item.country],
                     SOURCES[item.source],
                 ];
-                let (cell, mut count) = cell(
-                    *stage,
-                    Minute(from.0 + item.minute_offset),
-                    values,
-                    *n_events,
-                );
+                let (cell, mut count) =
+                    cell(*stage, from.plus(item.minute_offset), values, *n_events);
                 if *stage == N_STAGES - 1 {
                     count.revenue_minor = *revenue_minor;
                     count.n_revenue_events = 1;
@@ -446,7 +442,7 @@ pub fn folding_is_stable_across_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>)
     let mut config = config();
     config.dimensions[0].values_max = 3;
     let device = |store: &dyn Store, at: Minute, value: &str| {
-        n_events(&counts(store, at, Minute(at.0 + 1), &[("device", value)]))
+        n_events(&counts(store, at, at.plus(1), &[("device", value)]))
     };
     let admitted = |store: &dyn Store| {
         let values = store.dimension_values().expect("dimension_values");
@@ -496,7 +492,7 @@ pub fn folding_is_stable_across_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>)
     let other_nowhere = counts(
         &*store,
         after,
-        Minute(after.0 + 1),
+        after.plus(1),
         &[("device", VALUE_OTHER), ("country", VALUE_NONE)],
     );
     assert_eq!(n_events(&other_nowhere), 2, "two-dimension filter on other");
@@ -697,8 +693,8 @@ pub fn segment_minute_counts_one_dimension(open: &dyn Fn(&Config) -> Box<dyn Sto
 
 /// Tokens are found by the hash of their secret until revoked, and listed in creation order.
 pub fn tokens(store: &dyn Store) {
-    let created = Timestamp(START_MS);
-    let revoked = Timestamp(START_MS + 60_000);
+    let created = Timestamp::from_millis(START_MS);
+    let revoked = Timestamp::from_millis(START_MS + 60_000);
     let admin = store
         .create_token("ops", Role::Admin, [1; 32], created)
         .expect("create_token");
@@ -789,7 +785,7 @@ pub fn dedup_window(store: &dyn Store) {
             receipt.is_new,
             want_new,
             "{} after the start, keys {keys:?}",
-            DurationMs(at)
+            DurationMs::from_millis(at)
         );
     }
 }
@@ -886,7 +882,7 @@ pub fn two_nodes_count_once(a: &dyn Store, b: &dyn Store) {
     let got = counts(a, minute(0), minute(N_STEPS), &[]);
     let got_by_step: BTreeMap<i64, i64> = got
         .iter()
-        .map(|c| (c.minute.0 - start_minute().0, c.count.n_events))
+        .map(|c| (c.minute.minutes_since(start_minute()), c.count.n_events))
         .collect();
     assert_eq!(got_by_step, n_new_by_step, "counted events per step");
 }
@@ -948,10 +944,10 @@ fn incident_row(id: i64, funnel: &str, resolved: bool) -> IncidentRow {
         } else {
             IncidentState::Triggered
         },
-        opened_at: Timestamp(opened_ms),
+        opened_at: Timestamp::from_millis(opened_ms),
         acknowledged_at: None,
         mitigated_at: None,
-        resolved_at: resolved.then_some(Timestamp(opened_ms + 30 * MS_PER_MINUTE)),
+        resolved_at: resolved.then_some(Timestamp::from_millis(opened_ms + 30 * MS_PER_MINUTE)),
         body: format!(r#"{{"id":{id}}}"#),
     }
 }
@@ -960,7 +956,7 @@ fn timeline_entry(incident: i64, seq: i64) -> TimelineRow {
     TimelineRow {
         incident,
         seq,
-        at: Timestamp(START_MS + incident * MS_PER_MINUTE + seq),
+        at: Timestamp::from_millis(START_MS + incident * MS_PER_MINUTE + seq),
         actor: "revloop".to_owned(),
         kind: TimelineKind::Note,
         text: format!("entry {seq} of incident {incident}"),
@@ -971,7 +967,7 @@ fn effect(incident: i64, kind: OutboxKind) -> OutboxRow {
     OutboxRow {
         id: 0,
         incident,
-        at: Timestamp(START_MS + incident * MS_PER_MINUTE),
+        at: Timestamp::from_millis(START_MS + incident * MS_PER_MINUTE),
         kind,
         body: format!(r#"{{"incident":{incident},"kind":"{}"}}"#, kind.as_str()),
     }
@@ -1054,7 +1050,7 @@ pub fn unknown_stored_texts_are_errors(store: &dyn Store, execute: &dyn Fn(&str)
     store
         .insert_change(&change(1, None))
         .expect("insert_change");
-    let everything = (Timestamp(0), Timestamp(i64::MAX));
+    let everything = (Timestamp::from_millis(0), Timestamp::from_millis(i64::MAX));
 
     execute("UPDATE incidents SET severity = 'P9'");
     let err = store.incident(1).expect_err("an unknown severity");
@@ -1143,9 +1139,9 @@ pub fn incidents_round_trip(store: &dyn Store) {
         stage: "confirm".to_owned(),
         severity: IncidentSeverity::P1,
         state: IncidentState::Mitigated,
-        opened_at: Timestamp(START_MS),
-        acknowledged_at: Some(Timestamp(START_MS + 1)),
-        mitigated_at: Some(Timestamp(START_MS + 2)),
+        opened_at: Timestamp::from_millis(START_MS),
+        acknowledged_at: Some(Timestamp::from_millis(START_MS + 1)),
+        mitigated_at: Some(Timestamp::from_millis(START_MS + 2)),
         body: r#"{"id":1,"mitigated":true}"#.to_owned(),
         ..opened
     };
@@ -1358,7 +1354,7 @@ pub fn incidents_list(store: &dyn Store) {
         (9, 100, &[]),
     ];
     for (from, to, want) in resolved_cases {
-        let at = |offset: i64| Timestamp(START_MS + offset * MS_PER_MINUTE);
+        let at = |offset: i64| Timestamp::from_millis(START_MS + offset * MS_PER_MINUTE);
         let resolved = store
             .resolved_incidents(at(*from), at(*to))
             .expect("resolved_incidents");
@@ -1510,7 +1506,7 @@ pub fn incidents_survive_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>) {
 fn change(minute: i64, external_id: Option<&str>) -> ChangeRow {
     ChangeRow {
         id: 0,
-        at: Timestamp(START_MS + minute * MS_PER_MINUTE),
+        at: Timestamp::from_millis(START_MS + minute * MS_PER_MINUTE),
         kind: ChangeKind::Deploy,
         summary: format!("deploy at minute {minute}"),
         detail: String::new(),
@@ -1519,7 +1515,7 @@ fn change(minute: i64, external_id: Option<&str>) -> ChangeRow {
         segment: None,
         author: "ci".to_owned(),
         external_id: external_id.map(str::to_owned),
-        recorded_at: Timestamp(START_MS + minute * MS_PER_MINUTE + 5),
+        recorded_at: Timestamp::from_millis(START_MS + minute * MS_PER_MINUTE + 5),
     }
 }
 
@@ -1563,7 +1559,7 @@ pub fn changes(store: &dyn Store) {
     let (at_0, _) = insert(&change(0, Some("deploy-0")));
     let (at_5, _) = insert(&change(5, Some("deploy-5")));
     let ids = |from: i64, to: i64, limit: usize| {
-        let at = |offset: i64| Timestamp(START_MS + offset * MS_PER_MINUTE);
+        let at = |offset: i64| Timestamp::from_millis(START_MS + offset * MS_PER_MINUTE);
         store
             .changes(at(from), at(to), limit)
             .expect("changes")
@@ -1594,8 +1590,8 @@ pub fn changes(store: &dyn Store) {
     }
     let read_back = store
         .changes(
-            Timestamp(START_MS),
-            Timestamp(START_MS + 10 * MS_PER_MINUTE),
+            Timestamp::from_millis(START_MS),
+            Timestamp::from_millis(START_MS + 10 * MS_PER_MINUTE),
             100,
         )
         .expect("changes");

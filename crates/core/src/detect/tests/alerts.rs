@@ -3,7 +3,6 @@
 
 use super::{CLEAN, Traffic, WEEK_MINUTES, feed, learned, opened};
 use crate::detect::{AlertEventKind, AlertKind, SeriesStatus, Severity};
-use crate::time::{MS_PER_MINUTE, Minute};
 
 #[test]
 fn clean_traffic_stays_quiet() {
@@ -21,9 +20,9 @@ fn clean_traffic_stays_quiet() {
 #[test]
 fn an_outage_stops_the_line_and_recovery_closes_it() {
     let (mut detector, mut rng, now) = learned(4);
-    let outage_end = now.0 + 60;
+    let outage_end = now.plus(60);
     let events = feed(&mut detector, &mut rng, now, 120, |minute| {
-        if minute.0 < outage_end {
+        if minute < outage_end {
             Traffic {
                 keep: [1.0, 0.3],
                 ..CLEAN
@@ -42,7 +41,7 @@ fn an_outage_stops_the_line_and_recovery_closes_it() {
         ),
         ("cart", AlertKind::Conversion, Severity::P1, None)
     );
-    let delay = (first.at.0 - now.start().0) / MS_PER_MINUTE;
+    let delay = first.at.since(now.start()).whole_minutes();
     assert!(delay <= 5, "found after {delay} minutes");
     assert!(first.observed_rate > first.baseline_rate + 0.3, "{first:?}");
     assert!(first.sigma > 3.0, "{first:?}");
@@ -52,7 +51,7 @@ fn an_outage_stops_the_line_and_recovery_closes_it() {
         .iter()
         .find(|e| e.event == AlertEventKind::Closed && e.alert_id == first.alert_id)
         .expect("closed after recovery");
-    let after_recovery = (closed.at.0 - Minute(outage_end).start().0) / MS_PER_MINUTE;
+    let after_recovery = closed.at.since(outage_end.start()).whole_minutes();
     assert!(
         (15..=25).contains(&after_recovery),
         "closed {after_recovery} minutes after recovery"
@@ -63,7 +62,7 @@ fn an_outage_stops_the_line_and_recovery_closes_it() {
 fn a_moderate_drop_is_p2_and_a_deeper_one_upgrades_it() {
     let (mut detector, mut rng, now) = learned(5);
     let events = feed(&mut detector, &mut rng, now, 240, |minute| {
-        let keep = if minute.0 < now.0 + 150 { 0.9 } else { 0.4 };
+        let keep = if minute < now.plus(150) { 0.9 } else { 0.4 };
         Traffic {
             keep: [1.0, keep],
             ..CLEAN

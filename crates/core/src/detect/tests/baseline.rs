@@ -5,7 +5,6 @@ use crate::config::Config;
 use crate::detect::baseline::SlotPosition;
 use crate::detect::{AlertKind, Detector, SLOTS};
 use crate::rng::Rng;
-use crate::time::Minute;
 
 #[test]
 fn masked_days_stay_out_of_the_baseline() {
@@ -18,14 +17,10 @@ fn masked_days_stay_out_of_the_baseline() {
     feed(&mut detector, &mut rng, START, 2 * WEEK_MINUTES, |_| CLEAN);
     let before = detector.baseline(0, None, 0).unwrap();
     // Monday 2026-10-19 in New York: a sale where half the shoppers add to cart.
-    let sale = Minute(START.0 + 2 * WEEK_MINUTES + 4 * 60);
-    feed(
-        &mut detector,
-        &mut rng,
-        Minute(sale.0 - 4 * 60),
-        4 * 60,
-        |_| CLEAN,
-    );
+    let sale = START.plus(2 * WEEK_MINUTES + 4 * 60);
+    feed(&mut detector, &mut rng, sale.plus(-4 * 60), 4 * 60, |_| {
+        CLEAN
+    });
     let events = feed(&mut detector, &mut rng, sale, 24 * 60, |_| Traffic {
         keep: [1.6, 1.0],
         ..CLEAN

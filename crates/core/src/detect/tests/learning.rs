@@ -5,7 +5,6 @@ use super::{CLEAN, CONFIG, START, Traffic, WEEK_MINUTES, assert_all_learning, fe
 use crate::config::Config;
 use crate::detect::{AlertKind, Detector, SeriesStatus};
 use crate::rng::Rng;
-use crate::time::Minute;
 
 #[test]
 fn a_new_funnel_learns_before_it_pages() {
@@ -13,7 +12,7 @@ fn a_new_funnel_learns_before_it_pages() {
     let mut detector = Detector::new(&config);
     let mut rng = Rng::new(9);
     let events = feed(&mut detector, &mut rng, START, 3 * 24 * 60, |minute| {
-        if minute.0 > START.0 + 2 * 24 * 60 {
+        if minute > START.plus(2 * 24 * 60) {
             Traffic {
                 keep: [0.0, 0.0],
                 ..CLEAN
@@ -33,11 +32,11 @@ fn silence_before_the_first_event_is_not_a_baseline() {
     let config = Config::parse(CONFIG).unwrap();
     let mut detector = Detector::new(&config);
     let mut events = Vec::new();
-    for minute in START.0..START.0 + 2 * WEEK_MINUTES {
-        detector.close_minute(Minute(minute), &mut events);
+    for minute in START.until(START.plus(2 * WEEK_MINUTES)) {
+        detector.close_minute(minute, &mut events);
     }
     let mut rng = Rng::new(12);
-    let now = Minute(START.0 + 2 * WEEK_MINUTES);
+    let now = START.plus(2 * WEEK_MINUTES);
     events.extend(feed(&mut detector, &mut rng, now, 3 * 24 * 60, |_| CLEAN));
     assert!(events.is_empty(), "{events:?}");
     assert_all_learning(&detector);
@@ -53,7 +52,7 @@ fn too_few_shoppers_are_not_judged() {
         ..CLEAN
     };
     feed(&mut detector, &mut rng, START, 2 * WEEK_MINUTES, |_| quiet);
-    let now = Minute(START.0 + 2 * WEEK_MINUTES);
+    let now = START.plus(2 * WEEK_MINUTES);
     let events = feed(&mut detector, &mut rng, now, 60, |_| Traffic {
         keep: [0.0, 0.0],
         ..quiet

@@ -40,7 +40,7 @@ event = "Order Completed"
 "#;
 
 /// Monday 2026-10-05 00:00 UTC.
-pub(crate) const START: Minute = Minute(1_791_158_400_000 / MS_PER_MINUTE);
+pub(crate) const START: Minute = Minute::new(1_791_158_400_000 / MS_PER_MINUTE);
 pub(crate) const WEEK_MINUTES: i64 = 7 * 24 * 60;
 
 /// Per device: share of sessions, step conversions.
@@ -81,10 +81,10 @@ pub(crate) fn feed(
 ) -> Vec<AlertEvent> {
     let mut events = Vec::new();
     for offset in 0..minutes {
-        let minute = Minute(from.0 + offset);
+        let minute = from.plus(offset);
         let t = traffic(minute);
         // A daily rhythm: twice as busy at the peak as on average.
-        let hour = (minute.0 / 60) % 24;
+        let hour = (minute.index() / 60) % 24;
         let rhythm = 1.0 + 0.8 * ((hour as f64 - 6.0) / 24.0 * std::f64::consts::TAU).sin();
         for (device, share, conversion) in DEVICES {
             let affected = t.only.is_none_or(|d| d == device);
@@ -112,7 +112,7 @@ pub(crate) fn learned(seed: u64) -> (Detector, Rng, Minute) {
     let minutes = 2 * WEEK_MINUTES + 12 * 60;
     let events = feed(&mut detector, &mut rng, START, minutes, |_| CLEAN);
     assert!(events.is_empty(), "no alert on clean traffic: {events:?}");
-    (detector, rng, Minute(START.0 + minutes))
+    (detector, rng, START.plus(minutes))
 }
 
 pub(crate) fn opened(events: &[AlertEvent]) -> Vec<&AlertEvent> {

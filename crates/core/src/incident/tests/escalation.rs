@@ -25,7 +25,7 @@ fn an_unacknowledged_p1_walks_the_whole_escalation_path() {
     let breaches: Vec<(&str, i64)> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::SlaBreached { sla, at, .. } => Some((*sla, (at.0 - T0.0) / 60_000)),
+            Effect::SlaBreached { sla, at, .. } => Some((*sla, at.since(T0).whole_minutes())),
             _ => None,
         })
         .collect();

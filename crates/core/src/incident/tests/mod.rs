@@ -15,10 +15,10 @@ mod resolution;
 mod silences;
 mod simulation;
 
-const T0: Timestamp = Timestamp(1_795_773_600_000);
+const T0: Timestamp = Timestamp::from_millis(1_795_773_600_000);
 
 fn minutes(n: i64) -> Timestamp {
-    Timestamp(T0.0 + n * 60_000)
+    T0.saturating_add(DurationMs::from_minutes(n))
 }
 
 fn alert(id: u64, stage: &str, severity: Severity, event: AlertEventKind) -> AlertEvent {
@@ -55,7 +55,7 @@ fn pages(effects: &[Effect]) -> Vec<(i64, String)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Notify { at, level, .. } => Some(((at.0 - T0.0) / 60_000, level.clone())),
+            Effect::Notify { at, level, .. } => Some((at.since(T0).whole_minutes(), level.clone())),
             _ => None,
         })
         .collect()

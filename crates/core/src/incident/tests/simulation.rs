@@ -33,7 +33,7 @@ fn simulated_interleavings_keep_the_invariants() {
             } else {
                 (rng.below(90) as i64 + 1) * 60_000
             };
-            now = Timestamp(now.0 + step);
+            now = now.saturating_add(DurationMs::from_millis(step));
             let mut inputs: Vec<AlertEvent> = Vec::new();
             match rng.below(10) {
                 0..=2 => {
