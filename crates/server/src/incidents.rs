@@ -24,6 +24,7 @@ use revloop_core::incident::{
     Action, ActionError, AddedSilence, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine,
     IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, SlaClock, TimelineEntry,
 };
+use revloop_core::pipeline::feed_tick;
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
     ChangeRow, IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError, TimelineKind,
@@ -83,12 +84,13 @@ impl Incidents {
     }
 
     /// Takes in a detector tick's alert events and the latest deviation of every open
-    /// incident's series. Events at or before what was taken in before are skipped (a fresh
-    /// database starts taking events from its first start: history is not news).
+    /// incident's series, through the core's one glue ([`feed_tick`]). Events at or before
+    /// what was taken in before are skipped (a fresh database starts taking events from its
+    /// first start: history is not news).
     pub fn feed(
         &self,
         events: &[AlertEvent],
-        detector: &dyn Fn(&Incident) -> Option<f64>,
+        deviations: &dyn Fn(&Incident) -> Option<f64>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         {
@@ -104,23 +106,19 @@ impl Incidents {
             }
         }
         self.step(now, |live| {
+            // The watermark is the service's own: events at or before it were taken in by an
+            // earlier step (or are history from before the first start).
             let through = live.alerts_through;
-            let pending = std::mem::take(&mut live.pending);
-            for event in pending.iter().filter(|e| e.at > through) {
-                live.engine.handle_alert(now, event);
-                live.alerts_through = live.alerts_through.max(event.at);
-            }
-            live.pending = pending;
-            let measured: Vec<(String, String, f64)> = live
-                .engine
-                .incidents()
-                .filter(|i| i.is_open())
-                .filter_map(|i| Some((i.funnel.clone(), i.stage.clone(), detector(i)?)))
+            let fresh: Vec<AlertEvent> = live
+                .pending
+                .iter()
+                .filter(|event| event.at > through)
+                .cloned()
                 .collect();
-            for (funnel, stage, sigma) in measured {
-                live.engine.handle_measurement(now, &funnel, &stage, sigma);
+            if let Some(latest) = fresh.iter().map(|event| event.at).max() {
+                live.alerts_through = live.alerts_through.max(latest);
             }
-            live.engine.handle_timeout(now);
+            feed_tick(&mut live.engine, deviations, now, &fresh);
         })?;
         self.lock().pending.clear();
         Ok(())
