@@ -13,8 +13,8 @@ use anyhow::Context;
 
 use revloop_core::time::Minute;
 use revloop_server::api::alerts::alert_json;
+use revloop_server::api::incidents::incident_json;
 use revloop_server::event_time::{EventTimeRun, run_in_event_time};
-use revloop_server::incidents::incident_json;
 use revloop_server::ingest::{IngestClock, Ingestor, Outcome, Place, Prepared, Watermark};
 use revloop_server::telemetry::Telemetry;
 use revloop_server::writer::GroupCommitter;

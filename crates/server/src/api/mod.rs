@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 
 use revloop_core::{Config, Timestamp};
-use revloop_store::{Role, Store};
+use revloop_store::{Role, Store, StoreError};
 
 use crate::Clock;
 use crate::detection::Detection;
@@ -20,12 +20,18 @@ use crate::incidents::Incidents;
 use crate::ingest::Ingestor;
 use crate::telemetry::Telemetry;
 
+pub mod actions;
 pub mod alerts;
+pub mod body;
+pub mod changes;
 pub mod funnels;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
+pub mod outbox;
+pub mod report;
+pub mod silences;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -71,4 +77,9 @@ pub(crate) async fn identify(
         .await
         .map_err(|err| ApiError::internal("authorization task failed", err))?
         .map(|(_, name)| name)
+}
+
+/// A failure of the store behind the incidents, changes or silences: logged, a bare 5xx.
+pub(crate) fn store_error(err: StoreError) -> ApiError {
+    ApiError::internal("the incident store failed", err)
 }

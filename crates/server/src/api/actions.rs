@@ -1,0 +1,227 @@
+//! Acting on an incident (responder role): `POST /api/v1/incidents/{id}/{action}`. It reads
+//! the action from its path segment and body, refuses fields the action does not take, and
+//! maps the engine's refusals to 4xx. The reply is the incident in full, as `incidents` views
+//! it; the engine itself decides what an action does.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use revloop_core::incident::{Action, ActionError, IncidentSeverity, Mitigation};
+use revloop_core::time::Timestamp;
+use revloop_store::Role;
+
+use crate::api::body::{SegmentBody, check_segment, json_body, needed};
+use crate::api::incidents::{incident_json, parse_id};
+use crate::api::{AppState, identify, store_error};
+use crate::http::{ApiError, blocking, invalid};
+use crate::suspects::suspects;
+
+/// The actions, by their path segment.
+const ACTIONS: [&str; 10] = [
+    "acknowledge",
+    "note",
+    "scope",
+    "severity",
+    "mitigate",
+    "root-cause",
+    "action-items",
+    "checklist",
+    "resolve",
+    "reopen",
+];
+
+/// The body of every action; which fields are needed depends on the action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    reason: Option<String>,
+    text: Option<String>,
+    stage: Option<String>,
+    segment: Option<SegmentBody>,
+    severity: Option<String>,
+    mitigation: Option<String>,
+    detail: Option<String>,
+    owner: Option<String>,
+    due: Option<String>,
+    index: Option<usize>,
+    finding: Option<String>,
+}
+
+impl ActionBody {
+    /// Refuses fields that the action does not take (a `severity` sent with a note would
+    /// otherwise be silently ignored).
+    fn only(&self, action: &str) -> Result<(), ApiError> {
+        // A note, root cause, action item or finding is its own why: no `reason` beside it.
+        let taken: &[&str] = match action {
+            "note" | "root-cause" => &["text"],
+            "scope" => &["stage", "segment", "reason"],
+            "severity" => &["severity", "reason"],
+            "mitigate" => &["mitigation", "detail", "reason"],
+            "action-items" => &["text", "owner", "due"],
+            "checklist" => &["index", "finding"],
+            _ => &["reason"],
+        };
+        let present = [
+            ("reason", self.reason.is_some()),
+            ("text", self.text.is_some()),
+            ("stage", self.stage.is_some()),
+            ("segment", self.segment.is_some()),
+            ("severity", self.severity.is_some()),
+            ("mitigation", self.mitigation.is_some()),
+            ("detail", self.detail.is_some()),
+            ("owner", self.owner.is_some()),
+            ("due", self.due.is_some()),
+            ("index", self.index.is_some()),
+            ("finding", self.finding.is_some()),
+        ];
+        match present
+            .iter()
+            .find(|(field, is_set)| *is_set && !taken.contains(field))
+        {
+            Some((field, _)) if ACTIONS.contains(&action) => {
+                let takes = format!("`{}`", taken.join("`, `"));
+                Err(invalid(
+                    "invalid_field",
+                    field,
+                    format!("does not apply to `{action}`, which takes {takes}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads an action from its path segment and body.
+fn parse_action(state: &AppState, name: &str, body: ActionBody) -> Result<Action, ApiError> {
+    Ok(match name {
+        "acknowledge" => Action::Acknowledge,
+        "resolve" => Action::Resolve,
+        "reopen" => Action::Reopen,
+        "note" => Action::Note(needed("text", body.text)?),
+        "root-cause" => Action::RootCause(needed("text", body.text)?),
+        "scope" => {
+            let stage = needed("stage", body.stage)?;
+            let known_stage = state
+                .config
+                .funnels
+                .iter()
+                .any(|f| f.stages.iter().any(|s| s.id == stage));
+            if !known_stage {
+                return Err(invalid(
+                    "invalid_field",
+                    "stage",
+                    format!("no stage `{stage}` in any funnel"),
+                ));
+            }
+            let segment = match body.segment {
+                Some(segment) => {
+                    check_segment(state, &segment)?;
+                    Some((segment.dimension, segment.value))
+                }
+                None => None,
+            };
+            Action::SetScope { stage, segment }
+        }
+        "severity" => {
+            let text = needed("severity", body.severity)?;
+            let severity = IncidentSeverity::parse(&text.to_ascii_uppercase())
+                .ok_or_else(|| invalid("invalid_field", "severity", "must be P1, P2 or P3"))?;
+            Action::SetSeverity(severity)
+        }
+        "mitigate" => {
+            let text = needed("mitigation", body.mitigation)?;
+            let mitigation = Mitigation::parse(&text).ok_or_else(|| {
+                let names: Vec<&str> = Mitigation::ALL.iter().map(|m| m.as_str()).collect();
+                invalid(
+                    "invalid_field",
+                    "mitigation",
+                    format!("must be one of {}", names.join(", ")),
+                )
+            })?;
+            Action::Mitigate {
+                mitigation,
+                detail: body.detail.unwrap_or_default(),
+            }
+        }
+        "action-items" => {
+            let due = needed("due", body.due)?;
+            let due = Timestamp::parse_rfc3339(&due)
+                .map_err(|err| invalid("invalid_field", "due", err.to_string()))?;
+            Action::ActionItem {
+                text: needed("text", body.text)?,
+                owner: needed("owner", body.owner)?,
+                due,
+            }
+        }
+        "checklist" => Action::CheckItem {
+            index: body
+                .index
+                .ok_or_else(|| invalid("missing_field", "index", "is required for this action"))?,
+            finding: body.finding.unwrap_or_default(),
+        },
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no action `{other}`; actions are {}",
+                ACTIONS.join(", ")
+            )));
+        }
+    })
+}
+
+fn action_error(err: ActionError) -> ApiError {
+    let message = err.to_string();
+    match err {
+        ActionError::UnknownIncident(_) => ApiError::not_found(message),
+        ActionError::IllegalTransition { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "illegal_transition", message)
+        }
+        ActionError::AnotherIsOpen(_) => {
+            ApiError::new(StatusCode::CONFLICT, "another_is_open", message)
+        }
+        ActionError::SeverityUnchanged(_) => {
+            ApiError::new(StatusCode::CONFLICT, "unchanged", message)
+        }
+        ActionError::TooManyActionItems | ActionError::TimelineFull => {
+            ApiError::new(StatusCode::CONFLICT, "incident_full", message)
+        }
+        ActionError::TooLong { field } => invalid("too_long", field, message),
+        ActionError::Empty { field } => invalid("empty_field", field, message),
+        ActionError::UnknownChecklistItem(_) => invalid("invalid_field", "index", message),
+        ActionError::DowngradeWithoutReason | ActionError::ResolveWithoutReason(_) => {
+            invalid("missing_field", "reason", message)
+        }
+    }
+}
+
+/// `POST /api/v1/incidents/{id}/{action}`: a responder acts; the incident as it is after.
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let actor = identify(&state, &headers, Role::Responder, now).await?;
+    let id = parse_id(&id)?;
+    let body: ActionBody = json_body(&headers, body)?;
+    body.only(&name)?;
+    let reason = body.reason.clone().filter(|r| !r.trim().is_empty());
+    let action = parse_action(&state, &name, body)?;
+    let incidents = state.incidents.clone();
+    let store = state.store.clone();
+    let reply = blocking(move || {
+        let incident = incidents
+            .act(id, &actor, &action, reason.as_deref(), now)
+            .map_err(store_error)?
+            .map_err(action_error)?;
+        tracing::info!(incident = id, actor = %actor, action = action.name(), "incident action");
+        let suspects = suspects(store.as_ref(), &incident).map_err(store_error)?;
+        Ok(incident_json(&incident, incidents.policy(), now, &suspects))
+    })
+    .await?;
+    Ok(axum::Json(reply).into_response())
+}

@@ -1,0 +1,154 @@
+//! The silences area: maintenance windows from the config and those added through the API
+//! (`GET`, `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`), and their view. The
+//! engine decides what a silence silences; this module only reads and adds them.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use revloop_core::incident::{AddedSilence, Silence, SilenceError};
+use revloop_core::time::Timestamp;
+use revloop_store::Role;
+
+use crate::api::body::{check_scope, json_body, needed};
+use crate::api::{AppState, identify, require, store_error};
+use crate::http::{ApiError, blocking, invalid};
+
+/// A silence as JSON: the shape the silences API returns.
+fn silence_json(silence: &Silence, added: Option<&AddedSilence>, now: Timestamp) -> Value {
+    json!({
+        "id": added.map(|a| a.id),
+        "source": if added.is_some() { "api" } else { "config" },
+        "funnel": silence.funnel,
+        "stage": silence.stage,
+        "from": silence.from.to_string(),
+        "to": silence.to.to_string(),
+        "reason": silence.reason,
+        "state": if now < silence.from {
+            "scheduled"
+        } else if now < silence.to {
+            "active"
+        } else {
+            "ended"
+        },
+        "added_by": added.map(|a| a.added_by.clone()),
+        "added_at": added.map(|a| a.added_at.to_string()),
+    })
+}
+
+/// `GET /api/v1/silences`: the config's silences and those added through the API.
+pub async fn list_silences(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    require(&state, &headers, None, Role::Viewer, now).await?;
+    let incidents = state.incidents.clone();
+    let body = blocking(move || {
+        incidents
+            .with_engine(|engine| {
+                let (configured, added) = engine.silences();
+                let silences: Vec<Value> = configured
+                    .iter()
+                    .map(|s| silence_json(s, None, now))
+                    .chain(added.iter().map(|a| silence_json(&a.silence, Some(a), now)))
+                    .collect();
+                json!({ "silences": silences })
+            })
+            .map_err(store_error)
+    })
+    .await?;
+    Ok(axum::Json(body).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceBody {
+    funnel: Option<String>,
+    stage: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/silences` (responder): a maintenance window from `from` (default now) to
+/// `to`, RFC 3339 instants (with their offset, so daylight saving cannot shift them).
+pub async fn add_silence(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let actor = identify(&state, &headers, Role::Responder, now).await?;
+    let body: SilenceBody = json_body(&headers, body)?;
+    let time = |field: &str, value: Option<String>| -> Result<Option<Timestamp>, ApiError> {
+        value
+            .map(|text| {
+                Timestamp::parse_rfc3339(&text)
+                    .map_err(|err| invalid("invalid_field", field, err.to_string()))
+            })
+            .transpose()
+    };
+    let from = time("from", body.from)?.unwrap_or(now);
+    let to = time("to", body.to)?
+        .ok_or_else(|| invalid("missing_field", "to", "is required: when the silence ends"))?;
+    check_scope(&state, body.funnel.as_deref(), body.stage.as_deref())?;
+    let funnel = body.funnel;
+    let silence = Silence {
+        funnel,
+        stage: body.stage,
+        from,
+        to,
+        reason: needed("reason", body.reason)?,
+    };
+    let incidents = state.incidents.clone();
+    let (id, silence) = blocking(move || {
+        let id = incidents
+            .add_silence(&actor, &silence, now)
+            .map_err(store_error)?
+            .map_err(|err| {
+                let field = match err {
+                    SilenceError::Reason => "reason",
+                    SilenceError::Ended | SilenceError::TooLong => "to",
+                    SilenceError::Backwards => "from",
+                    SilenceError::TooMany => "silences",
+                };
+                invalid("invalid_field", field, err.to_string())
+            })?;
+        Ok((id, silence))
+    })
+    .await?;
+    tracing::info!(silence = id, reason = %silence.reason, "silence added");
+    let mut reply = silence_json(&silence, None, now);
+    reply["id"] = json!(id);
+    reply["source"] = json!("api");
+    Ok((StatusCode::CREATED, axum::Json(reply)).into_response())
+}
+
+/// `DELETE /api/v1/silences/{id}` (responder): ends an added silence now.
+pub async fn end_silence(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    identify(&state, &headers, Role::Responder, now).await?;
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no silence `{id}` added through the API (config silences end by editing the config)"
+        ))
+    };
+    let key = id.parse::<u64>().map_err(|_| not_found())?;
+    let incidents = state.incidents.clone();
+    let ended = blocking(move || incidents.end_silence(key, now).map_err(store_error))
+        .await?
+        .ok_or_else(not_found)?;
+    let mut reply = silence_json(&ended.silence, Some(&ended), now);
+    reply["state"] = json!("ended");
+    reply["ended_at"] = json!(now.to_string());
+    Ok(axum::Json(reply).into_response())
+}
