@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use revloop_core::incident::{Action, ActionError, IncidentSeverity, Mitigation};
@@ -15,8 +15,8 @@ use revloop_core::time::Timestamp;
 use revloop_store::Role;
 
 use crate::api::body::{SegmentBody, check_segment, json_body, needed};
-use crate::api::incidents::{incident_json, parse_id};
-use crate::api::{AppState, identify, store_error};
+use crate::api::incidents::{incident_view, parse_id};
+use crate::api::{AppState, identify, json_reply, store_error};
 use crate::http::{ApiError, blocking, invalid};
 use crate::suspects::suspects;
 
@@ -220,8 +220,8 @@ pub async fn act(
             .map_err(action_error)?;
         tracing::info!(incident = id, actor = %actor, action = action.name(), "incident action");
         let suspects = suspects(store.as_ref(), &incident).map_err(store_error)?;
-        Ok(incident_json(&incident, incidents.policy(), now, &suspects))
+        Ok(incident_view(&incident, incidents.policy(), now, &suspects))
     })
     .await?;
-    Ok(axum::Json(reply).into_response())
+    Ok(json_reply(StatusCode::OK, &reply))
 }

@@ -6,17 +6,17 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use revloop_api::changes as wire;
 use revloop_core::change::ChangeKind;
 use revloop_core::incident::TEXT_BYTES_MAX;
 use revloop_core::time::{MS_PER_DAY, Timestamp};
 use revloop_store::{ChangeRow, Role};
 
 use crate::api::body::{SegmentBody, check_scope, check_segment, json_body, needed};
-use crate::api::{AppState, identify, require, store_error};
+use crate::api::{AppState, identify, json_reply, require, segment_view, store_error};
 use crate::http::query::{parse_limit, parse_time, unknown_parameter};
 use crate::http::{ApiError, blocking, invalid};
 
@@ -148,7 +148,7 @@ pub async fn add_change(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(change_json(&stored))).into_response())
+    Ok(json_reply(status, &change_view(&stored)))
 }
 
 /// `GET /api/v1/changes?from=&to=&limit=`: newest first (default: the last 7 days).
@@ -180,25 +180,43 @@ pub async fn list_changes(
     let store = state.store.clone();
     let body = blocking(move || {
         let rows = store.changes(from, to, limit).map_err(store_error)?;
-        Ok(json!({ "changes": rows.iter().map(change_json).collect::<Vec<_>>() }))
+        Ok(wire::ChangeList {
+            changes: rows.iter().map(change_view).collect(),
+        })
     })
     .await?;
-    Ok(axum::Json(body).into_response())
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
-/// A change as JSON: the shape the changes API takes and returns.
-pub fn change_json(change: &ChangeRow) -> Value {
-    json!({
-        "id": change.id,
-        "at": change.at.to_string(),
-        "kind": change.kind.as_str(),
-        "summary": change.summary,
-        "detail": change.detail,
-        "funnel": change.funnel,
-        "stage": change.stage,
-        "segment": change.segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
-        "author": change.author,
-        "external_id": change.external_id,
-        "recorded_at": change.recorded_at.to_string(),
-    })
+fn change_kind_view(kind: ChangeKind) -> wire::ChangeKind {
+    match kind {
+        ChangeKind::Deploy => wire::ChangeKind::Deploy,
+        ChangeKind::ExperimentStart => wire::ChangeKind::ExperimentStart,
+        ChangeKind::ExperimentStop => wire::ChangeKind::ExperimentStop,
+        ChangeKind::Pricing => wire::ChangeKind::Pricing,
+        ChangeKind::Promotion => wire::ChangeKind::Promotion,
+        ChangeKind::PaymentProcessor => wire::ChangeKind::PaymentProcessor,
+        ChangeKind::Cdn => wire::ChangeKind::Cdn,
+        ChangeKind::Infrastructure => wire::ChangeKind::Infrastructure,
+        ChangeKind::Config => wire::ChangeKind::Config,
+        ChangeKind::Other => wire::ChangeKind::Other,
+    }
+}
+
+/// A stored change as the API shows it: the shape the changes API returns, and an incident's
+/// suspects carry.
+pub fn change_view(change: &ChangeRow) -> wire::Change {
+    wire::Change {
+        id: change.id,
+        at: change.at.to_string(),
+        kind: change_kind_view(change.kind),
+        summary: change.summary.clone(),
+        detail: change.detail.clone(),
+        funnel: change.funnel.clone(),
+        stage: change.stage.clone(),
+        segment: change.segment.as_ref().map(segment_view),
+        author: change.author.clone(),
+        external_id: change.external_id.clone(),
+        recorded_at: change.recorded_at.to_string(),
+    }
 }

@@ -4,17 +4,21 @@
 //! their own modules. It never changes an incident.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
+use revloop_api::incidents as wire;
+use revloop_core::alert::AlertKind;
 use revloop_core::change::Suspect;
-use revloop_core::incident::{CHECKLIST, Incident, IncidentPolicy, SlaClock};
+use revloop_core::incident::{
+    CHECKLIST, Incident, IncidentPolicy, IncidentSeverity, IncidentState, Mitigation, SlaClock,
+    Trend,
+};
 use revloop_core::time::Timestamp;
 use revloop_store::{ChangeRow, IncidentQuery, Role};
 
-use crate::api::changes::change_json;
-use crate::api::{AppState, require, store_error};
+use crate::api::changes::change_view;
+use crate::api::{AppState, json_reply, require, segment_view, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
 use crate::http::{ApiError, ErrorDetail, blocking, invalid};
 use crate::incidents::incident_from_rows;
@@ -103,15 +107,18 @@ pub async fn list_incidents(
                 Some(incident) => incident,
                 None => incident_from_rows(row, Vec::new()).map_err(store_error)?,
             };
-            listed.push(incident_summary_json(&incident, incidents.policy(), now));
+            listed.push(incident_summary_view(&incident, incidents.policy(), now));
         }
         let next = (rows.len() == query.limit)
             .then(|| rows.last().map(|r| r.id))
             .flatten();
-        Ok(json!({ "incidents": listed, "next_before": next }))
+        Ok(wire::IncidentList {
+            incidents: listed,
+            next_before: next,
+        })
     })
     .await?;
-    Ok(axum::Json(body).into_response())
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
 /// `GET /api/v1/incidents/{id}`: one incident in full.
@@ -131,148 +138,237 @@ pub async fn get_incident(
             .map_err(store_error)?
             .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
         let suspects = suspects(store.as_ref(), &incident).map_err(store_error)?;
-        Ok(incident_json(&incident, incidents.policy(), now, &suspects))
+        Ok(incident_view(&incident, incidents.policy(), now, &suspects))
     })
     .await?;
-    Ok(axum::Json(body).into_response())
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
-fn clock_json(clock: &SlaClock, now: Timestamp) -> Value {
-    // A clock met after it ran out was breached: that is what it stays.
+/// An SLA clock as the API shows it. A clock met after it ran out was breached: that is what
+/// it stays.
+fn sla_clock_view(clock: &SlaClock, now: Timestamp) -> wire::SlaClock {
     let state = if clock.breached {
-        "breached"
+        wire::SlaState::Breached
     } else if clock.met_at.is_some() {
-        "met"
+        wire::SlaState::Met
     } else {
-        "running"
+        wire::SlaState::Running
     };
-    json!({
-        "state": state,
-        "due": clock.due.to_string(),
-        "met_at": clock.met_at.map(|t| t.to_string()),
-        "remaining_ms": (clock.met_at.is_none() && !clock.breached)
+    wire::SlaClock {
+        state,
+        due: clock.due.to_string(),
+        met_at: clock.met_at.map(|t| t.to_string()),
+        remaining_ms: (clock.met_at.is_none() && !clock.breached)
             .then(|| clock.due.since(now).millis()),
-    })
+    }
 }
 
 fn since(from: Timestamp, to: Option<Timestamp>) -> Option<i64> {
     to.map(|t| t.since(from).millis())
 }
 
-/// An incident's headline, for lists.
-pub fn incident_summary_json(
-    incident: &Incident,
-    policy: &IncidentPolicy,
-    now: Timestamp,
-) -> Value {
-    let criteria = incident.criteria(policy, now);
-    json!({
-        "id": incident.id,
-        "funnel": incident.funnel,
-        "stage": incident.stage,
-        "kind": incident.kind.as_str(),
-        "segment": incident.segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
-        "severity": incident.severity.as_str(),
-        "state": incident.state.as_str(),
-        "silenced": incident.silenced,
-        "onset": incident.onset.to_string(),
-        "opened_at": incident.opened_at.to_string(),
-        "acknowledged_at": incident.acknowledged_at.map(|t| t.to_string()),
-        "mitigated_at": incident.mitigated_at.map(|t| t.to_string()),
-        "resolved_at": incident.resolved_at.map(|t| t.to_string()),
-        "sla": {
-            "response": clock_json(&incident.response, now),
-            "resolution": clock_json(&incident.resolution, now),
-        },
-        "times": {
-            "to_acknowledge_ms": since(incident.opened_at, incident.acknowledged_at),
-            "to_mitigate_ms": since(incident.opened_at, incident.mitigated_at),
-            "to_resolve_ms": since(incident.opened_at, incident.resolved_at),
-        },
-        "trend": incident.trend(now).as_str(),
-        "resolvable": incident.is_open() && criteria.iter().all(|c| c.holds),
-    })
+fn severity_view(severity: IncidentSeverity) -> wire::Severity {
+    match severity {
+        IncidentSeverity::P1 => wire::Severity::P1,
+        IncidentSeverity::P2 => wire::Severity::P2,
+        IncidentSeverity::P3 => wire::Severity::P3,
+    }
 }
 
-/// An incident in full: the headline, escalation, criteria, checklist, suspects, timeline.
-pub fn incident_json(
+fn state_view(state: IncidentState) -> wire::IncidentState {
+    match state {
+        IncidentState::Triggered => wire::IncidentState::Triggered,
+        IncidentState::Acknowledged => wire::IncidentState::Acknowledged,
+        IncidentState::Mitigated => wire::IncidentState::Mitigated,
+        IncidentState::Resolved => wire::IncidentState::Resolved,
+    }
+}
+
+fn kind_view(kind: AlertKind) -> wire::IncidentKind {
+    match kind {
+        AlertKind::Conversion => wire::IncidentKind::Conversion,
+        AlertKind::Volume => wire::IncidentKind::Volume,
+    }
+}
+
+fn trend_view(trend: Trend) -> wire::Trend {
+    match trend {
+        Trend::Increasing => wire::Trend::Increasing,
+        Trend::Stable => wire::Trend::Stable,
+        Trend::Decreasing => wire::Trend::Decreasing,
+    }
+}
+
+fn mitigation_view(mitigation: Mitigation) -> wire::Mitigation {
+    match mitigation {
+        Mitigation::TrafficRouting => wire::Mitigation::TrafficRouting,
+        Mitigation::Rollback => wire::Mitigation::Rollback,
+        Mitigation::DisableExperiment => wire::Mitigation::DisableExperiment,
+        Mitigation::BackupPaymentProcessor => wire::Mitigation::BackupPaymentProcessor,
+        Mitigation::StatusBanner => wire::Mitigation::StatusBanner,
+        Mitigation::Other => wire::Mitigation::Other,
+    }
+}
+
+/// The engine writes a timeline entry's kind as its machine name; one the API does not list
+/// yet is shown as written, as it always was.
+fn timeline_kind_view(kind: &str) -> wire::TimelineKind {
+    kind.parse()
+        .unwrap_or_else(|_| wire::TimelineKind::Unknown(kind.to_owned()))
+}
+
+/// An incident's headline, for lists.
+pub fn incident_summary_view(
     incident: &Incident,
     policy: &IncidentPolicy,
     now: Timestamp,
-    suspects: &[(Suspect, ChangeRow)],
-) -> Value {
-    let mut body = incident_summary_json(incident, policy, now);
-    let levels = &policy.severities[match incident.severity.as_str() {
-        "P1" => 0,
-        "P2" => 1,
-        _ => 2,
+) -> wire::IncidentSummary {
+    let criteria = incident.criteria(policy, now);
+    wire::IncidentSummary {
+        id: incident.id,
+        funnel: incident.funnel.clone(),
+        stage: incident.stage.clone(),
+        kind: kind_view(incident.kind),
+        segment: incident.segment.as_ref().map(segment_view),
+        severity: severity_view(incident.severity),
+        state: state_view(incident.state),
+        silenced: incident.silenced,
+        onset: incident.onset.to_string(),
+        opened_at: incident.opened_at.to_string(),
+        acknowledged_at: incident.acknowledged_at.map(|t| t.to_string()),
+        mitigated_at: incident.mitigated_at.map(|t| t.to_string()),
+        resolved_at: incident.resolved_at.map(|t| t.to_string()),
+        sla: wire::SlaClocks {
+            response: sla_clock_view(&incident.response, now),
+            resolution: sla_clock_view(&incident.resolution, now),
+        },
+        times: wire::ResponseTimes {
+            to_acknowledge_ms: since(incident.opened_at, incident.acknowledged_at),
+            to_mitigate_ms: since(incident.opened_at, incident.mitigated_at),
+            to_resolve_ms: since(incident.opened_at, incident.resolved_at),
+        },
+        trend: trend_view(incident.trend(now)),
+        resolvable: incident.is_open() && criteria.iter().all(|c| c.holds),
+    }
+}
+
+/// The level an incident pages next, by name; `None` once escalation has stopped.
+fn next_level_view(incident: &Incident, policy: &IncidentPolicy) -> Option<String> {
+    let levels = &policy.severities[match incident.severity {
+        IncidentSeverity::P1 => 0,
+        IncidentSeverity::P2 => 1,
+        IncidentSeverity::P3 => 2,
     }]
     .levels;
-    let next_level = incident.escalation.next_at.map(|_| {
+    incident.escalation.next_at.map(|_| {
         levels
             .get(incident.escalation.next_level)
             .or(levels.last())
             .map_or("", |l| l.name.as_str())
-    });
-    let extra = json!({
-        "escalation": {
-            "next_level": next_level,
-            "next_at": incident.escalation.next_at.map(|t| t.to_string()),
-            "repeats": incident.escalation.repeats,
+            .to_owned()
+    })
+}
+
+fn checklist_view(incident: &Incident) -> Vec<wire::ChecklistItem> {
+    CHECKLIST
+        .iter()
+        .zip(&incident.checklist)
+        .enumerate()
+        .map(|(index, ((category, item), tick))| wire::ChecklistItem {
+            index,
+            category: (*category).to_owned(),
+            item: (*item).to_owned(),
+            checked_by: tick.as_ref().map(|t| t.by.clone()),
+            checked_at: tick.as_ref().map(|t| t.at.to_string()),
+            finding: tick.as_ref().map(|t| t.finding.clone()),
+        })
+        .collect()
+}
+
+/// An incident in full: the headline, escalation, criteria, checklist, suspects, timeline.
+pub fn incident_view(
+    incident: &Incident,
+    policy: &IncidentPolicy,
+    now: Timestamp,
+    suspects: &[(Suspect, ChangeRow)],
+) -> wire::Incident {
+    wire::Incident {
+        summary: incident_summary_view(incident, policy, now),
+        escalation: wire::Escalation {
+            next_level: next_level_view(incident, policy),
+            next_at: incident.escalation.next_at.map(|t| t.to_string()),
+            repeats: incident.escalation.repeats,
         },
-        "criteria": incident.criteria(policy, now).iter().map(|c| json!({
-            "name": c.name,
-            "holds": c.holds,
-            "detail": c.detail,
-        })).collect::<Vec<_>>(),
-        "alerts": incident.alerts.iter().map(|(id, open)| json!({
-            "alert_id": format!("{id:016x}"),
-            "open": open,
-        })).collect::<Vec<_>>(),
-        "scope": incident.scope.as_ref().map(|(stage, segment)| json!({
-            "stage": stage,
-            "segment": segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
-        })),
+        criteria: incident
+            .criteria(policy, now)
+            .into_iter()
+            .map(|c| wire::Criterion {
+                name: c.name.to_owned(),
+                holds: c.holds,
+                detail: c.detail,
+            })
+            .collect(),
+        alerts: incident
+            .alerts
+            .iter()
+            .map(|(id, open)| wire::AlertLink {
+                alert_id: format!("{id:016x}"),
+                open: *open,
+            })
+            .collect(),
+        scope: incident.scope.as_ref().map(|(stage, segment)| wire::Scope {
+            stage: stage.clone(),
+            segment: segment.as_ref().map(segment_view),
+        }),
         // Every breach, including those of clocks a reopen has since restarted.
-        "sla_breaches": incident.timeline.iter().filter(|e| e.kind == "sla_breached").map(|e| json!({
-            "at": e.at.to_string(),
-            "text": e.text,
-        })).collect::<Vec<_>>(),
-        "root_cause": incident.root_cause,
-        "mitigations": incident.mitigations.iter().map(|(m, detail)| json!({
-            "mitigation": m.as_str(),
-            "detail": detail,
-        })).collect::<Vec<_>>(),
-        "action_items": incident.action_items.iter().map(|a| json!({
-            "text": a.text,
-            "owner": a.owner,
-            "due": a.due.to_string(),
-            "added_by": a.added_by,
-            "added_at": a.added_at.to_string(),
-        })).collect::<Vec<_>>(),
-        "checklist": CHECKLIST.iter().zip(&incident.checklist).enumerate().map(|(index, ((category, item), tick))| json!({
-            "index": index,
-            "category": category,
-            "item": item,
-            "checked_by": tick.as_ref().map(|t| t.by.clone()),
-            "checked_at": tick.as_ref().map(|t| t.at.to_string()),
-            "finding": tick.as_ref().map(|t| t.finding.clone()),
-        })).collect::<Vec<_>>(),
-        "suspects": suspects.iter().map(|(suspect, change)| json!({
-            "score": (suspect.score * 1000.0).round() / 1000.0,
-            "before_onset_ms": suspect.before_onset.millis(),
-            "reasons": suspect.reasons,
-            "change": change_json(change),
-        })).collect::<Vec<_>>(),
-        "timeline": incident.timeline.iter().map(|e| json!({
-            "at": e.at.to_string(),
-            "actor": e.actor,
-            "kind": e.kind,
-            "text": e.text,
-        })).collect::<Vec<_>>(),
-    });
-    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
-        body.extend(extra);
+        sla_breaches: incident
+            .timeline
+            .iter()
+            .filter(|e| e.kind == "sla_breached")
+            .map(|e| wire::SlaBreach {
+                at: e.at.to_string(),
+                text: e.text.clone(),
+            })
+            .collect(),
+        root_cause: incident.root_cause.clone(),
+        mitigations: incident
+            .mitigations
+            .iter()
+            .map(|(m, detail)| wire::MitigationEntry {
+                mitigation: mitigation_view(*m),
+                detail: detail.clone(),
+            })
+            .collect(),
+        action_items: incident
+            .action_items
+            .iter()
+            .map(|a| wire::ActionItem {
+                text: a.text.clone(),
+                owner: a.owner.clone(),
+                due: a.due.to_string(),
+                added_by: a.added_by.clone(),
+                added_at: a.added_at.to_string(),
+            })
+            .collect(),
+        checklist: checklist_view(incident),
+        suspects: suspects
+            .iter()
+            .map(|(suspect, change)| wire::Suspect {
+                score: (suspect.score * 1000.0).round() / 1000.0,
+                before_onset_ms: suspect.before_onset.millis(),
+                reasons: suspect.reasons.clone(),
+                change: change_view(change),
+            })
+            .collect(),
+        timeline: incident
+            .timeline
+            .iter()
+            .map(|e| wire::TimelineEntry {
+                at: e.at.to_string(),
+                actor: e.actor.clone(),
+                kind: timeline_kind_view(&e.kind),
+                text: e.text.clone(),
+            })
+            .collect(),
     }
-    body
 }

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use revloop_core::{Config, Timestamp};
 use revloop_store::{Role, Store, StoreError};
@@ -82,4 +83,21 @@ pub(crate) async fn identify(
 /// A failure of the store behind the incidents, changes or silences: logged, a bare 5xx.
 pub(crate) fn store_error(err: StoreError) -> ApiError {
     ApiError::internal("the incident store failed", err)
+}
+
+/// A reply from its wire type (`revloop_api`). It is written through a `serde_json::Value`,
+/// whose keys are sorted, so that replies are byte for byte what the API wrote when it built
+/// its bodies by hand.
+pub(crate) fn json_reply<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    // The wire types are plain structs with string keys: writing them cannot fail.
+    let value = serde_json::to_value(body).expect("a wire type serializes");
+    (status, axum::Json(value)).into_response()
+}
+
+/// A single-dimension segment as the API shows it.
+pub(crate) fn segment_view((dimension, value): &(String, String)) -> revloop_api::Segment {
+    revloop_api::Segment {
+        dimension: dimension.clone(),
+        value: value.clone(),
+    }
 }

@@ -2,13 +2,14 @@
 //! breaches), oldest first, as the incidents service stored it. It never writes the outbox.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
 
-use revloop_store::Role;
+use revloop_api::outbox as wire;
+use revloop_store::{OutboxRow, Role};
 
-use crate::api::{AppState, require, store_error};
+use crate::api::{AppState, json_reply, require, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
 use crate::http::{ApiError, blocking, invalid};
 
@@ -42,21 +43,28 @@ pub async fn outbox(
     let store = state.store.clone();
     let body = blocking(move || {
         let rows = store.outbox(after, limit).map_err(store_error)?;
-        let effects: Vec<Value> = rows
+        let outbox = rows
             .iter()
-            .map(|row| {
-                let mut effect: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-                if let Value::Object(map) = &mut effect {
-                    map.insert("id".into(), json!(row.id));
-                }
-                effect
-            })
-            .collect();
-        Ok(json!({
-            "outbox": effects,
-            "next_after": rows.last().map_or(after, |r| r.id),
-        }))
+            .map(outbox_entry_view)
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(wire::OutboxPage {
+            outbox,
+            next_after: rows.last().map_or(after, |r| r.id),
+        })
     })
     .await?;
-    Ok(axum::Json(body).into_response())
+    Ok(json_reply(StatusCode::OK, &body))
+}
+
+/// A stored outbox row as the API shows it: the body the incidents service stored (see
+/// `incidents::outbox_row`), with the row's id. A body this server cannot read is a bug or a
+/// damaged database: a 5xx, logged, rather than a `null` entry no client can read.
+fn outbox_entry_view(row: &OutboxRow) -> Result<wire::OutboxEntry, ApiError> {
+    let mut body: Value = serde_json::from_str(&row.body)
+        .map_err(|err| ApiError::internal(&format!("outbox row {} is not JSON", row.id), err))?;
+    if let Value::Object(map) = &mut body {
+        map.insert("id".into(), Value::from(row.id));
+    }
+    serde_json::from_value(body)
+        .map_err(|err| ApiError::internal(&format!("outbox row {} is unreadable", row.id), err))
 }

@@ -2,15 +2,15 @@
 //! and resolve per severity over the incidents opened in a range. It reads stored rows only.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
-use revloop_core::incident::DurationSummary;
+use revloop_api::report as wire;
+use revloop_core::incident::{DurationSummary, IncidentSeverity};
 use revloop_core::time::{MS_PER_DAY, Timestamp};
-use revloop_store::Role;
+use revloop_store::{IncidentRow, Role};
 
-use crate::api::{AppState, require, store_error};
+use crate::api::{AppState, json_reply, require, store_error};
 use crate::http::query::{parse_time, unknown_parameter};
 use crate::http::{ApiError, blocking, invalid};
 
@@ -45,45 +45,45 @@ pub async fn report(
     let store = state.store.clone();
     let body = blocking(move || {
         let rows = store.resolved_incidents(from, to).map_err(store_error)?;
-        let mut severities = serde_json::Map::new();
-        for severity in ["P1", "P2", "P3"] {
-            let of = |pick: &dyn Fn(&revloop_store::IncidentRow) -> Option<Timestamp>| {
-                DurationSummary::of(
-                    rows.iter()
-                        .filter(|r| r.severity.as_str() == severity)
-                        .filter_map(|r| pick(r).map(|t| t.since(r.opened_at)))
-                        .collect(),
-                )
-            };
-            severities.insert(
-                severity.to_owned(),
-                json!({
-                    "incidents": rows.iter().filter(|r| r.severity.as_str() == severity).count(),
-                    "to_acknowledge": summary_json(of(&|r| r.acknowledged_at)),
-                    "to_mitigate": summary_json(of(&|r| r.mitigated_at)),
-                    "to_resolve": summary_json(of(&|r| r.resolved_at)),
-                }),
-            );
-        }
-        Ok(json!({
-            "from": from.to_string(),
-            "to": to.to_string(),
-            "resolved_incidents": rows.len(),
-            "severities": severities,
-        }))
+        Ok(wire::IncidentReport {
+            from: from.to_string(),
+            to: to.to_string(),
+            resolved_incidents: rows.len(),
+            severities: wire::ReportSeverities {
+                p1: severity_report(&rows, IncidentSeverity::P1),
+                p2: severity_report(&rows, IncidentSeverity::P2),
+                p3: severity_report(&rows, IncidentSeverity::P3),
+            },
+        })
     })
     .await?;
-    Ok(axum::Json(body).into_response())
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
-fn summary_json(summary: Option<DurationSummary>) -> Value {
-    summary.map_or(Value::Null, |s| {
-        json!({
-            "count": s.count,
-            "mean_ms": s.mean.millis(),
-            "median_ms": s.median.millis(),
-            "p90_ms": s.p90.millis(),
-            "max_ms": s.max.millis(),
-        })
+/// The response times of the incidents of one severity among `rows`.
+fn severity_report(rows: &[IncidentRow], severity: IncidentSeverity) -> wire::SeverityReport {
+    let of = |pick: &dyn Fn(&IncidentRow) -> Option<Timestamp>| {
+        summary_view(DurationSummary::of(
+            rows.iter()
+                .filter(|r| r.severity == severity)
+                .filter_map(|r| pick(r).map(|t| t.since(r.opened_at)))
+                .collect(),
+        ))
+    };
+    wire::SeverityReport {
+        incidents: rows.iter().filter(|r| r.severity == severity).count(),
+        to_acknowledge: of(&|r| r.acknowledged_at),
+        to_mitigate: of(&|r| r.mitigated_at),
+        to_resolve: of(&|r| r.resolved_at),
+    }
+}
+
+fn summary_view(summary: Option<DurationSummary>) -> Option<wire::DurationSummary> {
+    summary.map(|s| wire::DurationSummary {
+        count: s.count,
+        mean_ms: s.mean.millis(),
+        median_ms: s.median.millis(),
+        p90_ms: s.p90.millis(),
+        max_ms: s.max.millis(),
     })
 }

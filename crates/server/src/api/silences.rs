@@ -6,38 +6,44 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use revloop_api::silences as wire;
 use revloop_core::incident::{AddedSilence, Silence, SilenceError};
 use revloop_core::time::Timestamp;
 use revloop_store::Role;
 
 use crate::api::body::{check_scope, json_body, needed};
-use crate::api::{AppState, identify, require, store_error};
+use crate::api::{AppState, identify, json_reply, require, store_error};
 use crate::http::{ApiError, blocking, invalid};
 
-/// A silence as JSON: the shape the silences API returns.
-fn silence_json(silence: &Silence, added: Option<&AddedSilence>, now: Timestamp) -> Value {
-    json!({
-        "id": added.map(|a| a.id),
-        "source": if added.is_some() { "api" } else { "config" },
-        "funnel": silence.funnel,
-        "stage": silence.stage,
-        "from": silence.from.to_string(),
-        "to": silence.to.to_string(),
-        "reason": silence.reason,
-        "state": if now < silence.from {
-            "scheduled"
-        } else if now < silence.to {
-            "active"
+/// A silence as the API shows it: from the config (`added` is `None`) or added through the
+/// API, and whether it is scheduled, active or ended at `now`.
+fn silence_view(silence: &Silence, added: Option<&AddedSilence>, now: Timestamp) -> wire::Silence {
+    wire::Silence {
+        id: added.map(|a| a.id),
+        source: if added.is_some() {
+            wire::SilenceSource::Api
         } else {
-            "ended"
+            wire::SilenceSource::Config
         },
-        "added_by": added.map(|a| a.added_by.clone()),
-        "added_at": added.map(|a| a.added_at.to_string()),
-    })
+        funnel: silence.funnel.clone(),
+        stage: silence.stage.clone(),
+        from: silence.from.to_string(),
+        to: silence.to.to_string(),
+        reason: silence.reason.clone(),
+        state: if now < silence.from {
+            wire::SilenceState::Scheduled
+        } else if now < silence.to {
+            wire::SilenceState::Active
+        } else {
+            wire::SilenceState::Ended
+        },
+        added_by: added.map(|a| a.added_by.clone()),
+        added_at: added.map(|a| a.added_at.to_string()),
+        ended_at: None,
+    }
 }
 
 /// `GET /api/v1/silences`: the config's silences and those added through the API.
@@ -52,17 +58,17 @@ pub async fn list_silences(
         incidents
             .with_engine(|engine| {
                 let (configured, added) = engine.silences();
-                let silences: Vec<Value> = configured
+                let silences = configured
                     .iter()
-                    .map(|s| silence_json(s, None, now))
-                    .chain(added.iter().map(|a| silence_json(&a.silence, Some(a), now)))
+                    .map(|s| silence_view(s, None, now))
+                    .chain(added.iter().map(|a| silence_view(&a.silence, Some(a), now)))
                     .collect();
-                json!({ "silences": silences })
+                wire::SilenceList { silences }
             })
             .map_err(store_error)
     })
     .await?;
-    Ok(axum::Json(body).into_response())
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,10 +129,10 @@ pub async fn add_silence(
     })
     .await?;
     tracing::info!(silence = id, reason = %silence.reason, "silence added");
-    let mut reply = silence_json(&silence, None, now);
-    reply["id"] = json!(id);
-    reply["source"] = json!("api");
-    Ok((StatusCode::CREATED, axum::Json(reply)).into_response())
+    let mut reply = silence_view(&silence, None, now);
+    reply.id = Some(id);
+    reply.source = wire::SilenceSource::Api;
+    Ok(json_reply(StatusCode::CREATED, &reply))
 }
 
 /// `DELETE /api/v1/silences/{id}` (responder): ends an added silence now.
@@ -147,8 +153,8 @@ pub async fn end_silence(
     let ended = blocking(move || incidents.end_silence(key, now).map_err(store_error))
         .await?
         .ok_or_else(not_found)?;
-    let mut reply = silence_json(&ended.silence, Some(&ended), now);
-    reply["state"] = json!("ended");
-    reply["ended_at"] = json!(now.to_string());
-    Ok(axum::Json(reply).into_response())
+    let mut reply = silence_view(&ended.silence, Some(&ended), now);
+    reply.state = wire::SilenceState::Ended;
+    reply.ended_at = Some(now.to_string());
+    Ok(json_reply(StatusCode::OK, &reply))
 }
