@@ -762,6 +762,12 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
     assert_eq!(rebuild(&server.viewer).0, 403);
     let (status, body) = rebuild(&server.admin);
     assert_eq!(status, 200, "{body}");
+    // The real reply reads into the wire type the CLI reads, and writes back the same JSON.
+    let rebuilt: revloop_api::detector::Rebuilt = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        serde_json::to_value(&rebuilt).unwrap(),
+        serde_json::from_str::<Value>(&body).unwrap()
+    );
 
     let alerts = server.get("/api/v1/alerts?funnel=checkout", &server.viewer);
     assert_eq!(alerts.status, 200, "{}", alerts.body);
@@ -805,6 +811,9 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
         &server.viewer,
     );
     assert_eq!(baseline.status, 200, "{}", baseline.body);
+    let typed: revloop_api::detector::Baseline =
+        serde_json::from_value(baseline.body.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), baseline.body);
     let slots = baseline.body["slots"].as_array().unwrap();
     assert_eq!(slots.len(), 168);
     let learned = slots
