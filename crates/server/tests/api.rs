@@ -896,3 +896,34 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
         }
     }
 }
+
+/// Each unknown funnel, stage or field is refused with the valid choices named: the stages
+/// of a change, the funnels of a list, and only the fields the action itself takes.
+#[test]
+fn unknown_names_are_refused_with_the_valid_choices() {
+    let server = TestServer::start();
+    let message = |reply: &Reply| reply.body["error"]["message"].as_str().unwrap().to_owned();
+    let change = server.post_json(
+        "/api/v1/changes",
+        &server.responder,
+        &json!({"kind": "deploy", "summary": "v2", "stage": "paymnt"}),
+    );
+    assert_eq!(change.status, 400, "{}", change.body);
+    assert_eq!(
+        message(&change),
+        "stage: no stage `paymnt` in any funnel; stages are: product_viewed, cart, checkout, payment, order"
+    );
+    let list = server.get("/api/v1/incidents?funnel=chekout", &server.viewer);
+    assert_eq!(list.status, 404, "{}", list.body);
+    assert_eq!(message(&list), "no funnel `chekout`; funnels are: checkout");
+    let ack = server.post_json(
+        "/api/v1/incidents/1/acknowledge",
+        &server.responder,
+        &json!({"colour": "red"}),
+    );
+    assert_eq!(ack.status, 400, "{}", ack.body);
+    assert_eq!(
+        message(&ack),
+        "colour: does not apply to `acknowledge`, which takes `reason`"
+    );
+}

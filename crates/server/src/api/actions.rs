@@ -14,9 +14,9 @@ use revloop_core::incident::{Action, ActionError, IncidentSeverity, Mitigation};
 use revloop_core::time::Timestamp;
 use revloop_store::Role;
 
-use crate::api::body::{SegmentBody, check_segment, json_body, needed};
+use crate::api::body::{SegmentBody, check_segment, json_object, needed, typed_fields};
 use crate::api::incidents::{incident_view, parse_id};
-use crate::api::{AppState, identify, json_reply, store_error};
+use crate::api::{AppState, identify, json_reply, no_stage, store_error};
 use crate::http::{ApiError, blocking, invalid};
 use crate::suspects::suspects;
 
@@ -51,46 +51,93 @@ struct ActionBody {
     finding: Option<String>,
 }
 
+/// Every field of an action body, as [`ActionBody`] spells them.
+const FIELDS: [&str; 11] = [
+    "reason",
+    "text",
+    "stage",
+    "segment",
+    "severity",
+    "mitigation",
+    "detail",
+    "owner",
+    "due",
+    "index",
+    "finding",
+];
+
+/// The fields `action` takes; `None` for no action.
+fn fields_taken(action: &str) -> Option<&'static [&'static str]> {
+    if !ACTIONS.contains(&action) {
+        return None;
+    }
+    // A note, root cause, action item or finding is its own why: no `reason` beside it.
+    Some(match action {
+        "note" | "root-cause" => &["text"],
+        "scope" => &["stage", "segment", "reason"],
+        "severity" => &["severity", "reason"],
+        "mitigate" => &["mitigation", "detail", "reason"],
+        "action-items" => &["text", "owner", "due"],
+        "checklist" => &["index", "finding"],
+        _ => &["reason"],
+    })
+}
+
+/// A field sent with an action that does not take it; the error lists what it takes.
+fn does_not_apply(action: &str, field: &str, taken: &[&str]) -> ApiError {
+    let takes = format!("`{}`", taken.join("`, `"));
+    invalid(
+        "invalid_field",
+        field,
+        format!("does not apply to `{action}`, which takes {takes}"),
+    )
+}
+
+/// Reads an action's body. A field no action takes is refused as one this action does not
+/// take (the generic reader would list every action's fields).
+fn action_body(
+    action: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<ActionBody, ApiError> {
+    let Some(fields) = json_object(headers, body)? else {
+        return Ok(ActionBody::default());
+    };
+    if let Some(taken) = fields_taken(action)
+        && let Some(unknown) = fields.keys().find(|key| !FIELDS.contains(&key.as_str()))
+    {
+        return Err(does_not_apply(action, unknown, taken));
+    }
+    typed_fields(fields)
+}
+
 impl ActionBody {
     /// Refuses fields that the action does not take (a `severity` sent with a note would
     /// otherwise be silently ignored).
     fn only(&self, action: &str) -> Result<(), ApiError> {
-        // A note, root cause, action item or finding is its own why: no `reason` beside it.
-        let taken: &[&str] = match action {
-            "note" | "root-cause" => &["text"],
-            "scope" => &["stage", "segment", "reason"],
-            "severity" => &["severity", "reason"],
-            "mitigate" => &["mitigation", "detail", "reason"],
-            "action-items" => &["text", "owner", "due"],
-            "checklist" => &["index", "finding"],
-            _ => &["reason"],
+        let Some(taken) = fields_taken(action) else {
+            return Ok(());
         };
         let present = [
-            ("reason", self.reason.is_some()),
-            ("text", self.text.is_some()),
-            ("stage", self.stage.is_some()),
-            ("segment", self.segment.is_some()),
-            ("severity", self.severity.is_some()),
-            ("mitigation", self.mitigation.is_some()),
-            ("detail", self.detail.is_some()),
-            ("owner", self.owner.is_some()),
-            ("due", self.due.is_some()),
-            ("index", self.index.is_some()),
-            ("finding", self.finding.is_some()),
+            self.reason.is_some(),
+            self.text.is_some(),
+            self.stage.is_some(),
+            self.segment.is_some(),
+            self.severity.is_some(),
+            self.mitigation.is_some(),
+            self.detail.is_some(),
+            self.owner.is_some(),
+            self.due.is_some(),
+            self.index.is_some(),
+            self.finding.is_some(),
         ];
-        match present
+        match FIELDS
             .iter()
+            .zip(present)
             .find(|(field, is_set)| *is_set && !taken.contains(field))
         {
-            Some((field, _)) if ACTIONS.contains(&action) => {
-                let takes = format!("`{}`", taken.join("`, `"));
-                Err(invalid(
-                    "invalid_field",
-                    field,
-                    format!("does not apply to `{action}`, which takes {takes}"),
-                ))
-            }
-            _ => Ok(()),
+            Some((field, _)) => Err(does_not_apply(action, field, taken)),
+            None => Ok(()),
         }
     }
 }
@@ -114,7 +161,7 @@ fn parse_action(state: &AppState, name: &str, body: ActionBody) -> Result<Action
                 return Err(invalid(
                     "invalid_field",
                     "stage",
-                    format!("no stage `{stage}` in any funnel"),
+                    no_stage(&state.config, None, &stage),
                 ));
             }
             let segment = match body.segment {
@@ -207,7 +254,7 @@ pub async fn act(
     let now = state.clock.now();
     let actor = identify(&state, &headers, Role::Responder, now).await?;
     let id = parse_id(&id)?;
-    let body: ActionBody = json_body(&headers, body)?;
+    let body = action_body(&name, &headers, body)?;
     body.only(&name)?;
     let reason = body.reason.clone().filter(|r| !r.trim().is_empty());
     let action = parse_action(&state, &name, body)?;

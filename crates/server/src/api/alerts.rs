@@ -14,7 +14,7 @@ use revloop_api::detector as wire;
 use revloop_core::detect::{AlertEvent, AlertEventKind, Direction, SlotBaseline};
 use revloop_store::Role;
 
-use crate::api::{AppState, json_reply, require, segment_view};
+use crate::api::{AppState, json_reply, no_funnel, require, segment_view};
 use crate::http::query::{invalid_query, parse_bool};
 use crate::http::{ApiError, blocking};
 
@@ -27,7 +27,7 @@ fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
         .funnels
         .iter()
         .position(|f| f.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no funnel `{id}`")))
+        .ok_or_else(|| ApiError::not_found(no_funnel(&state.config, id)))
 }
 
 /// `GET /api/v1/alerts?funnel=&open=true&limit=`: alert events, newest last.

@@ -6,9 +6,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::api::AppState;
+use crate::api::{AppState, no_funnel, no_stage};
 use crate::http::{ApiError, ErrorDetail, decode_body, invalid, is_gzip, read_body};
 
 /// Largest body of an incident action or a change.
@@ -21,15 +21,27 @@ pub struct SegmentBody {
     pub value: String,
 }
 
-/// A JSON body (gzip or not, at most `ACTION_BYTES_MAX`); an empty body is the default.
+/// A JSON body (gzip or not, at most `ACTION_BYTES_MAX`) read into `T`, whose fields are all
+/// optional; an empty body is the default.
 pub fn json_body<T: for<'de> Deserialize<'de> + Default>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
+    match json_object(headers, body)? {
+        Some(fields) => typed_fields(fields),
+        None => Ok(T::default()),
+    }
+}
+
+/// A JSON object body (gzip or not, at most `ACTION_BYTES_MAX`); `None` for an empty body.
+pub fn json_object(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Option<Map<String, Value>>, ApiError> {
     let bytes = read_body(body, ACTION_BYTES_MAX)?;
     let text = decode_body(&bytes, is_gzip(headers)?, ACTION_BYTES_MAX)?;
     if text.trim().is_empty() {
-        return Ok(T::default());
+        return Ok(None);
     }
     let value: Value = serde_json::from_str(&text).map_err(|err| {
         ApiError::bad_request("invalid_json", format!("the body is not JSON: {err}")).with_details(
@@ -41,13 +53,20 @@ pub fn json_body<T: for<'de> Deserialize<'de> + Default>(
             }],
         )
     })?;
-    let Value::Object(fields) = &value else {
-        return Err(ApiError::bad_request(
+    match value {
+        Value::Object(fields) => Ok(Some(fields)),
+        _ => Err(ApiError::bad_request(
             "invalid_json",
             "the body must be a JSON object",
-        ));
-    };
-    serde_json::from_value(value.clone()).map_err(|err| {
+        )),
+    }
+}
+
+/// A body's fields read into `T`, whose fields are all optional; a refusal names the field.
+pub fn typed_fields<T: for<'de> Deserialize<'de>>(
+    fields: Map<String, Value>,
+) -> Result<T, ApiError> {
+    serde_json::from_value(Value::Object(fields.clone())).map_err(|err| {
         // Every field is optional, so the first field that cannot stand alone is the culprit:
         // name it.
         let culprit = fields.iter().find(|(key, field)| {
@@ -83,7 +102,7 @@ pub fn check_scope(
         return Err(invalid(
             "invalid_field",
             "funnel",
-            format!("no funnel `{id}`"),
+            no_funnel(&state.config, id),
         ));
     }
     if let Some(stage) = stage {
@@ -97,7 +116,7 @@ pub fn check_scope(
             return Err(invalid(
                 "invalid_field",
                 "stage",
-                format!("no stage `{stage}`"),
+                no_stage(&state.config, funnel, stage),
             ));
         }
     }

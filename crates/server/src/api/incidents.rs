@@ -18,7 +18,7 @@ use revloop_core::time::Timestamp;
 use revloop_store::{ChangeRow, IncidentQuery, Role};
 
 use crate::api::changes::change_view;
-use crate::api::{AppState, json_reply, require, segment_view, store_error};
+use crate::api::{AppState, json_reply, no_funnel, require, segment_view, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
 use crate::http::{ApiError, ErrorDetail, blocking, invalid};
 use crate::incidents::incident_from_rows;
@@ -65,16 +65,15 @@ pub async fn list_incidents(
             }
             "funnel" => {
                 if !state.config.funnels.iter().any(|f| f.id == value) {
-                    return Err(
-                        ApiError::not_found(format!("no funnel `{value}`")).with_details(vec![
-                            ErrorDetail {
-                                index: None,
-                                line: None,
-                                field: Some("funnel".into()),
-                                message: format!("no funnel `{value}`"),
-                            },
-                        ]),
-                    );
+                    let message = no_funnel(&state.config, &value);
+                    return Err(ApiError::not_found(message.clone()).with_details(vec![
+                        ErrorDetail {
+                            index: None,
+                            line: None,
+                            field: Some("funnel".into()),
+                            message,
+                        },
+                    ]));
                 }
                 query.funnel = Some(value);
             }
