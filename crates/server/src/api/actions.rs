@@ -272,3 +272,71 @@ pub async fn act(
     .await?;
     Ok(json_reply(StatusCode::OK, &reply))
 }
+
+#[cfg(test)]
+mod tests {
+    use revloop_api::Segment;
+    use revloop_api::actions::*;
+    use revloop_api::incidents::{Mitigation, Severity};
+
+    use super::{ACTIONS, fields_taken};
+
+    /// The server reads action bodies with its own parser (it keeps its refusals: a missing
+    /// field is `missing_field`, `p1` is P1); this keeps it in step with the wire types the
+    /// CLI sends: each action takes the fields of its `revloop_api` body, and no others but
+    /// `mitigate`'s `reason`, which the server has always taken and the wire type leaves out.
+    #[test]
+    fn each_action_takes_the_fields_of_its_wire_body() {
+        let reason = || ReasonBody {
+            reason: Some("why".into()),
+        };
+        let text = || TextBody { text: "t".into() };
+        let every = [
+            IncidentAction::Acknowledge(reason()),
+            IncidentAction::Note(text()),
+            IncidentAction::Scope(ScopeBody {
+                stage: "payment".into(),
+                segment: Some(Segment::parse("device=mobile").unwrap()),
+                reason: Some("why".into()),
+            }),
+            IncidentAction::Severity(SeverityBody {
+                severity: Severity::P1,
+                reason: Some("why".into()),
+            }),
+            IncidentAction::Mitigate(MitigateBody {
+                mitigation: Mitigation::Rollback,
+                detail: "d".into(),
+            }),
+            IncidentAction::RootCause(text()),
+            IncidentAction::ActionItem(ActionItemBody {
+                text: "t".into(),
+                owner: "ann".into(),
+                due: "2026-12-01T00:00:00Z".into(),
+            }),
+            IncidentAction::Checklist(ChecklistBody {
+                index: 0,
+                finding: "f".into(),
+            }),
+            IncidentAction::Resolve(reason()),
+            IncidentAction::Reopen(reason()),
+        ];
+        let paths: Vec<&str> = every.iter().map(|a| a.path()).collect();
+        assert_eq!(paths, ACTIONS);
+        for action in &every {
+            let body = action.body();
+            let mut sent: Vec<&str> = body
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            let mut taken = fields_taken(action.path()).unwrap().to_vec();
+            if action.path() == "mitigate" {
+                taken.retain(|field| *field != "reason");
+            }
+            sent.sort_unstable();
+            taken.sort_unstable();
+            assert_eq!(sent, taken, "{}", action.path());
+        }
+    }
+}

@@ -220,3 +220,33 @@ pub fn change_view(change: &ChangeRow) -> wire::Change {
         recorded_at: change.recorded_at.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use revloop_api::Segment;
+    use revloop_api::changes::{ChangeKind, NewChange};
+
+    use super::ChangeBody;
+
+    /// The server reads a change with its own all-optional parser (so that a missing field is
+    /// `missing_field` and a bad kind lists the kinds); every field of the wire type the CLI
+    /// sends is one it reads.
+    #[test]
+    fn the_server_reads_every_field_the_cli_sends() {
+        let sent = NewChange {
+            kind: ChangeKind::Deploy,
+            summary: "v2".into(),
+            detail: Some("d".into()),
+            at: Some("2026-11-27T09:40:00Z".into()),
+            funnel: Some("checkout".into()),
+            stage: Some("payment".into()),
+            segment: Some(Segment::parse("device=mobile").unwrap()),
+            external_id: Some("deploy-1".into()),
+        };
+        let read: ChangeBody =
+            serde_json::from_value(serde_json::to_value(&sent).unwrap()).unwrap();
+        assert_eq!(read.kind.as_deref(), Some("deploy"));
+        assert_eq!(read.segment.map(|s| s.value).as_deref(), Some("mobile"));
+        assert_eq!(read.external_id.as_deref(), Some("deploy-1"));
+    }
+}

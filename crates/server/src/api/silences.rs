@@ -158,3 +158,27 @@ pub async fn end_silence(
     reply.ended_at = Some(now.to_string());
     Ok(json_reply(StatusCode::OK, &reply))
 }
+
+#[cfg(test)]
+mod tests {
+    use revloop_api::silences::NewSilence;
+
+    use super::SilenceBody;
+
+    /// The server reads a silence with its own all-optional parser (so that a missing field
+    /// is `missing_field`); every field of the wire type the CLI sends is one it reads.
+    #[test]
+    fn the_server_reads_every_field_the_cli_sends() {
+        let sent = NewSilence {
+            to: "2026-12-01T04:00:00+01:00".into(),
+            from: Some("2026-12-01T02:00:00+01:00".into()),
+            reason: "migration".into(),
+            funnel: Some("checkout".into()),
+            stage: Some("payment".into()),
+        };
+        let read: SilenceBody =
+            serde_json::from_value(serde_json::to_value(&sent).unwrap()).unwrap();
+        assert_eq!(read.to.as_deref(), Some("2026-12-01T04:00:00+01:00"));
+        assert_eq!(read.stage.as_deref(), Some("payment"));
+    }
+}
