@@ -434,7 +434,10 @@ fn outbox_row(effect: &Effect) -> OutboxRow {
     }
 }
 
-/// An effect as JSON: the outbox's shape.
+/// An effect as stored in its outbox row: the outbox's shape without the row's id. This is a
+/// stored format (written once, read back many times), so it stays here with the service;
+/// `api::outbox` reads it into `revloop_api::outbox::OutboxEntry`, and `tests/incidents.rs`
+/// checks that every real outbox reply reads into that type.
 fn effect_json(effect: &Effect) -> Value {
     match effect {
         Effect::Notify {
