@@ -13,8 +13,8 @@ use anyhow::Context;
 
 use revloop_core::time::Minute;
 use revloop_server::api::alerts::alert_json;
+use revloop_server::api::incidents::incident_view;
 use revloop_server::event_time::{EventTimeRun, run_in_event_time};
-use revloop_server::incidents::incident_json;
 use revloop_server::ingest::{IngestClock, Ingestor, Outcome, Place, Prepared, Watermark};
 use revloop_server::telemetry::Telemetry;
 use revloop_server::writer::GroupCommitter;
@@ -124,7 +124,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             incidents.run_until(now);
             let policy = incidents.policy().clone();
             let all: Vec<_> = incidents.incidents().collect();
-            write_ndjson(out, all.iter().map(|i| incident_json(i, &policy, now, &[])))?;
+            write_ndjson(
+                out,
+                all.iter().map(|i| {
+                    // Through a `Value`, keys sorted: the lines are what the API answers.
+                    serde_json::to_value(incident_view(i, &policy, now, &[]))
+                        .expect("a wire type serializes")
+                }),
+            )?;
             eprintln!(
                 "incidents: {} ({} still open at {now}), written to {}",
                 all.len(),

@@ -8,7 +8,7 @@ use crate::names::names;
 
 names! {
     /// What kind of change.
-    pub enum ChangeKind("change kind") {
+    pub enum ChangeKind("change kind") open {
         Deploy = "deploy",
         ExperimentStart = "experiment_start",
         ExperimentStop = "experiment_stop",

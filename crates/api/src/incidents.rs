@@ -12,7 +12,9 @@ use crate::changes::Change;
 use crate::names::names;
 
 names! {
-    /// How bad an incident is: P1 pages most urgently.
+    /// How bad an incident is: P1 pages most urgently. Closed, unlike the display-only names:
+    /// the report has one fixed key per severity and the CLI sends severities, so a new one
+    /// is a change of the API's shape that a CLI must be rebuilt for.
     pub enum Severity("severity") {
         P1 = "P1",
         P2 = "P2",
@@ -35,7 +37,7 @@ impl Severity {
 
 names! {
     /// Where an incident is in its life.
-    pub enum IncidentState("state") {
+    pub enum IncidentState("state") open {
         Triggered = "triggered",
         Acknowledged = "acknowledged",
         Mitigated = "mitigated",
@@ -54,7 +56,7 @@ names! {
 
 names! {
     /// What the alert behind an incident measured.
-    pub enum IncidentKind("incident kind") {
+    pub enum IncidentKind("incident kind") open {
         /// Shoppers at a stage stopped going on to the next.
         Conversion = "conversion",
         /// A stage's events vanished or surged.
@@ -64,7 +66,7 @@ names! {
 
 names! {
     /// Whether the deviation is growing, over the last measurements.
-    pub enum Trend("trend") {
+    pub enum Trend("trend") open {
         Increasing = "increasing",
         Stable = "stable",
         Decreasing = "decreasing",
@@ -73,7 +75,7 @@ names! {
 
 names! {
     /// An SLA clock: running until met, or breached once it ran out (and breached it stays).
-    pub enum SlaState("SLA state") {
+    pub enum SlaState("SLA state") open {
         Running = "running",
         Met = "met",
         Breached = "breached",
@@ -82,7 +84,7 @@ names! {
 
 names! {
     /// What a responder did to stop the bleeding.
-    pub enum Mitigation("mitigation") {
+    pub enum Mitigation("mitigation") open {
         TrafficRouting = "traffic_routing",
         Rollback = "rollback",
         DisableExperiment = "disable_experiment",
@@ -94,7 +96,7 @@ names! {
 
 names! {
     /// What a timeline entry records, as a stable machine name.
-    pub enum TimelineKind("timeline kind") {
+    pub enum TimelineKind("timeline kind") open {
         Opened = "opened",
         Silenced = "silenced",
         Upgraded = "upgraded",

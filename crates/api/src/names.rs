@@ -24,7 +24,13 @@ impl std::fmt::Display for UnknownName {
 
 impl std::error::Error for UnknownName {}
 
-/// `names! { /// doc  pub enum Name("what") { Variant = "wire", ... } }`
+/// `names! { /// doc  pub enum Name("what") { Variant = "wire", ... } }`: a closed set, for
+/// what the CLI sends (an unknown name is refused with the valid ones listed).
+///
+/// `names! { /// doc  pub enum Name("what") open { Variant = "wire", ... } }`: the same names
+/// plus `Unknown(String)`, for what the CLI only shows: a reply from a newer server with a name
+/// this build does not know still reads (and prints as sent). `FromStr` stays strict: what a
+/// person types is still checked against the known names.
 macro_rules! names {
     (
         $(#[$meta:meta])*
@@ -51,6 +57,52 @@ macro_rules! names {
             }
         }
 
+        $crate::names::names!(@common $name $what { $($variant = $text,)+ });
+    };
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident($what:literal) open {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
+            /// A name this build does not know, from a newer server: shown as sent.
+            Unknown(String),
+        }
+
+        impl $name {
+            /// Every known name, in the API's order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+            /// Every known name's wire spelling, in the API's order.
+            pub const NAMES: &'static [&'static str] = &[$($text,)+];
+
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Unknown(text) => text,
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                Ok(text.parse().unwrap_or($name::Unknown(text)))
+            }
+        }
+
+        $crate::names::names!(@common $name $what { $($variant = $text,)+ });
+    };
+    (@common $name:ident $what:literal { $($variant:ident = $text:literal,)+ }) => {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.pad(self.as_str())

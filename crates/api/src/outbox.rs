@@ -7,7 +7,7 @@ use crate::names::names;
 
 names! {
     /// Which SLA clock ran out.
-    pub enum SlaName("SLA") {
+    pub enum SlaName("SLA") open {
         Response = "response",
         Resolution = "resolution",
     }

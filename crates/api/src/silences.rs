@@ -7,7 +7,7 @@ use crate::names::names;
 
 names! {
     /// Where a silence comes from: the config file, or added through the API.
-    pub enum SilenceSource("silence source") {
+    pub enum SilenceSource("silence source") open {
         Config = "config",
         Api = "api",
     }
@@ -15,7 +15,7 @@ names! {
 
 names! {
     /// A silence relative to the server's now.
-    pub enum SilenceState("silence state") {
+    pub enum SilenceState("silence state") open {
         Scheduled = "scheduled",
         Active = "active",
         Ended = "ended",

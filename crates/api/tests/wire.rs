@@ -53,7 +53,7 @@ fn incidents_read_and_write_back_exactly() {
     assert_eq!(resolved.suspects[0].change.kind, ChangeKind::Deploy);
     assert_eq!(resolved.alerts[0].alert_id.len(), 16);
     assert!(resolved.scope.as_ref().unwrap().segment.is_some());
-    let kinds: Vec<TimelineKind> = resolved.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = resolved.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(kinds[..2], [TimelineKind::Opened, TimelineKind::Escalated]);
     assert!(kinds.contains(&TimelineKind::SlaBreached));
 
@@ -250,4 +250,27 @@ fn names_and_segments_are_read_with_the_valid_choices_in_the_error() {
             format!("`{bad}` is not dimension=value, e.g. device=mobile")
         );
     }
+}
+
+/// A newer server's name that this build does not know still reads (an older CLI prints it
+/// as sent) and writes back unchanged; what a person types is still checked.
+#[test]
+fn display_only_names_tolerate_a_newer_servers_values() {
+    let newer = body!("incident_open")
+        .replace("\"triggered\"", "\"investigating\"")
+        .replace("\"opened\"", "\"paged_by_phone\"");
+    let incident: Incident = check(&newer);
+    assert_eq!(
+        incident.summary.state,
+        IncidentState::Unknown("investigating".into())
+    );
+    assert_eq!(incident.summary.state.to_string(), "investigating");
+    assert_eq!(incident.timeline[0].kind.as_str(), "paged_by_phone");
+    let kind: ChangeKind = serde_json::from_value(json!("feature_flag")).unwrap();
+    assert_eq!(kind, ChangeKind::Unknown("feature_flag".into()));
+    assert!("feature_flag".parse::<ChangeKind>().is_err());
+    assert_eq!(
+        serde_json::from_value::<SilenceState>(json!("active")).unwrap(),
+        SilenceState::Active
+    );
 }

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use revloop_core::Config;
 use revloop_core::detect::{AlertEvent, Detector, SeriesReport, SlotBaseline};
 use revloop_core::incident::Incident;
+use revloop_core::pipeline;
 use revloop_core::time::{MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
 use revloop_store::{Store, StoreError};
 
@@ -245,7 +246,7 @@ impl Detection {
 
     /// The latest deviation of an incident's series, for its trend.
     pub fn deviation(&self, incident: &Incident) -> Option<f64> {
-        deviation(self.lock().runner.detector(), incident)
+        pipeline::deviation(self.lock().runner.detector(), incident)
     }
 
     pub fn next_minute(&self) -> Option<Minute> {
@@ -257,15 +258,6 @@ impl Detection {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// The deviation of an incident's series in the detector now (its segment's where it has one).
-pub fn deviation(detector: &Detector, incident: &Incident) -> Option<f64> {
-    let segment = incident
-        .segment
-        .as_ref()
-        .map(|(d, v)| (d.as_str(), v.as_str()));
-    detector.window_sigma(&incident.funnel, segment, &incident.stage)
 }
 
 /// What the live detector does with a tick's alert events, on the blocking pool: `serve` hands

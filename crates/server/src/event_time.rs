@@ -10,10 +10,11 @@ use std::sync::Arc;
 use revloop_core::Config;
 use revloop_core::detect::AlertEvent;
 use revloop_core::incident::IncidentEngine;
-use revloop_core::time::{DurationMs, Minute, Timestamp};
+use revloop_core::pipeline::{feed_tick, judged_at};
+use revloop_core::time::{Minute, Timestamp};
 use revloop_store::{Store, StoreError};
 
-use crate::detection::{DetectionRunner, deviation};
+use crate::detection::DetectionRunner;
 
 /// What an event-time run over stored counts found.
 pub struct EventTimeRun {
@@ -25,8 +26,9 @@ pub struct EventTimeRun {
 
 /// Runs the detector over the stored counts of `[from, until)` and the incidents over its
 /// alerts, in event time, as `replay` does: each minute is judged when a live server would
-/// judge it (its end plus the settle time), timers fire at their own times, and each open
-/// incident's deviation is measured every minute. Nobody acknowledges.
+/// judge it ([`judged_at`]), and each tick goes through the core's one glue ([`feed_tick`]):
+/// timers fire at their own times, each open incident's deviation is measured every minute,
+/// and the minute ends with an evaluation at its judging time. Nobody acknowledges.
 pub fn run_in_event_time(
     config: &Arc<Config>,
     store: &dyn Store,
@@ -47,22 +49,8 @@ pub fn run_in_event_time(
         until,
         &mut run.alerts,
         &mut |minute, detector, new_events| {
-            let now = minute
-                .start()
-                .saturating_add(DurationMs::from_minutes(1))
-                .saturating_add(settle);
-            engine.run_until(now);
-            for event in new_events {
-                engine.handle_alert(now, event);
-            }
-            let measured: Vec<_> = engine
-                .incidents()
-                .filter(|i| i.is_open())
-                .filter_map(|i| Some((i.funnel.clone(), i.stage.clone(), deviation(detector, i)?)))
-                .collect();
-            for (funnel, stage, sigma) in measured {
-                engine.handle_measurement(now, &funnel, &stage, sigma);
-            }
+            let now = judged_at(minute, settle);
+            feed_tick(engine, detector, now, new_events);
             *judged_until = Some(now);
         },
     )?;

@@ -9,6 +9,9 @@
 //! not due any more and an alert already taken in changes nothing. A restart loads the last
 //! commit and carries on; nothing in memory is needed.
 //!
+//! It holds the service only: the API's views of incidents live in the `api` areas, and the
+//! changes that may explain an incident are ranked in `suspects`. It never imports `api`.
+//!
 //! Times: live inputs are stamped with the server's clock; `replay` drives the same engine in
 //! event time (see [`crate::event_time::run_in_event_time`]).
 
@@ -18,16 +21,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 
 use revloop_core::Config;
-use revloop_core::change::{Affected, Change, SUSPECT_GRACE, SUSPECT_LOOKBACK};
 use revloop_core::detect::AlertEvent;
 use revloop_core::incident::{
-    Action, ActionError, AddedSilence, CHECKLIST, Effect, EngineMeta, Incident, IncidentEngine,
-    IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, SlaClock, TimelineEntry,
+    Action, ActionError, AddedSilence, Effect, EngineMeta, Incident, IncidentEngine,
+    IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, TimelineEntry,
 };
+use revloop_core::pipeline::feed_tick;
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
-    ChangeRow, IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError, TimelineKind,
-    TimelineRow,
+    IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError, TimelineRow,
 };
 
 use crate::Clock;
@@ -42,8 +44,6 @@ const POLL_MS_MAX: i64 = 1_000;
 const HISTORY_LOG_MINUTES: i64 = 5;
 /// Most alert events held while the store cannot take them.
 pub const PENDING_ALERTS_MAX: usize = 10_000;
-/// Most changes read to rank an incident's suspects.
-pub const SUSPECT_CANDIDATES_MAX: usize = 1_000;
 
 pub struct Incidents {
     config: Arc<Config>,
@@ -83,12 +83,13 @@ impl Incidents {
     }
 
     /// Takes in a detector tick's alert events and the latest deviation of every open
-    /// incident's series. Events at or before what was taken in before are skipped (a fresh
-    /// database starts taking events from its first start: history is not news).
+    /// incident's series, through the core's one glue ([`feed_tick`]). Events at or before
+    /// what was taken in before are skipped (a fresh database starts taking events from its
+    /// first start: history is not news).
     pub fn feed(
         &self,
         events: &[AlertEvent],
-        detector: &dyn Fn(&Incident) -> Option<f64>,
+        deviations: &dyn Fn(&Incident) -> Option<f64>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         {
@@ -104,23 +105,19 @@ impl Incidents {
             }
         }
         self.step(now, |live| {
+            // The watermark is the service's own: events at or before it were taken in by an
+            // earlier step (or are history from before the first start).
             let through = live.alerts_through;
-            let pending = std::mem::take(&mut live.pending);
-            for event in pending.iter().filter(|e| e.at > through) {
-                live.engine.handle_alert(now, event);
-                live.alerts_through = live.alerts_through.max(event.at);
-            }
-            live.pending = pending;
-            let measured: Vec<(String, String, f64)> = live
-                .engine
-                .incidents()
-                .filter(|i| i.is_open())
-                .filter_map(|i| Some((i.funnel.clone(), i.stage.clone(), detector(i)?)))
+            let fresh: Vec<AlertEvent> = live
+                .pending
+                .iter()
+                .filter(|event| event.at > through)
+                .cloned()
                 .collect();
-            for (funnel, stage, sigma) in measured {
-                live.engine.handle_measurement(now, &funnel, &stage, sigma);
+            if let Some(latest) = fresh.iter().map(|event| event.at).max() {
+                live.alerts_through = live.alerts_through.max(latest);
             }
-            live.engine.handle_timeout(now);
+            feed_tick(&mut live.engine, deviations, now, &fresh);
         })?;
         self.lock().pending.clear();
         Ok(())
@@ -434,7 +431,10 @@ fn outbox_row(effect: &Effect) -> OutboxRow {
     }
 }
 
-/// An effect as JSON: the outbox's shape.
+/// An effect as stored in its outbox row: the outbox's shape without the row's id. This is a
+/// stored format (written once, read back many times), so it stays here with the service;
+/// `api::outbox` reads it into `revloop_api::outbox::OutboxEntry`, and `tests/incidents.rs`
+/// checks that every real outbox reply reads into that type.
 fn effect_json(effect: &Effect) -> Value {
     match effect {
         Effect::Notify {
@@ -486,201 +486,4 @@ pub async fn run(incidents: Arc<Incidents>, clock: Arc<dyn Clock>) {
         });
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
     }
-}
-
-fn clock_json(clock: &SlaClock, now: Timestamp) -> Value {
-    // A clock met after it ran out was breached: that is what it stays.
-    let state = if clock.breached {
-        "breached"
-    } else if clock.met_at.is_some() {
-        "met"
-    } else {
-        "running"
-    };
-    json!({
-        "state": state,
-        "due": clock.due.to_string(),
-        "met_at": clock.met_at.map(|t| t.to_string()),
-        "remaining_ms": (clock.met_at.is_none() && !clock.breached)
-            .then(|| clock.due.since(now).millis()),
-    })
-}
-
-fn since(from: Timestamp, to: Option<Timestamp>) -> Option<i64> {
-    to.map(|t| t.since(from).millis())
-}
-
-/// An incident's headline, for lists.
-pub fn incident_summary_json(
-    incident: &Incident,
-    policy: &IncidentPolicy,
-    now: Timestamp,
-) -> Value {
-    let criteria = incident.criteria(policy, now);
-    json!({
-        "id": incident.id,
-        "funnel": incident.funnel,
-        "stage": incident.stage,
-        "kind": incident.kind.as_str(),
-        "segment": incident.segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
-        "severity": incident.severity.as_str(),
-        "state": incident.state.as_str(),
-        "silenced": incident.silenced,
-        "onset": incident.onset.to_string(),
-        "opened_at": incident.opened_at.to_string(),
-        "acknowledged_at": incident.acknowledged_at.map(|t| t.to_string()),
-        "mitigated_at": incident.mitigated_at.map(|t| t.to_string()),
-        "resolved_at": incident.resolved_at.map(|t| t.to_string()),
-        "sla": {
-            "response": clock_json(&incident.response, now),
-            "resolution": clock_json(&incident.resolution, now),
-        },
-        "times": {
-            "to_acknowledge_ms": since(incident.opened_at, incident.acknowledged_at),
-            "to_mitigate_ms": since(incident.opened_at, incident.mitigated_at),
-            "to_resolve_ms": since(incident.opened_at, incident.resolved_at),
-        },
-        "trend": incident.trend(now).as_str(),
-        "resolvable": incident.is_open() && criteria.iter().all(|c| c.holds),
-    })
-}
-
-/// An incident in full: the headline, escalation, criteria, checklist, suspects, timeline.
-pub fn incident_json(
-    incident: &Incident,
-    policy: &IncidentPolicy,
-    now: Timestamp,
-    suspects: &[(revloop_core::change::Suspect, ChangeRow)],
-) -> Value {
-    let mut body = incident_summary_json(incident, policy, now);
-    let levels = &policy.severities[match incident.severity.as_str() {
-        "P1" => 0,
-        "P2" => 1,
-        _ => 2,
-    }]
-    .levels;
-    let next_level = incident.escalation.next_at.map(|_| {
-        levels
-            .get(incident.escalation.next_level)
-            .or(levels.last())
-            .map_or("", |l| l.name.as_str())
-    });
-    let extra = json!({
-        "escalation": {
-            "next_level": next_level,
-            "next_at": incident.escalation.next_at.map(|t| t.to_string()),
-            "repeats": incident.escalation.repeats,
-        },
-        "criteria": incident.criteria(policy, now).iter().map(|c| json!({
-            "name": c.name,
-            "holds": c.holds,
-            "detail": c.detail,
-        })).collect::<Vec<_>>(),
-        "alerts": incident.alerts.iter().map(|(id, open)| json!({
-            "alert_id": format!("{id:016x}"),
-            "open": open,
-        })).collect::<Vec<_>>(),
-        "scope": incident.scope.as_ref().map(|(stage, segment)| json!({
-            "stage": stage,
-            "segment": segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
-        })),
-        // Every breach, including those of clocks a reopen has since restarted.
-        "sla_breaches": incident.timeline.iter().filter(|e| e.kind == TimelineKind::SlaBreached).map(|e| json!({
-            "at": e.at.to_string(),
-            "text": e.text,
-        })).collect::<Vec<_>>(),
-        "root_cause": incident.root_cause,
-        "mitigations": incident.mitigations.iter().map(|(m, detail)| json!({
-            "mitigation": m.as_str(),
-            "detail": detail,
-        })).collect::<Vec<_>>(),
-        "action_items": incident.action_items.iter().map(|a| json!({
-            "text": a.text,
-            "owner": a.owner,
-            "due": a.due.to_string(),
-            "added_by": a.added_by,
-            "added_at": a.added_at.to_string(),
-        })).collect::<Vec<_>>(),
-        "checklist": CHECKLIST.iter().zip(&incident.checklist).enumerate().map(|(index, ((category, item), tick))| json!({
-            "index": index,
-            "category": category,
-            "item": item,
-            "checked_by": tick.as_ref().map(|t| t.by.clone()),
-            "checked_at": tick.as_ref().map(|t| t.at.to_string()),
-            "finding": tick.as_ref().map(|t| t.finding.clone()),
-        })).collect::<Vec<_>>(),
-        "suspects": suspects.iter().map(|(suspect, change)| json!({
-            "score": (suspect.score * 1000.0).round() / 1000.0,
-            "before_onset_ms": suspect.before_onset.millis(),
-            "reasons": suspect.reasons,
-            "change": change_json(change),
-        })).collect::<Vec<_>>(),
-        "timeline": incident.timeline.iter().map(|e| json!({
-            "at": e.at.to_string(),
-            "actor": e.actor,
-            "kind": e.kind,
-            "text": e.text,
-        })).collect::<Vec<_>>(),
-    });
-    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
-        body.extend(extra);
-    }
-    body
-}
-
-/// A change as JSON: the shape the changes API takes and returns.
-pub fn change_json(change: &ChangeRow) -> Value {
-    json!({
-        "id": change.id,
-        "at": change.at.to_string(),
-        "kind": change.kind.as_str(),
-        "summary": change.summary,
-        "detail": change.detail,
-        "funnel": change.funnel,
-        "stage": change.stage,
-        "segment": change.segment.as_ref().map(|(d, v)| json!({"dimension": d, "value": v})),
-        "author": change.author,
-        "external_id": change.external_id,
-        "recorded_at": change.recorded_at.to_string(),
-    })
-}
-
-/// The changes that may explain an incident, most suspect first, read from the store.
-pub fn suspects(
-    store: &dyn Store,
-    incident: &Incident,
-) -> Result<Vec<(revloop_core::change::Suspect, ChangeRow)>, StoreError> {
-    let rows = store.changes(
-        Timestamp(incident.onset.0 - SUSPECT_LOOKBACK.millis()),
-        Timestamp(incident.onset.0 + SUSPECT_GRACE.millis() + 1),
-        SUSPECT_CANDIDATES_MAX,
-    )?;
-    let changes: Vec<Change> = rows
-        .iter()
-        .map(|row| Change {
-            id: row.id,
-            at: row.at,
-            kind: row.kind,
-            funnel: row.funnel.clone(),
-            stage: row.stage.clone(),
-            segment: row.segment.clone(),
-        })
-        .collect();
-    let affected = Affected {
-        funnel: &incident.funnel,
-        stage: &incident.stage,
-        segment: incident
-            .segment
-            .as_ref()
-            .map(|(d, v)| (d.as_str(), v.as_str())),
-        onset: incident.onset,
-    };
-    let by_id: HashMap<i64, &ChangeRow> = rows.iter().map(|r| (r.id, r)).collect();
-    Ok(revloop_core::change::rank_suspects(affected, &changes)
-        .into_iter()
-        .filter_map(|s| {
-            let row = (*by_id.get(&s.change_id)?).clone();
-            Some((s, row))
-        })
-        .collect())
 }

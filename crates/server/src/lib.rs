@@ -12,6 +12,7 @@
 //!   (the live detector, which hands its alerts to a callback rather than to the incidents)
 //!   and, below the ingest path, [`writer`] (group commit). [`event_time`] drives the detector
 //!   and the core's incident engine together in event time, for `replay` and `demo`.
+//!   [`suspects`] ranks the stored changes that may explain an incident.
 //! - [`ingest`]: from request bodies to committed items, shared with `replay`; it uses the
 //!   wire parser [`segment`] and the [`writer`].
 //! - [`http`]: plumbing every handler shares (auth, bodies, errors, query parameters); it
@@ -34,6 +35,7 @@ pub mod ingest;
 pub mod routes;
 pub mod segment;
 pub mod segment_json;
+pub mod suspects;
 pub mod telemetry;
 pub mod writer;
 

@@ -4,13 +4,18 @@
 //! Routes import the handlers; no handler imports the routes.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use revloop_core::funnel::CallKind;
 
+use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
-use crate::api::{AppState, alerts, funnels, health, incidents, metrics};
+use crate::api::{
+    AppState, actions, alerts, changes, funnels, health, incidents, metrics, outbox, report,
+    silences,
+};
 use crate::http::ApiError;
 
 pub fn router(state: AppState) -> Router {
@@ -36,9 +41,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/funnels/{id}/detector", get(alerts::detector_state))
         .route("/api/v1/funnels/{id}/baseline", get(alerts::baseline))
         .route("/api/v1/detector/rebuild", post(alerts::rebuild))
-        // The incidents area (incidents, silences, changes, outbox, report) lists its own
-        // routes until it is split by concern.
-        .merge(incidents::routes())
+        .route("/api/v1/incidents", get(incidents::list_incidents))
+        .route("/api/v1/incidents/report", get(report::report))
+        .route("/api/v1/incidents/{id}", get(incidents::get_incident))
+        .route(
+            "/api/v1/incidents/{id}/{action}",
+            post(actions::act).layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
+        .route("/api/v1/outbox", get(outbox::outbox))
+        .route(
+            "/api/v1/silences",
+            get(silences::list_silences)
+                .post(silences::add_silence)
+                .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
+        .route("/api/v1/silences/{id}", delete(silences::end_silence))
+        .route(
+            "/api/v1/changes",
+            get(changes::list_changes)
+                .post(changes::add_change)
+                .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::prometheus))

@@ -762,6 +762,12 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
     assert_eq!(rebuild(&server.viewer).0, 403);
     let (status, body) = rebuild(&server.admin);
     assert_eq!(status, 200, "{body}");
+    // The real reply reads into the wire type the CLI reads, and writes back the same JSON.
+    let rebuilt: revloop_api::detector::Rebuilt = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        serde_json::to_value(&rebuilt).unwrap(),
+        serde_json::from_str::<Value>(&body).unwrap()
+    );
 
     let alerts = server.get("/api/v1/alerts?funnel=checkout", &server.viewer);
     assert_eq!(alerts.status, 200, "{}", alerts.body);
@@ -805,6 +811,9 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
         &server.viewer,
     );
     assert_eq!(baseline.status, 200, "{}", baseline.body);
+    let typed: revloop_api::detector::Baseline =
+        serde_json::from_value(baseline.body.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), baseline.body);
     let slots = baseline.body["slots"].as_array().unwrap();
     assert_eq!(slots.len(), 168);
     let learned = slots
@@ -886,4 +895,35 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
             );
         }
     }
+}
+
+/// Each unknown funnel, stage or field is refused with the valid choices named: the stages
+/// of a change, the funnels of a list, and only the fields the action itself takes.
+#[test]
+fn unknown_names_are_refused_with_the_valid_choices() {
+    let server = TestServer::start();
+    let message = |reply: &Reply| reply.body["error"]["message"].as_str().unwrap().to_owned();
+    let change = server.post_json(
+        "/api/v1/changes",
+        &server.responder,
+        &json!({"kind": "deploy", "summary": "v2", "stage": "paymnt"}),
+    );
+    assert_eq!(change.status, 400, "{}", change.body);
+    assert_eq!(
+        message(&change),
+        "stage: no stage `paymnt` in any funnel; stages are: product_viewed, cart, checkout, payment, order"
+    );
+    let list = server.get("/api/v1/incidents?funnel=chekout", &server.viewer);
+    assert_eq!(list.status, 404, "{}", list.body);
+    assert_eq!(message(&list), "no funnel `chekout`; funnels are: checkout");
+    let ack = server.post_json(
+        "/api/v1/incidents/1/acknowledge",
+        &server.responder,
+        &json!({"colour": "red"}),
+    );
+    assert_eq!(ack.status, 400, "{}", ack.body);
+    assert_eq!(
+        message(&ack),
+        "colour: does not apply to `acknowledge`, which takes `reason`"
+    );
 }

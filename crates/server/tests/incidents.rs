@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use common::*;
+use revloop_api as wire;
 use revloop_core::rng::Rng;
 use revloop_core::{Config, Timestamp};
 
@@ -63,6 +64,15 @@ fn open_an_incident_on(servers: &[&TestServer]) -> Value {
 fn rebuild(server: &TestServer) {
     let reply = server.post_json("/api/v1/detector/rebuild", &server.admin, &json!({}));
     assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// Reads a real reply into its `revloop_api` type, as the CLI does, and checks that writing
+/// it back gives the very same JSON: no field the server sends is lost, renamed or retyped.
+fn typed<T: serde::Serialize + serde::de::DeserializeOwned>(body: &Value) -> T {
+    let typed: T =
+        serde_json::from_value(body.clone()).unwrap_or_else(|err| panic!("{err}: {body}"));
+    assert_eq!(&serde_json::to_value(&typed).unwrap(), body);
+    typed
 }
 
 fn at(value: &Value) -> i64 {
@@ -573,6 +583,22 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         &server.viewer,
     );
     assert_eq!(report.status, 200, "{}", report.body);
+
+    // Every area's real reply reads into the type the CLI reads it with.
+    typed::<wire::report::IncidentReport>(&report.body);
+    typed::<wire::incidents::IncidentList>(&open.body);
+    let full: wire::incidents::Incident = typed(
+        &server
+            .get(&format!("/api/v1/incidents/{id}"), &server.viewer)
+            .body,
+    );
+    assert!(!full.timeline.is_empty() && !full.suspects.is_empty());
+    let outbox: wire::outbox::OutboxPage =
+        typed(&server.get("/api/v1/outbox", &server.viewer).body);
+    assert!(!outbox.outbox.is_empty());
+    let changes: wire::changes::ChangeList =
+        typed(&server.get("/api/v1/changes", &server.viewer).body);
+    assert!(!changes.changes.is_empty());
 }
 
 /// Two nodes share one PostgreSQL database: both judge the same traffic and run the same
@@ -660,6 +686,7 @@ fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
     let added = server.post_json("/api/v1/silences", &server.responder, &silence);
     assert_eq!(added.status, 201, "{}", added.body);
     let silence_id = added.body["id"].as_u64().unwrap();
+    typed::<wire::silences::Silence>(&added.body);
 
     let incident = open_an_incident(&server);
     let id = incident["id"].as_u64().unwrap();
@@ -667,6 +694,7 @@ fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
     assert!(pages_of(&server, id).is_empty());
     server.restart();
     let listed = server.get("/api/v1/silences", &server.viewer);
+    typed::<wire::silences::SilenceList>(&listed.body);
     assert_eq!(
         listed.body["silences"][0]["state"], "active",
         "{}",
@@ -696,4 +724,6 @@ fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
     assert_eq!(delete("/api/v1/silences/999").0, 404);
     let (status, body) = delete(&format!("/api/v1/silences/{silence_id}"));
     assert_eq!(status, 200, "{body}");
+    let ended: wire::silences::Silence = typed(&serde_json::from_str(&body).unwrap());
+    assert!(ended.ended_at.is_some());
 }

@@ -6,14 +6,15 @@
 //! itself except through a rebuild's tick.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use revloop_api::detector as wire;
 use revloop_core::detect::{AlertEvent, AlertEventKind, Direction, SlotBaseline};
 use revloop_store::Role;
 
-use crate::api::{AppState, require};
+use crate::api::{AppState, json_reply, no_funnel, require, segment_view};
 use crate::http::query::{invalid_query, parse_bool};
 use crate::http::{ApiError, blocking};
 
@@ -26,7 +27,7 @@ fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
         .funnels
         .iter()
         .position(|f| f.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no funnel `{id}`")))
+        .ok_or_else(|| ApiError::not_found(no_funnel(&state.config, id)))
 }
 
 /// `GET /api/v1/alerts?funnel=&open=true&limit=`: alert events, newest last.
@@ -211,15 +212,14 @@ pub async fn baseline(
         .ok_or_else(|| {
             ApiError::not_found("no counts have been seen yet for that dimension value")
         })?;
-    let slots = baseline_slots_json(&slots);
-    Ok(axum::Json(json!({
-        "funnel": funnel_id,
-        "stage": stages[stage].id,
-        "segment": segment.map(|(d, v)| json!({"dimension": d, "value": v})),
-        "time_zone": state.config.funnels[funnel].time_zone,
-        "slots": slots,
-    }))
-    .into_response())
+    let body = wire::Baseline {
+        funnel: funnel_id,
+        stage: stages[stage].id.clone(),
+        segment: segment.as_ref().map(segment_view),
+        time_zone: state.config.funnels[funnel].time_zone.clone(),
+        slots: baseline_slots_view(&slots),
+    };
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
 /// `POST /api/v1/detector/rebuild` (admin): forgets the detector's state and rebuilds it from
@@ -239,12 +239,12 @@ pub async fn rebuild(
             .map_err(|err| ApiError::internal("rebuilding the detector", err))
     })
     .await?;
-    Ok(axum::Json(json!({
-        "rebuilt": true,
-        "alert_events": events.len(),
-        "judged_until": state.detection.next_minute().map(|m| m.start().to_string()),
-    }))
-    .into_response())
+    let body = wire::Rebuilt {
+        rebuilt: true,
+        alert_events: events.len(),
+        judged_until: state.detection.next_minute().map(|m| m.start().to_string()),
+    };
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
 /// An alert event as JSON: the shape `replay --alerts-out` writes and the API returns. Keep it
@@ -283,19 +283,17 @@ pub fn alert_json(event: &AlertEvent) -> Value {
 /// Weekday names, Monday first, as baselines are shown.
 pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
-/// A baseline's slots as JSON: the shape `GET /api/v1/funnels/{id}/baseline` and
-/// `revloop baseline show --json` return.
-pub fn baseline_slots_json(slots: &[SlotBaseline]) -> Vec<Value> {
+/// A baseline's slots as the API shows them: the shape `GET /api/v1/funnels/{id}/baseline`
+/// and `revloop baseline show --json` return.
+pub fn baseline_slots_view(slots: &[SlotBaseline]) -> Vec<wire::BaselineSlot> {
     slots
         .iter()
-        .map(|s| {
-            json!({
-                "weekday": WEEKDAYS[usize::from(s.weekday)],
-                "hour": s.hour,
-                "drop_off_rate": s.drop_off_rate,
-                "shoppers_per_minute": s.shoppers_per_minute,
-                "weight_minutes": s.weight,
-            })
+        .map(|s| wire::BaselineSlot {
+            weekday: wire::Weekday::ALL[usize::from(s.weekday)],
+            hour: s.hour,
+            drop_off_rate: s.drop_off_rate,
+            shoppers_per_minute: s.shoppers_per_minute,
+            weight_minutes: s.weight,
         })
         .collect()
 }

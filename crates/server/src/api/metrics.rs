@@ -15,7 +15,7 @@ use revloop_core::metrics::{MinuteCount, RollupError, Window, rollup};
 use revloop_core::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Minute, Timestamp};
 use revloop_store::{CountsQuery, LateCount, Role};
 
-use crate::api::{AppState, require};
+use crate::api::{AppState, no_funnel, require};
 use crate::http::query::invalid_query;
 use crate::http::{ApiError, blocking};
 
@@ -48,7 +48,7 @@ pub async fn funnel_metrics(
     let funnel = state
         .config
         .funnel(&funnel_id)
-        .ok_or_else(|| ApiError::not_found(format!("no funnel `{funnel_id}`")))?
+        .ok_or_else(|| ApiError::not_found(no_funnel(&state.config, &funnel_id)))?
         .clone();
     let params = parse_params(&state.config, params)?;
     let range = minute_range(&params, now)?;

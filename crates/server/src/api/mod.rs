@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use revloop_core::{Config, Timestamp};
-use revloop_store::{Role, Store};
+use revloop_store::{Role, Store, StoreError};
 
 use crate::Clock;
 use crate::detection::Detection;
@@ -20,12 +21,18 @@ use crate::incidents::Incidents;
 use crate::ingest::Ingestor;
 use crate::telemetry::Telemetry;
 
+pub mod actions;
 pub mod alerts;
+pub mod body;
+pub mod changes;
 pub mod funnels;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
+pub mod outbox;
+pub mod report;
+pub mod silences;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -71,4 +78,54 @@ pub(crate) async fn identify(
         .await
         .map_err(|err| ApiError::internal("authorization task failed", err))?
         .map(|(_, name)| name)
+}
+
+/// A failure of the store behind the incidents, changes or silences: logged, a bare 5xx.
+pub(crate) fn store_error(err: StoreError) -> ApiError {
+    ApiError::internal("the incident store failed", err)
+}
+
+/// A reply from its wire type (`revloop_api`). It is written through a `serde_json::Value`,
+/// whose keys are sorted, so that replies are byte for byte what the API wrote when it built
+/// its bodies by hand.
+pub(crate) fn json_reply<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    // The wire types are plain structs with string keys: writing them cannot fail.
+    let value = serde_json::to_value(body).expect("a wire type serializes");
+    (status, axum::Json(value)).into_response()
+}
+
+/// A single-dimension segment as the API shows it.
+pub(crate) fn segment_view((dimension, value): &(String, String)) -> revloop_api::Segment {
+    revloop_api::Segment {
+        dimension: dimension.clone(),
+        value: value.clone(),
+    }
+}
+
+/// The error for a funnel that is not configured: it names the configured ones.
+pub(crate) fn no_funnel(config: &Config, id: &str) -> String {
+    let ids: Vec<&str> = config.funnels.iter().map(|f| f.id.as_str()).collect();
+    format!("no funnel `{id}`; funnels are: {}", ids.join(", "))
+}
+
+/// The error for a stage that is not configured, in `funnel` or (where `None`) in any funnel:
+/// it names the stages there are, each once.
+pub(crate) fn no_stage(config: &Config, funnel: Option<&str>, stage: &str) -> String {
+    let mut ids: Vec<&str> = Vec::new();
+    for f in config
+        .funnels
+        .iter()
+        .filter(|f| funnel.is_none_or(|id| f.id == id))
+    {
+        for s in &f.stages {
+            if !ids.contains(&s.id.as_str()) {
+                ids.push(&s.id);
+            }
+        }
+    }
+    let place = match funnel {
+        Some(id) => format!("in funnel `{id}`"),
+        None => "in any funnel".to_owned(),
+    };
+    format!("no stage `{stage}` {place}; stages are: {}", ids.join(", "))
 }

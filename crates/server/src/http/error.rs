@@ -152,3 +152,15 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// A refused field of a request (a query parameter or a body field): `field: message`,
+/// with the field in the details.
+pub fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::bad_request(code, format!("{field}: {message}")).with_details(vec![ErrorDetail {
+        index: None,
+        line: None,
+        field: Some(field.to_owned()),
+        message,
+    }])
+}

@@ -11,4 +11,4 @@ pub mod error;
 pub mod query;
 
 pub use body::{blocking, decode_body, is_gzip, read_body};
-pub use error::{ApiError, DETAILS_LISTED_MAX, ErrorDetail};
+pub use error::{ApiError, DETAILS_LISTED_MAX, ErrorDetail, invalid};

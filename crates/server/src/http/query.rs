@@ -3,19 +3,42 @@
 //!
 //! It never knows which parameters an endpoint takes; the handler's own loop does.
 
-use crate::http::error::{ApiError, ErrorDetail};
+use revloop_core::time::Timestamp;
+
+use crate::http::error::{ApiError, invalid};
 
 /// A refused query parameter: `field: message`, with the field in the details.
 pub fn invalid_query(field: &str, message: impl Into<String>) -> ApiError {
-    let message = message.into();
-    ApiError::bad_request("invalid_query", format!("{field}: {message}")).with_details(vec![
-        ErrorDetail {
-            index: None,
-            line: None,
-            field: Some(field.to_owned()),
-            message,
-        },
-    ])
+    invalid("invalid_query", field, message)
+}
+
+/// A parameter the endpoint does not take; `known` lists those it does.
+pub fn unknown_parameter(name: &str, known: &str) -> ApiError {
+    invalid(
+        "invalid_query",
+        name,
+        format!("not a query parameter; use {known}"),
+    )
+}
+
+/// A page size from 1 to `max`.
+pub fn parse_limit(value: &str, max: usize) -> Result<usize, ApiError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                "invalid_query",
+                "limit",
+                format!("must be a number from 1 to {max}"),
+            )
+        })
+}
+
+/// An RFC 3339 instant.
+pub fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(value).map_err(|err| invalid("invalid_query", field, err.to_string()))
 }
 
 /// `true` or `false`, and nothing else.

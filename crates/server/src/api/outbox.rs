@@ -1,0 +1,70 @@
+//! The outbox: `GET /api/v1/outbox`, what the incidents owe the outside (pages, SLA
+//! breaches), oldest first, as the incidents service stored it. It never writes the outbox.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+use revloop_api::outbox as wire;
+use revloop_store::{OutboxRow, Role};
+
+use crate::api::{AppState, json_reply, require, store_error};
+use crate::http::query::{parse_limit, unknown_parameter};
+use crate::http::{ApiError, blocking, invalid};
+
+/// Most outbox rows one request returns.
+pub const OUTBOX_PAGE_MAX: usize = 1_000;
+
+/// `GET /api/v1/outbox?after=&limit=`: what the incidents owe the outside, oldest first.
+pub async fn outbox(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
+    let mut after = 0;
+    let mut limit = 100;
+    for (key, value) in params {
+        match key.as_str() {
+            "after" => {
+                after = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|after| *after >= 0)
+                    .ok_or_else(|| {
+                        invalid("invalid_query", "after", "must be an outbox id (0 or more)")
+                    })?
+            }
+            "limit" => limit = parse_limit(&value, OUTBOX_PAGE_MAX)?,
+            other => return Err(unknown_parameter(other, "after or limit")),
+        }
+    }
+    let store = state.store.clone();
+    let body = blocking(move || {
+        let rows = store.outbox(after, limit).map_err(store_error)?;
+        let outbox = rows
+            .iter()
+            .map(outbox_entry_view)
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(wire::OutboxPage {
+            outbox,
+            next_after: rows.last().map_or(after, |r| r.id),
+        })
+    })
+    .await?;
+    Ok(json_reply(StatusCode::OK, &body))
+}
+
+/// A stored outbox row as the API shows it: the body the incidents service stored (see
+/// `incidents::outbox_row`), with the row's id. A body this server cannot read is a bug or a
+/// damaged database: a 5xx, logged, rather than a `null` entry no client can read.
+fn outbox_entry_view(row: &OutboxRow) -> Result<wire::OutboxEntry, ApiError> {
+    let mut body: Value = serde_json::from_str(&row.body)
+        .map_err(|err| ApiError::internal(&format!("outbox row {} is not JSON", row.id), err))?;
+    if let Value::Object(map) = &mut body {
+        map.insert("id".into(), Value::from(row.id));
+    }
+    serde_json::from_value(body)
+        .map_err(|err| ApiError::internal(&format!("outbox row {} is unreadable", row.id), err))
+}
