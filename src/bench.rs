@@ -17,12 +17,12 @@ use clap::Subcommand;
 
 use revloop_core::detect::{AlertEvent, Detector};
 use revloop_core::rng::Rng;
-use revloop_core::simulate::{Scenario, SimEvent, simulate};
 use revloop_core::time::{DurationMs, MS_PER_MINUTE, Minute};
 use revloop_core::{Config, Timestamp};
 use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::segment_json::write_segment_json;
 use revloop_server::{Clock, SystemClock};
+use revloop_sim::{Scenario, SimEvent, simulate};
 use revloop_store::{Role, SqliteStore, Store};
 
 use crate::client::Client;

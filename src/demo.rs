@@ -14,11 +14,11 @@ use anyhow::Context;
 
 use revloop_core::Config;
 use revloop_core::Timestamp;
-use revloop_core::simulate::{IncidentKind, InjectedIncident, Scenario, simulate};
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
 use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::segment_json::write_segment_json;
 use revloop_server::{App, AppOptions, Clock, SystemClock};
+use revloop_sim::{IncidentKind, InjectedIncident, Scenario, simulate};
 use revloop_store::{Role, SqliteStore, Store};
 
 use crate::client::Client;

@@ -10,14 +10,12 @@ pub mod alert;
 pub mod change;
 pub mod config;
 pub mod detect;
-pub mod eval;
 pub mod funnel;
 pub mod incident;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
 pub mod rng;
-pub mod simulate;
 pub mod stats;
 pub mod time;
 
