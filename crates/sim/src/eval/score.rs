@@ -203,7 +203,7 @@ fn config_window_minutes(detector: &Detector) -> f64 {
 
 /// Scores the runbook-literal detector's first alert at `stage` for the episode `from..to`,
 /// at both thresholds.
-fn score_naive(
+pub(super) fn score_naive(
     output: &FeedOutput,
     stage: usize,
     (from, to): (i64, i64),
