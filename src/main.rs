@@ -15,7 +15,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod baseline;
 mod bench;
-mod bench_incidents;
 mod client;
 mod demo;
 mod eval;

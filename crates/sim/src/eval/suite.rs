@@ -40,21 +40,12 @@ pub struct ScenarioSpec {
 /// night-time outage, a mobile-only payment failure, a broken tracking pixel, a marketing
 /// spike and a recovery followed by a relapse. Stages are those of the config's first funnel.
 pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
-    let funnel = &config.funnels[0];
-    let stage_ids: Vec<&str> = funnel.stages.iter().map(|s| s.id.as_str()).collect();
+    let stages = Stages::of(config);
+    let stage_ids = &stages.ids;
     let last_step = stage_ids.len() - 2;
-    let daytime = vec![10.0, 12.5, 15.0, 17.5, 19.5, 21.0];
-    let conversion = |stage: usize, drop: f64| IncidentKind::Conversion {
-        stage: stage_ids[stage].to_owned(),
-        drop,
-    };
-    let expect = |stage: usize, drop: f64| Expectation {
-        kind: AlertKind::Conversion,
-        stage: stage_ids[stage].to_owned(),
-        top_segment: None,
-        drop: Some(drop),
-        bound_stage: Some(stage),
-    };
+    let daytime = daytime_hours();
+    let conversion = |stage: usize, drop: f64| stages.conversion(stage, drop);
+    let expect = |stage: usize, drop: f64| stages.expect(stage, drop);
     let mut suite = Vec::new();
     for (stage, _) in stage_ids.iter().enumerate().take(last_step + 1) {
         for drop in [0.10, 0.25, 0.50, 1.0] {
@@ -91,38 +82,7 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
         hours: vec![2.0, 2.5, 3.0, 3.5, 4.0, 4.5],
         expect: expect(last_step, 1.0),
     });
-    let device = config.dimensions.iter().any(|d| d.name == "device");
-    if device {
-        suite.push(ScenarioSpec {
-            name: format!("mobile-only failure at {}", stage_ids[last_step]),
-            incidents: vec![(
-                conversion(last_step, 0.3),
-                0,
-                2 * MS_PER_HOUR,
-                Some(("device".to_owned(), "mobile".to_owned())),
-            )],
-            hours: daytime.clone(),
-            expect: Expectation {
-                top_segment: Some(("device".into(), "mobile".into())),
-                ..expect(last_step, 0.3 * 0.58)
-            },
-        });
-        let checkout = stage_ids.len().saturating_sub(3).min(last_step);
-        suite.push(ScenarioSpec {
-            name: format!("desktop-only 25% drop at {}", stage_ids[checkout]),
-            incidents: vec![(
-                conversion(checkout, 0.25),
-                0,
-                2 * MS_PER_HOUR,
-                Some(("device".to_owned(), "desktop".to_owned())),
-            )],
-            hours: daytime.clone(),
-            expect: Expectation {
-                top_segment: Some(("device".into(), "desktop".into())),
-                ..expect(checkout, 0.25 * 0.36)
-            },
-        });
-    }
+    suite.extend(segment_scenarios(config, &stages));
     // A pixel in the middle of the funnel, so that the stage after it still counts.
     let pixel_stage = (stage_ids.len() / 2).max(1);
     suite.push(ScenarioSpec {
@@ -177,4 +137,90 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
         expect: expect(last_step, 0.5),
     });
     suite
+}
+
+/// Local hours of day at which daytime runs start.
+fn daytime_hours() -> Vec<f64> {
+    vec![10.0, 12.5, 15.0, 17.5, 19.5, 21.0]
+}
+
+/// The stage ids of the config's first funnel, and the conversion incidents and expectations
+/// at them.
+struct Stages<'c> {
+    ids: Vec<&'c str>,
+}
+
+impl<'c> Stages<'c> {
+    fn of(config: &'c Config) -> Stages<'c> {
+        Stages {
+            ids: config.funnels[0]
+                .stages
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect(),
+        }
+    }
+
+    fn conversion(&self, stage: usize, drop: f64) -> IncidentKind {
+        IncidentKind::Conversion {
+            stage: self.ids[stage].to_owned(),
+            drop,
+        }
+    }
+
+    fn expect(&self, stage: usize, drop: f64) -> Expectation {
+        Expectation {
+            kind: AlertKind::Conversion,
+            stage: self.ids[stage].to_owned(),
+            top_segment: None,
+            drop: Some(drop),
+            bound_stage: Some(stage),
+        }
+    }
+}
+
+/// Failures of one device only, where the config has a `device` dimension.
+fn segment_scenarios(config: &Config, stages: &Stages) -> Vec<ScenarioSpec> {
+    if !config.dimensions.iter().any(|d| d.name == "device") {
+        return Vec::new();
+    }
+    let stage_ids = &stages.ids;
+    let last_step = stage_ids.len() - 2;
+    let daytime = daytime_hours();
+    // A failure of one device's shoppers: `drop` of theirs at `stage`, which is `share` of the
+    // stage's shoppers, so the whole funnel converts `drop * share` less.
+    let one_device = |name: String, device: &str, stage: usize, drop: f64, share: f64| {
+        let segment = ("device".to_owned(), device.to_owned());
+        ScenarioSpec {
+            name,
+            incidents: vec![(
+                stages.conversion(stage, drop),
+                0,
+                2 * MS_PER_HOUR,
+                Some(segment.clone()),
+            )],
+            hours: daytime.clone(),
+            expect: Expectation {
+                top_segment: Some(segment),
+                ..stages.expect(stage, drop * share)
+            },
+        }
+    };
+    let checkout = stage_ids.len().saturating_sub(3).min(last_step);
+    vec![
+        one_device(
+            format!("mobile-only failure at {}", stage_ids[last_step]),
+            "mobile",
+            last_step,
+            0.3,
+            0.58,
+        ),
+        one_device(
+            format!("desktop-only 25% drop at {}", stage_ids[checkout]),
+            "desktop",
+            checkout,
+            0.25,
+            0.36,
+        ),
+    ]
 }

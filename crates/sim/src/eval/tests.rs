@@ -96,8 +96,9 @@ fn score(name: &str, top_segment: Option<(&str, &str)>, alerts: Vec<AlertEvent>)
 #[test]
 fn scoring_measures_the_delay_to_the_first_alert_of_the_right_kind_and_stage() {
     use AlertKind::{Conversion, Volume};
-    // (case, alerts, incidents found, delays in minutes, alerts of another kind)
-    let cases: Vec<(&str, Vec<AlertEvent>, usize, Vec<f64>, usize)> = vec![
+    /// Case, alerts, incidents found, delays in minutes, alerts of another kind.
+    type Case = (&'static str, Vec<AlertEvent>, usize, Vec<f64>, usize);
+    let cases: Vec<Case> = vec![
         ("no alert is a miss", vec![], 0, vec![], 0),
         (
             "found",
@@ -268,8 +269,9 @@ fn scoring_checks_the_named_segment() {
 fn false_alarm_pages_count_openings_and_upgrades_by_severity() {
     use AlertEventKind::{Closed, Opened, Upgraded};
     use Severity::{P1, P2};
-    // (events, `[P1 pages, P2 pages]`)
-    let cases: Vec<(Vec<(Severity, AlertEventKind)>, [usize; 2])> = vec![
+    /// Events, and `[P1 pages, P2 pages]`.
+    type Case = (Vec<(Severity, AlertEventKind)>, [usize; 2]);
+    let cases: Vec<Case> = vec![
         (vec![], [0, 0]),
         (vec![(P2, Opened)], [0, 1]),
         (vec![(P1, Opened)], [1, 0]),

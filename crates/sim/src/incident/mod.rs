@@ -43,8 +43,6 @@ pub enum IncidentKind {
     Surge { factor: f64 },
 }
 
-/// One simulated Segment call.
-
 /// What an incident does to the traffic, as the model applies it.
 pub(crate) enum Effect {
     Conversion { keep: f64 },

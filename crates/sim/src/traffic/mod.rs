@@ -184,6 +184,7 @@ pub struct Scenario {
     pub incidents: Vec<InjectedIncident>,
 }
 
+/// One simulated Segment call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimEvent {
     pub kind: CallKind,
