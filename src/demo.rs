@@ -14,11 +14,11 @@ use anyhow::Context;
 
 use revloop_core::Config;
 use revloop_core::Timestamp;
-use revloop_core::simulate::{IncidentKind, InjectedIncident, Scenario, simulate};
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
 use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::segment_json::write_segment_json;
 use revloop_server::{App, AppOptions, Clock, SystemClock};
+use revloop_sim::{IncidentKind, InjectedIncident, Scenario, simulate};
 use revloop_store::{Role, SqliteStore, Store};
 
 use crate::client::Client;
@@ -80,37 +80,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
     let clock = SystemClock;
     let now = clock.now();
-    // Fresh demo credentials each start; the previous start's stop working.
-    for token in store.list_tokens()? {
-        if token.revoked_at.is_none() && token.name.starts_with(DEMO_TOKEN_PREFIX) {
-            store.revoke_token(token.id, now)?;
-        }
-    }
-    let write_key = generate_secret()?;
-    let api_token = generate_secret()?;
-    store.create_token(
-        &format!("{DEMO_TOKEN_PREFIX} write key"),
-        Role::Ingest,
-        hash_secret(&write_key),
-        now,
-    )?;
-    store.create_token(
-        &format!("{DEMO_TOKEN_PREFIX} admin"),
-        Role::Admin,
-        hash_secret(&api_token),
-        now,
-    )?;
+    let (write_key, api_token) = fresh_demo_credentials(store.as_ref(), now)?;
     let first_funnel = config.funnels[0].id.clone();
-    let has_history = !store
-        .minute_counts(&revloop_store::CountsQuery {
-            funnel: first_funnel.clone(),
-            from: now
-                .saturating_sub(DurationMs(i64::from(args.days) * MS_PER_DAY))
-                .minute(),
-            to: now.minute(),
-            filter: Vec::new(),
-        })?
-        .is_empty();
+    let has_history = has_history(store.as_ref(), &first_funnel, args.days, now)?;
 
     let app = App::build(
         config.clone(),
@@ -277,6 +249,51 @@ fn print_welcome(
             .next()
             .unwrap_or_else(|| "revloop".to_owned()),
     );
+}
+
+/// Fresh demo credentials each start, the previous start's revoked: the write key and the
+/// admin API token.
+fn fresh_demo_credentials(store: &dyn Store, now: Timestamp) -> anyhow::Result<(String, String)> {
+    for token in store.list_tokens()? {
+        if token.revoked_at.is_none() && token.name.starts_with(DEMO_TOKEN_PREFIX) {
+            store.revoke_token(token.id, now)?;
+        }
+    }
+    let write_key = generate_secret()?;
+    let api_token = generate_secret()?;
+    store.create_token(
+        &format!("{DEMO_TOKEN_PREFIX} write key"),
+        Role::Ingest,
+        hash_secret(&write_key),
+        now,
+    )?;
+    store.create_token(
+        &format!("{DEMO_TOKEN_PREFIX} admin"),
+        Role::Admin,
+        hash_secret(&api_token),
+        now,
+    )?;
+    Ok((write_key, api_token))
+}
+
+/// Whether the first funnel has counts in the `days` before `now`: then the history was
+/// backfilled by an earlier start.
+fn has_history(
+    store: &dyn Store,
+    first_funnel: &str,
+    days: u32,
+    now: Timestamp,
+) -> anyhow::Result<bool> {
+    Ok(!store
+        .minute_counts(&revloop_store::CountsQuery {
+            funnel: first_funnel.to_owned(),
+            from: now
+                .saturating_sub(DurationMs(i64::from(days) * MS_PER_DAY))
+                .minute(),
+            to: now.minute(),
+            filter: Vec::new(),
+        })?
+        .is_empty())
 }
 
 /// Simulates history on one thread and ingests it in event time on this one.

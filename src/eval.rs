@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use revloop_core::eval::{EvalOptions, run_suite};
+use revloop_sim::eval::{EvalOptions, run_suite};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..EvalOptions::default()
     };
     if let Some(only) = &options.filter {
-        let names: Vec<String> = revloop_core::eval::standard_suite(&config)
+        let names: Vec<String> = revloop_sim::eval::standard_suite(&config)
             .into_iter()
             .map(|s| s.name)
             .collect();

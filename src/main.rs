@@ -15,7 +15,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod baseline;
 mod bench;
-mod bench_incidents;
 mod change;
 mod client;
 mod demo;

@@ -304,6 +304,31 @@ impl DimensionDictionary {
     pub fn n_dimensions(&self) -> usize {
         self.caps.len()
     }
+
+    /// Folds a message's raw dimension values under the caps, in config order: a value already
+    /// admitted, or admitted now because its dimension is under its cap, is kept; any other
+    /// becomes [`VALUE_OTHER`]. `on_admitted(dimension, value)` hears of each value admitted
+    /// just now (the store persists them). Values past the configured dimensions are dropped.
+    /// Ingest's writer and the simulated suite both fold through here.
+    pub fn fold_values<'v>(
+        &mut self,
+        raw_values: &'v DimensionValues,
+        mut on_admitted: impl FnMut(usize, &'v str),
+    ) -> Vec<&'v str> {
+        raw_values
+            .iter()
+            .enumerate()
+            .take(self.n_dimensions())
+            .map(|(dimension, value)| match self.fold(dimension, value) {
+                Fold::Known => value,
+                Fold::Admitted => {
+                    on_admitted(dimension, value);
+                    value
+                }
+                Fold::Other => VALUE_OTHER,
+            })
+            .collect()
+    }
 }
 
 /// A stable 63-bit key for a segment: an assignment of values to some of the dimensions, in

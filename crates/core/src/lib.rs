@@ -10,7 +10,6 @@ pub mod alert;
 pub mod change;
 pub mod config;
 pub mod detect;
-pub mod eval;
 pub mod funnel;
 pub mod incident;
 pub mod ingest;
@@ -18,7 +17,6 @@ pub mod metrics;
 pub mod money;
 pub mod pipeline;
 pub mod rng;
-pub mod simulate;
 pub mod stats;
 pub mod time;
 

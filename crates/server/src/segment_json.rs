@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use revloop_core::config::PATH_ROOTS;
 use revloop_core::funnel::CallKind;
-use revloop_core::simulate::{SimEvent, SimValue};
+use revloop_sim::{SimEvent, SimValue};
 
 /// Appends `event` to `out` as a single-line JSON object, without a trailing newline.
 ///
@@ -172,8 +172,8 @@ fn write_json_string(text: &str, out: &mut String) {
 mod tests {
     use super::*;
     use revloop_core::config::{Config, FieldPath};
-    use revloop_core::simulate::{Scenario, simulate};
     use revloop_core::time::Timestamp;
+    use revloop_sim::{Scenario, simulate};
 
     fn event(kind: CallKind, name: &str, fields: &[(&str, SimValue)]) -> SimEvent {
         SimEvent {

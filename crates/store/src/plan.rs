@@ -7,9 +7,7 @@ use std::collections::{HashMap, HashSet};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use revloop_core::Config;
-use revloop_core::funnel::{
-    DimensionDictionary, DimensionValues, Fold, counted_segments, segment_key,
-};
+use revloop_core::funnel::{DimensionDictionary, DimensionValues, counted_segments, segment_key};
 use revloop_core::ingest::StageCount;
 
 use crate::IngestItem;
@@ -135,21 +133,9 @@ impl WriterState {
         plan: &mut CommitPlan,
         new_segment_keys: &mut FxHashSet<i64>,
     ) -> Vec<i64> {
-        let folded: Vec<&str> = raw_values
-            .iter()
-            .enumerate()
-            .take(self.dictionary.n_dimensions())
-            .map(
-                |(dimension, value)| match self.dictionary.fold(dimension, value) {
-                    Fold::Known => value,
-                    Fold::Admitted => {
-                        plan.new_values.push((dimension, value.to_owned()));
-                        value
-                    }
-                    Fold::Other => revloop_core::funnel::VALUE_OTHER,
-                },
-            )
-            .collect();
+        let folded = self.dictionary.fold_values(raw_values, |dimension, value| {
+            plan.new_values.push((dimension, value.to_owned()))
+        });
         let mut keys = Vec::new();
         for assignment in counted_segments(&layout.dimension_names, &folded) {
             let key = segment_key(&assignment);

@@ -17,6 +17,8 @@ use revloop_core::time::{MS_PER_MINUTE, Timestamp};
 use revloop_server::incidents::Incidents;
 use revloop_store::{SqliteStore, Store};
 
+use super::support::TempDir;
+
 /// 2026-11-27T10:00:00Z.
 const T0: Timestamp = Timestamp(1_795_773_600_000);
 
@@ -89,7 +91,7 @@ pub fn run(open: usize, steps: usize, database_url: Option<&str>) -> anyhow::Res
 
     // Durable steps: the same incidents opened through the service, then one note per step,
     // each committed with its fsync.
-    let dir = crate::bench::TempDir(
+    let dir = TempDir(
         std::env::temp_dir().join(format!("revloop-bench-incidents-{}", std::process::id())),
     );
     std::fs::create_dir_all(&dir.0)?;

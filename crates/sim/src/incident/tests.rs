@@ -1,0 +1,105 @@
+//! The `--incident` text form: what parses, what does not and why, and the round trip.
+
+use super::*;
+
+#[test]
+fn parses_incidents() {
+    let cases: &[(&str, Result<&str, &str>)] = &[
+        (
+            "stage=checkout,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z",
+            Ok(
+                "kind=conversion,stage=checkout,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z",
+            ),
+        ),
+        (
+            " kind = pixel , stage=cart,drop=1,funnel=checkout,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00+01:00,segment=device:mobile",
+            Ok(
+                "kind=pixel,stage=cart,drop=1,funnel=checkout,from=2026-11-20T10:00:00Z,to=2026-11-20T11:00:00Z,segment=device:mobile",
+            ),
+        ),
+        (
+            "kind=surge,factor=3,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=source:tiktok",
+            Ok(
+                "kind=surge,factor=3,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=source:tiktok",
+            ),
+        ),
+        (
+            "stage=checkout,drop=0.5,from=2026-11-20T10:00:00Z",
+            Err("missing `to`"),
+        ),
+        (
+            "drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z",
+            Err("missing `stage`"),
+        ),
+        (
+            "stage=a,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z",
+            Err("missing `drop`"),
+        ),
+        (
+            "stage=a,drop=1.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z",
+            Err("`drop` must be a number from 0 to 1"),
+        ),
+        (
+            "stage=a,drop=half,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z",
+            Err("`drop`: `half` is not a number"),
+        ),
+        (
+            "stage=a,drop=NaN,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z",
+            Err("`drop`: `NaN` is not a number"),
+        ),
+        (
+            "stage=a,drop=0.5,from=noon,to=2026-11-20T12:00:00Z",
+            Err("`from`: `noon` is not an RFC 3339"),
+        ),
+        (
+            "stage=a,drop=0.5,from=2026-11-20T12:00:00Z,to=2026-11-20T12:00:00Z",
+            Err("`from` must be before `to`"),
+        ),
+        ("stage=a,dorp=0.5", Err("unknown key `dorp`")),
+        ("stage=a,stage=b", Err("`stage` is given twice")),
+        ("stage=a,drop", Err("`drop` is not key=value")),
+        ("stage=,drop=0.5", Err("`stage` has no value")),
+        ("kind=outage,stage=a", Err("`kind`: `outage` is not one of")),
+        (
+            "kind=surge,stage=a,factor=2",
+            Err("`stage` does not apply to kind=surge"),
+        ),
+        (
+            "kind=surge,drop=0.5",
+            Err("`drop` does not apply to kind=surge"),
+        ),
+        (
+            "kind=surge,from=2026-11-20T10:00:00Z",
+            Err("missing `factor`"),
+        ),
+        (
+            "kind=surge,factor=1000",
+            Err("`factor` must be a number from 0 to 100"),
+        ),
+        (
+            "stage=a,drop=0.5,factor=2",
+            Err("`factor` does not apply to kind=conversion"),
+        ),
+        (
+            "stage=a,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=mobile",
+            Err("`segment`: `mobile` is not dimension:value"),
+        ),
+        ("", Err("`` is not key=value")),
+    ];
+    for (text, want) in cases {
+        let got = InjectedIncident::parse(text);
+        match (want, &got) {
+            (Ok(canonical), Ok(parsed)) => {
+                assert_eq!(parsed.to_string(), *canonical, "{text}");
+                assert_eq!(InjectedIncident::parse(canonical).as_ref(), Ok(parsed));
+            }
+            (Err(fragment), Err(message)) => {
+                assert!(
+                    message.contains(fragment),
+                    "{text}: `{message}` lacks `{fragment}`"
+                );
+            }
+            _ => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    }
+}
