@@ -16,8 +16,8 @@ use revloop_core::Config;
 use revloop_core::Timestamp;
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
 use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
-use revloop_server::segment_json::write_segment_json;
 use revloop_server::{App, AppOptions, Clock, SystemClock};
+use revloop_sim::segment_json::write_segment_json;
 use revloop_sim::{IncidentKind, InjectedIncident, Scenario, simulate};
 use revloop_store::{Role, SqliteStore, Store};
 

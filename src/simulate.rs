@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use revloop_core::Timestamp;
-use revloop_server::segment_json::write_segment_json;
+use revloop_sim::segment_json::write_segment_json;
 use revloop_sim::{InjectedIncident, Scenario, simulate};
 
 #[derive(clap::Args)]

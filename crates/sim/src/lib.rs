@@ -9,6 +9,7 @@
 
 pub mod eval;
 pub mod incident;
+pub mod segment_json;
 pub mod traffic;
 
 pub use incident::{IncidentKind, InjectedIncident, SURGE_FACTOR_MAX};

@@ -1,17 +1,17 @@
 //! A simulated event in the Segment HTTP Tracking API shape: one message object on one line of
 //! JSON, as an SDK would send it to `/v1/track` or inside a `/v1/batch`.
 //!
-//! The core's simulator knows nothing of JSON; this module is where its [`SimEvent`]s meet the
-//! wire. Dotted field paths become nested objects, decimals are written digit for digit from
+//! The traffic model knows nothing of JSON; this module is where its [`SimEvent`]s meet the
+//! wire, for `revloop simulate`, the demo and the ingest benchmark. Dotted field paths become nested objects, decimals are written digit for digit from
 //! their integer minor units (money never passes through a float), and strings are escaped as
 //! RFC 8259 requires. The output depends only on the event, so a seeded simulation renders to
-//! byte-identical text on every run. It only writes; the server never reads with it.
+//! byte-identical text on every run. It only writes; the server reads with its own parser.
 
 use std::fmt::Write as _;
 
+use crate::{SimEvent, SimValue};
 use revloop_core::config::PATH_ROOTS;
 use revloop_core::funnel::CallKind;
-use revloop_sim::{SimEvent, SimValue};
 
 /// Appends `event` to `out` as a single-line JSON object, without a trailing newline.
 ///
@@ -171,9 +171,9 @@ fn write_json_string(text: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Scenario, simulate};
     use revloop_core::config::{Config, FieldPath};
     use revloop_core::time::Timestamp;
-    use revloop_sim::{Scenario, simulate};
 
     fn event(kind: CallKind, name: &str, fields: &[(&str, SimValue)]) -> SimEvent {
         SimEvent {
