@@ -6,6 +6,7 @@
 //! It must never parse a reply by hand: every shape lives in `revloop-api`.
 
 use anyhow::Context;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -137,6 +138,15 @@ pub fn show<T: Serialize>(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// What a query value may hold unescaped: RFC 3986's unreserved characters, plus `:` so that
+/// RFC 3339 times stay readable in logs.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':');
+
 /// A path with its query, percent-encoded.
 pub fn with_query(path: &str, query: &[(&str, String)]) -> String {
     if query.is_empty() {
@@ -144,21 +154,9 @@ pub fn with_query(path: &str, query: &[(&str, String)]) -> String {
     }
     let pairs: Vec<String> = query
         .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
         .collect();
     format!("{path}?{}", pairs.join("&"))
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// A time for the API: RFC 3339 as given, or a bare date as its midnight UTC.
@@ -209,4 +207,22 @@ pub fn scope_text(funnel: Option<&str>, stage: Option<&str>) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_query;
+
+    #[test]
+    fn query_values_are_percent_encoded_but_times_stay_readable() {
+        let query = [
+            ("from", "2026-11-28T10:00:00+01:00".to_owned()),
+            ("funnel", "a b&c=d/é".to_owned()),
+        ];
+        assert_eq!(
+            with_query("/api/v1/incidents", &query),
+            "/api/v1/incidents?from=2026-11-28T10:00:00%2B01:00&funnel=a%20b%26c%3Dd%2F%C3%A9"
+        );
+        assert_eq!(with_query("/api/v1/outbox", &[]), "/api/v1/outbox");
+    }
 }
