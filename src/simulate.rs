@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, default_value_t = 60.0)]
     peak_sessions_per_minute: f64,
     /// Inject an incident, e.g.
-    /// `stage=checkout,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device:mobile`;
+    /// `stage=checkout,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device=mobile`;
     /// `kind=pixel` loses the stage's events instead, `kind=surge,factor=3` multiplies traffic.
     /// Repeatable.
     #[arg(long)]
@@ -41,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let to = Timestamp::parse_rfc3339(&args.to).context("--to")?;
     let mut incidents = Vec::new();
     for text in &args.incident {
+        note_old_segment_syntax(text);
         incidents.push(
             InjectedIncident::parse(text)
                 .map_err(|err| anyhow::anyhow!("--incident {text}: {err}"))?,
@@ -81,4 +82,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         summary.n_sessions, summary.n_events
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `segment=dimension:value` is the older form of an incident's segment; it still works, but
+/// the command line writes segments one way, `dimension=value`, everywhere.
+fn note_old_segment_syntax(incident: &str) {
+    let old = incident.split(',').find_map(|pair| {
+        let value = pair
+            .trim()
+            .strip_prefix("segment")?
+            .trim_start()
+            .strip_prefix('=')?;
+        (!value.contains('=')).then_some(value.trim())
+    });
+    if let Some(old) = old {
+        eprintln!(
+            "note: `segment={old}` is deprecated; write `segment={}`",
+            old.replacen(':', "=", 1)
+        );
+    }
 }

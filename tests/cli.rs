@@ -93,6 +93,14 @@ fn simulate_is_byte_identical_per_seed_and_replays_exactly_once() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
+        // The older segment form still works, with a note that shows the one syntax.
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(
+                "note: `segment=device:mobile` is deprecated; write `segment=device=mobile`"
+            ),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         output.stdout
     };
     let first = simulate("7");

@@ -10,11 +10,11 @@ use super::{IncidentKind, InjectedIncident, check_kind};
 impl InjectedIncident {
     /// Parses the command-line form, comma-separated `key=value` pairs:
     ///
-    /// `kind=conversion,funnel=checkout,stage=payment,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device:mobile`
+    /// `kind=conversion,funnel=checkout,stage=payment,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device=mobile`
     ///
     /// `kind` is `conversion` (the default), `pixel` or `surge`. Conversion and pixel incidents
     /// need `stage` and `drop`; a surge needs `factor` and takes no stage. `funnel` and
-    /// `segment` (`dimension:value`) are optional.
+    /// `segment` (`dimension=value`) are optional.
     pub fn parse(text: &str) -> Result<InjectedIncident, String> {
         const KEYS: &[&str] = &[
             "kind", "funnel", "stage", "drop", "factor", "from", "to", "segment",
@@ -102,13 +102,15 @@ impl InjectedIncident {
         }
         let segment = match segment {
             None => None,
-            Some(text) => match text.split_once(':') {
+            // `dimension=value`, the command line's one segment syntax; `dimension:value` is the
+            // older form, still read (the CLI notes that it is deprecated).
+            Some(text) => match text.split_once('=').or_else(|| text.split_once(':')) {
                 Some((name, value)) if !name.trim().is_empty() && !value.trim().is_empty() => {
                     Some((name.trim().to_owned(), value.trim().to_owned()))
                 }
                 _ => {
                     return Err(format!(
-                        "`segment`: `{text}` is not dimension:value (e.g. segment=device:mobile)"
+                        "`segment`: `{text}` is not dimension=value (e.g. segment=device=mobile)"
                     ));
                 }
             },
@@ -140,7 +142,7 @@ impl fmt::Display for InjectedIncident {
         }
         write!(f, ",from={},to={}", self.from, self.to)?;
         if let Some((name, value)) = &self.segment {
-            write!(f, ",segment={name}:{value}")?;
+            write!(f, ",segment={name}={value}")?;
         }
         Ok(())
     }

@@ -14,13 +14,13 @@ fn parses_incidents() {
         (
             " kind = pixel , stage=cart,drop=1,funnel=checkout,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00+01:00,segment=device:mobile",
             Ok(
-                "kind=pixel,stage=cart,drop=1,funnel=checkout,from=2026-11-20T10:00:00Z,to=2026-11-20T11:00:00Z,segment=device:mobile",
+                "kind=pixel,stage=cart,drop=1,funnel=checkout,from=2026-11-20T10:00:00Z,to=2026-11-20T11:00:00Z,segment=device=mobile",
             ),
         ),
         (
-            "kind=surge,factor=3,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=source:tiktok",
+            "kind=surge,factor=3,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=source=tiktok",
             Ok(
-                "kind=surge,factor=3,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=source:tiktok",
+                "kind=surge,factor=3,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=source=tiktok",
             ),
         ),
         (
@@ -82,7 +82,14 @@ fn parses_incidents() {
         ),
         (
             "stage=a,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=mobile",
-            Err("`segment`: `mobile` is not dimension:value"),
+            Err("`segment`: `mobile` is not dimension=value"),
+        ),
+        (
+            // The older `dimension:value` still reads, and is written the one way.
+            "stage=a,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device:mobile",
+            Ok(
+                "kind=conversion,stage=a,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device=mobile",
+            ),
         ),
         ("", Err("`` is not key=value")),
     ];
