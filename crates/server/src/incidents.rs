@@ -285,7 +285,7 @@ impl Incidents {
         );
         live.engine = IncidentEngine::restore(
             self.config.incidents.clone(),
-            revloop_core::incident::silences(&self.config),
+            self.config.silences(),
             engine_meta,
             incidents,
         );

@@ -9,10 +9,10 @@ use toml::Spanned;
 use super::funnels::Funnel;
 use super::{Config, ConfigProblem, Problems, local_window};
 use crate::incident::{
-    EmptyLevel, EscalationLevel, IncidentEngine, IncidentPolicy, SeverityPolicy, SilenceCalendar,
-    SilenceWindow, silences,
+    EmptyLevel, EscalationLevel, IncidentEngine, IncidentPolicy, SeverityPolicy, Silence,
+    SilenceWindow,
 };
-use crate::time::DurationMs;
+use crate::time::{DurationMs, Timestamp};
 
 /// Most silences a config may declare.
 pub const SILENCES_MAX: usize = 1_000;
@@ -20,22 +20,45 @@ pub const SILENCES_MAX: usize = 1_000;
 pub const ESCALATION_LEVELS_MAX: usize = 10;
 pub const LEVEL_TARGETS_MAX: usize = 20;
 
-impl SilenceCalendar for Config {
-    fn silence_windows(&self) -> &[SilenceWindow] {
-        &self.silences
-    }
-
+impl Config {
+    /// The IANA time zone of `funnel` (the shop's for `None` or a funnel it does not know).
     fn time_zone_of(&self, funnel: Option<&str>) -> &str {
         funnel
             .and_then(|id| self.funnels.iter().find(|f| f.id == id))
             .map_or(&self.shop.time_zone, |f| &f.time_zone)
+    }
+
+    /// The declared silences in UTC: each in its funnel's time zone (the shop's when it names
+    /// no funnel). A local time that does not exist (in a spring-forward gap) is shifted
+    /// forward by the gap, and a repeated one is its first occurrence.
+    pub fn silences(&self) -> Vec<Silence> {
+        self.silences
+            .iter()
+            .filter_map(|window| {
+                let zone_name = self.time_zone_of(window.funnel.as_deref());
+                let zone = jiff::tz::TimeZone::get(zone_name).unwrap_or(jiff::tz::TimeZone::UTC);
+                let utc = |civil| {
+                    zone.to_ambiguous_timestamp(civil)
+                        .compatible()
+                        .ok()
+                        .map(|t| Timestamp::from_millis(t.as_millisecond()))
+                };
+                Some(Silence {
+                    funnel: window.funnel.clone(),
+                    stage: window.stage.clone(),
+                    from: utc(window.from)?,
+                    to: utc(window.to)?,
+                    reason: window.reason.clone(),
+                })
+            })
+            .collect()
     }
 }
 
 impl IncidentEngine {
     /// An empty engine with the config's policy and silences.
     pub fn for_config(config: &Config) -> IncidentEngine {
-        IncidentEngine::new(config.incidents.clone(), silences(config))
+        IncidentEngine::new(config.incidents.clone(), config.silences())
     }
 }
 

@@ -2,7 +2,7 @@
 //! into what the engines use.
 
 use super::*;
-use crate::incident::{EmptyLevel, IncidentPolicy, silences};
+use crate::incident::{EmptyLevel, IncidentPolicy};
 use crate::time::DurationMs;
 
 #[test]
@@ -172,7 +172,7 @@ fn the_config_sets_the_policy_and_silences_stay_in_local_time_across_dst() {
     let mut p1 = IncidentPolicy::runbook().severities[0].clone();
     p1.response = DurationMs::from_minutes(10);
     assert_eq!(config.incidents.severities[0], p1);
-    let silences = silences(&config);
+    let silences = config.silences();
     // The example shop is in New York: 23:00 EST (UTC-5) to 04:00 EDT (UTC-4) across the
     // spring-forward night is five local hours and four real ones.
     assert_eq!(config.shop.time_zone, "America/New_York");

@@ -1,7 +1,7 @@
 //! Silences: windows in which new incidents are recorded but page nobody until they end,
 //! from the configuration (written in local time) or added while running. The engine keeps
-//! and applies them; this module owns their types, limits and the conversion to UTC. It never
-//! names the configuration: whatever declares silences implements [`SilenceCalendar`].
+//! and applies them; this module owns their types and limits. It never names the
+//! configuration: the config turns its local-time windows into [`Silence`]s in UTC.
 
 use super::action::TEXT_BYTES_MAX;
 use crate::time::{DurationMs, MS_PER_HOUR, Timestamp};
@@ -57,50 +57,4 @@ pub struct SilenceWindow {
     pub from: jiff::civil::DateTime,
     pub to: jiff::civil::DateTime,
     pub reason: String,
-}
-
-/// Whatever declares silences in local time: their windows, and the time zone each is read in.
-/// The configuration implements it, so that the engine never depends on the configuration.
-pub trait SilenceCalendar {
-    fn silence_windows(&self) -> &[SilenceWindow];
-    /// The IANA time zone of `funnel` (the shop's for `None` or a funnel it does not know).
-    fn time_zone_of(&self, funnel: Option<&str>) -> &str;
-}
-
-/// A shared calendar reads as the calendar itself (the server keeps its settings in an `Arc`).
-impl<T: SilenceCalendar + ?Sized> SilenceCalendar for std::sync::Arc<T> {
-    fn silence_windows(&self) -> &[SilenceWindow] {
-        (**self).silence_windows()
-    }
-
-    fn time_zone_of(&self, funnel: Option<&str>) -> &str {
-        (**self).time_zone_of(funnel)
-    }
-}
-
-/// The declared silences in UTC: each in its funnel's time zone (the shop's when it names no
-/// funnel). A local time that does not exist (in a spring-forward gap) is shifted forward by
-/// the gap, and a repeated one is its first occurrence.
-pub fn silences(calendar: &impl SilenceCalendar) -> Vec<Silence> {
-    calendar
-        .silence_windows()
-        .iter()
-        .filter_map(|window| {
-            let zone_name = calendar.time_zone_of(window.funnel.as_deref());
-            let zone = jiff::tz::TimeZone::get(zone_name).unwrap_or(jiff::tz::TimeZone::UTC);
-            let utc = |civil| {
-                zone.to_ambiguous_timestamp(civil)
-                    .compatible()
-                    .ok()
-                    .map(|t| Timestamp::from_millis(t.as_millisecond()))
-            };
-            Some(Silence {
-                funnel: window.funnel.clone(),
-                stage: window.stage.clone(),
-                from: utc(window.from)?,
-                to: utc(window.to)?,
-                reason: window.reason.clone(),
-            })
-        })
-        .collect()
 }
