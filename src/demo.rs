@@ -14,7 +14,7 @@ use anyhow::Context;
 
 use revloop_core::Config;
 use revloop_core::Timestamp;
-use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
+use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR};
 use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::{App, AppOptions, Clock, SystemClock};
 use revloop_sim::segment_json::write_segment_json;
@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = config.clone();
         let base_for_backfill = base.clone();
         let scenario = Scenario {
-            from: now.saturating_sub(DurationMs(i64::from(args.days) * MS_PER_DAY)),
+            from: now.saturating_sub(DurationMs::from_days(i64::from(args.days))),
             to: now,
             seed: args.seed,
             peak_sessions_per_minute: args.peak_sessions_per_minute,
@@ -179,7 +179,10 @@ fn demo_incidents(config: &Config, now: revloop_core::Timestamp) -> Vec<Injected
     if stages.len() < 3 {
         return Vec::new();
     }
-    let yesterday_evening = Timestamp(now.0 - now.0.rem_euclid(MS_PER_DAY) - 2 * MS_PER_HOUR);
+    // 22:00 UTC yesterday: the start of today, less two hours.
+    let yesterday_evening = Timestamp::from_millis(
+        now.millis() - now.millis().rem_euclid(MS_PER_DAY) - 2 * MS_PER_HOUR,
+    );
     let at =
         |hours_before: i64, minutes: i64, stage: &str, drop: f64, segment: Option<(&str, &str)>| {
             InjectedIncident {
@@ -188,10 +191,10 @@ fn demo_incidents(config: &Config, now: revloop_core::Timestamp) -> Vec<Injected
                     stage: stage.to_owned(),
                     drop,
                 },
-                from: Timestamp(yesterday_evening.0 - hours_before * MS_PER_HOUR),
-                to: Timestamp(
-                    yesterday_evening.0 - hours_before * MS_PER_HOUR + minutes * MS_PER_MINUTE,
-                ),
+                from: yesterday_evening.saturating_sub(DurationMs::from_hours(hours_before)),
+                to: yesterday_evening
+                    .saturating_sub(DurationMs::from_hours(hours_before))
+                    .saturating_add(DurationMs::from_minutes(minutes)),
                 segment: segment.map(|(d, v)| (d.to_owned(), v.to_owned())),
             }
         };
@@ -288,7 +291,7 @@ fn has_history(
         .minute_counts(&revloop_store::CountsQuery {
             funnel: first_funnel.to_owned(),
             from: now
-                .saturating_sub(DurationMs(i64::from(days) * MS_PER_DAY))
+                .saturating_sub(DurationMs::from_days(i64::from(days)))
                 .minute(),
             to: now.minute(),
             filter: Vec::new(),
@@ -362,7 +365,7 @@ fn stream_live(
     );
     let scenario = Scenario {
         from: start,
-        to: start.saturating_add(DurationMs(365 * MS_PER_DAY)),
+        to: start.saturating_add(DurationMs::from_days(365)),
         seed,
         peak_sessions_per_minute: peak,
         incidents: Vec::new(),

@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             alerts: events,
             engine: mut incidents,
             judged_until,
-        } = run_in_event_time(&config, store.as_ref(), first, Minute(last.0 + 1))?;
+        } = run_in_event_time(&config, store.as_ref(), first, last.plus(1))?;
         if let Some(out) = &args.alerts_out {
             write_ndjson(out, events.iter().map(alert_json))?;
             eprintln!(

@@ -9,7 +9,8 @@
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use revloop_core::{Config, Timestamp};
+use revloop_core::Config;
+use revloop_core::time::DurationMs;
 use revloop_server::auth::{generate_secret, hash_secret};
 use revloop_server::{App, AppOptions, Clock, SystemClock};
 use revloop_store::{Role, SqliteStore, Store};
@@ -201,7 +202,10 @@ fn a_silence_ending_in_the_past_names_its_end() {
     let listed = server.run(&["silence", "list"]);
     assert_eq!(text(&listed.stdout), "no silences\n");
 
-    let tomorrow = Timestamp(SystemClock.now().0 + 24 * 3_600_000).to_string();
+    let tomorrow = SystemClock
+        .now()
+        .saturating_add(DurationMs::from_hours(24))
+        .to_string();
     let added = server.run(&["silence", "add", "--to", &tomorrow, "--reason", "upgrade"]);
     assert!(added.status.success(), "{}", text(&added.stderr));
     assert!(
@@ -210,7 +214,10 @@ fn a_silence_ending_in_the_past_names_its_end() {
         text(&added.stdout)
     );
     // An error reply is printed from the server's error body.
-    let too_long = Timestamp(SystemClock.now().0 + 9 * 24 * 3_600_000).to_string();
+    let too_long = SystemClock
+        .now()
+        .saturating_add(DurationMs::from_days(9))
+        .to_string();
     let refused = server.run(&["silence", "add", "--to", &too_long, "--reason", "long"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(

@@ -195,7 +195,7 @@ pub fn run(series: usize, minutes: u64, warmup_minutes: u64) -> anyhow::Result<E
     let segments = watch_segments(&mut detector, n_funnels, &values)?;
     // Monday 2026-11-02 00:00 in the funnels' time zone (New York).
     let start = Timestamp::parse_rfc3339("2026-11-02T05:00:00Z")?.minute();
-    let at = |index: u64| (index, Minute(start.0 + index as i64));
+    let at = |index: u64| (index, start.plus(index as i64));
     let mut events = Vec::new();
 
     eprintln!(

@@ -13,14 +13,14 @@ use std::time::Instant;
 use revloop_core::Config;
 use revloop_core::detect::{AlertEvent, AlertEventKind, AlertKind, Direction, Severity};
 use revloop_core::incident::{Action, IncidentEngine};
-use revloop_core::time::{MS_PER_MINUTE, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_MINUTE, Timestamp};
 use revloop_server::incidents::Incidents;
 use revloop_store::{SqliteStore, Store};
 
 use super::support::TempDir;
 
 /// 2026-11-27T10:00:00Z.
-const T0: Timestamp = Timestamp(1_795_773_600_000);
+const T0: Timestamp = Timestamp::from_millis(1_795_773_600_000);
 
 fn alert(id: u64, at: Timestamp) -> AlertEvent {
     AlertEvent {
@@ -78,7 +78,7 @@ pub fn run(open: usize, steps: usize, database_url: Option<&str>) -> anyhow::Res
     while engine.poll_effect().is_some() {}
     let mut ticks = Vec::with_capacity(steps);
     for step in 0..steps {
-        let now = Timestamp(T0.0 + 1_000 * (step as i64 + 1));
+        let now = T0.saturating_add(DurationMs::from_secs(step as i64 + 1));
         let started = Instant::now();
         engine.handle_timeout(now);
         ticks.push(started.elapsed().as_secs_f64() * 1e6);
@@ -107,10 +107,14 @@ pub fn run(open: usize, steps: usize, database_url: Option<&str>) -> anyhow::Res
     incidents.tick(T0)?;
     let first = incidents.with_engine(|e| e.meta().next_id)?;
     let alerts: Vec<AlertEvent> = (0..open as u64)
-        .map(|i| alert(first + i, Timestamp(T0.0 + MS_PER_MINUTE)))
+        .map(|i| alert(first + i, T0.saturating_add(DurationMs::from_minutes(1))))
         .collect();
     let started = Instant::now();
-    incidents.feed(&alerts, &|_| None, Timestamp(T0.0 + MS_PER_MINUTE))?;
+    incidents.feed(
+        &alerts,
+        &|_| None,
+        T0.saturating_add(DurationMs::from_minutes(1)),
+    )?;
     let opening_ms = started.elapsed().as_secs_f64() * 1e3;
     let ids: Vec<u64> = incidents.with_engine(|e| {
         e.incidents()
@@ -122,7 +126,7 @@ pub fn run(open: usize, steps: usize, database_url: Option<&str>) -> anyhow::Res
     let mut notes = Vec::with_capacity(steps);
     for step in 0..steps {
         // A millisecond apart, so that no SLA runs out during the run.
-        let now = Timestamp(T0.0 + 2 * MS_PER_MINUTE + step as i64);
+        let now = T0.saturating_add(DurationMs::from_millis(2 * MS_PER_MINUTE + step as i64));
         let id = ids[step % ids.len()];
         let started = Instant::now();
         incidents

@@ -364,7 +364,7 @@ fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Ve
 /// is printed without trailing zeros, so the last millisecond digit must not be 0.
 fn fixed_width(time: Timestamp) -> Timestamp {
     if time.millis() % 10 == 0 {
-        Timestamp(time.millis() + 1)
+        time.saturating_add(DurationMs::from_millis(1))
     } else {
         time
     }

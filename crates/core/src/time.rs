@@ -20,7 +20,7 @@ use std::fmt;
     serde::Deserialize,
 )]
 #[serde(transparent)]
-pub struct Timestamp(pub i64);
+pub struct Timestamp(i64);
 
 /// A span of time in milliseconds.
 #[derive(
@@ -37,11 +37,11 @@ pub struct Timestamp(pub i64);
     serde::Deserialize,
 )]
 #[serde(transparent)]
-pub struct DurationMs(pub i64);
+pub struct DurationMs(i64);
 
 /// A minute bucket: minutes since the Unix epoch. Counts are kept per minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Minute(pub i64);
+pub struct Minute(i64);
 
 pub const MS_PER_SECOND: i64 = 1_000;
 pub const MS_PER_MINUTE: i64 = 60 * MS_PER_SECOND;
@@ -59,6 +59,9 @@ pub enum TimeError {
 impl Timestamp {
     /// The earliest instant there is: before everything, for "nothing seen yet".
     pub const MIN: Timestamp = Timestamp(i64::MIN);
+
+    /// The latest instant there is: after everything, for "flush all that is left".
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
 
     pub const fn from_millis(ms: i64) -> Timestamp {
         Timestamp(ms)
@@ -307,6 +310,15 @@ mod tests {
         let ts = Timestamp(1_795_774_500_123);
         assert_eq!(ts.to_string(), "2026-11-27T10:15:00.123Z");
         assert_eq!(Timestamp::parse_rfc3339(&ts.to_string()), Ok(ts));
+    }
+
+    #[test]
+    fn bounds_order_every_instant_and_saturate() {
+        assert!(Timestamp::MIN < Timestamp::from_millis(0));
+        assert!(Timestamp::from_millis(0) < Timestamp::MAX);
+        let one_ms = DurationMs::from_millis(1);
+        assert_eq!(Timestamp::MAX.saturating_add(one_ms), Timestamp::MAX);
+        assert_eq!(Timestamp::MIN.saturating_sub(one_ms), Timestamp::MIN);
     }
 
     #[test]

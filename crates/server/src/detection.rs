@@ -17,7 +17,7 @@ use revloop_core::Config;
 use revloop_core::detect::{AlertEvent, Detector, SeriesReport, SlotBaseline};
 use revloop_core::incident::Incident;
 use revloop_core::pipeline;
-use revloop_core::time::{MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, Minute, Timestamp};
 use revloop_store::{Store, StoreError};
 
 use crate::Clock;
@@ -71,17 +71,17 @@ impl DetectionRunner {
     ) -> Result<(), StoreError> {
         let mut start = self.detector.next_minute().unwrap_or(from);
         while start < until {
-            let end = Minute((start.0 + READ_CHUNK_MINUTES).min(until.0));
+            let end = start.plus(READ_CHUNK_MINUTES).min(until);
             let mut rows = Vec::with_capacity(self.config.funnels.len());
             for funnel in &self.config.funnels {
                 rows.push(store.segment_minute_counts(&funnel.id, start, end)?);
             }
             let mut cursors = vec![0; rows.len()];
-            for minute in start.0..end.0 {
+            for minute in start.until(end) {
                 for (funnel, funnel_rows) in rows.iter().enumerate() {
                     let cursor = &mut cursors[funnel];
                     while let Some(row) = funnel_rows.get(*cursor) {
-                        if row.minute.0 != minute {
+                        if row.minute != minute {
                             break;
                         }
                         *cursor += 1;
@@ -96,8 +96,8 @@ impl DetectionRunner {
                     }
                 }
                 let before = events.len();
-                self.detector.close_minute(Minute(minute), events);
-                observe(Minute(minute), &self.detector, &events[before..]);
+                self.detector.close_minute(minute, events);
+                observe(minute, &self.detector, &events[before..]);
             }
             start = end;
         }
@@ -147,10 +147,16 @@ impl Detection {
 
     /// Judges every settled minute up to `now`. Blocking: it reads the store.
     pub fn tick(&self, store: &dyn Store, now: Timestamp) -> Result<Vec<AlertEvent>, StoreError> {
-        let settle = self.config.detection.settle.millis();
+        let settle = self.config.detection.settle;
         // Minute `m` is due once its end plus the settle time has passed.
-        let until = Minute(Timestamp(now.0 - settle - MS_PER_MINUTE).minute().0 + 1);
-        let from = Timestamp(now.0 - self.history_ms()).minute();
+        let until = now
+            .saturating_sub(settle)
+            .saturating_sub(DurationMs::from_minutes(1))
+            .minute()
+            .plus(1);
+        let from = now
+            .saturating_sub(DurationMs::from_millis(self.history_ms()))
+            .minute();
         let _ticking = self
             .ticking
             .lock()
@@ -291,7 +297,7 @@ pub async fn run(
             }
         }
         let wait = detection.wake_at().map_or(POLL_MS_MAX, |wake| {
-            (wake.0 - clock.now().0).clamp(10, POLL_MS_MAX)
+            (wake.millis() - clock.now().millis()).clamp(10, POLL_MS_MAX)
         });
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
     }

@@ -71,7 +71,7 @@ impl Incidents {
             live: Mutex::new(Live {
                 engine,
                 version: None,
-                alerts_through: Timestamp(i64::MIN),
+                alerts_through: Timestamp::MIN,
                 stored_entries: HashMap::new(),
                 pending: Vec::new(),
             }),
@@ -224,7 +224,7 @@ impl Incidents {
         let mut attempts = 0;
         loop {
             self.refresh(&mut live)?;
-            if live.alerts_through == Timestamp(i64::MIN) {
+            if live.alerts_through == Timestamp::MIN {
                 live.alerts_through = now;
             }
             let before = meta_key(&live);
@@ -273,11 +273,11 @@ impl Incidents {
             .collect();
         live.alerts_through = meta
             .as_ref()
-            .map_or(Timestamp(i64::MIN), |(_, alerts_through)| *alerts_through);
+            .map_or(Timestamp::MIN, |(_, alerts_through)| *alerts_through);
         let engine_meta = meta.map_or(
             EngineMeta {
                 next_id: 1,
-                evaluated_at: Timestamp(i64::MIN),
+                evaluated_at: Timestamp::MIN,
                 added_silences: Vec::new(),
                 next_silence_id: 1,
             },
@@ -482,7 +482,7 @@ pub async fn run(incidents: Arc<Incidents>, clock: Arc<dyn Clock>) {
             Err(err) => tracing::error!(error = %err, "incident timers panicked"),
         }
         let wait = incidents.wake_at().map_or(POLL_MS_MAX, |wake| {
-            (wake.0 - clock.now().0).clamp(10, POLL_MS_MAX)
+            (wake.millis() - clock.now().millis()).clamp(10, POLL_MS_MAX)
         });
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
     }

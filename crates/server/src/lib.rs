@@ -56,7 +56,7 @@ impl Clock for SystemClock {
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        Timestamp(since_epoch.as_millis() as i64)
+        Timestamp::from_millis(since_epoch.as_millis() as i64)
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use revloop_core::change::{Affected, Change, SUSPECT_GRACE, SUSPECT_LOOKBACK};
 use revloop_core::incident::Incident;
-use revloop_core::time::Timestamp;
+use revloop_core::time::DurationMs;
 use revloop_store::{ChangeRow, Store, StoreError};
 
 /// Most changes read to rank an incident's suspects.
@@ -18,8 +18,11 @@ pub fn suspects(
     incident: &Incident,
 ) -> Result<Vec<(revloop_core::change::Suspect, ChangeRow)>, StoreError> {
     let rows = store.changes(
-        Timestamp(incident.onset.0 - SUSPECT_LOOKBACK.millis()),
-        Timestamp(incident.onset.0 + SUSPECT_GRACE.millis() + 1),
+        incident.onset.saturating_sub(SUSPECT_LOOKBACK),
+        incident
+            .onset
+            .saturating_add(SUSPECT_GRACE)
+            .saturating_add(DurationMs::from_millis(1)),
         SUSPECT_CANDIDATES_MAX,
     )?;
     let changes: Vec<Change> = rows

@@ -49,8 +49,8 @@ fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         ]
     };
     let body = |value: Value| value.to_string().into_bytes();
-    let long_ago = Timestamp(T0 - 400 * 24 * 60 * MINUTE).to_string();
-    let far_ahead = Timestamp(T0 + 3 * 24 * 60 * MINUTE).to_string();
+    let long_ago = Timestamp::from_millis(T0 - 400 * 24 * 60 * MINUTE).to_string();
+    let far_ahead = Timestamp::from_millis(T0 + 3 * 24 * 60 * MINUTE).to_string();
     let many: Vec<Value> = (0..2_501)
         .map(|i| json!({"type": "identify", "userId": format!("u{i}")}))
         .collect();
@@ -276,7 +276,7 @@ fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             path: "/api/v1/counts",
             headers: auth(),
             body: body(
-                json!({"counts": [{"funnel": "nope", "stage": "cart", "window_start": Timestamp(T0).to_string(), "count": 3}]}),
+                json!({"counts": [{"funnel": "nope", "stage": "cart", "window_start": Timestamp::from_millis(T0).to_string(), "count": 3}]}),
             ),
             status: 400,
             code: "invalid_message",
@@ -287,7 +287,7 @@ fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             path: "/api/v1/counts",
             headers: auth(),
             body: body(
-                json!({"counts": [{"funnel": "checkout", "stage": "cart", "window_start": Timestamp(T0 + 1_000).to_string(), "count": 3}]}),
+                json!({"counts": [{"funnel": "checkout", "stage": "cart", "window_start": Timestamp::from_millis(T0 + 1_000).to_string(), "count": 3}]}),
             ),
             status: 400,
             code: "invalid_message",
@@ -392,8 +392,7 @@ fn a_message_id_is_counted_once() {
         (Some(0), Some(3))
     );
     // Without a messageId, an identical retry is recognised by its content.
-    let anonymous =
-        json!({"userId": "u1", "event": "Product Viewed", "timestamp": Timestamp(T0).to_string()});
+    let anonymous = json!({"userId": "u1", "event": "Product Viewed", "timestamp": Timestamp::from_millis(T0).to_string()});
     assert_eq!(server.ingest("/v1/track", &anonymous).body["counted"], 1);
     assert_eq!(server.ingest("/v1/track", &anonymous).body["duplicates"], 1);
     // The same body as another call type is another message.
@@ -462,8 +461,8 @@ fn late_events_update_their_window_until_the_allowed_lateness() {
     let metrics = server.get(
         &format!(
             "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1h",
-            Timestamp(T0 - 120 * MINUTE),
-            Timestamp(T0)
+            Timestamp::from_millis(T0 - 120 * MINUTE),
+            Timestamp::from_millis(T0)
         ),
         &server.viewer,
     );
@@ -491,7 +490,7 @@ fn late_events_update_their_window_until_the_allowed_lateness() {
 fn client_clock_skew_is_corrected_with_sent_at() {
     let server = TestServer::start();
     // The client's clock is two hours fast: it stamped and sent the event "at 12:00".
-    let ahead = Timestamp(T0 + 120 * MINUTE).to_string();
+    let ahead = Timestamp::from_millis(T0 + 120 * MINUTE).to_string();
     let message = json!({"userId": "u1", "event": "Product Viewed", "messageId": "skew", "timestamp": ahead, "sentAt": ahead});
     assert_eq!(server.ingest("/v1/track", &message).body["counted"], 1);
     assert_eq!(server.stage_counts(T0, T0 + MINUTE, ""), [1, 0, 0, 0, 0]);
@@ -530,8 +529,8 @@ fn rollups_sum_minutes_into_aligned_windows_with_conversion() {
         let reply = server.get(
             &format!(
                 "/api/v1/funnels/checkout/metrics?from={}&to={}&step={step}{filter}",
-                Timestamp(T0 - 10 * MINUTE),
-                Timestamp(T0)
+                Timestamp::from_millis(T0 - 10 * MINUTE),
+                Timestamp::from_millis(T0)
             ),
             &server.viewer,
         );
@@ -598,8 +597,8 @@ fn pre_aggregated_counts_spread_over_their_window_and_are_idempotent() {
     let server = TestServer::start();
     let start = T0 - 60 * MINUTE;
     let records = json!({"counts": [
-        {"funnel": "checkout", "stage": "product_viewed", "window_start": Timestamp(start).to_string(), "window_s": 300, "count": 103, "dimensions": {"device": "mobile"}},
-        {"funnel": "checkout", "stage": "order", "window_start": Timestamp(start).to_string(), "window_s": 300, "count": 4, "revenue": "340.00"},
+        {"funnel": "checkout", "stage": "product_viewed", "window_start": Timestamp::from_millis(start).to_string(), "window_s": 300, "count": 103, "dimensions": {"device": "mobile"}},
+        {"funnel": "checkout", "stage": "order", "window_start": Timestamp::from_millis(start).to_string(), "window_s": 300, "count": 4, "revenue": "340.00"},
     ]});
     let reply = server.ingest("/api/v1/counts", &records);
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -611,8 +610,8 @@ fn pre_aggregated_counts_spread_over_their_window_and_are_idempotent() {
     let per_minute = server.get(
         &format!(
             "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1m",
-            Timestamp(start),
-            Timestamp(start + 5 * MINUTE)
+            Timestamp::from_millis(start),
+            Timestamp::from_millis(start + 5 * MINUTE)
         ),
         &server.viewer,
     );
@@ -629,7 +628,7 @@ fn pre_aggregated_counts_spread_over_their_window_and_are_idempotent() {
     );
     let ndjson = format!(
         "{}\n",
-        json!({"funnel": "checkout", "stage": "cart", "window_start": Timestamp(start).to_string(), "count": 7, "id": "warehouse-load-1"})
+        json!({"funnel": "checkout", "stage": "cart", "window_start": Timestamp::from_millis(start).to_string(), "count": 7, "id": "warehouse-load-1"})
     );
     let reply = server.post(
         "/api/v1/counts",
@@ -791,7 +790,7 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
     );
     let at = Timestamp::parse_rfc3339(alert["at"].as_str().unwrap()).unwrap();
     assert!(
-        (outage.0 + MINUTE..=outage.0 + 6 * MINUTE).contains(&at.0),
+        (outage.0 + MINUTE..=outage.0 + 6 * MINUTE).contains(&at.millis()),
         "opened at {at}"
     );
     assert!(events.iter().any(|e| e["event"] == "closed"), "{events:#?}");

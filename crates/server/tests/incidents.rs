@@ -76,7 +76,9 @@ fn typed<T: serde::Serialize + serde::de::DeserializeOwned>(body: &Value) -> T {
 }
 
 fn at(value: &Value) -> i64 {
-    Timestamp::parse_rfc3339(value.as_str().unwrap()).unwrap().0
+    Timestamp::parse_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .millis()
 }
 
 /// Every effect in the outbox for one incident.
@@ -372,7 +374,7 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
     assert_eq!(gzipped.status, 200, "{}", gzipped.body);
 
     // Every action, each on the timeline with who and why.
-    let due = Timestamp(T0 + 24 * 60 * MINUTE).to_string();
+    let due = Timestamp::from_millis(T0 + 24 * 60 * MINUTE).to_string();
     let steps = [
         ("acknowledge", json!({"reason": "looking"}), "acknowledged"),
         (
@@ -463,7 +465,7 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
 
     // Changes: recorded once per external id, refused when malformed, ranked as suspects.
     let change = json!({
-        "at": Timestamp(onset - 20 * MINUTE).to_string(),
+        "at": Timestamp::from_millis(onset - 20 * MINUTE).to_string(),
         "kind": "deploy",
         "summary": "payments service v2.3.1",
         "stage": "checkout",
@@ -483,7 +485,7 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         (conflict.status, conflict.body["error"]["code"].as_str()),
         (409, Some("external_id_conflict"))
     );
-    let unrelated = json!({"at": Timestamp(onset - 23 * 60 * MINUTE).to_string(), "kind": "pricing", "summary": "winter prices", "stage": "cart"});
+    let unrelated = json!({"at": Timestamp::from_millis(onset - 23 * 60 * MINUTE).to_string(), "kind": "pricing", "summary": "winter prices", "stage": "cart"});
     assert_eq!(
         server
             .post_json("/api/v1/changes", &server.responder, &unrelated)
@@ -578,7 +580,7 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
     let report = server.get(
         &format!(
             "/api/v1/incidents/report?from={}",
-            Timestamp(T0 - 60 * MINUTE)
+            Timestamp::from_millis(T0 - 60 * MINUTE)
         ),
         &server.viewer,
     );
@@ -652,8 +654,8 @@ fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
     let silence = json!({
         "funnel": "checkout",
         "stage": "checkout",
-        "from": Timestamp(T0).to_string(),
-        "to": Timestamp(until).to_string(),
+        "from": Timestamp::from_millis(T0).to_string(),
+        "to": Timestamp::from_millis(until).to_string(),
         "reason": "checkout release",
     });
     assert_eq!(
@@ -675,10 +677,13 @@ fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
             reply.body
         );
     };
-    bad(json!({"to": Timestamp(T0 - MINUTE).to_string()}), "from");
+    bad(
+        json!({"to": Timestamp::from_millis(T0 - MINUTE).to_string()}),
+        "from",
+    );
     bad(json!({"to": null}), "to");
     bad(
-        json!({"to": Timestamp(T0 + 8 * 24 * 60 * MINUTE).to_string()}),
+        json!({"to": Timestamp::from_millis(T0 + 8 * 24 * 60 * MINUTE).to_string()}),
         "to",
     );
     bad(json!({"stage": "moon"}), "stage");

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use revloop_api::changes as wire;
 use revloop_core::change::ChangeKind;
 use revloop_core::incident::TEXT_BYTES_MAX;
-use revloop_core::time::{MS_PER_DAY, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, Timestamp};
 use revloop_store::{ChangeRow, Role};
 
 use crate::api::body::{SegmentBody, check_scope, check_segment, json_body, needed};
@@ -82,7 +82,9 @@ pub async fn add_change(
             .map_err(|err| invalid("invalid_field", "at", err.to_string()))?,
         None => now,
     };
-    if at.0 > now.0 + CHANGE_AHEAD_MAX_MS || at.0 < now.0 - CHANGE_AGE_MAX_MS {
+    if at.millis() > now.millis() + CHANGE_AHEAD_MAX_MS
+        || at.millis() < now.millis() - CHANGE_AGE_MAX_MS
+    {
         return Err(invalid(
             "invalid_field",
             "at",
@@ -159,8 +161,8 @@ pub async fn list_changes(
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     require(&state, &headers, None, Role::Viewer, now).await?;
-    let mut from = Timestamp(now.0 - 7 * MS_PER_DAY);
-    let mut to = Timestamp(now.0 + 1);
+    let mut from = now.saturating_sub(DurationMs::from_days(7));
+    let mut to = now.saturating_add(DurationMs::from_millis(1));
     let mut limit = 100;
     for (key, value) in params {
         match key.as_str() {

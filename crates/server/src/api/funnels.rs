@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use revloop_core::config::Trigger;
-use revloop_core::time::{DurationMs, Minute, Timestamp};
+use revloop_core::time::{DurationMs, Timestamp};
 use revloop_core::{Config, Money};
 use revloop_store::{CountsQuery, Role, Store};
 
@@ -84,7 +84,7 @@ fn average_order_value(
         .minute_counts(&CountsQuery {
             funnel: funnel.to_owned(),
             from: now.saturating_sub(week).minute(),
-            to: Minute(now.minute().0 + 1),
+            to: now.minute().plus(1),
             filter: Vec::new(),
         })
         .map_err(|err| ApiError::internal("reading counts", err))?;

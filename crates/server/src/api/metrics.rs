@@ -147,8 +147,8 @@ fn parse_params(config: &Config, params: Vec<(String, String)>) -> Result<Metric
 fn minute_range(params: &MetricsParams, now: Timestamp) -> Result<MinuteRange, ApiError> {
     let step_minutes = params.step.millis() / MS_PER_MINUTE;
     let to = params.to.unwrap_or_else(|| {
-        let next_window = (now.minute().0.div_euclid(step_minutes) + 1) * step_minutes;
-        Minute(next_window).start()
+        let next_window = (now.minute().index().div_euclid(step_minutes) + 1) * step_minutes;
+        Minute::new(next_window).start()
     });
     let from = params
         .from
@@ -158,13 +158,13 @@ fn minute_range(params: &MetricsParams, now: Timestamp) -> Result<MinuteRange, A
             "from",
             format!(
                 "the range may span at most {}",
-                DurationMs(METRICS_RANGE_MAX_MS)
+                DurationMs::from_millis(METRICS_RANGE_MAX_MS)
             ),
         ));
     }
     Ok(MinuteRange {
         from: from.minute(),
-        to: Minute(
+        to: Minute::new(
             to.millis().div_euclid(MS_PER_MINUTE) + i64::from(to.millis() % MS_PER_MINUTE != 0),
         ),
         step_minutes,
@@ -196,7 +196,7 @@ fn window_json(
     step_minutes: i64,
     currency: &str,
 ) -> Value {
-    let window_end = window.start.0 + step_minutes;
+    let window_end = window.start.index() + step_minutes;
     let stages: Vec<_> = window
         .stages
         .iter()
@@ -205,7 +205,9 @@ fn window_json(
         .map(|(index, (figures, stage))| {
             let n_late: i64 = late
                 .iter()
-                .filter(|l| l.stage == index && l.minute >= window.start && l.minute.0 < window_end)
+                .filter(|l| {
+                    l.stage == index && l.minute >= window.start && l.minute.index() < window_end
+                })
                 .map(|l| l.n_events)
                 .sum();
             json!({

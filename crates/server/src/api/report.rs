@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use revloop_api::report as wire;
 use revloop_core::incident::{DurationSummary, IncidentSeverity};
-use revloop_core::time::{MS_PER_DAY, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, Timestamp};
 use revloop_store::{IncidentRow, Role};
 
 use crate::api::{AppState, json_reply, require, store_error};
@@ -26,7 +26,7 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     require(&state, &headers, None, Role::Viewer, now).await?;
-    let mut from = Timestamp(now.0 - 30 * MS_PER_DAY);
+    let mut from = now.saturating_sub(DurationMs::from_days(30));
     let mut to = now;
     for (key, value) in params {
         match key.as_str() {
@@ -35,7 +35,7 @@ pub async fn report(
             other => return Err(unknown_parameter(other, "from or to")),
         }
     }
-    if from >= to || to.0 - from.0 > REPORT_RANGE_MAX_MS {
+    if from >= to || to.millis() - from.millis() > REPORT_RANGE_MAX_MS {
         return Err(invalid(
             "invalid_query",
             "from",

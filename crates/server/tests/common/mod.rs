@@ -22,7 +22,7 @@ pub struct ManualClock(pub AtomicI64);
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -80,7 +80,12 @@ impl TestServer {
         let secret = |role: Role| {
             let secret = generate_secret().unwrap();
             store
-                .create_token(role.as_str(), role, hash_secret(&secret), Timestamp(T0))
+                .create_token(
+                    role.as_str(),
+                    role,
+                    hash_secret(&secret),
+                    Timestamp::from_millis(T0),
+                )
                 .unwrap();
             secret
         };
@@ -239,8 +244,8 @@ impl TestServer {
         let reply = self.get(
             &format!(
                 "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d{filter}",
-                Timestamp(from),
-                Timestamp(to)
+                Timestamp::from_millis(from),
+                Timestamp::from_millis(to)
             ),
             &self.viewer,
         );
@@ -263,7 +268,7 @@ impl Drop for TestServer {
 }
 
 pub fn track(event: &str, id: &str, at: i64) -> Value {
-    json!({"type": "track", "event": event, "messageId": id, "userId": "u1", "timestamp": Timestamp(at).to_string()})
+    json!({"type": "track", "event": event, "messageId": id, "userId": "u1", "timestamp": Timestamp::from_millis(at).to_string()})
 }
 
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -296,7 +301,7 @@ pub fn count_records(
             ("payment", 0.85),
             ("order", 1.0),
         ] {
-            records.push(json!({"funnel": "checkout", "stage": stage, "window_start": Timestamp(at).to_string(), "window_s": window_s, "count": n}).to_string());
+            records.push(json!({"funnel": "checkout", "stage": stage, "window_start": Timestamp::from_millis(at).to_string(), "window_s": window_s, "count": n}).to_string());
             n = (0..n).filter(|_| rng.bernoulli(conversion)).count() as u64;
         }
     }
@@ -325,7 +330,7 @@ impl TestServer {
             body["judged_until"]
                 .as_str()
                 .and_then(|t| Timestamp::parse_rfc3339(t).ok())
-                .is_some_and(|t| t.0 >= minute_end)
+                .is_some_and(|t| t.millis() >= minute_end)
         });
     }
 }

@@ -24,7 +24,7 @@ pub use suite::{Expectation, IncidentSpec, ScenarioSpec, standard_suite};
 
 use revloop_core::Config;
 use revloop_core::detect::{Detector, SeriesStatus};
-use revloop_core::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
 
 use crate::incident::InjectedIncident;
 use crate::traffic::{Scenario, ScenarioError};
@@ -60,7 +60,7 @@ impl Default for EvalOptions {
             filter: None,
             // Monday 2026-10-12 UTC: the learning weeks span the end of daylight saving time in
             // New York and in Europe.
-            start: Timestamp(1_791_763_200_000),
+            start: Timestamp::from_millis(1_791_763_200_000),
         }
     }
 }
@@ -81,7 +81,9 @@ pub fn run_suite(
     progress: &mut dyn FnMut(&str),
 ) -> Result<EvalReport, ScenarioError> {
     let mut feed = Feed::new(config);
-    let learned_until = Timestamp(options.start.0 + options.learning_weeks * WEEK_MS);
+    let learned_until = options
+        .start
+        .saturating_add(DurationMs::from_millis(options.learning_weeks * WEEK_MS));
     let mut detector = Detector::new(config);
     let mut naive = NaiveDetector::new(config);
     progress(&format!(
@@ -184,13 +186,15 @@ fn count_false_alarms(
         &clean_scenario(
             options,
             learned.until,
-            Timestamp(learned.until.0 + options.clean_weeks * WEEK_MS),
+            learned
+                .until
+                .saturating_add(DurationMs::from_millis(options.clean_weeks * WEEK_MS)),
         ),
         &mut detector,
         naive,
         None,
         &mut |minute, detector| {
-            if (minute.0 + 1).rem_euclid(window) != 0 {
+            if (minute.index() + 1).rem_euclid(window) != 0 {
                 return;
             }
             let reports = detector.report(0);
@@ -248,15 +252,19 @@ fn run_scenario(
             .map(|(kind, offset, duration, segment)| InjectedIncident {
                 funnel: Some(config.funnels[0].id.clone()),
                 kind: kind.clone(),
-                from: Timestamp(start.0 + offset),
-                to: Timestamp(start.0 + offset + duration),
+                from: start.saturating_add(DurationMs::from_millis(*offset)),
+                to: start.saturating_add(DurationMs::from_millis(offset + duration)),
                 segment: segment.clone(),
             })
             .collect();
-        let end = incidents.iter().map(|i| i.to.0).max().unwrap_or(start.0);
+        let end = incidents
+            .iter()
+            .map(|i| i.to.millis())
+            .max()
+            .unwrap_or(start.millis());
         let scenario = Scenario {
             from: learned.until,
-            to: Timestamp(end + DETECTION_GRACE_MS + MS_PER_HOUR),
+            to: Timestamp::from_millis(end + DETECTION_GRACE_MS + MS_PER_HOUR),
             seed: options.seed.wrapping_add(1 + run as u64),
             peak_sessions_per_minute: options.peak_sessions_per_minute,
             incidents: incidents.clone(),
@@ -271,7 +279,7 @@ fn run_scenario(
             &mut naive,
             Some((
                 start.minute(),
-                Timestamp(start.0 + 30 * MS_PER_MINUTE).minute(),
+                start.saturating_add(DurationMs::from_minutes(30)).minute(),
             )),
             &mut |_, _| {},
         )?;
@@ -282,14 +290,14 @@ fn run_scenario(
 
 /// The first instant after `after` at `hour` (fractional) local time.
 fn local_time_after(after: Timestamp, hour: f64, time_zone: &jiff::tz::TimeZone) -> Timestamp {
-    let offset_ms = jiff::Timestamp::from_millisecond(after.0).map_or(0, |instant| {
+    let offset_ms = jiff::Timestamp::from_millisecond(after.millis()).map_or(0, |instant| {
         i64::from(time_zone.to_offset(instant).seconds()) * 1_000
     });
-    let local = after.0 + offset_ms;
+    let local = after.millis() + offset_ms;
     let day_start = local - local.rem_euclid(MS_PER_DAY);
     let mut candidate = day_start + (hour * MS_PER_HOUR as f64) as i64;
     if candidate < local + MS_PER_HOUR {
         candidate += MS_PER_DAY;
     }
-    Timestamp(candidate - offset_ms)
+    Timestamp::from_millis(candidate - offset_ms)
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use revloop_core::Config;
 use revloop_core::detect::{AlertEventKind, Severity};
-use revloop_core::time::{MS_PER_MINUTE, Minute, Timestamp};
+use revloop_core::time::{Minute, Timestamp};
 
 /// Window of the runbook-literal detector, in minutes.
 const NAIVE_WINDOW_MINUTES: i64 = 5;
@@ -111,8 +111,8 @@ impl NaiveDetector {
     }
 
     pub fn observe(&mut self, minute: Minute, counts: &[Vec<i64>], alerts: &mut Vec<NaiveAlert>) {
-        let window_ends = (minute.0 + 1).rem_euclid(NAIVE_WINDOW_MINUTES) == 0;
-        let at = Timestamp(minute.start().0 + MS_PER_MINUTE);
+        let window_ends = (minute.index() + 1).rem_euclid(NAIVE_WINDOW_MINUTES) == 0;
+        let at = minute.end();
         for (funnel, steps) in self.steps.iter_mut().enumerate() {
             for (stage, step) in steps.iter_mut().enumerate() {
                 let n = counts[funnel][stage];

@@ -133,19 +133,21 @@ pub(super) fn score_run(
     };
     // A relapse is a second incident to find; the drift's steps are one.
     let episodes: Vec<(i64, i64)> = if spec.name.starts_with("recovery") {
-        incidents.iter().map(|i| (i.from.0, i.to.0)).collect()
+        incidents
+            .iter()
+            .map(|i| (i.from.millis(), i.to.millis()))
+            .collect()
     } else {
         vec![(
-            incidents.iter().map(|i| i.from.0).min().unwrap_or(0),
-            incidents.iter().map(|i| i.to.0).max().unwrap_or(0),
+            incidents.iter().map(|i| i.from.millis()).min().unwrap_or(0),
+            incidents.iter().map(|i| i.to.millis()).max().unwrap_or(0),
         )]
     };
     for (index, &(from, to)) in episodes.iter().enumerate() {
         result.incidents += 1;
-        let first = output
-            .alerts
-            .iter()
-            .find(|a| matches(a) && a.at.0 >= from && a.at.0 <= to + DETECTION_GRACE_MS);
+        let first = output.alerts.iter().find(|a| {
+            matches(a) && a.at.millis() >= from && a.at.millis() <= to + DETECTION_GRACE_MS
+        });
         if let Some(alert) = first {
             result.detected += 1;
             if spec.expect.top_segment.is_none() && spec.expect.kind == AlertKind::Conversion {
@@ -156,7 +158,7 @@ pub(super) fn score_run(
             }
             result
                 .delays_minutes
-                .push((alert.at.0 - from) as f64 / MS_PER_MINUTE as f64);
+                .push((alert.at.millis() - from) as f64 / MS_PER_MINUTE as f64);
             if index == 0
                 && let Some(want) = &spec.expect.top_segment
             {
@@ -184,8 +186,8 @@ pub(super) fn score_run(
         .iter()
         .filter(|a| {
             a.event == AlertEventKind::Opened
-                && a.at.0 >= from
-                && a.at.0 <= to + DETECTION_GRACE_MS
+                && a.at.millis() >= from
+                && a.at.millis() <= to + DETECTION_GRACE_MS
                 && a.kind != spec.expect.kind
         })
         .cloned()
@@ -214,8 +216,8 @@ pub(super) fn score_naive(
             a.variant == variant
                 && a.stage == stage
                 && a.event == AlertEventKind::Opened
-                && a.at.0 >= from
-                && a.at.0 <= to + DETECTION_GRACE_MS
+                && a.at.millis() >= from
+                && a.at.millis() <= to + DETECTION_GRACE_MS
         });
         let (detected, delays) = if variant == 0 {
             (&mut result.naive_detected, &mut result.naive_delays_minutes)
@@ -227,7 +229,7 @@ pub(super) fn score_naive(
         };
         if let Some(alert) = first {
             *detected += 1;
-            delays.push((alert.at.0 - from) as f64 / MS_PER_MINUTE as f64);
+            delays.push((alert.at.millis() - from) as f64 / MS_PER_MINUTE as f64);
         }
     }
 }

@@ -24,7 +24,7 @@ fn example() -> Config {
 }
 
 fn at_minute(offset_minutes: i64) -> Timestamp {
-    Timestamp(T0 + offset_minutes * MS_PER_MINUTE)
+    Timestamp::from_millis(T0 + offset_minutes * MS_PER_MINUTE)
 }
 
 /// An alert `offset_minutes` after the incident's start.
@@ -430,8 +430,8 @@ fn with_country_cap(cap: u32) -> Config {
 fn the_feed_folds_values_over_a_cap_into_other_as_ingest_does() {
     let config = with_country_cap(3);
     let scenario = Scenario {
-        from: Timestamp(T0),
-        to: Timestamp(T0 + 2 * MS_PER_HOUR),
+        from: Timestamp::from_millis(T0),
+        to: Timestamp::from_millis(T0 + 2 * MS_PER_HOUR),
         seed: 3,
         peak_sessions_per_minute: 100.0,
         incidents: Vec::new(),
@@ -512,8 +512,8 @@ fn the_feed_folds_values_over_a_cap_into_other_as_ingest_does() {
 fn the_feed_counts_each_stage_event_once_per_minute() {
     let config = example();
     let scenario = Scenario {
-        from: Timestamp(T0),
-        to: Timestamp(T0 + 30 * MS_PER_MINUTE),
+        from: Timestamp::from_millis(T0),
+        to: Timestamp::from_millis(T0 + 30 * MS_PER_MINUTE),
         seed: 5,
         peak_sessions_per_minute: 50.0,
         incidents: Vec::new(),
@@ -555,8 +555,8 @@ fn the_feed_counts_each_stage_event_once_per_minute() {
             &mut Detector::new(&config),
             &mut NaiveDetector::new(&config),
             Some((
-                Timestamp(T0).minute(),
-                Timestamp(T0 + 30 * MS_PER_MINUTE).minute(),
+                Timestamp::from_millis(T0).minute(),
+                Timestamp::from_millis(T0 + 30 * MS_PER_MINUTE).minute(),
             )),
             &mut |_, _| {},
         )

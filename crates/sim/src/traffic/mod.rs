@@ -33,7 +33,7 @@ use std::fmt;
 use revloop_core::config::{Config, FieldPath};
 use revloop_core::funnel::CallKind;
 use revloop_core::rng::mix64;
-use revloop_core::time::{MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
 
 use crate::incident::InjectedIncident;
 use model::Model;
@@ -272,15 +272,20 @@ pub fn simulate(
     let mut queue = EventQueue::default();
     let mut summary = SimSummary::default();
     // Sessions that arrive this long before `from` can still have events inside the range.
-    let first_minute =
-        Timestamp(scenario.from.0.saturating_sub(model.session_span_max_ms)).minute();
-    let last_minute = Timestamp(scenario.to.0 - 1).minute();
+    let first_minute = scenario
+        .from
+        .saturating_sub(DurationMs::from_millis(model.session_span_max_ms))
+        .minute();
+    let last_minute = scenario
+        .to
+        .saturating_sub(DurationMs::from_millis(1))
+        .minute();
     let mut emit_counted = |event: SimEvent| {
         summary.n_events += 1;
         emit(event);
     };
-    for minute in first_minute.0..=last_minute.0 {
-        let minute_start = Minute(minute).start();
+    for minute in first_minute.index()..=last_minute.index() {
+        let minute_start = Minute::new(minute).start();
         // Each minute's arrivals, and each session, have streams named by the minute rather
         // than by a running count, so that a sub-range replays exactly the same sessions.
         let mut arrivals_rng = model
@@ -289,7 +294,7 @@ pub fn simulate(
         let n_arriving = arrivals_rng.poisson(model.sessions_per_minute(minute_start));
         for number in 0..n_arriving {
             let offset_ms = arrivals_rng.below(MS_PER_MINUTE as u64) as i64;
-            let at = Timestamp(minute_start.0.saturating_add(offset_ms));
+            let at = minute_start.saturating_add(DurationMs::from_millis(offset_ms));
             if at >= scenario.to {
                 continue;
             }
@@ -299,9 +304,9 @@ pub fn simulate(
             }
         }
         // Every later arrival is at or after the next minute, and so are all its events.
-        queue.flush_before(Minute(minute + 1).start(), &mut emit_counted);
+        queue.flush_before(Minute::new(minute).end(), &mut emit_counted);
     }
-    queue.flush_before(Timestamp(i64::MAX), &mut emit_counted);
+    queue.flush_before(Timestamp::MAX, &mut emit_counted);
     Ok(summary)
 }
 

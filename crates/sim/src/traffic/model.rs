@@ -5,7 +5,7 @@
 use revloop_core::config::{Config, FieldPath, Trigger};
 use revloop_core::funnel::CallKind;
 use revloop_core::rng::Rng;
-use revloop_core::time::{MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
 
 use super::*;
 use crate::incident::{Effect, InjectedIncident, resolve_effect};
@@ -150,12 +150,12 @@ impl Model {
 
     /// The mean number of sessions arriving in the minute starting at `minute_start`.
     pub(super) fn sessions_per_minute(&self, minute_start: Timestamp) -> f64 {
-        let middle = Timestamp(minute_start.0.saturating_add(MS_PER_MINUTE / 2));
-        let offset_ms = jiff::Timestamp::from_millisecond(middle.0).map_or(0, |instant| {
+        let middle = minute_start.saturating_add(DurationMs::from_millis(MS_PER_MINUTE / 2));
+        let offset_ms = jiff::Timestamp::from_millisecond(middle.millis()).map_or(0, |instant| {
             i64::from(self.time_zone.to_offset(instant).seconds()) * 1_000
         });
-        let local_ms = middle.0 + offset_ms;
-        let hour = middle.0.div_euclid(MS_PER_HOUR);
+        let local_ms = middle.millis() + offset_ms;
+        let hour = middle.millis().div_euclid(MS_PER_HOUR);
         let variation_shape = 1.0 / (HOURLY_TRAFFIC_VARIATION * HOURLY_TRAFFIC_VARIATION);
         let hourly_factor = self
             .root
@@ -209,7 +209,8 @@ impl Model {
         for extra in 0..n_extra {
             let extra_key = stream_id(&[STREAM_SURGE_SESSION, minute as u64, number, extra]);
             let mut extra_rng = self.root.fork(extra_key);
-            let extra_at = Timestamp(at.0.saturating_add(extra_rng.below(1_000) as i64));
+            let extra_at =
+                at.saturating_add(DurationMs::from_millis(extra_rng.below(1_000) as i64));
             let mut extra_session = self.draw_session(extra_key, funnel, extra_at, &mut extra_rng);
             extra_session.is_surge_extra = true;
             // The extra traffic belongs to the surging segment; its other values are fresh.
@@ -266,7 +267,9 @@ impl Model {
             let gap_ms = rng
                 .gamma(STEP_GAP_SHAPE, stage.gap_mean_ms / STEP_GAP_SHAPE)
                 .round() as i64;
-            at = Timestamp(at.0.saturating_add(gap_ms.clamp(STEP_GAP_MIN_MS, STEP_GAP_MAX_MS)));
+            at = at.saturating_add(DurationMs::from_millis(
+                gap_ms.clamp(STEP_GAP_MIN_MS, STEP_GAP_MAX_MS),
+            ));
             if at >= self.to {
                 break;
             }
@@ -306,7 +309,7 @@ impl Model {
 
     /// The logit shift shared by every session at `stage` of `funnel` in the window of `at`.
     fn overdispersion(&self, funnel: usize, stage: usize, at: Timestamp) -> f64 {
-        let window = at.0.div_euclid(OVERDISPERSION_WINDOW_MS);
+        let window = at.millis().div_euclid(OVERDISPERSION_WINDOW_MS);
         let stream = stream_id(&[
             STREAM_OVERDISPERSION,
             window as u64,

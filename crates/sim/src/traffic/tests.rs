@@ -198,12 +198,12 @@ fn the_ends_of_time_do_not_overflow() {
     let config = example();
     let cases = [
         (
-            Timestamp(i64::MIN),
-            Timestamp(i64::MIN + 10 * MS_PER_MINUTE),
+            Timestamp::from_millis(i64::MIN),
+            Timestamp::from_millis(i64::MIN + 10 * MS_PER_MINUTE),
         ),
         (
-            Timestamp(i64::MAX - 10 * MS_PER_MINUTE),
-            Timestamp(i64::MAX),
+            Timestamp::from_millis(i64::MAX - 10 * MS_PER_MINUTE),
+            Timestamp::from_millis(i64::MAX),
         ),
     ];
     for (from, to) in cases {
@@ -236,10 +236,10 @@ fn sessions_walk_the_stages_in_order() {
         let want: Vec<usize> = (first..first + stages.len()).collect();
         assert_eq!(stages, want, "{anonymous_id}");
         // Only a session already under way when the range began starts past stage 0.
-        let started_early = walked[0].1.timestamp.0 - from.0 < STEP_GAP_MAX_MS * 4;
+        let started_early = walked[0].1.timestamp.millis() - from.millis() < STEP_GAP_MAX_MS * 4;
         assert!(first == 0 || started_early, "{anonymous_id}");
         for pair in walked.windows(2) {
-            let gap_ms = pair[1].1.timestamp.0 - pair[0].1.timestamp.0;
+            let gap_ms = pair[1].1.timestamp.millis() - pair[0].1.timestamp.millis();
             assert!(
                 (STEP_GAP_MIN_MS..=STEP_GAP_MAX_MS).contains(&gap_ms),
                 "{gap_ms}"
@@ -284,11 +284,11 @@ fn step_conversion_varies_more_between_windows_than_a_binomial() {
     let config = example();
     let events = run(&config, &scenario(LOCAL_10H, LOCAL_14H, 120.0));
     // View-to-cart conversion of the sessions viewing in each five-minute window.
-    let start = at(LOCAL_10H).0;
+    let start = at(LOCAL_10H).millis();
     let mut n_by_window = [(0_usize, 0_usize); 48];
     for walked in sessions(&config, &events).values() {
         let (stage, view) = walked[0];
-        let window = (view.timestamp.0 - start) / OVERDISPERSION_WINDOW_MS;
+        let window = (view.timestamp.millis() - start) / OVERDISPERSION_WINDOW_MS;
         if stage == 0 && window >= 0 {
             let (n_viewed, n_added) = &mut n_by_window[window as usize];
             *n_viewed += 1;
@@ -440,7 +440,7 @@ fn night_traffic_is_lower_than_noon_traffic_in_the_shop_time_zone() {
         let text = Config::example_toml().replace("America/New_York", time_zone);
         let config = Config::parse(&text).unwrap();
         let hour_from = |start: &str| {
-            let to = Timestamp(at(start).0 + MS_PER_HOUR).to_string();
+            let to = Timestamp::from_millis(at(start).millis() + MS_PER_HOUR).to_string();
             let mut summary = SimSummary::default();
             simulate(&config, &scenario(start, &to, peak), |_| {})
                 .map(|s| summary = s)
@@ -666,7 +666,8 @@ fn rejects_scenarios_the_config_cannot_run() {
     };
     let mut backwards = scenario(LOCAL_12H, LOCAL_10H, 10.0);
     let mut too_long = scenario(LOCAL_10H, LOCAL_12H, 10.0);
-    too_long.to = Timestamp(too_long.from.0 + (RANGE_DAYS_MAX + 1) * MS_PER_DAY);
+    too_long.to =
+        Timestamp::from_millis(too_long.from.millis() + (RANGE_DAYS_MAX + 1) * MS_PER_DAY);
     let mut too_busy = scenario(LOCAL_10H, LOCAL_12H, 1e9);
     let mut not_a_number = scenario(LOCAL_10H, LOCAL_12H, f64::NAN);
     let mut too_many = with_incident("stage=cart,drop=0.1");
