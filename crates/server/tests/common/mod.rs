@@ -154,6 +154,19 @@ impl TestServer {
     /// store carries over.
     pub fn restart(&mut self) {
         self.stop();
+        self.start_again();
+    }
+
+    /// Stops the server, moves the clock to `at` while it is down, and starts a new one. Setting
+    /// the clock before [`TestServer::restart`] would let the running server see the jump (and
+    /// page what came due, at its due time) before it stops.
+    pub fn restart_at(&mut self, at: i64) {
+        self.stop();
+        self.set_clock(at);
+        self.start_again();
+    }
+
+    fn start_again(&mut self) {
         let store = (self.reopen.as_ref().expect("started on a file"))(&self.config);
         let (base, shutdown, thread) =
             TestServer::launch(self.config.clone(), store, self.clock.clone());
