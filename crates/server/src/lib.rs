@@ -135,8 +135,12 @@ impl App {
         incident_timers.abort();
         let _ = detector.await;
         let _ = incident_timers.await;
-        // The store may hold a blocking database client, which must not be dropped on an
-        // async worker: let the last reference go on the blocking pool.
+        // Let the state go on the blocking pool: it ends the writer thread, and the drop may
+        // close database connections, which blocks. This need not be the last reference to the
+        // store (an HTTP connection task can still hold the router for a moment after
+        // `axum::serve` returns, and a detector tick may still be running), so the store must
+        // be safe to drop on an async worker too; `PostgresStore` closes its connections on a
+        // thread of their own for that reason.
         let state = self.state;
         let _ = tokio::task::spawn_blocking(move || drop(state)).await;
         served

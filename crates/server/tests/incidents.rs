@@ -156,8 +156,7 @@ fn escalation_survives_restarts_with_every_page_exactly_once() {
     // Down across L3's due time: L3 is paged as soon as the server is back.
     server.restart();
     let l3_due = l2_due + 30 * MINUTE;
-    server.set_clock(l3_due + 10 * MINUTE);
-    server.restart();
+    server.restart_at(l3_due + 10 * MINUTE);
     let pages = wait_for_levels(&server, id, &["L1", "L2", "L3"]);
     assert_eq!(pages["L3"], [l3_due + 10 * MINUTE]);
     let full = server

@@ -117,6 +117,7 @@ impl TestServer {
     }
 
     fn launch(config: Config, store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Running {
+        let store_in_use = Arc::downgrade(&store);
         let app = App::build(config, store, clock, AppOptions::default());
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let listener = runtime
@@ -133,14 +134,44 @@ impl TestServer {
             // Whatever was running is dropped mid-flight, as in a crash: only what was
             // committed survives.
             runtime.shutdown_background();
+            TestServer::wait_until_dropped(&store_in_use);
         });
         (base, shutdown, thread)
+    }
+
+    /// Waits until nothing holds the store any more. `serve` can return while an HTTP
+    /// connection task still holds the app state, and `shutdown_background` leaves blocking
+    /// work (a detector tick) running, each with its own reference to the store. Until they let
+    /// go, the store's connections may still be in a transaction: a restart would find the
+    /// database busy, and a test's `DROP SCHEMA` could deadlock with an incident commit.
+    fn wait_until_dropped(store: &std::sync::Weak<dyn Store>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.strong_count() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the store was still in use 30 s after the server stopped"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Stops the server and starts a new one on the same database and clock: nothing but the
     /// store carries over.
     pub fn restart(&mut self) {
         self.stop();
+        self.start_again();
+    }
+
+    /// Stops the server, moves the clock to `at` while it is down, and starts a new one. Setting
+    /// the clock before [`TestServer::restart`] would let the running server see the jump (and
+    /// page what came due, at its due time) before it stops.
+    pub fn restart_at(&mut self, at: i64) {
+        self.stop();
+        self.set_clock(at);
+        self.start_again();
+    }
+
+    fn start_again(&mut self) {
         let store = (self.reopen.as_ref().expect("started on a file"))(&self.config);
         let (base, shutdown, thread) =
             TestServer::launch(self.config.clone(), store, self.clock.clone());

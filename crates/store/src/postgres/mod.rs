@@ -29,13 +29,16 @@
 //!   every node folds a value the same way (see `settle_admissions`).
 //!
 //! The `postgres` crate's synchronous `Client` runs its own small runtime and panics when used
-//! from a thread that is inside a tokio runtime. The server calls the store only from its own
-//! std thread or from `spawn_blocking`, never from an async task; keep it that way.
+//! or closed on a thread that is running async tasks. Closing is made safe here, wherever the
+//! store is dropped: every connection closes on a thread of its own (see [`Connection`]). Using
+//! it is the caller's side: the server calls the store only from its own std thread or from
+//! `spawn_blocking`, never from an async task; keep it that way.
 //!
 //! TLS is not compiled in (the connections use `NoTls`): reach the server over a local socket,
 //! a private network or a TLS-terminating proxy.
 
 use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -84,7 +87,58 @@ pub struct PostgresStore {
     dedup_window: DurationMs,
     writer: Mutex<Writer>,
     /// Connections for reads, token writes and incident commits; a closed one is not reused.
-    pool: Pool<Client>,
+    pool: Pool<Connection>,
+}
+
+/// A [`Client`] that closes on a thread of its own when dropped.
+///
+/// Why: the synchronous client runs its own tokio runtime, and closing it blocks on that
+/// runtime, which panics ("Cannot start a runtime from within a runtime") on a thread that is
+/// running async tasks. The last `Arc` of a store can go anywhere: in an axum connection task
+/// that outlives `serve`, or in a task dropped when a runtime shuts down. Closing every
+/// connection on a fresh thread makes that safe by construction rather than by each caller's
+/// care. The thread is joined, so the connection is closed when the drop returns, as before;
+/// a thread per closed connection is cheap next to the connection itself.
+struct Connection(Option<Client>);
+
+impl Connection {
+    fn new(client: Client) -> Connection {
+        Connection(Some(client))
+    }
+}
+
+impl Deref for Connection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.0
+            .as_ref()
+            .expect("a connection is empty only while it closes")
+    }
+}
+
+impl DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0
+            .as_mut()
+            .expect("a connection is empty only while it closes")
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else {
+            return;
+        };
+        let closing = std::thread::Builder::new()
+            .name("revloop-pg-close".into())
+            .spawn(move || drop(client));
+        // A thread that cannot be started drops the client where it is, as the client alone
+        // would; a panic while closing stays on the closing thread.
+        if let Ok(closing) = closing {
+            let _ = closing.join();
+        }
+    }
 }
 
 /// Opens one more connection, with the search path of the store's schema if it has one.
@@ -94,7 +148,7 @@ struct Connector {
 }
 
 struct Writer {
-    client: Client,
+    client: Connection,
     /// The last commit failed in a way that may have lost the connection.
     client_suspect: bool,
     statements: WriterStatements,
@@ -126,7 +180,7 @@ impl PostgresStore {
     /// Drops `schema` and everything in it: the end of a benchmark or test that opened a store
     /// with [`PostgresStore::open_in_schema`].
     pub fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = Connection::new(Client::connect(url, NoTls)?);
         client.batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",
             quote_identifier(schema)
@@ -170,7 +224,7 @@ impl PostgresStore {
             "SELECT key, value FROM meta WHERE key IN ('dedup_current', 'dedup_started_ms')",
             &[],
         )?;
-        let dedup = generations_from_rows(&mut client, &rows)?;
+        let dedup = generations_from_rows(&mut *client, &rows)?;
         let statements = WriterStatements::prepare(&mut client)?;
         Ok(PostgresStore {
             connector,
@@ -208,8 +262,8 @@ impl PostgresStore {
 }
 
 impl Connector {
-    fn connect(&self) -> Result<Client, StoreError> {
-        let mut client = self.config.connect(NoTls)?;
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let mut client = Connection::new(self.config.connect(NoTls)?);
         if let Some(schema) = &self.schema {
             // A session setting, so it outlives every transaction on this connection. The schema
             // need not exist yet: the migration creates it.
