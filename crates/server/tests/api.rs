@@ -872,6 +872,19 @@ fn the_detector_finds_an_outage_in_the_history_and_its_api_checks_input() {
             400,
             Some("segment"),
         ),
+        // `dimension=value`, the CLI's form, reads the same as the older `dimension:value`.
+        (
+            "/api/v1/funnels/checkout/baseline?segment=device=tv",
+            &server.viewer,
+            404,
+            None,
+        ),
+        (
+            "/api/v1/funnels/checkout/baseline?segment=colour=red",
+            &server.viewer,
+            400,
+            Some("segment"),
+        ),
         (
             "/api/v1/funnels/checkout/baseline?stage=nope",
             &server.viewer,

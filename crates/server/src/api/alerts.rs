@@ -147,8 +147,9 @@ pub async fn detector_state(
     .into_response())
 }
 
-/// `GET /api/v1/funnels/{id}/baseline?stage=cart&segment=device:mobile`: the 168 local
-/// time-of-week slots of one conversion series.
+/// `GET /api/v1/funnels/{id}/baseline?stage=cart&segment=device=mobile`: the 168 local
+/// time-of-week slots of one conversion series. The segment is `dimension=value`, as the CLI
+/// writes it; the older `dimension:value` is still read.
 pub async fn baseline(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,
@@ -180,9 +181,12 @@ pub async fn baseline(
                 })?;
             }
             "segment" => {
-                let (dimension, value) = value.split_once(':').ok_or_else(|| {
-                    invalid_query("segment", "must be dimension:value, e.g. device:mobile")
-                })?;
+                let (dimension, value) = value
+                    .split_once('=')
+                    .or_else(|| value.split_once(':'))
+                    .ok_or_else(|| {
+                        invalid_query("segment", "must be dimension=value, e.g. device=mobile")
+                    })?;
                 if !state.config.has_dimension(dimension) {
                     return Err(invalid_query(
                         "segment",
