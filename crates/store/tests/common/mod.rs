@@ -27,6 +27,36 @@ use revloop_store::{
     StoreError, TimelineKind, TimelineRow, TokenRecord,
 };
 
+/// One `#[test]` per check that every backend runs alike, each run through the calling
+/// file's `check` on a fresh database, so that the list is written once for all backends.
+macro_rules! store_checks {
+    () => {
+        common::store_checks!(
+            exactly_once,
+            unknown_names_are_errors,
+            counts_match_a_recount,
+            tokens,
+            dedup_window,
+            incidents_round_trip,
+            incidents_stale_version_conflicts,
+            incidents_resolved_max,
+            incidents_list,
+            incidents_duplicate_timeline_entry_fails,
+            incidents_outbox,
+            changes,
+        );
+    };
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(common::$name);
+            }
+        )+
+    };
+}
+pub(crate) use store_checks;
+
 /// The bundled example config: one funnel of five stages, five dimensions.
 pub fn config() -> Config {
     Config::parse(Config::example_toml()).expect("the example config parses")
