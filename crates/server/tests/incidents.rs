@@ -13,6 +13,16 @@ use revloop_api as wire;
 use revloop_core::rng::Rng;
 use revloop_core::{Config, Timestamp};
 
+/// The request was refused as invalid (400), and the first detail names `field`.
+fn assert_refused_field(reply: &Reply, field: &str) {
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.body["error"]["details"][0]["field"], field,
+        "{}",
+        reply.body
+    );
+}
+
 const DAYS_OF_HISTORY: i64 = 15;
 
 /// Fifteen clean days up to T0, then live minutes from T0 with checkout broken, judged one
@@ -512,12 +522,7 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
         ),
     ] {
         let reply = server.post_json("/api/v1/changes", &server.responder, &body);
-        assert_eq!(reply.status, 400, "{}", reply.body);
-        assert_eq!(
-            reply.body["error"]["details"][0]["field"], field,
-            "{}",
-            reply.body
-        );
+        assert_refused_field(&reply, field);
     }
     assert_eq!(
         server
@@ -669,12 +674,7 @@ fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
             body[key] = value.clone();
         }
         let reply = server.post_json("/api/v1/silences", &server.responder, &body);
-        assert_eq!(reply.status, 400, "{}", reply.body);
-        assert_eq!(
-            reply.body["error"]["details"][0]["field"], field,
-            "{}",
-            reply.body
-        );
+        assert_refused_field(&reply, field);
     };
     bad(
         json!({"to": Timestamp::from_millis(T0 - MINUTE).to_string()}),

@@ -113,6 +113,9 @@ fn check(run: impl FnOnce(&dyn Store)) {
     run(&store);
 }
 
+// The checks every backend runs alike, one test each.
+common::store_checks!();
+
 fn check_two_nodes(run: impl FnOnce(&dyn Store, &dyn Store)) {
     let Some(schema) = TestSchema::new() else {
         return;
@@ -120,21 +123,6 @@ fn check_two_nodes(run: impl FnOnce(&dyn Store, &dyn Store)) {
     let a = schema.open(&common::config());
     let b = schema.open(&common::config());
     run(&a, &b);
-}
-
-#[test]
-fn exactly_once() {
-    check(common::exactly_once);
-}
-
-#[test]
-fn unknown_names_are_errors() {
-    check(common::unknown_names_are_errors);
-}
-
-#[test]
-fn counts_match_a_recount() {
-    check(common::counts_match_a_recount);
 }
 
 #[test]
@@ -162,16 +150,6 @@ fn segment_minute_counts_one_dimension() {
 }
 
 #[test]
-fn tokens() {
-    check(common::tokens);
-}
-
-#[test]
-fn dedup_window() {
-    check(common::dedup_window);
-}
-
-#[test]
 fn two_nodes_count_once() {
     check_two_nodes(common::two_nodes_count_once);
 }
@@ -182,46 +160,11 @@ fn two_nodes_fold_alike() {
 }
 
 #[test]
-fn incidents_round_trip() {
-    check(common::incidents_round_trip);
-}
-
-#[test]
-fn incidents_stale_version_conflicts() {
-    check(common::incidents_stale_version_conflicts);
-}
-
-#[test]
-fn incidents_resolved_max() {
-    check(common::incidents_resolved_max);
-}
-
-#[test]
-fn incidents_list() {
-    check(common::incidents_list);
-}
-
-#[test]
-fn incidents_duplicate_timeline_entry_fails() {
-    check(common::incidents_duplicate_timeline_entry_fails);
-}
-
-#[test]
-fn incidents_outbox() {
-    check(common::incidents_outbox);
-}
-
-#[test]
 fn incidents_survive_reopen() {
     let Some(schema) = TestSchema::new() else {
         return;
     };
     common::incidents_survive_reopen(&|config| Box::new(schema.open(config)));
-}
-
-#[test]
-fn changes() {
-    check(common::changes);
 }
 
 #[test]

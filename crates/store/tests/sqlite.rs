@@ -17,20 +17,8 @@ fn check(run: impl FnOnce(&dyn Store)) {
     run(&store);
 }
 
-#[test]
-fn exactly_once() {
-    check(common::exactly_once);
-}
-
-#[test]
-fn unknown_names_are_errors() {
-    check(common::unknown_names_are_errors);
-}
-
-#[test]
-fn counts_match_a_recount() {
-    check(common::counts_match_a_recount);
-}
+// The checks every backend runs alike, one test each.
+common::store_checks!();
 
 #[test]
 fn folding_is_stable_across_reopen() {
@@ -62,16 +50,6 @@ fn segment_minute_counts_one_dimension() {
     let dir = tempfile::TempDir::new().expect("temporary directory");
     let path = dir.path().join("revloop.db");
     common::segment_minute_counts_one_dimension(&|config| Box::new(open(&path, config)));
-}
-
-#[test]
-fn tokens() {
-    check(common::tokens);
-}
-
-#[test]
-fn dedup_window() {
-    check(common::dedup_window);
 }
 
 #[test]
@@ -129,45 +107,10 @@ fn the_dedup_index_survives_a_reopen() {
 }
 
 #[test]
-fn incidents_round_trip() {
-    check(common::incidents_round_trip);
-}
-
-#[test]
-fn incidents_stale_version_conflicts() {
-    check(common::incidents_stale_version_conflicts);
-}
-
-#[test]
-fn incidents_resolved_max() {
-    check(common::incidents_resolved_max);
-}
-
-#[test]
-fn incidents_list() {
-    check(common::incidents_list);
-}
-
-#[test]
-fn incidents_duplicate_timeline_entry_fails() {
-    check(common::incidents_duplicate_timeline_entry_fails);
-}
-
-#[test]
-fn incidents_outbox() {
-    check(common::incidents_outbox);
-}
-
-#[test]
 fn incidents_survive_reopen() {
     let dir = tempfile::TempDir::new().expect("temporary directory");
     let path = dir.path().join("revloop.db");
     common::incidents_survive_reopen(&|config| Box::new(open(&path, config)));
-}
-
-#[test]
-fn changes() {
-    check(common::changes);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use super::naive::NaiveAlert;
 use super::score::{count_pages, score_naive};
 use super::*;
 use crate::incident::IncidentKind;
+use crate::traffic::tests::as_message;
 use crate::traffic::{SimEvent, simulate};
 
 /// Wednesday 2026-11-18 15:00 UTC, where every incident of these tests starts.
@@ -426,6 +427,28 @@ fn with_country_cap(cap: u32) -> Config {
     Config::parse(&text).unwrap()
 }
 
+/// The `country` values the detector holds a series for after the feed ran the scenario.
+fn fed_country_segments(config: &Config, scenario: &Scenario) -> BTreeSet<String> {
+    let mut feed = Feed::new(config);
+    let mut detector = Detector::new(config);
+    feed.run(
+        config,
+        scenario,
+        &mut detector,
+        &mut NaiveDetector::new(config),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    detector
+        .report(0)
+        .into_iter()
+        .filter_map(|series| series.segment)
+        .filter(|(dimension, _)| dimension == "country")
+        .map(|(_, value)| value)
+        .collect()
+}
+
 #[test]
 fn the_feed_folds_values_over_a_cap_into_other_as_ingest_does() {
     let config = with_country_cap(3);
@@ -462,49 +485,14 @@ fn the_feed_folds_values_over_a_cap_into_other_as_ingest_does() {
     );
     let admitted: BTreeSet<String> = first_seen.into_iter().take(3).collect();
 
-    let mut feed = Feed::new(&config);
-    let mut detector = Detector::new(&config);
-    let mut naive = NaiveDetector::new(&config);
-    feed.run(
-        &config,
-        &scenario,
-        &mut detector,
-        &mut naive,
-        None,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let countries: BTreeSet<String> = detector
-        .report(0)
-        .into_iter()
-        .filter_map(|series| series.segment)
-        .filter(|(dimension, _)| dimension == "country")
-        .map(|(_, value)| value)
-        .collect();
+    let countries = fed_country_segments(&config, &scenario);
     let mut want = admitted;
     want.insert("other".to_owned());
     assert_eq!(countries, want);
 
     // Under the example's cap of 50 nothing folds: every country seen is its own segment.
     let config = example();
-    let mut feed = Feed::new(&config);
-    let mut detector = Detector::new(&config);
-    feed.run(
-        &config,
-        &scenario,
-        &mut detector,
-        &mut NaiveDetector::new(&config),
-        None,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let countries: BTreeSet<String> = detector
-        .report(0)
-        .into_iter()
-        .filter_map(|series| series.segment)
-        .filter(|(dimension, _)| dimension == "country")
-        .map(|(_, value)| value)
-        .collect();
+    let countries = fed_country_segments(&config, &scenario);
     assert_eq!(countries, all_seen);
 }
 
@@ -522,24 +510,7 @@ fn the_feed_counts_each_stage_event_once_per_minute() {
     let n_stages = config.funnels[0].stages.len();
     let mut want = vec![0_i64; n_stages];
     simulate(&config, &scenario, |event: SimEvent| {
-        let slots: Vec<_> = matcher.slots().to_vec();
-        let fields = slots
-            .iter()
-            .map(|slot| {
-                event
-                    .fields
-                    .iter()
-                    .find(|(path, _)| path == slot)
-                    .map(|(_, value)| value.to_string().into())
-            })
-            .collect();
-        let message = revloop_core::funnel::Message {
-            kind: event.kind,
-            name: Some(&event.name),
-            message_id: &event.message_id,
-            event_time: event.timestamp,
-            fields,
-        };
+        let message = as_message(&matcher, &event);
         let mut hits = Vec::new();
         matcher.stage_hits(&message, &mut hits);
         for StageHit { stage, .. } in hits {

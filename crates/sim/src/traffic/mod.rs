@@ -417,4 +417,4 @@ fn uuid_text(hash: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

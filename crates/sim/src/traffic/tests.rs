@@ -536,8 +536,9 @@ id = "ordered"
 event = "Order Completed"
 "#;
 
-/// The simulated events, as the edge would hand them to the core's ingest rules.
-fn as_message<'e>(matcher: &Matcher, event: &'e SimEvent) -> Message<'e> {
+/// The simulated events, as the edge would hand them to the core's ingest rules. The eval's
+/// tests use it too, to count what the feed should count without going through the feed.
+pub(crate) fn as_message<'e>(matcher: &Matcher, event: &'e SimEvent) -> Message<'e> {
     let fields = matcher
         .slots()
         .iter()

@@ -2,15 +2,15 @@
 //! series the detector reads, and the dimension values seen. It must never write: the counts
 //! are written by `ingest` alone.
 
+use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel};
 
 use revloop_core::ingest::StageCount;
 use revloop_core::metrics::MinuteCount;
 use revloop_core::time::Minute;
 
-use super::PostgresStore;
+use super::{PostgresStore, read_snapshot};
 use crate::plan::{Combinations, SegmentRows, SingleSegments, filter_keys};
 use crate::{CountsQuery, LateCount, SegmentMinuteCount, StoreError};
 
@@ -19,12 +19,7 @@ impl PostgresStore {
         &self,
         query: &CountsQuery,
     ) -> Result<Vec<MinuteCount>, StoreError> {
-        let (_, stage_ids) = self
-            .layout
-            .funnels
-            .iter()
-            .find(|(id, _)| *id == query.funnel)
-            .ok_or_else(|| StoreError::UnknownFunnel(query.funnel.clone()))?;
+        let stage_ids = self.layout.stages(&query.funnel)?;
         self.with_client(|client| {
             let keys = filter_keys(&self.layout, &query.filter, || {
                 full_combinations(client, self.layout.dimension_names.len())
@@ -71,11 +66,7 @@ impl PostgresStore {
         self.with_client(|client| {
             // One snapshot for the segments and the counts, so that every segment counted is
             // known.
-            let mut transaction = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+            let mut transaction = read_snapshot(client)?;
             let assignments = transaction.query(
                 "SELECT key, assignment FROM segments WHERE n_dimensions = 1",
                 &[],

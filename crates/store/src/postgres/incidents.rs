@@ -7,7 +7,7 @@ use postgres::{IsolationLevel, Transaction};
 
 use revloop_core::Timestamp;
 
-use super::{PostgresStore, Text, sql_limit};
+use super::{PostgresStore, Text, read_snapshot, sql_limit};
 use crate::kinds::ColumnText;
 use crate::{
     IncidentCommit, IncidentQuery, IncidentRow, IncidentSnapshot, OutboxRow, StoreError,
@@ -28,11 +28,7 @@ impl PostgresStore {
     ) -> Result<IncidentSnapshot, StoreError> {
         self.with_client(|client| {
             // One snapshot: the incidents, their timelines and the version all as of one commit.
-            let mut transaction = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+            let mut transaction = read_snapshot(client)?;
             let row = transaction.query_one("SELECT version, body FROM incident_meta", &[])?;
             let (version, meta) = (row.try_get(0)?, row.try_get(1)?);
             let mut incidents = transaction
@@ -112,11 +108,7 @@ impl PostgresStore {
         id: i64,
     ) -> Result<Option<(IncidentRow, Vec<TimelineRow>)>, StoreError> {
         self.with_client(|client| {
-            let mut transaction = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+            let mut transaction = read_snapshot(client)?;
             let row = transaction.query_opt(
                 &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"),
                 &[&id],

@@ -353,6 +353,18 @@ pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// A read-only `REPEATABLE READ` transaction: every statement in it reads the database as of
+/// one commit, so that reads spread over several tables see one state.
+pub(super) fn read_snapshot(
+    client: &mut Client,
+) -> Result<postgres::Transaction<'_>, postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+}
+
 /// An enum column read through its one mapping; an unknown text is a conversion error.
 struct Text<T>(T);
 

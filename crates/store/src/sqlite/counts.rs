@@ -19,12 +19,7 @@ impl SqliteStore {
         &self,
         query: &CountsQuery,
     ) -> Result<Vec<MinuteCount>, StoreError> {
-        let (_, stage_ids) = self
-            .layout
-            .funnels
-            .iter()
-            .find(|(id, _)| *id == query.funnel)
-            .ok_or_else(|| StoreError::UnknownFunnel(query.funnel.clone()))?;
+        let stage_ids = self.layout.stages(&query.funnel)?;
         self.with_reader(|connection| {
             let keys = filter_keys(&self.layout, &query.filter, || {
                 full_combinations(connection, self.layout.dimension_names.len())

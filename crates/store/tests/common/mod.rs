@@ -27,6 +27,36 @@ use revloop_store::{
     StoreError, TimelineKind, TimelineRow, TokenRecord,
 };
 
+/// One `#[test]` per check that every backend runs alike, each run through the calling
+/// file's `check` on a fresh database, so that the list is written once for all backends.
+macro_rules! store_checks {
+    () => {
+        common::store_checks!(
+            exactly_once,
+            unknown_names_are_errors,
+            counts_match_a_recount,
+            tokens,
+            dedup_window,
+            incidents_round_trip,
+            incidents_stale_version_conflicts,
+            incidents_resolved_max,
+            incidents_list,
+            incidents_duplicate_timeline_entry_fails,
+            incidents_outbox,
+            changes,
+        );
+    };
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(common::$name);
+            }
+        )+
+    };
+}
+pub(crate) use store_checks;
+
 /// The bundled example config: one funnel of five stages, five dimensions.
 pub fn config() -> Config {
     Config::parse(Config::example_toml()).expect("the example config parses")
@@ -1021,6 +1051,19 @@ fn all_outbox(store: &dyn Store) -> Vec<OutboxRow> {
     store.outbox(0, 1_000).expect("outbox")
 }
 
+/// Commits incident 1, open, with its first timeline entry and one notification, as version 1,
+/// and returns what the store then holds: what a failed commit after it must leave alone.
+fn commit_one_open_incident(store: &dyn Store) -> (IncidentSnapshot, Vec<OutboxRow>) {
+    let first = incident_commit(
+        0,
+        vec![incident_row(1, FUNNEL, false)],
+        vec![timeline_entry(1, 0)],
+        vec![effect(1, OutboxKind::Notify)],
+    );
+    assert_eq!(commit(store, &first), Committed(1));
+    (load_incidents(store), all_outbox(store))
+}
+
 /// Commits incident 1 with one timeline entry, for the backends' own checks of the schema;
 /// returns the entry.
 pub fn commit_one_timeline_entry(store: &dyn Store) -> TimelineRow {
@@ -1181,15 +1224,7 @@ pub fn incidents_round_trip(store: &dyn Store) {
 
 /// A commit computed from a version that has moved on fails and writes nothing at all.
 pub fn incidents_stale_version_conflicts(store: &dyn Store) {
-    let first = incident_commit(
-        0,
-        vec![incident_row(1, FUNNEL, false)],
-        vec![timeline_entry(1, 0)],
-        vec![effect(1, OutboxKind::Notify)],
-    );
-    assert_eq!(commit(store, &first), Committed(1));
-    let before = load_incidents(store);
-    let outbox_before = all_outbox(store);
+    let (before, outbox_before) = commit_one_open_incident(store);
 
     let stale = |expected_version| {
         let mut changed = incident_row(1, FUNNEL, true);
@@ -1366,15 +1401,7 @@ pub fn incidents_list(store: &dyn Store) {
 /// An `(incident, seq)` stored already, or twice in one commit, fails the whole commit: no
 /// incident, entry, effect or version of it is kept.
 pub fn incidents_duplicate_timeline_entry_fails(store: &dyn Store) {
-    let first = incident_commit(
-        0,
-        vec![incident_row(1, FUNNEL, false)],
-        vec![timeline_entry(1, 0)],
-        vec![effect(1, OutboxKind::Notify)],
-    );
-    assert_eq!(commit(store, &first), Committed(1));
-    let before = load_incidents(store);
-    let outbox_before = all_outbox(store);
+    let (before, outbox_before) = commit_one_open_incident(store);
 
     let step = |timeline| {
         incident_commit(
