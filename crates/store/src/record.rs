@@ -9,17 +9,17 @@
 //!
 //! - **Writing** builds the record field by field from the core struct, so a rename in core is
 //!   a compile error here, never a silent change of the stored names.
-//! - **Reading** parses the record, then hands the core its values under the core's current
-//!   field names, named once in [`StoredIncidentV1::into_incident`]. The core's `Incident` has
-//!   a private field, so the store cannot build it directly; a rename in core that this
-//!   function misses fails the fixture test (`tests/stored_incident.rs`) loudly.
+//! - **Reading** parses the record, then builds the core struct field by field
+//!   ([`StoredIncidentV1::into_incident`]), so a rename in core is a compile error there too.
+//!   The fixture test (`tests/stored_incident.rs`) loads a body written by the previous
+//!   format.
 //! - **Versions.** A body carries `"v": 1`. A body without `v` was written before the record
 //!   existed, by the core's serde derive; its fields are the same as V1's, so V1 reads it. A
 //!   body of a newer version is an error, not a guess.
 //!
 //! This module must not know SQL, and no other module of the store may parse a body.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +27,7 @@ use revloop_core::Timestamp;
 use revloop_core::alert::AlertKind;
 use revloop_core::incident::{
     ActionItem, AddedSilence, EngineMeta, Escalation, Incident, IncidentSeverity, IncidentState,
-    Mitigation, Silence, SlaClock, Tick,
+    Mitigation, Silence, SlaClock, Tick, Unsaved,
 };
 
 use crate::StoreError;
@@ -53,7 +53,7 @@ pub fn decode_incident_body(id: i64, body: &str) -> Result<Incident, StoreError>
             record.v
         )));
     }
-    record.into_incident().map_err(|err| error(err.to_string()))
+    Ok(record.into_incident())
 }
 
 /// An incident as stored, version 1. Times are Unix milliseconds.
@@ -243,12 +243,9 @@ impl StoredIncidentV1 {
         }
     }
 
-    /// The core's incident of this record, with an empty timeline.
-    ///
-    /// The core's `Incident` keeps a private field (whether it changed since last saved), so
-    /// it is built through its serde derive, from a JSON object whose every key is written out
-    /// here: this list is the one place that follows a rename in core.
-    pub fn into_incident(self) -> Result<Incident, serde_json::Error> {
+    /// The core's incident of this record, with an empty timeline, built field by field: a
+    /// field renamed, added or removed in core is a compile error here.
+    pub fn into_incident(self) -> Incident {
         let severity = match self.severity {
             StoredSeverity::P1 => IncidentSeverity::P1,
             StoredSeverity::P2 => IncidentSeverity::P2,
@@ -296,40 +293,41 @@ impl StoredIncidentV1 {
                 })
             })
             .collect();
-        let measurements: Vec<(Timestamp, f64)> = self
+        let measurements: VecDeque<(Timestamp, f64)> = self
             .measurements
             .into_iter()
             .map(|(at, sigma)| (Timestamp::from_millis(at), sigma))
             .collect();
-        let core = serde_json::json!({
-            "id": self.id,
-            "funnel": self.funnel,
-            "stage": self.stage,
-            "kind": kind,
-            "segment": self.segment,
-            "scope": self.scope,
-            "severity": severity,
-            "state": state,
-            "onset": Timestamp::from_millis(self.onset),
-            "opened_at": Timestamp::from_millis(self.opened_at),
-            "acknowledged_at": timestamp(self.acknowledged_at),
-            "mitigated_at": timestamp(self.mitigated_at),
-            "resolved_at": timestamp(self.resolved_at),
-            "severity_since": Timestamp::from_millis(self.severity_since),
-            "escalation": escalation,
-            "response": self.response.into_clock(),
-            "resolution": self.resolution.into_clock(),
-            "alerts": self.alerts,
-            "last_alert_at": Timestamp::from_millis(self.last_alert_at),
-            "root_cause": self.root_cause,
-            "mitigations": mitigations,
-            "action_items": action_items,
-            "checklist": checklist,
-            "silenced": self.silenced,
-            "measurements": measurements,
-            "prompted": self.prompted,
-        });
-        serde_json::from_value(core)
+        Incident {
+            id: self.id,
+            funnel: self.funnel,
+            stage: self.stage,
+            kind,
+            segment: self.segment,
+            scope: self.scope,
+            severity,
+            state,
+            onset: Timestamp::from_millis(self.onset),
+            opened_at: Timestamp::from_millis(self.opened_at),
+            acknowledged_at: timestamp(self.acknowledged_at),
+            mitigated_at: timestamp(self.mitigated_at),
+            resolved_at: timestamp(self.resolved_at),
+            severity_since: Timestamp::from_millis(self.severity_since),
+            escalation,
+            response: self.response.into_clock(),
+            resolution: self.resolution.into_clock(),
+            alerts: self.alerts,
+            last_alert_at: Timestamp::from_millis(self.last_alert_at),
+            root_cause: self.root_cause,
+            mitigations,
+            action_items,
+            checklist,
+            silenced: self.silenced,
+            measurements,
+            prompted: self.prompted,
+            timeline: Vec::new(),
+            unsaved: Unsaved::default(),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::escalation::{Effect, check_slas, clock, escalate, raise, resolve};
 use super::policy::IncidentPolicy;
 use super::record::{
     CHECKLIST, ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState,
-    TIMELINE_ENTRIES_MAX, TimelineKind, push,
+    TIMELINE_ENTRIES_MAX, TimelineKind, Unsaved, push,
 };
 use super::silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,
@@ -174,7 +174,7 @@ impl IncidentEngine {
         for (id, pages_from) in held {
             let incident = self.incidents.get_mut(&id).expect("listed");
             incident.escalation.next_at = Some(pages_from);
-            incident.unsaved = true;
+            incident.unsaved = Unsaved(true);
         }
         Some(ended)
     }
@@ -189,7 +189,7 @@ impl IncidentEngine {
     pub fn take_changed(&mut self) -> Vec<&Incident> {
         let mut changed = Vec::new();
         for incident in self.incidents.values_mut() {
-            if std::mem::take(&mut incident.unsaved) {
+            if std::mem::take(&mut incident.unsaved).0 {
                 changed.push(&*incident);
             }
         }
@@ -282,7 +282,7 @@ impl IncidentEngine {
                 for incident in holders {
                     incident.alerts.insert(alert.alert_id, false);
                     incident.last_alert_at = now;
-                    incident.unsaved = true;
+                    incident.unsaved = Unsaved(true);
                     push(
                         incident,
                         now,
@@ -306,7 +306,7 @@ impl IncidentEngine {
         }
         for incident in self.incidents.values_mut() {
             if incident.is_open() && incident.funnel == funnel && incident.stage == stage {
-                incident.unsaved = true;
+                incident.unsaved = Unsaved(true);
                 incident.measurements.push_back((now, sigma));
                 if incident.measurements.len() > TREND_POINTS_MAX {
                     incident.measurements.pop_front();
@@ -458,7 +458,7 @@ impl IncidentEngine {
             measurements: VecDeque::new(),
             prompted: false,
             timeline: Vec::new(),
-            unsaved: true,
+            unsaved: Unsaved(true),
         };
         push(
             &mut incident,

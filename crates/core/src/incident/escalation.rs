@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use super::policy::{EmptyLevel, EscalationLevel, IncidentPolicy, REPEATS_MAX};
 use super::record::{
     ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState, SlaClock, TimelineKind,
-    push,
+    Unsaved, push,
 };
 use crate::time::{DurationMs, Timestamp};
 
@@ -115,7 +115,7 @@ pub(super) fn escalate(
         if due > now {
             return;
         }
-        incident.unsaved = true;
+        incident.unsaved = Unsaved(true);
         if incident.state == IncidentState::Acknowledged {
             if policy.ack_timeout.is_none() {
                 // Nothing pages after an ack.

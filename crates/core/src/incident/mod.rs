@@ -47,7 +47,7 @@ pub use escalation::Effect;
 pub use policy::{EmptyLevel, EscalationLevel, IncidentPolicy, REPEATS_MAX, SeverityPolicy};
 pub use record::{
     ActionItem, CHECKLIST, ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState,
-    Mitigation, SlaClock, TIMELINE_ENTRIES_MAX, Tick, TimelineEntry, TimelineKind,
+    Mitigation, SlaClock, TIMELINE_ENTRIES_MAX, Tick, TimelineEntry, TimelineKind, Unsaved,
 };
 pub use report::DurationSummary;
 pub use silences::{

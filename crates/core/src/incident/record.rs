@@ -310,8 +310,15 @@ pub struct Incident {
     pub timeline: Vec<TimelineEntry>,
     /// Changed since the caller last took the changed incidents; not state.
     #[serde(skip)]
-    pub(super) unsaved: bool,
+    pub unsaved: Unsaved,
 }
+
+/// Whether an incident changed since the engine's caller last took the changed incidents
+/// ([`IncidentEngine::take_changed`](super::IncidentEngine::take_changed)). Only the engine
+/// sets or clears it; anyone restoring an incident (the store) starts it clear with
+/// `Unsaved::default()`, so that the whole `Incident` can be written out field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unsaved(pub(super) bool);
 
 impl Incident {
     pub fn is_open(&self) -> bool {
@@ -326,7 +333,7 @@ pub(super) fn push(
     kind: TimelineKind,
     text: String,
 ) {
-    incident.unsaved = true;
+    incident.unsaved = Unsaved(true);
     if incident.timeline.len() < TIMELINE_ENTRIES_MAX {
         incident.timeline.push(TimelineEntry {
             at,
