@@ -938,4 +938,29 @@ fn unknown_names_are_refused_with_the_valid_choices() {
         message(&ack),
         "colour: does not apply to `acknowledge`, which takes `reason`"
     );
+    let window_start = Timestamp::from_millis(T0).to_string();
+    for (record, want) in [
+        (
+            json!({"funnel": "chekout", "stage": "cart", "window_start": window_start, "count": 3}),
+            "no funnel `chekout` in the config; funnels are: checkout",
+        ),
+        (
+            json!({"funnel": "checkout", "stage": "paymnt", "window_start": window_start, "count": 3}),
+            "funnel `checkout` has no stage `paymnt`; stages are: product_viewed, cart, checkout, payment, order",
+        ),
+    ] {
+        let counts = server.post(
+            "/api/v1/counts",
+            &[
+                ("Authorization", &server.basic()),
+                ("Content-Type", "application/json"),
+            ],
+            json!({"counts": [record]}).to_string().as_bytes(),
+        );
+        assert_eq!(counts.status, 400, "{}", counts.body);
+        let detail = counts.body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert_eq!(detail, want, "{}", counts.body);
+    }
 }

@@ -137,6 +137,30 @@ impl Config {
         names.join(", ")
     }
 
+    /// The configured funnels' ids, for an error that names the valid ones.
+    pub fn funnel_list(&self) -> String {
+        let ids: Vec<&str> = self.funnels.iter().map(|f| f.id.as_str()).collect();
+        ids.join(", ")
+    }
+
+    /// The stages of `funnel` (of every funnel, each once, where `None`), for an error that
+    /// names the valid ones.
+    pub fn stage_list(&self, funnel: Option<&str>) -> String {
+        let mut ids: Vec<&str> = Vec::new();
+        for f in self
+            .funnels
+            .iter()
+            .filter(|f| funnel.is_none_or(|id| f.id == id))
+        {
+            for stage in &f.stages {
+                if !ids.contains(&stage.id.as_str()) {
+                    ids.push(&stage.id);
+                }
+            }
+        }
+        ids.join(", ")
+    }
+
     /// The bundled example: a Segment e-commerce spec checkout funnel.
     pub fn example_toml() -> &'static str {
         include_str!("../../../../revloop.example.toml")

@@ -104,28 +104,18 @@ pub(crate) fn segment_view((dimension, value): &(String, String)) -> revloop_api
 
 /// The error for a funnel that is not configured: it names the configured ones.
 pub(crate) fn no_funnel(config: &Config, id: &str) -> String {
-    let ids: Vec<&str> = config.funnels.iter().map(|f| f.id.as_str()).collect();
-    format!("no funnel `{id}`; funnels are: {}", ids.join(", "))
+    format!("no funnel `{id}`; funnels are: {}", config.funnel_list())
 }
 
 /// The error for a stage that is not configured, in `funnel` or (where `None`) in any funnel:
 /// it names the stages there are, each once.
 pub(crate) fn no_stage(config: &Config, funnel: Option<&str>, stage: &str) -> String {
-    let mut ids: Vec<&str> = Vec::new();
-    for f in config
-        .funnels
-        .iter()
-        .filter(|f| funnel.is_none_or(|id| f.id == id))
-    {
-        for s in &f.stages {
-            if !ids.contains(&s.id.as_str()) {
-                ids.push(&s.id);
-            }
-        }
-    }
     let place = match funnel {
         Some(id) => format!("in funnel `{id}`"),
         None => "in any funnel".to_owned(),
     };
-    format!("no stage `{stage}` {place}; stages are: {}", ids.join(", "))
+    format!(
+        "no stage `{stage}` {place}; stages are: {}",
+        config.stage_list(funnel)
+    )
 }

@@ -129,7 +129,11 @@ impl Ingestor {
                 (
                     "invalid_message",
                     field("funnel"),
-                    format!("no funnel `{}` in the config", record.funnel),
+                    format!(
+                        "no funnel `{}` in the config; funnels are: {}",
+                        record.funnel,
+                        self.config.funnel_list()
+                    ),
                 )
             })?;
         let stage_index = funnel
@@ -140,7 +144,12 @@ impl Ingestor {
                 (
                     "invalid_message",
                     field("stage"),
-                    format!("funnel `{}` has no stage `{}`", funnel.id, record.stage),
+                    format!(
+                        "funnel `{}` has no stage `{}`; stages are: {}",
+                        funnel.id,
+                        record.stage,
+                        self.config.stage_list(Some(&funnel.id))
+                    ),
                 )
             })?;
         Ok(StageHit {
