@@ -17,10 +17,10 @@
 //!    before `now` happened before this tick's alerts, and must be on the record before them:
 //!    an alert that returns after its incident resolved reopens it (within the flap hold) only
 //!    if the resolution came first. In event time (`replay`, the demo backfill) the engine is
-//!    woken by nothing else, so this is where those timers fire. Live, the server's timer loop
-//!    has normally fired them already, and this step only evaluates at `now`; when the loop
-//!    fell behind (a slow store), the late timers are stamped with the times they were due,
-//!    not with the time the tick happened to run;
+//!    woken by nothing else, so this is where those timers fire. Live, the server first
+//!    catches the engine up to the wall clock (`handle_timeout(now)`, as its timer loop does),
+//!    so that a page that goes out late is stamped when it goes out; this step then finds
+//!    nothing overdue;
 //! 2. takes in the tick's alert events at `now` ([`IncidentEngine::handle_alert`]), in the
 //!    order the detector emitted them;
 //! 3. measures the deviation of each incident open after those alerts, segment-aware (an
@@ -33,9 +33,10 @@
 //!    stops increasing with this minute resolves at this tick, not one tick later.
 //!
 //! The callers it replaced each did three of the four steps: the live `Incidents::feed` did
-//! 2, 3 and 4 (timers due before `now` fired at `now`, inside the first alert's evaluation),
-//! and the event-time `run_in_event_time` did 1, 2 and 3 (the last measurement was seen only
-//! by the next tick's timers).
+//! 2, 3 and 4 (timers due before `now` fired at `now`, inside the first alert's evaluation,
+//! which it still does by catching up first), and the event-time `run_in_event_time` did 1, 2
+//! and 3 (the last measurement was seen only by the next tick's timers; now a P2 whose trend
+//! stops rising resolves at this tick rather than the next).
 
 use crate::alert::AlertEvent;
 use crate::detect::Detector;

@@ -117,6 +117,11 @@ impl Incidents {
             if let Some(latest) = fresh.iter().map(|event| event.at).max() {
                 live.alerts_through = live.alerts_through.max(latest);
             }
+            // Live, a timer that fell due while the timer loop was behind (or the server was
+            // down) fires now and is stamped now, as `tick` does: the page really goes out
+            // late, and its timeline entry says so. Only event time fires timers at their due
+            // times, which `feed_tick` does for what is still due.
+            live.engine.handle_timeout(now);
             feed_tick(&mut live.engine, deviations, now, &fresh);
         })?;
         self.lock().pending.clear();

@@ -962,5 +962,17 @@ fn unknown_names_are_refused_with_the_valid_choices() {
             .as_str()
             .unwrap();
         assert_eq!(detail, want, "{}", counts.body);
+        // Without credentials the body is not read: the names stay private.
+        let anonymous = server.post(
+            "/api/v1/counts",
+            &[("Content-Type", "application/json")],
+            json!({"counts": [record]}).to_string().as_bytes(),
+        );
+        assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+        assert!(
+            !anonymous.body.to_string().contains("checkout"),
+            "{}",
+            anonymous.body
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! store uses it; the outbox's kinds are the store's own.
 //!
 //! The column texts are the schema: they never change with a Rust rename. A text that no enum
-//! knows is a conversion error when read (a `StoreError`), never a panic and never a default.
+//! knows is a conversion error when read (a `StoreError`), never a panic and never a default;
+//! the one exception is a change's kind, which reads as `other` (a change is context, and a
+//! newer node's kind must not stop every incident's suspects).
 //! This module must not know SQL: each backend wraps [`ColumnText`] in its own driver traits.
 
 use revloop_core::change::ChangeKind;
@@ -75,8 +77,11 @@ impl ColumnText for ChangeKind {
         self.as_str()
     }
 
+    /// A kind this build does not know (recorded by a newer node sharing the database) reads
+    /// as `other`: a change is context for a responder, and one unknown kind must not stop the
+    /// suspects of every incident from being listed.
     fn from_text(text: &str) -> Option<ChangeKind> {
-        ChangeKind::parse(text)
+        Some(ChangeKind::parse(text).unwrap_or(ChangeKind::Other))
     }
 }
 
@@ -139,10 +144,16 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_round_trips_and_unknown_text_is_an_error() {
+    fn every_kind_round_trips_and_unknown_text_is_an_error_but_a_change_kind_is_other() {
         round_trips(&TimelineKind::ALL);
         round_trips(OutboxKind::ALL);
-        round_trips(&ChangeKind::ALL);
+        for kind in ChangeKind::ALL {
+            assert_eq!(ChangeKind::from_text(kind.to_text()), Some(kind));
+        }
+        assert_eq!(
+            ChangeKind::parse_column("no such kind"),
+            Ok(ChangeKind::Other)
+        );
         round_trips(&[
             IncidentSeverity::P1,
             IncidentSeverity::P2,

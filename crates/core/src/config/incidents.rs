@@ -10,9 +10,20 @@ use super::funnels::Funnel;
 use super::{Config, ConfigProblem, Problems, local_window};
 use crate::incident::{
     EmptyLevel, EscalationLevel, IncidentEngine, IncidentPolicy, SeverityPolicy, Silence,
-    SilenceWindow,
 };
 use crate::time::{DurationMs, Timestamp};
+
+/// A silence as declared in a configuration, in local time (the funnel's time zone, or the
+/// shop's when it names no funnel), so that "Saturday 02:00–04:00" stays that across a DST
+/// change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceWindow {
+    pub funnel: Option<String>,
+    pub stage: Option<String>,
+    pub from: jiff::civil::DateTime,
+    pub to: jiff::civil::DateTime,
+    pub reason: String,
+}
 
 /// Most silences a config may declare.
 pub const SILENCES_MAX: usize = 1_000;

@@ -30,13 +30,13 @@ mod shop;
 #[cfg(test)]
 mod tests;
 
-pub use crate::incident::SilenceWindow;
 pub use detection::{Detection, MASKS_MAX, Mask};
 pub use dimensions::{
     DIMENSION_VALUES_DEFAULT, DIMENSION_VALUES_MAX, DIMENSIONS_MAX, Dimension, FieldPath,
     PATH_ROOTS,
 };
 pub use funnels::{FUNNELS_MAX, Funnel, STAGES_MAX, Stage, Trigger};
+pub use incidents::SilenceWindow;
 pub use incidents::{ESCALATION_LEVELS_MAX, LEVEL_TARGETS_MAX, SILENCES_MAX};
 pub use ingest::{DEDUP_KEYS_DEFAULT, DEDUP_KEYS_MAX, DEDUP_KEYS_MIN, Ingest};
 pub use shop::Shop;

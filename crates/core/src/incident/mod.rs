@@ -52,7 +52,6 @@ pub use record::{
 pub use report::DurationSummary;
 pub use silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,
-    SilenceWindow,
 };
 
 #[cfg(test)]

@@ -46,15 +46,3 @@ pub enum SilenceError {
     #[error("{ADDED_SILENCES_MAX} silences are in force or to come; end some first")]
     TooMany,
 }
-
-/// A silence as declared in a configuration, in local time (the funnel's time zone, or the
-/// shop's when it names no funnel), so that "Saturday 02:00–04:00" stays that across a DST
-/// change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SilenceWindow {
-    pub funnel: Option<String>,
-    pub stage: Option<String>,
-    pub from: jiff::civil::DateTime,
-    pub to: jiff::civil::DateTime,
-    pub reason: String,
-}

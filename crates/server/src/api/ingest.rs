@@ -80,8 +80,13 @@ async fn ingest_inner(
     kind: BodyKind,
 ) -> Result<Outcome, ApiError> {
     let now = state.clock.now();
-    let has_header_credential = credential(headers)?.is_some();
-    if has_header_credential {
+    // Segment lets a single message or a batch carry its write key in the body, so those are
+    // read before they are authorized. Every other body is authorized before a byte of it is
+    // decoded: an unauthenticated caller learns nothing from its errors (which name the
+    // configured funnels and stages) and costs no decompression.
+    let body_may_hold_key = matches!(kind, BodyKind::Single(_) | BodyKind::Batch);
+    let authorized_first = credential(headers)?.is_some() || !body_may_hold_key;
+    if authorized_first {
         require(state, headers, None, Role::Ingest, now).await?;
     }
     let limit = kind.limit();
@@ -101,11 +106,8 @@ async fn ingest_inner(
         BodyKind::Ndjson => ingestor.prepare_ndjson(&text, &mut clock)?,
         BodyKind::Counts => ingestor.prepare_counts(&text, ndjson, &mut clock)?,
     };
-    if !has_header_credential {
-        let body_key = match kind {
-            BodyKind::Single(_) | BodyKind::Batch => prepared.body_write_key.as_deref(),
-            BodyKind::Ndjson | BodyKind::Counts => None,
-        };
+    if !authorized_first {
+        let body_key = prepared.body_write_key.as_deref();
         require(state, headers, body_key, Role::Ingest, now).await?;
     }
     ingestor.commit(now, prepared).await

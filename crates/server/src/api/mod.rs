@@ -82,7 +82,7 @@ pub(crate) async fn identify(
 
 /// A failure of the store behind the incidents, changes or silences: logged, a bare 5xx.
 pub(crate) fn store_error(err: StoreError) -> ApiError {
-    ApiError::internal("the incident store failed", err)
+    ApiError::store("the incident store failed", err)
 }
 
 /// A reply from its wire type (`revloop_api`). It is written through a `serde_json::Value`,

@@ -43,11 +43,8 @@ pub async fn outbox(
     let store = state.store.clone();
     let body = blocking(move || {
         let rows = store.outbox(after, limit).map_err(store_error)?;
-        let outbox = rows
-            .iter()
-            .map(outbox_entry_view)
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok(wire::OutboxPage {
+        let outbox = rows.iter().filter_map(outbox_entry_view).collect();
+        Ok::<_, ApiError>(wire::OutboxPage {
             outbox,
             next_after: rows.last().map_or(after, |r| r.id),
         })
@@ -57,14 +54,17 @@ pub async fn outbox(
 }
 
 /// A stored outbox row as the API shows it: the body the incidents service stored (see
-/// `incidents::outbox_row`), with the row's id. A body this server cannot read is a bug or a
-/// damaged database: a 5xx, logged, rather than a `null` entry no client can read.
-fn outbox_entry_view(row: &OutboxRow) -> Result<wire::OutboxEntry, ApiError> {
+/// `incidents::outbox_row`), with the row's id. A body this server cannot read (a bug, a damaged
+/// database, or a newer node's row) is logged and left out of the page, and `next_after` still
+/// moves past it, so that one bad row never stops a client paging through the rest.
+fn outbox_entry_view(row: &OutboxRow) -> Option<wire::OutboxEntry> {
     let mut body: Value = serde_json::from_str(&row.body)
-        .map_err(|err| ApiError::internal(&format!("outbox row {} is not JSON", row.id), err))?;
+        .inspect_err(|err| tracing::error!(row = row.id, %err, "an outbox row is not JSON"))
+        .ok()?;
     if let Value::Object(map) = &mut body {
         map.insert("id".into(), Value::from(row.id));
     }
     serde_json::from_value(body)
-        .map_err(|err| ApiError::internal(&format!("outbox row {} is unreadable", row.id), err))
+        .inspect_err(|err| tracing::error!(row = row.id, %err, "an outbox row is unreadable"))
+        .ok()
 }

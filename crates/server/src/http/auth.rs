@@ -90,7 +90,7 @@ impl Authenticator {
         let role = self
             .store
             .find_token(&hash)
-            .map_err(|err| ApiError::internal("token lookup failed", err))?
+            .map_err(|err| ApiError::store("token lookup failed", err))?
             .map(|token| (token.role, token.name));
         let mut cache = self.cache.lock().expect("auth cache lock");
         if cache.len() >= CACHE_ENTRIES_MAX {

@@ -77,6 +77,17 @@ impl ApiError {
         )
     }
 
+    /// A store failure: a 503 with Retry-After when every connection stayed busy for the
+    /// pool's whole wait (load, not a fault), else a logged 5xx that says what failed.
+    pub fn store(context: &str, err: revloop_store::StoreError) -> ApiError {
+        match err {
+            revloop_store::StoreError::PoolTimeout { .. } => {
+                ApiError::unavailable("store_busy", "the store is busy; try again shortly", 1)
+            }
+            err => ApiError::internal(context, err),
+        }
+    }
+
     pub fn unavailable(
         code: &'static str,
         message: impl Into<String>,

@@ -1081,7 +1081,7 @@ pub fn commit_one_timeline_entry(store: &dyn Store) -> TimelineRow {
 /// A stored enum text that no enum knows (written by a newer revloop, or by hand) is an error
 /// naming the column, never a panic nor a default. `execute` runs one SQL statement on the
 /// store's database behind its back.
-pub fn unknown_stored_texts_are_errors(store: &dyn Store, execute: &dyn Fn(&str)) {
+pub fn unknown_stored_texts(store: &dyn Store, execute: &dyn Fn(&str)) {
     let mut commit = incident_commit(
         0,
         vec![incident_row(1, FUNNEL, false)],
@@ -1121,14 +1121,13 @@ pub fn unknown_stored_texts_are_errors(store: &dyn Store, execute: &dyn Fn(&str)
         "{err:?}"
     );
 
+    // A change kind this build does not know (a newer node's) reads as `other`, as it always
+    // has: a change is context, and must not stop every incident's suspects.
     execute("UPDATE changes SET kind = 'teleport'");
-    let err = store
+    let changes = store
         .changes(everything.0, everything.1, 10)
-        .expect_err("an unknown change kind");
-    assert!(
-        error_chain(&err).contains("changes.kind holds an unknown value `teleport`"),
-        "{err:?}"
-    );
+        .expect("an unknown change kind reads");
+    assert_eq!(changes[0].kind, revloop_core::change::ChangeKind::Other);
 }
 
 /// An error and its sources, as one line.
