@@ -1,5 +1,6 @@
 //! The `revloop` command line: a thin layer over the crates. Every subcommand parses its
-//! flags, opens what it needs, and calls into `revloop-server` or `revloop-core`.
+//! flags, opens what it needs, and calls into the crates (`revloop-server`, `-core`, `-store`,
+//! `-sim`, and `-api` for the commands that talk to a running server).
 //!
 //! Exit codes: 0 success, 1 a failure while running, 2 bad usage or an invalid config.
 

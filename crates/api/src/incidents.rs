@@ -1,6 +1,6 @@
 //! Incidents as the API shows them: `GET /api/v1/incidents` (a page of headlines),
-//! `GET /api/v1/incidents/{id}` and every action's reply (one incident in full), and the
-//! bodies of the actions (`POST /api/v1/incidents/{id}/{action}`).
+//! `GET /api/v1/incidents/{id}` and every action's reply (one incident in full). The actions'
+//! bodies are in `actions`.
 //!
 //! Field names and optional fields are exactly the server's; the engine's own types never
 //! appear here.

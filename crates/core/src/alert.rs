@@ -1,8 +1,8 @@
 //! What the detector says and the incident engine hears: an alert's kind, severity and the
 //! events of its life (opened, upgraded, closed).
 //!
-//! These types sit apart from `detect` so that the incident engine and the config depend on
-//! the detector's output, never on the detector itself.
+//! These types sit apart from `detect` so that the incident engine depends on the detector's
+//! output, never on the detector itself.
 
 use crate::time::Timestamp;
 

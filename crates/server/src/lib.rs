@@ -4,7 +4,8 @@
 //! [`App::build`] wires a config and a store into a router; [`App::serve`] runs it on a
 //! listener, so tests start the real server on port 0.
 //!
-//! The layout, each module importing only those below it in this list:
+//! The layout, each module importing only those below it in this list (the services and
+//! `ingest` share one level: `ingest` hands its groups to `writer`):
 //! - [`routes`]: the router, listing every endpoint and its handler.
 //! - [`api`]: one module per API area, each with its handlers and JSON views, and the state
 //!   they share.

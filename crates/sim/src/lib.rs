@@ -4,8 +4,9 @@
 //! This crate builds on `revloop-core` only and is pure like it: it never does IO, never reads
 //! the wall clock and never draws unseeded randomness, so the same config, scenario and seed
 //! give the same events and the same report on every run. `traffic` is the traffic model,
-//! `incident` what an injected incident is and its `--incident` text form, and `eval` the
-//! suite (its in-memory ingest feed, the runbook-literal detector, scoring and rendering).
+//! `incident` what an injected incident is and its `--incident` text form, `segment_json` the
+//! events as Segment JSON, and `eval` the suite (its in-memory ingest feed, the
+//! runbook-literal detector, scoring and rendering).
 
 pub mod eval;
 pub mod incident;

@@ -8,6 +8,9 @@
 //! The second version adds the incident engine's state (incidents, their append-only timelines,
 //! an outbox of effects, and a versioned meta row that serializes commits) and the changes log,
 //! the same in both dialects.
+//!
+//! The SQL comments name files as they were when each version was released: "sqlite.rs" is
+//! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
 /// The SQLite schema, one entry per version (version = index + 1).
 pub const SQLITE: &[&str] = &[

@@ -33,7 +33,7 @@ use revloop_core::incident::{
 use crate::StoreError;
 
 /// The version of the records (incident body and meta) this build writes.
-pub const INCIDENT_BODY_VERSION: u32 = 1;
+pub const STORED_RECORD_VERSION: u32 = 1;
 
 /// Serializes `incident` (without its timeline, which is stored row by row) as a stored body.
 pub fn encode_incident_body(incident: &Incident) -> Result<String, StoreError> {
@@ -47,9 +47,9 @@ pub fn decode_incident_body(id: i64, body: &str) -> Result<Incident, StoreError>
     let error = |what: String| StoreError::Io(format!("incident {id}: {what}"));
     let record: StoredIncidentV1 =
         serde_json::from_str(body).map_err(|err| error(err.to_string()))?;
-    if record.v > INCIDENT_BODY_VERSION {
+    if record.v > STORED_RECORD_VERSION {
         return Err(error(format!(
-            "stored by a newer revloop (body version {}, this build reads up to {INCIDENT_BODY_VERSION})",
+            "stored by a newer revloop (body version {}, this build reads up to {STORED_RECORD_VERSION})",
             record.v
         )));
     }
@@ -167,7 +167,7 @@ impl StoredIncidentV1 {
     /// The record of `incident`, field by field.
     pub fn from_incident(incident: &Incident) -> StoredIncidentV1 {
         StoredIncidentV1 {
-            v: INCIDENT_BODY_VERSION,
+            v: STORED_RECORD_VERSION,
             id: incident.id,
             funnel: incident.funnel.clone(),
             stage: incident.stage.clone(),
@@ -379,7 +379,7 @@ pub fn encode_incident_meta(
     alerts_through: Timestamp,
 ) -> Result<String, StoreError> {
     let meta = StoredMetaV1 {
-        v: INCIDENT_BODY_VERSION,
+        v: STORED_RECORD_VERSION,
         engine: StoredEngineMetaV1 {
             next_id: engine.next_id,
             evaluated_at: engine.evaluated_at.millis(),
@@ -400,9 +400,9 @@ pub fn encode_incident_meta(
 pub fn decode_incident_meta(meta: &str) -> Result<(EngineMeta, Timestamp), StoreError> {
     let error = |what: String| StoreError::Io(format!("incident state: {what}"));
     let record: StoredMetaV1 = serde_json::from_str(meta).map_err(|err| error(err.to_string()))?;
-    if record.v > INCIDENT_BODY_VERSION {
+    if record.v > STORED_RECORD_VERSION {
         return Err(error(format!(
-            "stored by a newer revloop (meta version {}, this build reads up to {INCIDENT_BODY_VERSION})",
+            "stored by a newer revloop (meta version {}, this build reads up to {STORED_RECORD_VERSION})",
             record.v
         )));
     }

@@ -10,7 +10,8 @@
 //!
 //! The rules, from the runbook:
 //!
-//! - Related alerts (same funnel and stage) group into one incident; an alert that returns
+//! - Related alerts (same funnel and stage, or same segment of the funnel) group into one
+//!   incident; an alert that returns
 //!   within `flap_hold` of its incident resolving reopens it instead of opening another.
 //! - States: triggered → acknowledged → mitigated → resolved, with reopen. Acknowledging stops
 //!   escalation: nothing pages after an ack (unless `ack_timeout` is set and runs out).

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::alert::{AlertKind, Severity};
 use crate::time::Timestamp;
 
-/// Most timeline entries one incident keeps; past it the engine refuses actions (alerts and
-/// timers still count, in a final entry that says entries were dropped).
+/// Most timeline entries one incident keeps; past it the engine refuses actions, and what the
+/// engine itself does (alerts, timers) still changes the incident but is no longer written to
+/// its timeline.
 pub const TIMELINE_ENTRIES_MAX: usize = 10_000;
 /// The engine's name in timelines.
 pub const ENGINE_ACTOR: &str = "revloop";
@@ -131,8 +132,8 @@ pub const CHECKLIST: [(&str, &str); 16] = [
     ("data_quality", "Data pipeline health and latency"),
 ];
 
-/// What a timeline entry records. The names (`as_str`, and serde's) are stable: the store keeps
-/// them in a column and the API shows them.
+/// What a timeline entry records. The names (`as_str`) are stable: the store keeps them in a
+/// column and the API shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimelineKind {
@@ -305,7 +306,7 @@ pub struct Incident {
     pub measurements: VecDeque<(Timestamp, f64)>,
     /// Whether the prompt to resolve has been given since the criteria last changed.
     pub prompted: bool,
-    /// Kept apart by the store, row by row (append-only), so not in the serialized state.
+    /// Kept apart by the store, row by row (append-only), not in the incident's stored record.
     #[serde(skip)]
     pub timeline: Vec<TimelineEntry>,
     /// Changed since the caller last took the changed incidents; not state.

@@ -51,21 +51,6 @@ struct ActionBody {
     finding: Option<String>,
 }
 
-/// Every field of an action body, as [`ActionBody`] spells them.
-const FIELDS: [&str; 11] = [
-    "reason",
-    "text",
-    "stage",
-    "segment",
-    "severity",
-    "mitigation",
-    "detail",
-    "owner",
-    "due",
-    "index",
-    "finding",
-];
-
 /// The fields `action` takes; `None` for no action.
 fn fields_taken(action: &str) -> Option<&'static [&'static str]> {
     if !ACTIONS.contains(&action) {
@@ -104,7 +89,12 @@ fn action_body(
         return Ok(ActionBody::default());
     };
     if let Some(taken) = fields_taken(action)
-        && let Some(unknown) = fields.keys().find(|key| !FIELDS.contains(&key.as_str()))
+        && let Some(unknown) = fields.keys().find(|key| {
+            !ActionBody::default()
+                .present()
+                .iter()
+                .any(|(f, _)| f == key)
+        })
     {
         return Err(does_not_apply(action, unknown, taken));
     }
@@ -112,28 +102,33 @@ fn action_body(
 }
 
 impl ActionBody {
+    /// Each field by name, and whether the body has it: the one list of [`ActionBody`]'s
+    /// fields, each name beside its value.
+    fn present(&self) -> [(&'static str, bool); 11] {
+        [
+            ("reason", self.reason.is_some()),
+            ("text", self.text.is_some()),
+            ("stage", self.stage.is_some()),
+            ("segment", self.segment.is_some()),
+            ("severity", self.severity.is_some()),
+            ("mitigation", self.mitigation.is_some()),
+            ("detail", self.detail.is_some()),
+            ("owner", self.owner.is_some()),
+            ("due", self.due.is_some()),
+            ("index", self.index.is_some()),
+            ("finding", self.finding.is_some()),
+        ]
+    }
+
     /// Refuses fields that the action does not take (a `severity` sent with a note would
     /// otherwise be silently ignored).
     fn only(&self, action: &str) -> Result<(), ApiError> {
         let Some(taken) = fields_taken(action) else {
             return Ok(());
         };
-        let present = [
-            self.reason.is_some(),
-            self.text.is_some(),
-            self.stage.is_some(),
-            self.segment.is_some(),
-            self.severity.is_some(),
-            self.mitigation.is_some(),
-            self.detail.is_some(),
-            self.owner.is_some(),
-            self.due.is_some(),
-            self.index.is_some(),
-            self.finding.is_some(),
-        ];
-        match FIELDS
-            .iter()
-            .zip(present)
+        match self
+            .present()
+            .into_iter()
             .find(|(field, is_set)| *is_set && !taken.contains(field))
         {
             Some((field, _)) => Err(does_not_apply(action, field, taken)),

@@ -28,6 +28,8 @@ pub const CHANGE_AHEAD_MAX_MS: i64 = MS_PER_DAY;
 pub const CHANGE_AGE_MAX_MS: i64 = 366 * MS_PER_DAY;
 /// Longest change summary, in bytes (the detail may take `TEXT_BYTES_MAX`).
 pub const SUMMARY_BYTES_MAX: usize = 200;
+/// Longest `external_id` of a change, the sender's own id for it (a deploy id, a ticket).
+pub const EXTERNAL_ID_BYTES_MAX: usize = 200;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,12 +101,12 @@ pub async fn add_change(
     if body
         .external_id
         .as_ref()
-        .is_some_and(|id| id.is_empty() || id.len() > SUMMARY_BYTES_MAX)
+        .is_some_and(|id| id.is_empty() || id.len() > EXTERNAL_ID_BYTES_MAX)
     {
         return Err(invalid(
             "invalid_field",
             "external_id",
-            format!("must be 1 to {SUMMARY_BYTES_MAX} bytes"),
+            format!("must be 1 to {EXTERNAL_ID_BYTES_MAX} bytes"),
         ));
     }
     let row = ChangeRow {

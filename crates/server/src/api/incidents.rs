@@ -209,8 +209,6 @@ fn mitigation_view(mitigation: Mitigation) -> wire::Mitigation {
     }
 }
 
-/// The engine writes a timeline entry's kind as its machine name; one the API does not list
-/// yet is shown as written, as it always was.
 /// The wire name of a timeline kind: the core's stable name, which the API crate knows.
 fn timeline_kind_view(kind: TimelineKind) -> wire::TimelineKind {
     kind.as_str()

@@ -1,6 +1,8 @@
 //! The HTTP API, one module per area, each with its handlers and the JSON views it answers
-//! with. This file holds what every handler reads: the [`AppState`], and the role check
-//! against it, run on the blocking pool because a token lookup may read the store.
+//! with. This file holds what every handler reads: the [`AppState`], the role check against
+//! it (run on the blocking pool because a token lookup may read the store), and the helpers
+//! the areas share to answer: `json_reply`, `store_error`, `segment_view`, and the errors for
+//! an unknown funnel or stage that name the configured ones.
 //!
 //! Handlers parse, authorize, act, and answer; the work itself lives in the ingest path and
 //! the services. Nothing below `api` imports it back, and no area imports another's handlers.

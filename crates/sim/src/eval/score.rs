@@ -199,10 +199,6 @@ pub(super) fn score_run(
     }
 }
 
-fn config_window_minutes(detector: &Detector) -> f64 {
-    detector.window_minutes() as f64
-}
-
 /// Scores the runbook-literal detector's first alert at `stage` for the episode `from..to`,
 /// at both thresholds.
 pub(super) fn score_naive(
@@ -261,7 +257,7 @@ fn score_bounds(
             .push(stats::delay_lower_bound(arl0, n, c1, c0).max(1.0));
         // Shoppers' worth of information in a minute when a window's rate also varies by
         // τ² between windows: the binomial variance over the total.
-        let window = config_window_minutes(detector);
+        let window = detector.window_minutes() as f64;
         let binomial = p0 * (1.0 - p0) / n;
         let n_effective = n * binomial / (binomial + window * series.overdispersion);
         result

@@ -66,10 +66,9 @@ pub(crate) fn resolve_effect(
         Some(id) => match config.funnels.iter().position(|f| f.id == *id) {
             Some(index) => vec![index],
             None => {
-                let ids: Vec<&str> = config.funnels.iter().map(|f| f.id.as_str()).collect();
                 return Err(format!(
                     "no funnel `{id}` in the config (funnels: {})",
-                    ids.join(", ")
+                    config.funnel_list()
                 ));
             }
         },
@@ -102,13 +101,9 @@ pub(crate) fn resolve_effect(
                          incident needs a next stage to convert to"
                     ));
                 }
-                let ids: Vec<&str> = funnels
-                    .iter()
-                    .flat_map(|f| config.funnels[*f].stages.iter().map(|s| s.id.as_str()))
-                    .collect();
                 return Err(format!(
                     "no stage `{stage}` in the affected funnels (stages: {})",
-                    ids.join(", ")
+                    config.stage_list(incident.funnel.as_deref())
                 ));
             }
             if is_conversion {

@@ -353,7 +353,7 @@ fn write_plan(
     Ok(())
 }
 
-/// One group's transaction on the writer connection; see the module docs for the locking.
+/// One group's transaction on the writer connection; `postgres/mod.rs`'s docs say how it locks.
 fn commit_group(
     store: &PostgresStore,
     writer: &mut Writer,

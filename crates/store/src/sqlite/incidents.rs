@@ -55,7 +55,7 @@ impl SqliteStore {
     }
 
     pub(super) fn commit_incidents(&self, commit: &IncidentCommit) -> Result<i64, StoreError> {
-        // The writer connection, but not the ingest state: see the module docs.
+        // The writer connection, but not the ingest state: see `sqlite/mod.rs`'s docs.
         let mut writer = self.writer.lock().expect("writer lock");
         // IMMEDIATE takes the write lock before the version is read, so no other connection
         // commits between the check and the writes. Returning early rolls back.

@@ -42,6 +42,9 @@ const READERS_MAX: usize = 8;
 /// How long a read waits for a free reader when all are busy, before it fails.
 const READER_WAIT_MAX: Duration = Duration::from_secs(10);
 
+/// How long a connection waits for another's lock (SQLite's busy timeout) before it fails.
+const BUSY_WAIT_MAX: Duration = Duration::from_secs(5);
+
 /// Page cache of each connection, in KiB.
 const CACHE_KIB: i64 = 64 * 1024;
 
@@ -103,7 +106,7 @@ impl SqliteStore {
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path)?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.busy_timeout(BUSY_WAIT_MAX)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
