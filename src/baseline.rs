@@ -16,7 +16,6 @@ use revloop_api::Segment;
 use revloop_api::detector::{Baseline, BaselineSlot, Rebuilt, Weekday};
 use revloop_core::Timestamp;
 use revloop_core::detect::SlotBaseline;
-use revloop_server::api::alerts::WEEKDAYS;
 use revloop_server::detection::Detection;
 use revloop_server::{Clock, SystemClock};
 
@@ -184,8 +183,8 @@ fn show(
         print!("{hour:>5}");
     }
     println!();
-    for (day, name) in WEEKDAYS.iter().enumerate() {
-        print!("{name}  ");
+    for (day, name) in Weekday::ALL.iter().enumerate() {
+        print!("{}  ", name.as_str());
         for slot in &slots[day * 24..day * 24 + 24] {
             match slot.drop_off_rate {
                 Some(rate) => print!("{:>5.1}", 100.0 * rate),

@@ -15,7 +15,7 @@ use anyhow::Context;
 use revloop_core::Config;
 use revloop_core::Timestamp;
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR};
-use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
+use revloop_server::http::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::{App, AppOptions, Clock, SystemClock};
 use revloop_sim::segment_json::write_segment_json;
 use revloop_sim::{IncidentKind, InjectedIncident, Scenario, simulate};

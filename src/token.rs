@@ -50,9 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             let secret =
-                revloop_server::auth::generate_secret().context("drawing a random secret")?;
-            let record =
-                store.create_token(&name, role, revloop_server::auth::hash_secret(&secret), now)?;
+                revloop_server::http::auth::generate_secret().context("drawing a random secret")?;
+            let record = store.create_token(
+                &name,
+                role,
+                revloop_server::http::auth::hash_secret(&secret),
+                now,
+            )?;
             eprintln!(
                 "created {} token #{} `{}`; its secret is shown only now:",
                 role.as_str(),

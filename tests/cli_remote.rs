@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use revloop_core::Config;
 use revloop_core::time::DurationMs;
-use revloop_server::auth::{generate_secret, hash_secret};
+use revloop_server::http::auth::{generate_secret, hash_secret};
 use revloop_server::{App, AppOptions, Clock, SystemClock};
 use revloop_store::{Role, SqliteStore, Store};
 

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use revloop_core::time::DurationMs;
 use revloop_core::{Config, Timestamp};
-use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
+use revloop_server::http::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::{Clock, SystemClock};
 use revloop_sim::segment_json::write_segment_json;
 use revloop_sim::{Scenario, SimEvent, simulate};

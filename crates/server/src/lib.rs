@@ -40,9 +40,6 @@ pub mod suspects;
 pub mod telemetry;
 pub mod writer;
 
-/// The old paths of the token helpers and the error type, which the CLI and tests use.
-pub use http::{auth, error};
-
 /// Where the server reads the time. The core never does; the server asks this once per
 /// request and passes the answer down.
 pub trait Clock: Send + Sync + 'static {

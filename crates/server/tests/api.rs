@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use common::*;
 use revloop_core::{Config, Timestamp};
-use revloop_server::auth::base64_encode;
+use revloop_server::http::auth::base64_encode;
 
 #[test]
 fn a_tracked_event_is_counted_in_its_stage() {

@@ -39,6 +39,11 @@ pub use record::{
 pub use revloop_core::incident::TimelineKind;
 pub use sqlite::SqliteStore;
 
+/// A row limit as SQL takes it (both dialects bind `LIMIT` as a 64-bit integer).
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sqlite: {0}")]

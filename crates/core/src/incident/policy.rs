@@ -116,7 +116,8 @@ impl IncidentPolicy {
         }
     }
 
-    pub(super) fn for_severity(&self, severity: IncidentSeverity) -> &SeverityPolicy {
+    /// The SLAs and escalation path of `severity`.
+    pub fn for_severity(&self, severity: IncidentSeverity) -> &SeverityPolicy {
         &self.severities[severity.index()]
     }
 }

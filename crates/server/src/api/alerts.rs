@@ -15,7 +15,7 @@ use revloop_core::detect::{AlertEvent, AlertEventKind, Direction, SlotBaseline};
 use revloop_store::Role;
 
 use crate::api::{AppState, json_reply, no_funnel, require, segment_view};
-use crate::http::query::{invalid_query, parse_bool};
+use crate::http::query::{invalid_query, parse_bool, parse_limit, unknown_parameter};
 use crate::http::{ApiError, blocking};
 
 /// Most alert events one request returns.
@@ -49,24 +49,8 @@ pub async fn list_alerts(
             "open" => {
                 open_only = parse_bool("open", &value)?;
             }
-            "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=ALERTS_PAGE_MAX).contains(n))
-                    .ok_or_else(|| {
-                        invalid_query(
-                            "limit",
-                            format!("must be a number from 1 to {ALERTS_PAGE_MAX}"),
-                        )
-                    })?;
-            }
-            other => {
-                return Err(invalid_query(
-                    other,
-                    "not a query parameter; use funnel, open or limit",
-                ));
-            }
+            "limit" => limit = parse_limit(&value, ALERTS_PAGE_MAX)?,
+            other => return Err(unknown_parameter(other, "funnel, open or limit")),
         }
     }
     let (events, live_since) = state.detection.alerts();
@@ -109,7 +93,7 @@ pub async fn detector_state(
     for (key, value) in params {
         match key.as_str() {
             "segments" => with_segments = parse_bool("segments", &value)?,
-            other => return Err(invalid_query(other, "not a query parameter; use segments")),
+            other => return Err(unknown_parameter(other, "segments")),
         }
     }
     let thresholds = state.detection.thresholds(funnel);
@@ -198,12 +182,7 @@ pub async fn baseline(
                 }
                 segment = Some((dimension.to_owned(), value.to_owned()));
             }
-            other => {
-                return Err(invalid_query(
-                    other,
-                    "not a query parameter; use stage or segment",
-                ));
-            }
+            other => return Err(unknown_parameter(other, "stage or segment")),
         }
     }
     let slots = state
@@ -283,9 +262,6 @@ pub fn alert_json(event: &AlertEvent) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
-
-/// Weekday names, Monday first, as baselines are shown.
-pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// A baseline's slots as the API shows them: the shape `GET /api/v1/funnels/{id}/baseline`
 /// and `revloop baseline show --json` return.

@@ -253,12 +253,7 @@ pub fn incident_summary_view(
 
 /// The level an incident pages next, by name; `None` once escalation has stopped.
 fn next_level_view(incident: &Incident, policy: &IncidentPolicy) -> Option<String> {
-    let levels = &policy.severities[match incident.severity {
-        IncidentSeverity::P1 => 0,
-        IncidentSeverity::P2 => 1,
-        IncidentSeverity::P3 => 2,
-    }]
-    .levels;
+    let levels = &policy.for_severity(incident.severity).levels;
     incident.escalation.next_at.map(|_| {
         levels
             .get(incident.escalation.next_level)

@@ -16,7 +16,7 @@ use revloop_core::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Minute, Timesta
 use revloop_store::{CountsQuery, LateCount, Role};
 
 use crate::api::{AppState, no_funnel, require};
-use crate::http::query::invalid_query;
+use crate::http::query::{invalid_query, parse_time};
 use crate::http::{ApiError, blocking};
 
 /// Longest range `/metrics` of a funnel reads at once.
@@ -102,18 +102,8 @@ fn parse_params(config: &Config, params: Vec<(String, String)>) -> Result<Metric
     };
     for (key, value) in params {
         match key.as_str() {
-            "from" => {
-                parsed.from = Some(
-                    Timestamp::parse_rfc3339(&value)
-                        .map_err(|e| invalid_query("from", e.to_string()))?,
-                )
-            }
-            "to" => {
-                parsed.to = Some(
-                    Timestamp::parse_rfc3339(&value)
-                        .map_err(|e| invalid_query("to", e.to_string()))?,
-                )
-            }
+            "from" => parsed.from = Some(parse_time("from", &value)?),
+            "to" => parsed.to = Some(parse_time("to", &value)?),
             "step" => {
                 let step =
                     DurationMs::parse(&value).map_err(|e| invalid_query("step", e.to_string()))?;

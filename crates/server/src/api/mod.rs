@@ -17,8 +17,8 @@ use revloop_store::{Role, Store, StoreError};
 
 use crate::Clock;
 use crate::detection::Detection;
-use crate::http::ApiError;
 use crate::http::auth::Authenticator;
+use crate::http::{ApiError, blocking};
 use crate::incidents::Incidents;
 use crate::ingest::Ingestor;
 use crate::telemetry::Telemetry;
@@ -60,11 +60,7 @@ pub(crate) async fn require(
     let auth = state.auth.clone();
     let headers = headers.clone();
     let body_write_key = body_write_key.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        auth.require(&headers, body_write_key.as_deref(), needed, now)
-    })
-    .await
-    .map_err(|err| ApiError::internal("authorization task failed", err))?
+    blocking(move || auth.require(&headers, body_write_key.as_deref(), needed, now)).await
 }
 
 /// As [`require`], also naming the token, for the actor of an incident action.
@@ -76,9 +72,8 @@ pub(crate) async fn identify(
 ) -> Result<String, ApiError> {
     let auth = state.auth.clone();
     let headers = headers.clone();
-    tokio::task::spawn_blocking(move || auth.identify(&headers, None, needed, now))
+    blocking(move || auth.identify(&headers, None, needed, now))
         .await
-        .map_err(|err| ApiError::internal("authorization task failed", err))?
         .map(|(_, name)| name)
 }
 

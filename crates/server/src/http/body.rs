@@ -104,5 +104,5 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|err| ApiError::internal("store task failed", err))?
+        .map_err(|err| ApiError::internal("a blocking task failed", err))?
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde_json::{Value, json};
 
 use revloop_core::{Config, Timestamp};
-use revloop_server::auth::{base64_encode, generate_secret, hash_secret};
+use revloop_server::http::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::{App, AppOptions, Clock};
 use revloop_store::{Role, SqliteStore, Store};
 

@@ -51,6 +51,7 @@ use revloop_core::time::DurationMs;
 
 use crate::plan::{Layout, WriterState};
 use crate::pool::Pool;
+pub(super) use crate::sql_limit;
 use crate::{StoreError, migrations};
 
 use ingest::{DedupGenerations, WriterStatements, generations_from_rows};
@@ -346,11 +347,6 @@ fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> 
     }
     transaction.commit()?;
     Ok(())
-}
-
-/// A page size as an SQL `LIMIT`; one beyond `i64` is no limit.
-pub(super) fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// A read-only `REPEATABLE READ` transaction: every statement in it reads the database as of

@@ -26,6 +26,7 @@ use revloop_core::Config;
 use crate::dedup::{DedupIndex, DedupStats};
 use crate::plan::{Layout, WriterState};
 use crate::pool::Pool;
+pub(super) use crate::sql_limit;
 use crate::{StoreError, migrations};
 
 use crate::kinds::ColumnText;
@@ -127,11 +128,6 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         transaction.commit()?;
     }
     Ok(())
-}
-
-/// A page size as an SQL `LIMIT`; one beyond `i64` is no limit.
-pub(super) fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// An enum column read through its one mapping; an unknown text is a conversion error.
