@@ -3,12 +3,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Subcommand;
 
 use revloop_api::silences::{NewSilence, Silence, SilenceList};
-use revloop_core::Timestamp;
-use revloop_server::{Clock, SystemClock};
 
 use crate::remote::{Remote, scope_text, show, time_arg, when};
 
@@ -60,12 +57,8 @@ pub fn run(args: SilenceArgs) -> anyhow::Result<ExitCode> {
             funnel,
             stage,
         } => {
-            let to = time_arg(&to);
-            if from.is_none() {
-                refuse_an_end_in_the_past(&to, SystemClock.now())?;
-            }
             let body = NewSilence {
-                to,
+                to: time_arg(&to),
                 from: from.as_deref().map(time_arg),
                 reason,
                 funnel,
@@ -87,18 +80,6 @@ pub fn run(args: SilenceArgs) -> anyhow::Result<ExitCode> {
         SilenceCommand::End { id } => remote.delete(&format!("/api/v1/silences/{id}"))?,
     };
     show(remote, &reply, print_silence)
-}
-
-/// A silence that starts now must end after now. The server, which starts it at its own now,
-/// would only say that `from` must be before `to`, which the user never gave: name the end.
-fn refuse_an_end_in_the_past(to: &str, now: Timestamp) -> anyhow::Result<()> {
-    // An unreadable time is the server's to refuse, with its own message.
-    if let Ok(end) = Timestamp::parse_rfc3339(to)
-        && end <= now
-    {
-        bail!("--to {to} is in the past (it is now {now}): a silence must end in the future");
-    }
-    Ok(())
 }
 
 fn print_silence(silence: &Silence) {

@@ -3,8 +3,8 @@
 //! with the connection settings from the environment.
 //!
 //! The server's own test harness (`crates/server/tests/common`) runs a manual clock; these
-//! tests need the wall clock, because the CLI judges "in the past" by it, hence this small
-//! launcher of its own.
+//! tests run the server as `serve` does, on the wall clock, so that what the binary sends
+//! ("now", "in the past") means what it means for a user; hence this small launcher.
 
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -195,7 +195,7 @@ fn a_silence_ending_in_the_past_names_its_end() {
     assert_eq!(past.status.code(), Some(1));
     let stderr = text(&past.stderr);
     assert!(
-        stderr.contains("--to 2020-01-01T00:00:00Z is in the past"),
+        stderr.contains("to: 2020-01-01T00:00:00Z is in the past"),
         "{stderr}"
     );
     assert!(!stderr.contains("`from` must be before `to`"), "{stderr}");

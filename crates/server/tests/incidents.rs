@@ -681,6 +681,11 @@ fn a_silence_added_through_the_api_holds_pages_until_it_ends() {
         "from",
     );
     bad(json!({"to": null}), "to");
+    // Starting now (no `from`), an end in the past is refused on `to`.
+    bad(
+        json!({"from": null, "to": Timestamp::from_millis(T0 - MINUTE).to_string()}),
+        "to",
+    );
     bad(
         json!({"to": Timestamp::from_millis(T0 + 8 * 24 * 60 * MINUTE).to_string()}),
         "to",

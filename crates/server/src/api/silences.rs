@@ -99,9 +99,19 @@ pub async fn add_silence(
             })
             .transpose()
     };
-    let from = time("from", body.from)?.unwrap_or(now);
+    let from_given = time("from", body.from)?;
     let to = time("to", body.to)?
         .ok_or_else(|| invalid("missing_field", "to", "is required: when the silence ends"))?;
+    // Without `from` the silence starts now, so an end in the past is the end's fault (the
+    // engine's "`from` must be before `to`" would name a field nobody sent).
+    if from_given.is_none() && to <= now {
+        return Err(invalid(
+            "invalid_field",
+            "to",
+            format!("{to} is in the past: {}", SilenceError::Ended),
+        ));
+    }
+    let from = from_given.unwrap_or(now);
     check_scope(&state, body.funnel.as_deref(), body.stage.as_deref())?;
     let funnel = body.funnel;
     let silence = Silence {
