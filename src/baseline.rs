@@ -13,9 +13,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use revloop_api::Segment;
-use revloop_api::detector::{Baseline, BaselineSlot, Rebuilt, Weekday};
+use revloop_api::detector::{Baseline, Rebuilt, Weekday};
 use revloop_core::Timestamp;
-use revloop_core::detect::SlotBaseline;
+use revloop_server::api::alerts::baseline_slots_view;
 use revloop_server::detection::Detection;
 use revloop_server::{Clock, SystemClock};
 
@@ -165,9 +165,10 @@ fn show(
             stage: funnel.stages[stage_index].id.clone(),
             segment: segment.cloned(),
             time_zone: funnel.time_zone.to_string(),
-            slots: slots.iter().map(slot_view).collect(),
+            slots: baseline_slots_view(&slots),
         };
-        println!("{}", serde_json::to_string(&view)?);
+        // Through a `Value`, whose keys are sorted: the bytes the API answers with.
+        println!("{}", serde_json::to_value(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
     let who = segment.map_or("every shopper".to_owned(), |s| {
@@ -199,15 +200,4 @@ fn show(
         .fold(0.0, f64::max);
     println!("\nBusiest hour: {busiest:.1} shoppers a minute at this stage.");
     Ok(ExitCode::SUCCESS)
-}
-
-/// One slot as the API shows it.
-fn slot_view(slot: &SlotBaseline) -> BaselineSlot {
-    BaselineSlot {
-        weekday: Weekday::ALL[usize::from(slot.weekday)],
-        hour: slot.hour,
-        drop_off_rate: slot.drop_off_rate,
-        shoppers_per_minute: slot.shoppers_per_minute,
-        weight_minutes: slot.weight,
-    }
 }
