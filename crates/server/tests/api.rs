@@ -975,4 +975,25 @@ fn unknown_names_are_refused_with_the_valid_choices() {
             anonymous.body
         );
     }
+    let record = json!({"funnel": "checkout", "stage": "cart", "window_start": window_start,
+        "count": 3, "dimensions": {"colour": "red"}});
+    let counts = server.post(
+        "/api/v1/counts",
+        &[
+            ("Authorization", &server.basic()),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"counts": [record]}).to_string().as_bytes(),
+    );
+    assert_eq!(counts.status, 400, "{}", counts.body);
+    let detail = &counts.body["error"]["details"][0];
+    assert_eq!(detail["field"], "dimensions.colour", "{}", counts.body);
+    assert!(
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no such dimension in the config; dimensions are: "),
+        "{}",
+        counts.body
+    );
 }

@@ -171,7 +171,10 @@ impl Ingestor {
                     (
                         "invalid_message",
                         Some(format!("dimensions.{name}")),
-                        "no such dimension in the config".to_owned(),
+                        format!(
+                            "no such dimension in the config; dimensions are: {}",
+                            self.config.dimension_list()
+                        ),
                     )
                 })?;
             values[index] = value;
