@@ -160,7 +160,6 @@ impl DurationMs {
 
     /// The number of whole minutes, rounded toward zero (`-90s` is `-1`), unlike
     /// [`DurationMs::floor_to_minute`], which rounds toward minus infinity (`-90s` is `-2m`).
-    /// For tests, which count minutes.
     pub fn whole_minutes(self) -> i64 {
         self.0 / MS_PER_MINUTE
     }

@@ -71,7 +71,7 @@ pub use drill_down::TOP_SEGMENTS_MAX;
 pub use report::{SeriesReport, SeriesStatus};
 
 use crate::config::Config;
-use crate::time::{DurationMs, MS_PER_MINUTE, Minute, Timestamp};
+use crate::time::{DurationMs, Minute, Timestamp};
 use baseline::SlotPosition;
 use conversion::ConversionSeries;
 use decide::{decide_conversion, decide_volume};
@@ -177,15 +177,14 @@ pub struct Detector {
 impl Detector {
     pub fn new(config: &Config) -> Detector {
         let detection = &config.detection;
-        let minutes = |ms: i64| ms / MS_PER_MINUTE;
         let settings = Settings {
-            window_minutes: minutes(detection.window.millis()).max(1) as usize,
+            window_minutes: detection.window.whole_minutes().max(1) as usize,
             settle: detection.settle,
-            learning_minutes: minutes(detection.learning.millis()),
+            learning_minutes: detection.learning.whole_minutes(),
             min_shoppers: detection.min_shoppers,
-            close_after_minutes: minutes(detection.close_after.millis()).max(1) as u32,
-            false_p1_minutes: minutes(detection.false_p1_every.millis()).max(1) as f64,
-            false_p2_minutes: minutes(detection.false_p2_every.millis()).max(1) as f64,
+            close_after_minutes: detection.close_after.whole_minutes().max(1) as u32,
+            false_p1_minutes: detection.false_p1_every.whole_minutes().max(1) as f64,
+            false_p2_minutes: detection.false_p2_every.whole_minutes().max(1) as f64,
             watch_segments: detection.segments && !config.dimensions.is_empty(),
         };
         let slot_minutes_remembered = 60.0 * f64::from(detection.baseline_weeks);

@@ -24,7 +24,7 @@ pub use suite::{Expectation, IncidentSpec, ScenarioSpec, standard_suite};
 
 use revloop_core::Config;
 use revloop_core::detect::{Detector, SeriesStatus};
-use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, Timestamp};
 
 use crate::incident::InjectedIncident;
 use crate::traffic::{Scenario, ScenarioError};
@@ -178,7 +178,7 @@ fn count_false_alarms(
     (mut feed, mut detector, naive): (Feed, Detector, &mut NaiveDetector),
     report: &mut EvalReport,
 ) -> Result<(), ScenarioError> {
-    let window = config.detection.window.millis() / MS_PER_MINUTE;
+    let window = config.detection.window.whole_minutes();
     let mut sigmas: Vec<Vec<f64>> = Vec::new();
     naive.record();
     let output = feed.run(
