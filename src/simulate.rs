@@ -41,11 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let to = Timestamp::parse_rfc3339(&args.to).context("--to")?;
     let mut incidents = Vec::new();
     for text in &args.incident {
-        note_old_segment_syntax(text);
-        incidents.push(
-            InjectedIncident::parse(text)
-                .map_err(|err| anyhow::anyhow!("--incident {text}: {err}"))?,
-        );
+        let parsed = InjectedIncident::parse_noting_old_form(text)
+            .map_err(|err| anyhow::anyhow!("--incident {text}: {err}"))?;
+        if let Some(note) = parsed.deprecation_note() {
+            eprintln!("{note}");
+        }
+        incidents.push(parsed.incident);
     }
     let scenario = Scenario {
         from,
@@ -82,23 +83,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         summary.n_sessions, summary.n_events
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// `segment=dimension:value` is the older form of an incident's segment; it still works, but
-/// the command line writes segments one way, `dimension=value`, everywhere.
-fn note_old_segment_syntax(incident: &str) {
-    let old = incident.split(',').find_map(|pair| {
-        let value = pair
-            .trim()
-            .strip_prefix("segment")?
-            .trim_start()
-            .strip_prefix('=')?;
-        (!value.contains('=')).then_some(value.trim())
-    });
-    if let Some(old) = old {
-        eprintln!(
-            "note: `segment={old}` is deprecated; write `segment={}`",
-            old.replacen(':', "=", 1)
-        );
-    }
 }

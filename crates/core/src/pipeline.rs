@@ -2,10 +2,11 @@
 //! hands the incidents, in which order, at which time.
 //!
 //! The live server, `replay`, the demo's backfill and the tests all take a tick through
-//! [`feed_tick`], so that they cannot drift apart. This module owns only that order and the
-//! time a minute is judged ([`judged_at`]); it never judges a minute (that is `detect`'s), never
-//! decides what an alert does to an incident (that is `incident`'s), and never does IO, keeps
-//! state or reads a clock: the caller says what time it is. It imports `detect` and
+//! [`feed_tick`], so that they cannot drift apart. This module owns only that order (the time
+//! a tick is stamped with, [`judged_at`], is `detect`'s, re-exported here); it never judges a
+//! minute (that is `detect`'s), never decides what an alert does to an incident (that is
+//! `incident`'s), and never does IO, keeps state or reads a clock: the caller says what time
+//! it is. It imports `detect` and
 //! `incident`; neither of them imports it.
 //!
 //! # What a tick does, and why in this order
@@ -41,16 +42,11 @@
 use crate::alert::AlertEvent;
 use crate::detect::Detector;
 use crate::incident::{Incident, IncidentEngine};
-use crate::time::{DurationMs, Minute, Timestamp};
+use crate::time::Timestamp;
 
-/// When `minute` is judged: at its end plus the settle time (late events of the minute have
-/// had that long to arrive). The time a tick is stamped with, live and in event time alike.
-pub fn judged_at(minute: Minute, settle: DurationMs) -> Timestamp {
-    minute
-        .start()
-        .saturating_add(DurationMs::from_minutes(1))
-        .saturating_add(settle)
-}
+/// When a minute is judged, defined once in `detect`; re-exported here because every caller
+/// of [`feed_tick`] stamps its tick with it.
+pub use crate::detect::judged_at;
 
 /// Where a tick reads each open incident's deviation from: a [`Detector`] itself, or a
 /// closure for a caller that keeps its detector behind a lock.

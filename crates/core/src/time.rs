@@ -158,7 +158,8 @@ impl DurationMs {
         DurationMs(days * MS_PER_DAY)
     }
 
-    /// Whole minutes, rounded toward zero.
+    /// The number of whole minutes, rounded toward zero (`-90s` is `-1`), unlike
+    /// [`DurationMs::floor_to_minute`], which rounds toward minus infinity (`-90s` is `-2m`).
     pub fn whole_minutes(self) -> i64 {
         self.0 / MS_PER_MINUTE
     }

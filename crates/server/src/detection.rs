@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use revloop_core::Config;
-use revloop_core::detect::{AlertEvent, Detector, SeriesReport, SlotBaseline};
+use revloop_core::detect::{self, AlertEvent, Detector, SeriesReport, SlotBaseline};
 use revloop_core::incident::Incident;
 use revloop_core::pipeline;
 use revloop_core::time::{DurationMs, MS_PER_DAY, Minute, Timestamp};
@@ -147,13 +147,8 @@ impl Detection {
 
     /// Judges every settled minute up to `now`. Blocking: it reads the store.
     pub fn tick(&self, store: &dyn Store, now: Timestamp) -> Result<Vec<AlertEvent>, StoreError> {
-        let settle = self.config.detection.settle;
-        // Minute `m` is due once its end plus the settle time has passed.
-        let until = now
-            .saturating_sub(settle)
-            .saturating_sub(DurationMs::from_minutes(1))
-            .minute()
-            .plus(1);
+        // Every minute judged by `now` is due.
+        let until = detect::first_unjudged(now, self.config.detection.settle);
         let from = now
             .saturating_sub(DurationMs::from_millis(self.history_ms()))
             .minute();

@@ -13,7 +13,7 @@ pub mod incident;
 pub mod segment_json;
 pub mod traffic;
 
-pub use incident::{IncidentKind, InjectedIncident, SURGE_FACTOR_MAX};
+pub use incident::{IncidentKind, InjectedIncident, ParsedIncident, SURGE_FACTOR_MAX};
 pub use traffic::{
     INCIDENTS_MAX, PEAK_SESSIONS_PER_MINUTE_MAX, RANGE_DAYS_MAX, STEP_GAP_MAX_MS, Scenario,
     ScenarioError, SimEvent, SimSummary, SimValue, simulate,

@@ -71,7 +71,7 @@ pub use drill_down::TOP_SEGMENTS_MAX;
 pub use report::{SeriesReport, SeriesStatus};
 
 use crate::config::Config;
-use crate::time::{DurationMs, MS_PER_MINUTE, Minute, Timestamp};
+use crate::time::{DurationMs, Minute, Timestamp};
 use baseline::SlotPosition;
 use conversion::ConversionSeries;
 use decide::{decide_conversion, decide_volume};
@@ -107,8 +107,8 @@ struct FunnelState {
     id: String,
     stage_ids: Vec<String>,
     time_zone: jiff::tz::TimeZone,
-    /// Masked periods, as UTC millisecond ranges.
-    masks: Vec<(i64, i64)>,
+    /// Masked periods, as half-open UTC ranges `[from, to)`.
+    masks: Vec<(Timestamp, Timestamp)>,
     /// Index 0 is the funnel as a whole.
     segments: Vec<SegmentState>,
     /// Per dimension: value → index in `segments`.
@@ -121,7 +121,8 @@ struct FunnelState {
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     window_minutes: usize,
-    settle_ms: i64,
+    /// How long after a minute ends it is judged (see [`judged_at`]).
+    settle: DurationMs,
     learning_minutes: i64,
     min_shoppers: u32,
     close_after_minutes: u32,
@@ -144,6 +145,22 @@ struct MinuteContext<'a> {
     overdispersion_memory_windows: f64,
 }
 
+/// When `minute` is judged: at its end plus the settle time (late events of the minute have
+/// had that long to arrive). The time a tick is stamped with, live and in event time alike,
+/// and when [`Detector::wake_at`] says the next minute is due.
+pub fn judged_at(minute: Minute, settle: DurationMs) -> Timestamp {
+    minute.end().saturating_add(settle)
+}
+
+/// The first minute not yet judged at `now`: the inverse of [`judged_at`]. Every minute
+/// before it has `judged_at(minute, settle) <= now`, and it and every later minute do not.
+pub fn first_unjudged(now: Timestamp, settle: DurationMs) -> Minute {
+    now.saturating_sub(settle)
+        .saturating_sub(DurationMs::from_minutes(1))
+        .minute()
+        .plus(1)
+}
+
 /// The anomaly detector of every funnel of a config. Cloning it snapshots its whole state.
 #[derive(Debug, Clone)]
 pub struct Detector {
@@ -160,15 +177,14 @@ pub struct Detector {
 impl Detector {
     pub fn new(config: &Config) -> Detector {
         let detection = &config.detection;
-        let minutes = |ms: i64| ms / MS_PER_MINUTE;
         let settings = Settings {
-            window_minutes: minutes(detection.window.millis()).max(1) as usize,
-            settle_ms: detection.settle.millis(),
-            learning_minutes: minutes(detection.learning.millis()),
+            window_minutes: detection.window.whole_minutes().max(1) as usize,
+            settle: detection.settle,
+            learning_minutes: detection.learning.whole_minutes(),
             min_shoppers: detection.min_shoppers,
-            close_after_minutes: minutes(detection.close_after.millis()).max(1) as u32,
-            false_p1_minutes: minutes(detection.false_p1_every.millis()).max(1) as f64,
-            false_p2_minutes: minutes(detection.false_p2_every.millis()).max(1) as f64,
+            close_after_minutes: detection.close_after.whole_minutes().max(1) as u32,
+            false_p1_minutes: detection.false_p1_every.whole_minutes().max(1) as f64,
+            false_p2_minutes: detection.false_p2_every.whole_minutes().max(1) as f64,
             watch_segments: detection.segments && !config.dimensions.is_empty(),
         };
         let slot_minutes_remembered = 60.0 * f64::from(detection.baseline_weeks);
@@ -191,7 +207,10 @@ impl Detector {
                             .to_ambiguous_timestamp(mask.to)
                             .compatible()
                             .ok()?;
-                        Some((from.as_millisecond(), to.as_millisecond()))
+                        Some((
+                            Timestamp::from_millis(from.as_millisecond()),
+                            Timestamp::from_millis(to.as_millisecond()),
+                        ))
                     })
                     .collect();
                 let n_stages = funnel.stages.len();
@@ -274,20 +293,15 @@ impl Detector {
         self.next_minute
     }
 
-    /// When the next minute is due: its end plus the settle time. `None` before any minute.
+    /// When the next minute is due ([`judged_at`]). `None` before any minute.
     pub fn wake_at(&self) -> Option<Timestamp> {
-        let settle = DurationMs::from_millis(self.settings.settle_ms);
-        self.next_minute.map(|m| m.end().saturating_add(settle))
+        self.next_minute
+            .map(|minute| judged_at(minute, self.settings.settle))
     }
 
     /// The window deviations are measured on, in minutes.
     pub fn window_minutes(&self) -> usize {
         self.settings.window_minutes
-    }
-
-    /// How long after a minute ends it may be judged.
-    pub fn settle_ms(&self) -> i64 {
-        self.settings.settle_ms
     }
 
     /// Segments not watched because a funnel reached [`SEGMENTS_PER_FUNNEL_MAX`].
@@ -361,7 +375,7 @@ impl Detector {
             && !state
                 .masks
                 .iter()
-                .any(|&(from, to)| (from..to).contains(&start_ms));
+                .any(|&(from, to)| (from..to).contains(&minute.start()));
         let memory_windows = 7.0 * 24.0 * 60.0 / settings.window_minutes as f64;
         let context_for = |thresholds: Thresholds| MinuteContext {
             settings: &settings,

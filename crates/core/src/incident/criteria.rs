@@ -38,7 +38,7 @@ impl Incident {
     /// measurements (a series too thin to judge), stable while an alert is open, else
     /// decreasing.
     pub fn trend(&self, now: Timestamp) -> Trend {
-        let recent = now.saturating_sub(DurationMs::from_millis(TREND_WINDOW_MS));
+        let recent = now.saturating_sub(TREND_WINDOW);
         let points: Vec<(Timestamp, f64)> = self
             .measurements
             .iter()
@@ -98,7 +98,7 @@ impl Incident {
         let open_alerts = self.alerts.values().filter(|open| **open).count();
         match self.severity {
             IncidentSeverity::P1 => {
-                let quiet_since = whole_minutes(now.since(self.last_alert_at));
+                let quiet_since = now.since(self.last_alert_at).floor_to_minute();
                 vec![
                     Criterion {
                         name: "within_2_sigma",
@@ -130,7 +130,7 @@ impl Incident {
             }
             IncidentSeverity::P2 | IncidentSeverity::P3 => {
                 let trend = self.trend(now);
-                let stable_for = whole_minutes(now.since(self.severity_since));
+                let stable_for = now.since(self.severity_since).floor_to_minute();
                 vec![
                     Criterion {
                         name: "trend",
@@ -151,11 +151,6 @@ impl Incident {
     }
 }
 
-/// A duration cut to whole minutes, for people to read ("2h13m", not "7980123ms").
-fn whole_minutes(duration: DurationMs) -> DurationMs {
-    duration.floor_to_minute()
-}
-
 /// Measurements whose windows overlap count as one per this many minutes, for the trend's
 /// standard error (the detector's window is five minutes by default).
 const TREND_OVERLAP_MINUTES: f64 = 5.0;
@@ -163,6 +158,6 @@ const TREND_OVERLAP_MINUTES: f64 = 5.0;
 /// read as a trend, with the few independent windows an hour holds).
 const TREND_STANDARD_ERRORS: f64 = 2.5;
 /// How far back the trend looks.
-const TREND_WINDOW_MS: i64 = MS_PER_HOUR;
+const TREND_WINDOW: DurationMs = DurationMs::from_hours(1);
 /// Slope of the deviation, in σ per hour, beyond which a trend is rising or falling.
 const TREND_SIGMA_PER_HOUR: f64 = 1.0;

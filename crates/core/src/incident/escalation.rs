@@ -184,7 +184,7 @@ pub(super) fn escalate(
             && !is_repeat
             && severity_policy.empty_level == EmptyLevel::Skip
         {
-            DurationMs::from_millis(0)
+            DurationMs::ZERO
         } else {
             level.respond_within
         };

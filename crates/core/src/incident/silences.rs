@@ -4,7 +4,7 @@
 //! configuration: the config turns its local-time windows into [`Silence`]s in UTC.
 
 use super::action::TEXT_BYTES_MAX;
-use crate::time::{DurationMs, MS_PER_HOUR, Timestamp};
+use crate::time::{DurationMs, Timestamp};
 
 /// A silence: incidents matching it in its time are recorded but page nobody until it ends
 /// (then, still unacknowledged, they escalate from L1).
@@ -30,7 +30,7 @@ pub struct AddedSilence {
 pub const ADDED_SILENCES_MAX: usize = 1_000;
 /// Longest silence that can be added while running: a week. Longer quiet belongs in the
 /// config, where it is reviewed.
-pub const ADDED_SILENCE_LENGTH_MAX: DurationMs = DurationMs::from_millis(7 * 24 * MS_PER_HOUR);
+pub const ADDED_SILENCE_LENGTH_MAX: DurationMs = DurationMs::from_days(7);
 
 /// Why a silence was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -263,3 +263,13 @@ fn timers_due_before_a_tick_fire_at_their_own_times() {
         incident.timeline
     );
 }
+
+#[test]
+fn the_first_unjudged_minute_is_the_inverse_of_judged_at() {
+    let settle = DurationMs::from_secs(90);
+    let minute = Minute::new(1_000);
+    let at = judged_at(minute, settle);
+    let just_before = at.saturating_sub(DurationMs::from_millis(1));
+    assert_eq!(crate::detect::first_unjudged(just_before, settle), minute);
+    assert_eq!(crate::detect::first_unjudged(at, settle), minute.plus(1));
+}

@@ -24,11 +24,11 @@ pub use suite::{Expectation, IncidentSpec, ScenarioSpec, standard_suite};
 
 use revloop_core::Config;
 use revloop_core::detect::{Detector, SeriesStatus};
-use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, Timestamp};
 
 use crate::incident::InjectedIncident;
 use crate::traffic::{Scenario, ScenarioError};
-use score::{DETECTION_GRACE_MS, count_pages, score_run};
+use score::{DETECTION_GRACE, count_pages, score_run};
 
 const WEEK_MS: i64 = 7 * MS_PER_DAY;
 
@@ -178,7 +178,7 @@ fn count_false_alarms(
     (mut feed, mut detector, naive): (Feed, Detector, &mut NaiveDetector),
     report: &mut EvalReport,
 ) -> Result<(), ScenarioError> {
-    let window = config.detection.window.millis() / MS_PER_MINUTE;
+    let window = config.detection.window.whole_minutes();
     let mut sigmas: Vec<Vec<f64>> = Vec::new();
     naive.record();
     let output = feed.run(
@@ -249,22 +249,23 @@ fn run_scenario(
         let incidents: Vec<InjectedIncident> = spec
             .incidents
             .iter()
-            .map(|(kind, offset, duration, segment)| InjectedIncident {
-                funnel: Some(config.funnels[0].id.clone()),
-                kind: kind.clone(),
-                from: start.saturating_add(DurationMs::from_millis(*offset)),
-                to: start.saturating_add(DurationMs::from_millis(offset + duration)),
-                segment: segment.clone(),
+            .map(|incident| {
+                let from = start.saturating_add(incident.offset);
+                InjectedIncident {
+                    funnel: Some(config.funnels[0].id.clone()),
+                    kind: incident.kind.clone(),
+                    from,
+                    to: from.saturating_add(incident.duration),
+                    segment: incident.segment.clone(),
+                }
             })
             .collect();
-        let end = incidents
-            .iter()
-            .map(|i| i.to.millis())
-            .max()
-            .unwrap_or(start.millis());
+        let end = incidents.iter().map(|i| i.to).max().unwrap_or(start);
         let scenario = Scenario {
             from: learned.until,
-            to: Timestamp::from_millis(end + DETECTION_GRACE_MS + MS_PER_HOUR),
+            to: end
+                .saturating_add(DETECTION_GRACE)
+                .saturating_add(DurationMs::from_hours(1)),
             seed: options.seed.wrapping_add(1 + run as u64),
             peak_sessions_per_minute: options.peak_sessions_per_minute,
             incidents: incidents.clone(),

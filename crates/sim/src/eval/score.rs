@@ -3,14 +3,25 @@
 
 use revloop_core::detect::{AlertEvent, AlertEventKind, AlertKind, Detector, Severity};
 use revloop_core::stats;
-use revloop_core::time::MS_PER_MINUTE;
+use revloop_core::time::{DurationMs, MS_PER_MINUTE, Timestamp};
 
 use super::feed::FeedOutput;
 use super::suite::ScenarioSpec;
 use crate::incident::InjectedIncident;
 
 /// How long after an incident ends an alert about it still counts as a detection.
-pub(super) const DETECTION_GRACE_MS: i64 = 15 * MS_PER_MINUTE;
+pub(super) const DETECTION_GRACE: DurationMs = DurationMs::from_minutes(15);
+
+/// Whether an alert at `at` is about the episode `from..=to`: at or after its start, and no
+/// later than [`DETECTION_GRACE`] after its end.
+fn in_episode(at: Timestamp, from: Timestamp, to: Timestamp) -> bool {
+    at >= from && at <= to.saturating_add(DETECTION_GRACE)
+}
+
+/// Minutes from an episode's start to an alert about it.
+fn delay_minutes(from: Timestamp, at: Timestamp) -> f64 {
+    at.since(from).millis() as f64 / MS_PER_MINUTE as f64
+}
 
 /// Figures of one scenario.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -132,22 +143,21 @@ pub(super) fn score_run(
             && alert.event == AlertEventKind::Opened
     };
     // A relapse is a second incident to find; the drift's steps are one.
-    let episodes: Vec<(i64, i64)> = if spec.name.starts_with("recovery") {
-        incidents
-            .iter()
-            .map(|i| (i.from.millis(), i.to.millis()))
-            .collect()
+    let episodes: Vec<(Timestamp, Timestamp)> = if spec.name.starts_with("recovery") {
+        incidents.iter().map(|i| (i.from, i.to)).collect()
     } else {
+        let epoch = Timestamp::from_millis(0);
         vec![(
-            incidents.iter().map(|i| i.from.millis()).min().unwrap_or(0),
-            incidents.iter().map(|i| i.to.millis()).max().unwrap_or(0),
+            incidents.iter().map(|i| i.from).min().unwrap_or(epoch),
+            incidents.iter().map(|i| i.to).max().unwrap_or(epoch),
         )]
     };
     for (index, &(from, to)) in episodes.iter().enumerate() {
         result.incidents += 1;
-        let first = output.alerts.iter().find(|a| {
-            matches(a) && a.at.millis() >= from && a.at.millis() <= to + DETECTION_GRACE_MS
-        });
+        let first = output
+            .alerts
+            .iter()
+            .find(|a| matches(a) && in_episode(a.at, from, to));
         if let Some(alert) = first {
             result.detected += 1;
             if spec.expect.top_segment.is_none() && spec.expect.kind == AlertKind::Conversion {
@@ -156,9 +166,7 @@ pub(super) fn score_run(
                     result.top_segment_none += 1;
                 }
             }
-            result
-                .delays_minutes
-                .push((alert.at.millis() - from) as f64 / MS_PER_MINUTE as f64);
+            result.delays_minutes.push(delay_minutes(from, alert.at));
             if index == 0
                 && let Some(want) = &spec.expect.top_segment
             {
@@ -186,8 +194,7 @@ pub(super) fn score_run(
         .iter()
         .filter(|a| {
             a.event == AlertEventKind::Opened
-                && a.at.millis() >= from
-                && a.at.millis() <= to + DETECTION_GRACE_MS
+                && in_episode(a.at, from, to)
                 && a.kind != spec.expect.kind
         })
         .cloned()
@@ -204,7 +211,7 @@ pub(super) fn score_run(
 pub(super) fn score_naive(
     output: &FeedOutput,
     stage: usize,
-    (from, to): (i64, i64),
+    (from, to): (Timestamp, Timestamp),
     result: &mut ScenarioResult,
 ) {
     for variant in 0..2 {
@@ -212,8 +219,7 @@ pub(super) fn score_naive(
             a.variant == variant
                 && a.stage == stage
                 && a.event == AlertEventKind::Opened
-                && a.at.millis() >= from
-                && a.at.millis() <= to + DETECTION_GRACE_MS
+                && in_episode(a.at, from, to)
         });
         let (detected, delays) = if variant == 0 {
             (&mut result.naive_detected, &mut result.naive_delays_minutes)
@@ -225,7 +231,7 @@ pub(super) fn score_naive(
         };
         if let Some(alert) = first {
             *detected += 1;
-            delays.push((alert.at.millis() - from) as f64 / MS_PER_MINUTE as f64);
+            delays.push(delay_minutes(from, alert.at));
         }
     }
 }

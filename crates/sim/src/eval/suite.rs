@@ -3,7 +3,7 @@
 
 use revloop_core::Config;
 use revloop_core::detect::AlertKind;
-use revloop_core::time::{MS_PER_HOUR, MS_PER_MINUTE};
+use revloop_core::time::DurationMs;
 
 use crate::incident::IncidentKind;
 
@@ -21,15 +21,35 @@ pub struct Expectation {
     pub bound_stage: Option<usize>,
 }
 
-/// An incident of a scenario: what, when (from the run's start, and how long, in ms), and
-/// for which segment.
-pub type IncidentSpec = (IncidentKind, i64, i64, Option<(String, String)>);
+/// An incident of a scenario: what, when (from the run's start), for how long, and for which
+/// segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSpec {
+    pub kind: IncidentKind,
+    /// When it starts, after the run's start.
+    pub offset: DurationMs,
+    pub duration: DurationMs,
+    /// The one segment it hits; `None` for the whole funnel.
+    pub segment: Option<(String, String)>,
+}
+
+impl IncidentSpec {
+    /// An incident of the whole funnel, `offset` after the run's start, lasting `duration`.
+    pub fn new(kind: IncidentKind, offset: DurationMs, duration: DurationMs) -> IncidentSpec {
+        IncidentSpec {
+            kind,
+            offset,
+            duration,
+            segment: None,
+        }
+    }
+}
 
 /// One named scenario of the suite.
 #[derive(Debug, Clone)]
 pub struct ScenarioSpec {
     pub name: String,
-    /// Incidents relative to the run's start, `(kind, offset, duration, segment)`.
+    /// Incidents relative to the run's start.
     pub incidents: Vec<IncidentSpec>,
     /// Local hours of day at which runs start their first incident.
     pub hours: Vec<f64>,
@@ -51,7 +71,11 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
         for drop in [0.10, 0.25, 0.50, 1.0] {
             suite.push(ScenarioSpec {
                 name: format!("step {:.0}% at {}", drop * 100.0, stage_ids[stage]),
-                incidents: vec![(conversion(stage, drop), 0, 2 * MS_PER_HOUR, None)],
+                incidents: vec![IncidentSpec::new(
+                    conversion(stage, drop),
+                    DurationMs::ZERO,
+                    DurationMs::from_hours(2),
+                )],
                 hours: daytime.clone(),
                 expect: expect(stage, drop),
             });
@@ -62,11 +86,10 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
         name: format!("slow drift at {}", stage_ids[last_step]),
         incidents: (1..=8)
             .map(|i| {
-                (
+                IncidentSpec::new(
                     conversion(last_step, 0.05 * f64::from(i)),
-                    i64::from(i - 1) * 30 * MS_PER_MINUTE,
-                    30 * MS_PER_MINUTE,
-                    None,
+                    DurationMs::from_minutes(i64::from(i - 1) * 30),
+                    DurationMs::from_minutes(30),
                 )
             })
             .collect(),
@@ -78,7 +101,11 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
     });
     suite.push(ScenarioSpec {
         name: format!("night outage at {}", stage_ids[last_step]),
-        incidents: vec![(conversion(last_step, 1.0), 0, MS_PER_HOUR, None)],
+        incidents: vec![IncidentSpec::new(
+            conversion(last_step, 1.0),
+            DurationMs::ZERO,
+            DurationMs::from_hours(1),
+        )],
         hours: vec![2.0, 2.5, 3.0, 3.5, 4.0, 4.5],
         expect: expect(last_step, 1.0),
     });
@@ -87,14 +114,13 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
     let pixel_stage = (stage_ids.len() / 2).max(1);
     suite.push(ScenarioSpec {
         name: format!("broken pixel at {}", stage_ids[pixel_stage]),
-        incidents: vec![(
+        incidents: vec![IncidentSpec::new(
             IncidentKind::Pixel {
                 stage: stage_ids[pixel_stage].to_owned(),
                 drop: 0.6,
             },
-            0,
-            2 * MS_PER_HOUR,
-            None,
+            DurationMs::ZERO,
+            DurationMs::from_hours(2),
         )],
         hours: daytime.clone(),
         expect: Expectation {
@@ -107,11 +133,10 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
     });
     suite.push(ScenarioSpec {
         name: "marketing spike x3".to_owned(),
-        incidents: vec![(
+        incidents: vec![IncidentSpec::new(
             IncidentKind::Surge { factor: 3.0 },
-            0,
-            2 * MS_PER_HOUR,
-            None,
+            DurationMs::ZERO,
+            DurationMs::from_hours(2),
         )],
         hours: daytime.clone(),
         expect: Expectation {
@@ -125,12 +150,15 @@ pub fn standard_suite(config: &Config) -> Vec<ScenarioSpec> {
     suite.push(ScenarioSpec {
         name: format!("recovery then relapse at {}", stage_ids[last_step]),
         incidents: vec![
-            (conversion(last_step, 0.5), 0, 45 * MS_PER_MINUTE, None),
-            (
+            IncidentSpec::new(
                 conversion(last_step, 0.5),
-                105 * MS_PER_MINUTE,
-                45 * MS_PER_MINUTE,
-                None,
+                DurationMs::ZERO,
+                DurationMs::from_minutes(45),
+            ),
+            IncidentSpec::new(
+                conversion(last_step, 0.5),
+                DurationMs::from_minutes(105),
+                DurationMs::from_minutes(45),
             ),
         ],
         hours: daytime,
@@ -193,12 +221,14 @@ fn segment_scenarios(config: &Config, stages: &Stages) -> Vec<ScenarioSpec> {
         let segment = ("device".to_owned(), device.to_owned());
         ScenarioSpec {
             name,
-            incidents: vec![(
-                stages.conversion(stage, drop),
-                0,
-                2 * MS_PER_HOUR,
-                Some(segment.clone()),
-            )],
+            incidents: vec![IncidentSpec {
+                segment: Some(segment.clone()),
+                ..IncidentSpec::new(
+                    stages.conversion(stage, drop),
+                    DurationMs::ZERO,
+                    DurationMs::from_hours(2),
+                )
+            }],
             hours: daytime.clone(),
             expect: Expectation {
                 top_segment: Some(segment),

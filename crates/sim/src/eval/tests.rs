@@ -307,7 +307,7 @@ fn the_naive_detector_is_scored_at_both_thresholds() {
         ..FeedOutput::default()
     };
     let mut result = ScenarioResult::default();
-    let episode = (T0, T0 + 2 * MS_PER_HOUR);
+    let episode = (at_minute(0), at_minute(120));
     score_naive(&output, 1, episode, &mut result);
     assert_eq!(
         (result.naive_detected, result.naive_delays_minutes.clone()),

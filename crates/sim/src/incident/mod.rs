@@ -7,6 +7,8 @@
 
 mod spec;
 
+pub use spec::ParsedIncident;
+
 #[cfg(test)]
 mod tests;
 

@@ -7,6 +7,26 @@ use revloop_core::time::Timestamp;
 
 use super::{IncidentKind, InjectedIncident, check_kind};
 
+/// An incident read from its command-line form, and whether that form was the older one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedIncident {
+    pub incident: InjectedIncident,
+    /// The segment was written `dimension:value`, the older form: it still reads, but the
+    /// command line writes segments one way, `dimension=value`, everywhere.
+    pub old_segment_form: bool,
+}
+
+impl ParsedIncident {
+    /// The note for a user who wrote the older segment form, showing the one syntax; `None`
+    /// where the text used the current form.
+    pub fn deprecation_note(&self) -> Option<String> {
+        let (name, value) = self.incident.segment.as_ref()?;
+        self.old_segment_form.then(|| {
+            format!("note: `segment={name}:{value}` is deprecated; write `segment={name}={value}`")
+        })
+    }
+}
+
 impl InjectedIncident {
     /// Parses the command-line form, comma-separated `key=value` pairs:
     ///
@@ -16,6 +36,12 @@ impl InjectedIncident {
     /// need `stage` and `drop`; a surge needs `factor` and takes no stage. `funnel` and
     /// `segment` (`dimension=value`) are optional.
     pub fn parse(text: &str) -> Result<InjectedIncident, String> {
+        InjectedIncident::parse_noting_old_form(text).map(|parsed| parsed.incident)
+    }
+
+    /// [`InjectedIncident::parse`], also saying whether the segment was written in the older
+    /// `dimension:value` form, so that the command line can note that it is deprecated.
+    pub fn parse_noting_old_form(text: &str) -> Result<ParsedIncident, String> {
         const KEYS: &[&str] = &[
             "kind", "funnel", "stage", "drop", "factor", "from", "to", "segment",
         ];
@@ -100,27 +126,35 @@ impl InjectedIncident {
         if from >= to {
             return Err("`from` must be before `to`".into());
         }
-        let segment = match segment {
-            None => None,
+        let (segment, old_segment_form) = match segment {
+            None => (None, false),
             // `dimension=value`, the command line's one segment syntax; `dimension:value` is the
-            // older form, still read (the CLI notes that it is deprecated).
-            Some(text) => match text.split_once('=').or_else(|| text.split_once(':')) {
-                Some((name, value)) if !name.trim().is_empty() && !value.trim().is_empty() => {
-                    Some((name.trim().to_owned(), value.trim().to_owned()))
+            // older form, still read (and reported, so that the CLI notes it is deprecated).
+            Some(text) => {
+                let current = text.split_once('=');
+                let old_segment_form = current.is_none();
+                match current.or_else(|| text.split_once(':')) {
+                    Some((name, value)) if !name.trim().is_empty() && !value.trim().is_empty() => {
+                        let segment = (name.trim().to_owned(), value.trim().to_owned());
+                        (Some(segment), old_segment_form)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "`segment`: `{text}` is not dimension=value (e.g. segment=device=mobile)"
+                        ));
+                    }
                 }
-                _ => {
-                    return Err(format!(
-                        "`segment`: `{text}` is not dimension=value (e.g. segment=device=mobile)"
-                    ));
-                }
-            },
+            }
         };
-        Ok(InjectedIncident {
-            funnel: funnel.map(str::to_owned),
-            kind,
-            from,
-            to,
-            segment,
+        Ok(ParsedIncident {
+            incident: InjectedIncident {
+                funnel: funnel.map(str::to_owned),
+                kind,
+                from,
+                to,
+                segment,
+            },
+            old_segment_form,
         })
     }
 }

@@ -110,3 +110,24 @@ fn parses_incidents() {
         }
     }
 }
+
+#[test]
+fn only_the_older_segment_form_is_noted() {
+    let incident = |segment: &str| {
+        format!("stage=a,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z{segment}")
+    };
+    let note = |segment: &str| {
+        InjectedIncident::parse_noting_old_form(&incident(segment))
+            .map(|parsed| parsed.deprecation_note())
+    };
+    assert_eq!(
+        note(",segment=device:mobile"),
+        Ok(Some(
+            "note: `segment=device:mobile` is deprecated; write `segment=device=mobile`".to_owned()
+        ))
+    );
+    assert_eq!(note(",segment=device=mobile"), Ok(None));
+    assert_eq!(note(""), Ok(None));
+    // Not a segment at all: an error, and no note about a form it is not.
+    assert!(note(",segment=device").is_err());
+}
