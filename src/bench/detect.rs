@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use revloop_core::detect::{AlertEvent, Detector};
+use revloop_core::alert::AlertEvent;
+use revloop_core::detect::Detector;
 use revloop_core::rng::Rng;
 use revloop_core::time::{MS_PER_MINUTE, Minute};
 use revloop_core::{Config, Timestamp};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use revloop_core::Config;
-use revloop_core::detect::{AlertEvent, AlertEventKind, AlertKind, Direction, Severity};
+use revloop_core::alert::{AlertEvent, AlertEventKind, AlertKind, Direction, Severity};
 use revloop_core::incident::{Action, IncidentEngine};
 use revloop_core::time::{DurationMs, MS_PER_MINUTE, Timestamp};
 use revloop_server::incidents::Incidents;

@@ -14,7 +14,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use revloop_core::Config;
-use revloop_core::detect::{self, AlertEvent, Detector, SeriesReport, SlotBaseline};
+use revloop_core::alert::AlertEvent;
+use revloop_core::detect::{self, Detector, SeriesReport, SlotBaseline};
 use revloop_core::incident::Incident;
 use revloop_core::pipeline;
 use revloop_core::time::{DurationMs, MS_PER_DAY, Minute, Timestamp};

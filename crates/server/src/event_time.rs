@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use revloop_core::Config;
-use revloop_core::detect::AlertEvent;
+use revloop_core::alert::AlertEvent;
 use revloop_core::incident::IncidentEngine;
 use revloop_core::pipeline::{feed_tick, judged_at};
 use revloop_core::time::{Minute, Timestamp};

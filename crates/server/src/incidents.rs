@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 
 use revloop_core::Config;
-use revloop_core::detect::AlertEvent;
+use revloop_core::alert::AlertEvent;
 use revloop_core::incident::{
     Action, ActionError, AddedSilence, Effect, EngineMeta, Incident, IncidentEngine,
     IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, TimelineEntry,

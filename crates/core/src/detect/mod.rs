@@ -64,7 +64,7 @@ pub(crate) mod tests;
 
 use std::collections::HashMap;
 
-pub use crate::alert::{AlertEvent, AlertEventKind, AlertKind, Direction, Severity, TopSegment};
+use crate::alert::{AlertEvent, Direction};
 pub use baseline::{SLOTS, SlotBaseline};
 pub use budget::Thresholds;
 pub use drill_down::TOP_SEGMENTS_MAX;

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use revloop_api::detector as wire;
-use revloop_core::detect::{AlertEvent, AlertEventKind, Direction, SlotBaseline};
+use revloop_core::alert::{AlertEvent, AlertEventKind, Direction};
+use revloop_core::detect::SlotBaseline;
 use revloop_store::Role;
 
 use crate::api::{AppState, json_reply, no_funnel, require, segment_view};

@@ -14,8 +14,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use revloop_core::Config;
+use revloop_core::alert::AlertEvent;
 use revloop_core::config::{FieldPath, Ingest};
-use revloop_core::detect::{AlertEvent, Detector};
+use revloop_core::detect::Detector;
 use revloop_core::funnel::{
     DimensionDictionary, DimensionValues, Matcher, Message, counted_segments,
 };

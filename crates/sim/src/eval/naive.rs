@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use revloop_core::Config;
-use revloop_core::detect::{AlertEventKind, Severity};
+use revloop_core::alert::{AlertEventKind, Severity};
 use revloop_core::time::{Minute, Timestamp};
 
 /// Window of the runbook-literal detector, in minutes.

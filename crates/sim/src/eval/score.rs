@@ -1,7 +1,8 @@
 //! Scoring: what each run of a scenario found, how fast, against which bound, and how the
 //! noise model fits clean traffic. Pure arithmetic on a run's alerts and tallies.
 
-use revloop_core::detect::{AlertEvent, AlertEventKind, AlertKind, Detector, Severity};
+use revloop_core::alert::{AlertEvent, AlertEventKind, AlertKind, Severity};
+use revloop_core::detect::Detector;
 use revloop_core::stats;
 use revloop_core::time::{DurationMs, MS_PER_MINUTE, Timestamp};
 

@@ -2,7 +2,7 @@
 //! should raise. Data only; running and scoring them is elsewhere.
 
 use revloop_core::Config;
-use revloop_core::detect::AlertKind;
+use revloop_core::alert::AlertKind;
 use revloop_core::time::DurationMs;
 
 use crate::incident::IncidentKind;

@@ -2,7 +2,8 @@
 //! improvements, missing events and a failing segment.
 
 use super::{CLEAN, Traffic, WEEK_MINUTES, feed, learned, opened};
-use crate::detect::{AlertEventKind, AlertKind, SeriesStatus, Severity};
+use crate::alert::{AlertEventKind, AlertKind, Severity};
+use crate::detect::SeriesStatus;
 
 #[test]
 fn clean_traffic_stays_quiet() {

@@ -1,9 +1,10 @@
 //! The time-of-week baseline: masked days stay out of it, and its slots follow local time.
 
 use super::{CLEAN, CONFIG, START, Traffic, WEEK_MINUTES, feed, opened};
+use crate::alert::AlertKind;
 use crate::config::Config;
 use crate::detect::baseline::SlotPosition;
-use crate::detect::{AlertKind, Detector, SLOTS};
+use crate::detect::{Detector, SLOTS};
 use crate::rng::Rng;
 
 #[test]

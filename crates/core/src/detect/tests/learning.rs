@@ -2,8 +2,9 @@
 //! before the first event, not too few shoppers to judge.
 
 use super::{CLEAN, CONFIG, START, Traffic, WEEK_MINUTES, assert_all_learning, feed, opened};
+use crate::alert::AlertKind;
 use crate::config::Config;
-use crate::detect::{AlertKind, Detector, SeriesStatus};
+use crate::detect::{Detector, SeriesStatus};
 use crate::rng::Rng;
 
 #[test]

@@ -7,7 +7,8 @@ mod baseline;
 mod budget;
 mod learning;
 
-use super::{AlertEvent, AlertEventKind, Detector, SeriesStatus};
+use super::{Detector, SeriesStatus};
+use crate::alert::{AlertEvent, AlertEventKind};
 use crate::config::Config;
 use crate::rng::Rng;
 use crate::time::{MS_PER_MINUTE, Minute};
