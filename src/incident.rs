@@ -96,6 +96,9 @@ enum IncidentCommand {
         /// What was done.
         #[arg(long, default_value = "")]
         detail: String,
+        /// Why this mitigation, for the timeline.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Record the root cause. For a P1 it is one of the criteria to resolve.
     RootCause {
@@ -254,9 +257,14 @@ fn action_of(command: IncidentCommand) -> Option<(u64, IncidentAction)> {
             id,
             mitigation,
             detail,
+            reason,
         } => (
             id,
-            IncidentAction::Mitigate(MitigateBody { mitigation, detail }),
+            IncidentAction::Mitigate(MitigateBody {
+                mitigation,
+                detail,
+                reason,
+            }),
         ),
         IncidentCommand::RootCause { id, text } => {
             (id, IncidentAction::RootCause(TextBody { text }))

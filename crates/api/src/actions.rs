@@ -47,6 +47,8 @@ pub struct MitigateBody {
     pub mitigation: Mitigation,
     #[serde(default)]
     pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

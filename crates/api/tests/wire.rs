@@ -167,9 +167,19 @@ fn action_bodies_hold_only_their_fields() {
             IncidentAction::Mitigate(MitigateBody {
                 mitigation: Mitigation::BackupPaymentProcessor,
                 detail: String::new(),
+                reason: None,
             }),
             "mitigate",
             json!({"mitigation": "backup_payment_processor", "detail": ""}),
+        ),
+        (
+            IncidentAction::Mitigate(MitigateBody {
+                mitigation: Mitigation::Rollback,
+                detail: "v2.3.0".into(),
+                reason: Some("the deploy at the onset".into()),
+            }),
+            "mitigate",
+            json!({"mitigation": "rollback", "detail": "v2.3.0", "reason": "the deploy at the onset"}),
         ),
         (
             IncidentAction::RootCause(TextBody { text: "cdn".into() }),
