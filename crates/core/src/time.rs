@@ -79,6 +79,20 @@ impl Timestamp {
         Ok(Timestamp(parsed.as_millisecond()))
     }
 
+    /// How far `time_zone`'s wall clock is ahead of UTC at this instant (0 where the instant is
+    /// beyond what the time-zone database can place).
+    pub fn utc_offset_in(self, time_zone: &jiff::tz::TimeZone) -> DurationMs {
+        jiff::Timestamp::from_millisecond(self.0).map_or(DurationMs(0), |instant| {
+            DurationMs(i64::from(time_zone.to_offset(instant).seconds()) * MS_PER_SECOND)
+        })
+    }
+
+    /// This instant on `time_zone`'s wall clock, in milliseconds since the local epoch: what the
+    /// time-of-week slots and the traffic model's daily rhythm are computed from.
+    pub fn local_millis(self, time_zone: &jiff::tz::TimeZone) -> i64 {
+        self.0.saturating_add(self.utc_offset_in(time_zone).0)
+    }
+
     pub fn minute(self) -> Minute {
         Minute(self.0.div_euclid(MS_PER_MINUTE))
     }
@@ -353,5 +367,34 @@ mod tests {
             let text = DurationMs(ms).to_string();
             assert_eq!(DurationMs::parse(&text), Ok(DurationMs(ms)), "{text}");
         }
+    }
+
+    #[test]
+    fn local_time_follows_the_zone_and_its_daylight_saving() {
+        let new_york = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        let cases = [
+            // Winter: five hours behind UTC; summer: four.
+            ("2026-01-15T12:00:00Z", -5),
+            ("2026-07-15T12:00:00Z", -4),
+            // The spring-forward instant itself is already on daylight time.
+            ("2026-03-08T07:00:00Z", -4),
+            ("2026-03-08T06:59:59Z", -5),
+        ];
+        for (text, hours) in cases {
+            let at = Timestamp::parse_rfc3339(text).unwrap();
+            assert_eq!(
+                at.utc_offset_in(&new_york),
+                DurationMs::from_hours(hours),
+                "{text}"
+            );
+            assert_eq!(
+                at.local_millis(&new_york),
+                at.millis() + hours * MS_PER_HOUR,
+                "{text}"
+            );
+        }
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(Timestamp::MAX.utc_offset_in(&utc), DurationMs::ZERO);
+        assert_eq!(Timestamp::MAX.local_millis(&new_york), i64::MAX);
     }
 }

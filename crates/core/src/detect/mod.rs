@@ -361,12 +361,8 @@ impl Detector {
     ) {
         self.refresh_thresholds(funnel);
         let settings = self.settings;
-        let start_ms = minute.start().millis();
         let state = &mut self.funnels[funnel];
-        let offset_ms = jiff::Timestamp::from_millisecond(start_ms).map_or(0, |instant| {
-            i64::from(state.time_zone.to_offset(instant).seconds()) * 1_000
-        });
-        let position = SlotPosition::of(start_ms + offset_ms);
+        let position = SlotPosition::of(minute.start().local_millis(&state.time_zone));
         let surging = state.segments[0]
             .volume
             .alert

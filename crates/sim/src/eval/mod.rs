@@ -291,10 +291,8 @@ fn run_scenario(
 
 /// The first instant after `after` at `hour` (fractional) local time.
 fn local_time_after(after: Timestamp, hour: f64, time_zone: &jiff::tz::TimeZone) -> Timestamp {
-    let offset_ms = jiff::Timestamp::from_millisecond(after.millis()).map_or(0, |instant| {
-        i64::from(time_zone.to_offset(instant).seconds()) * 1_000
-    });
-    let local = after.millis() + offset_ms;
+    let offset_ms = after.utc_offset_in(time_zone).millis();
+    let local = after.local_millis(time_zone);
     let day_start = local - local.rem_euclid(MS_PER_DAY);
     let mut candidate = day_start + (hour * MS_PER_HOUR as f64) as i64;
     if candidate < local + MS_PER_HOUR {

@@ -151,10 +151,7 @@ impl Model {
     /// The mean number of sessions arriving in the minute starting at `minute_start`.
     pub(super) fn sessions_per_minute(&self, minute_start: Timestamp) -> f64 {
         let middle = minute_start.saturating_add(DurationMs::from_millis(MS_PER_MINUTE / 2));
-        let offset_ms = jiff::Timestamp::from_millisecond(middle.millis()).map_or(0, |instant| {
-            i64::from(self.time_zone.to_offset(instant).seconds()) * 1_000
-        });
-        let local_ms = middle.millis() + offset_ms;
+        let local_ms = middle.local_millis(&self.time_zone);
         let hour = middle.millis().div_euclid(MS_PER_HOUR);
         let variation_shape = 1.0 / (HOURLY_TRAFFIC_VARIATION * HOURLY_TRAFFIC_VARIATION);
         let hourly_factor = self
