@@ -26,7 +26,7 @@ use revloop_core::Config;
 use revloop_core::detect::{Detector, SeriesStatus};
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, Timestamp};
 
-use crate::incident::InjectedIncident;
+use crate::injection::InjectedIncident;
 use crate::traffic::{Scenario, ScenarioError};
 use score::{DETECTION_GRACE, count_pages, score_run};
 

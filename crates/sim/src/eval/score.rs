@@ -8,7 +8,7 @@ use revloop_core::time::{DurationMs, MS_PER_MINUTE, Timestamp};
 
 use super::feed::FeedOutput;
 use super::suite::ScenarioSpec;
-use crate::incident::InjectedIncident;
+use crate::injection::InjectedIncident;
 
 /// How long after an incident ends an alert about it still counts as a detection.
 pub(super) const DETECTION_GRACE: DurationMs = DurationMs::from_minutes(15);

@@ -5,7 +5,7 @@ use revloop_core::Config;
 use revloop_core::alert::AlertKind;
 use revloop_core::time::DurationMs;
 
-use crate::incident::IncidentKind;
+use crate::injection::IncidentKind;
 
 /// What an incident scenario should raise.
 #[derive(Debug, Clone, PartialEq)]

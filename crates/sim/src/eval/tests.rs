@@ -13,7 +13,7 @@ use revloop_core::time::{MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
 use super::naive::NaiveAlert;
 use super::score::{count_pages, score_naive};
 use super::*;
-use crate::incident::IncidentKind;
+use crate::injection::IncidentKind;
 use crate::traffic::tests::as_message;
 use crate::traffic::{SimEvent, simulate};
 

@@ -35,7 +35,7 @@ use revloop_core::funnel::CallKind;
 use revloop_core::rng::mix64;
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
 
-use crate::incident::InjectedIncident;
+use crate::injection::InjectedIncident;
 use model::Model;
 
 /// The busiest traffic a scenario may ask for, in sessions per minute at the weekly peak.

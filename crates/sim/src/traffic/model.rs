@@ -8,7 +8,7 @@ use revloop_core::rng::Rng;
 use revloop_core::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
 
 use super::*;
-use crate::incident::{Effect, InjectedIncident, resolve_effect};
+use crate::injection::{Effect, InjectedIncident, resolve_effect};
 
 struct Attribute {
     path: FieldPath,

@@ -5,7 +5,7 @@ use revloop_core::ingest::message_cells;
 use revloop_core::time::MS_PER_HOUR;
 
 use super::*;
-use crate::incident::{IncidentKind, InjectedIncident};
+use crate::injection::{IncidentKind, InjectedIncident};
 
 // Wednesday 2026-11-18; New York is at UTC-5 then, so 10:00 local is 15:00Z.
 const LOCAL_10H: &str = "2026-11-18T15:00:00Z";
