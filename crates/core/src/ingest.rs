@@ -19,11 +19,23 @@ pub struct StageCount {
     pub n_revenue_events: i64,
 }
 
+/// Largest revenue, in minor units and either sign, that one message may report.
+///
+/// Ten billion in a two-decimal currency: far above any real order, and small enough that
+/// about 9.2 million messages must land in one stage, minute and segment before their sum could
+/// leave `i64`. That is not impossible for a public write key, so the cap alone is not the
+/// argument: every sum of counts in Rust ([`StageCount::add`]) and in the stores' upserts
+/// saturates at the `i64` bounds instead of overflowing. The cap keeps one message from
+/// reaching the bound by itself.
+pub const REVENUE_MINOR_MAX: i64 = 1_000_000_000_000;
+
 impl StageCount {
+    /// Adds `other`, saturating each sum at the `i64` bounds: a sum that cannot be held is
+    /// kept at the bound rather than wrapping or panicking.
     pub fn add(&mut self, other: StageCount) {
-        self.n_events += other.n_events;
-        self.revenue_minor += other.revenue_minor;
-        self.n_revenue_events += other.n_revenue_events;
+        self.n_events = self.n_events.saturating_add(other.n_events);
+        self.revenue_minor = self.revenue_minor.saturating_add(other.revenue_minor);
+        self.n_revenue_events = self.n_revenue_events.saturating_add(other.n_revenue_events);
     }
 }
 
@@ -107,6 +119,15 @@ pub fn message_cells(
                     field: "properties.revenue".into(),
                     message: format!("`{amount}` is not an amount in {shop_currency}"),
                 })?;
+            if !(-REVENUE_MINOR_MAX..=REVENUE_MINOR_MAX).contains(&money.minor) {
+                return Err(FieldProblem {
+                    field: "properties.revenue".into(),
+                    message: format!(
+                        "must be at most {REVENUE_MINOR_MAX} minor units of {shop_currency} \
+                         either side of zero"
+                    ),
+                });
+            }
             count.revenue_minor = money.minor;
             count.n_revenue_events = 1;
         }
@@ -144,11 +165,14 @@ fn parse_reported_amount(text: &str, currency: Currency) -> Option<Money> {
     let kept = kept.trim_end_matches('.');
     let mut money = Money::parse_decimal(kept, currency).ok()?;
     if fraction.as_bytes()[exponent] >= b'5' {
-        money.minor += if money.minor < 0 || whole.starts_with('-') {
-            -1
-        } else {
-            1
-        };
+        // Saturating: an amount at the edge of `i64` is refused by the cap, not a panic here.
+        money.minor = money
+            .minor
+            .saturating_add(if money.minor < 0 || whole.starts_with('-') {
+                -1
+            } else {
+                1
+            });
     }
     Some(money)
 }
@@ -294,5 +318,56 @@ mod tests {
         message.fields[slot("properties.revenue")] = Some("lots".into());
         let problem = message_cells(&matcher, usd, &message).unwrap_err();
         assert_eq!(problem.field, "properties.revenue");
+
+        // The cap, in minor units of USD: 10,000,000,000.00 is the largest amount either side
+        // of zero; one cent more, and the attack's 90000000000000000, are refused.
+        let cases = [
+            ("10000000000.00", Ok(REVENUE_MINOR_MAX)),
+            ("-10000000000.00", Ok(-REVENUE_MINOR_MAX)),
+            ("10000000000.01", Err("properties.revenue")),
+            ("-10000000000.01", Err("properties.revenue")),
+            ("90000000000000000", Err("properties.revenue")),
+            ("92233720368547758.07", Err("properties.revenue")),
+        ];
+        for (amount, want) in cases {
+            message.fields[slot("properties.revenue")] = Some(amount.into());
+            let got = message_cells(&matcher, usd, &message)
+                .map(|cells| cells[0].1.revenue_minor)
+                .map_err(|problem| problem.field);
+            assert_eq!(got, want.map_err(String::from), "{amount}");
+        }
+    }
+
+    #[test]
+    fn stage_count_sums_saturate_at_the_i64_bounds() {
+        let count = |n: i64, revenue_minor: i64| StageCount {
+            n_events: n,
+            revenue_minor,
+            n_revenue_events: n,
+        };
+        let cases = [
+            (count(1, 10), count(2, -3), count(3, 7)),
+            (
+                count(i64::MAX - 1, i64::MAX - 1),
+                count(1, 1),
+                count(i64::MAX, i64::MAX),
+            ),
+            (
+                count(i64::MAX, i64::MAX),
+                count(1, 1),
+                count(i64::MAX, i64::MAX),
+            ),
+            (
+                count(i64::MAX, i64::MAX),
+                count(i64::MAX, i64::MAX),
+                count(i64::MAX, i64::MAX),
+            ),
+            (count(0, i64::MIN + 1), count(0, -1), count(0, i64::MIN)),
+            (count(0, i64::MIN), count(0, -1), count(0, i64::MIN)),
+        ];
+        for (mut sum, other, want) in cases {
+            sum.add(other);
+            assert_eq!(sum, want, "{other:?}");
+        }
     }
 }

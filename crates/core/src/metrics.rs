@@ -110,7 +110,7 @@ pub fn conversions(counts: &[StageCount]) -> Vec<StageWindow> {
                 drop_off_rate: step_conversion.map(|c| 1.0 - c),
                 overall_conversion: (entrants > 0)
                     .then(|| here.min(entrants) as f64 / entrants as f64),
-                excess: next.map_or(0, |next| (next - here).max(0)),
+                excess: next.map_or(0, |next| next.saturating_sub(here).max(0)),
             }
         })
         .collect()

@@ -91,8 +91,7 @@ impl DetectionRunner {
                             .as_ref()
                             .map(|(dimension, value)| (dimension.as_str(), value.as_str()));
                         if let Some(index) = self.detector.segment(funnel, segment) {
-                            self.detector
-                                .record(funnel, index, row.stage, row.count.n_events);
+                            self.detector.record(funnel, index, row.stage, row.n_events);
                         }
                     }
                 }

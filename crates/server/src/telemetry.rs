@@ -133,6 +133,13 @@ impl Telemetry {
         );
         out.push_str("# TYPE revloop_ingest_queue_depth gauge\n");
         let _ = writeln!(out, "revloop_ingest_queue_depth {}", get(&self.queue_depth));
+        out.push_str("# HELP revloop_store_bad_cells_total Count cells read as 0 because they held no valid integer.\n");
+        out.push_str("# TYPE revloop_store_bad_cells_total counter\n");
+        let _ = writeln!(
+            out,
+            "revloop_store_bad_cells_total {}",
+            revloop_store::bad_cells_total()
+        );
         out
     }
 }

@@ -21,6 +21,7 @@ use revloop_core::time::Minute;
 #[macro_use]
 mod store_impl;
 
+mod bad_cells;
 mod dedup;
 mod kinds;
 mod migrations;
@@ -30,6 +31,7 @@ pub mod postgres;
 pub mod record;
 pub mod sqlite;
 
+pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
 pub use kinds::OutboxKind;
 pub use postgres::PostgresStore;
@@ -129,7 +131,9 @@ pub struct SegmentMinuteCount {
     /// Index of the stage in the funnel's config.
     pub stage: usize,
     pub minute: Minute,
-    pub count: StageCount,
+    /// Only the events: the detector judges conversion, so its read never touches the revenue
+    /// columns, and a bad revenue cell cannot reach it.
+    pub n_events: i64,
 }
 
 /// What a token may do. Ordered: each role can do what the ones before it can, except that

@@ -97,7 +97,8 @@ impl WriterState {
                 let stage = cell.hit.stage;
                 let minute = cell.minute.index();
                 if item.late {
-                    *plan.late.entry((funnel, stage, minute)).or_default() += count.n_events;
+                    let late = plan.late.entry((funnel, stage, minute)).or_default();
+                    *late = late.saturating_add(count.n_events);
                     continue;
                 }
                 if !self.segment_keys.contains_key(&cell.dimension_values) {
@@ -282,13 +283,13 @@ impl SingleSegments {
 /// (minute, segment, stage) where a minute sits in two tables.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentRows {
-    /// `(minute, segment position, stage)` and the count.
-    rows: Vec<((i64, u32, u32), StageCount)>,
+    /// `(minute, segment position, stage)` and the number of events.
+    rows: Vec<((i64, u32, u32), i64)>,
 }
 
 impl SegmentRows {
-    pub fn push(&mut self, minute: i64, segment: u32, stage: usize, count: StageCount) {
-        self.rows.push(((minute, segment, stage as u32), count));
+    pub fn push(&mut self, minute: i64, segment: u32, stage: usize, n_events: i64) {
+        self.rows.push(((minute, segment, stage as u32), n_events));
     }
 
     /// Sums rows of the same minute, segment and stage, and orders them by minute, segment
@@ -297,9 +298,10 @@ impl SegmentRows {
         self.rows.sort_unstable_by_key(|(at, _)| *at);
         let mut out: Vec<crate::SegmentMinuteCount> = Vec::with_capacity(self.rows.len());
         let mut last = None;
-        for ((minute, segment, stage), count) in self.rows {
+        for ((minute, segment, stage), n_events) in self.rows {
             if last == Some((minute, segment, stage)) {
-                out.last_mut().expect("pushed below").count.add(count);
+                let sum = &mut out.last_mut().expect("pushed below").n_events;
+                *sum = sum.saturating_add(n_events);
                 continue;
             }
             last = Some((minute, segment, stage));
@@ -307,7 +309,7 @@ impl SegmentRows {
                 segment: segments.segments[segment as usize].clone(),
                 stage: stage as usize,
                 minute: revloop_core::time::Minute::new(minute),
-                count,
+                n_events,
             });
         }
         out

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use revloop_core::config::Trigger;
+use revloop_core::ingest::StageCount;
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_core::{Config, Money};
 use revloop_store::{CountsQuery, Role, Store};
@@ -88,10 +89,14 @@ fn average_order_value(
             filter: Vec::new(),
         })
         .map_err(|err| ApiError::internal("reading counts", err))?;
-    let (revenue, n) = counts.iter().fold((0_i64, 0_i64), |(r, n), c| {
-        (r + c.count.revenue_minor, n + c.count.n_revenue_events)
-    });
-    if n == 0 {
+    // Saturating, as every sum of counts: a week of revenue at the bounds of i64 is nonsense,
+    // but it must not be a panic or a wrapped sign.
+    let mut week_total = StageCount::default();
+    for count in &counts {
+        week_total.add(count.count);
+    }
+    let (revenue, n) = (week_total.revenue_minor, week_total.n_revenue_events);
+    if n <= 0 {
         return Ok(serde_json::Value::Null);
     }
     Ok(money_json(

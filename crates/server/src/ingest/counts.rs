@@ -18,8 +18,8 @@ use revloop_store::IngestItem;
 use crate::http::ApiError;
 use crate::ingest::problems::{Problem, Problems};
 use crate::ingest::{
-    COUNT_VALUE_MAX, COUNT_WINDOW_S_MAX, COUNTS_RECORDS_MAX, IngestClock, Ingestor, Place,
-    Prepared, non_blank_lines,
+    COUNT_REVENUE_MINOR_MAX, COUNT_VALUE_MAX, COUNT_WINDOW_S_MAX, COUNTS_RECORDS_MAX, IngestClock,
+    Ingestor, Place, Prepared, non_blank_lines,
 };
 
 impl Ingestor {
@@ -197,9 +197,21 @@ impl Ingestor {
             }
         }
         .map(|text| {
-            Money::parse_decimal(&text, self.config.shop.currency)
+            let minor = Money::parse_decimal(&text, self.config.shop.currency)
                 .map(|m| m.minor)
-                .map_err(|err| ("wrong_type", field("revenue"), err.to_string()))
+                .map_err(|err| ("wrong_type", field("revenue"), err.to_string()))?;
+            if !(-COUNT_REVENUE_MINOR_MAX..=COUNT_REVENUE_MINOR_MAX).contains(&minor) {
+                return Err((
+                    "invalid_message",
+                    field("revenue"),
+                    format!(
+                        "must be at most {COUNT_REVENUE_MINOR_MAX} minor units of {} either \
+                         side of zero",
+                        self.config.shop.currency
+                    ),
+                ));
+            }
+            Ok(minor)
         })
         .transpose()
     }

@@ -43,8 +43,13 @@ pub const BULK_LINES_MAX: usize = 100_000;
 pub const COUNTS_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Most records in one counts body.
 pub const COUNTS_RECORDS_MAX: usize = 10_000;
-/// Largest count one record may carry.
+/// Largest count one record may carry. About 9.2 million records at the cap must land in one
+/// stage, minute and segment before a sum could leave `i64`; the stores saturate such a sum.
 pub const COUNT_VALUE_MAX: i64 = 1_000_000_000_000;
+/// Largest revenue, in minor units and either sign, that one count record may carry: the sum of
+/// its window, so a thousand times a message's `REVENUE_MINOR_MAX`. About 9,200 records at the
+/// cap must land in one row before a sum could leave `i64`; the stores saturate such a sum.
+pub const COUNT_REVENUE_MINOR_MAX: i64 = 1_000 * revloop_core::ingest::REVENUE_MINOR_MAX;
 /// Longest window a pre-aggregated count may cover.
 pub const COUNT_WINDOW_S_MAX: i64 = 86_400;
 

@@ -49,7 +49,7 @@ pub struct Reply {
 }
 
 /// Opens a server's store again.
-type Reopen = dyn Fn(&Config) -> Arc<dyn Store>;
+type Reopen = dyn Fn(&Config) -> Arc<dyn Store> + Send + Sync;
 
 type Running = (
     String,
@@ -187,6 +187,11 @@ impl TestServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+
+    /// The temporary directory the server's files live in (`test.db` for a SQLite file).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn set_clock(&self, at: i64) {

@@ -28,8 +28,13 @@ impl PostgresStore {
                 return Ok(Vec::new());
             }
             let rows = client.query(
-                "SELECT stage, minute, sum(n_events)::bigint, sum(revenue_minor)::bigint,
-                        sum(n_revenue_events)::bigint
+                "SELECT stage, minute,
+                        GREATEST(LEAST(sum(n_events), 9223372036854775807),
+                                 -9223372036854775808)::bigint,
+                        GREATEST(LEAST(sum(revenue_minor), 9223372036854775807),
+                                 -9223372036854775808)::bigint,
+                        GREATEST(LEAST(sum(n_revenue_events), 9223372036854775807),
+                                 -9223372036854775808)::bigint
                  FROM stage_counts
                  WHERE funnel = $1 AND segment = ANY($2) AND minute >= $3 AND minute < $4
                  GROUP BY stage, minute",
@@ -80,7 +85,7 @@ impl PostgresStore {
             let params: [&(dyn ToSql + Sync); 4] = [&funnel, &keys, &from.index(), &to.index()];
             // Streamed rather than collected: a rebuild reads weeks of rows.
             let mut found = transaction.query_raw(
-                "SELECT segment, minute, stage, n_events, revenue_minor, n_revenue_events
+                "SELECT segment, minute, stage, n_events
                  FROM stage_counts
                  WHERE funnel = $1 AND segment = ANY($2) AND minute >= $3 AND minute < $4",
                 params,
@@ -94,12 +99,7 @@ impl PostgresStore {
                 let Some(stage) = stage_ids.iter().position(|s| s == stage) else {
                     continue;
                 };
-                let count = StageCount {
-                    n_events: row.try_get(3)?,
-                    revenue_minor: row.try_get(4)?,
-                    n_revenue_events: row.try_get(5)?,
-                };
-                rows.push(row.try_get(1)?, position, stage, count);
+                rows.push(row.try_get(1)?, position, stage, row.try_get(3)?);
             }
             drop(found);
             transaction.commit()?;

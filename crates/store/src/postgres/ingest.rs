@@ -63,21 +63,23 @@ impl WriterStatements {
             generations_shared: client.prepare(&format!("{generations} FOR SHARE"))?,
             generations_exclusive: client.prepare(&format!("{generations} FOR UPDATE"))?,
             remember: [client.prepare(&remember(0))?, client.prepare(&remember(1))?],
+            // Each sum is taken in numeric and clamped to the bigint bounds, so that a sum
+            // that leaves i64 saturates rather than failing the whole group commit.
             add_counts: client.prepare(
                 "INSERT INTO stage_counts
                      (funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events)
                  SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],
                                       $5::bigint[], $6::bigint[], $7::bigint[])
                  ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
-                     n_events = stage_counts.n_events + EXCLUDED.n_events,
-                     revenue_minor = stage_counts.revenue_minor + EXCLUDED.revenue_minor,
-                     n_revenue_events = stage_counts.n_revenue_events + EXCLUDED.n_revenue_events",
+                     n_events = GREATEST(LEAST(stage_counts.n_events::numeric + EXCLUDED.n_events, 9223372036854775807), -9223372036854775808)::bigint,
+                     revenue_minor = GREATEST(LEAST(stage_counts.revenue_minor::numeric + EXCLUDED.revenue_minor, 9223372036854775807), -9223372036854775808)::bigint,
+                     n_revenue_events = GREATEST(LEAST(stage_counts.n_revenue_events::numeric + EXCLUDED.n_revenue_events, 9223372036854775807), -9223372036854775808)::bigint",
             )?,
             add_late: client.prepare(
                 "INSERT INTO late_counts (funnel, minute, stage, n_events)
                  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
                  ON CONFLICT (funnel, minute, stage) DO UPDATE SET
-                     n_events = late_counts.n_events + EXCLUDED.n_events",
+                     n_events = GREATEST(LEAST(late_counts.n_events::numeric + EXCLUDED.n_events, 9223372036854775807), -9223372036854775808)::bigint",
             )?,
             add_segments: client.prepare(
                 "INSERT INTO segments (key, assignment, n_dimensions)

@@ -11,6 +11,7 @@ use revloop_core::metrics::MinuteCount;
 use revloop_core::time::Minute;
 
 use super::SqliteStore;
+use crate::bad_cells::{Sign, count_cell};
 use crate::plan::{Combinations, SegmentRows, SingleSegments, filter_keys};
 use crate::{CountsQuery, LateCount, SegmentMinuteCount, StoreError};
 
@@ -45,11 +46,7 @@ impl SqliteStore {
                         let Some(stage) = stage_ids.iter().position(|s| *s == stage) else {
                             continue;
                         };
-                        let count = StageCount {
-                            n_events: row.get(2)?,
-                            revenue_minor: row.get(3)?,
-                            n_revenue_events: row.get(4)?,
-                        };
+                        let count = count_from_row(row, 2)?;
                         sums.entry((stage, row.get(1)?)).or_default().add(count);
                     }
                 }
@@ -114,7 +111,7 @@ impl SqliteStore {
                 late.push(LateCount {
                     stage,
                     minute: Minute::new(row.get(1)?),
-                    n_events: row.get(2)?,
+                    n_events: count_cell(row, 2, Sign::NonNegative)?,
                 });
             }
             Ok(late)
@@ -174,20 +171,21 @@ fn read_segment_rows(
     let mut rows = SegmentRows::default();
     // Segment-major: one range of the primary key per segment.
     let mut statement = snapshot.prepare_cached(
-        "SELECT minute, stage, n_events, revenue_minor, n_revenue_events FROM stage_counts
+        "SELECT minute, stage, n_events FROM stage_counts
          WHERE funnel = ?1 AND segment = ?2 AND minute >= ?3 AND minute < ?4",
     )?;
     for (position, key) in segments.keys().iter().enumerate() {
         let mut found = statement.query(params![funnel, key, from.index(), to.index()])?;
         while let Some(row) = found.next()? {
             if let Some(stage) = stage_index(row, 1)? {
-                rows.push(row.get(0)?, position as u32, stage, count_from_row(row, 2)?);
+                let n_events = count_cell(row, 2, Sign::NonNegative)?;
+                rows.push(row.get(0)?, position as u32, stage, n_events);
             }
         }
     }
     // Minute-major and small: one range of minutes; full combinations are skipped here.
     let mut statement = snapshot.prepare_cached(
-        "SELECT minute, stage, segment, n_events, revenue_minor, n_revenue_events
+        "SELECT minute, stage, segment, n_events
          FROM stage_counts_recent WHERE minute >= ?1 AND minute < ?2 AND funnel = ?3",
     )?;
     let mut found = statement.query(params![from.index(), to.index(), funnel])?;
@@ -196,17 +194,23 @@ fn read_segment_rows(
             continue;
         };
         if let Some(stage) = stage_index(row, 1)? {
-            rows.push(row.get(0)?, position, stage, count_from_row(row, 3)?);
+            rows.push(
+                row.get(0)?,
+                position,
+                stage,
+                count_cell(row, 3, Sign::NonNegative)?,
+            );
         }
     }
     Ok(rows)
 }
 
-/// The `n_events, revenue_minor, n_revenue_events` columns from `first` on.
+/// The `n_events, revenue_minor, n_revenue_events` columns from `first` on; a bad cell reads
+/// as 0 and is reported (see `bad_cells`).
 fn count_from_row(row: &rusqlite::Row, first: usize) -> rusqlite::Result<StageCount> {
     Ok(StageCount {
-        n_events: row.get(first)?,
-        revenue_minor: row.get(first + 1)?,
-        n_revenue_events: row.get(first + 2)?,
+        n_events: count_cell(row, first, Sign::NonNegative)?,
+        revenue_minor: count_cell(row, first + 1, Sign::Any)?,
+        n_revenue_events: count_cell(row, first + 2, Sign::NonNegative)?,
     })
 }

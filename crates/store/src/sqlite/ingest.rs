@@ -178,9 +178,9 @@ fn roll_recent_counts(transaction: &rusqlite::Transaction, before: i64) -> Resul
              SELECT funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events
              FROM stage_counts_recent WHERE minute < ?1 ORDER BY funnel, segment, minute, stage
              ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
-                 n_events = n_events + excluded.n_events,
-                 revenue_minor = revenue_minor + excluded.revenue_minor,
-                 n_revenue_events = n_revenue_events + excluded.n_revenue_events",
+                 n_events = CAST(n_events + excluded.n_events AS INTEGER),
+                 revenue_minor = CAST(revenue_minor + excluded.revenue_minor AS INTEGER),
+                 n_revenue_events = CAST(n_revenue_events + excluded.n_revenue_events AS INTEGER)",
         )?
         .execute([before])?;
     transaction
@@ -204,13 +204,16 @@ fn write_plan(
     layout: &Layout,
     plan: &CommitPlan,
 ) -> Result<(), StoreError> {
+    // Each sum is cast back to INTEGER: SQLite turns an integer sum that leaves i64 into a
+    // REAL, and the cast brings it back to the nearest i64 bound, so the column keeps its type
+    // and the sum saturates (see `REVENUE_MINOR_MAX` for why a cap alone is not enough).
     let mut add_count = transaction.prepare_cached(
         "INSERT INTO stage_counts_recent (funnel, segment, minute, stage, n_events, revenue_minor, n_revenue_events)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
-             n_events = n_events + excluded.n_events,
-             revenue_minor = revenue_minor + excluded.revenue_minor,
-             n_revenue_events = n_revenue_events + excluded.n_revenue_events",
+             n_events = CAST(n_events + excluded.n_events AS INTEGER),
+             revenue_minor = CAST(revenue_minor + excluded.revenue_minor AS INTEGER),
+             n_revenue_events = CAST(n_revenue_events + excluded.n_revenue_events AS INTEGER)",
     )?;
     for ((funnel, stage, segment, minute), count) in &plan.counts {
         let (funnel_id, stage_ids) = &layout.funnels[*funnel];
@@ -226,7 +229,7 @@ fn write_plan(
     }
     let mut add_late = transaction.prepare_cached(
         "INSERT INTO late_counts (funnel, minute, stage, n_events) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (funnel, minute, stage) DO UPDATE SET n_events = n_events + excluded.n_events",
+         ON CONFLICT (funnel, minute, stage) DO UPDATE SET n_events = CAST(n_events + excluded.n_events AS INTEGER)",
     )?;
     for ((funnel, stage, minute), n_events) in &plan.late {
         let (funnel_id, stage_ids) = &layout.funnels[*funnel];
