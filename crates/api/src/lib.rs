@@ -12,6 +12,7 @@ pub mod changes;
 pub mod detector;
 pub mod error;
 pub mod incidents;
+pub mod ingest;
 pub mod outbox;
 pub mod report;
 pub mod silences;

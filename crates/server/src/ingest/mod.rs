@@ -61,12 +61,33 @@ pub enum Place {
     Line(usize),
 }
 
-/// Validated items of one request, ready to commit.
+/// Longest excerpt of a message kept with its problem, in bytes; cut at a character boundary.
+pub const PROBLEM_BODY_BYTES_MAX: usize = 4 * 1024;
+
+/// Validated items of one request, ready to commit, and the messages that were refused or
+/// kept only in part.
 #[derive(Debug, Default)]
 pub struct Prepared {
     pub items: Vec<IngestItem>,
     /// The write key a message body carried, when the request had no Authorization header.
     pub body_write_key: Option<String>,
+    /// Messages refused one by one, in request order; the items hold the rest.
+    pub rejected: Vec<MessageProblem>,
+    /// Messages counted with a part folded, cut or dropped, in request order.
+    pub notices: Vec<MessageProblem>,
+}
+
+/// What was wrong with one message of a request, with the message itself for the problem log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageProblem {
+    pub place: Place,
+    /// Stable and machine-readable: `timestamp_out_of_range`, `invalid_json`, `value_cut`...
+    pub code: &'static str,
+    pub field: Option<String>,
+    pub message: String,
+    /// The message as sent, cut to [`PROBLEM_BODY_BYTES_MAX`].
+    pub body: String,
+    pub body_cut: bool,
 }
 
 /// What became of an accepted request.
