@@ -21,6 +21,7 @@ mod client;
 mod demo;
 mod eval;
 mod incident;
+mod ingest_cmd;
 mod remote;
 mod replay;
 mod serve;
@@ -80,6 +81,8 @@ enum Command {
     Change(change::ChangeArgs),
     /// Add, list and end maintenance windows on a running server.
     Silence(silence::SilenceArgs),
+    /// Show what a running server rejected or ignored: its ingest problem log.
+    Ingest(ingest_cmd::IngestArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +119,7 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Incident(args) => incident::run_incident(args),
         Command::Change(args) => change::run(args),
         Command::Silence(args) => silence::run(args),
+        Command::Ingest(args) => ingest_cmd::run(args),
     }
 }
 

@@ -226,3 +226,65 @@ fn a_silence_ending_in_the_past_names_its_end() {
         text(&refused.stderr)
     );
 }
+
+#[test]
+fn ingest_rejected_and_ignored_show_the_problem_log() {
+    let server = Server::start();
+    let empty = server.run(&["ingest", "rejected"]);
+    assert!(empty.status.success(), "{}", text(&empty.stderr));
+    assert_eq!(
+        text(&empty.stdout),
+        "no rejected messages or notices\n0 shown; the log holds 0\n"
+    );
+
+    let now = SystemClock.now().to_string();
+    let batch = serde_json::json!({"batch": [
+        {"type": "track", "event": "Odrer Completed", "messageId": "typo", "userId": "u1",
+         "timestamp": now},
+        {"type": "track", "event": "Order Completed", "messageId": "clock", "userId": "u1",
+         "timestamp": "1970-01-01T00:00:00Z"},
+    ]});
+    let reply = ureq::post(&format!("{}/v1/batch", server.url))
+        .header("Authorization", &format!("Bearer {}", server.admin))
+        .header("Content-Type", "application/json")
+        .send(batch.to_string().as_bytes())
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(reply.contains("\"rejected\":1"), "{reply}");
+
+    let rejected = server.run(&["ingest", "rejected", "--code", "timestamp_out_of_range"]);
+    assert!(rejected.status.success(), "{}", text(&rejected.stderr));
+    let stdout = text(&rejected.stdout);
+    assert!(
+        stdout.contains("rejected  timestamp_out_of_range  timestamp  (key ops, #1)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"messageId\":\"clock\""), "{stdout}");
+    assert!(stdout.ends_with("1 shown; the log holds 1\n"), "{stdout}");
+    let other_code = server.run(&["ingest", "rejected", "--code", "invalid_json", "--json"]);
+    let log: serde_json::Value = serde_json::from_slice(&other_code.stdout).unwrap();
+    assert_eq!(
+        (&log["entries"], &log["total"]),
+        (&serde_json::json!([]), &serde_json::json!(1))
+    );
+
+    let ignored = server.run(&["ingest", "ignored"]);
+    assert!(ignored.status.success(), "{}", text(&ignored.stderr));
+    let stdout = text(&ignored.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].trim_start().starts_with("COUNT  KIND"), "{stdout}");
+    assert!(
+        lines[1].trim_start().starts_with("1  track") && lines[1].ends_with("  Odrer Completed"),
+        "{stdout}"
+    );
+    let refused = server.run(&["ingest", "rejected", "--limit", "0"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("400 limit: must be a number from 1 to 1000"),
+        "{}",
+        text(&refused.stderr)
+    );
+}

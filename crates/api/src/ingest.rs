@@ -60,6 +60,8 @@ pub struct MessageProblem {
 /// One entry of the problem log: `GET /api/v1/ingest/rejected`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoggedProblem {
+    /// Increasing with the time entries were logged; `?before=` pages by it.
+    pub id: i64,
     /// When it was received, RFC 3339.
     pub at: String,
     /// The name of the token or write key that sent it.
@@ -89,8 +91,15 @@ pub enum ProblemOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProblemLog {
     pub entries: Vec<LoggedProblem>,
-    /// Entries the log holds in all (it keeps a bounded number, oldest dropped first).
+    /// Entries the log holds in all, whatever the filters (it keeps a bounded number, oldest
+    /// dropped first).
     pub total: u64,
+    /// Entries dropped so far to keep the log under its bound.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Pass as `?before=` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
 }
 
 /// One event name no funnel stage listens to, with how often it was sent.

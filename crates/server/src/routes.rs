@@ -13,8 +13,8 @@ use revloop_core::funnel::CallKind;
 use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
-    AppState, actions, alerts, changes, funnels, health, incidents, metrics, outbox, report,
-    silences,
+    AppState, actions, alerts, changes, funnels, health, incidents, ingest_log, metrics, outbox,
+    report, silences,
 };
 use crate::http::ApiError;
 
@@ -35,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/batch", ingest_route(BodyKind::Batch))
         .route("/api/v1/events/bulk", ingest_route(BodyKind::Ndjson))
         .route("/api/v1/counts", ingest_route(BodyKind::Counts))
+        .route("/api/v1/ingest/rejected", get(ingest_log::rejected))
+        .route("/api/v1/ingest/ignored", get(ingest_log::ignored))
         .route("/api/v1/funnels", get(funnels::list_funnels))
         .route("/api/v1/funnels/{id}/metrics", get(metrics::funnel_metrics))
         .route("/api/v1/alerts", get(alerts::list_alerts))

@@ -1,5 +1,7 @@
-//! Process counters for Prometheus `GET /metrics`: ingest outcomes, rejects by reason, late
-//! events, and group-commit latency and size. Plain atomics, rendered as text on demand.
+//! Process counters for Prometheus `GET /metrics`: ingest outcomes, rejected requests and
+//! rejected messages and notices by reason, late events, and group-commit latency and size.
+//! Every `reason` label is a code from the closed set of `&'static str` the ingest path
+//! writes, so the label's cardinality stays bounded whatever clients send. Plain atomics, rendered as text on demand.
 //! It only counts: it never decides anything, and nothing reads it back to act on.
 
 use std::collections::BTreeMap;
@@ -20,6 +22,10 @@ pub struct Telemetry {
     pub messages_ignored: AtomicU64,
     pub count_records: AtomicU64,
     rejects: Mutex<BTreeMap<&'static str, u64>>,
+    /// Messages refused one by one (the rest of their request taken), by reason.
+    messages_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Messages counted with a part folded, cut or dropped, by reason.
+    notices: Mutex<BTreeMap<&'static str, u64>>,
     commit_buckets: [AtomicU64; COMMIT_BUCKETS_S.len()],
     commit_count: AtomicU64,
     commit_sum_us: AtomicU64,
@@ -36,6 +42,29 @@ impl Telemetry {
             .expect("telemetry lock")
             .entry(reason)
             .or_default() += 1;
+    }
+
+    /// Counts the messages a committed request refused one by one, and its notices, by reason.
+    pub fn message_problems(
+        &self,
+        rejected: impl IntoIterator<Item = &'static str>,
+        notices: impl IntoIterator<Item = &'static str>,
+    ) {
+        for (counters, reasons) in [
+            (
+                &self.messages_rejected,
+                rejected.into_iter().collect::<Vec<_>>(),
+            ),
+            (&self.notices, notices.into_iter().collect()),
+        ] {
+            if reasons.is_empty() {
+                continue;
+            }
+            let mut counters = counters.lock().expect("telemetry lock");
+            for reason in reasons {
+                *counters.entry(reason).or_default() += 1;
+            }
+        }
     }
 
     pub fn record_commit(&self, elapsed: std::time::Duration, n_items: usize, ok: bool) {
@@ -58,20 +87,44 @@ impl Telemetry {
 
     pub fn render(&self) -> String {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let n_rejected: u64 = self
+            .messages_rejected
+            .lock()
+            .expect("telemetry lock")
+            .values()
+            .sum();
         let mut out = String::new();
-        out.push_str("# HELP revloop_ingest_messages_total Accepted messages by outcome.\n");
+        out.push_str("# HELP revloop_ingest_messages_total Messages by outcome; `rejected` counts messages refused one by one.\n");
         out.push_str("# TYPE revloop_ingest_messages_total counter\n");
-        for (outcome, counter) in [
-            ("counted", &self.messages_counted),
-            ("duplicate", &self.messages_duplicate),
-            ("late", &self.messages_late),
-            ("ignored", &self.messages_ignored),
+        for (outcome, n) in [
+            ("counted", get(&self.messages_counted)),
+            ("duplicate", get(&self.messages_duplicate)),
+            ("late", get(&self.messages_late)),
+            ("ignored", get(&self.messages_ignored)),
+            ("rejected", n_rejected),
         ] {
             let _ = writeln!(
                 out,
-                "revloop_ingest_messages_total{{outcome=\"{outcome}\"}} {}",
-                get(counter)
+                "revloop_ingest_messages_total{{outcome=\"{outcome}\"}} {n}"
             );
+        }
+        for (name, help, counters) in [
+            (
+                "revloop_ingest_messages_rejected_total",
+                "Messages refused one by one (the rest of their request taken), by reason.",
+                &self.messages_rejected,
+            ),
+            (
+                "revloop_ingest_notices_total",
+                "Messages counted with a part folded, cut or dropped, by reason.",
+                &self.notices,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (reason, n) in counters.lock().expect("telemetry lock").iter() {
+                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+            }
         }
         out.push_str("# HELP revloop_ingest_late_total Events older than the allowed lateness: accepted, tallied, not counted.\n");
         out.push_str("# TYPE revloop_ingest_late_total counter\n");

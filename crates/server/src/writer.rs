@@ -4,6 +4,8 @@
 //! wait. The writer takes everything queued (up to a limit), commits it in one transaction, and
 //! answers each caller only after the commit returned. A 200 therefore always means durable,
 //! while the fsync cost is shared by every request that arrived during the previous commit.
+//! The requests' rejected messages and notices ride in the same group, so the problem log is
+//! durable exactly when they are answered, at no extra transaction.
 //! It never validates what it is handed; the ingest path has done that.
 
 use std::sync::Arc;
@@ -12,20 +14,29 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 
 use revloop_core::Timestamp;
-use revloop_store::{IngestGroup, IngestItem, IngestReceipt, Store};
+use revloop_store::{IngestGroup, IngestItem, IngestReceipt, ProblemRow, Store};
 
 use crate::telemetry::Telemetry;
 
 /// Requests that may wait for the writer; past this, ingest answers 503 with Retry-After.
 pub const QUEUE_REQUESTS_MAX: usize = 512;
-/// Items (messages or count records) in one group commit. Bounds a transaction's size.
+/// Items (messages or count records) and logged problems in one group commit. Bounds a
+/// transaction's size.
 pub const GROUP_ITEMS_MAX: usize = 50_000;
 
 pub type CommitResult = Result<IngestReceipt, String>;
 
+/// What one request hands to the group commit.
+#[derive(Debug, Default)]
+pub struct Submission {
+    pub items: Vec<IngestItem>,
+    /// Its rejected messages and notices, for the problem log.
+    pub problems: Vec<ProblemRow>,
+}
+
 struct Job {
     now: Timestamp,
-    items: Vec<IngestItem>,
+    submission: Submission,
     reply: tokio::sync::oneshot::Sender<CommitResult>,
 }
 
@@ -66,14 +77,19 @@ impl GroupCommitter {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// Queues items without blocking; the receiver resolves once they are committed.
+    /// Queues a submission without blocking; the receiver resolves once it is committed.
     pub fn submit(
         &self,
         now: Timestamp,
-        items: Vec<IngestItem>,
+        submission: Submission,
     ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, SubmitError> {
         let (reply, receiver) = tokio::sync::oneshot::channel();
-        match self.sender.try_send(Job { now, items, reply }) {
+        let job = Job {
+            now,
+            submission,
+            reply,
+        };
+        match self.sender.try_send(job) {
             Ok(()) => {
                 self.telemetry.queue_depth.fetch_add(1, Ordering::Relaxed);
                 Ok(receiver)
@@ -83,15 +99,20 @@ impl GroupCommitter {
         }
     }
 
-    /// Queues items, waiting for room: the back-pressure replay wants.
+    /// Queues a submission, waiting for room: the back-pressure replay wants.
     pub fn submit_waiting(
         &self,
         now: Timestamp,
-        items: Vec<IngestItem>,
+        submission: Submission,
     ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, SubmitError> {
         let (reply, receiver) = tokio::sync::oneshot::channel();
+        let job = Job {
+            now,
+            submission,
+            reply,
+        };
         self.sender
-            .send(Job { now, items, reply })
+            .send(job)
             .map_err(|_| SubmitError::WriterStopped)?;
         self.telemetry.queue_depth.fetch_add(1, Ordering::Relaxed);
         Ok(receiver)
@@ -101,11 +122,13 @@ impl GroupCommitter {
 fn run(store: &dyn Store, receiver: &Receiver<Job>, telemetry: &Telemetry) {
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
-        let mut n_items = jobs[0].items.len();
-        while n_items < GROUP_ITEMS_MAX {
+        let mut n_items = jobs[0].submission.items.len();
+        let mut n_rows = n_items + jobs[0].submission.problems.len();
+        while n_rows < GROUP_ITEMS_MAX {
             match receiver.try_recv() {
                 Ok(job) => {
-                    n_items += job.items.len();
+                    n_items += job.submission.items.len();
+                    n_rows += job.submission.items.len() + job.submission.problems.len();
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -120,15 +143,21 @@ fn run(store: &dyn Store, receiver: &Receiver<Job>, telemetry: &Telemetry) {
             .max()
             .expect("at least one job");
         let mut items = Vec::with_capacity(n_items);
+        let mut problems = Vec::new();
         let mut lengths = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
-            lengths.push(job.items.len());
-            items.extend(job.items);
+            lengths.push(job.submission.items.len());
+            items.extend(job.submission.items);
+            problems.extend(job.submission.problems);
             replies.push(job.reply);
         }
         let started = Instant::now();
-        let result = store.commit_ingest(&IngestGroup { now, items });
+        let result = store.commit_ingest(&IngestGroup {
+            now,
+            items,
+            problems,
+        });
         telemetry.record_commit(started.elapsed(), n_items, result.is_ok());
         match result {
             Ok(receipt) => {

@@ -10,9 +10,13 @@
 //!   restarts; a message whose key is remembered adds nothing.
 //! - **Stable folding.** Dimension values admitted under a cardinality cap are persisted, so a
 //!   value folds the same way after a restart.
+//! - **A bounded problem log.** The problems and ignored names a group carries are written in
+//!   its transaction, and the log keeps the newest [`PROBLEM_LOG_ENTRIES_MAX`] entries and
+//!   [`IGNORED_NAMES_MAX`] names (see `problems`).
 
 use revloop_core::Timestamp;
 use revloop_core::change::ChangeKind;
+use revloop_core::funnel::CallKind;
 use revloop_core::incident::{IncidentSeverity, IncidentState};
 use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::metrics::MinuteCount;
@@ -28,6 +32,7 @@ mod migrations;
 mod plan;
 mod pool;
 pub mod postgres;
+mod problems;
 pub mod record;
 pub mod sqlite;
 
@@ -35,6 +40,11 @@ pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
 pub use kinds::OutboxKind;
 pub use postgres::PostgresStore;
+pub use problems::{
+    IGNORED_NAME_BYTES_MAX, IGNORED_NAMES_MAX, IgnoredNameRow, IgnoredNamesPage,
+    PROBLEM_LOG_ENTRIES_MAX, PROBLEM_PAGE_MAX, ProblemOutcome, ProblemPage, ProblemQuery,
+    ProblemRow,
+};
 pub use record::{
     decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
 };
@@ -85,6 +95,9 @@ pub struct IngestItem {
     pub cells: Vec<(Cell, StageCount)>,
     /// Older than the allowed lateness: the cells are tallied as late instead of counted.
     pub late: bool,
+    /// The call and event name of a message no funnel stage listens to (`cells` empty), so
+    /// that the ignored-names list counts it if it is new. `None` for everything else.
+    pub ignored_name: Option<(CallKind, String)>,
 }
 
 /// A group of items committed in one transaction.
@@ -94,6 +107,9 @@ pub struct IngestGroup {
     /// drives the rotation of the dedup window.
     pub now: Timestamp,
     pub items: Vec<IngestItem>,
+    /// The requests' rejected messages and notices, for the problem log. A group may carry
+    /// these and no items (a request whose every message was rejected).
+    pub problems: Vec<ProblemRow>,
 }
 
 /// What became of each item of a group, in order.
@@ -376,6 +392,12 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
         limit: usize,
     ) -> Result<Vec<ChangeRow>, StoreError>;
+
+    /// A page of the problem log, newest first.
+    fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError>;
+
+    /// The ignored event names, most frequent first, at most `limit`.
+    fn ignored_names(&self, limit: usize) -> Result<IgnoredNamesPage, StoreError>;
 
     /// Cheap liveness check of the database, for `/readyz`.
     fn ping(&self) -> Result<(), StoreError>;

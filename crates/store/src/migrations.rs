@@ -9,6 +9,9 @@
 //! an outbox of effects, and a versioned meta row that serializes commits) and the changes log,
 //! the same in both dialects.
 //!
+//! The third version adds the ingest problem log (rejected messages and notices, the newest
+//! kept), the ignored event names with their counts, and one row of what both have left out.
+//!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
 //! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
@@ -170,6 +173,41 @@ CREATE TABLE changes (
 -- Holds the rowid too, so it serves `ORDER BY at_ms DESC, id DESC` as it is.
 CREATE INDEX changes_at ON changes (at_ms);
 "#,
+    r#"
+-- The ingest problem log: the newest rejected messages and notices (see problems.rs for the
+-- bound). AUTOINCREMENT: ids are never reused, so they order entries and page them.
+CREATE TABLE ingest_problems (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms    INTEGER NOT NULL,
+    key_name TEXT    NOT NULL,
+    outcome  TEXT    NOT NULL,
+    code     TEXT    NOT NULL,
+    field    TEXT,
+    message  TEXT    NOT NULL,
+    body     TEXT    NOT NULL,
+    body_cut INTEGER NOT NULL
+);
+CREATE INDEX ingest_problems_code ON ingest_problems (code, id);
+
+-- Event names no funnel stage listens to, counted once per new message.
+CREATE TABLE ignored_names (
+    kind          TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    n_messages    INTEGER NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+
+-- What the two bounded tables above have left out: entries dropped from the log, and ignored
+-- messages whose name found the list full.
+CREATE TABLE ingest_log_meta (
+    id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    n_problems_dropped INTEGER NOT NULL,
+    n_ignored_unlisted INTEGER NOT NULL
+);
+INSERT INTO ingest_log_meta (id, n_problems_dropped, n_ignored_unlisted) VALUES (1, 0, 0);
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -297,5 +335,37 @@ CREATE TABLE changes (
     CHECK ((dimension IS NULL) = (value IS NULL))
 );
 CREATE INDEX changes_at ON changes (at_ms, id);
+"#,
+    r#"
+-- Ids are drawn while holding the problem log's advisory lock (see postgres/problems.rs), so
+-- they increase in commit order across nodes.
+CREATE TABLE ingest_problems (
+    id       BIGSERIAL PRIMARY KEY,
+    at_ms    BIGINT  NOT NULL,
+    key_name TEXT    NOT NULL,
+    outcome  TEXT    NOT NULL,
+    code     TEXT    NOT NULL,
+    field    TEXT,
+    message  TEXT    NOT NULL,
+    body     TEXT    NOT NULL,
+    body_cut BOOLEAN NOT NULL
+);
+CREATE INDEX ingest_problems_code ON ingest_problems (code, id);
+
+CREATE TABLE ignored_names (
+    kind          TEXT   NOT NULL,
+    name          TEXT   NOT NULL,
+    n_messages    BIGINT NOT NULL,
+    first_seen_ms BIGINT NOT NULL,
+    last_seen_ms  BIGINT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+
+CREATE TABLE ingest_log_meta (
+    id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    n_problems_dropped BIGINT NOT NULL,
+    n_ignored_unlisted BIGINT NOT NULL
+);
+INSERT INTO ingest_log_meta (id, n_problems_dropped, n_ignored_unlisted) VALUES (1, 0, 0);
 "#,
 ];

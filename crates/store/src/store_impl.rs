@@ -14,8 +14,9 @@ macro_rules! store_by_concern {
 
             use $crate::{
                 ChangeRow, CountsQuery, IncidentCommit, IncidentQuery, IncidentRow,
-                IncidentSnapshot, IngestGroup, IngestReceipt, LateCount, OutboxRow, Role,
-                SegmentMinuteCount, StoreError, TimelineRow, TokenRecord,
+                IgnoredNamesPage, IncidentSnapshot, IngestGroup, IngestReceipt, LateCount,
+                OutboxRow, ProblemPage, ProblemQuery, Role, SegmentMinuteCount, StoreError,
+                TimelineRow, TokenRecord,
             };
 
             impl $crate::Store for $store {
@@ -136,6 +137,14 @@ macro_rules! store_by_concern {
                     limit: usize,
                 ) -> Result<Vec<ChangeRow>, StoreError> {
                     $store::changes(self, from, to, limit)
+                }
+
+                fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError> {
+                    $store::problem_log(self, query)
+                }
+
+                fn ignored_names(&self, limit: usize) -> Result<IgnoredNamesPage, StoreError> {
+                    $store::ignored_names(self, limit)
                 }
 
                 $($own)*

@@ -86,10 +86,12 @@ fn the_dedup_index_survives_a_reopen() {
         dedup_key: key,
         cells: Vec::new(),
         late: false,
+        ignored_name: None,
     };
     let group = |keys: &[i64]| IngestGroup {
         now: revloop_core::Timestamp::from_millis(1_000),
         items: keys.iter().map(|k| item(*k)).collect(),
+        problems: Vec::new(),
     };
     {
         let store = open(&path, &config);
@@ -170,4 +172,11 @@ fn the_incident_timeline_is_append_only() {
     }
     let (_, timeline) = store.incident(1).expect("incident").expect("incident 1");
     assert_eq!(timeline, [entry]);
+}
+
+#[test]
+fn problem_log_survives_reopen() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    common::problem_log_survives_reopen(&|config| Box::new(open(&path, config)));
 }

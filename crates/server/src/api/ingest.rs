@@ -15,9 +15,9 @@ use serde_json::json;
 use revloop_core::funnel::CallKind;
 use revloop_store::Role;
 
-use crate::api::{AppState, require};
+use crate::api::AppState;
 use crate::http::auth::credential;
-use crate::http::{ApiError, decode_body, is_gzip, read_body};
+use crate::http::{ApiError, blocking, decode_body, is_gzip, read_body};
 use crate::ingest::{
     BATCH_BYTES_MAX, BULK_BYTES_MAX, COUNTS_BYTES_MAX, LiveClock, Outcome, Place, Prepared,
 };
@@ -86,8 +86,9 @@ async fn ingest_inner(
     // configured funnels and stages) and costs no decompression.
     let body_may_hold_key = matches!(kind, BodyKind::Single(_) | BodyKind::Batch);
     let authorized_first = credential(headers)?.is_some() || !body_may_hold_key;
+    let mut key_name = None;
     if authorized_first {
-        require(state, headers, None, Role::Ingest, now).await?;
+        key_name = Some(sender(state, headers, None, now).await?);
     }
     let limit = kind.limit();
     let bytes = read_body(body, limit)?;
@@ -106,9 +107,25 @@ async fn ingest_inner(
         BodyKind::Ndjson => ingestor.prepare_ndjson(&text, &mut clock)?,
         BodyKind::Counts => ingestor.prepare_counts(&text, ndjson, &mut clock)?,
     };
-    if !authorized_first {
-        let body_key = prepared.body_write_key.as_deref();
-        require(state, headers, body_key, Role::Ingest, now).await?;
-    }
-    ingestor.commit(now, prepared).await
+    let key_name = match key_name {
+        Some(name) => name,
+        None => sender(state, headers, prepared.body_write_key.as_deref(), now).await?,
+    };
+    ingestor.commit(now, prepared, &key_name).await
+}
+
+/// Authorizes an ingest request (see [`crate::api::require`]) and names its write key or
+/// token, for the problem log.
+async fn sender(
+    state: &AppState,
+    headers: &HeaderMap,
+    body_write_key: Option<&str>,
+    now: revloop_core::Timestamp,
+) -> Result<String, ApiError> {
+    let auth = state.auth.clone();
+    let headers = headers.clone();
+    let body_write_key = body_write_key.map(str::to_owned);
+    blocking(move || auth.identify(&headers, body_write_key.as_deref(), Role::Ingest, now))
+        .await
+        .map(|(_, name)| name)
 }

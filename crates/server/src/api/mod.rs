@@ -31,6 +31,7 @@ pub mod funnels;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
+pub mod ingest_log;
 pub mod metrics;
 pub mod outbox;
 pub mod report;

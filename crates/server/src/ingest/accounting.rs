@@ -1,24 +1,36 @@
-//! Commit accounting: prepared items handed to the group commit, and each item's fate (counted,
-//! duplicate, late, ignored) tallied into the reply and the process counters.
+//! Commit accounting: prepared items handed to the group commit, with the request's rejected
+//! messages and notices for the problem log, and each item's fate (counted, duplicate, late,
+//! ignored) tallied into the reply and the process counters.
 //!
 //! It never validates; what reaches it has been prepared.
 
 use std::sync::atomic::Ordering;
 
 use revloop_core::time::Timestamp;
-use revloop_store::{IngestItem, IngestReceipt};
+use revloop_store::{IngestItem, IngestReceipt, ProblemOutcome, ProblemRow};
 
 use crate::http::ApiError;
-use crate::ingest::{Ingestor, Outcome, Prepared};
-use crate::writer::{CommitResult, SubmitError};
+use crate::ingest::{Ingestor, MessageProblem, Outcome, Place, Prepared};
+use crate::writer::{CommitResult, Submission, SubmitError};
 
 impl Ingestor {
-    /// Commits prepared items, waiting for the group commit.
-    pub async fn commit(&self, now: Timestamp, prepared: Prepared) -> Result<Outcome, ApiError> {
+    /// Commits prepared items, with the request's problems logged under `key_name` (the write
+    /// key or token that sent it), waiting for the group commit.
+    pub async fn commit(
+        &self,
+        now: Timestamp,
+        prepared: Prepared,
+        key_name: &str,
+    ) -> Result<Outcome, ApiError> {
         let kinds = ItemKinds::of(&prepared.items);
+        let reasons = ProblemReasons::of(&prepared);
+        let submission = Submission {
+            problems: logged_problems(&prepared, now, key_name),
+            items: prepared.items,
+        };
         let receiver = self
             .committer
-            .submit(now, prepared.items)
+            .submit(now, submission)
             .map_err(|err| self.submit_error(err))?;
         let receipt = receiver
             .await
@@ -31,11 +43,15 @@ impl Ingestor {
                     1,
                 )
             })?;
+        // Counted once committed: a request answered 503 is retried, and would count twice.
+        self.telemetry
+            .message_problems(reasons.rejected, reasons.notices);
         Ok(self.account(&kinds, &receipt))
     }
 
     /// Queues prepared items from a non-async thread, waiting for room in the queue. The
     /// returned handle waits for the commit, so a caller can prepare the next batch meanwhile.
+    /// Replay reports its own problems: none go to the problem log.
     pub fn enqueue_blocking(
         &self,
         now: Timestamp,
@@ -44,7 +60,13 @@ impl Ingestor {
         let kinds = ItemKinds::of(&prepared.items);
         let receiver = self
             .committer
-            .submit_waiting(now, prepared.items)
+            .submit_waiting(
+                now,
+                Submission {
+                    items: prepared.items,
+                    problems: Vec::new(),
+                },
+            )
             .map_err(|err| self.submit_error(err))?;
         Ok(PendingCommit {
             ingestor: self,
@@ -130,4 +152,51 @@ impl ItemKinds {
             ignored: items.iter().map(|item| item.cells.is_empty()).collect(),
         }
     }
+}
+
+/// The reasons of a request's problems, for the process counters.
+struct ProblemReasons {
+    rejected: Vec<&'static str>,
+    notices: Vec<&'static str>,
+}
+
+impl ProblemReasons {
+    fn of(prepared: &Prepared) -> ProblemReasons {
+        let codes = |problems: &[MessageProblem]| problems.iter().map(|p| p.code).collect();
+        ProblemReasons {
+            rejected: codes(&prepared.rejected),
+            notices: codes(&prepared.notices),
+        }
+    }
+}
+
+/// A request's rejected messages and notices as problem log entries, in request order.
+fn logged_problems(prepared: &Prepared, now: Timestamp, key_name: &str) -> Vec<ProblemRow> {
+    let entry = |outcome: ProblemOutcome, problem: &MessageProblem| ProblemRow {
+        id: 0,
+        at: now,
+        key_name: key_name.to_owned(),
+        outcome,
+        code: problem.code.to_owned(),
+        field: problem.field.clone(),
+        message: problem.message.clone(),
+        body: problem.body.clone(),
+        body_cut: problem.body_cut,
+    };
+    let mut problems: Vec<(Place, ProblemRow)> = prepared
+        .rejected
+        .iter()
+        .map(|p| (p.place, entry(ProblemOutcome::Rejected, p)))
+        .chain(
+            prepared
+                .notices
+                .iter()
+                .map(|p| (p.place, entry(ProblemOutcome::Notice, p))),
+        )
+        .collect();
+    problems.sort_by_key(|(place, _)| match place {
+        Place::Body => 0,
+        Place::Index(n) | Place::Line(n) => *n,
+    });
+    problems.into_iter().map(|(_, row)| row).collect()
 }

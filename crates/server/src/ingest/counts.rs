@@ -114,6 +114,7 @@ impl Ingestor {
             dedup_key: key,
             cells: minute_cells(&record, hit, window_start, &dimension_values, revenue_minor),
             late: false,
+            ignored_name: None,
         })
     }
 

@@ -150,11 +150,16 @@ impl Ingestor {
         };
         let cells = message_cells(&self.matcher, self.config.shop.currency, &message)
             .map_err(|p| ("wrong_type", Some(p.field), p.message))?;
+        // A named call no stage listens to, for the ignored-names list.
+        let ignored_name = name
+            .filter(|_| cells.is_empty())
+            .map(|name| (kind, name.to_owned()));
         Ok((
             IngestItem {
                 dedup_key: key,
                 cells,
                 late: admission == Admission::Late,
+                ignored_name,
             },
             parsed.write_key.map(Cow::into_owned),
         ))

@@ -1,5 +1,6 @@
 //! PostgreSQL ingest: the group commit on the writer connection, the dedup generations and
-//! their rotation, and the admission of new dimension values agreed across nodes. It must never
+//! their rotation, and the admission of new dimension values agreed across nodes; the problem
+//! log's additions go into the same transaction (`problems`). It must never
 //! take a lock out of the global order stated in the module docs of `postgres`.
 
 use std::collections::HashSet;
@@ -10,6 +11,7 @@ use revloop_core::Timestamp;
 use revloop_core::ingest::StageCount;
 use revloop_core::time::DurationMs;
 
+use super::problems::write_problem_log;
 use super::{LOCK_ADMIT_VALUES, PostgresStore, Writer, connection_may_be_lost};
 use crate::plan::{CommitPlan, Layout, WriterState};
 use crate::{IngestGroup, IngestItem, IngestReceipt, StoreError};
@@ -394,6 +396,7 @@ fn commit_group(
         &mut plan,
     )
     .and_then(|()| write_plan(&mut transaction, statements, &store.layout, &plan))
+    .and_then(|()| write_problem_log(&mut transaction, group, &is_new))
     .and_then(|()| Ok(transaction.commit()?));
     match written {
         Ok(()) => {

@@ -3,7 +3,8 @@
 //!
 //! This module owns the store struct, connecting, migrating and the connection pool; each
 //! concern's statements live in a module of their own (`ingest`, `counts`, `tokens`,
-//! `incidents`, `changes`), named as under `sqlite/` so the two dialects compare file by file.
+//! `incidents`, `changes`, `problems`), named as under `sqlite/` so the two dialects compare
+//! file by file.
 //! It must never hold SQL of a concern itself, nor know any wire format.
 //!
 //! One writer connection (behind a mutex) runs the group commits, as in the SQLite store. A small
@@ -19,7 +20,8 @@
 //!   key at once meet on the primary key: the second waits for the first and sees a conflict.
 //! - **No deadlocks.** Every transaction takes its locks in one global order: the `meta` rows,
 //!   dedup keys ascending, the admission lock, then `stage_counts`, `late_counts`, `segments` and
-//!   `dimension_values` rows, each in ascending key order.
+//!   `dimension_values` rows, each in ascending key order, and last the problem log's advisory
+//!   lock, under which its tables are written (see `problems`).
 //! - **One incident engine at a time.** An incident commit reads the version from
 //!   `incident_meta` with `FOR UPDATE` and fails with a conflict if it moved on; a second node
 //!   committing at once waits for the row and then sees the new version. Those commits lock
@@ -62,6 +64,7 @@ mod changes;
 mod counts;
 mod incidents;
 mod ingest;
+mod problems;
 mod tokens;
 
 /// Pooled connections a node opens at most, busy or idle; a read waits for one when all are
@@ -76,11 +79,14 @@ const POOL_WAIT_MAX: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
 /// Keys of the advisory locks: "revloop" in ASCII, then one byte per purpose. Advisory locks are
-/// database-wide, so deployments in different schemas of one database share them; both are held
-/// briefly and rarely.
+/// database-wide, so deployments in different schemas of one database share them; all are held
+/// briefly, the first two rarely, the problem log's by groups that carry problems or ignored
+/// names.
 const LOCK_MIGRATE: i64 = 0x7265_766c_6f6f_7001;
 
 pub(super) const LOCK_ADMIT_VALUES: i64 = 0x7265_766c_6f6f_7002;
+
+pub(super) const LOCK_PROBLEM_LOG: i64 = 0x7265_766c_6f6f_7003;
 
 pub struct PostgresStore {
     connector: Connector,

@@ -1,5 +1,5 @@
-//! SQLite ingest: the group commit (dedup keys, counts, new segments and dimension values in
-//! one transaction), the ingest lock, the in-memory state only the ingesting process keeps, and
+//! SQLite ingest: the group commit (dedup keys, counts, new segments and dimension values, and
+//! the problem log's additions in one transaction), the ingest lock, the in-memory state only the ingesting process keeps, and
 //! the roll of recent counts. It must never read counts for anyone but itself: reads live in
 //! `counts`.
 
@@ -11,6 +11,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use revloop_core::Config;
 use revloop_core::funnel::DimensionDictionary;
 
+use super::problems::write_problem_log;
 use super::{IngestState, SqliteStore, Writer};
 use crate::dedup::{DedupIndex, DedupStats, pack, unpack};
 use crate::plan::{CommitPlan, Layout, WriterState};
@@ -64,6 +65,7 @@ impl SqliteStore {
                     ])?;
             }
             write_plan(&transaction, &self.layout, &plan)?;
+            write_problem_log(&transaction, group, &is_new)?;
             if roll_before > ingest.rolled_before {
                 roll_recent_counts(&transaction, roll_before)?;
             }

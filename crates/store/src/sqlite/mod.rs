@@ -3,8 +3,8 @@
 //!
 //! This module owns the store struct, opening and migrating the file, and the reader pool; each
 //! concern's statements live in a module of their own (`ingest`, `counts`, `tokens`,
-//! `incidents`, `changes`), named as under `postgres/` so the two dialects compare file by
-//! file. It must never hold SQL of a concern itself, nor know any wire format.
+//! `incidents`, `changes`, `problems`), named as under `postgres/` so the two dialects compare
+//! file by file. It must never hold SQL of a concern itself, nor know any wire format.
 //!
 //! One writer connection (behind a mutex) does all writes; the server's group-commit loop is its
 //! only caller on the hot path. Readers take connections from a small pool and never block the
@@ -35,6 +35,7 @@ mod changes;
 mod counts;
 mod incidents;
 mod ingest;
+mod problems;
 mod tokens;
 
 /// Reader connections open at most, busy or idle. WAL readers never block each other or the

@@ -8,6 +8,9 @@
 // Each backend's test binary compiles this module and calls the checks that apply to it.
 #![allow(dead_code)]
 
+mod problems;
+pub use problems::*;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Barrier;
 
@@ -44,6 +47,11 @@ macro_rules! store_checks {
             incidents_duplicate_timeline_entry_fails,
             incidents_outbox,
             changes,
+            problem_log_order_and_pages,
+            problem_log_keeps_the_newest,
+            problem_log_without_items,
+            ignored_names_count_only_new,
+            ignored_names_are_bounded,
         );
     };
     ($($name:ident),+ $(,)?) => {
@@ -82,6 +90,7 @@ fn message(key: i64, stage: usize, minute: Minute, device: &str) -> IngestItem {
         dedup_key: key,
         cells: vec![cell(stage, minute, [device, VALUE_NONE, VALUE_NONE], 1)],
         late: false,
+        ignored_name: None,
     }
 }
 
@@ -111,6 +120,7 @@ fn group(now_ms: i64, items: Vec<IngestItem>) -> IngestGroup {
     IngestGroup {
         now: Timestamp::from_millis(now_ms),
         items,
+        problems: Vec::new(),
     }
 }
 
@@ -180,6 +190,7 @@ pub fn exactly_once(store: &dyn Store) {
         dedup_key: key,
         cells: Vec::new(),
         late: false,
+        ignored_name: None,
     };
     let receipt = store
         .commit_ingest(&group(START_MS + 10, vec![bare(20), bare(20)]))
@@ -379,6 +390,7 @@ fn check_stream(store: &dyn Store, run: i64, stream: &Stream) -> Result<(), Test
             })
             .collect(),
         late: item.late,
+        ignored_name: None,
     };
 
     // The recount: the first item of each key, in stream order.
@@ -548,6 +560,7 @@ fn segment_item(key: i64, [device, country]: [&str; 2], cells: &[(usize, i64, i6
             })
             .collect(),
         late: false,
+        ignored_name: None,
     }
 }
 

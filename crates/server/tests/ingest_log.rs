@@ -1,0 +1,179 @@
+//! The ingest problem log over HTTP: a batch's rejected message and ignored name shown by
+//! `GET /api/v1/ingest/rejected` and `/ignored` and counted in `/metrics`, who may read them,
+//! their pages and filters, and that they outlive a restart.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use common::{T0, TestServer, track};
+
+/// A batch of one counted event, one no stage listens to, and one from 1970.
+fn mixed_batch(suffix: &str) -> Value {
+    json!({"batch": [
+        track("Order Completed", &format!("counted-{suffix}"), T0),
+        track("Odrer Completed", &format!("typo-{suffix}"), T0),
+        track("Order Completed", &format!("clock-{suffix}"), 0),
+    ]})
+}
+
+fn rejected(server: &TestServer, query: &str) -> Value {
+    let reply = server.get(&format!("/api/v1/ingest/rejected{query}"), &server.viewer);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+fn ignored(server: &TestServer) -> Value {
+    let reply = server.get("/api/v1/ingest/ignored", &server.viewer);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+/// The value of one line of the Prometheus text, or 0 if it is absent.
+fn metric(server: &TestServer, line_start: &str) -> u64 {
+    let text = server.get("/metrics", &server.viewer).body;
+    let text = text.as_str().expect("metrics are text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(line_start))
+        .map_or(0, |value| value.trim().parse().expect("a counter"))
+}
+
+#[test]
+fn a_batch_shows_its_rejected_message_and_its_ignored_name() {
+    let server = TestServer::start();
+    let reply = server.ingest("/v1/batch", &mixed_batch("a"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        (
+            &reply.body["counted"],
+            &reply.body["ignored"],
+            &reply.body["rejected"]
+        ),
+        (&json!(1), &json!(1), &json!(1))
+    );
+
+    let log = rejected(&server, "");
+    assert_eq!((&log["total"], &log["dropped"]), (&json!(1), &json!(0)));
+    let entry = &log["entries"][0];
+    assert_eq!(entry["outcome"], "rejected");
+    assert_eq!(entry["code"], "timestamp_out_of_range");
+    assert_eq!(entry["field"], "timestamp");
+    assert_eq!(entry["key_name"], "ingest", "the write key's name");
+    assert_eq!(entry["at"], "2026-11-27T10:00:00Z");
+    assert!(
+        entry["body"].as_str().unwrap().contains("clock-a"),
+        "the message itself: {entry}"
+    );
+
+    let names = ignored(&server);
+    assert_eq!(names["unlisted"], 0);
+    assert_eq!(names["names"].as_array().unwrap().len(), 1, "{names}");
+    let name = &names["names"][0];
+    assert_eq!(
+        (&name["kind"], &name["name"], &name["count"]),
+        (&json!("track"), &json!("Odrer Completed"), &json!(1))
+    );
+
+    // The same batch again: the ignored message is a duplicate and counts no more, while the
+    // rejected one is refused (and logged) again.
+    let again = server.ingest("/v1/batch", &mixed_batch("a"));
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(ignored(&server)["names"][0]["count"], 1);
+    assert_eq!(rejected(&server, "")["total"], 2);
+
+    let reason = "revloop_ingest_messages_rejected_total{reason=\"timestamp_out_of_range\"} ";
+    assert_eq!(metric(&server, reason), 2);
+    let outcome = "revloop_ingest_messages_total{outcome=\"rejected\"} ";
+    assert_eq!(metric(&server, outcome), 2);
+    let ignored_total = "revloop_ingest_messages_total{outcome=\"ignored\"} ";
+    assert_eq!(metric(&server, ignored_total), 1);
+}
+
+#[test]
+fn ignored_names_count_new_messages_of_every_endpoint() {
+    let server = TestServer::start();
+    let single = server.ingest("/v1/track", &track("Odrer Completed", "one", T0));
+    assert_eq!(single.status, 200, "{}", single.body);
+    let page = json!({"type": "page", "name": "Home", "messageId": "two", "userId": "u1",
+                      "timestamp": "2026-11-27T10:00:00Z"});
+    assert_eq!(server.ingest("/v1/page", &page).status, 200);
+    let identify = json!({"type": "identify", "messageId": "three", "userId": "u1"});
+    assert_eq!(server.ingest("/v1/identify", &identify).status, 200);
+    let names = ignored(&server);
+    let listed: Vec<(&str, &str, u64)> = names["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| {
+            (
+                name["kind"].as_str().unwrap(),
+                name["name"].as_str().unwrap(),
+                name["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // An identify call has no event name to list.
+    assert_eq!(
+        listed,
+        [("page", "Home", 1), ("track", "Odrer Completed", 1)]
+    );
+}
+
+#[test]
+fn the_log_is_read_by_viewers_with_checked_parameters() {
+    let server = TestServer::start();
+    for path in ["/api/v1/ingest/rejected", "/api/v1/ingest/ignored"] {
+        assert_eq!(server.get(path, &server.write_key).status, 403, "{path}");
+        assert_eq!(server.get(path, "nonsense").status, 401, "{path}");
+        assert_eq!(server.get(path, &server.admin).status, 200, "{path}");
+    }
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("before=x", "before"),
+        ("outcome=maybe", "outcome"),
+        ("code=", "code"),
+        ("colour=red", "colour"),
+    ] {
+        let reply = server.get(&format!("/api/v1/ingest/rejected?{query}"), &server.viewer);
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert_eq!(reply.body["error"]["details"][0]["field"], field, "{query}");
+    }
+    let reply = server.get("/api/v1/ingest/ignored?limit=1001", &server.viewer);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+}
+
+#[test]
+fn the_log_pages_filters_and_outlives_a_restart() {
+    let mut server = TestServer::start_on_file(
+        revloop_core::Config::parse(revloop_core::Config::example_toml()).unwrap(),
+    );
+    for suffix in ["a", "b", "c"] {
+        let reply = server.ingest("/v1/batch", &mixed_batch(suffix));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    server.restart();
+    let first = rejected(&server, "?limit=2");
+    let bodies = |page: &Value| -> Vec<String> {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                let body: Value = serde_json::from_str(entry["body"].as_str().unwrap()).unwrap();
+                body["messageId"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(bodies(&first), ["clock-c", "clock-b"]);
+    let before = first["next_before"].as_i64().expect("a next page");
+    let second = rejected(&server, &format!("?limit=2&before={before}"));
+    assert_eq!(bodies(&second), ["clock-a"]);
+    assert!(second.get("next_before").is_none(), "{second}");
+    let by_code = rejected(&server, "?code=invalid_json");
+    assert_eq!(by_code["entries"], json!([]));
+    assert_eq!(by_code["total"], 3);
+    let by_outcome = rejected(&server, "?outcome=rejected&code=timestamp_out_of_range");
+    assert_eq!(by_outcome["entries"].as_array().unwrap().len(), 3);
+    assert_eq!(ignored(&server)["names"][0]["count"], 3);
+}
