@@ -215,6 +215,15 @@ pub fn replay_lines(
         };
         match prepared {
             Ok(prepared) => {
+                for problem in &prepared.rejected {
+                    let field = problem
+                        .field
+                        .as_deref()
+                        .map(|f| format!("{f}: "))
+                        .unwrap_or_default();
+                    let reason = format!("{field}{} ({})", problem.message, problem.code);
+                    reject(&mut summary, line_number, reason);
+                }
                 for item in &prepared.items {
                     for (cell, _) in &item.cells {
                         let (first, last) =

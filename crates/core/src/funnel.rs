@@ -15,8 +15,20 @@ use crate::time::Timestamp;
 pub const VALUE_NONE: &str = "(none)";
 /// The dimension value that values beyond a dimension's cap fold into.
 pub const VALUE_OTHER: &str = "other";
-/// Longest dimension value kept, in bytes; longer ones are cut at a character boundary.
+/// The dimension value of a field that was sent but cannot be used as text: a string with a
+/// lone UTF-16 surrogate escape, or an object or array.
+pub const VALUE_INVALID: &str = "(invalid)";
+/// The markers a sent value must never be confused with.
+pub const VALUE_MARKERS: [&str; 3] = [VALUE_NONE, VALUE_OTHER, VALUE_INVALID];
+/// Longest dimension value kept, in bytes; longer ones are cut at a character boundary and
+/// end in [`VALUE_CUT_MARK`], the whole still within this length.
 pub const DIMENSION_VALUE_LEN_MAX: usize = 128;
+/// The last character of a value that was cut to [`DIMENSION_VALUE_LEN_MAX`].
+pub const VALUE_CUT_MARK: char = '\u{2026}';
+/// Put before a sent value that would otherwise read as a marker: one equal to a marker, one
+/// ending in [`VALUE_CUT_MARK`], or one starting with this escape itself. Removing one leading
+/// escape gives the value as sent.
+pub const VALUE_ESCAPE: char = '\\';
 /// The segment key of "every segment together".
 pub const SEGMENT_ALL: i64 = 0;
 
@@ -80,22 +92,16 @@ pub struct DimensionValues(String);
 const DIMENSION_SEPARATOR: char = '\u{1f}';
 
 impl DimensionValues {
+    /// Packs values as given, cutting long ones (marked with [`VALUE_CUT_MARK`]); markers pass
+    /// through unescaped. Messages go through [`Matcher::dimension_values_noted`] instead.
     pub fn new<'v>(values: impl IntoIterator<Item = &'v str>) -> DimensionValues {
         let mut packed = String::new();
         for (index, value) in values.into_iter().enumerate() {
             if index > 0 {
                 packed.push(DIMENSION_SEPARATOR);
             }
-            let value = if value.is_empty() {
-                VALUE_NONE
-            } else {
-                clip(value)
-            };
-            if value.contains(DIMENSION_SEPARATOR) {
-                packed.push_str(&value.replace(DIMENSION_SEPARATOR, " "));
-            } else {
-                packed.push_str(value);
-            }
+            let value = if value.is_empty() { VALUE_NONE } else { value };
+            push_value(&mut packed, "", value);
         }
         DimensionValues(packed)
     }
@@ -217,13 +223,65 @@ impl Matcher {
 
     /// The raw (not yet folded) dimension values of a message, in config order.
     pub fn dimension_values(&self, message: &Message) -> DimensionValues {
-        DimensionValues::new(self.dimension_slots.iter().map(|slot| {
-            message
-                .fields
-                .get(*slot)
-                .and_then(Option::as_deref)
-                .unwrap_or(VALUE_NONE)
-        }))
+        self.dimension_values_noted(message, &[], &mut Vec::new())
+    }
+
+    /// The raw (not yet folded) dimension values of a message, in config order, with a note
+    /// for each value not kept as sent. A slot in `invalid_slots` was sent but unusable and
+    /// becomes [`VALUE_INVALID`]; a missing or empty value is [`VALUE_NONE`] without a note; a
+    /// sent value that reads like a marker is escaped with [`VALUE_ESCAPE`]; a long one is cut.
+    pub fn dimension_values_noted(
+        &self,
+        message: &Message,
+        invalid_slots: &[usize],
+        notes: &mut Vec<ValueNote>,
+    ) -> DimensionValues {
+        let mut packed = String::new();
+        for (dimension, &slot) in self.dimension_slots.iter().enumerate() {
+            if dimension > 0 {
+                packed.push(DIMENSION_SEPARATOR);
+            }
+            let mut note = |kind| {
+                notes.push(ValueNote {
+                    dimension,
+                    slot,
+                    kind,
+                })
+            };
+            if invalid_slots.contains(&slot) {
+                packed.push_str(VALUE_INVALID);
+                note(ValueNoteKind::Invalid);
+                continue;
+            }
+            let sent = message.fields.get(slot).and_then(Option::as_deref);
+            let Some(value) = sent.filter(|v| !v.is_empty()) else {
+                packed.push_str(VALUE_NONE);
+                continue;
+            };
+            let escape = if needs_escape(value) {
+                note(ValueNoteKind::Escaped);
+                "\\"
+            } else {
+                ""
+            };
+            if push_value(&mut packed, escape, value) {
+                note(ValueNoteKind::Cut);
+            }
+        }
+        DimensionValues(packed)
+    }
+
+    /// The field path of a slot.
+    pub fn slot_path(&self, slot: usize) -> &FieldPath {
+        &self.slots[slot]
+    }
+
+    /// The revenue field among `invalid_slots`, if any: such a message cannot be counted.
+    pub fn invalid_revenue_field(&self, invalid_slots: &[usize]) -> Option<&FieldPath> {
+        [self.revenue_slot, self.total_slot, self.currency_slot]
+            .into_iter()
+            .find(|slot| invalid_slots.contains(slot))
+            .map(|slot| &self.slots[slot])
     }
 
     /// The revenue the message reports, as decimal text: `properties.revenue`, else
@@ -235,15 +293,64 @@ impl Matcher {
     }
 }
 
-fn clip(value: &str) -> &str {
-    if value.len() <= DIMENSION_VALUE_LEN_MAX {
-        return value;
+/// A dimension value not kept as sent, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueNote {
+    /// The dimension, by position in the config.
+    pub dimension: usize,
+    /// Its slot; see [`Matcher::slot_path`].
+    pub slot: usize,
+    pub kind: ValueNoteKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueNoteKind {
+    /// Sent, but not usable as text: counted as [`VALUE_INVALID`].
+    Invalid,
+    /// Longer than [`DIMENSION_VALUE_LEN_MAX`]: cut, ending in [`VALUE_CUT_MARK`].
+    Cut,
+    /// Read like a marker: kept with a leading [`VALUE_ESCAPE`].
+    Escaped,
+}
+
+impl ValueNoteKind {
+    /// The stable code of the notice.
+    pub fn code(self) -> &'static str {
+        match self {
+            ValueNoteKind::Invalid => "invalid_value",
+            ValueNoteKind::Cut => "value_cut",
+            ValueNoteKind::Escaped => "value_escaped",
+        }
     }
-    let mut end = DIMENSION_VALUE_LEN_MAX;
-    while !value.is_char_boundary(end) {
+}
+
+/// Whether a sent value must be escaped so as not to read as a marker.
+fn needs_escape(value: &str) -> bool {
+    VALUE_MARKERS.contains(&value)
+        || value.starts_with(VALUE_ESCAPE)
+        || value.ends_with(VALUE_CUT_MARK)
+}
+
+/// Appends `prefix` and `value` to `packed`, the separator replaced by a space, cut to
+/// [`DIMENSION_VALUE_LEN_MAX`] bytes with [`VALUE_CUT_MARK`] last. Says whether it cut.
+fn push_value(packed: &mut String, prefix: &str, value: &str) -> bool {
+    let start = packed.len();
+    packed.push_str(prefix);
+    if value.contains(DIMENSION_SEPARATOR) {
+        packed.push_str(&value.replace(DIMENSION_SEPARATOR, " "));
+    } else {
+        packed.push_str(value);
+    }
+    if packed.len() - start <= DIMENSION_VALUE_LEN_MAX {
+        return false;
+    }
+    let mut end = start + DIMENSION_VALUE_LEN_MAX - VALUE_CUT_MARK.len_utf8();
+    while !packed.is_char_boundary(end) {
         end -= 1;
     }
-    &value[..end]
+    packed.truncate(end);
+    packed.push(VALUE_CUT_MARK);
+    true
 }
 
 /// The distinct values admitted so far for each dimension, first come first served up to the
@@ -284,7 +391,7 @@ impl DimensionDictionary {
     pub fn fold(&mut self, dimension: usize, value: &str) -> Fold {
         let set = &mut self.admitted[dimension];
         // The sentinels never use up a slot of the cap.
-        if value == VALUE_NONE || value == VALUE_OTHER || set.contains(value) {
+        if VALUE_MARKERS.contains(&value) || set.contains(value) {
             return Fold::Known;
         }
         if set.len() < self.caps[dimension] as usize {
@@ -481,6 +588,68 @@ event = "Order Completed"
         assert_eq!(dictionary.fold(0, VALUE_NONE), Fold::Known);
         assert_eq!(dictionary.fold(0, "desktop"), Fold::Admitted);
         assert_eq!(dictionary.fold(0, "tablet"), Fold::Other);
+    }
+
+    #[test]
+    fn sent_values_never_read_as_markers_and_long_ones_are_cut_visibly() {
+        let config = Config::parse(CONFIG).unwrap();
+        let matcher = Matcher::new(&config);
+        let slot = matcher
+            .slots()
+            .iter()
+            .position(|p| p.to_string() == "context.device.type")
+            .unwrap();
+        let long = "ab".repeat(100);
+        let cut = format!("{}{VALUE_CUT_MARK}", &long[..DIMENSION_VALUE_LEN_MAX - 3]);
+        let escaped_long = format!(
+            "\\\\{}{VALUE_CUT_MARK}",
+            &long[..DIMENSION_VALUE_LEN_MAX - 5]
+        );
+        let wide = "\u{e9}".repeat(100);
+        let wide_cut = format!("{}{VALUE_CUT_MARK}", "\u{e9}".repeat(62));
+        // The value sent (None: missing), whether the slot was unusable, the value counted,
+        // and the notes.
+        type Case<'a> = (Option<&'a str>, bool, &'a str, &'a [ValueNoteKind]);
+        use ValueNoteKind::{Cut, Escaped, Invalid};
+        let cases: &[Case] = &[
+            (Some("mobile"), false, "mobile", &[]),
+            (None, false, VALUE_NONE, &[]),
+            (Some(""), false, VALUE_NONE, &[]),
+            (None, true, VALUE_INVALID, &[Invalid]),
+            (Some("other"), false, "\\other", &[Escaped]),
+            (Some("(none)"), false, "\\(none)", &[Escaped]),
+            (Some("(invalid)"), false, "\\(invalid)", &[Escaped]),
+            (Some("\\other"), false, "\\\\other", &[Escaped]),
+            (
+                Some("to be continued\u{2026}"),
+                false,
+                "\\to be continued\u{2026}",
+                &[Escaped],
+            ),
+            (Some("Other"), false, "Other", &[]),
+            (Some(&long), false, &cut, &[Cut]),
+            (Some(&wide), false, &wide_cut, &[Cut]),
+            (
+                Some(&format!("\\{long}")),
+                false,
+                &escaped_long,
+                &[Escaped, Cut],
+            ),
+        ];
+        for (sent, invalid, want, want_notes) in cases {
+            let mut message = message(&matcher, CallKind::Track, "x", &[]);
+            message.fields[slot] = sent.map(Cow::Borrowed);
+            let invalid_slots: &[usize] = if *invalid { &[slot] } else { &[] };
+            let mut notes = Vec::new();
+            let values = matcher.dimension_values_noted(&message, invalid_slots, &mut notes);
+            let got: Vec<&str> = values.iter().collect();
+            assert_eq!(got, [*want], "{sent:?}");
+            assert!(got[0].len() <= DIMENSION_VALUE_LEN_MAX, "{sent:?}");
+            let kinds: Vec<ValueNoteKind> = notes.iter().map(|n| n.kind).collect();
+            assert_eq!(kinds, *want_notes, "{sent:?}");
+        }
+        let mut dictionary = DimensionDictionary::new(&config);
+        assert_eq!(dictionary.fold(0, VALUE_INVALID), Fold::Known);
     }
 
     #[test]

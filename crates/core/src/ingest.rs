@@ -5,7 +5,7 @@
 //! watermark. Nothing here knows about HTTP, JSON or storage.
 
 use crate::config::Ingest;
-use crate::funnel::{DimensionValues, Matcher, Message, StageHit};
+use crate::funnel::{DimensionValues, Matcher, Message, StageHit, ValueNote};
 use crate::money::{Currency, Money};
 use crate::time::{Minute, Timestamp};
 
@@ -89,6 +89,8 @@ pub fn admit(event_time: Timestamp, now: Timestamp, rules: &Ingest) -> Admission
 /// A problem with one field of an otherwise well-formed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldProblem {
+    /// Stable and machine-readable: `wrong_type` or `out_of_range`.
+    pub code: &'static str,
     pub field: String,
     pub message: String,
 }
@@ -99,10 +101,31 @@ pub fn message_cells(
     shop_currency: Currency,
     message: &Message,
 ) -> Result<Vec<(Cell, StageCount)>, FieldProblem> {
+    message_cells_noted(matcher, shop_currency, message, &[], &mut Vec::new())
+}
+
+/// [`message_cells`] for a message whose `invalid_slots` were sent but unusable, with a note
+/// for each dimension value not kept as sent. An unusable revenue field is a problem; an
+/// unusable dimension value is counted as [`crate::funnel::VALUE_INVALID`] and noted. A
+/// message no stage listens to gets no notes.
+pub fn message_cells_noted(
+    matcher: &Matcher,
+    shop_currency: Currency,
+    message: &Message,
+    invalid_slots: &[usize],
+    notes: &mut Vec<ValueNote>,
+) -> Result<Vec<(Cell, StageCount)>, FieldProblem> {
     let mut hits = Vec::new();
     matcher.stage_hits(message, &mut hits);
     if hits.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(path) = matcher.invalid_revenue_field(invalid_slots) {
+        return Err(FieldProblem {
+            code: "wrong_type",
+            field: path.to_string(),
+            message: "must be a number or a decimal string".into(),
+        });
     }
     let mut count = StageCount {
         n_events: 1,
@@ -116,11 +139,13 @@ pub fn message_cells(
         if same_currency {
             let money =
                 parse_reported_amount(amount, shop_currency).ok_or_else(|| FieldProblem {
+                    code: "wrong_type",
                     field: "properties.revenue".into(),
                     message: format!("`{amount}` is not an amount in {shop_currency}"),
                 })?;
             if !(-REVENUE_MINOR_MAX..=REVENUE_MINOR_MAX).contains(&money.minor) {
                 return Err(FieldProblem {
+                    code: "out_of_range",
                     field: "properties.revenue".into(),
                     message: format!(
                         "must be at most {REVENUE_MINOR_MAX} minor units of {shop_currency} \
@@ -132,7 +157,7 @@ pub fn message_cells(
             count.n_revenue_events = 1;
         }
     }
-    let values = matcher.dimension_values(message);
+    let values = matcher.dimension_values_noted(message, invalid_slots, notes);
     let minute = message.event_time.minute();
     Ok(hits
         .into_iter()

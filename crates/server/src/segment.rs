@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use revloop_core::config::{FieldPath, PATH_ROOTS};
 use revloop_core::funnel::CallKind;
@@ -33,6 +34,16 @@ pub struct ParsedMessage<'a> {
     /// Slot values; see `revloop_core::funnel::Matcher::slots`. Strings without escapes are
     /// borrowed from the body.
     pub fields: Vec<Option<Cow<'a, str>>>,
+    /// Slots whose value was sent but cannot be used as text; their `fields` entry is `None`.
+    pub invalid: Vec<InvalidField>,
+}
+
+/// A slot whose value was sent but cannot be used as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    pub slot: usize,
+    /// What was wrong, as a phrase: "holds a lone UTF-16 surrogate escape".
+    pub reason: &'static str,
 }
 
 /// Why a message could not be read, and in which field.
@@ -186,6 +197,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
                     node,
                     path: self.path,
                     fields: &mut self.message.fields,
+                    invalid: &mut self.message.invalid,
                     nested: false,
                 })?;
                 self.path.borrow_mut().pop();
@@ -305,6 +317,7 @@ struct ObjectSeed<'p, 'de> {
     node: Option<&'p PathNode>,
     path: &'p Path,
     fields: &'p mut Vec<Option<Cow<'de, str>>>,
+    invalid: &'p mut Vec<InvalidField>,
     nested: bool,
 }
 
@@ -372,18 +385,50 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, 'de> {
             };
             self.path.borrow_mut().push(key.as_str().to_owned());
             if let Some(slot) = child.slot {
-                self.fields[slot] = map.next_value_seed(ScalarSeed)?;
+                // Taken raw, so that a string serde_json would refuse as `str` (a lone
+                // surrogate escape) spoils this value only, not the message.
+                let raw: &'de RawValue = map.next_value()?;
+                match slot_value(raw.get()) {
+                    Ok(value) => self.fields[slot] = value,
+                    Err(reason) => {
+                        self.fields[slot] = None;
+                        self.invalid.push(InvalidField { slot, reason });
+                    }
+                }
             } else {
                 map.next_value_seed(ObjectSeed {
                     node: Some(child),
                     path: self.path,
                     fields: self.fields,
+                    invalid: self.invalid,
                     nested: true,
                 })?;
             }
             self.path.borrow_mut().pop();
         }
         Ok(())
+    }
+}
+
+/// The text of a slot's raw JSON value, which serde_json has already checked for syntax: a
+/// string as sent (borrowed when it has no escapes), a number or boolean rendered as text,
+/// none for null. A string that is not valid Unicode, an object or an array is an error.
+fn slot_value(raw: &str) -> Result<Option<Cow<'_, str>>, &'static str> {
+    let raw = raw.trim_start();
+    match raw.as_bytes().first() {
+        Some(b'"') => {
+            let inner = &raw[1..raw.len() - 1];
+            if !inner.as_bytes().contains(&b'\\') {
+                return Ok(Some(Cow::Borrowed(inner)));
+            }
+            serde_json::from_str::<String>(raw)
+                .map(|text| Some(Cow::Owned(text)))
+                .map_err(|_| "holds a lone UTF-16 surrogate escape")
+        }
+        Some(b'{' | b'[') => Err("is an object or array where text was expected"),
+        _ => ScalarSeed
+            .deserialize(&mut serde_json::Deserializer::from_str(raw))
+            .map_err(|_| "is not a JSON scalar"),
     }
 }
 
@@ -552,6 +597,45 @@ mod tests {
         check_error(r#"{"event": "x""#, None, "EOF");
         check_error(r#"[1, 2]"#, None, "expected a message object");
         check_error(r#"{"event": "x"} trailing"#, None, "trailing characters");
+    }
+
+    #[test]
+    fn a_slot_value_that_is_not_text_spoils_that_value_only() {
+        // The device type as sent, and the value (or the reason) the parser must give.
+        let cases: &[(&str, Result<Option<&str>, &str>)] = &[
+            (r#""mobile""#, Ok(Some("mobile"))),
+            (r#""mo\"bile""#, Ok(Some("mo\"bile"))),
+            (r#""\ud83d\ude00""#, Ok(Some("\u{1f600}"))),
+            (r#""\ud800""#, Err("surrogate")),
+            (r#""a\udc00b""#, Err("surrogate")),
+            (r#"{"a": 1}"#, Err("object or array")),
+            ("[]", Err("object or array")),
+            ("7", Ok(Some("7"))),
+            ("1.50", Ok(Some("1.5"))),
+            ("true", Ok(Some("true"))),
+            ("null", Ok(None)),
+        ];
+        for (device, want) in cases {
+            let json =
+                format!(r#"{{"event": "E", "context": {{"device": {{"type": {device}}}}}}}"#);
+            let message = parser().parse(&json).unwrap();
+            assert_eq!(message.event.as_deref(), Some("E"), "{json}");
+            match want {
+                Ok(value) => {
+                    assert_eq!(message.fields[0].as_deref(), *value, "{json}");
+                    assert!(message.invalid.is_empty(), "{json}");
+                }
+                Err(fragment) => {
+                    assert_eq!(message.fields[0], None, "{json}");
+                    assert_eq!(message.invalid.len(), 1, "{json}");
+                    assert_eq!(message.invalid[0].slot, 0);
+                    assert!(message.invalid[0].reason.contains(fragment), "{json}");
+                }
+            }
+        }
+        // Outside the slots a lone surrogate is skipped; in a message field it is an error.
+        assert!(parser().parse(r#"{"properties": {"x": "\ud800"}}"#).is_ok());
+        check_error(r#"{"event": "\ud800"}"#, Some("event"), "hex escape");
     }
 
     #[test]

@@ -177,3 +177,46 @@ fn the_log_pages_filters_and_outlives_a_restart() {
     assert_eq!(by_outcome["entries"].as_array().unwrap().len(), 3);
     assert_eq!(ignored(&server)["names"][0]["count"], 3);
 }
+
+#[test]
+fn a_notice_is_logged_beside_the_counted_message() {
+    let server = TestServer::start();
+    let mut message = track("Order Completed", "marker", T0);
+    message["context"] = json!({"device": {"type": "other"}});
+    let reply = server.ingest("/v1/batch", &json!({"batch": [message]}));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["counted"], 1, "{}", reply.body);
+
+    let log = rejected(&server, "?outcome=notice");
+    assert_eq!(log["entries"].as_array().unwrap().len(), 1, "{log}");
+    let entry = &log["entries"][0];
+    assert_eq!(
+        (&entry["outcome"], &entry["code"], &entry["field"]),
+        (
+            &json!("notice"),
+            &json!("value_escaped"),
+            &json!("context.device.type")
+        )
+    );
+    assert!(
+        entry["body"].as_str().unwrap().contains("\"marker\""),
+        "{entry}"
+    );
+    assert_eq!(rejected(&server, "?outcome=rejected")["entries"], json!([]));
+    let reason = "revloop_ingest_notices_total{reason=\"value_escaped\"} ";
+    assert_eq!(metric(&server, reason), 1);
+}
+
+#[test]
+fn a_long_message_is_logged_cut() {
+    let server = TestServer::start();
+    let mut message = track("Order Completed", "long", 0);
+    message["properties"] = json!({"note": "x".repeat(10_000)});
+    let reply = server.ingest("/v1/batch", &json!({"batch": [message]}));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let entry = &rejected(&server, "")["entries"][0];
+    assert_eq!(entry["body_cut"], true, "{entry}");
+    let body = entry["body"].as_str().unwrap();
+    assert_eq!(body.len(), 4 * 1024);
+    assert!(body.starts_with('{'), "{body}");
+}

@@ -10,8 +10,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
-use serde_json::json;
-
+use revloop_api::ingest::{IngestReply, MessageProblem as WireProblem};
 use revloop_core::funnel::CallKind;
 use revloop_store::Role;
 
@@ -19,7 +18,8 @@ use crate::api::AppState;
 use crate::http::auth::credential;
 use crate::http::{ApiError, blocking, decode_body, is_gzip, read_body};
 use crate::ingest::{
-    BATCH_BYTES_MAX, BULK_BYTES_MAX, COUNTS_BYTES_MAX, LiveClock, Outcome, Place, Prepared,
+    BATCH_BYTES_MAX, BULK_BYTES_MAX, COUNTS_BYTES_MAX, LiveClock, MessageProblem, Outcome,
+    PROBLEMS_LISTED_MAX, Place, Prepared,
 };
 use crate::segment::MESSAGE_BYTES_MAX;
 
@@ -58,14 +58,7 @@ async fn ingest(
     kind: BodyKind,
 ) -> Response {
     match ingest_inner(&state, &headers, body, kind).await {
-        Ok(outcome) => axum::Json(json!({
-            "success": true,
-            "counted": outcome.counted,
-            "duplicates": outcome.duplicates,
-            "late": outcome.late,
-            "ignored": outcome.ignored,
-        }))
-        .into_response(),
+        Ok(reply) => axum::Json(reply).into_response(),
         Err(err) => {
             state.telemetry.reject(err.code);
             err.into_response()
@@ -78,7 +71,7 @@ async fn ingest_inner(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     kind: BodyKind,
-) -> Result<Outcome, ApiError> {
+) -> Result<IngestReply, ApiError> {
     let now = state.clock.now();
     // Segment lets a single message or a batch carry its write key in the body, so those are
     // read before they are authorized. Every other body is authorized before a byte of it is
@@ -111,7 +104,11 @@ async fn ingest_inner(
         Some(name) => name,
         None => sender(state, headers, prepared.body_write_key.as_deref(), now).await?,
     };
-    ingestor.commit(now, prepared, &key_name).await
+    // Rejected messages are counted by reason in the commit (`Ingestor::commit`), with the
+    // problem log; `revloop_ingest_rejected_total` counts whole requests refused.
+    let listing = ProblemListing::of(&prepared);
+    let outcome = ingestor.commit(now, prepared, &key_name).await?;
+    Ok(listing.reply(outcome))
 }
 
 /// Authorizes an ingest request (see [`crate::api::require`]) and names its write key or
@@ -128,4 +125,61 @@ async fn sender(
     blocking(move || auth.identify(&headers, body_write_key.as_deref(), Role::Ingest, now))
         .await
         .map(|(_, name)| name)
+}
+
+/// The problems a reply lists: every rejection and every notice up to
+/// [`PROBLEMS_LISTED_MAX`] each, the rest only counted. Made before the commit, which takes
+/// the prepared request.
+struct ProblemListing {
+    n_rejected: usize,
+    rejections: Vec<WireProblem>,
+    notices: Vec<WireProblem>,
+    n_unlisted: usize,
+}
+
+impl ProblemListing {
+    fn of(prepared: &Prepared) -> ProblemListing {
+        let list = |problems: &[MessageProblem]| -> Vec<WireProblem> {
+            let listed = &problems[..problems.len().min(PROBLEMS_LISTED_MAX)];
+            listed.iter().map(wire_problem).collect()
+        };
+        let rejections = list(&prepared.rejected);
+        let notices = list(&prepared.notices);
+        let n_listed = rejections.len() + notices.len();
+        ProblemListing {
+            n_rejected: prepared.rejected.len(),
+            rejections,
+            notices,
+            n_unlisted: prepared.rejected.len() + prepared.notices.len() - n_listed,
+        }
+    }
+
+    fn reply(self, outcome: Outcome) -> IngestReply {
+        IngestReply {
+            success: true,
+            counted: outcome.counted,
+            duplicates: outcome.duplicates,
+            late: outcome.late,
+            ignored: outcome.ignored,
+            rejected: self.n_rejected,
+            rejections: self.rejections,
+            notices: self.notices,
+            unlisted: self.n_unlisted,
+        }
+    }
+}
+
+fn wire_problem(problem: &MessageProblem) -> WireProblem {
+    let (index, line) = match problem.place {
+        Place::Body => (None, None),
+        Place::Index(i) => (Some(i), None),
+        Place::Line(l) => (None, Some(l)),
+    };
+    WireProblem {
+        index,
+        line,
+        field: problem.field.clone(),
+        code: problem.code.to_owned(),
+        message: problem.message.clone(),
+    }
 }

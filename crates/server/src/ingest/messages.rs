@@ -9,19 +9,36 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use revloop_core::funnel::{CallKind, Message, dedup_key};
-use revloop_core::ingest::{Admission, admit, event_time, message_cells};
+use revloop_core::funnel::{
+    CallKind, DIMENSION_VALUE_LEN_MAX, Message, VALUE_CUT_MARK, VALUE_ESCAPE, VALUE_INVALID,
+    VALUE_NONE, VALUE_OTHER, ValueNote, ValueNoteKind, dedup_key,
+};
+use revloop_core::ingest::{Admission, admit, event_time, message_cells_noted};
 use revloop_core::time::Timestamp;
 use revloop_store::IngestItem;
 
 use crate::http::ApiError;
 use crate::ingest::problems::{Problem, Problems};
-use crate::ingest::{BATCH_MESSAGES_MAX, IngestClock, Ingestor, Place, Prepared, non_blank_lines};
-use crate::segment::MESSAGE_BYTES_MAX;
+use crate::ingest::{
+    BATCH_MESSAGES_MAX, IngestClock, Ingestor, MessageProblem, Place, Prepared, non_blank_lines,
+};
+use crate::segment::{InvalidField, MESSAGE_BYTES_MAX};
+
+/// A message that will be counted, with what of it could not be kept as sent.
+struct Accepted {
+    item: IngestItem,
+    write_key: Option<String>,
+    notices: Vec<Problem>,
+}
 
 impl Ingestor {
     /// Validates messages and turns them into items. `implied_kind` is the call type of a
     /// single-call endpoint; `batch_sent_at` is a batch envelope's `sentAt`.
+    ///
+    /// A single call (with an `implied_kind`) is refused whole when its message is bad, since
+    /// nothing valid is lost. Messages of a batch or NDJSON body are judged one by one: a bad
+    /// one lands in [`Prepared::rejected`] and the rest are still prepared. Either way, a
+    /// message counted with a part not kept as sent adds to [`Prepared::notices`].
     pub fn prepare_messages<'a>(
         &self,
         messages: impl IntoIterator<Item = (Place, &'a str)>,
@@ -29,37 +46,45 @@ impl Ingestor {
         batch_sent_at: Option<&str>,
         clock: &mut dyn IngestClock,
     ) -> Result<Prepared, ApiError> {
-        let mut problems = Problems::new();
-        let mut prepared = Prepared::default();
+        // The envelope's own `sentAt` concerns every message: it refuses the request.
         let batch_sent_at = match batch_sent_at.map(Timestamp::parse_rfc3339).transpose() {
             Ok(sent_at) => sent_at,
             Err(err) => {
-                problems.add(
+                let mut envelope = Problems::new();
+                envelope.add(
                     "wrong_type",
                     Place::Body,
                     Some("sentAt".into()),
                     err.to_string(),
                 );
+                envelope.into_result("request", "batch")?;
                 None
             }
         };
+        let mut problems = Problems::new();
+        let mut prepared = Prepared::default();
+        let one_by_one = implied_kind.is_none();
         for (place, json) in messages {
             match self.prepare_message(json, implied_kind, batch_sent_at, clock) {
-                Ok((item, write_key)) => {
+                Ok(accepted) => {
                     if prepared.body_write_key.is_none() {
-                        prepared.body_write_key = write_key;
+                        prepared.body_write_key = accepted.write_key;
                     }
-                    prepared.items.push(item);
+                    prepared.items.push(accepted.item);
+                    let notices = accepted.notices.into_iter();
+                    prepared
+                        .notices
+                        .extend(notices.map(|(code, field, message)| {
+                            MessageProblem::new(place, code, field, message, json)
+                        }));
                 }
+                Err((code, field, message)) if one_by_one => prepared
+                    .rejected
+                    .push(MessageProblem::new(place, code, field, message, json)),
                 Err((code, field, message)) => problems.add(code, place, field, message),
             }
         }
-        let what = if implied_kind.is_some() {
-            "message"
-        } else {
-            "request"
-        };
-        problems.into_result(what, "batch")?;
+        problems.into_result("message", "batch")?;
         Ok(prepared)
     }
 
@@ -69,7 +94,7 @@ impl Ingestor {
         implied_kind: Option<CallKind>,
         batch_sent_at: Option<Timestamp>,
         clock: &mut dyn IngestClock,
-    ) -> Result<(IngestItem, Option<String>), Problem> {
+    ) -> Result<Accepted, Problem> {
         let field = |name: &str| Some(name.to_owned());
         if json.len() > MESSAGE_BYTES_MAX {
             return Err((
@@ -148,21 +173,58 @@ impl Ingestor {
             event_time,
             fields: parsed.fields,
         };
-        let cells = message_cells(&self.matcher, self.config.shop.currency, &message)
-            .map_err(|p| ("wrong_type", Some(p.field), p.message))?;
+        let invalid_slots: Vec<usize> = parsed.invalid.iter().map(|f| f.slot).collect();
+        let mut notes = Vec::new();
+        let cells = message_cells_noted(
+            &self.matcher,
+            self.config.shop.currency,
+            &message,
+            &invalid_slots,
+            &mut notes,
+        )
+        .map_err(|p| (p.code, Some(p.field), p.message))?;
+        let notices = notes
+            .iter()
+            .map(|note| self.value_notice(note, &parsed.invalid))
+            .collect();
         // A named call no stage listens to, for the ignored-names list.
         let ignored_name = name
             .filter(|_| cells.is_empty())
             .map(|name| (kind, name.to_owned()));
-        Ok((
-            IngestItem {
+        Ok(Accepted {
+            item: IngestItem {
                 dedup_key: key,
                 cells,
                 late: admission == Admission::Late,
                 ignored_name,
             },
-            parsed.write_key.map(Cow::into_owned),
-        ))
+            write_key: parsed.write_key.map(Cow::into_owned),
+            notices,
+        })
+    }
+
+    /// The notice of a dimension value not kept as sent.
+    fn value_notice(&self, note: &ValueNote, invalid: &[InvalidField]) -> Problem {
+        let field = self.matcher.slot_path(note.slot).to_string();
+        let message = match note.kind {
+            ValueNoteKind::Invalid => {
+                let reason = invalid
+                    .iter()
+                    .find(|f| f.slot == note.slot)
+                    .map_or("cannot be used as text", |f| f.reason);
+                format!("{reason}; counted as `{VALUE_INVALID}`")
+            }
+            ValueNoteKind::Cut => format!(
+                "is longer than {DIMENSION_VALUE_LEN_MAX} bytes; counted cut, ending in \
+                 `{VALUE_CUT_MARK}`"
+            ),
+            ValueNoteKind::Escaped => format!(
+                "reads like a marker (`{VALUE_NONE}`, `{VALUE_OTHER}`, `{VALUE_INVALID}`, a \
+                 leading `{VALUE_ESCAPE}` or a trailing `{VALUE_CUT_MARK}`); counted with a \
+                 leading `{VALUE_ESCAPE}`"
+            ),
+        };
+        (note.kind.code(), Some(field), message)
     }
 
     /// Whether a message with this event time is counted or late; one outside the accepted

@@ -1,10 +1,15 @@
 //! From request bodies to committed items: the one ingest path that `serve`, `replay`,
 //! `demo` and the benchmarks all share.
 //!
-//! A request is all-or-nothing. Every message is validated first; if any is bad, the whole
-//! request is rejected with each problem and its place (batch index, NDJSON line, field), and
-//! nothing is stored. Only a request with no problems is committed. Clients can therefore retry
-//! a corrected request without wondering which half of it landed.
+//! A batch (`/v1/batch`, NDJSON bulk, `replay`) is judged message by message, as Segment's
+//! own API does: a bad message is refused by itself ([`Prepared::rejected`], with its place,
+//! field and code) and the rest are committed. The SDKs treat a 4xx as final, so one phone with
+//! a wrong clock must not cost its neighbours their events. A batch is refused whole only when
+//! it cannot be read at all: authentication, size, encoding, an unparseable envelope, too many
+//! messages. A single call is refused whole with its one message, and pre-aggregated counts
+//! stay all-or-nothing, because loaders retry a corrected request on a 4xx. A problem confined
+//! to a dimension value never costs a message its count: the value is counted under a marker
+//! and listed in [`Prepared::notices`].
 //!
 //! The rooms: `problems` gathers what was wrong, [`clock`] says what "now" is (live or in
 //! event time), [`messages`] validates Segment messages, [`counts`] validates pre-aggregated
@@ -63,6 +68,9 @@ pub enum Place {
 
 /// Longest excerpt of a message kept with its problem, in bytes; cut at a character boundary.
 pub const PROBLEM_BODY_BYTES_MAX: usize = 4 * 1024;
+/// Most rejections, and separately most notices, one ingest reply lists; the rest are counted
+/// as `unlisted`. A full `/v1/batch` therefore lists every one of its rejections.
+pub const PROBLEMS_LISTED_MAX: usize = BATCH_MESSAGES_MAX;
 
 /// Validated items of one request, ready to commit, and the messages that were refused or
 /// kept only in part.
@@ -101,6 +109,8 @@ pub struct Outcome {
     pub late: usize,
     /// New, but no funnel stage listens to them.
     pub ignored: usize,
+    /// Refused one by one, before the commit; the commit never sees them.
+    pub rejected: usize,
 }
 
 pub struct Ingestor {

@@ -6,7 +6,31 @@
 use axum::http::StatusCode;
 
 use crate::http::{ApiError, DETAILS_LISTED_MAX, ErrorDetail};
-use crate::ingest::Place;
+use crate::ingest::{MessageProblem, PROBLEM_BODY_BYTES_MAX, Place};
+
+impl MessageProblem {
+    /// A problem of the message `body`, which is kept cut to [`PROBLEM_BODY_BYTES_MAX`].
+    pub fn new(
+        place: Place,
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+        body: &str,
+    ) -> MessageProblem {
+        let mut end = body.len().min(PROBLEM_BODY_BYTES_MAX);
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        MessageProblem {
+            place,
+            code,
+            field,
+            message,
+            body: body[..end].to_owned(),
+            body_cut: end < body.len(),
+        }
+    }
+}
 
 /// What one message or record got wrong: the error code, the field, and the message.
 pub(super) type Problem = (&'static str, Option<String>, String);
