@@ -6,6 +6,8 @@ mod common;
 
 use serde_json::{Value, json};
 
+use revloop_core::Config;
+
 use common::{T0, TestServer, track};
 
 /// A batch of one counted event, one no stage listens to, and one from 1970.
@@ -40,7 +42,16 @@ fn metric(server: &TestServer, line_start: &str) -> u64 {
 
 #[test]
 fn a_batch_shows_its_rejected_message_and_its_ignored_name() {
-    let server = TestServer::start();
+    check_a_batch(&TestServer::start());
+}
+
+/// The same on PostgreSQL (skipped when `REVLOOP_TEST_DATABASE_URL` is not set).
+#[test]
+fn a_batch_shows_its_rejected_message_and_its_ignored_name_on_postgresql() {
+    TestServer::on_postgresql("ingest_log_test", check_a_batch);
+}
+
+fn check_a_batch(server: &TestServer) {
     let reply = server.ingest("/v1/batch", &mixed_batch("a"));
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
@@ -52,7 +63,7 @@ fn a_batch_shows_its_rejected_message_and_its_ignored_name() {
         (&json!(1), &json!(1), &json!(1))
     );
 
-    let log = rejected(&server, "");
+    let log = rejected(server, "");
     assert_eq!((&log["total"], &log["dropped"]), (&json!(1), &json!(0)));
     let entry = &log["entries"][0];
     assert_eq!(entry["outcome"], "rejected");
@@ -65,7 +76,7 @@ fn a_batch_shows_its_rejected_message_and_its_ignored_name() {
         "the message itself: {entry}"
     );
 
-    let names = ignored(&server);
+    let names = ignored(server);
     assert_eq!(names["unlisted"], 0);
     assert_eq!(names["names"].as_array().unwrap().len(), 1, "{names}");
     let name = &names["names"][0];
@@ -78,15 +89,15 @@ fn a_batch_shows_its_rejected_message_and_its_ignored_name() {
     // rejected one is refused (and logged) again.
     let again = server.ingest("/v1/batch", &mixed_batch("a"));
     assert_eq!(again.status, 200, "{}", again.body);
-    assert_eq!(ignored(&server)["names"][0]["count"], 1);
-    assert_eq!(rejected(&server, "")["total"], 2);
+    assert_eq!(ignored(server)["names"][0]["count"], 1);
+    assert_eq!(rejected(server, "")["total"], 2);
 
     let reason = "revloop_ingest_messages_rejected_total{reason=\"timestamp_out_of_range\"} ";
-    assert_eq!(metric(&server, reason), 2);
+    assert_eq!(metric(server, reason), 2);
     let outcome = "revloop_ingest_messages_total{outcome=\"rejected\"} ";
-    assert_eq!(metric(&server, outcome), 2);
+    assert_eq!(metric(server, outcome), 2);
     let ignored_total = "revloop_ingest_messages_total{outcome=\"ignored\"} ";
-    assert_eq!(metric(&server, ignored_total), 1);
+    assert_eq!(metric(server, ignored_total), 1);
 }
 
 #[test]
@@ -145,9 +156,7 @@ fn the_log_is_read_by_viewers_with_checked_parameters() {
 
 #[test]
 fn the_log_pages_filters_and_outlives_a_restart() {
-    let mut server = TestServer::start_on_file(
-        revloop_core::Config::parse(revloop_core::Config::example_toml()).unwrap(),
-    );
+    let mut server = TestServer::start_on_file(Config::parse(Config::example_toml()).unwrap());
     for suffix in ["a", "b", "c"] {
         let reply = server.ingest("/v1/batch", &mixed_batch(suffix));
         assert_eq!(reply.status, 200, "{}", reply.body);
