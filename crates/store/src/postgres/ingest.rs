@@ -11,7 +11,7 @@ use revloop_core::Timestamp;
 use revloop_core::ingest::StageCount;
 use revloop_core::time::DurationMs;
 
-use super::problems::write_problem_log;
+use super::problems::{ProblemStatements, write_problem_log};
 use super::{LOCK_ADMIT_VALUES, PostgresStore, Writer, connection_may_be_lost};
 use crate::plan::{CommitPlan, Layout, WriterState};
 use crate::{IngestGroup, IngestItem, IngestReceipt, StoreError};
@@ -39,6 +39,7 @@ pub(super) struct WriterStatements {
     add_late: Statement,
     add_segments: Statement,
     add_values: Statement,
+    problems: ProblemStatements,
 }
 
 impl WriterStatements {
@@ -95,6 +96,7 @@ impl WriterStatements {
                  SELECT * FROM unnest($1::text[], $2::text[])
                  ON CONFLICT DO NOTHING",
             )?,
+            problems: ProblemStatements::prepare(client)?,
         })
     }
 }
@@ -396,7 +398,7 @@ fn commit_group(
         &mut plan,
     )
     .and_then(|()| write_plan(&mut transaction, statements, &store.layout, &plan))
-    .and_then(|()| write_problem_log(&mut transaction, group, &is_new))
+    .and_then(|()| write_problem_log(&mut transaction, &statements.problems, group, &is_new))
     .and_then(|()| Ok(transaction.commit()?));
     match written {
         Ok(()) => {

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use postgres::{GenericClient, Transaction};
+use postgres::{Client, GenericClient, Statement, Transaction};
 
 use revloop_core::Timestamp;
 
@@ -23,10 +23,66 @@ use crate::{
     StoreError,
 };
 
+/// The statements of the log's writes, prepared once per writer connection with the group
+/// commit's own.
+pub(super) struct ProblemStatements {
+    lock: Statement,
+    insert: Statement,
+    trim: Statement,
+    add_to_meta: Statement,
+    count_names: Statement,
+    update_names: Statement,
+    insert_names: Statement,
+}
+
+impl ProblemStatements {
+    pub(super) fn prepare(client: &mut Client) -> Result<ProblemStatements, StoreError> {
+        Ok(ProblemStatements {
+            lock: client.prepare("SELECT pg_advisory_xact_lock($1)")?,
+            // Returns the newest id, so that the log is trimmed only once it may be full.
+            insert: client.prepare(
+                "WITH inserted AS (
+                     INSERT INTO ingest_problems
+                         (at_ms, key_name, outcome, code, field, message, body, body_cut)
+                     SELECT at_ms, key_name, outcome, code, field, message, body, body_cut
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::text[], $8::boolean[])
+                          WITH ORDINALITY
+                          AS p (at_ms, key_name, outcome, code, field, message, body, body_cut, n)
+                     ORDER BY n
+                     RETURNING id
+                 )
+                 SELECT max(id) FROM inserted",
+            )?,
+            trim: client.prepare("DELETE FROM ingest_problems WHERE id <= $1")?,
+            add_to_meta: client.prepare(
+                "UPDATE ingest_log_meta SET n_problems_dropped = n_problems_dropped + $1,
+                     n_ignored_unlisted = n_ignored_unlisted + $2
+                 WHERE id = 1",
+            )?,
+            count_names: client.prepare("SELECT count(*) FROM ignored_names")?,
+            update_names: client.prepare(
+                "UPDATE ignored_names AS t
+                 SET n_messages = t.n_messages + u.n,
+                     last_seen_ms = GREATEST(t.last_seen_ms, $4)
+                 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (kind, name, n)
+                 WHERE t.kind = u.kind AND t.name = u.name
+                 RETURNING t.kind, t.name",
+            )?,
+            insert_names: client.prepare(
+                "INSERT INTO ignored_names (kind, name, n_messages, first_seen_ms, last_seen_ms)
+                 SELECT kind, name, n, $4, $4 FROM unnest($1::text[], $2::text[], $3::bigint[])
+                     AS u (kind, name, n)",
+            )?,
+        })
+    }
+}
+
 /// Adds the group's problems and its new ignored messages to the log, in the group's
 /// transaction; `is_new` says which items were new in it.
 pub(super) fn write_problem_log(
     transaction: &mut Transaction,
+    statements: &ProblemStatements,
     group: &IngestGroup,
     is_new: &[bool],
 ) -> Result<(), StoreError> {
@@ -35,16 +91,14 @@ pub(super) fn write_problem_log(
     if kept.is_empty() && tally.is_empty() {
         return Ok(());
     }
-    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_PROBLEM_LOG])?;
+    transaction.execute(&statements.lock, &[&LOCK_PROBLEM_LOG])?;
     if !kept.is_empty() {
-        n_dropped += insert_problems(transaction, kept)?;
+        n_dropped += insert_problems(transaction, statements, kept)?;
     }
-    let n_unlisted = add_ignored(transaction, tally, group.now)?;
+    let n_unlisted = add_ignored(transaction, statements, tally, group.now)?;
     if n_dropped > 0 || n_unlisted > 0 {
         transaction.execute(
-            "UPDATE ingest_log_meta SET n_problems_dropped = n_problems_dropped + $1,
-                 n_ignored_unlisted = n_ignored_unlisted + $2
-             WHERE id = 1",
+            &statements.add_to_meta,
             &[&db_count(n_dropped), &db_count(n_unlisted)],
         )?;
     }
@@ -54,6 +108,7 @@ pub(super) fn write_problem_log(
 /// Inserts entries in order and drops the oldest past the bound; returns how many it dropped.
 fn insert_problems(
     transaction: &mut Transaction,
+    statements: &ProblemStatements,
     problems: &[ProblemRow],
 ) -> Result<u64, StoreError> {
     let at_ms: Vec<i64> = problems.iter().map(|p| p.at.millis()).collect();
@@ -64,33 +119,28 @@ fn insert_problems(
     let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
     let bodies: Vec<&str> = problems.iter().map(|p| p.body.as_str()).collect();
     let cuts: Vec<bool> = problems.iter().map(|p| p.body_cut).collect();
-    transaction.execute(
-        "INSERT INTO ingest_problems
-             (at_ms, key_name, outcome, code, field, message, body, body_cut)
-         SELECT at_ms, key_name, outcome, code, field, message, body, body_cut
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::boolean[])
-              WITH ORDINALITY AS p (at_ms, key_name, outcome, code, field, message, body,
-                                    body_cut, n)
-         ORDER BY n",
-        &[
-            &at_ms, &key_names, &outcomes, &codes, &fields, &messages, &bodies, &cuts,
-        ],
-    )?;
+    let newest_id: i64 = transaction
+        .query_one(
+            &statements.insert,
+            &[
+                &at_ms, &key_names, &outcomes, &codes, &fields, &messages, &bodies, &cuts,
+            ],
+        )?
+        .try_get(0)?;
     // Ids are drawn under the lock, so they are consecutive but for a rolled-back group's: the
     // log keeps at most, and almost always exactly, the bound.
-    let dropped = transaction.execute(
-        "DELETE FROM ingest_problems
-         WHERE id <= (SELECT max(id) FROM ingest_problems) - $1",
-        &[&db_count(PROBLEM_LOG_ENTRIES_MAX as u64)],
-    )?;
-    Ok(dropped)
+    let oldest_dropped = newest_id - db_count(PROBLEM_LOG_ENTRIES_MAX as u64);
+    if oldest_dropped < 1 {
+        return Ok(0);
+    }
+    Ok(transaction.execute(&statements.trim, &[&oldest_dropped])?)
 }
 
 /// Counts the tallied names, adding the new ones while the list has room; returns the ignored
 /// messages left unlisted.
 fn add_ignored(
     transaction: &mut Transaction,
+    statements: &ProblemStatements,
     tally: Vec<NameTally>,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
@@ -102,11 +152,7 @@ fn add_ignored(
     let counts: Vec<i64> = tally.iter().map(|(_, n)| db_count(*n)).collect();
     let updated: HashSet<(String, String)> = transaction
         .query(
-            "UPDATE ignored_names AS t
-             SET n_messages = t.n_messages + u.n, last_seen_ms = GREATEST(t.last_seen_ms, $4)
-             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (kind, name, n)
-             WHERE t.kind = u.kind AND t.name = u.name
-             RETURNING t.kind, t.name",
+            &statements.update_names,
             &[&kinds, &names, &counts, &now.millis()],
         )?
         .iter()
@@ -120,7 +166,7 @@ fn add_ignored(
         return Ok(0);
     }
     let n_names_held: i64 = transaction
-        .query_one("SELECT count(*) FROM ignored_names", &[])?
+        .query_one(&statements.count_names, &[])?
         .try_get(0)?;
     let (admitted, n_unlisted) = admit_new_names(missing, count_of(n_names_held));
     let kinds: Vec<&str> = admitted
@@ -133,9 +179,7 @@ fn add_ignored(
         .collect();
     let counts: Vec<i64> = admitted.iter().map(|(_, n)| db_count(*n)).collect();
     transaction.execute(
-        "INSERT INTO ignored_names (kind, name, n_messages, first_seen_ms, last_seen_ms)
-         SELECT kind, name, n, $4, $4 FROM unnest($1::text[], $2::text[], $3::bigint[])
-             AS u (kind, name, n)",
+        &statements.insert_names,
         &[&kinds, &names, &counts, &now.millis()],
     )?;
     Ok(n_unlisted)
