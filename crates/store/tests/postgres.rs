@@ -168,6 +168,11 @@ fn incidents_survive_reopen() {
 }
 
 #[test]
+fn two_nodes_log_problems() {
+    check_two_nodes(common::two_nodes_log_problems);
+}
+
+#[test]
 fn problem_log_survives_reopen() {
     let Some(schema) = TestSchema::new() else {
         return;

@@ -290,3 +290,48 @@ pub fn problem_log_survives_reopen(open: &dyn Fn(&Config) -> Box<dyn Store>) {
     let log = page(&*store, newest(10));
     assert_eq!(messages(&log), ["problem 1", "problem 0"]);
 }
+
+/// Two nodes log problems and ignored names at once: nothing fails or deadlocks, every entry
+/// is kept once, and each node's entries keep their order.
+pub fn two_nodes_log_problems(a: &dyn Store, b: &dyn Store) {
+    const N_GROUPS: usize = 40;
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        for (node, store) in [("a", a), ("b", b)] {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                for n in 0..N_GROUPS {
+                    let mut row = problem(n, ProblemOutcome::Rejected, "invalid_json");
+                    row.key_name = node.to_owned();
+                    let key = if node == "a" { n } else { 1_000 + n } as i64;
+                    commit(
+                        store,
+                        START_MS + n as i64,
+                        vec![ignored(key, CallKind::Track, "Odrer Completed")],
+                        vec![row],
+                    );
+                }
+            });
+        }
+    });
+    let log = page(a, newest(PROBLEM_PAGE_MAX));
+    assert_eq!(log.n_held, 2 * N_GROUPS as u64);
+    for node in ["a", "b"] {
+        let mine: Vec<&str> = log
+            .rows
+            .iter()
+            .filter(|row| row.key_name == node)
+            .map(|row| row.message.as_str())
+            .collect();
+        let want: Vec<String> = (0..N_GROUPS)
+            .rev()
+            .map(|n| format!("problem {n}"))
+            .collect();
+        assert_eq!(mine, want, "node {node}");
+    }
+    assert_eq!(
+        names(&ignored_names(b, 10)),
+        [(CallKind::Track, "Odrer Completed", 2 * N_GROUPS as u64)]
+    );
+}
