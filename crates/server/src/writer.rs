@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 
 use revloop_core::Timestamp;
-use revloop_store::{IngestGroup, IngestItem, IngestReceipt, Store};
+use revloop_store::{IngestGroup, IngestItem, IngestReceipt, Store, StoreError};
 
 use crate::telemetry::Telemetry;
 
@@ -21,7 +21,32 @@ pub const QUEUE_REQUESTS_MAX: usize = 512;
 /// Items (messages or count records) in one group commit. Bounds a transaction's size.
 pub const GROUP_ITEMS_MAX: usize = 50_000;
 
-pub type CommitResult = Result<IngestReceipt, String>;
+pub type CommitResult = Result<IngestReceipt, CommitError>;
+
+/// Why a job's items were not committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitError {
+    /// Count records of the job (by index in it) repeat a stored id with a different body. None
+    /// of the job was stored; the rest of its group was committed without it.
+    CountConflict(Vec<usize>),
+    /// The group's transaction failed; nothing of it was stored.
+    Failed(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::CountConflict(items) => {
+                write!(
+                    f,
+                    "{} count record(s) conflict with stored ones",
+                    items.len()
+                )
+            }
+            CommitError::Failed(message) => f.write_str(message),
+        }
+    }
+}
 
 struct Job {
     now: Timestamp,
@@ -119,32 +144,78 @@ fn run(store: &dyn Store, receiver: &Receiver<Job>, telemetry: &Telemetry) {
             .map(|job| job.now)
             .max()
             .expect("at least one job");
+        commit_jobs(store, telemetry, now, jobs);
+    }
+}
+
+/// Commits jobs as one group. A job with a conflicting count record is answered with the
+/// conflict and dropped, and the group is tried again without it: each try drops at least one
+/// job, so this ends.
+fn commit_jobs(store: &dyn Store, telemetry: &Telemetry, now: Timestamp, mut jobs: Vec<Job>) {
+    while !jobs.is_empty() {
+        let n_items: usize = jobs.iter().map(|job| job.items.len()).sum();
         let mut items = Vec::with_capacity(n_items);
-        let mut lengths = Vec::with_capacity(jobs.len());
-        let mut replies = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        let n_jobs = jobs.len();
+        let mut lengths = Vec::with_capacity(n_jobs);
+        for job in &mut jobs {
             lengths.push(job.items.len());
-            items.extend(job.items);
-            replies.push(job.reply);
+            items.append(&mut job.items);
         }
         let started = Instant::now();
-        let result = store.commit_ingest(&IngestGroup { now, items });
+        let group = IngestGroup { now, items };
+        let result = store.commit_ingest(&group);
         telemetry.record_commit(started.elapsed(), n_items, result.is_ok());
-        match result {
-            Ok(receipt) => {
-                let mut offset = 0;
-                for (reply, length) in replies.into_iter().zip(lengths) {
-                    let is_new = receipt.is_new[offset..offset + length].to_vec();
-                    offset += length;
-                    // A caller that went away (client disconnected) still had its items committed.
-                    let _ = reply.send(Ok(IngestReceipt { is_new }));
-                }
+        let conflicts = match result {
+            Err(StoreError::CountConflict { items: conflicts }) => conflicts,
+            result => {
+                let replies = jobs.into_iter().map(|job| job.reply).collect();
+                answer(result, replies, &lengths, n_items);
+                return;
             }
-            Err(err) => {
-                tracing::error!("group commit of {n_items} items failed: {err}");
-                for reply in replies {
-                    let _ = reply.send(Err(err.to_string()));
-                }
+        };
+        // Give each job its items back, and answer those with a conflict.
+        let mut items = group.items.into_iter();
+        let mut kept = Vec::with_capacity(jobs.len());
+        let mut offset = 0;
+        for (mut job, length) in jobs.into_iter().zip(lengths) {
+            job.items = items.by_ref().take(length).collect();
+            let own: Vec<usize> = conflicts
+                .iter()
+                .filter(|index| (offset..offset + length).contains(*index))
+                .map(|index| index - offset)
+                .collect();
+            offset += length;
+            if own.is_empty() {
+                kept.push(job);
+            } else {
+                let _ = job.reply.send(Err(CommitError::CountConflict(own)));
+            }
+        }
+        assert!(kept.len() < n_jobs, "a conflict names an item of the group");
+        jobs = kept;
+    }
+}
+
+fn answer(
+    result: Result<IngestReceipt, StoreError>,
+    replies: Vec<tokio::sync::oneshot::Sender<CommitResult>>,
+    lengths: &[usize],
+    n_items: usize,
+) {
+    match result {
+        Ok(receipt) => {
+            let mut offset = 0;
+            for (reply, length) in replies.into_iter().zip(lengths) {
+                let is_new = receipt.is_new[offset..offset + length].to_vec();
+                offset += length;
+                // A caller that went away (client disconnected) still had its items committed.
+                let _ = reply.send(Ok(IngestReceipt { is_new }));
+            }
+        }
+        Err(err) => {
+            tracing::error!("group commit of {n_items} items failed: {err}");
+            for reply in replies {
+                let _ = reply.send(Err(CommitError::Failed(err.to_string())));
             }
         }
     }

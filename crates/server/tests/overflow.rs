@@ -5,13 +5,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
-use common::{MINUTE, T0, TestServer};
+use common::{MINUTE, T0, TestServer, on_postgresql};
 use revloop_core::{Config, Timestamp};
-use revloop_store::PostgresStore;
 
 /// The attack's amount: 9 × 10^18 minor units, so that two of them overflow `i64`.
 const ATTACK_REVENUE: u64 = 90_000_000_000_000_000;
@@ -150,30 +147,14 @@ fn revenue_sums_saturate_on_sqlite() {
     check_sums_saturate(&TestServer::start());
 }
 
-/// A server on a PostgreSQL schema of its own, handed to `check`, the schema dropped after.
-/// Skips when `REVLOOP_TEST_DATABASE_URL` is not set.
-fn on_postgresql(test: &str, check: impl FnOnce(&TestServer)) {
-    let Ok(url) = std::env::var("REVLOOP_TEST_DATABASE_URL") else {
-        eprintln!("skipped: REVLOOP_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let schema = format!("revloop_overflow_test_{test}_{}", std::process::id());
-    let config = Config::parse(Config::example_toml()).unwrap();
-    let store = Arc::new(PostgresStore::open_in_schema(&url, &schema, &config).unwrap());
-    let server = TestServer::start_with(config, store, tempfile::tempdir().unwrap());
-    check(&server);
-    drop(server);
-    PostgresStore::drop_schema(&url, &schema).unwrap();
-}
-
 #[test]
 fn the_revenue_overflow_attack_is_refused_on_postgresql() {
-    on_postgresql("attack", check_the_attack);
+    on_postgresql("overflow", "attack", check_the_attack);
 }
 
 #[test]
 fn revenue_sums_saturate_on_postgresql() {
-    on_postgresql("saturate", check_sums_saturate);
+    on_postgresql("overflow", "saturate", check_sums_saturate);
 }
 
 /// A SQLite database where a REAL was planted by hand in `revenue_minor` (what an older revloop

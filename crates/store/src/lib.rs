@@ -73,6 +73,10 @@ pub enum StoreError {
     /// and apply the input again.
     #[error("incident state moved on: expected version {expected}, found {found}")]
     Conflict { expected: i64, found: i64 },
+    /// Count records (by index in the group) whose id is remembered with a different body, or
+    /// appears earlier in the group with one. Nothing of the group was written.
+    #[error("{} count record(s) repeat a stored id with a different body", items.len())]
+    CountConflict { items: Vec<usize> },
 }
 
 /// One accepted message (or pre-aggregated count record) on its way into the store.
@@ -85,6 +89,18 @@ pub struct IngestItem {
     pub cells: Vec<(Cell, StageCount)>,
     /// Older than the allowed lateness: the cells are tallied as late instead of counted.
     pub late: bool,
+    /// For a pre-aggregated count record with an `id`: what it says. Its dedup key is the id's;
+    /// the same key with a different body is a conflict, not a duplicate.
+    pub count_body: Option<CountBody>,
+}
+
+/// The id of a pre-aggregated count record and a hash of everything else it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountBody {
+    /// The sender's id, as sent (for naming it in a conflict).
+    pub id: String,
+    /// See `revloop_core::funnel::dedup_key`; equal bodies, equal keys.
+    pub body_key: i64,
 }
 
 /// A group of items committed in one transaction.
@@ -290,7 +306,9 @@ pub struct ChangeRow {
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// Records a group atomically and durably; see the crate docs.
+    /// Records a group atomically and durably; see the crate docs. Fails with
+    /// [`StoreError::CountConflict`], writing nothing, if a count record's id is remembered
+    /// with a different body: the caller drops the requests holding those items and retries.
     fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError>;
 
     /// Per-minute counts of the funnel's stages (stage = index in the config), summed over the

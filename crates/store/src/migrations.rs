@@ -170,6 +170,17 @@ CREATE TABLE changes (
 -- Holds the rowid too, so it serves `ORDER BY at_ms DESC, id DESC` as it is.
 CREATE INDEX changes_at ON changes (at_ms);
 "#,
+    r#"
+-- Version 3: what each pre-aggregated count record with an `id` said, by its dedup key, so a
+-- re-send with the same id and a different body is refused (409) instead of dropped as a
+-- duplicate. A row lives as long as its dedup key (see `dedup.rs`); `at_ms` drives that.
+CREATE TABLE count_bodies (
+    key      INTEGER PRIMARY KEY,
+    body_key INTEGER NOT NULL,
+    at_ms    INTEGER NOT NULL
+);
+CREATE INDEX count_bodies_at ON count_bodies (at_ms);
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -297,5 +308,14 @@ CREATE TABLE changes (
     CHECK ((dimension IS NULL) = (value IS NULL))
 );
 CREATE INDEX changes_at ON changes (at_ms, id);
+"#,
+    r#"
+-- Version 3: see the SQLite schema's version 3.
+CREATE TABLE count_bodies (
+    key      BIGINT PRIMARY KEY,
+    body_key BIGINT NOT NULL,
+    at_ms    BIGINT NOT NULL
+);
+CREATE INDEX count_bodies_at ON count_bodies (at_ms);
 "#,
 ];

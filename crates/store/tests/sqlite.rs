@@ -86,6 +86,7 @@ fn the_dedup_index_survives_a_reopen() {
         dedup_key: key,
         cells: Vec::new(),
         late: false,
+        count_body: None,
     };
     let group = |keys: &[i64]| IngestGroup {
         now: revloop_core::Timestamp::from_millis(1_000),

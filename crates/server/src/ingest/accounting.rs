@@ -8,14 +8,21 @@ use std::sync::atomic::Ordering;
 use revloop_core::time::Timestamp;
 use revloop_store::{IngestItem, IngestReceipt};
 
-use crate::http::ApiError;
+use axum::http::StatusCode;
+
+use crate::http::{ApiError, ErrorDetail};
 use crate::ingest::{Ingestor, Outcome, Prepared};
-use crate::writer::{CommitResult, SubmitError};
+use crate::writer::{CommitError, CommitResult, SubmitError};
 
 impl Ingestor {
     /// Commits prepared items, waiting for the group commit.
     pub async fn commit(&self, now: Timestamp, prepared: Prepared) -> Result<Outcome, ApiError> {
         let kinds = ItemKinds::of(&prepared.items);
+        let count_ids: Vec<Option<String>> = prepared
+            .items
+            .iter()
+            .map(|item| item.count_body.as_ref().map(|body| body.id.clone()))
+            .collect();
         let receiver = self
             .committer
             .submit(now, prepared.items)
@@ -23,13 +30,16 @@ impl Ingestor {
         let receipt = receiver
             .await
             .map_err(|_| ApiError::internal("the writer stopped", "reply channel closed"))?
-            .map_err(|err| {
-                self.telemetry.reject("commit_failed");
-                ApiError::unavailable(
-                    "commit_failed",
-                    format!("could not store the events ({err}); nothing was stored, retry"),
-                    1,
-                )
+            .map_err(|err| match err {
+                CommitError::CountConflict(items) => count_conflict(&items, &count_ids),
+                CommitError::Failed(err) => {
+                    self.telemetry.reject("commit_failed");
+                    ApiError::unavailable(
+                        "commit_failed",
+                        format!("could not store the events ({err}); nothing was stored, retry"),
+                        1,
+                    )
+                }
             })?;
         Ok(self.account(&kinds, &receipt))
     }
@@ -91,6 +101,40 @@ impl Ingestor {
         add(&self.telemetry.messages_ignored, outcome.ignored);
         outcome
     }
+}
+
+/// The 409 for count records that repeat a stored id with a different body, naming each by its
+/// index among the request's records and its id.
+fn count_conflict(items: &[usize], count_ids: &[Option<String>]) -> ApiError {
+    let details = items
+        .iter()
+        .map(|index| {
+            let id = count_ids[*index].as_deref().unwrap_or_default();
+            ErrorDetail {
+                index: Some(*index),
+                line: None,
+                field: Some("id".into()),
+                message: format!(
+                    "id `{id}` was already stored with a different body; a stored count is \
+                     never replaced: send the difference under a new id"
+                ),
+            }
+        })
+        .collect();
+    let ids: Vec<&str> = items
+        .iter()
+        .filter_map(|index| count_ids[*index].as_deref())
+        .collect();
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "count_conflict",
+        format!(
+            "count record id(s) {} already stored with a different body; nothing in this \
+             request was stored",
+            ids.join(", ")
+        ),
+    )
+    .with_details(details)
 }
 
 /// A commit under way; see [`Ingestor::enqueue_blocking`].

@@ -155,6 +155,7 @@ impl Ingestor {
                 dedup_key: key,
                 cells,
                 late: admission == Admission::Late,
+                count_body: None,
             },
             parsed.write_key.map(Cow::into_owned),
         ))

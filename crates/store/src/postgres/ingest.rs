@@ -2,7 +2,7 @@
 //! their rotation, and the admission of new dimension values agreed across nodes. It must never
 //! take a lock out of the global order stated in the module docs of `postgres`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use postgres::{Client, GenericClient, IsolationLevel, Statement, Transaction};
 
@@ -11,6 +11,7 @@ use revloop_core::ingest::StageCount;
 use revloop_core::time::DurationMs;
 
 use super::{LOCK_ADMIT_VALUES, PostgresStore, Writer, connection_may_be_lost};
+use crate::dedup::{count_conflicts, count_keys_to_read, new_count_bodies};
 use crate::plan::{CommitPlan, Layout, WriterState};
 use crate::{IngestGroup, IngestItem, IngestReceipt, StoreError};
 
@@ -160,6 +161,11 @@ fn read_and_rotate(
         // exclusive table lock waits for nobody: every transaction that touches a dedup table
         // holds the `meta` rows this one has locked `FOR UPDATE`.
         transaction.batch_execute(&format!("TRUNCATE dedup_{}", next.current))?;
+        // The bodies of count records whose keys were just forgotten.
+        transaction.execute(
+            "DELETE FROM count_bodies WHERE at_ms < $1",
+            &[&fresh.started_ms],
+        )?;
     }
     transaction.execute(
         "UPDATE meta SET value = CASE key WHEN 'dedup_current' THEN $1::bigint ELSE $2::bigint END
@@ -199,6 +205,46 @@ fn remember_keys(
         .iter()
         .map(|item| seen.insert(item.dedup_key) && remembered_now.contains(&item.dedup_key))
         .collect())
+}
+
+/// Refuses the group if a count record repeats a remembered id with a different body, and
+/// remembers the bodies of its new ones. The dedup keys were inserted first: a node racing
+/// this one with the same id waits on that key, then reads the body this one wrote.
+fn check_count_bodies(
+    transaction: &mut Transaction,
+    group: &IngestGroup,
+    is_new: &[bool],
+) -> Result<(), StoreError> {
+    let keys = count_keys_to_read(&group.items, is_new);
+    let mut stored = HashMap::new();
+    if !keys.is_empty() {
+        let rows = transaction.query(
+            "SELECT key, body_key FROM count_bodies WHERE key = ANY($1)",
+            &[&keys],
+        )?;
+        for row in rows {
+            stored.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    let conflicts = count_conflicts(&group.items, is_new, &stored);
+    if !conflicts.is_empty() {
+        return Err(StoreError::CountConflict { items: conflicts });
+    }
+    let mut bodies: Vec<(i64, i64)> = new_count_bodies(&group.items, is_new).into_iter().collect();
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    bodies.sort_unstable();
+    let keys: Vec<i64> = bodies.iter().map(|(key, _)| *key).collect();
+    let body_keys: Vec<i64> = bodies.iter().map(|(_, body_key)| *body_key).collect();
+    // A key that is new again (its generation was forgotten) replaces its old body.
+    transaction.execute(
+        "INSERT INTO count_bodies (key, body_key, at_ms)
+         SELECT key, body_key, $3 FROM unnest($1::bigint[], $2::bigint[]) AS b (key, body_key)
+         ON CONFLICT (key) DO UPDATE SET body_key = EXCLUDED.body_key, at_ms = EXCLUDED.at_ms",
+        &[&keys, &body_keys, &group.now.millis()],
+    )?;
+    Ok(())
 }
 
 /// Makes the plan's admissions of new dimension values agree with every other node.
@@ -383,6 +429,7 @@ fn commit_group(
         store.dedup_window,
     )?;
     let is_new = remember_keys(&mut transaction, statements, dedup, &group.items)?;
+    check_count_bodies(&mut transaction, group, &is_new)?;
 
     let mut plan = state.plan(&store.layout, &group.items, &is_new);
     let written = settle_admissions(

@@ -82,6 +82,7 @@ fn message(key: i64, stage: usize, minute: Minute, device: &str) -> IngestItem {
         dedup_key: key,
         cells: vec![cell(stage, minute, [device, VALUE_NONE, VALUE_NONE], 1)],
         late: false,
+        count_body: None,
     }
 }
 
@@ -180,6 +181,7 @@ pub fn exactly_once(store: &dyn Store) {
         dedup_key: key,
         cells: Vec::new(),
         late: false,
+        count_body: None,
     };
     let receipt = store
         .commit_ingest(&group(START_MS + 10, vec![bare(20), bare(20)]))
@@ -379,6 +381,7 @@ fn check_stream(store: &dyn Store, run: i64, stream: &Stream) -> Result<(), Test
             })
             .collect(),
         late: item.late,
+        count_body: None,
     };
 
     // The recount: the first item of each key, in stream order.
@@ -548,6 +551,7 @@ fn segment_item(key: i64, [device, country]: [&str; 2], cells: &[(usize, i64, i6
             })
             .collect(),
         late: false,
+        count_body: None,
     }
 }
 
