@@ -315,13 +315,10 @@ pub trait Store: Send + Sync + 'static {
     /// segments matching the query's filter. Minutes with no events are absent.
     fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError>;
 
-    /// Late events of the funnel's stages in `[from, to)`.
-    fn late_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<LateCount>, StoreError>;
+    /// Late events of the funnel's stages in `[from, to)`, summed over the segments matching
+    /// the query's filter, ordered by minute and stage. Late events are kept per segment since
+    /// schema version 3; a filtered read does not see those stored before.
+    fn late_counts(&self, query: &CountsQuery) -> Result<Vec<LateCount>, StoreError>;
 
     /// Per-minute counts in `[from, to)` of the funnel's all-segments series and of every
     /// single-dimension segment (one dimension = one value), ordered by minute. Minutes with no

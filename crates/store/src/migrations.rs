@@ -171,7 +171,9 @@ CREATE TABLE changes (
 CREATE INDEX changes_at ON changes (at_ms);
 "#,
     r#"
--- Version 3: what each pre-aggregated count record with an `id` said, by its dedup key, so a
+-- Version 3: count bodies and late events per segment.
+--
+-- What each pre-aggregated count record with an `id` said, by its dedup key, so a
 -- re-send with the same id and a different body is refused (409) instead of dropped as a
 -- duplicate. A row lives as long as its dedup key (see `dedup.rs`); `at_ms` drives that.
 CREATE TABLE count_bodies (
@@ -180,6 +182,17 @@ CREATE TABLE count_bodies (
     at_ms    INTEGER NOT NULL
 );
 CREATE INDEX count_bodies_at ON count_bodies (at_ms);
+
+-- Late events per segment, so that a filtered metrics read shows the filter's late events.
+-- `late_counts` keeps the all-segments total (it holds the late events of earlier versions).
+CREATE TABLE late_segment_counts (
+    funnel   TEXT    NOT NULL,
+    segment  INTEGER NOT NULL,
+    minute   INTEGER NOT NULL,
+    stage    TEXT    NOT NULL,
+    n_events INTEGER NOT NULL,
+    PRIMARY KEY (funnel, segment, minute, stage)
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -317,5 +330,13 @@ CREATE TABLE count_bodies (
     at_ms    BIGINT NOT NULL
 );
 CREATE INDEX count_bodies_at ON count_bodies (at_ms);
+CREATE TABLE late_segment_counts (
+    funnel   TEXT   NOT NULL,
+    segment  BIGINT NOT NULL,
+    minute   BIGINT NOT NULL,
+    stage    TEXT   NOT NULL,
+    n_events BIGINT NOT NULL,
+    PRIMARY KEY (funnel, segment, minute, stage)
+);
 "#,
 ];

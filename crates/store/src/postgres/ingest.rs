@@ -5,9 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use postgres::{Client, GenericClient, IsolationLevel, Statement, Transaction};
+use rustc_hash::FxHashMap;
 
 use revloop_core::Timestamp;
-use revloop_core::ingest::StageCount;
 use revloop_core::time::DurationMs;
 
 use super::{LOCK_ADMIT_VALUES, PostgresStore, Writer, connection_may_be_lost};
@@ -36,6 +36,7 @@ pub(super) struct WriterStatements {
     remember: [Statement; 2],
     add_counts: Statement,
     add_late: Statement,
+    add_late_segments: Statement,
     add_segments: Statement,
     add_values: Statement,
 }
@@ -81,6 +82,12 @@ impl WriterStatements {
                  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
                  ON CONFLICT (funnel, minute, stage) DO UPDATE SET
                      n_events = GREATEST(LEAST(late_counts.n_events::numeric + EXCLUDED.n_events, 9223372036854775807), -9223372036854775808)::bigint",
+            )?,
+            add_late_segments: client.prepare(
+                "INSERT INTO late_segment_counts (funnel, segment, minute, stage, n_events)
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])
+                 ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
+                     n_events = GREATEST(LEAST(late_segment_counts.n_events::numeric + EXCLUDED.n_events, 9223372036854775807), -9223372036854775808)::bigint",
             )?,
             add_segments: client.prepare(
                 "INSERT INTO segments (key, assignment, n_dimensions)
@@ -293,6 +300,31 @@ fn settle_admissions(
     Ok(())
 }
 
+/// Rows keyed `(funnel, stage, segment, minute)` with their funnel and stage ids, in the
+/// tables' key order.
+fn segment_rows<'l, T: Copy>(
+    layout: &'l Layout,
+    rows: &FxHashMap<(usize, usize, i64, i64), T>,
+) -> Vec<(&'l str, i64, i64, &'l str, T)> {
+    let mut rows: Vec<(&str, i64, i64, &str, T)> = rows
+        .iter()
+        .map(|((funnel, stage, segment, minute), value)| {
+            let (funnel_id, stage_ids) = &layout.funnels[*funnel];
+            (
+                funnel_id.as_str(),
+                *segment,
+                *minute,
+                stage_ids[*stage].as_str(),
+                *value,
+            )
+        })
+        .collect();
+    rows.sort_unstable_by_key(|(funnel, segment, minute, stage, _)| {
+        (*funnel, *segment, *minute, *stage)
+    });
+    rows
+}
+
 /// Writes a plan with one statement per table. Rows go in ascending key order, so that two nodes
 /// updating the same rows lock them in the same order.
 fn write_plan(
@@ -302,23 +334,7 @@ fn write_plan(
     plan: &CommitPlan,
 ) -> Result<(), StoreError> {
     if !plan.counts.is_empty() {
-        let mut rows: Vec<(&str, i64, i64, &str, StageCount)> = plan
-            .counts
-            .iter()
-            .map(|((funnel, stage, segment, minute), count)| {
-                let (funnel_id, stage_ids) = &layout.funnels[*funnel];
-                (
-                    funnel_id.as_str(),
-                    *segment,
-                    *minute,
-                    stage_ids[*stage].as_str(),
-                    *count,
-                )
-            })
-            .collect();
-        rows.sort_unstable_by_key(|(funnel, segment, minute, stage, _)| {
-            (*funnel, *segment, *minute, *stage)
-        });
+        let rows = segment_rows(layout, &plan.counts);
         let n_rows = rows.len();
         let mut funnels = Vec::with_capacity(n_rows);
         let mut segments = Vec::with_capacity(n_rows);
@@ -371,6 +387,18 @@ fn write_plan(
         transaction.execute(
             &statements.add_late,
             &[&funnels, &minutes, &stages, &n_events],
+        )?;
+    }
+    if !plan.late_segments.is_empty() {
+        let rows = segment_rows(layout, &plan.late_segments);
+        let funnels: Vec<&str> = rows.iter().map(|row| row.0).collect();
+        let segments: Vec<i64> = rows.iter().map(|row| row.1).collect();
+        let minutes: Vec<i64> = rows.iter().map(|row| row.2).collect();
+        let stages: Vec<&str> = rows.iter().map(|row| row.3).collect();
+        let n_events: Vec<i64> = rows.iter().map(|row| row.4).collect();
+        transaction.execute(
+            &statements.add_late_segments,
+            &[&funnels, &segments, &minutes, &stages, &n_events],
         )?;
     }
     if !plan.new_segments.is_empty() {

@@ -288,6 +288,21 @@ fn write_plan(
         let (funnel_id, stage_ids) = &layout.funnels[*funnel];
         add_late.execute(params![funnel_id, minute, stage_ids[*stage], n_events])?;
     }
+    let mut add_late_segment = transaction.prepare_cached(
+        "INSERT INTO late_segment_counts (funnel, segment, minute, stage, n_events)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET n_events = CAST(n_events + excluded.n_events AS INTEGER)",
+    )?;
+    for ((funnel, stage, segment, minute), n_events) in &plan.late_segments {
+        let (funnel_id, stage_ids) = &layout.funnels[*funnel];
+        add_late_segment.execute(params![
+            funnel_id,
+            segment,
+            minute,
+            stage_ids[*stage],
+            n_events
+        ])?;
+    }
     let mut add_segment = transaction.prepare_cached(
         "INSERT OR IGNORE INTO segments (key, assignment, n_dimensions) VALUES (?1, ?2, ?3)",
     )?;

@@ -115,13 +115,8 @@ fn group(now_ms: i64, items: Vec<IngestItem>) -> IngestGroup {
     }
 }
 
-fn counts(
-    store: &dyn Store,
-    from: Minute,
-    to: Minute,
-    filter: &[(&str, &str)],
-) -> Vec<MinuteCount> {
-    let query = CountsQuery {
+fn query(from: Minute, to: Minute, filter: &[(&str, &str)]) -> CountsQuery {
+    CountsQuery {
         funnel: FUNNEL.to_owned(),
         from,
         to,
@@ -129,8 +124,18 @@ fn counts(
             .iter()
             .map(|(d, v)| ((*d).to_owned(), (*v).to_owned()))
             .collect(),
-    };
-    store.minute_counts(&query).expect("minute_counts")
+    }
+}
+
+fn counts(
+    store: &dyn Store,
+    from: Minute,
+    to: Minute,
+    filter: &[(&str, &str)],
+) -> Vec<MinuteCount> {
+    store
+        .minute_counts(&query(from, to, filter))
+        .expect("minute_counts")
 }
 
 fn n_events(counts: &[MinuteCount]) -> i64 {
@@ -209,7 +214,7 @@ pub fn exactly_once(store: &dyn Store) {
     assert_eq!(receipt.is_new, [false]);
     assert_eq!(counts(store, minute(100), minute(300), &[]), []);
     let late = store
-        .late_counts(FUNNEL, minute(100), minute(300))
+        .late_counts(&query(minute(100), minute(300), &[]))
         .expect("late_counts");
     assert_eq!(
         late,
@@ -395,19 +400,21 @@ fn check_stream(store: &dyn Store, run: i64, stream: &Stream) -> Result<(), Test
         &[("country", country), ("device", device)],
     ];
     let mut want: [BTreeMap<(Minute, usize), StageCount>; 3] = Default::default();
-    let mut want_late: BTreeMap<(Minute, usize), i64> = BTreeMap::new();
+    let mut want_late: [BTreeMap<(Minute, usize), i64>; 3] = Default::default();
     for (item, _) in stream.items.iter().zip(&first).filter(|(_, f)| **f) {
         for (cell, count) in item_of(item).cells {
             let at = (cell.minute, cell.hit.stage);
-            if item.late {
-                *want_late.entry(at).or_default() += count.n_events;
-                continue;
-            }
             let matches = [
                 true,
                 DEVICES[item.device] == device,
                 DEVICES[item.device] == device && COUNTRIES[item.country] == country,
             ];
+            if item.late {
+                for (late, _) in want_late.iter_mut().zip(matches).filter(|(_, m)| *m) {
+                    *late.entry(at).or_default() += count.n_events;
+                }
+                continue;
+            }
             for (sums, _) in want.iter_mut().zip(matches).filter(|(_, m)| *m) {
                 sums.entry(at).or_default().add(count);
             }
@@ -453,18 +460,20 @@ fn check_stream(store: &dyn Store, run: i64, stream: &Stream) -> Result<(), Test
             step
         );
     }
-    let mut got_late = store.late_counts(FUNNEL, from, to).expect("late_counts");
-    // The trait promises no order for late counts.
-    got_late.sort_by_key(|l| (l.minute, l.stage));
-    let want_late: Vec<LateCount> = want_late
-        .into_iter()
-        .map(|((minute, stage), n_events)| LateCount {
-            stage,
-            minute,
-            n_events,
-        })
-        .collect();
-    prop_assert_eq!(got_late, want_late);
+    for (filter, late) in filters.iter().zip(want_late) {
+        let got_late = store
+            .late_counts(&query(from, to, filter))
+            .expect("late_counts");
+        let want_late: Vec<LateCount> = late
+            .into_iter()
+            .map(|((minute, stage), n_events)| LateCount {
+                stage,
+                minute,
+                n_events,
+            })
+            .collect();
+        prop_assert_eq!(got_late, want_late, "late, filter {:?}", filter);
+    }
     Ok(())
 }
 
