@@ -66,6 +66,59 @@ fn check_config_prints_every_problem_with_its_line() {
     assert_eq!(missing.status.code(), Some(1));
 }
 
+/// What a demanding user gets wrong in a config that parses: a currency that is not ISO 4217
+/// (or not in upper case) and two stages bound to one event. Exit code 2, every problem with
+/// its file and line.
+#[test]
+fn check_config_rejects_a_made_up_currency_and_a_shared_event() {
+    let dir = setup();
+    for (currency, want) in [
+        ("XYZ", "`XYZ` is not an ISO 4217 currency code"),
+        (
+            "usd",
+            "`usd` is not an ISO 4217 currency code; did you mean USD?",
+        ),
+    ] {
+        let broken = revloop_core::Config::example_toml()
+            .replace("currency = \"USD\"", &format!("currency = \"{currency}\""))
+            .replace("event = \"Checkout Started\"", "event = \"Product Added\"");
+        std::fs::write(dir.path().join("broken.toml"), &broken).unwrap();
+        let bad = run(&["check-config", "broken.toml"], dir.path());
+        assert_eq!(bad.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        let line_of =
+            |needle: &str| broken.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+        let currency_line = line_of("currency = ");
+        assert!(
+            stderr.contains(&format!("broken.toml:{currency_line}: {want}")),
+            "{stderr}"
+        );
+        // The stage lines: each `[[funnels.stages]]` header just before its event.
+        let event_lines: Vec<usize> = broken
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| *l == "event = \"Product Added\"")
+            .map(|(i, _)| i + 1)
+            .collect();
+        let header_before = |line: usize| {
+            (1..line)
+                .rev()
+                .find(|l| broken.lines().nth(l - 1) == Some("[[funnels.stages]]"))
+                .unwrap()
+        };
+        assert!(
+            stderr.contains(&format!(
+                "broken.toml:{}: stages `cart` (line {}) and `checkout` of funnel `checkout` are \
+                 bound to the same event (track `Product Added` with no filters)",
+                header_before(event_lines[1]),
+                header_before(event_lines[0]),
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+    }
+}
+
 #[test]
 fn simulate_is_byte_identical_per_seed_and_replays_exactly_once() {
     let dir = setup();

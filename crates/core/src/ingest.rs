@@ -134,7 +134,7 @@ pub fn message_cells_noted(
     if let Some((amount, currency)) = matcher.revenue(message) {
         let same_currency = match currency {
             None => true,
-            Some(code) => Currency::parse(code).is_ok_and(|c| c == shop_currency),
+            Some(code) => Currency::parse_any_case(code).is_ok_and(|c| c == shop_currency),
         };
         if same_currency {
             let money =

@@ -9,9 +9,13 @@
 
 use std::fmt;
 
-/// An ISO 4217 alphabetic code such as `USD`.
+/// An ISO 4217 alphabetic code such as `USD`, with its minor unit's exponent, both from the
+/// ISO 4217 table the `iso_currency` crate carries (a data crate, generated at build time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Currency([u8; 3]);
+pub struct Currency {
+    code: [u8; 3],
+    exponent: u8,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Money {
@@ -23,6 +27,14 @@ pub struct Money {
 pub enum MoneyError {
     #[error("`{0}` is not a currency code (three letters, e.g. USD)")]
     NotCurrency(String),
+    #[error("`{code}` is not an ISO 4217 currency code{}", did_you_mean(.suggestion))]
+    UnknownCurrency {
+        code: String,
+        /// The upper-case code, when that one is known.
+        suggestion: Option<String>,
+    },
+    #[error("`{0}` has no minor unit (a metal, a fund or a testing code), so no prices in it")]
+    NoMinorUnit(String),
     #[error("`{amount}` is not an amount in {currency} (at most {exponent} decimal places)")]
     NotAmount {
         amount: String,
@@ -33,38 +45,53 @@ pub enum MoneyError {
     Overflow(String),
 }
 
-/// Currencies whose minor unit is not 1/100. Everything else has two decimals.
-const EXPONENT_ZERO: &[&str] = &[
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-    "VUV", "XAF", "XOF", "XPF",
-];
-const EXPONENT_THREE: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|code| format!("; did you mean {code}?"))
+        .unwrap_or_default()
+}
 
 impl Currency {
+    /// An ISO 4217 code as the standard writes it: three upper-case letters, in the table, with
+    /// a minor unit.
     pub fn parse(code: &str) -> Result<Currency, MoneyError> {
-        let upper = code.trim().to_ascii_uppercase();
-        let bytes = upper.as_bytes();
-        if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
-            return Err(MoneyError::NotCurrency(code.chars().take(16).collect()));
+        let shown = || code.chars().take(16).collect::<String>();
+        let bytes = code.as_bytes();
+        if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_alphabetic) {
+            return Err(MoneyError::NotCurrency(shown()));
         }
-        Ok(Currency([bytes[0], bytes[1], bytes[2]]))
+        let Some(known) = iso_currency::Currency::from_code(code) else {
+            let upper = code.to_ascii_uppercase();
+            return Err(MoneyError::UnknownCurrency {
+                code: shown(),
+                suggestion: iso_currency::Currency::from_code(&upper).map(|_| upper),
+            });
+        };
+        let exponent = known
+            .exponent()
+            .and_then(|e| u8::try_from(e).ok())
+            .ok_or_else(|| MoneyError::NoMinorUnit(shown()))?;
+        Ok(Currency {
+            code: [bytes[0], bytes[1], bytes[2]],
+            exponent,
+        })
+    }
+
+    /// A code in any case (`usd`, as some senders write it in events), otherwise as
+    /// [`Currency::parse`].
+    pub fn parse_any_case(code: &str) -> Result<Currency, MoneyError> {
+        Currency::parse(&code.trim().to_ascii_uppercase())
     }
 
     pub fn code(&self) -> &str {
         // The constructor admits only ASCII letters.
-        std::str::from_utf8(&self.0).expect("currency codes are ASCII")
+        std::str::from_utf8(&self.code).expect("currency codes are ASCII")
     }
 
     /// Number of decimal places of the minor unit.
     pub fn exponent(&self) -> u32 {
-        let code = self.code();
-        if EXPONENT_ZERO.contains(&code) {
-            0
-        } else if EXPONENT_THREE.contains(&code) {
-            3
-        } else {
-            2
-        }
+        u32::from(self.exponent)
     }
 }
 
@@ -169,7 +196,7 @@ mod tests {
                 "{text}"
             );
         }
-        let jpy = Currency::parse("jpy").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
         assert_eq!(Money::parse_decimal("1200", jpy).unwrap().minor, 1200);
         assert!(Money::parse_decimal("1200.5", jpy).is_err());
         let kwd = Currency::parse("KWD").unwrap();
@@ -190,9 +217,36 @@ mod tests {
         ] {
             assert!(Money::parse_decimal(bad, usd()).is_err(), "{bad}");
         }
-        for bad in ["US", "USDX", "U5D", ""] {
-            assert!(Currency::parse(bad).is_err(), "{bad}");
+        for bad in ["US", "USDX", "U5D", "", " USD"] {
+            assert!(
+                matches!(Currency::parse(bad), Err(MoneyError::NotCurrency(_))),
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn currencies_come_from_the_iso_4217_table() {
+        let exponent = |code: &str| Currency::parse(code).map(|c| c.exponent());
+        let cases = [
+            ("USD", 2),
+            ("JPY", 0),
+            ("KWD", 3),
+            ("CLF", 4),
+            ("EUR", 2),
+            ("ISK", 0),
+        ];
+        for (code, want) in cases {
+            assert_eq!(exponent(code), Ok(want), "{code}");
+        }
+        let err = |code: &str| Currency::parse(code).unwrap_err().to_string();
+        assert_eq!(err("XYZ"), "`XYZ` is not an ISO 4217 currency code");
+        assert_eq!(
+            err("usd"),
+            "`usd` is not an ISO 4217 currency code; did you mean USD?"
+        );
+        assert!(err("XAU").contains("no minor unit"), "{}", err("XAU"));
+        assert_eq!(Currency::parse_any_case(" usd"), Currency::parse("USD"));
     }
 
     #[test]

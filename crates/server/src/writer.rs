@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 
 use revloop_core::Timestamp;
-use revloop_store::{IngestGroup, IngestItem, IngestReceipt, ProblemRow, Store};
+use revloop_store::{IngestGroup, IngestItem, IngestReceipt, ProblemRow, Store, StoreError};
 
 use crate::telemetry::Telemetry;
 
@@ -24,7 +24,32 @@ pub const QUEUE_REQUESTS_MAX: usize = 512;
 /// transaction's size.
 pub const GROUP_ITEMS_MAX: usize = 50_000;
 
-pub type CommitResult = Result<IngestReceipt, String>;
+pub type CommitResult = Result<IngestReceipt, CommitError>;
+
+/// Why a job's items were not committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitError {
+    /// Count records of the job (by index in it) repeat a stored id with a different body. None
+    /// of the job was stored; the rest of its group was committed without it.
+    CountConflict(Vec<usize>),
+    /// The group's transaction failed; nothing of it was stored.
+    Failed(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::CountConflict(items) => {
+                write!(
+                    f,
+                    "{} count record(s) conflict with stored ones",
+                    items.len()
+                )
+            }
+            CommitError::Failed(message) => f.write_str(message),
+        }
+    }
+}
 
 /// What one request hands to the group commit.
 #[derive(Debug, Default)]
@@ -122,13 +147,12 @@ impl GroupCommitter {
 fn run(store: &dyn Store, receiver: &Receiver<Job>, telemetry: &Telemetry) {
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
-        let mut n_items = jobs[0].submission.items.len();
-        let mut n_rows = n_items + jobs[0].submission.problems.len();
+        let rows = |job: &Job| job.submission.items.len() + job.submission.problems.len();
+        let mut n_rows = rows(&jobs[0]);
         while n_rows < GROUP_ITEMS_MAX {
             match receiver.try_recv() {
                 Ok(job) => {
-                    n_items += job.submission.items.len();
-                    n_rows += job.submission.items.len() + job.submission.problems.len();
+                    n_rows += rows(&job);
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -142,38 +166,89 @@ fn run(store: &dyn Store, receiver: &Receiver<Job>, telemetry: &Telemetry) {
             .map(|job| job.now)
             .max()
             .expect("at least one job");
+        commit_jobs(store, telemetry, now, jobs);
+    }
+}
+
+/// Commits jobs as one group. A job with a conflicting count record is answered with the
+/// conflict and dropped, and the group is tried again without it: each try drops at least one
+/// job, so this ends.
+fn commit_jobs(store: &dyn Store, telemetry: &Telemetry, now: Timestamp, mut jobs: Vec<Job>) {
+    while !jobs.is_empty() {
+        let n_items: usize = jobs.iter().map(|job| job.submission.items.len()).sum();
         let mut items = Vec::with_capacity(n_items);
         let mut problems = Vec::new();
-        let mut lengths = Vec::with_capacity(jobs.len());
-        let mut replies = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        let n_jobs = jobs.len();
+        let mut lengths = Vec::with_capacity(n_jobs);
+        let mut problem_lengths = Vec::with_capacity(n_jobs);
+        for job in &mut jobs {
             lengths.push(job.submission.items.len());
-            items.extend(job.submission.items);
-            problems.extend(job.submission.problems);
-            replies.push(job.reply);
+            problem_lengths.push(job.submission.problems.len());
+            items.append(&mut job.submission.items);
+            problems.append(&mut job.submission.problems);
         }
         let started = Instant::now();
-        let result = store.commit_ingest(&IngestGroup {
+        let group = IngestGroup {
             now,
             items,
             problems,
-        });
+        };
+        let result = store.commit_ingest(&group);
         telemetry.record_commit(started.elapsed(), n_items, result.is_ok());
-        match result {
-            Ok(receipt) => {
-                let mut offset = 0;
-                for (reply, length) in replies.into_iter().zip(lengths) {
-                    let is_new = receipt.is_new[offset..offset + length].to_vec();
-                    offset += length;
-                    // A caller that went away (client disconnected) still had its items committed.
-                    let _ = reply.send(Ok(IngestReceipt { is_new }));
-                }
+        let conflicts = match result {
+            Err(StoreError::CountConflict { items: conflicts }) => conflicts,
+            result => {
+                let replies = jobs.into_iter().map(|job| job.reply).collect();
+                answer(result, replies, &lengths, n_items);
+                return;
             }
-            Err(err) => {
-                tracing::error!("group commit of {n_items} items failed: {err}");
-                for reply in replies {
-                    let _ = reply.send(Err(err.to_string()));
-                }
+        };
+        // Give each job its items and problems back, and answer those with a conflict (whose
+        // problems are then not logged: nothing of their request was stored).
+        let mut items = group.items.into_iter();
+        let mut problems = group.problems.into_iter();
+        let mut kept = Vec::with_capacity(jobs.len());
+        let mut offset = 0;
+        for ((mut job, length), n_problems) in jobs.into_iter().zip(lengths).zip(problem_lengths) {
+            job.submission.items = items.by_ref().take(length).collect();
+            job.submission.problems = problems.by_ref().take(n_problems).collect();
+            let own: Vec<usize> = conflicts
+                .iter()
+                .filter(|index| (offset..offset + length).contains(*index))
+                .map(|index| index - offset)
+                .collect();
+            offset += length;
+            if own.is_empty() {
+                kept.push(job);
+            } else {
+                let _ = job.reply.send(Err(CommitError::CountConflict(own)));
+            }
+        }
+        assert!(kept.len() < n_jobs, "a conflict names an item of the group");
+        jobs = kept;
+    }
+}
+
+fn answer(
+    result: Result<IngestReceipt, StoreError>,
+    replies: Vec<tokio::sync::oneshot::Sender<CommitResult>>,
+    lengths: &[usize],
+    n_items: usize,
+) {
+    match result {
+        Ok(receipt) => {
+            let mut offset = 0;
+            for (reply, length) in replies.into_iter().zip(lengths) {
+                let is_new = receipt.is_new[offset..offset + length].to_vec();
+                offset += length;
+                // A caller that went away (client disconnected) still had its items committed.
+                let _ = reply.send(Ok(IngestReceipt { is_new }));
+            }
+        }
+        Err(err) => {
+            tracing::error!("group commit of {n_items} items failed: {err}");
+            for reply in replies {
+                let _ = reply.send(Err(CommitError::Failed(err.to_string())));
             }
         }
     }

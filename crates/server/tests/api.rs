@@ -988,3 +988,105 @@ fn unknown_names_are_refused_with_the_valid_choices() {
         counts.body
     );
 }
+
+/// The metrics of one `device` value over the minute of T0: the filtered reply.
+fn device_metrics(server: &TestServer, filter: &str) -> Value {
+    let reply = server.get(
+        &format!(
+            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1m{filter}",
+            Timestamp::from_millis(T0 - 120 * MINUTE),
+            Timestamp::from_millis(T0 + MINUTE)
+        ),
+        &server.viewer,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+/// Sum over windows of the first stage's `field`.
+fn first_stage_sum(body: &Value, field: &str) -> i64 {
+    body["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["stages"][0][field].as_i64().unwrap())
+        .sum()
+}
+
+/// A `device` cap of 2: `mobile` and `desktop` are tracked, `tablet` (third) folds into
+/// `other`. A query for `tablet` answers 200 with zero and says it was folded and why; one for
+/// a value of a dimension below its cap says unseen; the fold bucket and tracked values say
+/// tracked; the reply shows each dimension's fill against its cap.
+#[test]
+fn metrics_say_when_a_filtered_value_was_folded() {
+    let toml = Config::example_toml().replacen("max_values = 10", "max_values = 2", 1);
+    let server = TestServer::start_on_file(Config::parse(&toml).unwrap());
+    for (i, device) in ["mobile", "desktop", "tablet", "mobile"].iter().enumerate() {
+        let mut event = track("Product Viewed", &format!("fold-{i}"), T0);
+        event["context"] = json!({"device": {"type": device}});
+        let reply = server.ingest("/v1/track", &event);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let cases = [
+        ("&device=mobile", "tracked", 2),
+        ("&device=other", "tracked", 1),
+        ("&device=tablet", "folded", 0),
+        ("&device=watch", "folded", 0),
+        ("&country=DE", "unseen", 0),
+        ("", "tracked", 4),
+    ];
+    for (filter, status, count) in cases {
+        let body = device_metrics(&server, filter);
+        assert_eq!(body["segment"]["status"], status, "{filter}: {body}");
+        assert_eq!(first_stage_sum(&body, "count"), count, "{filter}");
+    }
+    let folded = device_metrics(&server, "&device=tablet");
+    let message = folded["segment"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("reached its cap of 2 values") && message.contains("under `other`"),
+        "{message}"
+    );
+    let value = &folded["segment"]["values"][0];
+    assert_eq!(
+        (&value["dimension"], &value["value"], &value["status"]),
+        (&json!("device"), &json!("tablet"), &json!("folded"))
+    );
+    // A folded value next to a tracked one: the worst status is the segment's.
+    let mixed = device_metrics(&server, "&device=tablet&country=(none)");
+    assert_eq!(mixed["segment"]["status"], "folded", "{mixed}");
+    let dimensions = folded["dimensions"].as_array().unwrap();
+    assert_eq!(
+        dimensions[0],
+        json!({"name": "device", "values_tracked": 2, "values_max": 2, "full": true})
+    );
+    assert_eq!(
+        dimensions[1],
+        json!({"name": "country", "values_tracked": 0, "values_max": 50, "full": false})
+    );
+}
+
+/// Late events follow the dimension filter: a late `mobile` view shows under `device=mobile`
+/// and unfiltered, not under `device=desktop`.
+#[test]
+fn late_events_follow_the_dimension_filter() {
+    let server = TestServer::start();
+    let at = T0 - 90 * MINUTE;
+    for (i, device) in ["mobile", "mobile", "desktop"].iter().enumerate() {
+        let mut event = track("Product Viewed", &format!("late-{i}"), at);
+        event["context"] = json!({"device": {"type": device}});
+        let reply = server.ingest("/v1/track", &event);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["late"], 1, "{}", reply.body);
+    }
+    for (filter, late) in [
+        ("", 3),
+        ("&device=mobile", 2),
+        ("&device=desktop", 1),
+        ("&device=tablet", 0),
+        ("&device=mobile&country=(none)", 2),
+    ] {
+        let body = device_metrics(&server, filter);
+        assert_eq!(first_stage_sum(&body, "late"), late, "{filter}: {body}");
+        assert_eq!(first_stage_sum(&body, "count"), 0, "{filter}");
+    }
+}

@@ -48,7 +48,7 @@ fn a_batch_shows_its_rejected_message_and_its_ignored_name() {
 /// The same on PostgreSQL (skipped when `REVLOOP_TEST_DATABASE_URL` is not set).
 #[test]
 fn a_batch_shows_its_rejected_message_and_its_ignored_name_on_postgresql() {
-    TestServer::on_postgresql("ingest_log_test", check_a_batch);
+    common::on_postgresql("ingest_log", "batch", check_a_batch);
 }
 
 fn check_a_batch(server: &TestServer) {

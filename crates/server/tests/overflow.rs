@@ -7,7 +7,7 @@ mod common;
 
 use serde_json::{Value, json};
 
-use common::{MINUTE, T0, TestServer};
+use common::{MINUTE, T0, TestServer, on_postgresql};
 use revloop_core::{Config, Timestamp};
 
 /// The attack's amount: 9 × 10^18 minor units, so that two of them overflow `i64`.
@@ -157,12 +157,12 @@ fn revenue_sums_saturate_on_sqlite() {
 
 #[test]
 fn the_revenue_overflow_attack_is_refused_on_postgresql() {
-    TestServer::on_postgresql("overflow_test_attack", check_the_attack);
+    on_postgresql("overflow", "attack", check_the_attack);
 }
 
 #[test]
 fn revenue_sums_saturate_on_postgresql() {
-    TestServer::on_postgresql("overflow_test_saturate", check_sums_saturate);
+    on_postgresql("overflow", "saturate", check_sums_saturate);
 }
 
 /// A SQLite database where a REAL was planted by hand in `revenue_minor` (what an older revloop

@@ -12,8 +12,10 @@
 //! past it, the oldest generations are forgotten early (and counted), rather than the process
 //! running out of memory. Cost: about 16 bytes of memory and 8 bytes of disk per key.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::IngestItem;
 
 /// Generations per dedup window. More means retention closer to the window, at a little more
 /// lookup work per key.
@@ -216,6 +218,12 @@ impl DedupIndex {
         forgotten
     }
 
+    /// The start of the oldest generation still remembered: a key first seen before it is
+    /// forgotten.
+    pub fn remembered_since_ms(&self) -> Option<i64> {
+        self.generations.front().map(|g| g.started_ms)
+    }
+
     pub fn stats(&self) -> DedupStats {
         DedupStats {
             n_keys: self.n_keys as u64,
@@ -234,6 +242,59 @@ pub(crate) fn unpack(bytes: &[u8]) -> impl Iterator<Item = i64> + '_ {
     bytes
         .chunks_exact(8)
         .map(|chunk| i64::from_le_bytes(chunk.try_into().expect("chunks of 8")))
+}
+
+/// Count records by id: a record whose key is remembered is a plain duplicate when it says what
+/// the remembered one said, and a conflict when it says something else. Both stores keep each
+/// new record's body key (`count_bodies`) beside its dedup key, for as long as the key lives,
+/// and ask these three functions what to read, what to refuse and what to write.
+///
+/// Keys of count records that are not new and whose body must be read from the store: their
+/// first occurrence is not in this group. Sorted, each once.
+pub(crate) fn count_keys_to_read(items: &[IngestItem], is_new: &[bool]) -> Vec<i64> {
+    let in_group = new_count_bodies(items, is_new);
+    let mut keys: Vec<i64> = items
+        .iter()
+        .zip(is_new)
+        .filter(|(item, new)| item.count_body.is_some() && !**new)
+        .map(|(item, _)| item.dedup_key)
+        .filter(|key| !in_group.contains_key(key))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Items (by index) that repeat a count record's id with a different body: one remembered in
+/// `stored` (key → body key), or the first of this group with that id.
+pub(crate) fn count_conflicts(
+    items: &[IngestItem],
+    is_new: &[bool],
+    stored: &HashMap<i64, i64>,
+) -> Vec<usize> {
+    let in_group = new_count_bodies(items, is_new);
+    items
+        .iter()
+        .zip(is_new)
+        .enumerate()
+        .filter_map(|(index, (item, new))| {
+            let body = item.count_body.as_ref().filter(|_| !*new)?;
+            let known = in_group
+                .get(&item.dedup_key)
+                .or_else(|| stored.get(&item.dedup_key))?;
+            (*known != body.body_key).then_some(index)
+        })
+        .collect()
+}
+
+/// The body keys of the group's new count records, by dedup key: what the store remembers.
+pub(crate) fn new_count_bodies(items: &[IngestItem], is_new: &[bool]) -> HashMap<i64, i64> {
+    items
+        .iter()
+        .zip(is_new)
+        .filter(|(_, new)| **new)
+        .filter_map(|(item, _)| Some((item.dedup_key, item.count_body.as_ref()?.body_key)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -302,6 +363,40 @@ mod tests {
             (2, 1, 1)
         );
         assert_eq!(admit(&mut index, generation + 1, &[1, 3]), [true, false]);
+    }
+
+    fn count(key: i64, body_key: Option<i64>) -> IngestItem {
+        IngestItem {
+            dedup_key: key,
+            cells: Vec::new(),
+            late: false,
+            ignored_name: None,
+            count_body: body_key.map(|body_key| crate::CountBody {
+                id: format!("id-{key}"),
+                body_key,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_count_id_with_another_body_conflicts_with_the_store_or_the_group() {
+        // Items: a new record (key 1), its identical and its different re-send in the same
+        // group, a re-send of a stored record (key 2) that agrees and one that does not, a
+        // remembered key with no stored body (written before bodies were kept), a message.
+        let items = [
+            count(1, Some(10)),
+            count(1, Some(10)),
+            count(1, Some(11)),
+            count(2, Some(20)),
+            count(2, Some(21)),
+            count(3, Some(30)),
+            count(4, None),
+        ];
+        let is_new = [true, false, false, false, false, false, false];
+        assert_eq!(count_keys_to_read(&items, &is_new), [2, 3]);
+        let stored = HashMap::from([(2, 20)]);
+        assert_eq!(count_conflicts(&items, &is_new, &stored), [2, 4]);
+        assert_eq!(new_count_bodies(&items, &is_new), HashMap::from([(1, 10)]));
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub enum StoreError {
     /// and apply the input again.
     #[error("incident state moved on: expected version {expected}, found {found}")]
     Conflict { expected: i64, found: i64 },
+    /// Count records (by index in the group) whose id is remembered with a different body, or
+    /// appears earlier in the group with one. Nothing of the group was written.
+    #[error("{} count record(s) repeat a stored id with a different body", items.len())]
+    CountConflict { items: Vec<usize> },
 }
 
 /// One accepted message (or pre-aggregated count record) on its way into the store.
@@ -98,6 +102,18 @@ pub struct IngestItem {
     /// The call and event name of a message no funnel stage listens to (`cells` empty), so
     /// that the ignored-names list counts it if it is new. `None` for everything else.
     pub ignored_name: Option<(CallKind, String)>,
+    /// For a pre-aggregated count record with an `id`: what it says. Its dedup key is the id's;
+    /// the same key with a different body is a conflict, not a duplicate.
+    pub count_body: Option<CountBody>,
+}
+
+/// The id of a pre-aggregated count record and a hash of everything else it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountBody {
+    /// The sender's id, as sent (for naming it in a conflict).
+    pub id: String,
+    /// See `revloop_core::funnel::dedup_key`; equal bodies, equal keys.
+    pub body_key: i64,
 }
 
 /// A group of items committed in one transaction.
@@ -306,20 +322,19 @@ pub struct ChangeRow {
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// Records a group atomically and durably; see the crate docs.
+    /// Records a group atomically and durably; see the crate docs. Fails with
+    /// [`StoreError::CountConflict`], writing nothing, if a count record's id is remembered
+    /// with a different body: the caller drops the requests holding those items and retries.
     fn commit_ingest(&self, group: &IngestGroup) -> Result<IngestReceipt, StoreError>;
 
     /// Per-minute counts of the funnel's stages (stage = index in the config), summed over the
     /// segments matching the query's filter. Minutes with no events are absent.
     fn minute_counts(&self, query: &CountsQuery) -> Result<Vec<MinuteCount>, StoreError>;
 
-    /// Late events of the funnel's stages in `[from, to)`.
-    fn late_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<LateCount>, StoreError>;
+    /// Late events of the funnel's stages in `[from, to)`, summed over the segments matching
+    /// the query's filter, ordered by minute and stage. Late events are kept per segment since
+    /// schema version 3; a filtered read does not see those stored before.
+    fn late_counts(&self, query: &CountsQuery) -> Result<Vec<LateCount>, StoreError>;
 
     /// Per-minute counts in `[from, to)` of the funnel's all-segments series and of every
     /// single-dimension segment (one dimension = one value), ordered by minute. Minutes with no

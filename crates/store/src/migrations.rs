@@ -9,7 +9,7 @@
 //! an outbox of effects, and a versioned meta row that serializes commits) and the changes log,
 //! the same in both dialects.
 //!
-//! The third version adds the ingest problem log (rejected messages and notices, the newest
+//! The fourth version adds the ingest problem log (rejected messages and notices, the newest
 //! kept), the ignored event names with their counts, and one row of what both have left out.
 //!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
@@ -174,6 +174,32 @@ CREATE TABLE changes (
 CREATE INDEX changes_at ON changes (at_ms);
 "#,
     r#"
+-- Version 3: count bodies and late events per segment.
+--
+-- What each pre-aggregated count record with an `id` said, by its dedup key, so a
+-- re-send with the same id and a different body is refused (409) instead of dropped as a
+-- duplicate. A row lives as long as its dedup key (see `dedup.rs`); `at_ms` drives that.
+CREATE TABLE count_bodies (
+    key      INTEGER PRIMARY KEY,
+    body_key INTEGER NOT NULL,
+    at_ms    INTEGER NOT NULL
+);
+CREATE INDEX count_bodies_at ON count_bodies (at_ms);
+
+-- Late events per segment, so that a filtered metrics read shows the filter's late events.
+-- `late_counts` keeps the all-segments total (it holds the late events of earlier versions).
+CREATE TABLE late_segment_counts (
+    funnel   TEXT    NOT NULL,
+    segment  INTEGER NOT NULL,
+    minute   INTEGER NOT NULL,
+    stage    TEXT    NOT NULL,
+    n_events INTEGER NOT NULL,
+    PRIMARY KEY (funnel, segment, minute, stage)
+) WITHOUT ROWID;
+"#,
+    r#"
+-- Version 4: the ingest problem log.
+--
 -- The ingest problem log: the newest rejected messages and notices (see problems.rs for the
 -- bound). AUTOINCREMENT: ids are never reused, so they order entries and page them.
 CREATE TABLE ingest_problems (
@@ -337,6 +363,24 @@ CREATE TABLE changes (
 CREATE INDEX changes_at ON changes (at_ms, id);
 "#,
     r#"
+-- Version 3: see the SQLite schema's version 3.
+CREATE TABLE count_bodies (
+    key      BIGINT PRIMARY KEY,
+    body_key BIGINT NOT NULL,
+    at_ms    BIGINT NOT NULL
+);
+CREATE INDEX count_bodies_at ON count_bodies (at_ms);
+CREATE TABLE late_segment_counts (
+    funnel   TEXT   NOT NULL,
+    segment  BIGINT NOT NULL,
+    minute   BIGINT NOT NULL,
+    stage    TEXT   NOT NULL,
+    n_events BIGINT NOT NULL,
+    PRIMARY KEY (funnel, segment, minute, stage)
+);
+"#,
+    r#"
+-- Version 4: see the SQLite schema's version 4.
 -- Ids are drawn while holding the problem log's advisory lock (see postgres/problems.rs), so
 -- they increase in commit order across nodes.
 CREATE TABLE ingest_problems (

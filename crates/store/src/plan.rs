@@ -44,10 +44,6 @@ impl Layout {
             .map(|(_, stages)| stages.as_slice())
             .ok_or_else(|| crate::StoreError::UnknownFunnel(funnel.to_owned()))
     }
-
-    pub fn stage_index(&self, funnel: &str, stage: &str) -> Option<usize> {
-        self.stages(funnel).ok()?.iter().position(|s| s == stage)
-    }
 }
 
 /// Raw dimension-value combinations whose segment keys are cached. Past it the cache is
@@ -69,8 +65,11 @@ pub(crate) struct WriterState {
 pub(crate) struct CommitPlan {
     /// `(funnel, stage, segment, minute)` → what to add.
     pub counts: FxHashMap<(usize, usize, i64, i64), StageCount>,
-    /// `(funnel, stage, minute)` → late events.
+    /// `(funnel, stage, minute)` → late events, all segments together.
     pub late: FxHashMap<(usize, usize, i64), i64>,
+    /// `(funnel, stage, segment, minute)` → late events of each segment they are counted
+    /// under, folded like counted events (late events admit dimension values too).
+    pub late_segments: FxHashMap<(usize, usize, i64, i64), i64>,
     /// Segments not yet in the table: key, JSON assignment, number of dimensions.
     pub new_segments: Vec<(i64, String, i64)>,
     /// Dimension values admitted by this group: dimension index, value.
@@ -99,7 +98,6 @@ impl WriterState {
                 if item.late {
                     let late = plan.late.entry((funnel, stage, minute)).or_default();
                     *late = late.saturating_add(count.n_events);
-                    continue;
                 }
                 if !self.segment_keys.contains_key(&cell.dimension_values) {
                     let keys = self.fold_and_register(
@@ -115,10 +113,18 @@ impl WriterState {
                         .insert(cell.dimension_values.clone(), keys);
                 }
                 for key in &self.segment_keys[&cell.dimension_values] {
-                    plan.counts
-                        .entry((funnel, stage, *key, minute))
-                        .or_default()
-                        .add(*count);
+                    if item.late {
+                        let late = plan
+                            .late_segments
+                            .entry((funnel, stage, *key, minute))
+                            .or_default();
+                        *late = late.saturating_add(count.n_events);
+                    } else {
+                        plan.counts
+                            .entry((funnel, stage, *key, minute))
+                            .or_default()
+                            .add(*count);
+                    }
                 }
             }
         }

@@ -31,13 +31,8 @@ macro_rules! store_by_concern {
                     $store::minute_counts(self, query)
                 }
 
-                fn late_counts(
-                    &self,
-                    funnel: &str,
-                    from: Minute,
-                    to: Minute,
-                ) -> Result<Vec<LateCount>, StoreError> {
-                    $store::late_counts(self, funnel, from, to)
+                fn late_counts(&self, query: &CountsQuery) -> Result<Vec<LateCount>, StoreError> {
+                    $store::late_counts(self, query)
                 }
 
                 fn segment_minute_counts(

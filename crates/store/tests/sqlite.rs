@@ -87,6 +87,7 @@ fn the_dedup_index_survives_a_reopen() {
         cells: Vec::new(),
         late: false,
         ignored_name: None,
+        count_body: None,
     };
     let group = |keys: &[i64]| IngestGroup {
         now: revloop_core::Timestamp::from_millis(1_000),

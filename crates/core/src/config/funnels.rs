@@ -115,12 +115,16 @@ pub(super) fn validate_funnels(
             );
         }
         let mut stages = Vec::new();
+        let mut stage_offsets = Vec::new();
         let mut stage_ids = HashSet::new();
         for spanned_stage in raw_funnel.stages {
+            let stage_offset = spanned_stage.span().start;
             if let Some(stage) = validate_stage(spanned_stage, &id, &mut stage_ids, problems) {
                 stages.push(stage);
+                stage_offsets.push(stage_offset);
             }
         }
+        check_distinct_bindings(&id, &stages, &stage_offsets, problems);
         let name = raw_funnel.name.unwrap_or_else(|| id.clone());
         let time_zone = match raw_funnel.time_zone {
             None => shop.time_zone.clone(),
@@ -134,6 +138,46 @@ pub(super) fn validate_funnels(
         });
     }
     (funnels, funnel_ids)
+}
+
+/// Two stages of one funnel bound to the same event (the same call, name and filters) would
+/// both count every such message, which is never what a funnel means: each later one is a
+/// problem at its line, naming the earlier one and its line. Funnels may share events.
+fn check_distinct_bindings(
+    funnel_id: &str,
+    stages: &[Stage],
+    offsets: &[usize],
+    problems: &mut Problems,
+) {
+    for (later, stage) in stages.iter().enumerate() {
+        let Some(earlier) = stages[..later]
+            .iter()
+            .position(|e| e.trigger == stage.trigger && e.filters == stage.filters)
+        else {
+            continue;
+        };
+        let call = match &stage.trigger {
+            Trigger::Track(name) => format!("track `{name}`"),
+            Trigger::Page(name) => format!("page `{name}`"),
+            Trigger::Screen(name) => format!("screen `{name}`"),
+        };
+        let filters = if stage.filters.is_empty() {
+            "no filters"
+        } else {
+            "the same filters"
+        };
+        problems.at(
+            offsets[later],
+            format!(
+                "stages `{}` (line {}) and `{}` of funnel `{funnel_id}` are bound to the same \
+                 event ({call} with {filters}), so every such message would count for both; \
+                 give one a distinguishing `where` filter or bind it to another event",
+                stages[earlier].id,
+                problems.lines.line(offsets[earlier]),
+                stage.id,
+            ),
+        );
+    }
 }
 
 /// One stage of funnel `funnel_id`; `None` (with problems noted) when it names no trigger.

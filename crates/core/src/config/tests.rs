@@ -201,3 +201,66 @@ fn the_config_sets_the_policy_and_silences_stay_in_local_time_across_dst() {
     // An unknown funnel is reported once, not again for its stage.
     assert!(!problems.contains("unknown stage"), "{problems}");
 }
+
+#[test]
+fn the_currency_is_an_upper_case_iso_4217_code() {
+    let with_currency = |code: &str| format!("[shop]\ncurrency = \"{code}\"\n{TWO_STAGES}");
+    check(
+        &with_currency("XYZ"),
+        &[(2, "`XYZ` is not an ISO 4217 currency code")],
+    );
+    check(&with_currency("usd"), &[(2, "did you mean USD?")]);
+    check(&with_currency("XAU"), &[(2, "no minor unit")]);
+    let config = Config::parse(&with_currency("JPY")).unwrap();
+    assert_eq!(config.shop.currency.exponent(), 0);
+}
+
+#[test]
+fn two_stages_of_a_funnel_may_not_share_an_event() {
+    let stages = |second: &str, third: &str| {
+        format!(
+            "
+[[funnels]]
+id = \"f\"
+[[funnels.stages]]
+id = \"viewed\"
+event = \"Product Viewed\"
+[[funnels.stages]]
+id = \"added\"
+{second}
+[[funnels.stages]]
+id = \"ordered\"
+{third}
+"
+        )
+    };
+    // The same event twice: the later stage's line, naming the earlier one and its line.
+    check(
+        &stages("event = \"Product Viewed\"", "event = \"Order Completed\""),
+        &[(
+            7,
+            "stages `viewed` (line 4) and `added` of funnel `f` are bound to the same event \
+             (track `Product Viewed` with no filters)",
+        )],
+    );
+    // Same filters too; a page with the event's name is another call.
+    let filtered = "event = \"Order Completed\"\nwhere = { \"properties.step\" = 2 }";
+    check(
+        &stages(filtered, filtered),
+        &[(11, "stages `added` (line 7) and `ordered`")],
+    );
+    check(
+        &stages("page = \"Product Viewed\"", "event = \"Order Completed\""),
+        &[],
+    );
+    // Different filters, or the same event in another funnel: allowed.
+    check(
+        &stages(
+            "event = \"Order Completed\"\nwhere = { \"properties.step\" = 1 }",
+            filtered,
+        ),
+        &[],
+    );
+    let two_funnels = format!("{TWO_STAGES}{}", TWO_STAGES.replace("\"f\"", "\"g\""));
+    check(&two_funnels, &[]);
+}

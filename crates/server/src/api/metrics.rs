@@ -2,6 +2,10 @@
 //! with each stage's conversion, drop-off, late events and revenue, optionally filtered by
 //! dimension values.
 //!
+//! Folding is never silent here: the reply says, for each filtered value, whether it is
+//! tracked, folded into `other` (its dimension was full before it came) or unseen, and for each
+//! dimension how many values it tracks against its cap.
+//!
 //! A read of the store; the rollup itself is the core's. It never changes state.
 
 use axum::extract::{Path, Query, State};
@@ -11,6 +15,7 @@ use serde_json::{Value, json};
 
 use revloop_core::Config;
 use revloop_core::config::Funnel;
+use revloop_core::funnel::{VALUE_NONE, VALUE_OTHER};
 use revloop_core::metrics::{MinuteCount, RollupError, Window, rollup};
 use revloop_core::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Minute, Timestamp};
 use revloop_store::{CountsQuery, LateCount, Role};
@@ -58,7 +63,11 @@ pub async fn funnel_metrics(
         to: range.to,
         filter: params.filter.clone(),
     };
-    let (counts, late) = read_counts(&state, query).await?;
+    let Read {
+        counts,
+        late,
+        dimension_values,
+    } = read_counts(&state, query).await?;
     let windows = rollup(
         funnel.stages.len(),
         &counts,
@@ -77,8 +86,8 @@ pub async fn funnel_metrics(
         .collect();
     let filter_json: serde_json::Map<String, Value> = params
         .filter
-        .into_iter()
-        .map(|(k, v)| (k, json!(v)))
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     Ok(axum::Json(json!({
         "funnel": funnel.id,
@@ -86,6 +95,8 @@ pub async fn funnel_metrics(
         "to": range.to.start().to_string(),
         "step": params.step.to_string(),
         "filter": filter_json,
+        "segment": segment_json(&state.config, &params.filter, &dimension_values),
+        "dimensions": dimensions_json(&state.config, &dimension_values),
         "stages": funnel.stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
         "windows": windows_json,
     }))
@@ -161,21 +172,157 @@ fn minute_range(params: &MetricsParams, now: Timestamp) -> Result<MinuteRange, A
     })
 }
 
-async fn read_counts(
-    state: &AppState,
-    query: CountsQuery,
-) -> Result<(Vec<MinuteCount>, Vec<LateCount>), ApiError> {
+/// What one metrics request reads from the store.
+struct Read {
+    counts: Vec<MinuteCount>,
+    late: Vec<LateCount>,
+    /// The admitted values of each configured dimension.
+    dimension_values: Vec<(String, Vec<String>)>,
+}
+
+async fn read_counts(state: &AppState, query: CountsQuery) -> Result<Read, ApiError> {
     let store = state.store.clone();
     blocking(move || {
         let counts = store
             .minute_counts(&query)
             .map_err(|err| ApiError::internal("reading counts", err))?;
         let late = store
-            .late_counts(&query.funnel, query.from, query.to)
+            .late_counts(&query)
             .map_err(|err| ApiError::internal("reading late counts", err))?;
-        Ok((counts, late))
+        let dimension_values = store
+            .dimension_values()
+            .map_err(|err| ApiError::internal("reading dimension values", err))?;
+        Ok(Read {
+            counts,
+            late,
+            dimension_values,
+        })
     })
     .await
+}
+
+/// Whether the counts of one filtered value are what was sent for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ValueStatus {
+    /// Admitted (or a fold bucket itself): its events are counted under it.
+    Tracked,
+    /// Never stored while its dimension was below its cap: no events yet.
+    Unseen,
+    /// Not admitted and its dimension is full: its events, if any came, are under `other`.
+    Folded,
+}
+
+impl ValueStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ValueStatus::Tracked => "tracked",
+            ValueStatus::Unseen => "unseen",
+            ValueStatus::Folded => "folded",
+        }
+    }
+}
+
+/// One filtered value's status and the sentence that explains it.
+fn value_status(
+    dimension: &str,
+    value: &str,
+    values_max: u32,
+    admitted: &[String],
+) -> (ValueStatus, String) {
+    let n_tracked = admitted.len();
+    if value == VALUE_OTHER {
+        let text = format!(
+            "`{VALUE_OTHER}` is the fold bucket of `{dimension}`: the events of values that came \
+             after it reached its cap of {values_max} values"
+        );
+        return (ValueStatus::Tracked, text);
+    }
+    if value == VALUE_NONE {
+        let text = format!("`{VALUE_NONE}`: events without a `{dimension}` value");
+        return (ValueStatus::Tracked, text);
+    }
+    if admitted.iter().any(|v| v == value) {
+        let text = format!("`{dimension}` = `{value}` is tracked as its own segment");
+        return (ValueStatus::Tracked, text);
+    }
+    if n_tracked >= values_max as usize {
+        let text = format!(
+            "`{dimension}` reached its cap of {values_max} values before `{value}` was seen, so \
+             its events (if any were sent) are counted under `{VALUE_OTHER}`, not here; query \
+             {dimension}={VALUE_OTHER} for them, or raise `max_values`"
+        );
+        return (ValueStatus::Folded, text);
+    }
+    let text = format!(
+        "no event with `{dimension}` = `{value}` has been stored; `{dimension}` tracks \
+         {n_tracked} of at most {values_max} values, so this value will be tracked from its \
+         first event"
+    );
+    (ValueStatus::Unseen, text)
+}
+
+/// The filter's segment: the worst status of its values (folded, then unseen, then tracked),
+/// and each value's own.
+fn segment_json(
+    config: &Config,
+    filter: &[(String, String)],
+    dimension_values: &[(String, Vec<String>)],
+) -> Value {
+    let mut worst = ValueStatus::Tracked;
+    let values: Vec<Value> = filter
+        .iter()
+        .map(|(dimension, value)| {
+            let values_max = config
+                .dimensions
+                .iter()
+                .find(|d| d.name == *dimension)
+                .map_or(0, |d| d.values_max);
+            let admitted = dimension_values
+                .iter()
+                .find(|(name, _)| name == dimension)
+                .map_or(&[][..], |(_, values)| values.as_slice());
+            let (status, message) = value_status(dimension, value, values_max, admitted);
+            worst = worst.max(status);
+            json!({
+                "dimension": dimension,
+                "value": value,
+                "status": status.as_str(),
+                "message": message,
+            })
+        })
+        .collect();
+    let message = match (filter.is_empty(), worst) {
+        (true, _) => "every segment together".to_owned(),
+        (false, ValueStatus::Tracked) => "every filtered value is tracked".to_owned(),
+        (false, _) => values
+            .iter()
+            .filter(|v| v["status"] == worst.as_str())
+            .filter_map(|v| v["message"].as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    json!({"status": worst.as_str(), "message": message, "values": values})
+}
+
+/// Per configured dimension: how many values it tracks, its cap, and whether it is full (new
+/// values fold into `other`).
+fn dimensions_json(config: &Config, dimension_values: &[(String, Vec<String>)]) -> Vec<Value> {
+    config
+        .dimensions
+        .iter()
+        .map(|dimension| {
+            let n_tracked = dimension_values
+                .iter()
+                .find(|(name, _)| *name == dimension.name)
+                .map_or(0, |(_, values)| values.len());
+            json!({
+                "name": dimension.name,
+                "values_tracked": n_tracked,
+                "values_max": dimension.values_max,
+                "full": n_tracked >= dimension.values_max as usize,
+            })
+        })
+        .collect()
 }
 
 /// One window: each stage's figures and the late events that fell in it.

@@ -9,9 +9,11 @@ use std::sync::atomic::Ordering;
 use revloop_core::time::Timestamp;
 use revloop_store::{IngestItem, IngestReceipt, ProblemOutcome, ProblemRow};
 
-use crate::http::ApiError;
+use axum::http::StatusCode;
+
+use crate::http::{ApiError, ErrorDetail};
 use crate::ingest::{Ingestor, MessageProblem, Outcome, Place, Prepared};
-use crate::writer::{CommitResult, Submission, SubmitError};
+use crate::writer::{CommitError, CommitResult, Submission, SubmitError};
 
 impl Ingestor {
     /// Commits prepared items, with the request's problems logged under `key_name` (the write
@@ -23,6 +25,11 @@ impl Ingestor {
         key_name: &str,
     ) -> Result<Outcome, ApiError> {
         let kinds = ItemKinds::of(&prepared.items);
+        let count_ids: Vec<Option<String>> = prepared
+            .items
+            .iter()
+            .map(|item| item.count_body.as_ref().map(|body| body.id.clone()))
+            .collect();
         let reasons = ProblemReasons::of(&prepared);
         let submission = Submission {
             problems: logged_problems(&prepared, now, key_name),
@@ -35,13 +42,16 @@ impl Ingestor {
         let receipt = receiver
             .await
             .map_err(|_| ApiError::internal("the writer stopped", "reply channel closed"))?
-            .map_err(|err| {
-                self.telemetry.reject("commit_failed");
-                ApiError::unavailable(
-                    "commit_failed",
-                    format!("could not store the events ({err}); nothing was stored, retry"),
-                    1,
-                )
+            .map_err(|err| match err {
+                CommitError::CountConflict(items) => count_conflict(&items, &count_ids),
+                CommitError::Failed(err) => {
+                    self.telemetry.reject("commit_failed");
+                    ApiError::unavailable(
+                        "commit_failed",
+                        format!("could not store the events ({err}); nothing was stored, retry"),
+                        1,
+                    )
+                }
             })?;
         // Counted once committed: a request answered 503 is retried, and would count twice.
         self.telemetry
@@ -113,6 +123,40 @@ impl Ingestor {
         add(&self.telemetry.messages_ignored, outcome.ignored);
         outcome
     }
+}
+
+/// The 409 for count records that repeat a stored id with a different body, naming each by its
+/// index among the request's records and its id.
+fn count_conflict(items: &[usize], count_ids: &[Option<String>]) -> ApiError {
+    let details = items
+        .iter()
+        .map(|index| {
+            let id = count_ids[*index].as_deref().unwrap_or_default();
+            ErrorDetail {
+                index: Some(*index),
+                line: None,
+                field: Some("id".into()),
+                message: format!(
+                    "id `{id}` was already stored with a different body; a stored count is \
+                     never replaced: send the difference under a new id"
+                ),
+            }
+        })
+        .collect();
+    let ids: Vec<&str> = items
+        .iter()
+        .filter_map(|index| count_ids[*index].as_deref())
+        .collect();
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "count_conflict",
+        format!(
+            "count record id(s) {} already stored with a different body; nothing in this \
+             request was stored",
+            ids.join(", ")
+        ),
+    )
+    .with_details(details)
 }
 
 /// A commit under way; see [`Ingestor::enqueue_blocking`].

@@ -13,7 +13,7 @@ use revloop_core::funnel::{DimensionValues, StageHit, VALUE_NONE, dedup_key};
 use revloop_core::ingest::{Admission, Cell, StageCount, admit};
 use revloop_core::money::Money;
 use revloop_core::time::{MS_PER_MINUTE, Timestamp};
-use revloop_store::IngestItem;
+use revloop_store::{CountBody, IngestItem};
 
 use crate::http::ApiError;
 use crate::ingest::problems::{Problem, Problems};
@@ -99,22 +99,45 @@ impl Ingestor {
             }
             Admission::Counted | Admission::Late => {}
         }
-        let key = match &record.id {
-            Some(id) => dedup_key(&format!("count-id:{id}")),
-            None => dedup_key(&format!(
-                "count:{}|{}|{}|{}|{:?}",
-                record.funnel,
-                record.stage,
-                window_start.millis(),
-                record.window_s,
-                record.dimensions
-            )),
+        let cells = minute_cells(&record, hit, window_start, &dimension_values, revenue_minor);
+        // What the record says besides its id, for telling a re-send from a correction: its
+        // funnel, stage, window, count, dimensions and revenue as validated.
+        let what = format!(
+            "{}|{}|{}|{}|{}|{:?}|{:?}",
+            record.funnel,
+            record.stage,
+            window_start.millis(),
+            record.window_s,
+            record.count,
+            record.dimensions,
+            revenue_minor
+        );
+        let (key, count_body) = match record.id {
+            Some(id) => {
+                let body = CountBody {
+                    body_key: dedup_key(&format!("count-body:{what}")),
+                    id,
+                };
+                (dedup_key(&format!("count-id:{}", body.id)), Some(body))
+            }
+            None => (
+                dedup_key(&format!(
+                    "count:{}|{}|{}|{}|{:?}",
+                    record.funnel,
+                    record.stage,
+                    window_start.millis(),
+                    record.window_s,
+                    record.dimensions
+                )),
+                None,
+            ),
         };
         Ok(IngestItem {
             dedup_key: key,
-            cells: minute_cells(&record, hit, window_start, &dimension_values, revenue_minor),
+            cells,
             late: false,
             ignored_name: None,
+            count_body,
         })
     }
 

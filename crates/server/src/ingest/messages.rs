@@ -197,6 +197,7 @@ impl Ingestor {
                 cells,
                 late: admission == Admission::Late,
                 ignored_name,
+                count_body: None,
             },
             write_key: parsed.write_key.map(Cow::into_owned),
             notices,

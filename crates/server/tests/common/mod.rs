@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use revloop_core::{Config, Timestamp};
 use revloop_server::http::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::{App, AppOptions, Clock};
-use revloop_store::{PostgresStore, Role, SqliteStore, Store};
+use revloop_store::{Role, SqliteStore, Store};
 
 /// 2026-11-27T10:00:00Z.
 pub const T0: i64 = 1_795_773_600_000;
@@ -60,22 +60,6 @@ type Running = (
 impl TestServer {
     pub fn start() -> TestServer {
         TestServer::start_on_file(Config::parse(Config::example_toml()).unwrap())
-    }
-
-    /// Runs `check` on a server on PostgreSQL, in a schema of its own named after `test`,
-    /// dropped after. Skips when `REVLOOP_TEST_DATABASE_URL` is not set.
-    pub fn on_postgresql(test: &str, check: impl FnOnce(&TestServer)) {
-        let Ok(url) = std::env::var("REVLOOP_TEST_DATABASE_URL") else {
-            eprintln!("skipped: REVLOOP_TEST_DATABASE_URL is not set");
-            return;
-        };
-        let schema = format!("revloop_{test}_{}", std::process::id());
-        let config = Config::parse(Config::example_toml()).unwrap();
-        let store = Arc::new(PostgresStore::open_in_schema(&url, &schema, &config).unwrap());
-        let server = TestServer::start_with(config, store, tempfile::tempdir().unwrap());
-        check(&server);
-        drop(server);
-        PostgresStore::drop_schema(&url, &schema).unwrap();
     }
 
     /// A server on a SQLite file that [`TestServer::restart`] opens again.
@@ -385,4 +369,21 @@ impl TestServer {
                 .is_some_and(|t| t.millis() >= minute_end)
         });
     }
+}
+
+/// A server on a PostgreSQL schema of its own (`{file}_{test}` and the process id), handed to
+/// `check`, the schema dropped after. Skips when `REVLOOP_TEST_DATABASE_URL` is not set.
+pub fn on_postgresql(file: &str, test: &str, check: impl FnOnce(&TestServer)) {
+    let Ok(url) = std::env::var("REVLOOP_TEST_DATABASE_URL") else {
+        eprintln!("skipped: REVLOOP_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let schema = format!("revloop_{file}_test_{test}_{}", std::process::id());
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let store =
+        Arc::new(revloop_store::PostgresStore::open_in_schema(&url, &schema, &config).unwrap());
+    let server = TestServer::start_with(config, store, tempfile::tempdir().unwrap());
+    check(&server);
+    drop(server);
+    revloop_store::PostgresStore::drop_schema(&url, &schema).unwrap();
 }

@@ -107,22 +107,36 @@ impl PostgresStore {
         })
     }
 
-    pub(super) fn late_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<LateCount>, StoreError> {
+    pub(super) fn late_counts(&self, query: &CountsQuery) -> Result<Vec<LateCount>, StoreError> {
+        let stage_ids = self.layout.stages(&query.funnel)?;
         self.with_client(|client| {
-            let rows = client.query(
-                "SELECT stage, minute, n_events FROM late_counts
-                 WHERE funnel = $1 AND minute >= $2 AND minute < $3",
-                &[&funnel, &from.index(), &to.index()],
-            )?;
+            let (from, to) = (query.from.index(), query.to.index());
+            // Unfiltered, the all-segments table, which also holds the late events stored
+            // before they were kept per segment; filtered, the segments the filter sums.
+            let rows = if query.filter.is_empty() {
+                client.query(
+                    "SELECT stage, minute, n_events FROM late_counts
+                     WHERE funnel = $1 AND minute >= $2 AND minute < $3",
+                    &[&query.funnel, &from, &to],
+                )?
+            } else {
+                let keys = filter_keys(&self.layout, &query.filter, || {
+                    full_combinations(client, self.layout.dimension_names.len())
+                })?;
+                client.query(
+                    "SELECT stage, minute,
+                            GREATEST(LEAST(sum(n_events), 9223372036854775807),
+                                     -9223372036854775808)::bigint
+                     FROM late_segment_counts
+                     WHERE funnel = $1 AND minute >= $2 AND minute < $3 AND segment = ANY($4)
+                     GROUP BY stage, minute",
+                    &[&query.funnel, &from, &to, &keys],
+                )?
+            };
             let mut late = Vec::with_capacity(rows.len());
             for row in rows {
                 let stage: &str = row.try_get(0)?;
-                let Some(stage) = self.layout.stage_index(funnel, stage) else {
+                let Some(stage) = stage_ids.iter().position(|s| s == stage) else {
                     continue;
                 };
                 late.push(LateCount {

@@ -3,16 +3,17 @@
 //! log's additions go into the same transaction (`problems`). It must never
 //! take a lock out of the global order stated in the module docs of `postgres`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use postgres::{Client, GenericClient, IsolationLevel, Statement, Transaction};
+use rustc_hash::FxHashMap;
 
 use revloop_core::Timestamp;
-use revloop_core::ingest::StageCount;
 use revloop_core::time::DurationMs;
 
 use super::problems::{ProblemStatements, write_problem_log};
 use super::{LOCK_ADMIT_VALUES, PostgresStore, Writer, connection_may_be_lost};
+use crate::dedup::{count_conflicts, count_keys_to_read, new_count_bodies};
 use crate::plan::{CommitPlan, Layout, WriterState};
 use crate::{IngestGroup, IngestItem, IngestReceipt, StoreError};
 
@@ -37,6 +38,7 @@ pub(super) struct WriterStatements {
     remember: [Statement; 2],
     add_counts: Statement,
     add_late: Statement,
+    add_late_segments: Statement,
     add_segments: Statement,
     add_values: Statement,
     problems: ProblemStatements,
@@ -83,6 +85,12 @@ impl WriterStatements {
                  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
                  ON CONFLICT (funnel, minute, stage) DO UPDATE SET
                      n_events = GREATEST(LEAST(late_counts.n_events::numeric + EXCLUDED.n_events, 9223372036854775807), -9223372036854775808)::bigint",
+            )?,
+            add_late_segments: client.prepare(
+                "INSERT INTO late_segment_counts (funnel, segment, minute, stage, n_events)
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])
+                 ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
+                     n_events = GREATEST(LEAST(late_segment_counts.n_events::numeric + EXCLUDED.n_events, 9223372036854775807), -9223372036854775808)::bigint",
             )?,
             add_segments: client.prepare(
                 "INSERT INTO segments (key, assignment, n_dimensions)
@@ -164,6 +172,11 @@ fn read_and_rotate(
         // exclusive table lock waits for nobody: every transaction that touches a dedup table
         // holds the `meta` rows this one has locked `FOR UPDATE`.
         transaction.batch_execute(&format!("TRUNCATE dedup_{}", next.current))?;
+        // The bodies of count records whose keys were just forgotten.
+        transaction.execute(
+            "DELETE FROM count_bodies WHERE at_ms < $1",
+            &[&fresh.started_ms],
+        )?;
     }
     transaction.execute(
         "UPDATE meta SET value = CASE key WHEN 'dedup_current' THEN $1::bigint ELSE $2::bigint END
@@ -203,6 +216,46 @@ fn remember_keys(
         .iter()
         .map(|item| seen.insert(item.dedup_key) && remembered_now.contains(&item.dedup_key))
         .collect())
+}
+
+/// Refuses the group if a count record repeats a remembered id with a different body, and
+/// remembers the bodies of its new ones. The dedup keys were inserted first: a node racing
+/// this one with the same id waits on that key, then reads the body this one wrote.
+fn check_count_bodies(
+    transaction: &mut Transaction,
+    group: &IngestGroup,
+    is_new: &[bool],
+) -> Result<(), StoreError> {
+    let keys = count_keys_to_read(&group.items, is_new);
+    let mut stored = HashMap::new();
+    if !keys.is_empty() {
+        let rows = transaction.query(
+            "SELECT key, body_key FROM count_bodies WHERE key = ANY($1)",
+            &[&keys],
+        )?;
+        for row in rows {
+            stored.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    let conflicts = count_conflicts(&group.items, is_new, &stored);
+    if !conflicts.is_empty() {
+        return Err(StoreError::CountConflict { items: conflicts });
+    }
+    let mut bodies: Vec<(i64, i64)> = new_count_bodies(&group.items, is_new).into_iter().collect();
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    bodies.sort_unstable();
+    let keys: Vec<i64> = bodies.iter().map(|(key, _)| *key).collect();
+    let body_keys: Vec<i64> = bodies.iter().map(|(_, body_key)| *body_key).collect();
+    // A key that is new again (its generation was forgotten) replaces its old body.
+    transaction.execute(
+        "INSERT INTO count_bodies (key, body_key, at_ms)
+         SELECT key, body_key, $3 FROM unnest($1::bigint[], $2::bigint[]) AS b (key, body_key)
+         ON CONFLICT (key) DO UPDATE SET body_key = EXCLUDED.body_key, at_ms = EXCLUDED.at_ms",
+        &[&keys, &body_keys, &group.now.millis()],
+    )?;
+    Ok(())
 }
 
 /// Makes the plan's admissions of new dimension values agree with every other node.
@@ -251,6 +304,31 @@ fn settle_admissions(
     Ok(())
 }
 
+/// Rows keyed `(funnel, stage, segment, minute)` with their funnel and stage ids, in the
+/// tables' key order.
+fn segment_rows<'l, T: Copy>(
+    layout: &'l Layout,
+    rows: &FxHashMap<(usize, usize, i64, i64), T>,
+) -> Vec<(&'l str, i64, i64, &'l str, T)> {
+    let mut rows: Vec<(&str, i64, i64, &str, T)> = rows
+        .iter()
+        .map(|((funnel, stage, segment, minute), value)| {
+            let (funnel_id, stage_ids) = &layout.funnels[*funnel];
+            (
+                funnel_id.as_str(),
+                *segment,
+                *minute,
+                stage_ids[*stage].as_str(),
+                *value,
+            )
+        })
+        .collect();
+    rows.sort_unstable_by_key(|(funnel, segment, minute, stage, _)| {
+        (*funnel, *segment, *minute, *stage)
+    });
+    rows
+}
+
 /// Writes a plan with one statement per table. Rows go in ascending key order, so that two nodes
 /// updating the same rows lock them in the same order.
 fn write_plan(
@@ -260,23 +338,7 @@ fn write_plan(
     plan: &CommitPlan,
 ) -> Result<(), StoreError> {
     if !plan.counts.is_empty() {
-        let mut rows: Vec<(&str, i64, i64, &str, StageCount)> = plan
-            .counts
-            .iter()
-            .map(|((funnel, stage, segment, minute), count)| {
-                let (funnel_id, stage_ids) = &layout.funnels[*funnel];
-                (
-                    funnel_id.as_str(),
-                    *segment,
-                    *minute,
-                    stage_ids[*stage].as_str(),
-                    *count,
-                )
-            })
-            .collect();
-        rows.sort_unstable_by_key(|(funnel, segment, minute, stage, _)| {
-            (*funnel, *segment, *minute, *stage)
-        });
+        let rows = segment_rows(layout, &plan.counts);
         let n_rows = rows.len();
         let mut funnels = Vec::with_capacity(n_rows);
         let mut segments = Vec::with_capacity(n_rows);
@@ -329,6 +391,18 @@ fn write_plan(
         transaction.execute(
             &statements.add_late,
             &[&funnels, &minutes, &stages, &n_events],
+        )?;
+    }
+    if !plan.late_segments.is_empty() {
+        let rows = segment_rows(layout, &plan.late_segments);
+        let funnels: Vec<&str> = rows.iter().map(|row| row.0).collect();
+        let segments: Vec<i64> = rows.iter().map(|row| row.1).collect();
+        let minutes: Vec<i64> = rows.iter().map(|row| row.2).collect();
+        let stages: Vec<&str> = rows.iter().map(|row| row.3).collect();
+        let n_events: Vec<i64> = rows.iter().map(|row| row.4).collect();
+        transaction.execute(
+            &statements.add_late_segments,
+            &[&funnels, &segments, &minutes, &stages, &n_events],
         )?;
     }
     if !plan.new_segments.is_empty() {
@@ -387,6 +461,7 @@ fn commit_group(
         store.dedup_window,
     )?;
     let is_new = remember_keys(&mut transaction, statements, dedup, &group.items)?;
+    check_count_bodies(&mut transaction, group, &is_new)?;
 
     let mut plan = state.plan(&store.layout, &group.items, &is_new);
     let written = settle_admissions(

@@ -2,7 +2,7 @@
 //! series the detector reads, and the dimension values seen. It must never write: the counts
 //! are written by `ingest` alone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, params};
 
@@ -90,31 +90,50 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn late_counts(
-        &self,
-        funnel: &str,
-        from: Minute,
-        to: Minute,
-    ) -> Result<Vec<LateCount>, StoreError> {
+    pub(super) fn late_counts(&self, query: &CountsQuery) -> Result<Vec<LateCount>, StoreError> {
+        let stage_ids = self.layout.stages(&query.funnel)?;
         self.with_reader(|connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT stage, minute, n_events FROM late_counts
-                 WHERE funnel = ?1 AND minute >= ?2 AND minute < ?3 ORDER BY minute, stage",
-            )?;
-            let mut rows = statement.query(params![funnel, from.index(), to.index()])?;
-            let mut late = Vec::new();
-            while let Some(row) = rows.next()? {
-                let stage: String = row.get(0)?;
-                let Some(stage) = self.layout.stage_index(funnel, &stage) else {
-                    continue;
+            // Unfiltered, the all-segments table, which also holds the late events stored
+            // before they were kept per segment; filtered, the segments the filter sums.
+            let (sql, keys) = if query.filter.is_empty() {
+                let sql = "SELECT stage, minute, n_events FROM late_counts
+                           WHERE funnel = ?1 AND minute >= ?2 AND minute < ?3";
+                (sql, vec![None])
+            } else {
+                let keys = filter_keys(&self.layout, &query.filter, || {
+                    full_combinations(connection, self.layout.dimension_names.len())
+                })?;
+                let sql = "SELECT stage, minute, n_events FROM late_segment_counts
+                           WHERE funnel = ?1 AND minute >= ?2 AND minute < ?3 AND segment = ?4";
+                (sql, keys.into_iter().map(Some).collect())
+            };
+            let mut statement = connection.prepare_cached(sql)?;
+            let mut sums: BTreeMap<(Minute, usize), i64> = BTreeMap::new();
+            for key in keys {
+                let from = query.from.index();
+                let to = query.to.index();
+                let mut rows = match key {
+                    None => statement.query(params![query.funnel, from, to])?,
+                    Some(key) => statement.query(params![query.funnel, from, to, key])?,
                 };
-                late.push(LateCount {
-                    stage,
-                    minute: Minute::new(row.get(1)?),
-                    n_events: count_cell(row, 2, Sign::NonNegative)?,
-                });
+                while let Some(row) = rows.next()? {
+                    let stage: String = row.get(0)?;
+                    let Some(stage) = stage_ids.iter().position(|s| *s == stage) else {
+                        continue;
+                    };
+                    let n_events = count_cell(row, 2, Sign::NonNegative)?;
+                    let sum = sums.entry((Minute::new(row.get(1)?), stage)).or_default();
+                    *sum = sum.saturating_add(n_events);
+                }
             }
-            Ok(late)
+            Ok(sums
+                .into_iter()
+                .map(|((minute, stage), n_events)| LateCount {
+                    stage,
+                    minute,
+                    n_events,
+                })
+                .collect())
         })
     }
 

@@ -3,7 +3,7 @@
 //! the roll of recent counts. It must never read counts for anyone but itself: reads live in
 //! `counts`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -13,7 +13,9 @@ use revloop_core::funnel::DimensionDictionary;
 
 use super::problems::write_problem_log;
 use super::{IngestState, SqliteStore, Writer};
-use crate::dedup::{DedupIndex, DedupStats, pack, unpack};
+use crate::dedup::{
+    DedupIndex, DedupStats, count_conflicts, count_keys_to_read, new_count_bodies, pack, unpack,
+};
 use crate::plan::{CommitPlan, Layout, WriterState};
 use crate::{IngestGroup, IngestReceipt, StoreError};
 
@@ -43,6 +45,19 @@ impl SqliteStore {
         let keys: Vec<i64> = group.items.iter().map(|item| item.dedup_key).collect();
         let mut is_new = Vec::with_capacity(keys.len());
         let dedup_changes = ingest.dedup.admit(now_ms, &keys, &mut is_new);
+        let conflicts = read_count_bodies(connection, &group.items, &is_new)
+            .map(|stored| count_conflicts(&group.items, &is_new, &stored));
+        match conflicts {
+            Ok(conflicts) if conflicts.is_empty() => {}
+            Ok(conflicts) => {
+                ingest.dedup.undo(&dedup_changes);
+                return Err(StoreError::CountConflict { items: conflicts });
+            }
+            Err(err) => {
+                ingest.dedup.undo(&dedup_changes);
+                return Err(err);
+            }
+        }
         let plan = ingest.state.plan(&self.layout, &group.items, &is_new);
         // The current and the previous minute stay in the recent table; see `roll_recent_counts`.
         let roll_before = group.now.minute().index() - 1;
@@ -66,6 +81,13 @@ impl SqliteStore {
             }
             write_plan(&transaction, &self.layout, &plan)?;
             write_problem_log(&transaction, group, &is_new)?;
+            let mut add_body = transaction.prepare_cached(
+                "INSERT OR REPLACE INTO count_bodies (key, body_key, at_ms) VALUES (?1, ?2, ?3)",
+            )?;
+            for (key, body_key) in new_count_bodies(&group.items, &is_new) {
+                add_body.execute(params![key, body_key, now_ms])?;
+            }
+            drop(add_body);
             if roll_before > ingest.rolled_before {
                 roll_recent_counts(&transaction, roll_before)?;
             }
@@ -82,8 +104,10 @@ impl SqliteStore {
         let forgotten = ingest.dedup.committed(&dedup_changes, now_ms);
         if !forgotten.is_empty() {
             // Best effort: rows of forgotten generations left behind by a failure here are
-            // loaded and forgotten again on the next start.
-            let _ = forget_generations(connection, &forgotten);
+            // loaded and forgotten again on the next start. A count body left behind is
+            // replaced when its key is next seen, as the key is new again.
+            let since_ms = ingest.dedup.remembered_since_ms().unwrap_or(now_ms);
+            let _ = forget_generations(connection, &forgotten, since_ms);
         }
         Ok(IngestReceipt { is_new })
     }
@@ -191,12 +215,41 @@ fn roll_recent_counts(transaction: &rusqlite::Transaction, before: i64) -> Resul
     Ok(())
 }
 
-fn forget_generations(connection: &Connection, ids: &[i64]) -> Result<(), StoreError> {
+/// The stored body keys of the group's count records whose key is remembered from before it.
+fn read_count_bodies(
+    connection: &Connection,
+    items: &[crate::IngestItem],
+    is_new: &[bool],
+) -> Result<HashMap<i64, i64>, StoreError> {
+    let mut stored = HashMap::new();
+    let keys = count_keys_to_read(items, is_new);
+    if keys.is_empty() {
+        return Ok(stored);
+    }
+    let mut statement =
+        connection.prepare_cached("SELECT body_key FROM count_bodies WHERE key = ?1")?;
+    for key in keys {
+        let mut rows = statement.query([key])?;
+        if let Some(row) = rows.next()? {
+            stored.insert(key, row.get(0)?);
+        }
+    }
+    Ok(stored)
+}
+
+/// Deletes the dedup log of forgotten generations, and the count bodies first seen before
+/// `since_ms` (the oldest generation still remembered).
+fn forget_generations(
+    connection: &Connection,
+    ids: &[i64],
+    since_ms: i64,
+) -> Result<(), StoreError> {
     let transaction = connection.unchecked_transaction()?;
     for id in ids {
         transaction.execute("DELETE FROM dedup_log WHERE generation = ?1", [id])?;
         transaction.execute("DELETE FROM dedup_generations WHERE id = ?1", [id])?;
     }
+    transaction.execute("DELETE FROM count_bodies WHERE at_ms < ?1", [since_ms])?;
     transaction.commit()?;
     Ok(())
 }
@@ -236,6 +289,21 @@ fn write_plan(
     for ((funnel, stage, minute), n_events) in &plan.late {
         let (funnel_id, stage_ids) = &layout.funnels[*funnel];
         add_late.execute(params![funnel_id, minute, stage_ids[*stage], n_events])?;
+    }
+    let mut add_late_segment = transaction.prepare_cached(
+        "INSERT INTO late_segment_counts (funnel, segment, minute, stage, n_events)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET n_events = CAST(n_events + excluded.n_events AS INTEGER)",
+    )?;
+    for ((funnel, stage, segment, minute), n_events) in &plan.late_segments {
+        let (funnel_id, stage_ids) = &layout.funnels[*funnel];
+        add_late_segment.execute(params![
+            funnel_id,
+            segment,
+            minute,
+            stage_ids[*stage],
+            n_events
+        ])?;
     }
     let mut add_segment = transaction.prepare_cached(
         "INSERT OR IGNORE INTO segments (key, assignment, n_dimensions) VALUES (?1, ?2, ?3)",

@@ -30,6 +30,7 @@ fn ignored(key: i64, kind: CallKind, name: &str) -> IngestItem {
         cells: Vec::new(),
         late: false,
         ignored_name: Some((kind, name.to_owned())),
+        count_body: None,
     }
 }
 
