@@ -3,105 +3,15 @@
 //! acknowledged must be counted, exactly once, once unacknowledged batches are retried as any
 //! SDK would. Dedup must hold across the restart.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_revloop");
+mod support;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(dir: &Path, port: u16) -> Server {
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(dir.join("revloop.toml"))
-            .arg("--db")
-            .arg(dir.join("revloop.db"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("REVLOOP_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start revloop serve");
-        let base = format!("http://127.0.0.1:{port}");
-        let server = Server { child, base };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(response) = agent().get(&format!("{}/readyz", server.base)).call()
-                && response.status() == 200
-            {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("revloop serve did not become ready");
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A fresh directory with the example config and a token of each given role.
-fn setup(roles: &[&str]) -> (tempfile::TempDir, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("revloop.toml"),
-        revloop_core::Config::example_toml(),
-    )
-    .unwrap();
-    let secrets = roles
-        .iter()
-        .map(|role| {
-            let output = Command::new(BIN)
-                .args(["token", "create", "--role", role, "--config"])
-                .arg(dir.path().join("revloop.toml"))
-                .arg("--db")
-                .arg(dir.path().join("revloop.db"))
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8(output.stdout).unwrap().trim().to_owned()
-        })
-        .collect();
-    (dir, secrets)
-}
+use support::{Server, agent, free_port, setup};
 
 fn now_rfc3339() -> String {
     let ms = std::time::SystemTime::now()
