@@ -1,7 +1,9 @@
 //! `revloop bench ingest`: sustained ingest with durability on, over loopback, against a real
-//! `revloop serve` child process on a fresh SQLite file. Prints events/s, latency percentiles,
-//! the server's peak RSS, disk per event, and the parse-only ceiling: the same bodies merely
-//! parsed by serde_json in one thread of this process.
+//! `revloop serve` child process on a fresh SQLite file, or on PostgreSQL in a schema of its
+//! own (`--database-url`), with the first N of the example's dimensions (`--dimensions`).
+//! Prints events/s, latency percentiles, the server's peak RSS, disk per event, and the
+//! parse-only ceiling: the same bodies merely parsed by serde_json in one thread of this
+//! process, so that runs on different stores and days compare as a ratio to it.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -17,16 +19,37 @@ use revloop_server::http::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::{Clock, SystemClock};
 use revloop_sim::segment_json::write_segment_json;
 use revloop_sim::{Scenario, SimEvent, simulate};
-use revloop_store::{Role, SqliteStore, Store};
+use revloop_store::{PostgresStore, Role, SqliteStore, Store};
 
 use super::support::{ChildGuard, TempDir, file_size, peak_rss_kib};
 use crate::client::Client;
 
-/// A `revloop serve` child on a fresh SQLite file, with an ingest token.
+/// What to measure.
+pub struct Setup {
+    pub seconds: u64,
+    pub n_clients: usize,
+    pub batch_size: usize,
+    /// The first N dimensions of the example config are kept.
+    pub n_dimensions: usize,
+    /// PostgreSQL instead of SQLite.
+    pub database_url: Option<String>,
+}
+
+/// Where the server under test keeps its data.
+enum Database {
+    Sqlite(PathBuf),
+    /// The URL as given and the schema of this run, dropped at the end.
+    Postgres {
+        url: String,
+        schema: String,
+    },
+}
+
+/// A `revloop serve` child on a fresh database, with an ingest token.
 struct Server {
     child: ChildGuard,
     base: String,
-    db_path: PathBuf,
+    database: Database,
     write_key: String,
 }
 
@@ -39,7 +62,7 @@ struct Load {
     failed_requests: AtomicU64,
 }
 
-pub fn run(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<ExitCode> {
+pub fn run(setup: &Setup) -> anyhow::Result<ExitCode> {
     let clock = SystemClock;
     let dir = TempDir(std::env::temp_dir().join(format!(
         "revloop-bench-{}-{}",
@@ -47,11 +70,58 @@ pub fn run(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<
         clock.now().millis()
     )));
     std::fs::create_dir_all(&dir.0)?;
-    let config = Config::parse(Config::example_toml()).expect("the example config is valid");
-    let server = start_server(&dir, &config)?;
+    let config_text = config_with_dimensions(setup.n_dimensions);
+    let config = Config::parse(&config_text).expect("the example config is valid");
+    let database = match &setup.database_url {
+        None => Database::Sqlite(dir.0.join("bench.db")),
+        Some(url) => Database::Postgres {
+            url: url.clone(),
+            schema: format!("revloop_bench_ingest_{}", std::process::id()),
+        },
+    };
+    let server = start_server(&dir, &config_text, &config, database)?;
+    let measured = measure(setup, &config, &server);
+    let dropped = match &server.database {
+        Database::Sqlite(_) => Ok(()),
+        Database::Postgres { url, schema } => {
+            drop(server.child);
+            PostgresStore::drop_schema(url, schema).context("dropping the bench schema")
+        }
+    };
+    let report = measured?;
+    dropped?;
+    report.print();
+    Ok(ExitCode::SUCCESS)
+}
 
+/// The example config with only its first `n_dimensions` dimensions.
+fn config_with_dimensions(n_dimensions: usize) -> String {
+    let text = Config::example_toml();
+    let starts: Vec<usize> = text
+        .match_indices("[[dimensions]]")
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&cut_from) = starts.get(n_dimensions) else {
+        return text.to_owned();
+    };
+    let last = *starts.last().expect("the example has dimensions");
+    let cut_to = text[last + 1..]
+        .find("\n[")
+        .map_or(text.len(), |i| last + 1 + i + 1);
+    format!("{}{}", &text[..cut_from], &text[cut_to..])
+}
+
+/// Sends load for the set time and gathers the figures.
+fn measure(setup: &Setup, config: &Config, server: &Server) -> anyhow::Result<Report> {
+    let Setup {
+        seconds,
+        n_clients,
+        batch_size,
+        n_dimensions,
+        ..
+    } = *setup;
     let templates = Arc::new(body_templates(
-        &event_templates(&config, 5_000)?,
+        &event_templates(config, 5_000)?,
         batch_size,
         16,
     ));
@@ -78,15 +148,18 @@ pub fn run(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<
     }
     // Throughput per interval, to show whether it holds as the database grows.
     let mut last_events = 0;
+    let mut last_at = started;
     while Instant::now() < load.deadline {
         std::thread::sleep(
             Duration::from_secs(10).min(load.deadline.saturating_duration_since(Instant::now())),
         );
         let events = load.sent_events.load(Ordering::Relaxed);
+        let interval_s = last_at.elapsed().as_secs_f64();
+        last_at = Instant::now();
         eprintln!(
             "  {:>4.0}s: {:>8.0} events/s over the last interval, {} failed requests so far",
             started.elapsed().as_secs_f64(),
-            (events - last_events) as f64 / 10.0,
+            (events - last_events) as f64 / interval_s,
             load.failed_requests.load(Ordering::Relaxed)
         );
         last_events = events;
@@ -101,39 +174,63 @@ pub fn run(seconds: u64, n_clients: usize, batch_size: usize) -> anyhow::Result<
     }
     let elapsed = started.elapsed().as_secs_f64();
     let peak_rss_kib = peak_rss_kib(server.child.0.id());
-    drop(server.child);
     latencies_us.sort_unstable();
-    let report = Report {
+    let (store, db_bytes) = match &server.database {
+        Database::Sqlite(path) => (
+            "SQLite synchronous=FULL",
+            Some(file_size(path) + file_size(&path.with_extension("db-wal"))),
+        ),
+        Database::Postgres { .. } => ("PostgreSQL", None),
+    };
+    Ok(Report {
+        store,
         n_clients,
         batch_size,
+        n_dimensions,
         seconds,
         n_events: load.sent_events.load(Ordering::Relaxed),
         n_failed_requests: load.failed_requests.load(Ordering::Relaxed),
         elapsed_s: elapsed,
         latencies_us,
         peak_rss_kib,
-        db_bytes: file_size(&server.db_path) + file_size(&server.db_path.with_extension("db-wal")),
+        db_bytes,
         ceiling_events_per_s: parse_only_ceiling(&templates),
-    };
-    report.print();
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
-/// Writes the example config into `dir`, creates an ingest token and starts `revloop serve`
-/// on a free port, waiting until it is ready.
-fn start_server(dir: &TempDir, config: &Config) -> anyhow::Result<Server> {
+/// Writes the config into `dir`, creates the database and an ingest token, and starts
+/// `revloop serve` on a free port, waiting until it is ready.
+fn start_server(
+    dir: &TempDir,
+    config_text: &str,
+    config: &Config,
+    database: Database,
+) -> anyhow::Result<Server> {
     let clock = SystemClock;
     let config_path = dir.0.join("revloop.toml");
-    std::fs::write(&config_path, Config::example_toml())?;
-    let db_path = dir.0.join("bench.db");
+    std::fs::write(&config_path, config_text)?;
     let write_key = generate_secret()?;
-    SqliteStore::open(&db_path, config)?.create_token(
-        "bench",
-        Role::Ingest,
-        hash_secret(&write_key),
-        clock.now(),
-    )?;
-
+    // The store the server opens: a file, or the URL with the run's schema first on its
+    // search path.
+    let store_args: Vec<std::ffi::OsString> = match &database {
+        Database::Sqlite(path) => {
+            SqliteStore::open(path, config)?.create_token(
+                "bench",
+                Role::Ingest,
+                hash_secret(&write_key),
+                clock.now(),
+            )?;
+            vec!["--db".into(), path.into()]
+        }
+        Database::Postgres { url, schema } => {
+            PostgresStore::open_in_schema(url, schema, config)
+                .context("opening the bench schema")?
+                .create_token("bench", Role::Ingest, hash_secret(&write_key), clock.now())?;
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+            vec!["--database-url".into(), url.into()]
+        }
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -141,8 +238,7 @@ fn start_server(dir: &TempDir, config: &Config) -> anyhow::Result<Server> {
         Command::new(std::env::current_exe()?)
             .args(["serve", "--config"])
             .arg(&config_path)
-            .arg("--db")
-            .arg(&db_path)
+            .args(&store_args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("REVLOOP_LOG", "warn")
             .stdout(Stdio::null())
@@ -154,7 +250,7 @@ fn start_server(dir: &TempDir, config: &Config) -> anyhow::Result<Server> {
     Ok(Server {
         child,
         base,
-        db_path,
+        database,
         write_key,
     })
 }
@@ -208,8 +304,10 @@ fn send_until_deadline(
 
 /// The figures of one ingest run.
 struct Report {
+    store: &'static str,
     n_clients: usize,
     batch_size: usize,
+    n_dimensions: usize,
     seconds: u64,
     n_events: u64,
     n_failed_requests: u64,
@@ -217,15 +315,18 @@ struct Report {
     /// Sorted.
     latencies_us: Vec<u64>,
     peak_rss_kib: u64,
-    db_bytes: u64,
+    /// SQLite only: the file and its WAL.
+    db_bytes: Option<u64>,
     ceiling_events_per_s: f64,
 }
 
 impl Report {
     fn print(&self) {
         let Report {
+            store,
             n_clients,
             batch_size,
+            n_dimensions,
             seconds,
             n_events,
             db_bytes,
@@ -242,7 +343,7 @@ impl Report {
         let events_per_s = n_events as f64 / self.elapsed_s;
         let ceiling = self.ceiling_events_per_s;
         println!(
-            "ingest benchmark: {n_clients} clients, {batch_size} messages per /v1/batch, {seconds}s, SQLite synchronous=FULL"
+            "ingest benchmark: {n_clients} clients, {batch_size} messages per /v1/batch, {n_dimensions} dimensions, {seconds}s, {store}"
         );
         println!(
             "  acknowledged events: {n_events} ({} failed requests)",
@@ -259,11 +360,13 @@ impl Report {
             "  server peak RSS:     {:.1} MiB",
             self.peak_rss_kib as f64 / 1024.0
         );
-        println!(
-            "  database on disk:    {:.1} MiB ({:.1} bytes per event, dedup keys and counts)",
-            db_bytes as f64 / 1048576.0,
-            db_bytes as f64 / n_events.max(1) as f64
-        );
+        if let Some(db_bytes) = db_bytes {
+            println!(
+                "  database on disk:    {:.1} MiB ({:.1} bytes per event, dedup keys and counts)",
+                db_bytes as f64 / 1048576.0,
+                db_bytes as f64 / n_events.max(1) as f64
+            );
+        }
         println!("  parse-only ceiling:  {ceiling:.0} events/s (serde_json::Value, one thread)");
         println!(
             "  ratio to ceiling:    {:.0}%",

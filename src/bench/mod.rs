@@ -21,7 +21,7 @@ pub struct Args {
 
 #[derive(Subcommand)]
 enum Target {
-    /// Sustained /v1/batch ingest with durability on.
+    /// Sustained /v1/batch ingest with durability on, on SQLite or PostgreSQL.
     Ingest {
         /// How long to send for.
         #[arg(long, default_value_t = 20)]
@@ -33,6 +33,15 @@ enum Target {
         /// Messages per batch.
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Dimensions configured: the first N of the example config's five. Each message is
+        /// counted under every single-dimension segment and the full combination, so more
+        /// dimensions mean more rows per commit.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=5))]
+        dimensions: u8,
+        /// Measure on PostgreSQL (a schema of its own, dropped at the end) instead of a fresh
+        /// SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// The anomaly detector's evaluation cost per series per minute, and its memory.
     Detect {
@@ -70,7 +79,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             seconds,
             clients,
             batch,
-        } => ingest::run(seconds, clients, batch),
+            dimensions,
+            database_url,
+        } => ingest::run(&ingest::Setup {
+            seconds,
+            n_clients: clients,
+            batch_size: batch,
+            n_dimensions: usize::from(dimensions),
+            database_url,
+        }),
         Target::Detect {
             series,
             minutes,

@@ -194,7 +194,11 @@ fn commit_jobs(store: &dyn Store, telemetry: &Telemetry, now: Timestamp, mut job
             problems,
         };
         let result = store.commit_ingest(&group);
-        telemetry.record_commit(started.elapsed(), n_items, result.is_ok());
+        // A refused count record is the sender's conflict, not a failed commit: the group is
+        // tried again without it, and that try is recorded.
+        if !matches!(result, Err(StoreError::CountConflict { .. })) {
+            telemetry.record_commit(started.elapsed(), n_items, result.is_ok());
+        }
         let conflicts = match result {
             Err(StoreError::CountConflict { items: conflicts }) => conflicts,
             result => {

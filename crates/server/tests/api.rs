@@ -1017,10 +1017,7 @@ fn first_stage_sum(body: &Value, field: &str) -> i64 {
 /// `other`. A query for `tablet` answers 200 with zero and says it was folded and why; one for
 /// a value of a dimension below its cap says unseen; the fold bucket and tracked values say
 /// tracked; the reply shows each dimension's fill against its cap.
-#[test]
-fn metrics_say_when_a_filtered_value_was_folded() {
-    let toml = Config::example_toml().replacen("max_values = 10", "max_values = 2", 1);
-    let server = TestServer::start_on_file(Config::parse(&toml).unwrap());
+fn check_folded_values_are_named(server: &TestServer) {
     for (i, device) in ["mobile", "desktop", "tablet", "mobile"].iter().enumerate() {
         let mut event = track("Product Viewed", &format!("fold-{i}"), T0);
         event["context"] = json!({"device": {"type": device}});
@@ -1036,11 +1033,11 @@ fn metrics_say_when_a_filtered_value_was_folded() {
         ("", "tracked", 4),
     ];
     for (filter, status, count) in cases {
-        let body = device_metrics(&server, filter);
+        let body = device_metrics(server, filter);
         assert_eq!(body["segment"]["status"], status, "{filter}: {body}");
         assert_eq!(first_stage_sum(&body, "count"), count, "{filter}");
     }
-    let folded = device_metrics(&server, "&device=tablet");
+    let folded = device_metrics(server, "&device=tablet");
     let message = folded["segment"]["message"].as_str().unwrap();
     assert!(
         message.contains("reached its cap of 2 values") && message.contains("under `other`"),
@@ -1052,7 +1049,7 @@ fn metrics_say_when_a_filtered_value_was_folded() {
         (&json!("device"), &json!("tablet"), &json!("folded"))
     );
     // A folded value next to a tracked one: the worst status is the segment's.
-    let mixed = device_metrics(&server, "&device=tablet&country=(none)");
+    let mixed = device_metrics(server, "&device=tablet&country=(none)");
     assert_eq!(mixed["segment"]["status"], "folded", "{mixed}");
     let dimensions = folded["dimensions"].as_array().unwrap();
     assert_eq!(
@@ -1065,11 +1062,30 @@ fn metrics_say_when_a_filtered_value_was_folded() {
     );
 }
 
+/// The example config with a `device` cap of 2.
+fn device_cap_of_two() -> Config {
+    let toml = Config::example_toml().replacen("max_values = 10", "max_values = 2", 1);
+    Config::parse(&toml).unwrap()
+}
+
+#[test]
+fn metrics_say_when_a_filtered_value_was_folded_on_sqlite() {
+    check_folded_values_are_named(&TestServer::start_on_file(device_cap_of_two()));
+}
+
+#[test]
+fn metrics_say_when_a_filtered_value_was_folded_on_postgresql() {
+    on_postgresql_with(
+        "api",
+        "folded",
+        device_cap_of_two(),
+        check_folded_values_are_named,
+    );
+}
+
 /// Late events follow the dimension filter: a late `mobile` view shows under `device=mobile`
 /// and unfiltered, not under `device=desktop`.
-#[test]
-fn late_events_follow_the_dimension_filter() {
-    let server = TestServer::start();
+fn check_late_events_follow_the_filter(server: &TestServer) {
     let at = T0 - 90 * MINUTE;
     for (i, device) in ["mobile", "mobile", "desktop"].iter().enumerate() {
         let mut event = track("Product Viewed", &format!("late-{i}"), at);
@@ -1085,8 +1101,18 @@ fn late_events_follow_the_dimension_filter() {
         ("&device=tablet", 0),
         ("&device=mobile&country=(none)", 2),
     ] {
-        let body = device_metrics(&server, filter);
+        let body = device_metrics(server, filter);
         assert_eq!(first_stage_sum(&body, "late"), late, "{filter}: {body}");
         assert_eq!(first_stage_sum(&body, "count"), 0, "{filter}");
     }
+}
+
+#[test]
+fn late_events_follow_the_dimension_filter_on_sqlite() {
+    check_late_events_follow_the_filter(&TestServer::start());
+}
+
+#[test]
+fn late_events_follow_the_dimension_filter_on_postgresql() {
+    on_postgresql("api", "late", check_late_events_follow_the_filter);
 }

@@ -25,11 +25,6 @@ impl Ingestor {
         key_name: &str,
     ) -> Result<Outcome, ApiError> {
         let kinds = ItemKinds::of(&prepared.items);
-        let count_ids: Vec<Option<String>> = prepared
-            .items
-            .iter()
-            .map(|item| item.count_body.as_ref().map(|body| body.id.clone()))
-            .collect();
         let reasons = ProblemReasons::of(&prepared);
         let submission = Submission {
             problems: logged_problems(&prepared, now, key_name),
@@ -43,7 +38,7 @@ impl Ingestor {
             .await
             .map_err(|_| ApiError::internal("the writer stopped", "reply channel closed"))?
             .map_err(|err| match err {
-                CommitError::CountConflict(items) => count_conflict(&items, &count_ids),
+                CommitError::CountConflict(items) => count_conflict(&items, &kinds.count_ids),
                 CommitError::Failed(err) => {
                     self.telemetry.reject("commit_failed");
                     ApiError::unavailable(
@@ -173,12 +168,13 @@ impl PendingCommit<'_> {
             .receiver
             .blocking_recv()
             .map_err(|_| ApiError::internal("the writer stopped", "reply channel closed"))?
-            .map_err(|err| {
-                ApiError::unavailable(
+            .map_err(|err| match err {
+                CommitError::CountConflict(items) => count_conflict(&items, &self.kinds.count_ids),
+                CommitError::Failed(err) => ApiError::unavailable(
                     "commit_failed",
                     format!("could not store the events: {err}"),
                     1,
-                )
+                ),
             })?;
         Ok(self.ingestor.account(&self.kinds, &receipt))
     }
@@ -187,6 +183,8 @@ impl PendingCommit<'_> {
 struct ItemKinds {
     late: Vec<bool>,
     ignored: Vec<bool>,
+    /// The id of each count record that has one, to name it in a conflict.
+    count_ids: Vec<Option<String>>,
 }
 
 impl ItemKinds {
@@ -194,6 +192,10 @@ impl ItemKinds {
         ItemKinds {
             late: items.iter().map(|item| item.late).collect(),
             ignored: items.iter().map(|item| item.cells.is_empty()).collect(),
+            count_ids: items
+                .iter()
+                .map(|item| item.count_body.as_ref().map(|body| body.id.clone()))
+                .collect(),
         }
     }
 }

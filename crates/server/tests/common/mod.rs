@@ -374,12 +374,17 @@ impl TestServer {
 /// A server on a PostgreSQL schema of its own (`{file}_{test}` and the process id), handed to
 /// `check`, the schema dropped after. Skips when `REVLOOP_TEST_DATABASE_URL` is not set.
 pub fn on_postgresql(file: &str, test: &str, check: impl FnOnce(&TestServer)) {
+    let config = Config::parse(Config::example_toml()).unwrap();
+    on_postgresql_with(file, test, config, check);
+}
+
+/// [`on_postgresql`] with a config of the test's own.
+pub fn on_postgresql_with(file: &str, test: &str, config: Config, check: impl FnOnce(&TestServer)) {
     let Ok(url) = std::env::var("REVLOOP_TEST_DATABASE_URL") else {
         eprintln!("skipped: REVLOOP_TEST_DATABASE_URL is not set");
         return;
     };
     let schema = format!("revloop_{file}_test_{test}_{}", std::process::id());
-    let config = Config::parse(Config::example_toml()).unwrap();
     let store =
         Arc::new(revloop_store::PostgresStore::open_in_schema(&url, &schema, &config).unwrap());
     let server = TestServer::start_with(config, store, tempfile::tempdir().unwrap());
