@@ -1,6 +1,7 @@
 //! `revloop bench ingest`: sustained ingest with durability on, over loopback, against a real
 //! `revloop serve` child process on a fresh SQLite file, or on PostgreSQL in a schema of its
-//! own (`--database-url`), with the first N of the example's dimensions (`--dimensions`).
+//! own (`--database-url`), with the first N of the example's dimensions (`--dimensions`), and
+//! optionally a share of bad messages that the server rejects one by one (`--bad-percent`).
 //! Prints events/s, latency percentiles, the server's peak RSS, disk per event, and the
 //! parse-only ceiling: the same bodies merely parsed by serde_json in one thread of this
 //! process, so that runs on different stores and days compare as a ratio to it.
@@ -33,6 +34,8 @@ pub struct Setup {
     pub n_dimensions: usize,
     /// PostgreSQL instead of SQLite.
     pub database_url: Option<String>,
+    /// Percent of each batch's messages that carry a 1970 timestamp, which the server rejects.
+    pub bad_percent: usize,
 }
 
 /// Where the server under test keeps its data.
@@ -57,6 +60,8 @@ struct Server {
 struct Load {
     templates: Arc<Vec<BodyTemplate>>,
     batch_size: usize,
+    /// The `"rejected":N` every reply must carry: the bad messages of one batch.
+    rejected_reply: String,
     deadline: Instant,
     sent_events: AtomicU64,
     failed_requests: AtomicU64,
@@ -118,16 +123,20 @@ fn measure(setup: &Setup, config: &Config, server: &Server) -> anyhow::Result<Re
         n_clients,
         batch_size,
         n_dimensions,
+        bad_percent,
         ..
     } = *setup;
+    let n_bad = batch_size * bad_percent / 100;
     let templates = Arc::new(body_templates(
         &event_templates(config, 5_000)?,
         batch_size,
+        n_bad,
         16,
     ));
     let load = Arc::new(Load {
         templates: templates.clone(),
         batch_size,
+        rejected_reply: format!("\"rejected\":{n_bad}"),
         deadline: Instant::now() + Duration::from_secs(seconds),
         sent_events: AtomicU64::new(0),
         failed_requests: AtomicU64::new(0),
@@ -186,6 +195,7 @@ fn measure(setup: &Setup, config: &Config, server: &Server) -> anyhow::Result<Re
         store,
         n_clients,
         batch_size,
+        n_bad,
         n_dimensions,
         seconds,
         n_events: load.sent_events.load(Ordering::Relaxed),
@@ -280,7 +290,9 @@ fn send_until_deadline(
             ],
             &body,
         ) {
-            Ok(reply) if reply.status == 200 => {
+            Ok(reply)
+                if reply.status == 200 && says_rejected(&reply.body, &load.rejected_reply) =>
+            {
                 latencies_us.push(sent.elapsed().as_micros() as u64);
                 load.sent_events
                     .fetch_add(load.batch_size as u64, Ordering::Relaxed);
@@ -302,11 +314,20 @@ fn send_until_deadline(
     latencies_us
 }
 
+/// Whether a reply holds `"rejected":N` for exactly this N (not a longer number).
+fn says_rejected(reply: &str, rejected: &str) -> bool {
+    reply
+        .match_indices(rejected)
+        .any(|(at, _)| !reply[at + rejected.len()..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
 /// The figures of one ingest run.
 struct Report {
     store: &'static str,
     n_clients: usize,
     batch_size: usize,
+    /// Bad messages per batch, rejected by the server.
+    n_bad: usize,
     n_dimensions: usize,
     seconds: u64,
     n_events: u64,
@@ -326,6 +347,7 @@ impl Report {
             store,
             n_clients,
             batch_size,
+            n_bad,
             n_dimensions,
             seconds,
             n_events,
@@ -349,6 +371,12 @@ impl Report {
             "  acknowledged events: {n_events} ({} failed requests)",
             self.n_failed_requests
         );
+        if n_bad > 0 {
+            println!(
+                "  bad messages:        {n_bad} per batch, each rejected by itself and logged; \
+                 throughput counts them"
+            );
+        }
         println!("  throughput:          {events_per_s:.0} events/s");
         println!(
             "  request latency:     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -424,7 +452,13 @@ struct BodyTemplate {
 
 const ID_DIGITS: usize = 20;
 
-fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Vec<BodyTemplate> {
+/// The first `n_bad` messages of each body keep a 1970 timestamp that `stamp` never refreshes.
+fn body_templates(
+    events: &[SimEvent],
+    batch_size: usize,
+    n_bad: usize,
+    n_bodies: usize,
+) -> Vec<BodyTemplate> {
     let placeholder = "0".repeat(ID_DIGITS);
     let now = SystemClock.now();
     (0..n_bodies)
@@ -436,7 +470,8 @@ fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Ve
             for i in 0..batch_size {
                 let mut event = events[(body_index * batch_size + i) % events.len()].clone();
                 event.message_id = format!("bench-{placeholder}");
-                event.timestamp = fixed_width(now);
+                let bad = i < n_bad;
+                event.timestamp = fixed_width(if bad { Timestamp::from_millis(1) } else { now });
                 if i > 0 {
                     body.push(',');
                 }
@@ -446,6 +481,9 @@ fn body_templates(events: &[SimEvent], batch_size: usize, n_bodies: usize) -> Ve
                     .find(&placeholder)
                     .expect("the id placeholder is in the JSON");
                 id_offsets.push(start + offset);
+                if bad {
+                    continue;
+                }
                 let key = "\"timestamp\":\"";
                 let at = body[start..]
                     .find(key)

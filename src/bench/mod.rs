@@ -42,6 +42,10 @@ enum Target {
         /// SQLite file.
         #[arg(long)]
         database_url: Option<String>,
+        /// Percent of each batch's messages that are bad (a 1970 timestamp): rejected one by
+        /// one while the rest of the batch is counted, and logged in the problem log.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+        bad_percent: u8,
     },
     /// The anomaly detector's evaluation cost per series per minute, and its memory.
     Detect {
@@ -81,12 +85,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             batch,
             dimensions,
             database_url,
+            bad_percent,
         } => ingest::run(&ingest::Setup {
             seconds,
             n_clients: clients,
             batch_size: batch,
             n_dimensions: usize::from(dimensions),
             database_url,
+            bad_percent: usize::from(bad_percent),
         }),
         Target::Detect {
             series,
