@@ -9,6 +9,10 @@
 //! an outbox of effects, and a versioned meta row that serializes commits) and the changes log,
 //! the same in both dialects.
 //!
+//! The third version keeps what each pre-aggregated count record with an `id` said (a hash of
+//! its body beside its dedup key), so that a changed re-send is refused with 409, and keeps late
+//! events per segment, so that a filtered metrics read shows its own late events.
+//!
 //! The fourth version adds the ingest problem log (rejected messages and notices, the newest
 //! kept), the ignored event names with their counts, and one row of what both have left out.
 //!
