@@ -241,13 +241,7 @@ impl Matcher {
             if dimension > 0 {
                 packed.push(DIMENSION_SEPARATOR);
             }
-            let mut note = |kind| {
-                notes.push(ValueNote {
-                    dimension,
-                    slot,
-                    kind,
-                })
-            };
+            let mut note = |kind| notes.push(ValueNote { slot, kind });
             if invalid_slots.contains(&slot) {
                 packed.push_str(VALUE_INVALID);
                 note(ValueNoteKind::Invalid);
@@ -258,6 +252,12 @@ impl Matcher {
                 packed.push_str(VALUE_NONE);
                 continue;
             };
+            if value.contains('\0') {
+                // Not text anyone means, and PostgreSQL cannot store it.
+                packed.push_str(VALUE_INVALID);
+                note(ValueNoteKind::Invalid);
+                continue;
+            }
             let escape = if needs_escape(value) {
                 note(ValueNoteKind::Escaped);
                 "\\"
@@ -276,28 +276,49 @@ impl Matcher {
         &self.slots[slot]
     }
 
-    /// The revenue field among `invalid_slots`, if any: such a message cannot be counted.
-    pub fn invalid_revenue_field(&self, invalid_slots: &[usize]) -> Option<&FieldPath> {
-        [self.revenue_slot, self.total_slot, self.currency_slot]
-            .into_iter()
-            .find(|slot| invalid_slots.contains(slot))
-            .map(|slot| &self.slots[slot])
-    }
-
-    /// The revenue the message reports, as decimal text: `properties.revenue`, else
-    /// `properties.total`, with `properties.currency` if given.
-    pub fn revenue<'m>(&self, message: &'m Message) -> Option<(&'m str, Option<&'m str>)> {
+    /// The revenue the message reports: `properties.revenue`, else `properties.total`, as
+    /// decimal text with the slot it came from, and `properties.currency` if given. A slot in
+    /// `invalid_slots` was sent but unusable: when it is the amount this message would report,
+    /// or its currency, the error is that slot (the revenue is dropped, not the message).
+    pub fn revenue<'m>(
+        &self,
+        message: &'m Message,
+        invalid_slots: &[usize],
+    ) -> Result<Option<ReportedRevenue<'m>>, usize> {
         let field = |slot: usize| message.fields.get(slot).and_then(Option::as_deref);
-        let amount = field(self.revenue_slot).or_else(|| field(self.total_slot))?;
-        Some((amount, field(self.currency_slot)))
+        let sent = |slot: usize| invalid_slots.contains(&slot) || field(slot).is_some();
+        let Some(amount_slot) = [self.revenue_slot, self.total_slot]
+            .into_iter()
+            .find(|slot| sent(*slot))
+        else {
+            return Ok(None);
+        };
+        for slot in [amount_slot, self.currency_slot] {
+            if invalid_slots.contains(&slot) {
+                return Err(slot);
+            }
+        }
+        Ok(Some(ReportedRevenue {
+            amount: field(amount_slot).unwrap_or_default(),
+            amount_slot,
+            currency: field(self.currency_slot),
+        }))
     }
 }
 
-/// A dimension value not kept as sent, and why.
+/// What a message says it earned, as sent; see [`Matcher::revenue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportedRevenue<'m> {
+    /// Decimal text, not yet checked.
+    pub amount: &'m str,
+    /// Where the amount came from: `properties.revenue` or `properties.total`.
+    pub amount_slot: usize,
+    pub currency: Option<&'m str>,
+}
+
+/// A field value not kept as sent (a dimension value, or a revenue), and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValueNote {
-    /// The dimension, by position in the config.
-    pub dimension: usize,
     /// Its slot; see [`Matcher::slot_path`].
     pub slot: usize,
     pub kind: ValueNoteKind,
@@ -311,6 +332,8 @@ pub enum ValueNoteKind {
     Cut,
     /// Read like a marker: kept with a leading [`VALUE_ESCAPE`].
     Escaped,
+    /// A revenue, total or currency that is not usable: the event is counted without revenue.
+    RevenueDropped,
 }
 
 impl ValueNoteKind {
@@ -320,6 +343,7 @@ impl ValueNoteKind {
             ValueNoteKind::Invalid => "invalid_value",
             ValueNoteKind::Cut => "value_cut",
             ValueNoteKind::Escaped => "value_escaped",
+            ValueNoteKind::RevenueDropped => "revenue_dropped",
         }
     }
 }
@@ -331,13 +355,19 @@ fn needs_escape(value: &str) -> bool {
         || value.ends_with(VALUE_CUT_MARK)
 }
 
-/// Appends `prefix` and `value` to `packed`, the separator replaced by a space, cut to
-/// [`DIMENSION_VALUE_LEN_MAX`] bytes with [`VALUE_CUT_MARK`] last. Says whether it cut.
+/// Appends `prefix` and `value` to `packed`, the separator replaced by a space and a NUL by
+/// U+FFFD, cut to [`DIMENSION_VALUE_LEN_MAX`] bytes with [`VALUE_CUT_MARK`] last. Says whether
+/// it cut.
 fn push_value(packed: &mut String, prefix: &str, value: &str) -> bool {
     let start = packed.len();
     packed.push_str(prefix);
-    if value.contains(DIMENSION_SEPARATOR) {
-        packed.push_str(&value.replace(DIMENSION_SEPARATOR, " "));
+    if value.contains([DIMENSION_SEPARATOR, '\0']) {
+        // The separator would split the value; a NUL cannot be stored in PostgreSQL text.
+        packed.push_str(
+            &value
+                .replace(DIMENSION_SEPARATOR, " ")
+                .replace('\0', "\u{fffd}"),
+        );
     } else {
         packed.push_str(value);
     }

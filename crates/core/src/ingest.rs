@@ -5,7 +5,7 @@
 //! watermark. Nothing here knows about HTTP, JSON or storage.
 
 use crate::config::Ingest;
-use crate::funnel::{DimensionValues, Matcher, Message, StageHit, ValueNote};
+use crate::funnel::{DimensionValues, Matcher, Message, StageHit, ValueNote, ValueNoteKind};
 use crate::money::{Currency, Money};
 use crate::time::{Minute, Timestamp};
 
@@ -89,7 +89,7 @@ pub fn admit(event_time: Timestamp, now: Timestamp, rules: &Ingest) -> Admission
 /// A problem with one field of an otherwise well-formed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldProblem {
-    /// Stable and machine-readable: `wrong_type` or `out_of_range`.
+    /// Stable and machine-readable: `out_of_range`.
     pub code: &'static str,
     pub field: String,
     pub message: String,
@@ -105,9 +105,12 @@ pub fn message_cells(
 }
 
 /// [`message_cells`] for a message whose `invalid_slots` were sent but unusable, with a note
-/// for each dimension value not kept as sent. An unusable revenue field is a problem; an
-/// unusable dimension value is counted as [`crate::funnel::VALUE_INVALID`] and noted. A
-/// message no stage listens to gets no notes.
+/// for each field value not kept as sent. A problem confined to an optional part costs the
+/// message only that part: an unusable dimension value is counted as
+/// [`crate::funnel::VALUE_INVALID`], an unusable revenue (not an amount, or its currency not
+/// text) is dropped and the event counted without it, each noted. A revenue beyond
+/// [`REVENUE_MINOR_MAX`] is a problem: a number with a limit rejects its message. A message no
+/// stage listens to gets no notes.
 pub fn message_cells_noted(
     matcher: &Matcher,
     shop_currency: Currency,
@@ -120,41 +123,43 @@ pub fn message_cells_noted(
     if hits.is_empty() {
         return Ok(Vec::new());
     }
-    if let Some(path) = matcher.invalid_revenue_field(invalid_slots) {
-        return Err(FieldProblem {
-            code: "wrong_type",
-            field: path.to_string(),
-            message: "must be a number or a decimal string".into(),
-        });
-    }
     let mut count = StageCount {
         n_events: 1,
         ..StageCount::default()
     };
-    if let Some((amount, currency)) = matcher.revenue(message) {
-        let same_currency = match currency {
-            None => true,
-            Some(code) => Currency::parse_any_case(code).is_ok_and(|c| c == shop_currency),
-        };
-        if same_currency {
-            let money =
-                parse_reported_amount(amount, shop_currency).ok_or_else(|| FieldProblem {
-                    code: "wrong_type",
-                    field: "properties.revenue".into(),
-                    message: format!("`{amount}` is not an amount in {shop_currency}"),
-                })?;
-            if !(-REVENUE_MINOR_MAX..=REVENUE_MINOR_MAX).contains(&money.minor) {
-                return Err(FieldProblem {
-                    code: "out_of_range",
-                    field: "properties.revenue".into(),
-                    message: format!(
-                        "must be at most {REVENUE_MINOR_MAX} minor units of {shop_currency} \
-                         either side of zero"
-                    ),
-                });
+    let revenue_dropped = |slot| ValueNote {
+        slot,
+        kind: ValueNoteKind::RevenueDropped,
+    };
+    match matcher.revenue(message, invalid_slots) {
+        Ok(None) => {}
+        Err(slot) => notes.push(revenue_dropped(slot)),
+        Ok(Some(revenue)) => {
+            let same_currency = match revenue.currency {
+                None => true,
+                Some(code) => Currency::parse_any_case(code).is_ok_and(|c| c == shop_currency),
+            };
+            if same_currency {
+                match parse_reported_amount(revenue.amount, shop_currency) {
+                    None => notes.push(revenue_dropped(revenue.amount_slot)),
+                    Some(money)
+                        if !(-REVENUE_MINOR_MAX..=REVENUE_MINOR_MAX).contains(&money.minor) =>
+                    {
+                        return Err(FieldProblem {
+                            code: "out_of_range",
+                            field: matcher.slot_path(revenue.amount_slot).to_string(),
+                            message: format!(
+                                "must be at most {REVENUE_MINOR_MAX} minor units of {shop_currency} \
+                                 either side of zero"
+                            ),
+                        });
+                    }
+                    Some(money) => {
+                        count.revenue_minor = money.minor;
+                        count.n_revenue_events = 1;
+                    }
+                }
             }
-            count.revenue_minor = money.minor;
-            count.n_revenue_events = 1;
         }
     }
     let values = matcher.dimension_values_noted(message, invalid_slots, notes);
@@ -340,9 +345,25 @@ mod tests {
         );
 
         message.fields[slot("properties.currency")] = None;
+        // Not an amount: the event counts, without revenue, and the revenue is noted.
         message.fields[slot("properties.revenue")] = Some("lots".into());
-        let problem = message_cells(&matcher, usd, &message).unwrap_err();
-        assert_eq!(problem.field, "properties.revenue");
+        let mut notes = Vec::new();
+        let cells = message_cells_noted(&matcher, usd, &message, &[], &mut notes).unwrap();
+        assert_eq!(
+            cells[0].1,
+            StageCount {
+                n_events: 1,
+                revenue_minor: 0,
+                n_revenue_events: 0
+            }
+        );
+        assert_eq!(
+            notes,
+            [ValueNote {
+                slot: slot("properties.revenue"),
+                kind: ValueNoteKind::RevenueDropped
+            }]
+        );
 
         // The cap, in minor units of USD: 10,000,000,000.00 is the largest amount either side
         // of zero; one cent more, and the attack's 90000000000000000, are refused.

@@ -305,3 +305,81 @@ fn a_single_call_still_refuses_its_one_bad_message() {
     assert_eq!(reply.body["rejected"], 0);
     assert_eq!(reply.body["notices"][0]["code"], "invalid_value");
 }
+
+#[test]
+fn an_unusable_revenue_or_a_nul_in_a_dimension_costs_only_that_part() {
+    let server = TestServer::start();
+    let order = |id: &str, properties: Value| {
+        let mut message = track("Order Completed", id, T0);
+        message["properties"] = properties;
+        message
+    };
+    let mut nul_device = track("Product Viewed", "nul-device", T0);
+    nul_device["context"] = json!({"device": {"type": "mo\u{0}bile"}});
+    let batch = json!({"batch": [
+        order("rev-text", json!({"revenue": "abc"})),
+        order("rev-object", json!({"revenue": {"amount": 5}, "total": "5.00"})),
+        order("rev-currency", json!({"revenue": "10.00", "currency": ["USD"]})),
+        order("rev-good", json!({"revenue": "12.34"})),
+        // An unusable `total` is never read when `revenue` is there.
+        order("rev-total-unread", json!({"revenue": "1.00", "total": {}})),
+        nul_device,
+    ]});
+    let reply = server.ingest("/v1/batch", &batch);
+    assert_eq!(counts_of(&reply), [6, 0, 0, 0, 0], "{}", reply.body);
+    let notices: Vec<(i64, String, String)> = reply.body["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                n["index"].as_i64().unwrap(),
+                text(&n["field"]),
+                text(&n["code"]),
+            )
+        })
+        .collect();
+    let want = [
+        (0, "properties.revenue", "revenue_dropped"),
+        (1, "properties.revenue", "revenue_dropped"),
+        (2, "properties.currency", "revenue_dropped"),
+        (5, "context.device.type", "invalid_value"),
+    ]
+    .map(|(i, f, c)| (i, f.to_owned(), c.to_owned()));
+    assert_eq!(notices, want, "{}", reply.body);
+
+    // Only the two usable revenues were booked; every order counted.
+    let metrics = server.get(
+        &format!(
+            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d",
+            Timestamp::from_millis(T0 - 60 * MINUTE),
+            Timestamp::from_millis(T0 + 60 * MINUTE)
+        ),
+        &server.viewer,
+    );
+    let revenue: i64 = metrics.body["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["stages"][4]["revenue"]["minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(revenue, 1234 + 100, "{}", metrics.body);
+
+    // The NUL value is counted under `(invalid)`, which the metrics API calls tracked.
+    let counts = server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, "&device=%28invalid%29");
+    assert_eq!(counts, [1, 0, 0, 0, 0]);
+    let filtered = server.get(
+        &format!(
+            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d&device=%28invalid%29",
+            Timestamp::from_millis(T0 - 60 * MINUTE),
+            Timestamp::from_millis(T0 + 60 * MINUTE)
+        ),
+        &server.viewer,
+    );
+    assert_eq!(
+        filtered.body["segment"]["status"], "tracked",
+        "{}",
+        filtered.body
+    );
+}

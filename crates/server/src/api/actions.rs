@@ -247,7 +247,7 @@ pub async fn act(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let actor = identify(&state, &headers, Role::Responder, now).await?;
+    let actor = identify(&state, &headers, None, Role::Responder, now).await?;
     let id = parse_id(&id)?;
     let body = action_body(&name, &headers, body)?;
     body.only(&name)?;

@@ -52,7 +52,7 @@ pub async fn add_change(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let author = identify(&state, &headers, Role::Responder, now).await?;
+    let author = identify(&state, &headers, None, Role::Responder, now).await?;
     let body: ChangeBody = json_body(&headers, body)?;
     let kind = needed("kind", body.kind)?;
     let Some(kind) = ChangeKind::parse(&kind) else {

@@ -14,9 +14,9 @@ use revloop_api::ingest::{IngestReply, MessageProblem as WireProblem};
 use revloop_core::funnel::CallKind;
 use revloop_store::Role;
 
-use crate::api::AppState;
+use crate::api::{AppState, identify};
 use crate::http::auth::credential;
-use crate::http::{ApiError, blocking, decode_body, is_gzip, read_body};
+use crate::http::{ApiError, decode_body, is_gzip, read_body};
 use crate::ingest::{
     BATCH_BYTES_MAX, BULK_BYTES_MAX, COUNTS_BYTES_MAX, LiveClock, MessageProblem, Outcome,
     PROBLEMS_LISTED_MAX, Place, Prepared,
@@ -81,7 +81,7 @@ async fn ingest_inner(
     let authorized_first = credential(headers)?.is_some() || !body_may_hold_key;
     let mut key_name = None;
     if authorized_first {
-        key_name = Some(sender(state, headers, None, now).await?);
+        key_name = Some(identify(state, headers, None, Role::Ingest, now).await?);
     }
     let limit = kind.limit();
     let bytes = read_body(body, limit)?;
@@ -102,29 +102,22 @@ async fn ingest_inner(
     };
     let key_name = match key_name {
         Some(name) => name,
-        None => sender(state, headers, prepared.body_write_key.as_deref(), now).await?,
+        None => {
+            identify(
+                state,
+                headers,
+                prepared.body_write_key.as_deref(),
+                Role::Ingest,
+                now,
+            )
+            .await?
+        }
     };
     // Rejected messages are counted by reason in the commit (`Ingestor::commit`), with the
     // problem log; `revloop_ingest_rejected_total` counts whole requests refused.
     let listing = ProblemListing::of(&prepared);
     let outcome = ingestor.commit(now, prepared, &key_name).await?;
     Ok(listing.reply(outcome))
-}
-
-/// Authorizes an ingest request (see [`crate::api::require`]) and names its write key or
-/// token, for the problem log.
-async fn sender(
-    state: &AppState,
-    headers: &HeaderMap,
-    body_write_key: Option<&str>,
-    now: revloop_core::Timestamp,
-) -> Result<String, ApiError> {
-    let auth = state.auth.clone();
-    let headers = headers.clone();
-    let body_write_key = body_write_key.map(str::to_owned);
-    blocking(move || auth.identify(&headers, body_write_key.as_deref(), Role::Ingest, now))
-        .await
-        .map(|(_, name)| name)
 }
 
 /// The problems a reply lists: every rejection and every notice up to

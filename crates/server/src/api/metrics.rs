@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 
 use revloop_core::Config;
 use revloop_core::config::Funnel;
-use revloop_core::funnel::{VALUE_NONE, VALUE_OTHER};
+use revloop_core::funnel::{
+    DIMENSION_VALUE_LEN_MAX, DimensionValues, VALUE_CUT_MARK, VALUE_INVALID, VALUE_NONE,
+    VALUE_OTHER,
+};
 use revloop_core::metrics::{MinuteCount, RollupError, Window, rollup};
 use revloop_core::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Minute, Timestamp};
 use revloop_store::{CountsQuery, LateCount, Role};
@@ -240,6 +243,22 @@ fn value_status(
     if value == VALUE_NONE {
         let text = format!("`{VALUE_NONE}`: events without a `{dimension}` value");
         return (ValueStatus::Tracked, text);
+    }
+    if value == VALUE_INVALID {
+        let text = format!(
+            "`{VALUE_INVALID}`: events whose `{dimension}` value was sent but could not be used \
+             as text (see the problem log's `invalid_value` notices)"
+        );
+        return (ValueStatus::Tracked, text);
+    }
+    if value.len() > DIMENSION_VALUE_LEN_MAX {
+        let stored = DimensionValues::new([value]);
+        let cut = stored.iter().next().unwrap_or_default();
+        let text = format!(
+            "values longer than {DIMENSION_VALUE_LEN_MAX} bytes are stored cut, ending in \
+             `{VALUE_CUT_MARK}`: query {dimension}={cut} for this one"
+        );
+        return (ValueStatus::Unseen, text);
     }
     if admitted.iter().any(|v| v == value) {
         let text = format!("`{dimension}` = `{value}` is tracked as its own segment");

@@ -64,16 +64,19 @@ pub(crate) async fn require(
     blocking(move || auth.require(&headers, body_write_key.as_deref(), needed, now)).await
 }
 
-/// As [`require`], also naming the token, for the actor of an incident action.
+/// As [`require`], also naming the token: the actor of an incident action, or the sender an
+/// ingest problem is logged under.
 pub(crate) async fn identify(
     state: &AppState,
     headers: &HeaderMap,
+    body_write_key: Option<&str>,
     needed: Role,
     now: Timestamp,
 ) -> Result<String, ApiError> {
     let auth = state.auth.clone();
     let headers = headers.clone();
-    blocking(move || auth.identify(&headers, None, needed, now))
+    let body_write_key = body_write_key.map(str::to_owned);
+    blocking(move || auth.identify(&headers, body_write_key.as_deref(), needed, now))
         .await
         .map(|(_, name)| name)
 }

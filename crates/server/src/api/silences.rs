@@ -89,7 +89,7 @@ pub async fn add_silence(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let actor = identify(&state, &headers, Role::Responder, now).await?;
+    let actor = identify(&state, &headers, None, Role::Responder, now).await?;
     let body: SilenceBody = json_body(&headers, body)?;
     let time = |field: &str, value: Option<String>| -> Result<Option<Timestamp>, ApiError> {
         value
@@ -152,7 +152,7 @@ pub async fn end_silence(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    identify(&state, &headers, Role::Responder, now).await?;
+    identify(&state, &headers, None, Role::Responder, now).await?;
     let not_found = || {
         ApiError::not_found(format!(
             "no silence `{id}` added through the API (config silences end by editing the config)"

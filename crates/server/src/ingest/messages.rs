@@ -84,7 +84,9 @@ impl Ingestor {
                 Err((code, field, message)) => problems.add(code, place, field, message),
             }
         }
-        problems.into_result("message", "batch")?;
+        // Only a single call gathers problems here (a batch takes message by message), and its one
+        // message stands at `Place::Body`: no list is named.
+        problems.into_result("message", "")?;
         Ok(prepared)
     }
 
@@ -204,17 +206,22 @@ impl Ingestor {
         })
     }
 
-    /// The notice of a dimension value not kept as sent.
+    /// The notice of a field value not kept as sent.
     fn value_notice(&self, note: &ValueNote, invalid: &[InvalidField]) -> Problem {
         let field = self.matcher.slot_path(note.slot).to_string();
+        let reason = invalid
+            .iter()
+            .find(|f| f.slot == note.slot)
+            .map(|f| f.reason);
         let message = match note.kind {
-            ValueNoteKind::Invalid => {
-                let reason = invalid
-                    .iter()
-                    .find(|f| f.slot == note.slot)
-                    .map_or("cannot be used as text", |f| f.reason);
-                format!("{reason}; counted as `{VALUE_INVALID}`")
-            }
+            ValueNoteKind::Invalid => format!(
+                "{}; counted as `{VALUE_INVALID}`",
+                reason.unwrap_or("holds a NUL character")
+            ),
+            ValueNoteKind::RevenueDropped => format!(
+                "{}; the event is counted without revenue",
+                reason.unwrap_or("is not an amount in the shop currency")
+            ),
             ValueNoteKind::Cut => format!(
                 "is longer than {DIMENSION_VALUE_LEN_MAX} bytes; counted cut, ending in \
                  `{VALUE_CUT_MARK}`"

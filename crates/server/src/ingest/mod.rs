@@ -109,8 +109,6 @@ pub struct Outcome {
     pub late: usize,
     /// New, but no funnel stage listens to them.
     pub ignored: usize,
-    /// Refused one by one, before the commit; the commit never sees them.
-    pub rejected: usize,
 }
 
 pub struct Ingestor {
