@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use revloop_core::Config;
 
-use common::{T0, TestServer, track};
+use common::{MINUTE, T0, TestServer, track};
 
 /// A batch of one counted event, one no stage listens to, and one from 1970.
 fn mixed_batch(suffix: &str) -> Value {
@@ -228,4 +228,75 @@ fn a_long_message_is_logged_cut() {
     let body = entry["body"].as_str().unwrap();
     assert_eq!(body.len(), 4 * 1024);
     assert!(body.starts_with('{'), "{body}");
+}
+
+#[test]
+fn a_nul_in_client_text_is_logged_replaced() {
+    check_a_nul(&TestServer::start());
+}
+
+/// PostgreSQL `text` refuses NUL: one such row would fail the whole group commit.
+#[test]
+fn a_nul_in_client_text_is_logged_replaced_on_postgresql() {
+    common::on_postgresql("ingest_log", "nul", check_a_nul);
+}
+
+/// A NUL in an ignored event name, in a field a problem message quotes and as a raw byte of an
+/// NDJSON line: each group commits, its valid neighbour is counted, and both stores read back
+/// U+FFFD in its place.
+fn check_a_nul(server: &TestServer) {
+    let mut bad_time = track("Order Completed", "nul-time", T0);
+    bad_time["timestamp"] = json!("\u{0}");
+    let batch = json!({"batch": [
+        track("Order Completed", "nul-neighbour", T0),
+        track("a\u{0}", "nul-name", T0),
+        bad_time,
+    ]});
+    let reply = server.ingest("/v1/batch", &batch);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        (
+            &reply.body["counted"],
+            &reply.body["ignored"],
+            &reply.body["rejected"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{}",
+        reply.body
+    );
+
+    let line = track("Order Completed", "nul-line-neighbour", T0).to_string();
+    let ndjson = format!("{line}\n{{\"type\":\"track\",\u{0}}}\n");
+    let headers = [
+        ("Authorization", server.basic()),
+        ("Content-Type", "application/x-ndjson".to_owned()),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let reply = server.post("/api/v1/events/bulk", &headers, ndjson.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["counted"], 1, "{}", reply.body);
+
+    let counts = server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, "");
+    assert_eq!(counts.iter().sum::<i64>(), 2, "{counts:?}");
+    let names = ignored(server);
+    assert_eq!(names["names"][0]["name"], "a\u{fffd}", "{names}");
+
+    let log = rejected(server, "");
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{log}");
+    let text = |entry: &Value| format!("{} {} {}", entry["field"], entry["message"], entry["body"]);
+    for entry in entries {
+        assert!(!text(entry).contains('\0'), "{entry}");
+    }
+    let (line_entry, time_entry) = (&entries[0], &entries[1]);
+    assert_eq!(line_entry["code"], "invalid_json", "{line_entry}");
+    assert_eq!(
+        line_entry["body"], "{\"type\":\"track\",\u{fffd}}",
+        "{line_entry}"
+    );
+    assert_eq!(time_entry["field"], "timestamp", "{time_entry}");
+    assert!(
+        time_entry["message"].as_str().unwrap().contains('\u{fffd}'),
+        "the message quotes the field: {time_entry}"
+    );
 }

@@ -69,8 +69,9 @@ pub(crate) struct DedupIndex {
 pub(crate) struct DedupChanges {
     /// Generations to record: id and start.
     pub new_generations: Vec<(i64, i64)>,
-    /// The generation the new keys belong to.
+    /// The generation the new keys belong to, and its start.
     pub generation: i64,
+    pub generation_started_ms: i64,
     pub new_keys: Vec<i64>,
 }
 
@@ -161,6 +162,7 @@ impl DedupIndex {
         }
         self.n_keys += changes.new_keys.len();
         changes.generation = current.id;
+        changes.generation_started_ms = current.started_ms;
         changes.new_generations = self
             .generations
             .iter()

@@ -6,6 +6,7 @@
 //! It must not know SQL or a wire format: the backends' `problems` modules hold the statements,
 //! and the server turns these rows into `revloop_api::ingest` views.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use revloop_core::Timestamp;
@@ -23,6 +24,11 @@ pub const IGNORED_NAMES_MAX: usize = 1_000;
 pub const IGNORED_NAME_BYTES_MAX: usize = 256;
 /// Most entries or names one read returns.
 pub const PROBLEM_PAGE_MAX: usize = 1_000;
+/// What the log writes in place of a NUL character. Client text reaches the log (an ignored
+/// event name, a message quoting a field, a raw NDJSON line), PostgreSQL `text` cannot hold
+/// `\0`, and one refused row would fail the whole group commit; both stores replace it so
+/// that they read back the same text.
+pub const NUL_REPLACEMENT: char = char::REPLACEMENT_CHARACTER;
 
 /// What became of a message with a problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,15 +145,21 @@ pub(crate) fn tally_ignored(
     items: &[IngestItem],
     is_new: &[bool],
 ) -> Vec<((CallKind, String), u64)> {
-    let mut tally: HashMap<(CallKind, &str), u64> = HashMap::new();
+    let mut tally: HashMap<(CallKind, Cow<str>), u64> = HashMap::new();
     for (item, is_new) in items.iter().zip(is_new) {
         if let (true, Some((kind, name))) = (*is_new, &item.ignored_name) {
-            *tally.entry((*kind, cut_name(name))).or_default() += 1;
+            // Replaced before the cut, so that the kept name stays within the bound, and before
+            // the tally, so that two names the replacement makes equal share one row.
+            let name = match without_nul(name) {
+                Cow::Borrowed(name) => Cow::Borrowed(cut_name(name)),
+                Cow::Owned(name) => Cow::Owned(cut_name(&name).to_owned()),
+            };
+            *tally.entry((*kind, name)).or_default() += 1;
         }
     }
     let mut tally: Vec<NameTally> = tally
         .into_iter()
-        .map(|((kind, name), n)| ((kind, name.to_owned()), n))
+        .map(|((kind, name), n)| ((kind, name.into_owned()), n))
         .collect();
     tally.sort_unstable_by(|((kind_a, name_a), _), ((kind_b, name_b), _)| {
         (kind_a.as_str(), name_a).cmp(&(kind_b.as_str(), name_b))
@@ -155,11 +167,48 @@ pub(crate) fn tally_ignored(
     tally
 }
 
-/// The problems of a group that the log keeps: the newest [`PROBLEM_LOG_ENTRIES_MAX`]. The
+/// The problems of a group that the log keeps, as written: the newest
+/// [`PROBLEM_LOG_ENTRIES_MAX`], their text with every NUL replaced by [`NUL_REPLACEMENT`]. The
 /// rest are dropped before they are written, and their number returned.
-pub(crate) fn problems_kept(problems: &[ProblemRow]) -> (&[ProblemRow], u64) {
+pub(crate) fn problems_kept(problems: &[ProblemRow]) -> (Cow<'_, [ProblemRow]>, u64) {
     let n_skipped = problems.len().saturating_sub(PROBLEM_LOG_ENTRIES_MAX);
-    (&problems[n_skipped..], n_skipped as u64)
+    let kept = &problems[n_skipped..];
+    let has_nul = |problem: &ProblemRow| {
+        [
+            &problem.key_name,
+            &problem.code,
+            &problem.message,
+            &problem.body,
+        ]
+        .into_iter()
+        .chain(&problem.field)
+        .any(|text| text.contains('\0'))
+    };
+    if !kept.iter().any(has_nul) {
+        return (Cow::Borrowed(kept), n_skipped as u64);
+    }
+    let stored = |text: &String| without_nul(text).into_owned();
+    let kept = kept
+        .iter()
+        .map(|problem| ProblemRow {
+            key_name: stored(&problem.key_name),
+            code: stored(&problem.code),
+            field: problem.field.as_ref().map(stored),
+            message: stored(&problem.message),
+            body: stored(&problem.body),
+            ..problem.clone()
+        })
+        .collect();
+    (Cow::Owned(kept), n_skipped as u64)
+}
+
+/// `text` with every NUL replaced by [`NUL_REPLACEMENT`]; borrowed when it has none.
+fn without_nul(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', NUL_REPLACEMENT.encode_utf8(&mut [0; 4])))
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// A count as the databases keep it (the log's counts stay far below `i64::MAX`).
@@ -203,6 +252,65 @@ mod tests {
         assert!(cut.len() <= IGNORED_NAME_BYTES_MAX);
         assert_eq!(cut.len(), IGNORED_NAME_BYTES_MAX);
         assert_eq!(cut_name("Order Completed"), "Order Completed");
+    }
+
+    #[test]
+    fn a_nul_is_replaced_in_every_text_the_log_writes() {
+        let row = ProblemRow {
+            id: 0,
+            at: Timestamp::from_millis(0),
+            key_name: "k\0".to_owned(),
+            outcome: ProblemOutcome::Rejected,
+            code: "c\0".to_owned(),
+            field: Some("f\0".to_owned()),
+            message: "m\0\0".to_owned(),
+            body: "b\0".to_owned(),
+            body_cut: false,
+        };
+        let (kept, n_dropped) = problems_kept(std::slice::from_ref(&row));
+        assert_eq!(n_dropped, 0);
+        assert_eq!(kept[0].key_name, "k\u{fffd}");
+        assert_eq!(kept[0].code, "c\u{fffd}");
+        assert_eq!(kept[0].field.as_deref(), Some("f\u{fffd}"));
+        assert_eq!(kept[0].message, "m\u{fffd}\u{fffd}");
+        assert_eq!(kept[0].body, "b\u{fffd}");
+        let clean = ProblemRow {
+            key_name: "k".to_owned(),
+            ..row.clone()
+        };
+        let clean = ProblemRow {
+            code: "c".to_owned(),
+            field: None,
+            message: "m".to_owned(),
+            body: "b".to_owned(),
+            ..clean
+        };
+        assert!(matches!(
+            problems_kept(std::slice::from_ref(&clean)).0,
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn a_nul_in_an_ignored_name_is_replaced_before_the_tally_and_the_cut() {
+        let item = |name: &str| IngestItem {
+            dedup_key: 0,
+            cells: Vec::new(),
+            late: false,
+            ignored_name: Some((CallKind::Track, name.to_owned())),
+            count_body: None,
+        };
+        let long = format!("{}\0", "a".repeat(IGNORED_NAME_BYTES_MAX - 1));
+        let items = [item("a\0"), item("a\u{fffd}"), item(&long)];
+        let tally = tally_ignored(&items, &[true, true, true]);
+        let a = "a".repeat(IGNORED_NAME_BYTES_MAX - 1);
+        assert_eq!(
+            tally,
+            vec![
+                ((CallKind::Track, a), 1),
+                ((CallKind::Track, "a\u{fffd}".to_owned()), 2),
+            ]
+        );
     }
 
     #[test]

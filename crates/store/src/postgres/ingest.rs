@@ -221,9 +221,14 @@ fn remember_keys(
 /// Refuses the group if a count record repeats a remembered id with a different body, and
 /// remembers the bodies of its new ones. The dedup keys were inserted first: a node racing
 /// this one with the same id waits on that key, then reads the body this one wrote.
+///
+/// A body is stamped no earlier than the start of the generation its key joined: a rotation
+/// prunes the bodies stamped before the start of the generation it forgets, and a node whose
+/// clock is behind (or a clock stepped back) must not stamp a body that its key outlives.
 fn check_count_bodies(
     transaction: &mut Transaction,
     group: &IngestGroup,
+    dedup: DedupGenerations,
     is_new: &[bool],
 ) -> Result<(), StoreError> {
     let keys = count_keys_to_read(&group.items, is_new);
@@ -253,7 +258,7 @@ fn check_count_bodies(
         "INSERT INTO count_bodies (key, body_key, at_ms)
          SELECT key, body_key, $3 FROM unnest($1::bigint[], $2::bigint[]) AS b (key, body_key)
          ON CONFLICT (key) DO UPDATE SET body_key = EXCLUDED.body_key, at_ms = EXCLUDED.at_ms",
-        &[&keys, &body_keys, &group.now.millis()],
+        &[&keys, &body_keys, &group.now.millis().max(dedup.started_ms)],
     )?;
     Ok(())
 }
@@ -461,7 +466,7 @@ fn commit_group(
         store.dedup_window,
     )?;
     let is_new = remember_keys(&mut transaction, statements, dedup, &group.items)?;
-    check_count_bodies(&mut transaction, group, &is_new)?;
+    check_count_bodies(&mut transaction, group, dedup, &is_new)?;
 
     let mut plan = state.plan(&store.layout, &group.items, &is_new);
     let written = settle_admissions(

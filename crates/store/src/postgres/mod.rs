@@ -18,10 +18,14 @@
 //!   `FOR SHARE`; a rotation reads them with `FOR UPDATE`, so no transaction checks or remembers
 //!   keys against a generation that another node is rotating away. Two nodes remembering the same
 //!   key at once meet on the primary key: the second waits for the first and sees a conflict.
-//! - **No deadlocks.** Every transaction takes its locks in one global order: the `meta` rows,
-//!   dedup keys ascending, the admission lock, then `stage_counts`, `late_counts`, `segments` and
-//!   `dimension_values` rows, each in ascending key order, and last the problem log's advisory
-//!   lock, under which its tables are written (see `problems`).
+//! - **No deadlocks.** Every group commit takes its locks in one global order: the `meta` rows
+//!   (a rotation, holding them `FOR UPDATE`, then truncates a dedup table and prunes
+//!   `count_bodies`, which no other ingest transaction can be touching), dedup keys ascending,
+//!   `count_bodies` rows ascending (after their keys, so a race on an id waits on the key
+//!   first), the admission advisory lock (only when a new dimension value is admitted), then
+//!   `stage_counts`, `late_counts`, `late_segment_counts`, `segments` and `dimension_values`
+//!   rows, each in ascending key order, and last the problem log's advisory lock, under which
+//!   `ingest_problems`, `ignored_names` and `ingest_log_meta` are written (see `problems`).
 //! - **One incident engine at a time.** An incident commit reads the version from
 //!   `incident_meta` with `FOR UPDATE` and fails with a conflict if it moved on; a second node
 //!   committing at once waits for the row and then sees the new version. Those commits lock

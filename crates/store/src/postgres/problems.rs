@@ -5,6 +5,8 @@
 //! every other lock of the group commit (the global order in the docs of `postgres`). Under it
 //! the ids drawn for new entries increase in commit order across nodes, trimming the log to its
 //! bound races with no other node, and the list of ignored names cannot outgrow its bound.
+//! Every text it binds comes through `problems_kept` or `tally_ignored`, which replace NUL
+//! (which `text` refuses) by `NUL_REPLACEMENT`.
 
 use std::collections::HashSet;
 
@@ -93,7 +95,7 @@ pub(super) fn write_problem_log(
     }
     transaction.execute(&statements.lock, &[&LOCK_PROBLEM_LOG])?;
     if !kept.is_empty() {
-        n_dropped += insert_problems(transaction, statements, kept)?;
+        n_dropped += insert_problems(transaction, statements, &kept)?;
     }
     let n_unlisted = add_ignored(transaction, statements, tally, group.now)?;
     if n_dropped > 0 || n_unlisted > 0 {

@@ -84,8 +84,12 @@ impl SqliteStore {
             let mut add_body = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO count_bodies (key, body_key, at_ms) VALUES (?1, ?2, ?3)",
             )?;
+            // Stamped no earlier than its generation's start, which is what pruning compares
+            // with: after the clock steps back, `now_ms` can be older than the current
+            // generation, and a body stamped with it would be pruned while its key is kept.
+            let body_at_ms = now_ms.max(dedup_changes.generation_started_ms);
             for (key, body_key) in new_count_bodies(&group.items, &is_new) {
-                add_body.execute(params![key, body_key, now_ms])?;
+                add_body.execute(params![key, body_key, body_at_ms])?;
             }
             drop(add_body);
             if roll_before > ingest.rolled_before {

@@ -29,7 +29,7 @@ pub(super) fn write_problem_log(
                  (at_ms, key_name, outcome, code, field, message, body, body_cut)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for problem in kept {
+        for problem in kept.iter() {
             insert.execute(params![
                 problem.at.millis(),
                 problem.key_name,

@@ -8,7 +8,9 @@
 // Each backend's test binary compiles this module and calls the checks that apply to it.
 #![allow(dead_code)]
 
+mod count_bodies;
 mod problems;
+pub use count_bodies::*;
 pub use problems::*;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -52,6 +54,7 @@ macro_rules! store_checks {
             problem_log_without_items,
             ignored_names_count_only_new,
             ignored_names_are_bounded,
+            count_body_outlives_a_clock_step_back,
         );
     };
     ($($name:ident),+ $(,)?) => {
