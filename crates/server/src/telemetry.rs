@@ -85,6 +85,35 @@ impl Telemetry {
             .fetch_add(n_items as u64, Ordering::Relaxed);
     }
 
+    /// The SQLite dedup index's gauges and its early evictions, appended to [`Telemetry::render`]'s
+    /// text. PostgreSQL keeps its keys in tables and has none of these.
+    pub fn render_dedup(stats: &revloop_store::DedupStats, out: &mut String) {
+        for (name, kind, help, value) in [
+            (
+                "revloop_dedup_keys",
+                "gauge",
+                "Dedup keys held in memory.",
+                stats.n_keys,
+            ),
+            (
+                "revloop_dedup_generations",
+                "gauge",
+                "Dedup generations held, a quarter of the dedup window each.",
+                stats.n_generations,
+            ),
+            (
+                "revloop_dedup_evicted_early_total",
+                "counter",
+                "Dedup generations forgotten before the window ended because dedup_keys_max was reached.",
+                stats.n_evicted_early,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+
     pub fn render(&self) -> String {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let n_rejected: u64 = self
@@ -134,7 +163,7 @@ impl Telemetry {
             get(&self.messages_late)
         );
         out.push_str(
-            "# HELP revloop_ingest_count_records_total Pre-aggregated count records accepted.\n",
+            "# HELP revloop_ingest_count_records_total Pre-aggregated count records counted (new, not late).\n",
         );
         out.push_str("# TYPE revloop_ingest_count_records_total counter\n");
         let _ = writeln!(

@@ -6,7 +6,7 @@ mod common;
 
 use serde_json::{Value, json};
 
-use revloop_core::Config;
+use revloop_core::{Config, Timestamp};
 
 use common::{MINUTE, T0, TestServer, track};
 
@@ -299,4 +299,43 @@ fn check_a_nul(server: &TestServer) {
         time_entry["message"].as_str().unwrap().contains('\u{fffd}'),
         "the message quotes the field: {time_entry}"
     );
+}
+
+/// The counters an operator reads beside the problem log: count records counted, and the SQLite
+/// dedup index's keys, generations and early evictions (the example config names the last).
+#[test]
+fn metrics_show_count_records_and_the_dedup_index() {
+    let server = TestServer::start();
+    let records: Vec<String> = ["product_viewed", "cart"]
+        .iter()
+        .map(|stage| {
+            json!({"funnel": "checkout", "stage": stage, "window_start": Timestamp::from_millis(T0).to_string(), "window_s": 60, "count": 3}).to_string()
+        })
+        .collect();
+    server.post_counts(&records);
+    // A re-send is a duplicate: counted once.
+    server.post_counts(&records);
+    assert_eq!(
+        server
+            .ingest("/v1/track", &track("Product Viewed", "m1", T0))
+            .status,
+        200
+    );
+    let text = server.get("/metrics", &server.viewer).body;
+    let text = text.as_str().unwrap();
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
+    };
+    assert_eq!(sample("revloop_ingest_count_records_total"), 2);
+    // Two count records and one message, each remembered by one key.
+    assert_eq!(sample("revloop_dedup_keys"), 3);
+    assert_eq!(sample("revloop_dedup_generations"), 1);
+    assert_eq!(sample("revloop_dedup_evicted_early_total"), 0);
 }

@@ -11,7 +11,8 @@ use serde_json::json;
 use revloop_store::Role;
 
 use crate::api::{AppState, require};
-use crate::http::ApiError;
+use crate::http::{ApiError, blocking};
+use crate::telemetry::Telemetry;
 
 pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
@@ -42,9 +43,12 @@ pub async fn prometheus(
     if !state.metrics_public {
         require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.telemetry.render(),
-    )
-        .into_response())
+    let mut text = state.telemetry.render();
+    // The SQLite dedup index sits behind the writer's lock, which a commit holds across its
+    // fsync: read it on a blocking thread.
+    let store = state.store.clone();
+    if let Some(stats) = blocking(move || Ok(store.dedup_stats())).await? {
+        Telemetry::render_dedup(&stats, &mut text);
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

@@ -117,6 +117,10 @@ async fn ingest_inner(
     // problem log; `revloop_ingest_rejected_total` counts whole requests refused.
     let listing = ProblemListing::of(&prepared);
     let outcome = ingestor.commit(now, prepared, &key_name).await?;
+    if matches!(kind, BodyKind::Counts) {
+        let records = &state.telemetry.count_records;
+        records.fetch_add(outcome.counted as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     Ok(listing.reply(outcome))
 }
 

@@ -40,10 +40,11 @@ impl Ingestor {
             .map_err(|err| match err {
                 CommitError::CountConflict(items) => count_conflict(&items, &kinds.count_ids),
                 CommitError::Failed(err) => {
-                    self.telemetry.reject("commit_failed");
+                    // The database's own words go to the log, never to the caller.
+                    tracing::error!("an ingest commit failed: {err}");
                     ApiError::unavailable(
                         "commit_failed",
-                        format!("could not store the events ({err}); nothing was stored, retry"),
+                        "could not store the events; nothing was stored, retry",
                         1,
                     )
                 }
@@ -82,14 +83,11 @@ impl Ingestor {
 
     fn submit_error(&self, err: SubmitError) -> ApiError {
         match err {
-            SubmitError::QueueFull => {
-                self.telemetry.reject("queue_full");
-                ApiError::unavailable(
-                    "queue_full",
-                    "the ingest queue is full; nothing was stored, retry shortly",
-                    1,
-                )
-            }
+            SubmitError::QueueFull => ApiError::unavailable(
+                "queue_full",
+                "the ingest queue is full; nothing was stored, retry shortly",
+                1,
+            ),
             SubmitError::WriterStopped => {
                 ApiError::internal("the writer stopped", "channel closed")
             }

@@ -10,7 +10,8 @@
 //! One writer connection (behind a mutex) runs the group commits, as in the SQLite store. A small
 //! pool of further connections serves reads and the rare token writes, so that neither waits
 //! behind a group commit. Every group is one `READ COMMITTED` transaction, durable when it
-//! commits under the server's default `synchronous_commit = on`.
+//! commits: every connection sets `synchronous_commit = on` itself rather than trust the
+//! server's default.
 //!
 //! What it must hold across nodes, and how:
 //!
@@ -275,6 +276,9 @@ impl PostgresStore {
 impl Connector {
     fn connect(&self) -> Result<Connection, StoreError> {
         let mut client = Connection::new(self.config.connect(NoTls)?);
+        // An acknowledged batch must survive a crash of the database server too: durability
+        // does not rest on the server's default, which a managed database may have turned off.
+        client.batch_execute("SET synchronous_commit TO on")?;
         if let Some(schema) = &self.schema {
             // A session setting, so it outlives every transaction on this connection. The schema
             // need not exist yet: the migration creates it.
