@@ -50,6 +50,37 @@ pub enum RollupError {
     TooManyWindows { n_windows: i64 },
 }
 
+/// The windows of `step_minutes` that cover `[from, to)`, aligned as [`rollup`] aligns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSpan {
+    /// The first window's index: its first minute's index divided by the step.
+    pub first: i64,
+    /// At most [`WINDOWS_MAX`].
+    pub n_windows: usize,
+}
+
+impl WindowSpan {
+    /// The checks every rollup makes, so that a request can be refused before anything is read.
+    pub fn of(from: Minute, to: Minute, step_minutes: i64) -> Result<WindowSpan, RollupError> {
+        if step_minutes <= 0 {
+            return Err(RollupError::BadStep);
+        }
+        if from >= to {
+            return Err(RollupError::EmptyRange);
+        }
+        let first = from.index().div_euclid(step_minutes);
+        let last = (to.index() - 1).div_euclid(step_minutes);
+        let n_windows = last - first + 1;
+        if n_windows > WINDOWS_MAX as i64 {
+            return Err(RollupError::TooManyWindows { n_windows });
+        }
+        Ok(WindowSpan {
+            first,
+            n_windows: n_windows as usize,
+        })
+    }
+}
+
 /// Sums minute counts into windows of `step_minutes` covering `[from, to)`, aligned to
 /// multiples of the step since the epoch, so that the same minute always lands in the same
 /// window whatever range is asked for. Counts outside the range, or of stages past
@@ -61,19 +92,8 @@ pub fn rollup(
     to: Minute,
     step_minutes: i64,
 ) -> Result<Vec<Window>, RollupError> {
-    if step_minutes <= 0 {
-        return Err(RollupError::BadStep);
-    }
-    if from >= to {
-        return Err(RollupError::EmptyRange);
-    }
-    let first = from.index().div_euclid(step_minutes);
-    let last = (to.index() - 1).div_euclid(step_minutes);
-    let n_windows = last - first + 1;
-    if n_windows > WINDOWS_MAX as i64 {
-        return Err(RollupError::TooManyWindows { n_windows });
-    }
-    let mut sums = vec![vec![StageCount::default(); n_stages]; n_windows as usize];
+    let WindowSpan { first, n_windows } = WindowSpan::of(from, to, step_minutes)?;
+    let mut sums = vec![vec![StageCount::default(); n_stages]; n_windows];
     for count in counts {
         if count.minute < from || count.minute >= to || count.stage >= n_stages {
             continue;

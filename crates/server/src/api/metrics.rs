@@ -19,7 +19,7 @@ use revloop_core::funnel::{
     DIMENSION_VALUE_LEN_MAX, DimensionValues, VALUE_CUT_MARK, VALUE_INVALID, VALUE_NONE,
     VALUE_OTHER,
 };
-use revloop_core::metrics::{MinuteCount, RollupError, Window, rollup};
+use revloop_core::metrics::{MinuteCount, RollupError, Window, WindowSpan, rollup};
 use revloop_core::time::{DurationMs, MS_PER_HOUR, MS_PER_MINUTE, Minute, Timestamp};
 use revloop_store::{CountsQuery, LateCount, Role};
 
@@ -60,6 +60,8 @@ pub async fn funnel_metrics(
         .clone();
     let params = parse_params(&state.config, params)?;
     let range = minute_range(&params, now)?;
+    // Refused before anything is read.
+    let span = WindowSpan::of(range.from, range.to, range.step_minutes).map_err(rollup_error)?;
     let query = CountsQuery {
         funnel: funnel.id.clone(),
         from: range.from,
@@ -78,14 +80,13 @@ pub async fn funnel_metrics(
         range.to,
         range.step_minutes,
     )
-    .map_err(|err| match err {
-        RollupError::EmptyRange => invalid_query("from", err.to_string()),
-        _ => invalid_query("step", err.to_string()),
-    })?;
+    .map_err(rollup_error)?;
     let currency = state.config.shop.currency.code();
+    let late = late_per_window(&late, &range, span, funnel.stages.len());
     let windows_json: Vec<_> = windows
         .iter()
-        .map(|window| window_json(window, &funnel, &late, range.step_minutes, currency))
+        .zip(&late)
+        .map(|(window, late)| window_json(window, &funnel, late, currency))
         .collect();
     let filter_json: serde_json::Map<String, Value> = params
         .filter
@@ -344,28 +345,40 @@ fn dimensions_json(config: &Config, dimension_values: &[(String, Vec<String>)]) 
         .collect()
 }
 
-/// One window: each stage's figures and the late events that fell in it.
-fn window_json(
-    window: &Window,
-    funnel: &Funnel,
+fn rollup_error(err: RollupError) -> ApiError {
+    match err {
+        RollupError::EmptyRange => invalid_query("from", err.to_string()),
+        _ => invalid_query("step", err.to_string()),
+    }
+}
+
+/// The late events of each window and stage, in one pass over the late counts.
+fn late_per_window(
     late: &[LateCount],
-    step_minutes: i64,
-    currency: &str,
-) -> Value {
-    let window_end = window.start.index() + step_minutes;
+    range: &MinuteRange,
+    span: WindowSpan,
+    n_stages: usize,
+) -> Vec<Vec<i64>> {
+    let mut sums = vec![vec![0_i64; n_stages]; span.n_windows];
+    for count in late {
+        if count.minute < range.from || count.minute >= range.to || count.stage >= n_stages {
+            continue;
+        }
+        let window = (count.minute.index().div_euclid(range.step_minutes) - span.first) as usize;
+        let sum = &mut sums[window][count.stage];
+        *sum = sum.saturating_add(count.n_events);
+    }
+    sums
+}
+
+/// One window: each stage's figures and the late events that fell in it.
+fn window_json(window: &Window, funnel: &Funnel, late: &[i64], currency: &str) -> Value {
     let stages: Vec<_> = window
         .stages
         .iter()
         .zip(&funnel.stages)
-        .enumerate()
-        .map(|(index, (figures, stage))| {
-            let n_late: i64 = late
-                .iter()
-                .filter(|l| {
-                    l.stage == index && l.minute >= window.start && l.minute.index() < window_end
-                })
-                .map(|l| l.n_events)
-                .sum();
+        .zip(late)
+        .map(|((figures, stage), &n_late)| {
             json!({
                 "stage": stage.id,
                 "count": figures.count.n_events,
