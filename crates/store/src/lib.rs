@@ -89,6 +89,37 @@ pub enum StoreError {
     CountConflict { items: Vec<usize> },
 }
 
+impl StoreError {
+    /// Whether the same call may well succeed if tried again shortly: every connection busy,
+    /// SQLite busy or locked, a PostgreSQL serialization failure or deadlock, a server shutting
+    /// down or not yet accepting connections, or a connection lost. A caller answers such an
+    /// error with 503 and Retry-After rather than 500.
+    pub fn is_transient(&self) -> bool {
+        use ::postgres::error::SqlState;
+        match self {
+            StoreError::PoolTimeout { .. } => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(err, _)) => matches!(
+                err.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            StoreError::Postgres(err) => match err.code() {
+                Some(code) => [
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                ]
+                .contains(code),
+                // No SQLSTATE: the client lost or could not open its connection.
+                None => err.is_closed() || err.as_db_error().is_none(),
+            },
+            _ => false,
+        }
+    }
+}
+
 /// One accepted message (or pre-aggregated count record) on its way into the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestItem {
@@ -426,5 +457,31 @@ pub trait Store: Send + Sync + 'static {
     /// Figures of an in-process dedup index, where the store keeps one.
     fn dedup_stats(&self) -> Option<DedupStats> {
         None
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::StoreError;
+
+    #[test]
+    fn busy_and_locked_are_transient_and_the_rest_is_not() {
+        let sqlite = |code: i32| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_transient());
+        assert!(sqlite(rusqlite::ffi::SQLITE_LOCKED).is_transient());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_FULL).is_transient());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_CORRUPT).is_transient());
+        let pool = StoreError::PoolTimeout {
+            size_max: 8,
+            waited_ms: 10,
+        };
+        assert!(pool.is_transient());
+        assert!(!StoreError::UnknownFunnel("x".into()).is_transient());
+        assert!(!StoreError::SchemaTooNew { found: 9, known: 4 }.is_transient());
     }
 }

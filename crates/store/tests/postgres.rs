@@ -432,3 +432,25 @@ fn reads_share_a_bounded_pool() {
         "{n_connections} connections"
     );
 }
+
+/// A connection the server dropped is transient (the API answers 503 and the caller retries);
+/// a statement the server refuses is not.
+#[test]
+fn a_dropped_connection_is_transient_and_a_bad_statement_is_not() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let mut victim = Client::connect(&schema.url, NoTls).unwrap();
+    let pid: i32 = victim
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut other = Client::connect(&schema.url, NoTls).unwrap();
+    other
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    let lost = victim.simple_query("SELECT 1").unwrap_err();
+    assert!(StoreError::Postgres(lost).is_transient());
+    let refused = other.simple_query("SELEC 1").unwrap_err();
+    assert!(!StoreError::Postgres(refused).is_transient());
+}

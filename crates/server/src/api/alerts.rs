@@ -220,7 +220,7 @@ pub async fn rebuild(
     let events = blocking(move || {
         detection
             .tick(store.as_ref(), now)
-            .map_err(|err| ApiError::internal("rebuilding the detector", err))
+            .map_err(|err| ApiError::store("rebuilding the detector", err))
     })
     .await?;
     let body = wire::Rebuilt {

@@ -50,7 +50,7 @@ pub async fn list_funnels(
                 "average_order_value": aov,
             }));
         }
-        let values = store.dimension_values().map_err(|err| ApiError::internal("reading dimension values", err))?;
+        let values = store.dimension_values().map_err(|err| ApiError::store("reading dimension values", err))?;
         let dimensions: Vec<_> = config
             .dimensions
             .iter()
@@ -88,7 +88,7 @@ fn average_order_value(
             to: now.minute().plus(1),
             filter: Vec::new(),
         })
-        .map_err(|err| ApiError::internal("reading counts", err))?;
+        .map_err(|err| ApiError::store("reading counts", err))?;
     // Saturating, as every sum of counts: a week of revenue at the bounds of i64 is nonsense,
     // but it must not be a panic or a wrapped sign.
     let mut week_total = StageCount::default();

@@ -189,13 +189,13 @@ async fn read_counts(state: &AppState, query: CountsQuery) -> Result<Read, ApiEr
     blocking(move || {
         let counts = store
             .minute_counts(&query)
-            .map_err(|err| ApiError::internal("reading counts", err))?;
+            .map_err(|err| ApiError::store("reading counts", err))?;
         let late = store
             .late_counts(&query)
-            .map_err(|err| ApiError::internal("reading late counts", err))?;
+            .map_err(|err| ApiError::store("reading late counts", err))?;
         let dimension_values = store
             .dimension_values()
-            .map_err(|err| ApiError::internal("reading dimension values", err))?;
+            .map_err(|err| ApiError::store("reading dimension values", err))?;
         Ok(Read {
             counts,
             late,

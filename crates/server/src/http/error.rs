@@ -78,11 +78,21 @@ impl ApiError {
     }
 
     /// A store failure: a 503 with Retry-After when every connection stayed busy for the
-    /// pool's whole wait (load, not a fault), else a logged 5xx that says what failed.
+    /// pool's whole wait (load, not a fault) or the failure is transient (a lost connection, a
+    /// serialization conflict, a busy database), else a logged 500 that says what failed. The
+    /// database's own words go to the log only.
     pub fn store(context: &str, err: revloop_store::StoreError) -> ApiError {
         match err {
             revloop_store::StoreError::PoolTimeout { .. } => {
                 ApiError::unavailable("store_busy", "the store is busy; try again shortly", 1)
+            }
+            err if err.is_transient() => {
+                tracing::warn!("{context}: {err} (transient; answered 503)");
+                ApiError::unavailable(
+                    "store_unavailable",
+                    format!("{context} failed for a moment; try again shortly"),
+                    1,
+                )
             }
             err => ApiError::internal(context, err),
         }
