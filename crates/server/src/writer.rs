@@ -78,6 +78,16 @@ pub enum SubmitError {
     WriterStopped,
 }
 
+/// A flag that goes false when it is dropped: at the end of the thread that owns it, whether
+/// the thread returned or unwound.
+struct ClearedOnExit(Arc<AtomicBool>);
+
+impl Drop for ClearedOnExit {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 impl GroupCommitter {
     pub fn start(store: Arc<dyn Store>, telemetry: Arc<Telemetry>) -> GroupCommitter {
         let (sender, receiver) = sync_channel(QUEUE_REQUESTS_MAX);
@@ -87,8 +97,9 @@ impl GroupCommitter {
         std::thread::Builder::new()
             .name("revloop-writer".into())
             .spawn(move || {
+                // Cleared however the thread ends, a panic included, so that `/readyz` tells.
+                let _alive = ClearedOnExit(thread_alive);
                 run(&*store, &receiver, &thread_telemetry);
-                thread_alive.store(false, Ordering::SeqCst);
             })
             .expect("spawn the writer thread");
         GroupCommitter {
@@ -255,5 +266,23 @@ fn answer(
                 let _ = reply.send(Err(CommitError::Failed(err.to_string())));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_panics_clears_its_alive_flag() {
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
+        let ended = std::thread::spawn(move || {
+            let _alive = ClearedOnExit(flag);
+            panic!("the writer died");
+        })
+        .join();
+        assert!(ended.is_err());
+        assert!(!alive.load(Ordering::SeqCst));
     }
 }
