@@ -161,9 +161,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("live traffic stopped: {err:#}");
             }
         })?;
+    let store = app.state.store.clone();
     runtime
         .block_on(app.serve(listener, crate::serve::shutdown_signal()))
         .context("serving")?;
+    crate::serve::checkpoint_on_exit(store.as_ref());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -458,6 +458,13 @@ pub trait Store: Send + Sync + 'static {
     fn dedup_stats(&self) -> Option<DedupStats> {
         None
     }
+
+    /// Moves what a write-ahead log holds into the database and empties the log, so that a
+    /// stopped process leaves no large log file behind. PostgreSQL manages its own log: there
+    /// it does nothing.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

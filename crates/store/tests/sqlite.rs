@@ -181,3 +181,23 @@ fn problem_log_survives_reopen() {
     let path = dir.path().join("revloop.db");
     common::problem_log_survives_reopen(&|config| Box::new(open(&path, config)));
 }
+
+/// A checkpoint leaves no write-ahead log behind: a stopped revloop is one file of its size.
+#[test]
+fn a_checkpoint_empties_the_write_ahead_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("revloop.db");
+    let store = open(&path, &common::config());
+    store
+        .create_token(
+            "ops",
+            revloop_store::Role::Admin,
+            [7; 32],
+            revloop_core::Timestamp::from_millis(0),
+        )
+        .unwrap();
+    let wal = path.with_extension("db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    store.checkpoint().unwrap();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+}

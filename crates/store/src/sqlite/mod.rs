@@ -49,6 +49,8 @@ const BUSY_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// Page cache of each connection, in KiB.
 const CACHE_KIB: i64 = 64 * 1024;
+/// The write-ahead log's size a checkpoint leaves at most (`journal_size_limit`).
+const WAL_BYTES_KEPT: i64 = 64 * 1024 * 1024;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -113,6 +115,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // SQLite checkpoints the log every 1,000 pages but never shrinks the file: past this size
+    // a checkpoint cuts it back, so a burst of ingest does not leave a large log for good.
+    connection.pragma_update(None, "journal_size_limit", WAL_BYTES_KEPT)?;
     Ok(connection)
 }
 
@@ -154,5 +159,15 @@ store_by_concern!(SqliteStore {
 
     fn dedup_stats(&self) -> Option<DedupStats> {
         SqliteStore::dedup_stats(self)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let writer = self.writer.lock().expect("writer lock");
+        // TRUNCATE waits for readers and leaves a zero-length log; a reader still holding an
+        // old snapshot leaves it as it is, which the next checkpoint finishes.
+        writer
+            .connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 });
