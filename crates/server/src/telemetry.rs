@@ -31,6 +31,8 @@ pub struct Telemetry {
     commit_sum_us: AtomicU64,
     commit_failures: AtomicU64,
     group_items_sum: AtomicU64,
+    /// Wall-clock time of the last successful group commit, in Unix milliseconds; 0 before.
+    last_commit_unix_ms: AtomicU64,
     pub queue_depth: AtomicU64,
 }
 
@@ -79,6 +81,12 @@ impl Telemetry {
             }
         }
         self.commit_count.fetch_add(1, Ordering::Relaxed);
+        // The operator's clock, for an alert on a writer that stopped committing: not the
+        // engine's time (replay commits in event time), so the wall clock is right here.
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.last_commit_unix_ms.store(unix_ms, Ordering::Relaxed);
         self.commit_sum_us
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         self.group_items_sum
@@ -179,6 +187,13 @@ impl Telemetry {
                 "revloop_ingest_rejected_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        out.push_str("# HELP revloop_last_commit_timestamp_seconds When the last group commit succeeded (0: none yet).\n");
+        out.push_str("# TYPE revloop_last_commit_timestamp_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "revloop_last_commit_timestamp_seconds {}",
+            get(&self.last_commit_unix_ms) as f64 / 1000.0
+        );
         out.push_str("# HELP revloop_commit_seconds Group commit latency.\n");
         out.push_str("# TYPE revloop_commit_seconds histogram\n");
         for (bucket, bound) in self.commit_buckets.iter().zip(COMMIT_BUCKETS_S) {

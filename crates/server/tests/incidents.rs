@@ -243,6 +243,25 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
     let server = TestServer::start();
     let incident = open_an_incident(&server);
     let id = incident["id"].as_u64().unwrap();
+    // An operator sees it in /metrics, with the detector live and judging.
+    let metrics = server.get("/metrics", &server.viewer).body;
+    let metrics = metrics.as_str().unwrap();
+    let severity = incident["severity"].as_str().unwrap();
+    let open = format!("revloop_incidents_open{{severity=\"{severity}\",state=\"triggered\"}} 1");
+    assert!(
+        metrics.lines().any(|line| line == open),
+        "{open}\n{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "revloop_detector_live 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("revloop_detector_lag_seconds "),
+        "{metrics}"
+    );
     let onset = at(&incident["onset"]);
     let path = |action: &str| format!("/api/v1/incidents/{id}/{action}");
     let act = |action: &str, body: Value| server.post_json(&path(action), &server.responder, &body);

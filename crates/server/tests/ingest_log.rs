@@ -338,4 +338,16 @@ fn metrics_show_count_records_and_the_dedup_index() {
     assert_eq!(sample("revloop_dedup_keys"), 3);
     assert_eq!(sample("revloop_dedup_generations"), 1);
     assert_eq!(sample("revloop_dedup_evicted_early_total"), 0);
+    let last_commit = text
+        .lines()
+        .find_map(|line| line.strip_prefix("revloop_last_commit_timestamp_seconds "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no last commit time in /metrics:\n{text}"));
+    // On the wall clock (the operator's), which the test server's manual clock is not.
+    assert!(last_commit > 1.7e9, "{last_commit}");
+    // No minute judged yet: the detector says so rather than report a lag.
+    assert!(
+        text.lines().any(|line| line == "revloop_detector_live 0"),
+        "{text}"
+    );
 }

@@ -8,6 +8,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use revloop_core::incident::IncidentState;
+use revloop_core::time::{Minute, Timestamp};
 use revloop_store::Role;
 
 use crate::api::{AppState, require};
@@ -43,12 +48,74 @@ pub async fn prometheus(
     if !state.metrics_public {
         require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
     }
+    let now = state.clock.now();
     let mut text = state.telemetry.render();
     // The SQLite dedup index sits behind the writer's lock, which a commit holds across its
-    // fsync: read it on a blocking thread.
-    let store = state.store.clone();
-    if let Some(stats) = blocking(move || Ok(store.dedup_stats())).await? {
-        Telemetry::render_dedup(&stats, &mut text);
-    }
+    // fsync, and the detector's and the incidents' locks are held across store reads: all are
+    // read on a blocking thread.
+    let reader = state.clone();
+    let gauges = blocking(move || {
+        let open_incidents = reader
+            .incidents
+            .with_engine(|engine| {
+                let mut open: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
+                for incident in engine.incidents() {
+                    if incident.state != IncidentState::Resolved {
+                        let key = (incident.severity.as_str(), incident.state.as_str());
+                        *open.entry(key).or_default() += 1;
+                    }
+                }
+                open
+            })
+            .map_err(|err| ApiError::store("reading the incidents", err))?;
+        Ok(Gauges {
+            dedup: reader.store.dedup_stats(),
+            next_minute: reader.detection.next_minute(),
+            open_incidents,
+        })
+    })
+    .await?;
+    gauges.render(now, &mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// What `/metrics` reads from the services at scrape time, beside the process counters.
+struct Gauges {
+    dedup: Option<revloop_store::DedupStats>,
+    /// The first minute the detector has not judged yet; none before it has judged any.
+    next_minute: Option<Minute>,
+    open_incidents: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+impl Gauges {
+    fn render(&self, now: Timestamp, out: &mut String) {
+        if let Some(stats) = &self.dedup {
+            Telemetry::render_dedup(stats, out);
+        }
+        out.push_str("# HELP revloop_detector_live Whether the detector has judged a minute yet (0 while it warms up).\n");
+        out.push_str("# TYPE revloop_detector_live gauge\n");
+        let _ = writeln!(
+            out,
+            "revloop_detector_live {}",
+            u8::from(self.next_minute.is_some())
+        );
+        if let Some(next) = self.next_minute {
+            // The last judged minute ended where the next one starts; the settle time is part of
+            // any lag, so alert on well beyond it.
+            let lag_s = now.since(next.start()).millis() as f64 / 1000.0;
+            out.push_str("# HELP revloop_detector_lag_seconds Now minus the end of the last minute the detector judged.\n");
+            out.push_str("# TYPE revloop_detector_lag_seconds gauge\n");
+            let _ = writeln!(out, "revloop_detector_lag_seconds {lag_s}");
+        }
+        out.push_str(
+            "# HELP revloop_incidents_open Incidents not yet resolved, by severity and state.\n",
+        );
+        out.push_str("# TYPE revloop_incidents_open gauge\n");
+        for ((severity, state), n) in &self.open_incidents {
+            let _ = writeln!(
+                out,
+                "revloop_incidents_open{{severity=\"{severity}\",state=\"{state}\"}} {n}"
+            );
+        }
+    }
 }
