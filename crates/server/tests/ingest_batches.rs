@@ -349,15 +349,17 @@ fn an_unusable_revenue_or_a_nul_in_a_dimension_costs_only_that_part() {
     .map(|(i, f, c)| (i, f.to_owned(), c.to_owned()));
     assert_eq!(notices, want, "{}", reply.body);
 
-    // Only the two usable revenues were booked; every order counted.
-    let metrics = server.get(
-        &format!(
-            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d",
+    // The metrics of the two hours around T0 in one window, with `filter` appended.
+    let metrics_around_t0 = |filter: &str| {
+        let path = format!(
+            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d{filter}",
             Timestamp::from_millis(T0 - 60 * MINUTE),
             Timestamp::from_millis(T0 + 60 * MINUTE)
-        ),
-        &server.viewer,
-    );
+        );
+        server.get(&path, &server.viewer)
+    };
+    // Only the two usable revenues were booked; every order counted.
+    let metrics = metrics_around_t0("");
     let revenue: i64 = metrics.body["windows"]
         .as_array()
         .unwrap()
@@ -369,14 +371,7 @@ fn an_unusable_revenue_or_a_nul_in_a_dimension_costs_only_that_part() {
     // The NUL value is counted under `(invalid)`, which the metrics API calls tracked.
     let counts = server.stage_counts(T0 - 60 * MINUTE, T0 + 60 * MINUTE, "&device=%28invalid%29");
     assert_eq!(counts, [1, 0, 0, 0, 0]);
-    let filtered = server.get(
-        &format!(
-            "/api/v1/funnels/checkout/metrics?from={}&to={}&step=1d&device=%28invalid%29",
-            Timestamp::from_millis(T0 - 60 * MINUTE),
-            Timestamp::from_millis(T0 + 60 * MINUTE)
-        ),
-        &server.viewer,
-    );
+    let filtered = metrics_around_t0("&device=%28invalid%29");
     assert_eq!(
         filtered.body["segment"]["status"], "tracked",
         "{}",
