@@ -27,6 +27,8 @@ mod store_impl;
 
 mod bad_cells;
 mod dedup;
+#[cfg(feature = "faults")]
+pub mod faults;
 mod kinds;
 mod migrations;
 mod plan;
