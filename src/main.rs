@@ -49,6 +49,17 @@ pub struct StoreArgs {
     /// PostgreSQL URL (postgres://user@host/db); overrides --db. Several nodes may share one.
     #[arg(long, env = "REVLOOP_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// PostgreSQL schema for revloop's tables, created if missing, so that they cannot collide
+    /// with other tables in a shared database (default: the URL's search_path, usually public).
+    /// Lowercase letters, digits and underscores.
+    #[arg(long, env = "REVLOOP_DATABASE_SCHEMA", global = true, value_parser = parse_schema)]
+    pub schema: Option<String>,
+}
+
+fn parse_schema(name: &str) -> Result<String, String> {
+    revloop_store::PostgresOptions::check_schema_name(name)
+        .map(|()| name.to_owned())
+        .map_err(|err| err.to_string())
 }
 
 #[derive(Subcommand)]
@@ -203,9 +214,19 @@ pub fn open_store(
 ) -> anyhow::Result<std::sync::Arc<dyn revloop_store::Store>> {
     use anyhow::Context;
     Ok(match &args.database_url {
-        Some(url) => std::sync::Arc::new(
-            revloop_store::PostgresStore::open(url, config).context("opening PostgreSQL")?,
-        ),
+        Some(url) => {
+            let options = revloop_store::PostgresOptions {
+                schema: args.schema.clone(),
+                ..revloop_store::PostgresOptions::default()
+            };
+            std::sync::Arc::new(
+                revloop_store::PostgresStore::open_with(url, &options, config)
+                    .context("opening PostgreSQL")?,
+            )
+        }
+        None if args.schema.is_some() => {
+            anyhow::bail!("--schema applies to PostgreSQL only; pass --database-url too")
+        }
         None => std::sync::Arc::new(
             revloop_store::SqliteStore::open(&args.db, config)
                 .with_context(|| format!("opening {}", args.db.display()))?,

@@ -41,7 +41,7 @@ pub mod sqlite;
 pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
 pub use kinds::OutboxKind;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use problems::{
     IGNORED_NAME_BYTES_MAX, IGNORED_NAMES_MAX, IgnoredNameRow, IgnoredNamesPage,
     PROBLEM_LOG_ENTRIES_MAX, PROBLEM_PAGE_MAX, ProblemOutcome, ProblemPage, ProblemQuery,
@@ -81,6 +81,13 @@ pub enum StoreError {
     /// Every pooled connection stayed busy for the pool's whole wait.
     #[error("no free database connection within {waited_ms} ms (all {size_max} are busy)")]
     PoolTimeout { size_max: usize, waited_ms: u64 },
+    /// Opening a database connection (socket, TLS, authentication) took longer than allowed.
+    #[error("no database connection within {waited_ms} ms")]
+    ConnectTimeout { waited_ms: u64 },
+    /// A database URL or option that cannot be used (a malformed URL, a schema name outside
+    /// the rules, a server certificate the URL's `sslmode` refuses), with the reason.
+    #[error("{0}")]
+    Settings(String),
     /// Another node (or process) committed incident state since this one loaded it: reload
     /// and apply the input again.
     #[error("incident state moved on: expected version {expected}, found {found}")]
@@ -99,7 +106,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         use ::postgres::error::SqlState;
         match self {
-            StoreError::PoolTimeout { .. } => true,
+            StoreError::PoolTimeout { .. } | StoreError::ConnectTimeout { .. } => true,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(err, _)) => matches!(
                 err.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
@@ -112,6 +119,9 @@ impl StoreError {
                     SqlState::CRASH_SHUTDOWN,
                     SqlState::CANNOT_CONNECT_NOW,
                     SqlState::TOO_MANY_CONNECTIONS,
+                    // A statement cancelled at `statement_timeout`, a lock not had in time.
+                    SqlState::QUERY_CANCELED,
+                    SqlState::LOCK_NOT_AVAILABLE,
                 ]
                 .contains(code),
                 // No SQLSTATE: the client lost or could not open its connection.

@@ -12,8 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use postgres::{Client, NoTls};
 
-use revloop_core::Config;
-use revloop_store::{IngestGroup, IngestItem, PostgresStore, Store, StoreError};
+use revloop_core::funnel::{DimensionValues, StageHit, VALUE_NONE};
+use revloop_core::ingest::{Cell, StageCount};
+use revloop_core::{Config, Timestamp};
+use revloop_store::{
+    CountsQuery, IngestGroup, IngestItem, PostgresOptions, PostgresStore, Role, Store, StoreError,
+};
 
 /// A schema for one test, dropped (with everything in it) when the test ends.
 struct TestSchema {
@@ -324,24 +328,65 @@ fn a_newer_schema_is_refused() {
     }
 }
 
+/// Two deployments in one database, each in a schema of its own, share nothing: not the counts,
+/// not the dedup keys, not the tokens.
 #[test]
-fn a_schema_name_is_taken_literally() {
-    let Some(schema) = TestSchema::named("Revloop Test \"odd\"; name") else {
+fn schemas_keep_deployments_apart() {
+    let (Some(a), Some(b)) = (
+        TestSchema::named("revloop_a"),
+        TestSchema::named("revloop_b"),
+    ) else {
         return;
     };
-    common::exactly_once(&schema.open(&common::config()));
-    let n_tables: i64 = schema
-        .client()
-        .query_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
-            &[&schema.name],
-        )
-        .expect("count the tables")
-        .get(0);
+    let config = common::config();
+    let (store_a, store_b) = (a.open(&config), b.open(&config));
+    let receipt = store_a
+        .commit_ingest(&one_event_group(&[1, 2]))
+        .expect("commit in a");
+    assert_eq!(receipt.is_new, [true, true]);
+    store_a
+        .create_token("ops", Role::Admin, [9; 32], Timestamp::from_millis(0))
+        .expect("create a token in a");
+
+    assert_eq!(n_events_counted(&store_a), 2);
+    assert_eq!(n_events_counted(&store_b), 0, "b sees none of a's counts");
+    assert_eq!(store_b.find_token(&[9; 32]).expect("find_token"), None);
+    assert_eq!(store_b.list_tokens().expect("list_tokens"), []);
+    let receipt = store_b
+        .commit_ingest(&one_event_group(&[1]))
+        .expect("commit in b");
+    assert_eq!(receipt.is_new, [true], "b remembers its own keys");
+    assert_eq!(n_events_counted(&store_a), 2, "and a is untouched");
+    let n_tables = |schema: &TestSchema| -> i64 {
+        schema
+            .client()
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+                &[&schema.name],
+            )
+            .expect("count the tables")
+            .get(0)
+    };
     // The eight tables of the first migration, the five of the second, the two of the third
     // (count bodies, late events per segment), the three of the fourth (the problem log), and
-    // the schema version.
-    assert_eq!(n_tables, 19);
+    // the schema version, in each schema.
+    assert_eq!((n_tables(&a), n_tables(&b)), (19, 19));
+}
+
+#[test]
+fn a_schema_name_outside_the_identifier_rules_is_refused() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    for bad in ["Revloop", "a\"; DROP SCHEMA public; --", "pg_revloop", ""] {
+        match PostgresStore::open_in_schema(&schema.url, bad, &common::config()) {
+            Err(StoreError::Settings(message)) => {
+                assert!(message.starts_with("invalid schema name"), "{message}");
+            }
+            Err(err) => panic!("{bad:?}: unexpected error {err}"),
+            Ok(_) => panic!("{bad:?}: opened"),
+        }
+    }
 }
 
 #[test]
@@ -453,4 +498,268 @@ fn a_dropped_connection_is_transient_and_a_bad_statement_is_not() {
     assert!(StoreError::Postgres(lost).is_transient());
     let refused = other.simple_query("SELEC 1").unwrap_err();
     assert!(!StoreError::Postgres(refused).is_transient());
+}
+
+/// 2026-11-27T00:00:00Z: the minute every event below is counted in.
+const EVENTS_AT_MS: i64 = 1_795_737_600_000;
+
+/// One event per key at the checkout funnel's first stage, all in one minute.
+fn one_event_group(keys: &[i64]) -> IngestGroup {
+    let minute = Timestamp::from_millis(EVENTS_AT_MS).minute();
+    let items = keys
+        .iter()
+        .map(|&key| {
+            let mut values = vec!["mobile"];
+            values.resize(5, VALUE_NONE);
+            let cell = Cell {
+                hit: StageHit {
+                    funnel: 0,
+                    stage: 0,
+                },
+                minute,
+                dimension_values: DimensionValues::new(values),
+            };
+            let count = StageCount {
+                n_events: 1,
+                ..StageCount::default()
+            };
+            IngestItem {
+                dedup_key: key,
+                cells: vec![(cell, count)],
+                late: false,
+                ignored_name: None,
+                count_body: None,
+            }
+        })
+        .collect();
+    IngestGroup {
+        now: Timestamp::from_millis(EVENTS_AT_MS),
+        items,
+        problems: Vec::new(),
+    }
+}
+
+/// The events counted in the minute [`one_event_group`] counts in.
+fn n_events_counted(store: &dyn Store) -> i64 {
+    let minute = Timestamp::from_millis(EVENTS_AT_MS).minute();
+    store
+        .minute_counts(&CountsQuery {
+            funnel: "checkout".to_owned(),
+            from: minute,
+            to: minute.plus(1),
+            filter: Vec::new(),
+        })
+        .expect("minute_counts")
+        .iter()
+        .map(|count| count.count.n_events)
+        .sum()
+}
+
+impl TestSchema {
+    /// The store's backends, oldest first (the writer opens before any pooled connection).
+    fn backend_pids(&self) -> Vec<i32> {
+        self.client()
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1
+                 ORDER BY backend_start, pid",
+                &[&self.name],
+            )
+            .expect("list the store's backends")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    fn terminate(&self, pid: i32) {
+        let terminated: bool = self
+            .client()
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .expect("terminate a backend")
+            .get(0);
+        assert!(terminated, "backend {pid}");
+    }
+
+    /// Waits (at most 10 s) until one of the store's backends waits on a lock.
+    fn wait_for_a_blocked_backend(&self) -> i32 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let blocked = self
+                .client()
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity
+                     WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                    &[&self.name],
+                )
+                .expect("read pg_stat_activity");
+            if let Some(row) = blocked {
+                return row.get(0);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no backend blocked within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn url_named(&self) -> String {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{separator}application_name={}", self.url, self.name)
+    }
+}
+
+/// A pooled connection whose backend the server ended: the next call either succeeds (the pool
+/// saw the connection closed) or fails as transient; the call after it succeeds on a fresh
+/// connection, and the broken one is gone from the pool.
+#[test]
+fn a_killed_pooled_connection_is_replaced() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open_named(&common::config());
+    store.ping().expect("ping opens a pooled connection");
+    let pids = schema.backend_pids();
+    let [writer, pooled] = pids[..] else {
+        panic!("expected the writer and one pooled connection: {pids:?}");
+    };
+    schema.terminate(pooled);
+
+    match store.ping() {
+        Ok(()) => {}
+        Err(err) => assert!(err.is_transient(), "not transient: {err}"),
+    }
+    store.ping().expect("the call after succeeds");
+    let pids = schema.backend_pids();
+    assert_eq!(
+        pids.len(),
+        2,
+        "the broken connection was discarded: {pids:?}"
+    );
+    assert_eq!(pids[0], writer);
+    assert_ne!(pids[1], pooled, "a fresh connection");
+}
+
+/// The writer's backend ended in the middle of a group commit (after its dedup keys, while it
+/// waits for a lock on the counts): the commit fails as transient and writes nothing; the retry
+/// commits the group once, on a fresh connection.
+#[test]
+fn a_commit_on_a_killed_connection_fails_whole_and_the_retry_commits_once() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open_named(&common::config());
+    let receipt = store
+        .commit_ingest(&one_event_group(&[1]))
+        .expect("warm up");
+    assert_eq!(receipt.is_new, [true]);
+
+    let group = one_event_group(&[2, 3, 4]);
+    let mut locker = schema.client();
+    let mut lock = locker.transaction().expect("begin");
+    lock.batch_execute("LOCK TABLE stage_counts IN EXCLUSIVE MODE")
+        .expect("lock the counts");
+    let failed = std::thread::scope(|scope| {
+        let committing = scope.spawn(|| store.commit_ingest(&group));
+        let writer = schema.wait_for_a_blocked_backend();
+        schema.terminate(writer);
+        committing.join().expect("the commit returned")
+    });
+    lock.rollback().expect("release the lock");
+    let err = failed.expect_err("a commit whose connection was killed");
+    assert!(err.is_transient(), "not transient: {err}");
+    assert_eq!(
+        n_events_counted(&store),
+        1,
+        "nothing of the group was written"
+    );
+
+    let receipt = store.commit_ingest(&group).expect("the retry");
+    assert_eq!(receipt.is_new, [true, true, true], "no key was remembered");
+    let receipt = store.commit_ingest(&group).expect("once more");
+    assert_eq!(receipt.is_new, [false, false, false]);
+    assert_eq!(n_events_counted(&store), 4, "the group counted once");
+}
+
+/// A read stuck behind a lock is cancelled at the statement limit (transient, the connection
+/// kept), and while it holds the only pooled connection another call waits at most the pool's
+/// limit and gets `PoolTimeout`.
+#[test]
+fn a_stuck_read_is_cancelled_and_a_full_pool_times_out() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let options = PostgresOptions {
+        pool_connections_max: 1,
+        pool_wait_max: std::time::Duration::from_millis(200),
+        statement_max: std::time::Duration::from_secs(2),
+        ..PostgresOptions::in_schema(&schema.name)
+    };
+    let store = PostgresStore::open_with(&schema.url_named(), &options, &common::config())
+        .expect("open the PostgreSQL store");
+    store.ping().expect("ping");
+
+    let mut locker = schema.client();
+    let mut lock = locker.transaction().expect("begin");
+    lock.batch_execute("LOCK TABLE dimension_values IN ACCESS EXCLUSIVE MODE")
+        .expect("lock a table reads use");
+    let (stuck, busy) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| store.dimension_values());
+        schema.wait_for_a_blocked_backend();
+        let busy = store.ping();
+        (reading.join().expect("the read returned"), busy)
+    });
+    lock.rollback().expect("release the lock");
+
+    match busy {
+        Err(StoreError::PoolTimeout {
+            size_max: 1,
+            waited_ms: 200,
+        }) => {}
+        other => panic!("expected a pool timeout, got {other:?}"),
+    }
+    let err = stuck.expect_err("cancelled at the statement limit");
+    match &err {
+        StoreError::Postgres(pg) => assert_eq!(
+            pg.code(),
+            Some(&postgres::error::SqlState::QUERY_CANCELED),
+            "{err}"
+        ),
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(err.is_transient());
+    let pids = schema.backend_pids();
+    store
+        .dimension_values()
+        .expect("the connection is usable again");
+    assert_eq!(schema.backend_pids(), pids, "and was kept");
+}
+
+/// A server that accepts the connection and then never answers: opening gives up within the
+/// connect limit, with a transient error, rather than waiting forever. Needs no database.
+#[test]
+fn a_silent_server_fails_the_connect_in_time() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("port").port();
+    // Accept and hold every connection, never answering; the thread ends with the process.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let options = PostgresOptions {
+        connect_total_max: std::time::Duration::from_millis(300),
+        ..PostgresOptions::default()
+    };
+    let url = format!("postgres://revloop@127.0.0.1:{port}/db?connect_timeout=1");
+    let started = std::time::Instant::now();
+    match PostgresStore::open_with(&url, &options, &common::config()) {
+        Err(err @ StoreError::ConnectTimeout { waited_ms: 1000 }) => {
+            assert!(err.is_transient());
+        }
+        Err(err) => panic!("unexpected error {err}"),
+        Ok(_) => panic!("connected to a silent server"),
+    }
+    // Liveness only: the limit is a second; anything near "forever" fails.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }

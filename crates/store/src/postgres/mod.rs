@@ -41,16 +41,16 @@
 //! it is the caller's side: the server calls the store only from its own std thread or from
 //! `spawn_blocking`, never from an async task; keep it that way.
 //!
-//! TLS is not compiled in (the connections use `NoTls`): reach the server over a local socket,
-//! a private network or a TLS-terminating proxy.
+//! Connecting is `connect`'s: TLS as the URL's `sslmode` says (rustls), the session settings,
+//! and the limits that keep any call from waiting forever: the pool's wait, the time to open a
+//! connection, a statement's run time and a transaction's idle time (see [`PostgresOptions`]).
 
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
-use std::time::Duration;
 
+use postgres::Client;
 use postgres::error::Severity;
-use postgres::{Client, NoTls};
 
 use revloop_core::Config;
 use revloop_core::funnel::DimensionDictionary;
@@ -61,27 +61,19 @@ use crate::pool::Pool;
 pub(super) use crate::sql_limit;
 use crate::{StoreError, migrations};
 
+pub use connect::PostgresOptions;
+use connect::{Connector, MIGRATION_MAX};
 use ingest::{DedupGenerations, WriterStatements, generations_from_rows};
 
 use crate::kinds::ColumnText;
 
 mod changes;
+mod connect;
 mod counts;
 mod incidents;
 mod ingest;
 mod problems;
 mod tokens;
-
-/// Pooled connections a node opens at most, busy or idle; a read waits for one when all are
-/// busy. Each PostgreSQL connection is a server process and every node has its own pool, so this
-/// stays well below the server's `max_connections` divided by the number of nodes.
-const POOL_CONNECTIONS_MAX: usize = 8;
-/// How long a read waits for a pooled connection when all are busy, before it fails: long
-/// enough to ride out a slow query or a reconnect, short enough that a stuck database shows.
-const POOL_WAIT_MAX: Duration = Duration::from_secs(30);
-
-/// How long a connection attempt may take when the URL does not say (`connect_timeout`).
-const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
 /// Keys of the advisory locks: "revloop" in ASCII, then one byte per purpose. Advisory locks are
 /// database-wide, so deployments in different schemas of one database share them; all are held
@@ -153,12 +145,6 @@ impl Drop for Connection {
     }
 }
 
-/// Opens one more connection, with the search path of the store's schema if it has one.
-struct Connector {
-    config: postgres::Config,
-    schema: Option<String>,
-}
-
 struct Writer {
     client: Connection,
     /// The last commit failed in a way that may have lost the connection.
@@ -175,24 +161,26 @@ impl PostgresStore {
     /// and migrating revloop's tables if needed. The tables live wherever the connection's
     /// `search_path` puts them, by default `public`.
     pub fn open(url: &str, config: &Config) -> Result<PostgresStore, StoreError> {
-        PostgresStore::open_with(url, None, config)
+        PostgresStore::open_with(url, &PostgresOptions::default(), config)
     }
 
     /// Like [`PostgresStore::open`], but keeps revloop's tables in `schema`, which is created if
     /// missing. Every connection's `search_path` is set to that schema alone, overriding any
-    /// `search_path` in the URL. Lets several deployments, or tests, share one database.
+    /// `search_path` in the URL. Lets several deployments, or tests, share one database. The
+    /// name must pass [`PostgresOptions::check_schema_name`].
     pub fn open_in_schema(
         url: &str,
         schema: &str,
         config: &Config,
     ) -> Result<PostgresStore, StoreError> {
-        PostgresStore::open_with(url, Some(schema), config)
+        PostgresStore::open_with(url, &PostgresOptions::in_schema(schema), config)
     }
 
     /// Drops `schema` and everything in it: the end of a benchmark or test that opened a store
     /// with [`PostgresStore::open_in_schema`].
     pub fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
-        let mut client = Connection::new(Client::connect(url, NoTls)?);
+        PostgresOptions::check_schema_name(schema)?;
+        let mut client = Connector::new(url, &PostgresOptions::default())?.connect()?;
         client.batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",
             quote_identifier(schema)
@@ -200,24 +188,15 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn open_with(
+    /// Like [`PostgresStore::open`], with the schema and the limits `options` give.
+    pub fn open_with(
         url: &str,
-        schema: Option<&str>,
+        options: &PostgresOptions,
         config: &Config,
     ) -> Result<PostgresStore, StoreError> {
-        let mut connection_config: postgres::Config = url.parse()?;
-        if connection_config.get_connect_timeout().is_none() {
-            connection_config.connect_timeout(CONNECT_TIMEOUT_DEFAULT);
-        }
-        if connection_config.get_application_name().is_none() {
-            connection_config.application_name("revloop");
-        }
-        let connector = Connector {
-            config: connection_config,
-            schema: schema.map(str::to_owned),
-        };
+        let connector = Connector::new(url, options)?;
         let mut client = connector.connect()?;
-        migrate(&mut client, schema)?;
+        migrate(&mut client, options.schema.as_deref())?;
 
         let layout = Layout::new(config);
         let mut dictionary = DimensionDictionary::new(config);
@@ -249,14 +228,16 @@ impl PostgresStore {
                 state: WriterState::new(dictionary, known_segments),
                 dedup,
             }),
-            pool: Pool::new(POOL_CONNECTIONS_MAX, POOL_WAIT_MAX, |client| {
-                !client.is_closed()
-            }),
+            pool: Pool::new(
+                options.pool_connections_max,
+                options.pool_wait_max,
+                |client| !client.is_closed(),
+            ),
         })
     }
 
     /// Runs `work` on a pooled connection, opening one if none is idle and the pool has room,
-    /// else waiting for one (see [`POOL_WAIT_MAX`]). A connection that may have been lost (the
+    /// else waiting for one (see [`PostgresOptions::pool_wait_max`]). A connection that may have been lost (the
     /// server restarted or ended it) is closed rather than put back, so a later call connects
     /// afresh.
     fn with_client<T>(
@@ -270,21 +251,6 @@ impl PostgresStore {
             lease.discard();
         }
         result
-    }
-}
-
-impl Connector {
-    fn connect(&self) -> Result<Connection, StoreError> {
-        let mut client = Connection::new(self.config.connect(NoTls)?);
-        // An acknowledged batch must survive a crash of the database server too: durability
-        // does not rest on the server's default, which a managed database may have turned off.
-        client.batch_execute("SET synchronous_commit TO on")?;
-        if let Some(schema) = &self.schema {
-            // A session setting, so it outlives every transaction on this connection. The schema
-            // need not exist yet: the migration creates it.
-            client.batch_execute(&format!("SET search_path TO {}", quote_identifier(schema)))?;
-        }
-        Ok(client)
     }
 }
 
@@ -319,6 +285,12 @@ fn quote_identifier(name: &str) -> String {
 fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
     let known = migrations::POSTGRES.len() as i64;
     let mut transaction = client.transaction()?;
+    // A migration may rewrite large tables, and waits for another node's: it gets a limit of
+    // its own instead of a statement's.
+    transaction.batch_execute(&format!(
+        "SET LOCAL statement_timeout TO {}",
+        MIGRATION_MAX.as_millis()
+    ))?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
     if let Some(schema) = schema {
         let exists = transaction
