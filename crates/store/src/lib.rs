@@ -100,8 +100,9 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same call may well succeed if tried again shortly: every connection busy,
-    /// SQLite busy or locked, a PostgreSQL serialization failure or deadlock, a server shutting
-    /// down or not yet accepting connections, or a connection lost. A caller answers such an
+    /// SQLite busy or locked, a PostgreSQL serialization failure or deadlock, a statement
+    /// cancelled at its time limit, a server shutting down or not yet accepting connections, or
+    /// a connection lost or not opened in time. A caller answers such an
     /// error with 503 and Retry-After rather than 500.
     pub fn is_transient(&self) -> bool {
         use ::postgres::error::SqlState;

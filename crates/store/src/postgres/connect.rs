@@ -219,7 +219,17 @@ impl Connector {
                 .keepalives_interval(KEEPALIVE_INTERVAL)
                 .keepalives_retries(KEEPALIVE_RETRIES);
         }
+        // libpq ignores sslmode on a Unix socket, where the server never offers TLS.
+        let hosts = config.get_hosts();
+        let unix_sockets_only = !hosts.is_empty()
+            && hosts
+                .iter()
+                .all(|host| matches!(host, postgres::config::Host::Unix(_)));
         let tls = match tls_settings.mode {
+            _ if unix_sockets_only => {
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                None
+            }
             None | Some(SslMode::Disable) => {
                 config.ssl_mode(postgres::config::SslMode::Disable);
                 None
@@ -314,26 +324,27 @@ fn open(
     Ok(connection)
 }
 
-/// The TLS error under a failed connect, if the handshake was refused (a certificate the
-/// `sslmode` does not accept, no common protocol): retrying will not help, and the client's own
-/// message ("error performing TLS handshake") does not say why.
-fn tls_refusal(err: &postgres::Error) -> Option<&rustls::Error> {
-    let mut cause = std::error::Error::source(err);
-    while let Some(error) = cause {
-        if let Some(refusal) = error.downcast_ref::<rustls::Error>() {
-            return Some(refusal);
-        }
-        // An io::Error's `source` skips the error it wraps.
-        let wrapped = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        if wrapped.is_some() {
-            return wrapped;
-        }
-        cause = error.source();
+/// Why the TLS handshake was refused, if that is why a connect failed (a certificate the
+/// `sslmode` does not accept, a server without TLS, no common protocol): retrying will not help,
+/// and the client's own message ("error performing TLS handshake") does not say why. `None` for
+/// any other failure, a network error during the handshake included (that one is transient).
+fn tls_refusal(err: &postgres::Error) -> Option<String> {
+    // The client's wording for its TLS errors; it has no public kind to match.
+    if !err
+        .to_string()
+        .starts_with("error performing TLS handshake")
+    {
+        return None;
     }
-    None
+    let cause = std::error::Error::source(err)?;
+    match cause.downcast_ref::<std::io::Error>() {
+        // An io::Error's `source` skips the error it wraps: look inside.
+        Some(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .map(ToString::to_string),
+        None => Some(cause.to_string()),
+    }
 }
 
 /// The URL without `sslmode` and `sslrootcert`, and what they said. Both URL forms are read:
@@ -665,6 +676,20 @@ mod tests {
             err.starts_with("sslrootcert /nonexistent/root.crt: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tls_is_used_as_the_url_says_but_never_on_a_unix_socket() {
+        for (url, tls) in [
+            ("postgres://u@h/db", false),
+            ("postgres://u@h/db?sslmode=disable", false),
+            ("postgres://u@h/db?sslmode=require", true),
+            ("host=h sslmode=verify-full sslrootcert=system", true),
+            ("host=/run/postgresql sslmode=verify-full", false),
+        ] {
+            let connector = Connector::new(url, &PostgresOptions::default()).expect(url);
+            assert_eq!(connector.tls.is_some(), tls, "{url}");
+        }
     }
 
     #[test]
