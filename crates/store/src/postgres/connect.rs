@@ -226,14 +226,8 @@ impl Connector {
                 .iter()
                 .all(|host| matches!(host, postgres::config::Host::Unix(_)));
         let tls = match tls_settings.mode {
-            _ if unix_sockets_only => {
-                config.ssl_mode(postgres::config::SslMode::Disable);
-                None
-            }
-            None | Some(SslMode::Disable) => {
-                config.ssl_mode(postgres::config::SslMode::Disable);
-                None
-            }
+            None | Some(SslMode::Disable) => None,
+            Some(_) if unix_sockets_only => None,
             Some(mode) => {
                 let client_config = tls_client_config(mode, tls_settings.root_cert.as_deref())?;
                 config.ssl_mode(if mode == SslMode::Prefer {
@@ -244,6 +238,9 @@ impl Connector {
                 Some(MakeRustlsConnect::new(client_config))
             }
         };
+        if tls.is_none() {
+            config.ssl_mode(postgres::config::SslMode::Disable);
+        }
         // An acknowledged batch must survive a crash of the database server too: durability
         // does not rest on the server's default, which a managed database may have turned off.
         let mut session_sql = format!(
