@@ -65,7 +65,8 @@ use revloop_api::ingest::IngestReply;
         crate::api::health::prometheus,
         openapi_json,
     ),
-    components(schemas(ErrorBody)),
+    // Schemas a query parameter names are not collected by themselves.
+    components(schemas(ErrorBody, revloop_api::incidents::StateFilter)),
     modifiers(&CommonReplies),
     tags(
         (name = "ingest", description = "Segment's HTTP tracking API, NDJSON bulk loads and pre-aggregated counts"),
