@@ -99,7 +99,7 @@ pub async fn list_alerts(
 #[utoipa::path(
     get, path = "/api/v1/funnels/{id}/detector", tag = "detector",
     params(
-        ("id" = String, Path, description = "The funnel's id"),
+        ("id" = String, Path, example = "checkout", description = "The funnel's id"),
         ("segments" = Option<bool>, Query, description = "Also every segment's series"),
     ),
     responses(
@@ -165,7 +165,7 @@ pub async fn detector_state(
 #[utoipa::path(
     get, path = "/api/v1/funnels/{id}/baseline", tag = "detector",
     params(
-        ("id" = String, Path, description = "The funnel's id"),
+        ("id" = String, Path, example = "checkout", description = "The funnel's id"),
         ("stage" = Option<String>, Query, description = "The stage whose shoppers drop off (default the first)"),
         ("segment" = Option<String>, Query, description = "`dimension=value`"),
     ),

@@ -138,7 +138,7 @@ pub async fn list_incidents(
 /// `GET /api/v1/incidents/{id}`: one incident in full.
 #[utoipa::path(
     get, path = "/api/v1/incidents/{id}", tag = "incidents",
-    params(("id" = u64, Path, description = "The incident's id")),
+    params(("id" = u64, Path, example = 1, description = "The incident's id")),
     responses(
         (status = 200, description = "The incident in full", body = revloop_api::incidents::Incident),
         (status = 404, description = "No such incident", body = revloop_api::ErrorBody),

@@ -48,7 +48,7 @@ struct MinuteRange {
 #[utoipa::path(
     get, path = "/api/v1/funnels/{id}/metrics", tag = "funnels",
     params(
-        ("id" = String, Path, description = "The funnel's id"),
+        ("id" = String, Path, example = "checkout", description = "The funnel's id"),
         ("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"),
         ("to" = Option<String>, Query, description = "RFC 3339; default the end of the window holding now"),
         ("step" = Option<String>, Query, description = "The window: a whole number of minutes, e.g. `5m`, `1h` (default), `1d`"),

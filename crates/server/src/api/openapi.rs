@@ -608,7 +608,7 @@ macro_rules! action_operation {
         #[doc = $summary]
         #[utoipa::path(
             post, path = $path, tag = "incidents",
-            params(("id" = u64, Path, description = "The incident's id")),
+            params(("id" = u64, Path, example = 1, description = "The incident's id")),
             request_body(content = $body, content_type = "application/json"),
             responses(
                 (status = 200, description = "The incident as it is after the action", body = Incident),

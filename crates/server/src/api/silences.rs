@@ -164,7 +164,7 @@ pub async fn add_silence(
 /// `DELETE /api/v1/silences/{id}` (responder): ends an added silence now.
 #[utoipa::path(
     delete, path = "/api/v1/silences/{id}", tag = "changes",
-    params(("id" = u64, Path, description = "The silence's id")),
+    params(("id" = u64, Path, example = 1, description = "The silence's id")),
     responses(
         (status = 200, description = "The silence, ended now", body = revloop_api::silences::Silence),
         (status = 404, description = "No silence with that id was added through the API", body = revloop_api::ErrorBody),
