@@ -507,7 +507,7 @@ pub struct CountsBody {
 // each is declared on a stub here.
 
 macro_rules! ingest_operation {
-    ($fn:ident, $path:literal, $summary:literal, $body:ty, $media:literal, $batched:literal) => {
+    ($fn:ident, $path:literal, $summary:literal, $body:ty, $media:literal, $batched:literal $(, $extra:tt)*) => {
         #[doc = $summary]
         #[utoipa::path(
             post, path = $path, tag = "ingest",
@@ -515,9 +515,9 @@ macro_rules! ingest_operation {
             responses(
                 (status = 200, description = $batched, body = IngestReply),
                 (status = 400, description = "Malformed: JSON, encoding, envelope, or (for a single call or counts) an invalid message", body = ErrorBody),
-                (status = 409, description = "A count record's id was recorded with another body; nothing was stored", body = ErrorBody),
                 (status = 413, description = "The body or a message is over its limit", body = ErrorBody),
                 (status = 415, description = "A `Content-Encoding` other than gzip", body = ErrorBody),
+                $($extra,)*
             ),
             security(("write_key" = ["ingest"]), ("api_token" = ["ingest"]), ()),
         )]
@@ -596,7 +596,12 @@ ingest_operation!(
     "Pre-aggregated counts, all or nothing.",
     CountsBody,
     "application/json",
-    "Every record committed (or a duplicate)"
+    "Every record committed (or a duplicate)",
+    (
+        status = 409,
+        description = "A record's id was recorded with another body; nothing was stored",
+        body = ErrorBody
+    )
 );
 
 // ---------------------------------------------------------------------------------------------
