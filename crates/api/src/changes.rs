@@ -23,7 +23,7 @@ names! {
 }
 
 /// A recorded change, as the changes API returns it and suspects embed it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     pub id: i64,
     /// When it took effect.
@@ -43,13 +43,13 @@ pub struct Change {
 }
 
 /// `GET /api/v1/changes`: newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeList {
     pub changes: Vec<Change>,
 }
 
 /// The body of `POST /api/v1/changes`; absent optional fields are left out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChange {
     pub kind: ChangeKind,

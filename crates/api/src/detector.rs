@@ -20,7 +20,7 @@ names! {
 }
 
 /// The 168 local time-of-week slots of one step's baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Baseline {
     pub funnel: String,
     /// The stage whose shoppers drop off.
@@ -31,7 +31,7 @@ pub struct Baseline {
     pub slots: Vec<BaselineSlot>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BaselineSlot {
     pub weekday: Weekday,
     pub hour: u8,
@@ -43,7 +43,7 @@ pub struct BaselineSlot {
 }
 
 /// The reply to `POST /api/v1/detector/rebuild`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rebuilt {
     pub rebuilt: bool,
     /// Alert events the rebuilt detector found in the history.

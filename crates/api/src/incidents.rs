@@ -121,7 +121,7 @@ names! {
 }
 
 /// `GET /api/v1/incidents`: newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentList {
     pub incidents: Vec<IncidentSummary>,
     /// The `before` of the next page; `null` on the last page.
@@ -129,7 +129,7 @@ pub struct IncidentList {
 }
 
 /// An incident's headline, as lists show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentSummary {
     pub id: u64,
     pub funnel: String,
@@ -152,13 +152,13 @@ pub struct IncidentSummary {
     pub resolvable: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlaClocks {
     pub response: SlaClock,
     pub resolution: SlaClock,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlaClock {
     pub state: SlaState,
     pub due: String,
@@ -168,7 +168,7 @@ pub struct SlaClock {
 }
 
 /// Milliseconds from opening to each milestone reached.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResponseTimes {
     pub to_acknowledge_ms: Option<i64>,
     pub to_mitigate_ms: Option<i64>,
@@ -176,7 +176,7 @@ pub struct ResponseTimes {
 }
 
 /// `GET /api/v1/incidents/{id}`, and the reply to every action: the incident in full.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     #[serde(flatten)]
     pub summary: IncidentSummary,
@@ -196,7 +196,7 @@ pub struct Incident {
     pub timeline: Vec<TimelineEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Escalation {
     /// The level paged next (`L2`, ...); `null` once escalation has stopped.
     pub next_level: Option<String>,
@@ -205,7 +205,7 @@ pub struct Escalation {
 }
 
 /// One resolution criterion and whether it holds now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Criterion {
     /// `within_2_sigma`, `quiet`, `root_cause`, ...
     pub name: String,
@@ -214,32 +214,32 @@ pub struct Criterion {
 }
 
 /// An alert grouped into the incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertLink {
     /// Sixteen hex digits, as the alerts API writes them.
     pub alert_id: String,
     pub open: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Scope {
     pub stage: String,
     pub segment: Option<Segment>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlaBreach {
     pub at: String,
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MitigationEntry {
     pub mitigation: Mitigation,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionItem {
     pub text: String,
     pub owner: String,
@@ -249,7 +249,7 @@ pub struct ActionItem {
 }
 
 /// One item of the root-cause checklist; the three last fields are set once it is ticked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChecklistItem {
     pub index: usize,
     pub category: String,
@@ -259,7 +259,7 @@ pub struct ChecklistItem {
     pub finding: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Suspect {
     /// Proximity times overlap, to three decimals.
     pub score: f64,
@@ -269,7 +269,7 @@ pub struct Suspect {
     pub change: Change,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub at: String,
     /// A responder's token name, or `revloop` for the engine itself.

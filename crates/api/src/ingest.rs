@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The 200 reply of every ingest endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngestReply {
     pub success: bool,
     /// New messages (or count records) that updated counts.
@@ -41,7 +41,7 @@ fn is_zero(n: &usize) -> bool {
 }
 
 /// One message's problem, where it stands in the request and what was done about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageProblem {
     /// Position in a `batch` array, 0-based.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,7 +58,7 @@ pub struct MessageProblem {
 }
 
 /// One entry of the problem log: `GET /api/v1/ingest/rejected`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoggedProblem {
     /// Increasing with the time entries were logged; `?before=` pages by it.
     pub id: i64,
@@ -80,7 +80,7 @@ pub struct LoggedProblem {
     pub body_cut: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemOutcome {
     Rejected,
@@ -88,7 +88,7 @@ pub enum ProblemOutcome {
 }
 
 /// The reply of `GET /api/v1/ingest/rejected`: newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProblemLog {
     pub entries: Vec<LoggedProblem>,
     /// Entries the log holds in all, whatever the filters (it keeps a bounded number, oldest
@@ -103,7 +103,7 @@ pub struct ProblemLog {
 }
 
 /// One event name no funnel stage listens to, with how often it was sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IgnoredName {
     /// The Segment call type: `track`, `page` or `screen`.
     pub kind: String,
@@ -114,7 +114,7 @@ pub struct IgnoredName {
 }
 
 /// The reply of `GET /api/v1/ingest/ignored`: most frequent first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IgnoredNames {
     pub names: Vec<IgnoredName>,
     /// Ignored messages whose name was not kept because the list was full.

@@ -23,7 +23,7 @@ pub use error::{ErrorBody, ErrorDetail, ErrorInfo};
 pub use names::UnknownName;
 
 /// A single-dimension segment: `{"dimension": "device", "value": "mobile"}`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Segment {
     pub dimension: String,

@@ -13,14 +13,14 @@ names! {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutboxPage {
     pub outbox: Vec<OutboxEntry>,
     /// The `after` of the next read: the last id given, or the `after` asked for.
     pub next_after: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind")]
 pub enum OutboxEntry {
     /// Page these targets about this incident.

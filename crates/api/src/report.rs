@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::incidents::Severity;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentReport {
     pub from: String,
     pub to: String,
@@ -13,7 +13,7 @@ pub struct IncidentReport {
     pub severities: ReportSeverities,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportSeverities {
     #[serde(rename = "P1")]
     pub p1: SeverityReport,
@@ -34,7 +34,7 @@ impl ReportSeverities {
 }
 
 /// One severity's row; a summary is `null` when no incident reached that milestone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeverityReport {
     pub incidents: usize,
     pub to_acknowledge: Option<DurationSummary>,
@@ -42,7 +42,7 @@ pub struct SeverityReport {
     pub to_resolve: Option<DurationSummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DurationSummary {
     pub count: usize,
     pub mean_ms: i64,

@@ -22,7 +22,7 @@ names! {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Silence {
     /// `null` for a silence of the config.
     pub id: Option<u64>,
@@ -44,13 +44,13 @@ pub struct Silence {
 }
 
 /// `GET /api/v1/silences`: the config's, then those added through the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SilenceList {
     pub silences: Vec<Silence>,
 }
 
 /// The body of `POST /api/v1/silences`; absent optional fields are left out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
     /// RFC 3339 with its offset.

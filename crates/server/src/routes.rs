@@ -13,8 +13,8 @@ use revloop_core::funnel::CallKind;
 use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
-    AppState, actions, alerts, changes, funnels, health, incidents, ingest_log, metrics, outbox,
-    report, silences,
+    AppState, actions, alerts, changes, funnels, health, incidents, ingest_log, metrics, openapi,
+    outbox, report, silences,
 };
 use crate::http::ApiError;
 
@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::prometheus))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { ApiError::not_found("no such endpoint; see README.md for the API") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -32,6 +32,20 @@ fn funnel_index(state: &AppState, id: &str) -> Result<usize, ApiError> {
 }
 
 /// `GET /api/v1/alerts?funnel=&open=true&limit=`: alert events, newest last.
+#[utoipa::path(
+    get, path = "/api/v1/alerts", tag = "detector",
+    params(
+        ("funnel" = Option<String>, Query, description = "Only this funnel's"),
+        ("open" = Option<bool>, Query, description = "Only the last event of each open alert"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "The newest events to return (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Alert events, oldest first", body = crate::api::openapi::AlertList),
+        (status = 400, description = "A query parameter is invalid or unknown", body = revloop_api::ErrorBody),
+        (status = 404, description = "No such funnel", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn list_alerts(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -82,6 +96,19 @@ pub async fn list_alerts(
 }
 
 /// `GET /api/v1/funnels/{id}/detector?segments=true`: every conversion series now.
+#[utoipa::path(
+    get, path = "/api/v1/funnels/{id}/detector", tag = "detector",
+    params(
+        ("id" = String, Path, example = "checkout", description = "The funnel's id"),
+        ("segments" = Option<bool>, Query, description = "Also every segment's series"),
+    ),
+    responses(
+        (status = 200, description = "Every conversion series now", body = crate::api::openapi::DetectorState),
+        (status = 400, description = "A query parameter is invalid or unknown", body = revloop_api::ErrorBody),
+        (status = 404, description = "No such funnel", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn detector_state(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,
@@ -135,6 +162,20 @@ pub async fn detector_state(
 /// `GET /api/v1/funnels/{id}/baseline?stage=cart&segment=device=mobile`: the 168 local
 /// time-of-week slots of one conversion series. The segment is `dimension=value`, as the CLI
 /// writes it; the older `dimension:value` is still read.
+#[utoipa::path(
+    get, path = "/api/v1/funnels/{id}/baseline", tag = "detector",
+    params(
+        ("id" = String, Path, example = "checkout", description = "The funnel's id"),
+        ("stage" = Option<String>, Query, description = "The stage whose shoppers drop off (default the first)"),
+        ("segment" = Option<String>, Query, description = "`dimension=value`"),
+    ),
+    responses(
+        (status = 200, description = "The 168 local time-of-week slots", body = revloop_api::detector::Baseline),
+        (status = 400, description = "A query parameter is invalid or unknown", body = revloop_api::ErrorBody),
+        (status = 404, description = "No such funnel, or no counts yet for that value", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn baseline(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,
@@ -208,6 +249,11 @@ pub async fn baseline(
 
 /// `POST /api/v1/detector/rebuild` (admin): forgets the detector's state and rebuilds it from
 /// the stored history, as after a restart. Use it after changing masks.
+#[utoipa::path(
+    post, path = "/api/v1/detector/rebuild", tag = "detector",
+    responses((status = 200, description = "The detector was rebuilt from the stored history", body = revloop_api::detector::Rebuilt)),
+    security(("api_token" = ["admin"])),
+)]
 pub async fn rebuild(
     State(state): State<AppState>,
     headers: HeaderMap,

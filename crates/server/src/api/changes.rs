@@ -46,6 +46,19 @@ struct ChangeBody {
 
 /// `POST /api/v1/changes`: records a change (responder role); 201 when new, 200 when the
 /// `external_id` was recorded before.
+#[utoipa::path(
+    post, path = "/api/v1/changes", tag = "changes",
+    request_body(content = revloop_api::changes::NewChange, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The change recorded", body = revloop_api::changes::Change),
+        (status = 200, description = "Its `external_id` was recorded before: the stored change", body = revloop_api::changes::Change),
+        (status = 400, description = "A field is missing or invalid", body = revloop_api::ErrorBody),
+        (status = 409, description = "Its `external_id` was recorded with other content", body = revloop_api::ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = revloop_api::ErrorBody),
+        (status = 415, description = "A `Content-Encoding` other than gzip", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["responder"])),
+)]
 pub async fn add_change(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -156,6 +169,19 @@ pub async fn add_change(
 }
 
 /// `GET /api/v1/changes?from=&to=&limit=`: newest first (default: the last 7 days).
+#[utoipa::path(
+    get, path = "/api/v1/changes", tag = "changes",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339; default 7 days ago"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Changes to return (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Changes, newest first", body = revloop_api::changes::ChangeList),
+        (status = 400, description = "A query parameter is invalid or unknown, or the range wrong", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn list_changes(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,

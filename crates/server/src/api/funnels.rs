@@ -17,6 +17,11 @@ use revloop_store::{CountsQuery, Role, Store};
 use crate::api::{AppState, require};
 use crate::http::{ApiError, blocking};
 
+#[utoipa::path(
+    get, path = "/api/v1/funnels", tag = "funnels",
+    responses((status = 200, description = "The configured funnels, and every dimension with the values seen", body = crate::api::openapi::FunnelList)),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn list_funnels(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -19,10 +19,21 @@ use crate::api::{AppState, require};
 use crate::http::{ApiError, blocking};
 use crate::telemetry::Telemetry;
 
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process answers", body = crate::api::openapi::Health)),
+)]
 pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Every part works", body = crate::api::openapi::Readiness),
+        (status = 503, description = "A part does not work; the body says which", body = crate::api::openapi::Readiness),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let store_ok = tokio::task::spawn_blocking(move || store.ping())
@@ -41,6 +52,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+    ),
+    security((), ("api_token" = ["viewer"])),
+)]
 pub async fn prometheus(
     State(state): State<AppState>,
     headers: HeaderMap,

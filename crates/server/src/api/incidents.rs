@@ -34,6 +34,21 @@ pub fn parse_id(text: &str) -> Result<u64, ApiError> {
 }
 
 /// `GET /api/v1/incidents?state=open|resolved|all&funnel=&before=&limit=`: newest first.
+#[utoipa::path(
+    get, path = "/api/v1/incidents", tag = "incidents",
+    params(
+        ("state" = Option<revloop_api::incidents::StateFilter>, Query, description = "Which incidents (default all)"),
+        ("funnel" = Option<String>, Query, description = "Only this funnel's"),
+        ("before" = Option<i64>, Query, description = "Only incidents older than this id: the last page's `next_before`"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "Incidents to return (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "Incidents, newest first", body = revloop_api::incidents::IncidentList),
+        (status = 400, description = "A query parameter is invalid or unknown", body = revloop_api::ErrorBody),
+        (status = 404, description = "No such funnel", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn list_incidents(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -121,6 +136,15 @@ pub async fn list_incidents(
 }
 
 /// `GET /api/v1/incidents/{id}`: one incident in full.
+#[utoipa::path(
+    get, path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(("id" = u64, Path, example = 1, description = "The incident's id")),
+    responses(
+        (status = 200, description = "The incident in full", body = revloop_api::incidents::Incident),
+        (status = 404, description = "No such incident", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn get_incident(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -29,6 +29,20 @@ fn log_store_error(err: StoreError) -> ApiError {
 }
 
 /// `GET /api/v1/ingest/rejected?limit=&before=&code=&outcome=`: newest first.
+#[utoipa::path(
+    get, path = "/api/v1/ingest/rejected", tag = "ingest",
+    params(
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Entries to return (default 100)"),
+        ("before" = Option<i64>, Query, minimum = 1, description = "Only entries older than this id: the last page's `next_before`"),
+        ("code" = Option<String>, Query, min_length = 1, max_length = 64, description = "Only this problem code"),
+        ("outcome" = Option<String>, Query, pattern = "^(rejected|notice)$", description = "`rejected` or `notice`"),
+    ),
+    responses(
+        (status = 200, description = "The newest rejected messages and notices", body = revloop_api::ingest::ProblemLog),
+        (status = 400, description = "A query parameter is invalid or unknown", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn rejected(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -91,6 +105,15 @@ pub async fn rejected(
 }
 
 /// `GET /api/v1/ingest/ignored?limit=`: most frequent first.
+#[utoipa::path(
+    get, path = "/api/v1/ingest/ignored", tag = "ingest",
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Names to return (default 100)")),
+    responses(
+        (status = 200, description = "Event names no stage listens to, most frequent first", body = revloop_api::ingest::IgnoredNames),
+        (status = 400, description = "A query parameter is invalid or unknown", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn ignored(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,

@@ -45,6 +45,22 @@ struct MinuteRange {
     step_minutes: i64,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/funnels/{id}/metrics", tag = "funnels",
+    params(
+        ("id" = String, Path, example = "checkout", description = "The funnel's id"),
+        ("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default the end of the window holding now"),
+        ("step" = Option<String>, Query, description = "The window: a whole number of minutes, e.g. `5m`, `1h` (default), `1d`"),
+        ("filter" = Option<std::collections::BTreeMap<String, String>>, Query, style = Form, explode, description = "Dimension filters: `<dimension>=<value>`, one per configured dimension"),
+    ),
+    responses(
+        (status = 200, description = "Per window and stage: counts, conversion, drop-off, late events, revenue", body = crate::api::openapi::FunnelMetrics),
+        (status = 400, description = "A query parameter is invalid or unknown, or the range too long", body = revloop_api::ErrorBody),
+        (status = 404, description = "No such funnel", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn funnel_metrics(
     State(state): State<AppState>,
     Path(funnel_id): Path<String>,

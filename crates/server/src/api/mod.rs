@@ -33,6 +33,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod ingest_log;
 pub mod metrics;
+pub mod openapi;
 pub mod outbox;
 pub mod report;
 pub mod silences;

@@ -17,6 +17,18 @@ use crate::http::{ApiError, blocking, invalid};
 pub const OUTBOX_PAGE_MAX: usize = 1_000;
 
 /// `GET /api/v1/outbox?after=&limit=`: what the incidents owe the outside, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/outbox", tag = "incidents",
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "Only entries after this id: the last page's `next_after`"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Entries to return (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Pages and SLA breaches owed to the outside, oldest first", body = revloop_api::outbox::OutboxPage),
+        (status = 400, description = "A query parameter is invalid or unknown", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn outbox(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,

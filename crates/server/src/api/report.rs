@@ -19,6 +19,18 @@ pub const REPORT_RANGE_MAX_MS: i64 = 366 * MS_PER_DAY;
 
 /// `GET /api/v1/incidents/report?from=&to=`: time to acknowledge, mitigate and resolve per
 /// severity, over the incidents opened in the range (default: the last 30 days).
+#[utoipa::path(
+    get, path = "/api/v1/incidents/report", tag = "incidents",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339; default 30 days before `to`"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+    ),
+    responses(
+        (status = 200, description = "Response times per severity", body = revloop_api::report::IncidentReport),
+        (status = 400, description = "A query parameter is invalid or unknown, or the range wrong", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn report(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,

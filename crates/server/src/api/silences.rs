@@ -47,6 +47,11 @@ fn silence_view(silence: &Silence, added: Option<&AddedSilence>, now: Timestamp)
 }
 
 /// `GET /api/v1/silences`: the config's silences and those added through the API.
+#[utoipa::path(
+    get, path = "/api/v1/silences", tag = "changes",
+    responses((status = 200, description = "The config's silences, then those added through the API", body = revloop_api::silences::SilenceList)),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn list_silences(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -83,6 +88,17 @@ struct SilenceBody {
 
 /// `POST /api/v1/silences` (responder): a maintenance window from `from` (default now) to
 /// `to`, RFC 3339 instants (with their offset, so daylight saving cannot shift them).
+#[utoipa::path(
+    post, path = "/api/v1/silences", tag = "changes",
+    request_body(content = revloop_api::silences::NewSilence, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The silence added", body = revloop_api::silences::Silence),
+        (status = 400, description = "A field is missing or invalid", body = revloop_api::ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = revloop_api::ErrorBody),
+        (status = 415, description = "A `Content-Encoding` other than gzip", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["responder"])),
+)]
 pub async fn add_silence(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -146,6 +162,15 @@ pub async fn add_silence(
 }
 
 /// `DELETE /api/v1/silences/{id}` (responder): ends an added silence now.
+#[utoipa::path(
+    delete, path = "/api/v1/silences/{id}", tag = "changes",
+    params(("id" = u64, Path, example = 1, description = "The silence's id")),
+    responses(
+        (status = 200, description = "The silence, ended now", body = revloop_api::silences::Silence),
+        (status = 404, description = "No silence with that id was added through the API", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["responder"])),
+)]
 pub async fn end_silence(
     State(state): State<AppState>,
     Path(id): Path<String>,
