@@ -154,6 +154,23 @@ fn a_failing_funnel_backs_off_while_the_other_is_judged_on_time() {
     assert_eq!(store.failures(Call::SegmentMinuteCounts), 10);
 }
 
+/// A read that panics fails its funnel alone, as a `store_panic`, and the other goes live.
+#[test]
+fn a_panicking_read_fails_only_its_funnel() {
+    let config = two_funnels();
+    let dir = tempfile::tempdir().unwrap();
+    let store = faulty_store(&config, &dir);
+    store.inject(Fault::new(Call::SegmentMinuteCounts, Failure::Panic).funnel("signup"));
+    let detection = Detection::new(Arc::new(config));
+    let now = Timestamp::from_millis(T0);
+    let tick = detection.tick(store.as_ref(), now, &|| now);
+    assert_eq!(tick.failures.len(), 1);
+    let status = detection.status();
+    assert_eq!(status_of(&status, "checkout").state(), JudgingState::Live);
+    let failure = status_of(&status, "signup").failure.unwrap();
+    assert_eq!(failure.class, FailureClass::Panic);
+}
+
 /// A warm-up whose fourth chunk fails keeps the three it read: the retry reads that chunk and
 /// the rest, one read more than a clean warm-up, and judges exactly what a clean one does.
 #[test]
