@@ -448,12 +448,14 @@ impl Detection {
             let mut read = match read {
                 Ok(Ok(read)) => read,
                 Ok(Err(err)) => {
-                    self.record_failure(slot, span, FailureClass::of(&err), &err.to_string());
+                    let class = FailureClass::of(&err);
+                    record_failure(slot, span.generation, clock(), class, &err.to_string());
                     return Err(err);
                 }
                 Err(_) => {
                     let err = StoreError::Io("reading counts panicked".to_owned());
-                    self.record_failure(slot, span, FailureClass::Panic, "the read panicked");
+                    let class = FailureClass::Panic;
+                    record_failure(slot, span.generation, clock(), class, "the read panicked");
                     return Err(err);
                 }
             };
@@ -483,34 +485,6 @@ impl Detection {
             state.live_since = Some(live_since);
         }
         Ok(())
-    }
-
-    fn record_failure(&self, slot: &FunnelSlot, span: Span, class: FailureClass, text: &str) {
-        slot.read_failures_total.fetch_add(1, Ordering::Relaxed);
-        let mut state = slot.lock();
-        if state.generation != span.generation {
-            return;
-        }
-        let (since, attempts) = match state.failure {
-            Some(failure) => (failure.since, failure.attempts.saturating_add(1)),
-            None => (span.now, 1),
-        };
-        let backoff = retry_backoff(attempts);
-        let next_retry_at = span.now.saturating_add(backoff);
-        tracing::warn!(
-            funnel = %slot.id,
-            attempts,
-            retry_in_ms = backoff.millis(),
-            class = class.as_str(),
-            error = %text,
-            "detection of this funnel failed to read counts; the others go on"
-        );
-        state.failure = Some(ReadFailure {
-            since,
-            attempts,
-            next_retry_at,
-            class,
-        });
     }
 
     /// Throws the detector's state away and rebuilds it from history at the next tick.
@@ -723,6 +697,42 @@ impl FunnelSlot {
             read_failures_total: self.read_failures_total.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Records a failed read of a funnel at `now` (the clock when it failed, so that a read that
+/// failed late in a long tick still waits its backoff) and when to retry.
+fn record_failure(
+    slot: &FunnelSlot,
+    generation: u64,
+    now: Timestamp,
+    class: FailureClass,
+    text: &str,
+) {
+    slot.read_failures_total.fetch_add(1, Ordering::Relaxed);
+    let mut state = slot.lock();
+    if state.generation != generation {
+        return;
+    }
+    let (since, attempts) = match state.failure {
+        Some(failure) => (failure.since, failure.attempts.saturating_add(1)),
+        None => (now, 1),
+    };
+    let backoff = retry_backoff(attempts);
+    let next_retry_at = now.saturating_add(backoff);
+    tracing::warn!(
+        funnel = %slot.id,
+        attempts,
+        retry_in_ms = backoff.millis(),
+        class = class.as_str(),
+        error = %text,
+        "detection of this funnel failed to read counts; the others go on"
+    );
+    state.failure = Some(ReadFailure {
+        since,
+        attempts,
+        next_retry_at,
+        class,
+    });
 }
 
 /// Alerts judged live are news: the log has them (those found while warming up are history,
