@@ -793,3 +793,27 @@ pub async fn run(
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loop without progress for [`STALLED_AFTER_S`] is stalled, whatever the funnels say;
+    /// one turn of it makes it merely warming up again.
+    #[test]
+    fn a_loop_without_progress_is_stalled() {
+        let config = Arc::new(Config::parse(Config::example_toml()).unwrap());
+        let mut detection = Detection::new(config);
+        assert_eq!(detection.health().state, DetectorHealth::WarmingUp);
+        let long_ago = std::time::Duration::from_secs(STALLED_AFTER_S + 1);
+        let created = Instant::now()
+            .checked_sub(long_ago)
+            .expect("the monotonic clock started more than a minute ago");
+        detection.created = created;
+        let health = detection.health();
+        assert_eq!(health.state, DetectorHealth::Stalled);
+        assert!(health.progress_age >= long_ago, "{health:?}");
+        detection.progress();
+        assert_eq!(detection.health().state, DetectorHealth::WarmingUp);
+    }
+}
