@@ -149,7 +149,7 @@ fn show(
     }
     let store = crate::open_store(store_args, &config)?;
     let detection = Detection::new(config.clone());
-    detection.tick(store.as_ref(), now)?;
+    detection.tick(store.as_ref(), now, &|| now).into_result()?;
     let pair = segment.map(|s| (s.dimension.as_str(), s.value.as_str()));
     let Some(slots) = detection.baseline(funnel_index, pair, stage_index) else {
         bail!("no counts have been seen for that value of the dimension");

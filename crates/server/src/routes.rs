@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts", get(alerts::list_alerts))
         .route("/api/v1/funnels/{id}/detector", get(alerts::detector_state))
         .route("/api/v1/funnels/{id}/baseline", get(alerts::baseline))
+        .route("/api/v1/detector", get(alerts::detector_status))
         .route("/api/v1/detector/rebuild", post(alerts::rebuild))
         .route("/api/v1/incidents", get(incidents::list_incidents))
         .route("/api/v1/incidents/report", get(report::report))

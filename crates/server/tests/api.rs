@@ -653,7 +653,12 @@ fn the_read_api_lists_funnels_and_checks_roles() {
         (health.status, health.body["status"].as_str()),
         (200, Some("ok"))
     );
-    assert_eq!(server.get("/readyz", "").status, 200);
+    // Ready once the detector has read its (empty) history and judges live.
+    let ready = server.wait_for("/readyz", |body| body["detector"] == "live");
+    assert_eq!(
+        (ready["store"].as_bool(), ready["writer"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(server.get("/metrics", "").status, 401);
     server.clock.0.fetch_add(MINUTE, Ordering::SeqCst);
     assert_eq!(server.get("/nowhere", "").status, 404);

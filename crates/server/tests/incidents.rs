@@ -255,11 +255,11 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
     assert!(
         metrics
             .lines()
-            .any(|line| line == "revloop_detector_live 1"),
+            .any(|line| line == "revloop_detector_live{funnel=\"checkout\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("revloop_detector_lag_seconds "),
+        metrics.contains("revloop_detector_lag_seconds{funnel=\"checkout\"} "),
         "{metrics}"
     );
     let onset = at(&incident["onset"]);

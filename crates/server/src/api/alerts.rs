@@ -13,9 +13,11 @@ use serde_json::{Value, json};
 use revloop_api::detector as wire;
 use revloop_core::alert::{AlertEvent, AlertEventKind, Direction};
 use revloop_core::detect::SlotBaseline;
+use revloop_core::time::Timestamp;
 use revloop_store::Role;
 
 use crate::api::{AppState, json_reply, no_funnel, require, segment_view};
+use crate::detection::FunnelStatus;
 use crate::http::query::{invalid_query, parse_bool, parse_limit, unknown_parameter};
 use crate::http::{ApiError, blocking};
 
@@ -95,7 +97,58 @@ pub async fn list_alerts(
     .into_response())
 }
 
-/// `GET /api/v1/funnels/{id}/detector?segments=true`: every conversion series now.
+/// `GET /api/v1/detector`: the detector as a whole (`warming_up`, `live` or `stalled`) and
+/// where each funnel's judging stands.
+#[utoipa::path(
+    get, path = "/api/v1/detector", tag = "detector",
+    responses(
+        (status = 200, description = "The detector as a whole and each funnel's judging", body = revloop_api::detector::DetectorStatus),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
+pub async fn detector_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    require(&state, &headers, None, Role::Viewer, now).await?;
+    let health = state.detection.health();
+    let body = wire::DetectorStatus {
+        state: health.state,
+        live_since: state.detection.live_since().map(|t| t.to_string()),
+        progress_age_seconds: health.progress_age.as_secs(),
+        funnels: state
+            .detection
+            .status()
+            .iter()
+            .map(|status| funnel_judging_view(status, now))
+            .collect(),
+    };
+    Ok(json_reply(StatusCode::OK, &body))
+}
+
+/// One funnel's judging as the API shows it.
+pub fn funnel_judging_view(status: &FunnelStatus, now: Timestamp) -> wire::FunnelJudging {
+    wire::FunnelJudging {
+        funnel: status.funnel.clone(),
+        state: status.state(),
+        live_since: status.live_since.map(|t| t.to_string()),
+        last_judged_minute: status.judged_until.map(|m| m.plus(-1).start().to_string()),
+        lag_seconds: status.lag(now).map(|lag| lag.millis() / 1000),
+        read_failures_total: status.read_failures_total,
+        failure: status.failure.map(|failure| wire::ReadFailure {
+            since: failure.since.to_string(),
+            attempts: failure.attempts,
+            next_retry_at: failure.next_retry_at.to_string(),
+            error: failure.class.as_str().to_owned(),
+            message: failure.class.summary().to_owned(),
+        }),
+    }
+}
+
+/// `GET /api/v1/funnels/{id}/detector?segments=true`: where the funnel's judging stands (its
+/// `state`, `live_since`, last judged minute, lag and any failure) and every conversion series
+/// now.
 #[utoipa::path(
     get, path = "/api/v1/funnels/{id}/detector", tag = "detector",
     params(
@@ -125,6 +178,11 @@ pub async fn detector_state(
         }
     }
     let thresholds = state.detection.thresholds(funnel);
+    let now = state.clock.now();
+    let judging = state
+        .detection
+        .funnel_status(funnel)
+        .map(|status| funnel_judging_view(&status, now));
     let series: Vec<_> = state
         .detection
         .report(funnel)
@@ -149,14 +207,23 @@ pub async fn detector_state(
             })
         })
         .collect();
-    Ok(axum::Json(json!({
+    let mut body = json!({
         "funnel": funnel_id,
-        "judged_until": state.detection.next_minute().map(|m| m.start().to_string()),
+        "judged_until": state.detection.funnel_next_minute(funnel).map(|m| m.start().to_string()),
         "arl0_p2_minutes": thresholds.map(|t| t.arl0_p2_minutes),
         "arl0_p1_minutes": thresholds.map(|t| t.arl0_p1_minutes),
         "series": series,
-    }))
-    .into_response())
+    });
+    // The judging fields sit beside the series, as `GET /api/v1/detector` lists them.
+    if let (Some(Value::Object(judging)), Value::Object(body)) = (
+        judging.map(|j| serde_json::to_value(j).unwrap_or_default()),
+        &mut body,
+    ) {
+        for (key, value) in judging {
+            body.entry(key).or_insert(value);
+        }
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 /// `GET /api/v1/funnels/{id}/baseline?stage=cart&segment=device=mobile`: the 168 local
@@ -263,9 +330,11 @@ pub async fn rebuild(
     let detection = state.detection.clone();
     let store = state.store.clone();
     detection.rebuild();
+    let clock = state.clock.clone();
     let events = blocking(move || {
         detection
-            .tick(store.as_ref(), now)
+            .tick(store.as_ref(), now, &|| clock.now())
+            .into_result()
             .map_err(|err| ApiError::store("rebuilding the detector", err))
     })
     .await?;

@@ -11,11 +11,13 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use revloop_api::detector::{DetectorHealth, JudgingState};
 use revloop_core::incident::IncidentState;
-use revloop_core::time::{Minute, Timestamp};
+use revloop_core::time::Timestamp;
 use revloop_store::Role;
 
 use crate::api::{AppState, require};
+use crate::detection::FunnelStatus;
 use crate::http::{ApiError, blocking};
 use crate::telemetry::Telemetry;
 
@@ -27,6 +29,18 @@ pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
+/// `/readyz`: 503 unless the store answers, the writer thread lives, and the detector is live:
+/// `"detector"` is `warming_up` until every funnel has finished reading its history (judging is
+/// not live before), and `stalled` when its loop has made no progress for
+/// [`crate::detection::STALLED_AFTER_S`]; the body says which part failed.
+///
+/// A single failing funnel does not fail readiness; it is listed in `"failing_funnels"`, on
+/// `GET /api/v1/detector`, and in `/metrics`. Readiness decides whether this node gets
+/// traffic, and a funnel's failed reads do not stop this node from ingesting: taking it out of
+/// rotation would lose every funnel's events to save none, and another node sharing the
+/// database would likely fail the same read. A failing funnel is alerted on instead (its
+/// metrics, and the dead man's switch once it has failed long enough). An unreachable store
+/// fails readiness through `"store"`.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -40,16 +54,25 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .await
         .is_ok_and(|r| r.is_ok());
     let writer_ok = state.ingestor.committer().is_alive();
-    let status = if store_ok && writer_ok {
+    let detection = state.detection.clone();
+    let detector = tokio::task::spawn_blocking(move || detection.health())
+        .await
+        .ok();
+    let detector_ok = detector
+        .as_ref()
+        .is_some_and(|health| health.state == DetectorHealth::Live);
+    let status = if store_ok && writer_ok && detector_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        axum::Json(json!({"store": store_ok, "writer": writer_ok})),
-    )
-        .into_response()
+    let body = json!({
+        "store": store_ok,
+        "writer": writer_ok,
+        "detector": detector.as_ref().map_or("stalled", |health| health.state.as_str()),
+        "failing_funnels": detector.map(|health| health.failing).unwrap_or_default(),
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 #[utoipa::path(
@@ -88,7 +111,8 @@ pub async fn prometheus(
             .map_err(|err| ApiError::store("reading the incidents", err))?;
         Ok(Gauges {
             dedup: reader.store.dedup_stats(),
-            next_minute: reader.detection.next_minute(),
+            detector: reader.detection.status(),
+            detector_stalled: reader.detection.health().state == DetectorHealth::Stalled,
             open_incidents,
         })
     })
@@ -100,8 +124,9 @@ pub async fn prometheus(
 /// What `/metrics` reads from the services at scrape time, beside the process counters.
 struct Gauges {
     dedup: Option<revloop_store::DedupStats>,
-    /// The first minute the detector has not judged yet; none before it has judged any.
-    next_minute: Option<Minute>,
+    /// Where each funnel's judging stands.
+    detector: Vec<FunnelStatus>,
+    detector_stalled: bool,
     open_incidents: BTreeMap<(&'static str, &'static str), u64>,
 }
 
@@ -110,21 +135,7 @@ impl Gauges {
         if let Some(stats) = &self.dedup {
             Telemetry::render_dedup(stats, out);
         }
-        out.push_str("# HELP revloop_detector_live Whether the detector has judged a minute yet (0 while it warms up).\n");
-        out.push_str("# TYPE revloop_detector_live gauge\n");
-        let _ = writeln!(
-            out,
-            "revloop_detector_live {}",
-            u8::from(self.next_minute.is_some())
-        );
-        if let Some(next) = self.next_minute {
-            // The last judged minute ended where the next one starts; the settle time is part of
-            // any lag, so alert on well beyond it.
-            let lag_s = now.since(next.start()).millis() as f64 / 1000.0;
-            out.push_str("# HELP revloop_detector_lag_seconds Now minus the end of the last minute the detector judged.\n");
-            out.push_str("# TYPE revloop_detector_lag_seconds gauge\n");
-            let _ = writeln!(out, "revloop_detector_lag_seconds {lag_s}");
-        }
+        self.render_detector(now, out);
         out.push_str(
             "# HELP revloop_incidents_open Incidents not yet resolved, by severity and state.\n",
         );
@@ -135,5 +146,75 @@ impl Gauges {
                 "revloop_incidents_open{{severity=\"{severity}\",state=\"{state}\"}} {n}"
             );
         }
+    }
+}
+
+impl Gauges {
+    /// The detector's gauges, one sample per funnel: whether it is live, failing (and for how
+    /// long, what an operator alerts on), its lag, and its failed reads.
+    fn render_detector(&self, now: Timestamp, out: &mut String) {
+        let mut family =
+            |name: &str, kind: &str, help: &str, samples: &mut dyn Iterator<Item = (&str, f64)>| {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (funnel, value) in samples {
+                    let _ = writeln!(out, "{name}{{funnel=\"{funnel}\"}} {value}");
+                }
+            };
+        let funnels = &self.detector;
+        family(
+            "revloop_detector_live",
+            "gauge",
+            "Whether the funnel's judging is live: warmed up and its last read succeeded (0 while warming up or failing).",
+            &mut funnels.iter().map(|s| {
+                (
+                    s.funnel.as_str(),
+                    f64::from(u8::from(s.state() == JudgingState::Live)),
+                )
+            }),
+        );
+        family(
+            "revloop_detector_failing",
+            "gauge",
+            "Whether the funnel's last read of the store failed (it retries with backoff).",
+            &mut funnels
+                .iter()
+                .map(|s| (s.funnel.as_str(), f64::from(u8::from(s.failure.is_some())))),
+        );
+        family(
+            "revloop_detector_failing_seconds",
+            "gauge",
+            "How long the funnel's reads have been failing in a row (0 when not failing).",
+            &mut funnels.iter().map(|s| {
+                let seconds =
+                    s.failure.map_or(0, |f| now.since(f.since).millis().max(0)) as f64 / 1000.0;
+                (s.funnel.as_str(), seconds)
+            }),
+        );
+        family(
+            "revloop_detector_read_failures_total",
+            "counter",
+            "Failed reads of the funnel's counts since the process started.",
+            &mut funnels
+                .iter()
+                .map(|s| (s.funnel.as_str(), s.read_failures_total as f64)),
+        );
+        // The last judged minute ended where the next one starts; the settle time is part of
+        // any lag, so alert on well beyond it. No sample before the funnel judged a minute.
+        family(
+            "revloop_detector_lag_seconds",
+            "gauge",
+            "Now minus the end of the last minute the funnel's detector judged.",
+            &mut funnels
+                .iter()
+                .filter_map(|s| Some((s.funnel.as_str(), s.lag(now)?.millis() as f64 / 1000.0))),
+        );
+        out.push_str("# HELP revloop_detector_stalled Whether the detector's loop has made no progress for well beyond its poll interval.\n");
+        out.push_str("# TYPE revloop_detector_stalled gauge\n");
+        let _ = writeln!(
+            out,
+            "revloop_detector_stalled {}",
+            u8::from(self.detector_stalled)
+        );
     }
 }

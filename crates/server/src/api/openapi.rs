@@ -46,6 +46,7 @@ use revloop_api::ingest::IngestReply;
         crate::api::funnels::list_funnels,
         crate::api::metrics::funnel_metrics,
         crate::api::alerts::list_alerts,
+        crate::api::alerts::detector_status,
         crate::api::alerts::detector_state,
         crate::api::alerts::baseline,
         crate::api::alerts::rebuild,
@@ -239,6 +240,10 @@ pub struct Readiness {
     pub store: bool,
     /// The group-commit writer is alive.
     pub writer: bool,
+    /// `warming_up`, `live` or `stalled`.
+    pub detector: revloop_api::detector::DetectorHealth,
+    /// Funnels whose reads fail; they do not fail readiness.
+    pub failing_funnels: Vec<String>,
 }
 
 /// `GET /api/v1/funnels`.
@@ -408,6 +413,15 @@ pub struct TopSegment {
 pub struct DetectorState {
     pub funnel: String,
     pub judged_until: Option<String>,
+    /// Where the funnel's judging stands, as `GET /api/v1/detector` lists it.
+    pub state: revloop_api::detector::JudgingState,
+    /// When judging went live: stamped after the warm-up finished.
+    pub live_since: Option<String>,
+    pub last_judged_minute: Option<String>,
+    pub lag_seconds: Option<i64>,
+    pub read_failures_total: u64,
+    /// Present while the funnel is failing.
+    pub failure: Option<revloop_api::detector::ReadFailure>,
     pub arl0_p2_minutes: Option<f64>,
     pub arl0_p1_minutes: Option<f64>,
     pub series: Vec<SeriesView>,
