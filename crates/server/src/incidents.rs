@@ -18,7 +18,7 @@
 //! lock is held across store IO, and async callers await their replies. A step that panics
 //! answers its caller with an error and the next step reloads from the store. The timer loop
 //! ([`run`]) only sends messages. Reads of another node's commits are as fresh as the last
-//! look at the store (at most [`POLL_MS_MAX`] ms old).
+//! look at the store (at most `POLL_MS_MAX` ms old).
 //!
 //! Times: live inputs are stamped with the server's clock; `replay` drives the same engine in
 //! event time (see [`crate::event_time::run_in_event_time`]).
