@@ -902,6 +902,9 @@ fn effect_json(effect: &Effect) -> Value {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// Runs the incident timers until the process ends. Detector ticks feed alerts separately
 /// (see [`crate::detection::run`]); this loop asks the service to fire escalations, SLA
 /// breaches and resolution checks when they come due, and to pick up what other nodes

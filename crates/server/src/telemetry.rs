@@ -40,9 +40,7 @@ pub struct Telemetry {
 
 impl Telemetry {
     pub fn reject(&self, reason: &'static str) {
-        *lock(&self.rejects)
-            .entry(reason)
-            .or_default() += 1;
+        *lock(&self.rejects).entry(reason).or_default() += 1;
     }
 
     /// Counts the messages a committed request refused one by one, and its notices, by reason.
