@@ -12,13 +12,24 @@
 //! It holds the service only: the API's views of incidents live in the `api` areas, and the
 //! changes that may explain an incident are ranked in `suspects`. It never imports `api`.
 //!
+//! The service owns its state: one thread holds the engine and takes steps as messages over a
+//! bounded channel, each with a reply channel, and publishes a snapshot of the engine after
+//! each step that changed it. Readers take that snapshot and never wait behind a commit; no
+//! lock is held across store IO, and async callers await their replies. A step that panics
+//! answers its caller with an error and the next step reloads from the store. The timer loop
+//! ([`run`]) only sends messages. Reads of another node's commits are as fresh as the last
+//! look at the store (at most `POLL_MS_MAX` ms old).
+//!
 //! Times: live inputs are stamped with the server's clock; `replay` drives the same engine in
 //! event time (see [`crate::event_time::run_in_event_time`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, mpsc};
 
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
 use revloop_core::Config;
 use revloop_core::alert::AlertEvent;
@@ -33,6 +44,8 @@ use revloop_store::{
 };
 
 use crate::Clock;
+use crate::http::lock;
+use crate::http::retry::Backoff;
 
 /// Times a step is applied again after another node committed first.
 const CONFLICT_RETRIES_MAX: usize = 8;
@@ -44,11 +57,77 @@ const POLL_MS_MAX: i64 = 1_000;
 const HISTORY_LOG_MINUTES: i64 = 5;
 /// Most alert events held while the store cannot take them.
 pub const PENDING_ALERTS_MAX: usize = 10_000;
+/// Steps waiting for the service; past this a caller waits for room.
+pub const STEPS_QUEUED_MAX: usize = 256;
+/// A time not yet recorded.
+const NEVER_MS: i64 = i64::MIN;
 
+/// A step for the service thread, with its reply inside.
+type Job = Box<dyn FnOnce(&mut Service) + Send>;
+
+/// The handle to the incident service: it sends steps to the thread that owns the engine and
+/// reads the snapshot that thread publishes.
 pub struct Incidents {
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    live: Mutex<Live>,
+    sender: Option<tokio::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// The engine as of the service's last step, for readers: replaced whole, never changed.
+pub struct Snapshot {
+    engine: IncidentEngine,
+    /// Whether it was read from the store yet (before that it is an empty engine).
+    loaded: bool,
+}
+
+impl Snapshot {
+    pub fn engine(&self) -> &IncidentEngine {
+        &self.engine
+    }
+}
+
+/// Whether the service is alive and when it last did something, for readiness and the
+/// watchdog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// The service thread is running (false once it ended, a panic included).
+    pub alive: bool,
+    /// The time of the last step or look at the store that succeeded.
+    pub last_step_at: Option<Timestamp>,
+    /// The time the timers were last run (whether any was due or not).
+    pub timers_ran_at: Option<Timestamp>,
+}
+
+/// What the service thread and the handles share. The lock guards only the swap of an `Arc`:
+/// nobody holds it across IO.
+struct Shared {
+    snapshot: RwLock<Arc<Snapshot>>,
+    alive: AtomicBool,
+    last_step_ms: AtomicI64,
+    timers_ran_ms: AtomicI64,
+    step_failures: AtomicU64,
+}
+
+/// A flag that goes false when it is dropped: at the end of the thread that owns it, whether
+/// the thread returned or unwound.
+struct ClearedOnExit(Arc<Shared>);
+
+impl Drop for ClearedOnExit {
+    fn drop(&mut self) {
+        self.0.alive.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The service thread's own state: only it touches the engine and the store's incident rows.
+struct Service {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    live: Live,
+    shared: Arc<Shared>,
+    /// The version the published snapshot was taken at.
+    published: Option<i64>,
 }
 
 struct Live {
@@ -62,19 +141,62 @@ struct Live {
     pending: Vec<AlertEvent>,
 }
 
+/// Why a step did not commit: a read (nothing was written) or the commit itself.
+enum StepFailure {
+    Read(StoreError),
+    Commit { err: StoreError, expected: i64 },
+}
+
 impl Incidents {
+    /// Starts the service thread. It loads the state at its first step.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Incidents {
         let engine = IncidentEngine::for_config(&config);
-        Incidents {
-            config,
-            store,
-            live: Mutex::new(Live {
+        let shared = Arc::new(Shared {
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                engine: engine.clone(),
+                loaded: false,
+            })),
+            alive: AtomicBool::new(true),
+            last_step_ms: AtomicI64::new(NEVER_MS),
+            timers_ran_ms: AtomicI64::new(NEVER_MS),
+            step_failures: AtomicU64::new(0),
+        });
+        let mut service = Service {
+            config: config.clone(),
+            store: store.clone(),
+            live: Live {
                 engine,
                 version: None,
                 alerts_through: Timestamp::MIN,
                 stored_entries: HashMap::new(),
                 pending: Vec::new(),
-            }),
+            },
+            shared: shared.clone(),
+            published: None,
+        };
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Job>(STEPS_QUEUED_MAX);
+        let thread = std::thread::Builder::new()
+            .name("revloop-incidents".into())
+            .spawn(move || {
+                let _alive = ClearedOnExit(service.shared.clone());
+                while let Some(job) = receiver.blocking_recv() {
+                    // A step that panics answers its caller with an error (its reply is
+                    // dropped) and leaves memory ahead of the store: reload at the next step.
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| job(&mut service))) {
+                        let said = crate::http::error::panic_text(panic.as_ref());
+                        tracing::error!("an incident step panicked: {said}");
+                        service.live.version = None;
+                        service.shared.step_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .expect("spawn the incident service thread");
+        Incidents {
+            config,
+            store,
+            sender: Some(sender),
+            thread: Some(thread),
+            shared,
         }
     }
 
@@ -85,24 +207,334 @@ impl Incidents {
     /// Takes in a detector tick's alert events and the latest deviation of every open
     /// incident's series, through the core's one glue ([`feed_tick`]). Events at or before
     /// what was taken in before are skipped (a fresh database starts taking events from its
-    /// first start: history is not news).
+    /// first start: history is not news). Blocking: call it from a blocking thread. The
+    /// service asks this thread for each deviation while the step runs, so `deviations` may
+    /// borrow what the caller holds.
     pub fn feed(
         &self,
         events: &[AlertEvent],
         deviations: &dyn Fn(&Incident) -> Option<f64>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        {
-            let mut live = self.lock();
-            live.pending.extend_from_slice(events);
-            let excess = live.pending.len().saturating_sub(PENDING_ALERTS_MAX);
-            if excess > 0 {
-                tracing::warn!(
-                    dropped = excess,
-                    "incidents dropped alert events the store could not take"
-                );
-                live.pending.drain(..excess);
-            }
+        let (ask, asked) = mpsc::channel::<Incident>();
+        let (answer, answered) = mpsc::channel::<Option<f64>>();
+        let events = events.to_vec();
+        let reply = self.send_blocking(move |service| {
+            let deviation = |incident: &Incident| {
+                ask.send(incident.clone()).ok()?;
+                answered.recv().ok().flatten()
+            };
+            service.feed(events, &deviation, now)
+        })?;
+        // The asks end when the step does (its end drops `ask`), however it ends.
+        for incident in asked {
+            let _ = answer.send(deviations(&incident));
+        }
+        wait_blocking(reply)
+    }
+
+    /// Fires the timers due at `now`. Blocking.
+    pub fn tick(&self, now: Timestamp) -> Result<(), StoreError> {
+        wait_blocking(self.send_blocking(move |service| service.tick(now))?)
+    }
+
+    /// A responder's action; the incident as it is after it. Blocking.
+    pub fn act(
+        &self,
+        id: u64,
+        actor: &str,
+        action: &Action,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Result<Incident, ActionError>, StoreError> {
+        let job = act_job(id, actor, action, reason, now);
+        wait_blocking(self.send_blocking(job)?)
+    }
+
+    /// As [`Incidents::act`], for an async handler: it awaits the service.
+    pub async fn act_async(
+        &self,
+        id: u64,
+        actor: &str,
+        action: &Action,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Result<Incident, ActionError>, StoreError> {
+        let job = act_job(id, actor, action, reason, now);
+        wait_async(self.send_async(job).await?).await
+    }
+
+    /// Takes over the incidents of an event-time run over history (see
+    /// [`crate::event_time::run_in_event_time`]) when there are none yet, as the demo does after its backfill;
+    /// returns whether it did. Alerts up to `alerts_through` count as taken in. Blocking.
+    pub fn adopt(
+        &self,
+        engine: IncidentEngine,
+        alerts_through: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        wait_blocking(self.send_blocking(move |service| {
+            // A step may be applied again after a conflict, so it copies rather than moves.
+            service.step(now, |live| {
+                if live.engine.incidents().next().is_some() {
+                    return false;
+                }
+                live.engine = engine.clone();
+                live.alerts_through = live.alerts_through.max(alerts_through);
+                live.engine.handle_timeout(now);
+                true
+            })
+        })?)
+    }
+
+    /// Adds a silence; its id, or why it was refused. Blocking.
+    pub fn add_silence(
+        &self,
+        actor: &str,
+        silence: &Silence,
+        now: Timestamp,
+    ) -> Result<Result<u64, SilenceError>, StoreError> {
+        wait_blocking(self.send_blocking(add_silence_job(actor, silence, now))?)
+    }
+
+    /// As [`Incidents::add_silence`], for an async handler.
+    pub async fn add_silence_async(
+        &self,
+        actor: &str,
+        silence: &Silence,
+        now: Timestamp,
+    ) -> Result<Result<u64, SilenceError>, StoreError> {
+        wait_async(
+            self.send_async(add_silence_job(actor, silence, now))
+                .await?,
+        )
+        .await
+    }
+
+    /// Ends an added silence now; `None` if there is none with this id. Blocking.
+    pub fn end_silence(&self, id: u64, now: Timestamp) -> Result<Option<AddedSilence>, StoreError> {
+        wait_blocking(self.send_blocking(move |service| {
+            service.step(now, |live| live.engine.end_silence(now, id))
+        })?)
+    }
+
+    /// As [`Incidents::end_silence`], for an async handler.
+    pub async fn end_silence_async(
+        &self,
+        id: u64,
+        now: Timestamp,
+    ) -> Result<Option<AddedSilence>, StoreError> {
+        let job =
+            move |service: &mut Service| service.step(now, |live| live.engine.end_silence(now, id));
+        wait_async(self.send_async(job).await?).await
+    }
+
+    /// Runs the timers at `now`: catches up with the store (another node's commits), and fires
+    /// those due. For the timer loop; it awaits the service.
+    pub async fn run_timers(&self, now: Timestamp) -> Result<(), StoreError> {
+        wait_async(
+            self.send_async(move |service| service.run_timers(now))
+                .await?,
+        )
+        .await
+    }
+
+    /// When the engine next needs the time, if ever, as of the last step.
+    pub fn wake_at(&self) -> Option<Timestamp> {
+        self.published().engine.poll_timeout()
+    }
+
+    /// How late the timers are at `now`: now minus the earliest due timer not yet fired, as of
+    /// the last step; zero if none is due.
+    pub fn timer_lag(&self, now: Timestamp) -> DurationMs {
+        match self.wake_at() {
+            Some(due) if due < now => now.since(due),
+            _ => DurationMs::from_millis(0),
+        }
+    }
+
+    /// Whether the service thread runs, and when it last stepped and ran the timers.
+    pub fn liveness(&self) -> Liveness {
+        let at = |ms: &AtomicI64| match ms.load(Ordering::Relaxed) {
+            NEVER_MS => None,
+            ms => Some(Timestamp::from_millis(ms)),
+        };
+        Liveness {
+            alive: self.shared.alive.load(Ordering::SeqCst),
+            last_step_at: at(&self.shared.last_step_ms),
+            timers_ran_at: at(&self.shared.timers_ran_ms),
+        }
+    }
+
+    /// Steps that failed (the store refused them, or they panicked) since the start.
+    pub fn step_failures(&self) -> u64 {
+        self.shared.step_failures.load(Ordering::Relaxed)
+    }
+
+    /// The engine as of the last step, for an async reader: it never waits behind a commit
+    /// (only, once, for the first load from the store).
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let published = self.published();
+        if published.loaded {
+            return Ok(published);
+        }
+        wait_async(
+            self.send_async(|service| service.refresh_published())
+                .await?,
+        )
+        .await?;
+        Ok(self.published())
+    }
+
+    /// The engine as of the last step, read on a blocking thread (a first load may read the
+    /// store).
+    pub fn with_engine<R>(&self, read: impl FnOnce(&IncidentEngine) -> R) -> Result<R, StoreError> {
+        let mut published = self.published();
+        if !published.loaded {
+            wait_blocking(self.send_blocking(|service| service.refresh_published())?)?;
+            published = self.published();
+        }
+        Ok(read(&published.engine))
+    }
+
+    /// An incident as it is now: from the engine, or from the store for one long resolved.
+    /// Blocking: it may read the store.
+    pub fn incident(&self, id: u64) -> Result<Option<Incident>, StoreError> {
+        if let Some(incident) = self.with_engine(|engine| engine.incident(id).cloned())? {
+            return Ok(Some(incident));
+        }
+        self.stored_incident(id)
+    }
+
+    /// An incident from its stored rows (one the engine no longer keeps). Blocking.
+    pub fn stored_incident(&self, id: u64) -> Result<Option<Incident>, StoreError> {
+        let Ok(key) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        crate::http::retrying(|| self.store.incident(key))?
+            .map(|(row, timeline)| incident_from_rows(&row, timeline))
+            .transpose()
+    }
+
+    fn published(&self) -> Arc<Snapshot> {
+        lock::read(&self.shared.snapshot).clone()
+    }
+
+    fn send_blocking<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Service) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError> {
+        let (job, reply) = with_reply(job);
+        self.sender()?
+            .blocking_send(job)
+            .map_err(|_| service_stopped())?;
+        Ok(reply)
+    }
+
+    async fn send_async<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Service) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError> {
+        let (job, reply) = with_reply(job);
+        self.sender()?
+            .send(job)
+            .await
+            .map_err(|_| service_stopped())?;
+        Ok(reply)
+    }
+
+    fn sender(&self) -> Result<&tokio::sync::mpsc::Sender<Job>, StoreError> {
+        self.sender.as_ref().ok_or_else(service_stopped)
+    }
+}
+
+impl Drop for Incidents {
+    /// Ends the service thread after the step it is on, and waits for it, so that the store
+    /// it holds is let go when the handle is (a restart on the same file finds it free).
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn act_job(
+    id: u64,
+    actor: &str,
+    action: &Action,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> impl FnOnce(&mut Service) -> Result<Result<Incident, ActionError>, StoreError> + Send + 'static
+{
+    let (actor, action, reason) = (actor.to_owned(), action.clone(), reason.map(str::to_owned));
+    move |service: &mut Service| {
+        service.step(now, |live| {
+            live.engine
+                .handle_action(now, id, &actor, action.clone(), reason.as_deref())
+                .map(|()| live.engine.incident(id).expect("acted on").clone())
+        })
+    }
+}
+
+fn add_silence_job(
+    actor: &str,
+    silence: &Silence,
+    now: Timestamp,
+) -> impl FnOnce(&mut Service) -> Result<Result<u64, SilenceError>, StoreError> + Send + 'static {
+    let (actor, silence) = (actor.to_owned(), silence.clone());
+    move |service: &mut Service| {
+        service.step(now, |live| {
+            live.engine.add_silence(now, &actor, silence.clone())
+        })
+    }
+}
+
+/// A job and the receiver of its reply.
+fn with_reply<R: Send + 'static>(
+    job: impl FnOnce(&mut Service) -> Result<R, StoreError> + Send + 'static,
+) -> (Job, oneshot::Receiver<Result<R, StoreError>>) {
+    let (reply, receiver) = oneshot::channel();
+    let job: Job = Box::new(move |service: &mut Service| {
+        let _ = reply.send(job(service));
+    });
+    (job, receiver)
+}
+
+fn wait_blocking<R>(reply: oneshot::Receiver<Result<R, StoreError>>) -> Result<R, StoreError> {
+    reply.blocking_recv().map_err(|_| step_failed())?
+}
+
+async fn wait_async<R>(reply: oneshot::Receiver<Result<R, StoreError>>) -> Result<R, StoreError> {
+    reply.await.map_err(|_| step_failed())?
+}
+
+/// The service ended: its thread is gone.
+fn service_stopped() -> StoreError {
+    StoreError::Io("the incident service has stopped; see the server log".into())
+}
+
+/// The step ended without an answer: it panicked (the log has it).
+fn step_failed() -> StoreError {
+    StoreError::Io("an incident step failed; see the server log".into())
+}
+
+impl Service {
+    fn feed(
+        &mut self,
+        events: Vec<AlertEvent>,
+        deviations: &dyn Fn(&Incident) -> Option<f64>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let live = &mut self.live;
+        live.pending.extend(events);
+        let excess = live.pending.len().saturating_sub(PENDING_ALERTS_MAX);
+        if excess > 0 {
+            tracing::warn!(
+                dropped = excess,
+                "incidents dropped alert events the store could not take"
+            );
+            live.pending.drain(..excess);
         }
         self.step(now, |live| {
             // The watermark is the service's own: events at or before it were taken in by an
@@ -124,132 +556,143 @@ impl Incidents {
             live.engine.handle_timeout(now);
             feed_tick(&mut live.engine, deviations, now, &fresh);
         })?;
-        self.lock().pending.clear();
+        self.live.pending.clear();
         Ok(())
     }
 
-    /// Fires the timers due at `now`.
-    pub fn tick(&self, now: Timestamp) -> Result<(), StoreError> {
-        self.step(now, |live| live.engine.handle_timeout(now))
+    fn tick(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        self.step(now, |live| live.engine.handle_timeout(now))?;
+        self.shared
+            .timers_ran_ms
+            .store(now.millis(), Ordering::Relaxed);
+        Ok(())
     }
 
-    /// A responder's action; the incident as it is after it.
-    pub fn act(
-        &self,
-        id: u64,
-        actor: &str,
-        action: &Action,
-        reason: Option<&str>,
-        now: Timestamp,
-    ) -> Result<Result<Incident, ActionError>, StoreError> {
-        self.step(now, |live| {
-            live.engine
-                .handle_action(now, id, actor, action.clone(), reason)
-                .map(|()| live.engine.incident(id).expect("acted on").clone())
-        })
-    }
-
-    /// Takes over the incidents of an event-time run over history (see
-    /// [`crate::event_time::run_in_event_time`]) when there are none yet, as the demo does after its backfill;
-    /// returns whether it did. Alerts up to `alerts_through` count as taken in.
-    pub fn adopt(
-        &self,
-        engine: IncidentEngine,
-        alerts_through: Timestamp,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        // A step may be applied again after a conflict, so it copies rather than moves.
-        self.step(now, |live| {
-            if live.engine.incidents().next().is_some() {
-                return false;
-            }
-            live.engine = engine.clone();
-            live.alerts_through = live.alerts_through.max(alerts_through);
-            live.engine.handle_timeout(now);
-            true
-        })
-    }
-
-    /// Adds a silence; its id, or why it was refused.
-    pub fn add_silence(
-        &self,
-        actor: &str,
-        silence: &Silence,
-        now: Timestamp,
-    ) -> Result<Result<u64, SilenceError>, StoreError> {
-        self.step(now, |live| {
-            live.engine.add_silence(now, actor, silence.clone())
-        })
-    }
-
-    /// Ends an added silence now; `None` if there is none with this id.
-    pub fn end_silence(&self, id: u64, now: Timestamp) -> Result<Option<AddedSilence>, StoreError> {
-        self.step(now, |live| live.engine.end_silence(now, id))
-    }
-
-    /// When the engine next needs the time, if ever.
-    pub fn wake_at(&self) -> Option<Timestamp> {
-        self.lock().engine.poll_timeout()
-    }
-
-    /// An incident as it is now: from the engine, or from the store for one long resolved.
-    pub fn incident(&self, id: u64) -> Result<Option<Incident>, StoreError> {
+    /// Catches up with the store, then fires the timers if any is due.
+    fn run_timers(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        self.refresh_published()?;
+        if self
+            .live
+            .engine
+            .poll_timeout()
+            .is_some_and(|due| due <= now)
         {
-            let mut live = self.lock();
-            self.refresh(&mut live)?;
-            if let Some(incident) = live.engine.incident(id) {
-                return Ok(Some(incident.clone()));
-            }
+            return self.tick(now);
         }
-        let Ok(key) = i64::try_from(id) else {
-            return Ok(None);
-        };
-        self.store
-            .incident(key)?
-            .map(|(row, timeline)| incident_from_rows(&row, timeline))
-            .transpose()
+        self.shared
+            .timers_ran_ms
+            .store(now.millis(), Ordering::Relaxed);
+        self.shared
+            .last_step_ms
+            .store(now.millis(), Ordering::Relaxed);
+        Ok(())
     }
 
-    /// The engine's incidents now, after catching up with the store.
-    pub fn with_engine<R>(&self, read: impl FnOnce(&IncidentEngine) -> R) -> Result<R, StoreError> {
-        let mut live = self.lock();
-        self.refresh(&mut live)?;
-        Ok(read(&live.engine))
-    }
-
-    /// Applies `input` to the current state and commits what it did, as one step. On a
-    /// conflict the state is reloaded and `input` applied again; on any other failure the
-    /// state is reloaded and the error returned, so memory never runs ahead of the store.
-    fn step<R>(
-        &self,
-        now: Timestamp,
-        mut input: impl FnMut(&mut Live) -> R,
-    ) -> Result<R, StoreError> {
-        let mut live = self.lock();
-        let mut attempts = 0;
+    /// Catches up with the store (reads retried while transient) and publishes what it read.
+    fn refresh_published(&mut self) -> Result<(), StoreError> {
+        let mut backoff = Backoff::new();
         loop {
-            self.refresh(&mut live)?;
-            if live.alerts_through == Timestamp::MIN {
-                live.alerts_through = now;
-            }
-            let before = meta_key(&live);
-            let result = input(&mut live);
-            match self.commit(&mut live, before, now) {
-                Ok(()) => return Ok(result),
-                Err(StoreError::Conflict { .. }) if attempts < CONFLICT_RETRIES_MAX => {
-                    attempts += 1;
-                    live.version = None;
-                }
+            match self.refresh() {
+                Ok(()) => break,
+                Err(err) if backoff.wait_after(&err) => self.live.version = None,
                 Err(err) => {
-                    live.version = None;
+                    self.live.version = None;
+                    self.shared.step_failures.fetch_add(1, Ordering::Relaxed);
                     return Err(err);
                 }
             }
         }
+        self.publish();
+        Ok(())
+    }
+
+    /// Applies `input` to the current state and commits what it did, as one step. On a
+    /// conflict the state is reloaded and `input` applied again. A transient failure is tried
+    /// again, briefly, when nothing can have been written: a failed read, or a failed commit
+    /// after which the store's version is still the one the step was computed from (a commit
+    /// whose outcome is unknown, such as one on a connection lost mid-commit, is not repeated:
+    /// an action would be applied twice). On any other failure the state is reloaded at the
+    /// next step and the error returned, so memory never runs ahead of the store.
+    fn step<R>(
+        &mut self,
+        now: Timestamp,
+        mut input: impl FnMut(&mut Live) -> R,
+    ) -> Result<R, StoreError> {
+        let mut conflicts = 0;
+        let mut backoff = Backoff::new();
+        loop {
+            let failure = match self.try_step(now, &mut input) {
+                Ok(result) => {
+                    self.shared
+                        .last_step_ms
+                        .store(now.millis(), Ordering::Relaxed);
+                    self.publish();
+                    return Ok(result);
+                }
+                Err(failure) => failure,
+            };
+            self.live.version = None;
+            let err = match failure {
+                StepFailure::Commit {
+                    err: StoreError::Conflict { .. },
+                    ..
+                } if conflicts < CONFLICT_RETRIES_MAX => {
+                    conflicts += 1;
+                    continue;
+                }
+                StepFailure::Read(err) => err,
+                StepFailure::Commit { err, expected } => {
+                    let unchanged =
+                        err.is_transient() && self.store.incidents_version().ok() == Some(expected);
+                    if !unchanged {
+                        self.shared.step_failures.fetch_add(1, Ordering::Relaxed);
+                        return Err(err);
+                    }
+                    err
+                }
+            };
+            if !backoff.wait_after(&err) {
+                self.shared.step_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(err);
+            }
+        }
+    }
+
+    fn try_step<R>(
+        &mut self,
+        now: Timestamp,
+        input: &mut impl FnMut(&mut Live) -> R,
+    ) -> Result<R, StepFailure> {
+        self.refresh().map_err(StepFailure::Read)?;
+        let live = &mut self.live;
+        if live.alerts_through == Timestamp::MIN {
+            live.alerts_through = now;
+        }
+        let before = meta_key(live);
+        let expected = live.version.unwrap_or(0);
+        let result = input(live);
+        commit(self.store.as_ref(), live, before, now)
+            .map_err(|err| StepFailure::Commit { err, expected })?;
+        Ok(result)
+    }
+
+    /// Publishes the engine for readers if it changed since the last time.
+    fn publish(&mut self) {
+        let version = self.live.version;
+        if version.is_none() || version == self.published {
+            return;
+        }
+        let snapshot = Arc::new(Snapshot {
+            engine: self.live.engine.clone(),
+            loaded: true,
+        });
+        *lock::write(&self.shared.snapshot) = snapshot;
+        self.published = version;
     }
 
     /// Reloads the state if the store's moved on (another node committed) or was never read.
-    fn refresh(&self, live: &mut Live) -> Result<(), StoreError> {
+    fn refresh(&mut self) -> Result<(), StoreError> {
+        let live = &mut self.live;
         if let Some(version) = live.version
             && self.store.incidents_version()? == version
         {
@@ -297,83 +740,77 @@ impl Incidents {
         live.version = Some(snapshot.version);
         Ok(())
     }
+}
 
-    /// Writes what the last input changed, if anything.
-    fn commit(
-        &self,
-        live: &mut Live,
-        meta_before: MetaKey,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let effects: Vec<Effect> = std::iter::from_fn(|| live.engine.poll_effect()).collect();
-        let outbox: Vec<OutboxRow> = effects.iter().map(outbox_row).collect();
-        let mut incidents = Vec::new();
-        let mut timeline = Vec::new();
-        let mut stored = Vec::new();
-        for incident in live.engine.take_changed() {
-            incidents.push(incident_row(incident)?);
-            let from = live.stored_entries.get(&incident.id).copied().unwrap_or(0);
-            for (seq, entry) in incident.timeline.iter().enumerate().skip(from) {
-                timeline.push(TimelineRow {
-                    incident: incident.id as i64,
-                    seq: seq as i64,
-                    at: entry.at,
-                    actor: entry.actor.clone(),
-                    kind: entry.kind,
-                    text: entry.text.clone(),
-                });
-            }
-            stored.push((incident.id, incident.timeline.len()));
+/// Writes what the last input changed, if anything.
+fn commit(
+    store: &dyn Store,
+    live: &mut Live,
+    meta_before: MetaKey,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let effects: Vec<Effect> = std::iter::from_fn(|| live.engine.poll_effect()).collect();
+    let outbox: Vec<OutboxRow> = effects.iter().map(outbox_row).collect();
+    let mut incidents = Vec::new();
+    let mut timeline = Vec::new();
+    let mut stored = Vec::new();
+    for incident in live.engine.take_changed() {
+        incidents.push(incident_row(incident)?);
+        let from = live.stored_entries.get(&incident.id).copied().unwrap_or(0);
+        for (seq, entry) in incident.timeline.iter().enumerate().skip(from) {
+            timeline.push(TimelineRow {
+                incident: incident.id as i64,
+                seq: seq as i64,
+                at: entry.at,
+                actor: entry.actor.clone(),
+                kind: entry.kind,
+                text: entry.text.clone(),
+            });
         }
-        let first_commit = live.version == Some(0);
-        if incidents.is_empty()
-            && outbox.is_empty()
-            && meta_key(live) == meta_before
-            && !first_commit
-        {
-            return Ok(());
-        }
-        let commit = IncidentCommit {
-            expected_version: live.version.unwrap_or(0),
-            meta: revloop_store::encode_incident_meta(&live.engine.meta(), live.alerts_through)?,
-            incidents,
-            timeline,
-            outbox,
-        };
-        let version = self.store.commit_incidents(&commit)?;
-        live.version = Some(version);
-        live.stored_entries.extend(stored);
-        // The outbox in the log too, until notifications deliver it; what a run over history
-        // owed long ago (the demo's backfill) only at debug level.
-        for effect in &effects {
-            let (Effect::Notify { at, .. } | Effect::SlaBreached { at, .. }) = effect;
-            let current = now.since(*at) < DurationMs::from_minutes(HISTORY_LOG_MINUTES);
-            match effect {
-                Effect::Notify {
-                    incident,
-                    level,
-                    targets,
-                    reason,
-                    ..
-                } if current => tracing::warn!(
-                    incident,
-                    level = %level,
-                    targets = %targets.join(", "),
-                    "page: {reason}"
-                ),
-                Effect::SlaBreached { incident, sla, .. } if current => {
-                    tracing::warn!(incident, sla, "SLA breached")
-                }
-                _ => tracing::debug!(effect = %effect_json(effect), "owed in history"),
-            }
-        }
-        Ok(())
+        stored.push((incident.id, incident.timeline.len()));
     }
+    let first_commit = live.version == Some(0);
+    if incidents.is_empty() && outbox.is_empty() && meta_key(live) == meta_before && !first_commit {
+        return Ok(());
+    }
+    let commit = IncidentCommit {
+        expected_version: live.version.unwrap_or(0),
+        meta: revloop_store::encode_incident_meta(&live.engine.meta(), live.alerts_through)?,
+        incidents,
+        timeline,
+        outbox,
+    };
+    let version = store.commit_incidents(&commit)?;
+    live.version = Some(version);
+    live.stored_entries.extend(stored);
+    log_effects(&effects, now);
+    Ok(())
+}
 
-    fn lock(&self) -> MutexGuard<'_, Live> {
-        self.live
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The outbox in the log too, until notifications deliver it; what a run over history owed
+/// long ago (the demo's backfill) only at debug level.
+fn log_effects(effects: &[Effect], now: Timestamp) {
+    for effect in effects {
+        let (Effect::Notify { at, .. } | Effect::SlaBreached { at, .. }) = effect;
+        let current = now.since(*at) < DurationMs::from_minutes(HISTORY_LOG_MINUTES);
+        match effect {
+            Effect::Notify {
+                incident,
+                level,
+                targets,
+                reason,
+                ..
+            } if current => tracing::warn!(
+                incident,
+                level = %level,
+                targets = %targets.join(", "),
+                "page: {reason}"
+            ),
+            Effect::SlaBreached { incident, sla, .. } if current => {
+                tracing::warn!(incident, sla, "SLA breached")
+            }
+            _ => tracing::debug!(effect = %effect_json(effect), "owed in history"),
+        }
     }
 }
 
@@ -465,26 +902,17 @@ fn effect_json(effect: &Effect) -> Value {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// Runs the incident timers until the process ends. Detector ticks feed alerts separately
-/// (see [`crate::detection::run`]); this loop fires escalations, SLA breaches and resolution
-/// checks when they come due, and picks up what other nodes committed.
+/// (see [`crate::detection::run`]); this loop asks the service to fire escalations, SLA
+/// breaches and resolution checks when they come due, and to pick up what other nodes
+/// committed. It only sends and awaits: the service thread does the work.
 pub async fn run(incidents: Arc<Incidents>, clock: Arc<dyn Clock>) {
     loop {
-        let now = clock.now();
-        let due = incidents.wake_at().is_some_and(|wake| now >= wake);
-        let incidents_for_task = incidents.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            if due {
-                incidents_for_task.tick(now)
-            } else {
-                incidents_for_task.with_engine(|_| ())
-            }
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(error = %err, "incident timers could not commit"),
-            Err(err) => tracing::error!(error = %err, "incident timers panicked"),
+        if let Err(err) = incidents.run_timers(clock.now()).await {
+            tracing::warn!(error = %err, "incident timers could not commit");
         }
         let wait = incidents.wake_at().map_or(POLL_MS_MAX, |wake| {
             (wake.millis() - clock.now().millis()).clamp(10, POLL_MS_MAX)

@@ -1,5 +1,5 @@
 //! The router: every endpoint of the API and the handler that answers it, and the answers for
-//! an unknown path or method.
+//! an unknown path or method, and the catch-panic layer around them all.
 //!
 //! Routes import the handlers; no handler imports the routes.
 
@@ -77,5 +77,9 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not take that method; see README.md for the API",
             )
         })
+        // Outermost: a handler that panics answers the usual JSON 500, and the server serves on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::http::panic_response,
+        ))
         .with_state(state)
 }

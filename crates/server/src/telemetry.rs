@@ -9,6 +9,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::http::lock::lock;
+
 /// Upper bounds, in seconds, of the commit latency histogram buckets.
 const COMMIT_BUCKETS_S: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -38,12 +40,7 @@ pub struct Telemetry {
 
 impl Telemetry {
     pub fn reject(&self, reason: &'static str) {
-        *self
-            .rejects
-            .lock()
-            .expect("telemetry lock")
-            .entry(reason)
-            .or_default() += 1;
+        *lock(&self.rejects).entry(reason).or_default() += 1;
     }
 
     /// Counts the messages a committed request refused one by one, and its notices, by reason.
@@ -62,7 +59,7 @@ impl Telemetry {
             if reasons.is_empty() {
                 continue;
             }
-            let mut counters = counters.lock().expect("telemetry lock");
+            let mut counters = lock(counters);
             for reason in reasons {
                 *counters.entry(reason).or_default() += 1;
             }
@@ -124,12 +121,7 @@ impl Telemetry {
 
     pub fn render(&self) -> String {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let n_rejected: u64 = self
-            .messages_rejected
-            .lock()
-            .expect("telemetry lock")
-            .values()
-            .sum();
+        let n_rejected: u64 = lock(&self.messages_rejected).values().sum();
         let mut out = String::new();
         out.push_str("# HELP revloop_ingest_messages_total Messages by outcome; `rejected` counts messages refused one by one.\n");
         out.push_str("# TYPE revloop_ingest_messages_total counter\n");
@@ -159,7 +151,7 @@ impl Telemetry {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
-            for (reason, n) in counters.lock().expect("telemetry lock").iter() {
+            for (reason, n) in lock(counters).iter() {
                 let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
             }
         }
@@ -181,7 +173,7 @@ impl Telemetry {
         );
         out.push_str("# HELP revloop_ingest_rejected_total Rejected ingest requests by reason.\n");
         out.push_str("# TYPE revloop_ingest_rejected_total counter\n");
-        for (reason, n) in self.rejects.lock().expect("telemetry lock").iter() {
+        for (reason, n) in lock(&self.rejects).iter() {
             let _ = writeln!(
                 out,
                 "revloop_ingest_rejected_total{{reason=\"{reason}\"}} {n}"

@@ -6,6 +6,8 @@
 //! while the fsync cost is shared by every request that arrived during the previous commit.
 //! The requests' rejected messages and notices ride in the same group, so the problem log is
 //! durable exactly when they are answered, at no extra transaction.
+//! A commit that fails for a transient reason is tried again a few times, within a short
+//! budget (`http::retry`), before its callers are answered with the failure.
 //! It never validates what it is handed; the ingest path has done that.
 
 use std::sync::Arc;
@@ -32,7 +34,8 @@ pub enum CommitError {
     /// Count records of the job (by index in it) repeat a stored id with a different body. None
     /// of the job was stored; the rest of its group was committed without it.
     CountConflict(Vec<usize>),
-    /// The group's transaction failed; nothing of it was stored.
+    /// The group's transaction failed, also when tried again; nothing of it was stored. The
+    /// text describes it without the database's own words (those are logged).
     Failed(String),
 }
 
@@ -204,7 +207,9 @@ fn commit_jobs(store: &dyn Store, telemetry: &Telemetry, now: Timestamp, mut job
             items,
             problems,
         };
-        let result = store.commit_ingest(&group);
+        // A transient failure (a busy database, a lost connection) is tried again, briefly:
+        // the dedup keys make a repeat of a group that did commit count nothing twice.
+        let result = crate::http::retrying(|| store.commit_ingest(&group));
         // A refused count record is the sender's conflict, not a failed commit: the group is
         // tried again without it, and that try is recorded.
         if !matches!(result, Err(StoreError::CountConflict { .. })) {
@@ -261,9 +266,15 @@ fn answer(
             }
         }
         Err(err) => {
+            // The database's own words go to the log; callers get a plain description.
             tracing::error!("group commit of {n_items} items failed: {err}");
+            let said = if err.is_transient() {
+                "the database stayed busy or unreachable; see the server log"
+            } else {
+                "the database failed; see the server log"
+            };
             for reply in replies {
-                let _ = reply.send(Err(CommitError::Failed(err.to_string())));
+                let _ = reply.send(Err(CommitError::Failed(said.to_owned())));
             }
         }
     }

@@ -17,7 +17,7 @@ use revloop_store::Role;
 use crate::api::body::{SegmentBody, check_segment, json_object, needed, typed_fields};
 use crate::api::incidents::{incident_view, parse_id};
 use crate::api::{AppState, identify, json_reply, no_stage, store_error};
-use crate::http::{ApiError, blocking, invalid};
+use crate::http::{ApiError, blocking, invalid, retrying};
 use crate::suspects::suspects;
 
 /// The actions, by their path segment.
@@ -255,13 +255,19 @@ pub async fn act(
     let action = parse_action(&state, &name, body)?;
     let incidents = state.incidents.clone();
     let store = state.store.clone();
+    let incident = incidents
+        .act_async(id, &actor, &action, reason.as_deref(), now)
+        .await
+        .map_err(store_error)?
+        .map_err(action_error)?;
+    tracing::info!(incident = id, actor = %actor, action = action.name(), "incident action");
     let reply = blocking(move || {
-        let incident = incidents
-            .act(id, &actor, &action, reason.as_deref(), now)
-            .map_err(store_error)?
-            .map_err(action_error)?;
-        tracing::info!(incident = id, actor = %actor, action = action.name(), "incident action");
-        let suspects = suspects(store.as_ref(), &incident).map_err(store_error)?;
+        // The action is committed: a failed read of the suspects must not look like a failed
+        // action (a client would act again), so the reply goes without them then.
+        let suspects = retrying(|| suspects(store.as_ref(), &incident)).unwrap_or_else(|err| {
+            tracing::warn!(incident = id, error = %err, "the suspects could not be read");
+            Vec::new()
+        });
         Ok(incident_view(&incident, incidents.policy(), now, &suspects))
     })
     .await?;

@@ -18,7 +18,7 @@ use revloop_store::{ChangeRow, Role};
 use crate::api::body::{SegmentBody, check_scope, check_segment, json_body, needed};
 use crate::api::{AppState, identify, json_reply, require, segment_view, store_error};
 use crate::http::query::{parse_limit, parse_time, unknown_parameter};
-use crate::http::{ApiError, blocking, invalid};
+use crate::http::{ApiError, blocking, invalid, retrying};
 
 /// Most changes one request returns.
 pub const CHANGES_PAGE_MAX: usize = 1_000;
@@ -209,7 +209,7 @@ pub async fn list_changes(
     }
     let store = state.store.clone();
     let body = blocking(move || {
-        let rows = store.changes(from, to, limit).map_err(store_error)?;
+        let rows = retrying(|| store.changes(from, to, limit)).map_err(store_error)?;
         Ok(wire::ChangeList {
             changes: rows.iter().map(change_view).collect(),
         })

@@ -94,22 +94,23 @@ pub async fn prometheus(
     // The SQLite dedup index sits behind the writer's lock, which a commit holds across its
     // fsync, and the detector's and the incidents' locks are held across store reads: all are
     // read on a blocking thread.
+    let snapshot = state
+        .incidents
+        .snapshot()
+        .await
+        .map_err(|err| ApiError::store("reading the incidents", err))?;
     let reader = state.clone();
     let gauges = blocking(move || {
-        let open_incidents = reader
-            .incidents
-            .with_engine(|engine| {
-                let mut open: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
-                for incident in engine.incidents() {
-                    if incident.state != IncidentState::Resolved {
-                        let key = (incident.severity.as_str(), incident.state.as_str());
-                        *open.entry(key).or_default() += 1;
-                    }
-                }
-                open
-            })
-            .map_err(|err| ApiError::store("reading the incidents", err))?;
+        let mut open_incidents: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
+        for incident in snapshot.engine().incidents() {
+            if incident.state != IncidentState::Resolved {
+                let key = (incident.severity.as_str(), incident.state.as_str());
+                *open_incidents.entry(key).or_default() += 1;
+            }
+        }
         Ok(Gauges {
+            incident_timer_lag_ms: reader.incidents.timer_lag(now).millis(),
+            incident_step_failures: reader.incidents.step_failures(),
             dedup: reader.store.dedup_stats(),
             detector: reader.detection.status(),
             detector_stalled: reader.detection.health().state == DetectorHealth::Stalled,
@@ -128,6 +129,8 @@ struct Gauges {
     detector: Vec<FunnelStatus>,
     detector_stalled: bool,
     open_incidents: BTreeMap<(&'static str, &'static str), u64>,
+    incident_timer_lag_ms: i64,
+    incident_step_failures: u64,
 }
 
 impl Gauges {
@@ -146,6 +149,17 @@ impl Gauges {
                 "revloop_incidents_open{{severity=\"{severity}\",state=\"{state}\"}} {n}"
             );
         }
+        out.push_str("# HELP revloop_incident_timer_lag_seconds Now minus the earliest incident timer due and not yet fired (0 if none).\n");
+        out.push_str("# TYPE revloop_incident_timer_lag_seconds gauge\n");
+        let lag_s = self.incident_timer_lag_ms as f64 / 1000.0;
+        let _ = writeln!(out, "revloop_incident_timer_lag_seconds {lag_s}");
+        out.push_str("# HELP revloop_incident_step_failures_total Incident steps that failed (the store refused them, or they panicked).\n");
+        out.push_str("# TYPE revloop_incident_step_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "revloop_incident_step_failures_total {}",
+            self.incident_step_failures
+        );
     }
 }
 

@@ -20,7 +20,7 @@ use revloop_store::{ChangeRow, IncidentQuery, Role};
 use crate::api::changes::change_view;
 use crate::api::{AppState, json_reply, no_funnel, require, segment_view, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
-use crate::http::{ApiError, ErrorDetail, blocking, invalid};
+use crate::http::{ApiError, ErrorDetail, blocking, invalid, retrying};
 use crate::incidents::incident_from_rows;
 use crate::suspects::suspects;
 
@@ -102,23 +102,17 @@ pub async fn list_incidents(
             other => return Err(unknown_parameter(other, "state, funnel, before or limit")),
         }
     }
+    let snapshot = state.incidents.snapshot().await.map_err(store_error)?;
     let incidents = state.incidents.clone();
     let store = state.store.clone();
     let body = blocking(move || {
-        let rows = store.list_incidents(&query).map_err(store_error)?;
+        let rows = retrying(|| store.list_incidents(&query)).map_err(store_error)?;
         // From the engine where it has them (fresher by a commit at most); the rest, long
         // resolved, from their rows (a summary needs no timeline).
-        let in_engine = incidents
-            .with_engine(|engine| {
-                rows.iter()
-                    .map(|row| engine.incident(row.id as u64).cloned())
-                    .collect::<Vec<_>>()
-            })
-            .map_err(store_error)?;
         let mut listed = Vec::with_capacity(rows.len());
-        for (row, found) in rows.iter().zip(in_engine) {
-            let incident = match found {
-                Some(incident) => incident,
+        for row in &rows {
+            let incident = match snapshot.engine().incident(row.id as u64) {
+                Some(incident) => incident.clone(),
                 None => incident_from_rows(row, Vec::new()).map_err(store_error)?,
             };
             listed.push(incident_summary_view(&incident, incidents.policy(), now));
@@ -153,14 +147,19 @@ pub async fn get_incident(
     let now = state.clock.now();
     require(&state, &headers, None, Role::Viewer, now).await?;
     let id = parse_id(&id)?;
+    let snapshot = state.incidents.snapshot().await.map_err(store_error)?;
+    let in_engine = snapshot.engine().incident(id).cloned();
     let incidents = state.incidents.clone();
     let store = state.store.clone();
     let body = blocking(move || {
-        let incident = incidents
-            .incident(id)
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
-        let suspects = suspects(store.as_ref(), &incident).map_err(store_error)?;
+        let incident = match in_engine {
+            Some(incident) => incident,
+            None => incidents
+                .stored_incident(id)
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?,
+        };
+        let suspects = retrying(|| suspects(store.as_ref(), &incident)).map_err(store_error)?;
         Ok(incident_view(&incident, incidents.policy(), now, &suspects))
     })
     .await?;

@@ -11,7 +11,7 @@ use revloop_store::{OutboxRow, Role};
 
 use crate::api::{AppState, json_reply, require, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
-use crate::http::{ApiError, blocking, invalid};
+use crate::http::{ApiError, blocking, invalid, retrying};
 
 /// Most outbox rows one request returns.
 pub const OUTBOX_PAGE_MAX: usize = 1_000;
@@ -54,7 +54,7 @@ pub async fn outbox(
     }
     let store = state.store.clone();
     let body = blocking(move || {
-        let rows = store.outbox(after, limit).map_err(store_error)?;
+        let rows = retrying(|| store.outbox(after, limit)).map_err(store_error)?;
         let outbox = rows.iter().filter_map(outbox_entry_view).collect();
         Ok::<_, ApiError>(wire::OutboxPage {
             outbox,

@@ -12,7 +12,7 @@ use revloop_store::{IncidentRow, Role};
 
 use crate::api::{AppState, json_reply, require, store_error};
 use crate::http::query::{parse_time, unknown_parameter};
-use crate::http::{ApiError, blocking, invalid};
+use crate::http::{ApiError, blocking, invalid, retrying};
 
 /// Longest range the response-time report reads.
 pub const REPORT_RANGE_MAX_MS: i64 = 366 * MS_PER_DAY;
@@ -56,7 +56,7 @@ pub async fn report(
     }
     let store = state.store.clone();
     let body = blocking(move || {
-        let rows = store.resolved_incidents(from, to).map_err(store_error)?;
+        let rows = retrying(|| store.resolved_incidents(from, to)).map_err(store_error)?;
         Ok(wire::IncidentReport {
             from: from.to_string(),
             to: to.to_string(),

@@ -16,7 +16,7 @@ use revloop_store::Role;
 
 use crate::api::body::{check_scope, json_body, needed};
 use crate::api::{AppState, identify, json_reply, require, store_error};
-use crate::http::{ApiError, blocking, invalid};
+use crate::http::{ApiError, invalid};
 
 /// A silence as the API shows it: from the config (`added` is `None`) or added through the
 /// API, and whether it is scheduled, active or ended at `now`.
@@ -58,21 +58,14 @@ pub async fn list_silences(
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     require(&state, &headers, None, Role::Viewer, now).await?;
-    let incidents = state.incidents.clone();
-    let body = blocking(move || {
-        incidents
-            .with_engine(|engine| {
-                let (configured, added) = engine.silences();
-                let silences = configured
-                    .iter()
-                    .map(|s| silence_view(s, None, now))
-                    .chain(added.iter().map(|a| silence_view(&a.silence, Some(a), now)))
-                    .collect();
-                wire::SilenceList { silences }
-            })
-            .map_err(store_error)
-    })
-    .await?;
+    let snapshot = state.incidents.snapshot().await.map_err(store_error)?;
+    let (configured, added) = snapshot.engine().silences();
+    let silences = configured
+        .iter()
+        .map(|s| silence_view(s, None, now))
+        .chain(added.iter().map(|a| silence_view(&a.silence, Some(a), now)))
+        .collect();
+    let body = wire::SilenceList { silences };
     Ok(json_reply(StatusCode::OK, &body))
 }
 
@@ -137,23 +130,20 @@ pub async fn add_silence(
         to,
         reason: needed("reason", body.reason)?,
     };
-    let incidents = state.incidents.clone();
-    let (id, silence) = blocking(move || {
-        let id = incidents
-            .add_silence(&actor, &silence, now)
-            .map_err(store_error)?
-            .map_err(|err| {
-                let field = match err {
-                    SilenceError::Reason => "reason",
-                    SilenceError::Ended | SilenceError::TooLong => "to",
-                    SilenceError::Backwards => "from",
-                    SilenceError::TooMany => "silences",
-                };
-                invalid("invalid_field", field, err.to_string())
-            })?;
-        Ok((id, silence))
-    })
-    .await?;
+    let id = state
+        .incidents
+        .add_silence_async(&actor, &silence, now)
+        .await
+        .map_err(store_error)?
+        .map_err(|err| {
+            let field = match err {
+                SilenceError::Reason => "reason",
+                SilenceError::Ended | SilenceError::TooLong => "to",
+                SilenceError::Backwards => "from",
+                SilenceError::TooMany => "silences",
+            };
+            invalid("invalid_field", field, err.to_string())
+        })?;
     tracing::info!(silence = id, reason = %silence.reason, "silence added");
     let mut reply = silence_view(&silence, None, now);
     reply.id = Some(id);
@@ -184,9 +174,11 @@ pub async fn end_silence(
         ))
     };
     let key = id.parse::<u64>().map_err(|_| not_found())?;
-    let incidents = state.incidents.clone();
-    let ended = blocking(move || incidents.end_silence(key, now).map_err(store_error))
-        .await?
+    let ended = state
+        .incidents
+        .end_silence_async(key, now)
+        .await
+        .map_err(store_error)?
         .ok_or_else(not_found)?;
     let mut reply = silence_view(&ended.silence, Some(&ended), now);
     reply.state = wire::SilenceState::Ended;

@@ -82,17 +82,15 @@ impl Authenticator {
             return Ok(None);
         }
         let hash = hash_secret(secret);
-        if let Some((role, cached_at)) = self.cache.lock().expect("auth cache lock").get(&hash)
+        if let Some((role, cached_at)) = crate::http::lock::lock(&self.cache).get(&hash)
             && now.millis() - cached_at < CACHE_TTL_MS
         {
             return Ok(role.clone());
         }
-        let role = self
-            .store
-            .find_token(&hash)
+        let role = crate::http::retrying(|| self.store.find_token(&hash))
             .map_err(|err| ApiError::store("token lookup failed", err))?
             .map(|token| (token.role, token.name));
-        let mut cache = self.cache.lock().expect("auth cache lock");
+        let mut cache = crate::http::lock::lock(&self.cache);
         if cache.len() >= CACHE_ENTRIES_MAX {
             cache.clear();
         }

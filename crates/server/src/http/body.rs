@@ -98,11 +98,21 @@ fn utf8_error(err: std::str::Utf8Error) -> ApiError {
     )
 }
 
-/// Runs store work on the blocking pool, never on the async workers.
+/// Runs store work on the blocking pool, never on the async workers. Work that panics answers
+/// the usual 500 (see [`crate::http::panic_response`]); the pool and the server carry on.
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| ApiError::internal("a blocking task failed", err))?
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => {
+            let panic = err.into_panic();
+            let said = crate::http::error::panic_text(panic.as_ref());
+            Err(ApiError::internal(
+                "the request failed",
+                format_args!("a blocking task panicked: {said}"),
+            ))
+        }
+        Err(err) => Err(ApiError::internal("a blocking task failed", err)),
+    }
 }

@@ -174,6 +174,27 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The answer to a handler that panicked (the router's catch-panic layer calls it): a logged
+/// 500 with the usual JSON body; what the panic said goes to the log only. The server keeps
+/// serving: the panic ended this request's task, nothing else.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let said = panic_text(panic.as_ref());
+    ApiError::internal(
+        "the request failed",
+        format_args!("a handler panicked: {said}"),
+    )
+    .into_response()
+}
+
+/// What a panic said, for the log.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message")
+}
+
 /// A refused field of a request (a query parameter or a body field): `field: message`,
 /// with the field in the details.
 pub fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> ApiError {
@@ -184,4 +205,29 @@ pub fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> A
         field: Some(field.to_owned()),
         message,
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_answers_500_with_the_json_body_and_without_what_it_said() {
+        let response = panic_response(Box::new(String::from("secret internals")));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = futures_body(response);
+        assert!(body.contains("\"code\":\"internal\""), "{body}");
+        assert!(!body.contains("secret"), "{body}");
+    }
+
+    fn futures_body(response: Response) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 16))
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
 }
