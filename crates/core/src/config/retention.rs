@@ -50,12 +50,8 @@ pub(super) fn validate_retention(
         None => default,
         Some(spanned) => {
             let offset = spanned.span().start;
-            let parsed = duration_field(
-                Some(spanned),
-                "1d",
-                "retention.minute_counts_for",
-                problems,
-            );
+            let parsed =
+                duration_field(Some(spanned), "1d", "retention.minute_counts_for", problems);
             if parsed < needed {
                 problems.at(
                     offset,
@@ -102,7 +98,9 @@ mod tests {
     /// The bundled example with its `[retention]` section replaced by `section`.
     fn with_retention(section: &str) -> Result<Config, String> {
         let example = Config::example_toml();
-        let start = example.find("[retention]").expect("the example has the section");
+        let start = example
+            .find("[retention]")
+            .expect("the example has the section");
         let end = example[start..]
             .find("\n\n")
             .map_or(example.len(), |n| start + n);
