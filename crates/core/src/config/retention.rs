@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Detection, Problems, duration_field};
-use crate::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
+use crate::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Minute, Timestamp};
 
 /// What is kept at minute resolution beyond what the detector reads at start, by default: a
 /// week, so that a week-over-week look at any minute the detector judges is exact.
@@ -20,6 +20,16 @@ pub struct Retention {
     pub minute_counts_for: DurationMs,
     /// How often the maintenance service runs.
     pub maintenance_every: DurationMs,
+}
+
+impl Retention {
+    /// The minute before which counts are rolled up to hourly at `now`: `minute_counts_for`
+    /// before `now`, rounded down to its hour. Counts of minutes before it may be kept as one
+    /// row per hour (at the hour's first minute); every minute from it on is kept as it is.
+    pub fn hourly_before(&self, now: Timestamp) -> Minute {
+        let horizon = now.saturating_sub(self.minute_counts_for).minute().index();
+        Minute::new(horizon.div_euclid(60) * 60)
+    }
 }
 
 /// How far back the detector reads at start (and so the least minute resolution must cover):
@@ -93,7 +103,7 @@ pub(super) fn validate_retention(
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, MINUTE_COUNTS_MARGIN_MS, detector_history};
-    use crate::time::MS_PER_DAY;
+    use crate::time::{MS_PER_DAY, Timestamp};
 
     /// The bundled example with its `[retention]` section replaced by `section`.
     fn with_retention(section: &str) -> Result<Config, String> {
@@ -131,6 +141,23 @@ mod tests {
         assert!(err.starts_with("line "), "{err}");
         let config = with_retention("[retention]\nminute_counts_for = \"36d\"").unwrap();
         assert_eq!(config.retention.minute_counts_for.millis(), 36 * MS_PER_DAY);
+    }
+
+    #[test]
+    fn the_detectors_history_is_never_before_the_hourly_horizon() {
+        let config = with_retention("[retention]\nminute_counts_for = \"36d\"").unwrap();
+        let needed = detector_history(&config.detection);
+        for offset_ms in [0, 1, 59 * 60_000, 60 * 60_000 - 1, 3 * MS_PER_DAY + 7] {
+            let now = Timestamp::from_millis(1_795_737_600_000 + offset_ms);
+            let hourly_before = config.retention.hourly_before(now);
+            // The detector reads from this minute on at start.
+            let first_read = now.saturating_sub(needed).minute();
+            assert!(
+                hourly_before <= first_read,
+                "{now}: {hourly_before:?} > {first_read:?}"
+            );
+            assert_eq!(hourly_before.index() % 60, 0);
+        }
     }
 
     #[test]

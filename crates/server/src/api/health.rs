@@ -8,9 +8,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
+use revloop_core::alert::{AlertEvent, AlertEventKind, AlertKind, Severity};
 use revloop_core::incident::IncidentState;
 use revloop_core::time::{Minute, Timestamp};
 use revloop_store::Role;
@@ -68,10 +69,17 @@ pub async fn prometheus(
                 open
             })
             .map_err(|err| ApiError::store("reading the incidents", err))?;
+        let (alert_events, _) = reader.detection.alerts();
+        let outbox = reader
+            .store
+            .outbox_stats()
+            .map_err(|err| ApiError::store("reading the outbox's size", err))?;
         Ok(Gauges {
             dedup: reader.store.dedup_stats(),
             next_minute: reader.detection.next_minute(),
             open_incidents,
+            open_alerts: open_alerts(&alert_events),
+            outbox,
         })
     })
     .await?;
@@ -85,6 +93,31 @@ struct Gauges {
     /// The first minute the detector has not judged yet; none before it has judged any.
     next_minute: Option<Minute>,
     open_incidents: BTreeMap<(&'static str, &'static str), u64>,
+    /// The detector's open alerts by severity and kind, every pair present (0 when none).
+    open_alerts: BTreeMap<(&'static str, &'static str), u64>,
+    outbox: revloop_store::OutboxStats,
+}
+
+/// The open alerts among the detector's kept events (the last event of each alert is not a
+/// close, as `GET /api/v1/alerts?open=true` reads them), by severity and kind, with a 0 for
+/// every pair so that an alert rule sees the series before the first alert.
+fn open_alerts(events: &[AlertEvent]) -> BTreeMap<(&'static str, &'static str), u64> {
+    let mut last: HashMap<u64, &AlertEvent> = HashMap::new();
+    for event in events {
+        last.insert(event.alert_id, event);
+    }
+    let mut open = BTreeMap::new();
+    for severity in [Severity::P1, Severity::P2] {
+        for kind in [AlertKind::Conversion, AlertKind::Volume] {
+            open.insert((severity.as_str(), kind.as_str()), 0);
+        }
+    }
+    for event in last.values().filter(|e| e.event != AlertEventKind::Closed) {
+        *open
+            .entry((event.severity.as_str(), event.kind.as_str()))
+            .or_default() += 1;
+    }
+    open
 }
 
 impl Gauges {
@@ -117,5 +150,27 @@ impl Gauges {
                 "revloop_incidents_open{{severity=\"{severity}\",state=\"{state}\"}} {n}"
             );
         }
+        out.push_str(
+            "# HELP revloop_alerts_open The detector's open alerts, by severity and kind.\n",
+        );
+        out.push_str("# TYPE revloop_alerts_open gauge\n");
+        for ((severity, kind), n) in &self.open_alerts {
+            let _ = writeln!(
+                out,
+                "revloop_alerts_open{{severity=\"{severity}\",kind=\"{kind}\"}} {n}"
+            );
+        }
+        // Nothing marks an outbox row delivered yet (readers page through it by id), so the
+        // depth is every row stored and the age is the oldest row's: see docs/operations.md.
+        out.push_str("# HELP revloop_outbox_entries Outbox rows stored (none is marked delivered: every row counts).\n");
+        out.push_str("# TYPE revloop_outbox_entries gauge\n");
+        let _ = writeln!(out, "revloop_outbox_entries {}", self.outbox.entries);
+        out.push_str("# HELP revloop_outbox_oldest_entry_age_seconds Now minus when the oldest outbox row was queued (0: empty).\n");
+        out.push_str("# TYPE revloop_outbox_oldest_entry_age_seconds gauge\n");
+        let age_s = self
+            .outbox
+            .oldest_at
+            .map_or(0.0, |at| now.since(at).millis().max(0) as f64 / 1000.0);
+        let _ = writeln!(out, "revloop_outbox_oldest_entry_age_seconds {age_s}");
     }
 }
