@@ -70,10 +70,13 @@ pub async fn prometheus(
             })
             .map_err(|err| ApiError::store("reading the incidents", err))?;
         let (alert_events, _) = reader.detection.alerts();
+        // A store that does not answer leaves the scrape up, saying so, rather than failing
+        // it: the operator keeps every other metric while the database is down.
         let outbox = reader
             .store
             .outbox_stats()
-            .map_err(|err| ApiError::store("reading the outbox's size", err))?;
+            .inspect_err(|err| tracing::warn!(error = %err, "/metrics could not read the outbox"))
+            .ok();
         Ok(Gauges {
             dedup: reader.store.dedup_stats(),
             next_minute: reader.detection.next_minute(),
@@ -95,7 +98,8 @@ struct Gauges {
     open_incidents: BTreeMap<(&'static str, &'static str), u64>,
     /// The detector's open alerts by severity and kind, every pair present (0 when none).
     open_alerts: BTreeMap<(&'static str, &'static str), u64>,
-    outbox: revloop_store::OutboxStats,
+    /// `None`: the store did not answer.
+    outbox: Option<revloop_store::OutboxStats>,
 }
 
 /// The open alerts among the detector's kept events (the last event of each alert is not a
@@ -160,15 +164,20 @@ impl Gauges {
                 "revloop_alerts_open{{severity=\"{severity}\",kind=\"{kind}\"}} {n}"
             );
         }
+        out.push_str("# HELP revloop_store_up Whether the store answered this scrape's read (0: it failed; see the log).\n");
+        out.push_str("# TYPE revloop_store_up gauge\n");
+        let _ = writeln!(out, "revloop_store_up {}", u8::from(self.outbox.is_some()));
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
         // Nothing marks an outbox row delivered yet (readers page through it by id), so the
         // depth is every row stored and the age is the oldest row's: see docs/operations.md.
         out.push_str("# HELP revloop_outbox_entries Outbox rows stored (none is marked delivered: every row counts).\n");
         out.push_str("# TYPE revloop_outbox_entries gauge\n");
-        let _ = writeln!(out, "revloop_outbox_entries {}", self.outbox.entries);
+        let _ = writeln!(out, "revloop_outbox_entries {}", outbox.entries);
         out.push_str("# HELP revloop_outbox_oldest_entry_age_seconds Now minus when the oldest outbox row was queued (0: empty).\n");
         out.push_str("# TYPE revloop_outbox_oldest_entry_age_seconds gauge\n");
-        let age_s = self
-            .outbox
+        let age_s = outbox
             .oldest_at
             .map_or(0.0, |at| now.since(at).millis().max(0) as f64 / 1000.0);
         let _ = writeln!(out, "revloop_outbox_oldest_entry_age_seconds {age_s}");
