@@ -454,3 +454,22 @@ fn a_dropped_connection_is_transient_and_a_bad_statement_is_not() {
     let refused = other.simple_query("SELEC 1").unwrap_err();
     assert!(!StoreError::Postgres(refused).is_transient());
 }
+
+#[test]
+fn expired_dedup_keys_are_deleted() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open(&common::config());
+    let client = std::cell::RefCell::new(schema.client());
+    common::expired_dedup_keys_are_deleted(&store, &|| {
+        client
+            .borrow_mut()
+            .query_one(
+                "SELECT (SELECT count(*) FROM dedup_0) + (SELECT count(*) FROM dedup_1)",
+                &[],
+            )
+            .expect("count the dedup tables' keys")
+            .get(0)
+    });
+}

@@ -135,3 +135,46 @@ pub fn outbox_stats(store: &dyn Store) {
     assert!(stats.entries > 0);
     assert_eq!(stats.oldest_at, rows.iter().map(|r| r.at).min());
 }
+
+/// Expired dedup keys are deleted from the database, not only forgotten: after two dedup
+/// windows of traffic, the keys of the first commit are gone (`stored_keys` counts the keys
+/// the database holds), while a key re-sent within its window is still a duplicate.
+pub fn expired_dedup_keys_are_deleted(store: &dyn Store, stored_keys: &dyn Fn() -> i64) {
+    let window = super::config().ingest.dedup_window.millis();
+    let message = |key: i64| IngestItem {
+        dedup_key: key,
+        cells: Vec::new(),
+        late: false,
+        ignored_name: None,
+        count_body: None,
+    };
+    let first: Vec<IngestItem> = (1..=500).map(message).collect();
+    let receipt = store
+        .commit_ingest(&group(START_MS, first))
+        .expect("commit");
+    assert!(receipt.is_new.iter().all(|new| *new));
+    assert!(stored_keys() >= 500, "{}", stored_keys());
+    // Within the window, a re-send is a duplicate.
+    let again = store
+        .commit_ingest(&group(
+            START_MS + window / 2,
+            vec![message(1), message(10_001)],
+        ))
+        .expect("commit");
+    assert_eq!(again.is_new, [false, true]);
+    // Traffic every quarter window for two more windows.
+    for (quarter, key) in (3..=10).zip(20_000..) {
+        store
+            .commit_ingest(&group(START_MS + quarter * window / 4, vec![message(key)]))
+            .expect("commit");
+    }
+    assert!(
+        stored_keys() < 20,
+        "{} keys stored after two windows",
+        stored_keys()
+    );
+    let late = store
+        .commit_ingest(&group(START_MS + 10 * window / 4 + 1, vec![message(1)]))
+        .expect("commit");
+    assert_eq!(late.is_new, [true], "a key two windows old is new again");
+}
