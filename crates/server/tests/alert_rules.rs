@@ -116,3 +116,50 @@ fn every_metric_the_alerting_rules_name_is_exported() {
         assert!(scrape.lines().any(|l| l == line), "{line} not in\n{scrape}");
     }
 }
+
+/// A maintenance run that fails is counted as failed, and the server keeps serving; a store
+/// that fails the scrape's read says so in `revloop_store_up` rather than failing the scrape.
+#[test]
+fn failed_maintenance_and_an_unreadable_store_show_in_the_metrics() {
+    use revloop_store::faults::{Call, Failure, Fault, FaultyStore};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = revloop_core::Config::parse(revloop_core::Config::example_toml()).unwrap();
+    let inner =
+        Arc::new(revloop_store::SqliteStore::open(&dir.path().join("f.db"), &config).unwrap());
+    let store = FaultyStore::new(inner);
+    store.inject(Fault::new(Call::RollUpCounts, Failure::DiskFull));
+    store.inject(Fault::new(Call::OutboxStats, Failure::Busy));
+    let server = TestServer::start_with(config, store.clone(), dir);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let scrape = loop {
+        let reply = server.get("/metrics", &server.viewer);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let text = reply.body.as_str().unwrap().to_owned();
+        if text.contains("revloop_maintenance_runs_total{outcome=\"failed\"} 1") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed run within 30 s:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for line in [
+        "revloop_maintenance_runs_total{outcome=\"ok\"} 0",
+        "revloop_maintenance_last_success_timestamp_seconds 0",
+        "revloop_store_up 0",
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "{line} not in\n{scrape}");
+    }
+    assert!(!scrape.contains("revloop_outbox_entries "), "{scrape}");
+    assert!(store.failures(Call::RollUpCounts) >= 1);
+    // Healed, the scrape reads the store again.
+    store.heal();
+    let reply = server.get("/metrics", &server.viewer);
+    let text = reply.body.as_str().unwrap();
+    assert!(text.lines().any(|l| l == "revloop_store_up 1"), "{text}");
+    // The server waits, as it stops, until nothing holds its store.
+    drop(store);
+}
