@@ -100,7 +100,7 @@ pub fn run(setup: &Setup) -> anyhow::Result<ExitCode> {
 }
 
 /// The example config with only its first `n_dimensions` dimensions.
-fn config_with_dimensions(n_dimensions: usize) -> String {
+pub(super) fn config_with_dimensions(n_dimensions: usize) -> String {
     let text = Config::example_toml();
     let starts: Vec<usize> = text
         .match_indices("[[dimensions]]")

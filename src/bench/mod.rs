@@ -5,6 +5,7 @@
 //! figures. Results are written down with the machine and date (BENCHMARKS.md), never asserted.
 
 mod detect;
+mod disk;
 mod incidents;
 mod ingest;
 mod support;
@@ -46,6 +47,19 @@ enum Target {
         /// one while the rest of the batch is counted, and logged in the problem log.
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
         bad_percent: u8,
+    },
+    /// Disk use of a simulated shop per million events and per day, per-minute and after the
+    /// hourly rollup (SQLite).
+    Disk {
+        /// Days of history ingested in event time.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Mean sessions per minute at the busiest time of the week.
+        #[arg(long, default_value_t = 40.0)]
+        peak_sessions_per_minute: f64,
+        /// Dimensions configured: the first N of the example config's five.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=5))]
+        dimensions: u8,
     },
     /// The anomaly detector's evaluation cost per series per minute, and its memory.
     Detect {
@@ -93,6 +107,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             n_dimensions: usize::from(dimensions),
             database_url,
             bad_percent: usize::from(bad_percent),
+        }),
+        Target::Disk {
+            days,
+            peak_sessions_per_minute,
+            dimensions,
+        } => disk::run(&disk::Setup {
+            days,
+            peak_sessions_per_minute,
+            n_dimensions: usize::from(dimensions),
         }),
         Target::Detect {
             series,

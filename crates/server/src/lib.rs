@@ -19,6 +19,8 @@
 //! - [`http`]: plumbing every handler shares (auth, bodies, errors, query parameters); it
 //!   imports nothing of this crate.
 //! - [`telemetry`] (process counters).
+//! - [`maintenance`]: the service that keeps the disk bounded (hourly rollup of old counts, WAL
+//!   checkpoints), started by [`App::serve`] beside the detector.
 //!
 //! The workspace's `tests/layout.rs` (`cargo test --test layout`) fails on an import circle
 //! between these modules, or on `http` importing any of them.
@@ -34,6 +36,7 @@ pub mod event_time;
 pub mod http;
 pub mod incidents;
 pub mod ingest;
+pub mod maintenance;
 pub mod routes;
 pub mod segment;
 pub mod suspects;
@@ -126,13 +129,21 @@ impl App {
             self.state.incidents.clone(),
             self.state.clock.clone(),
         ));
+        let maintenance = tokio::spawn(maintenance::run(
+            self.state.config.clone(),
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.state.telemetry.maintenance.clone(),
+        ));
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
         detector.abort();
         incident_timers.abort();
+        maintenance.abort();
         let _ = detector.await;
         let _ = incident_timers.await;
+        let _ = maintenance.await;
         // Let the state go on the blocking pool: it ends the writer thread, and the drop may
         // close database connections, which blocks. This need not be the last reference to the
         // store (an HTTP connection task can still hold the router for a moment after

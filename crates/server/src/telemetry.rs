@@ -36,6 +36,8 @@ pub struct Telemetry {
     /// Wall-clock time of the last successful group commit, in Unix milliseconds; 0 before.
     last_commit_unix_ms: AtomicU64,
     pub queue_depth: AtomicU64,
+    /// What the maintenance service's runs did (see `maintenance`).
+    pub maintenance: std::sync::Arc<crate::maintenance::MaintenanceTelemetry>,
 }
 
 impl Telemetry {
@@ -229,6 +231,7 @@ impl Telemetry {
             "revloop_store_bad_cells_total {}",
             revloop_store::bad_cells_total()
         );
+        self.maintenance.render(&mut out);
         out
     }
 }

@@ -448,6 +448,12 @@ fn late_events_update_their_window_until_the_allowed_lateness() {
         ),
         &server.viewer,
     );
+    // Two hours back is well within the minutes kept (43 days by default).
+    assert_eq!(metrics.body["resolution"]["hourly"], json!(false));
+    assert_eq!(
+        metrics.body["resolution"]["hourly_before"],
+        json!("2026-10-15T10:00:00Z")
+    );
     let windows = metrics.body["windows"].as_array().unwrap();
     let first_stage = |w: &Value| {
         (

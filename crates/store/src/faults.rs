@@ -45,9 +45,11 @@ pub enum Call {
     Ping,
     ClaimIngest,
     Checkpoint,
+    RollUpCounts,
+    OutboxStats,
 }
 
-const CALLS: usize = Call::Checkpoint as usize + 1;
+const CALLS: usize = Call::OutboxStats as usize + 1;
 
 /// How an injected fault fails the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,6 +345,16 @@ impl Store for FaultyStore {
     fn checkpoint(&self) -> Result<(), StoreError> {
         self.check(Call::Checkpoint, None)?;
         self.inner.checkpoint()
+    }
+
+    fn roll_up_counts(&self, before: Minute) -> Result<crate::Rollup, StoreError> {
+        self.check(Call::RollUpCounts, None)?;
+        self.inner.roll_up_counts(before)
+    }
+
+    fn outbox_stats(&self) -> Result<crate::OutboxStats, StoreError> {
+        self.check(Call::OutboxStats, None)?;
+        self.inner.outbox_stats()
     }
 }
 

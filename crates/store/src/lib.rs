@@ -36,6 +36,7 @@ mod pool;
 pub mod postgres;
 mod problems;
 pub mod record;
+mod retention;
 pub mod sqlite;
 
 pub use bad_cells::bad_cells_total;
@@ -50,6 +51,7 @@ pub use problems::{
 pub use record::{
     decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
 };
+pub use retention::{OutboxStats, Rollup};
 pub use revloop_core::incident::TimelineKind;
 pub use sqlite::SqliteStore;
 
@@ -478,6 +480,12 @@ pub trait Store: Send + Sync + 'static {
     fn checkpoint(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Rolls the per-minute counts of minutes before `before` (rounded down to its hour) up to
+    /// hourly, in short transactions; see `retention`. Idempotent.
+    fn roll_up_counts(&self, before: Minute) -> Result<Rollup, StoreError>;
+
+    /// How many outbox rows are stored, and when the oldest was queued.
+    fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
 }
 
 #[cfg(test)]

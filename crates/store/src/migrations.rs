@@ -16,6 +16,9 @@
 //! The fourth version adds the ingest problem log (rejected messages and notices, the newest
 //! kept), the ignored event names with their counts, and one row of what both have left out.
 //!
+//! The fifth version keeps how far the hourly rollup of old per-minute counts has got (see
+//! `retention`).
+//!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
 //! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
@@ -238,6 +241,15 @@ CREATE TABLE ingest_log_meta (
 );
 INSERT INTO ingest_log_meta (id, n_problems_dropped, n_ignored_unlisted) VALUES (1, 0, 0);
 "#,
+    r#"
+-- Version 5: the hourly rollup (see retention.rs). Counts of minutes before `hourly_before`
+-- (a minute index) are kept one row per hour, at the hour's first minute. 0: none yet.
+CREATE TABLE count_rollup (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    hourly_before INTEGER NOT NULL
+);
+INSERT INTO count_rollup (id, hourly_before) VALUES (1, 0);
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -415,5 +427,13 @@ CREATE TABLE ingest_log_meta (
     n_ignored_unlisted BIGINT NOT NULL
 );
 INSERT INTO ingest_log_meta (id, n_problems_dropped, n_ignored_unlisted) VALUES (1, 0, 0);
+"#,
+    r#"
+-- Version 5: see the SQLite schema's version 5.
+CREATE TABLE count_rollup (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    hourly_before BIGINT  NOT NULL
+);
+INSERT INTO count_rollup (id, hourly_before) VALUES (1, 0);
 "#,
 ];

@@ -142,6 +142,14 @@ macro_rules! store_by_concern {
                     $store::ignored_names(self, limit)
                 }
 
+                fn roll_up_counts(&self, before: Minute) -> Result<$crate::Rollup, StoreError> {
+                    $store::roll_up_counts(self, before)
+                }
+
+                fn outbox_stats(&self) -> Result<$crate::OutboxStats, StoreError> {
+                    $store::outbox_stats(self)
+                }
+
                 $($own)*
             }
         };

@@ -305,7 +305,7 @@ fn nodes_starting_at_once_all_open() {
         .query("SELECT id, version FROM revloop_schema_version", &[])
         .expect("read the schema version");
     let versions: Vec<(i32, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    assert_eq!(versions, [(1, 4)]);
+    assert_eq!(versions, [(1, 5)]);
 }
 
 #[test]
@@ -322,7 +322,7 @@ fn a_newer_schema_is_refused() {
         )
         .expect("pretend a newer revloop migrated");
     match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
-        Err(StoreError::SchemaTooNew { found: 5, known: 4 }) => {}
+        Err(StoreError::SchemaTooNew { found: 6, known: 5 }) => {}
         Err(err) => panic!("unexpected error: {err}"),
         Ok(_) => panic!("opened a schema newer than this build"),
     }
@@ -368,9 +368,9 @@ fn schemas_keep_deployments_apart() {
             .get(0)
     };
     // The eight tables of the first migration, the five of the second, the two of the third
-    // (count bodies, late events per segment), the three of the fourth (the problem log), and
-    // the schema version, in each schema.
-    assert_eq!((n_tables(&a), n_tables(&b)), (19, 19));
+    // (count bodies, late events per segment), the three of the fourth (the problem log), the
+    // one of the fifth (the rollup's progress), and the schema version, in each schema.
+    assert_eq!((n_tables(&a), n_tables(&b)), (20, 20));
 }
 
 #[test]
@@ -762,4 +762,23 @@ fn a_silent_server_fails_the_connect_in_time() {
     }
     // Liveness only: the limit is a second; anything near "forever" fails.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn expired_dedup_keys_are_deleted() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open(&common::config());
+    let client = std::cell::RefCell::new(schema.client());
+    common::expired_dedup_keys_are_deleted(&store, &|| {
+        client
+            .borrow_mut()
+            .query_one(
+                "SELECT (SELECT count(*) FROM dedup_0) + (SELECT count(*) FROM dedup_1)",
+                &[],
+            )
+            .expect("count the dedup tables' keys")
+            .get(0)
+    });
 }

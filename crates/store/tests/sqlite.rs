@@ -201,3 +201,20 @@ fn a_checkpoint_empties_the_write_ahead_log() {
     store.checkpoint().unwrap();
     assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
 }
+
+#[test]
+fn expired_dedup_keys_are_deleted() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let store = open(&path, &common::config());
+    let reader = rusqlite::Connection::open(&path).expect("open the database");
+    common::expired_dedup_keys_are_deleted(&store, &|| {
+        reader
+            .query_row(
+                "SELECT COALESCE(SUM(length(keys)), 0) / 8 FROM dedup_log",
+                [],
+                |row| row.get(0),
+            )
+            .expect("count the dedup log's keys")
+    });
+}

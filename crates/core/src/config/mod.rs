@@ -19,6 +19,7 @@ use dimensions::RawDimension;
 use funnels::RawFunnel;
 use incidents::RawIncidents;
 use ingest::RawIngest;
+use retention::RawRetention;
 use shop::RawShop;
 
 mod detection;
@@ -26,6 +27,7 @@ mod dimensions;
 mod funnels;
 mod incidents;
 mod ingest;
+mod retention;
 mod shop;
 #[cfg(test)]
 mod tests;
@@ -39,6 +41,7 @@ pub use funnels::{FUNNELS_MAX, Funnel, STAGES_MAX, Stage, Trigger};
 pub use incidents::SilenceWindow;
 pub use incidents::{ESCALATION_LEVELS_MAX, LEVEL_TARGETS_MAX, SILENCES_MAX};
 pub use ingest::{DEDUP_KEYS_DEFAULT, DEDUP_KEYS_MAX, DEDUP_KEYS_MIN, Ingest};
+pub use retention::{MINUTE_COUNTS_MARGIN_MS, Retention, detector_history};
 pub use shop::Shop;
 
 /// Longest identifier (funnel, stage, dimension) in bytes.
@@ -55,6 +58,8 @@ pub struct Config {
     pub incidents: IncidentPolicy,
     /// Maintenance windows: incidents opened in one page nobody.
     pub silences: Vec<SilenceWindow>,
+    /// How long per-minute counts are kept, and how often maintenance runs.
+    pub retention: Retention,
 }
 
 /// One thing wrong with a config, and the 1-based line it is on (0 when unknown).
@@ -99,6 +104,7 @@ struct RawConfig {
     funnels: Vec<Spanned<RawFunnel>>,
     detection: Option<RawDetection>,
     incidents: Option<RawIncidents>,
+    retention: Option<RawRetention>,
 }
 
 impl Config {
@@ -192,6 +198,8 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         detection::validate_detection(raw.detection.unwrap_or_default(), &funnel_ids, problems);
     let (incidents, silences) =
         incidents::validate_incidents(raw.incidents.unwrap_or_default(), &funnels, problems);
+    let retention =
+        retention::validate_retention(raw.retention.unwrap_or_default(), &detection, problems);
     Config {
         shop,
         ingest,
@@ -200,6 +208,7 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         detection,
         incidents,
         silences,
+        retention,
     }
 }
 

@@ -8,10 +8,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use revloop_api::detector::{DetectorHealth, JudgingState};
+use revloop_core::alert::{AlertEvent, AlertEventKind, AlertKind, Severity};
 use revloop_core::incident::IncidentState;
 use revloop_core::time::Timestamp;
 use revloop_store::Role;
@@ -108,6 +109,14 @@ pub async fn prometheus(
                 *open_incidents.entry(key).or_default() += 1;
             }
         }
+        let (alert_events, _) = reader.detection.alerts();
+        // A store that does not answer leaves the scrape up, saying so, rather than failing
+        // it: the operator keeps every other metric while the database is down.
+        let outbox = reader
+            .store
+            .outbox_stats()
+            .inspect_err(|err| tracing::warn!(error = %err, "/metrics could not read the outbox"))
+            .ok();
         Ok(Gauges {
             incident_timer_lag_ms: reader.incidents.timer_lag(now).millis(),
             incident_step_failures: reader.incidents.step_failures(),
@@ -115,6 +124,8 @@ pub async fn prometheus(
             detector: reader.detection.status(),
             detector_stalled: reader.detection.health().state == DetectorHealth::Stalled,
             open_incidents,
+            open_alerts: open_alerts(&alert_events),
+            outbox,
         })
     })
     .await?;
@@ -131,6 +142,32 @@ struct Gauges {
     open_incidents: BTreeMap<(&'static str, &'static str), u64>,
     incident_timer_lag_ms: i64,
     incident_step_failures: u64,
+    /// The detector's open alerts by severity and kind, every pair present (0 when none).
+    open_alerts: BTreeMap<(&'static str, &'static str), u64>,
+    /// `None`: the store did not answer.
+    outbox: Option<revloop_store::OutboxStats>,
+}
+
+/// The open alerts among the detector's kept events (the last event of each alert is not a
+/// close, as `GET /api/v1/alerts?open=true` reads them), by severity and kind, with a 0 for
+/// every pair so that an alert rule sees the series before the first alert.
+fn open_alerts(events: &[AlertEvent]) -> BTreeMap<(&'static str, &'static str), u64> {
+    let mut last: HashMap<u64, &AlertEvent> = HashMap::new();
+    for event in events {
+        last.insert(event.alert_id, event);
+    }
+    let mut open = BTreeMap::new();
+    for severity in [Severity::P1, Severity::P2] {
+        for kind in [AlertKind::Conversion, AlertKind::Volume] {
+            open.insert((severity.as_str(), kind.as_str()), 0);
+        }
+    }
+    for event in last.values().filter(|e| e.event != AlertEventKind::Closed) {
+        *open
+            .entry((event.severity.as_str(), event.kind.as_str()))
+            .or_default() += 1;
+    }
+    open
 }
 
 impl Gauges {
@@ -160,6 +197,33 @@ impl Gauges {
             "revloop_incident_step_failures_total {}",
             self.incident_step_failures
         );
+        out.push_str(
+            "# HELP revloop_alerts_open The detector's open alerts, by severity and kind.\n",
+        );
+        out.push_str("# TYPE revloop_alerts_open gauge\n");
+        for ((severity, kind), n) in &self.open_alerts {
+            let _ = writeln!(
+                out,
+                "revloop_alerts_open{{severity=\"{severity}\",kind=\"{kind}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP revloop_store_up Whether the store answered this scrape's read (0: it failed; see the log).\n");
+        out.push_str("# TYPE revloop_store_up gauge\n");
+        let _ = writeln!(out, "revloop_store_up {}", u8::from(self.outbox.is_some()));
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
+        // Nothing marks an outbox row delivered yet (readers page through it by id), so the
+        // depth is every row stored and the age is the oldest row's: see docs/operations.md.
+        out.push_str("# HELP revloop_outbox_entries Outbox rows stored (none is marked delivered: every row counts).\n");
+        out.push_str("# TYPE revloop_outbox_entries gauge\n");
+        let _ = writeln!(out, "revloop_outbox_entries {}", outbox.entries);
+        out.push_str("# HELP revloop_outbox_oldest_entry_age_seconds Now minus when the oldest outbox row was queued (0: empty).\n");
+        out.push_str("# TYPE revloop_outbox_oldest_entry_age_seconds gauge\n");
+        let age_s = outbox
+            .oldest_at
+            .map_or(0.0, |at| now.since(at).millis().max(0) as f64 / 1000.0);
+        let _ = writeln!(out, "revloop_outbox_oldest_entry_age_seconds {age_s}");
     }
 }
 

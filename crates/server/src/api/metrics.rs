@@ -119,8 +119,20 @@ pub async fn funnel_metrics(
         "dimensions": dimensions_json(&state.config, &dimension_values),
         "stages": funnel.stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
         "windows": windows_json,
+        "resolution": resolution_json(&state.config, &range, now),
     }))
     .into_response())
+}
+
+/// What resolution the counts read have: minutes before `hourly_before` may have been rolled
+/// up to hourly by the maintenance (see `retention` in the config), each hour's counts then
+/// in the window holding its first minute. `hourly` says whether the range reaches back there.
+fn resolution_json(config: &Config, range: &MinuteRange, now: Timestamp) -> Value {
+    let hourly_before = config.retention.hourly_before(now);
+    json!({
+        "hourly_before": hourly_before.start().to_string(),
+        "hourly": range.from < hourly_before,
+    })
 }
 
 /// Reads `from`, `to`, `step` and dimension filters; anything else is refused.

@@ -313,6 +313,17 @@ pub struct FunnelMetrics {
     /// The stage ids in order.
     pub stages: Vec<String>,
     pub windows: Vec<MetricsWindow>,
+    pub resolution: Resolution,
+}
+
+/// Where counts may have been rolled up to hourly by the maintenance (`[retention]`).
+#[derive(ToSchema)]
+pub struct Resolution {
+    /// Counts of minutes before this may be hourly, each hour's in the window holding its
+    /// first minute.
+    pub hourly_before: String,
+    /// Whether the range reaches back there.
+    pub hourly: bool,
 }
 
 /// Whether the filtered values are counted as sent: `tracked`, `unseen` or `folded`.

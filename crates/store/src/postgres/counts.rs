@@ -1,6 +1,8 @@
 //! PostgreSQL reads of counts: per-minute counts under a filter, late counts, the per-segment
-//! series the detector reads, and the dimension values seen. It must never write: the counts
-//! are written by `ingest` alone.
+//! series the detector reads, and the dimension values seen. It writes counts only to roll old
+//! minutes up to hourly (`roll_up_counts`, see `crate::retention`); ingest writes the rest.
+//! The outbox's size for `/metrics` (`outbox_stats`) is read here too, beside the rollup, as
+//! both serve the maintenance and the operator.
 
 use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
@@ -10,8 +12,13 @@ use revloop_core::ingest::StageCount;
 use revloop_core::metrics::MinuteCount;
 use revloop_core::time::Minute;
 
+use revloop_core::Timestamp;
+
 use super::{PostgresStore, read_snapshot};
 use crate::plan::{Combinations, SegmentRows, SingleSegments, filter_keys};
+use crate::retention::{
+    MINUTES_PER_HOUR, OutboxStats, ROLLUP_SEGMENTS_PER_STEP, Rollup, hour_floor, rollup_steps,
+};
 use crate::{CountsQuery, LateCount, SegmentMinuteCount, StoreError};
 
 impl PostgresStore {
@@ -171,6 +178,98 @@ impl PostgresStore {
                 }
             }
             Ok(out)
+        })
+    }
+}
+
+impl PostgresStore {
+    /// See [`crate::Store::roll_up_counts`]. Each step moves a day of a batch of segments in
+    /// one statement: the minute rows are deleted and their sums added into their hours' first
+    /// minutes. Two nodes rolling up at once cannot double a count: a row deleted by one is
+    /// gone for the other, whose statement then moves nothing.
+    pub(super) fn roll_up_counts(&self, before: Minute) -> Result<Rollup, StoreError> {
+        let end = hour_floor(before);
+        let (mut start, keys) = self.with_client(|client| {
+            let start: i64 = client
+                .query_one("SELECT hourly_before FROM count_rollup WHERE id = 1", &[])?
+                .try_get(0)?;
+            let mut keys: Vec<i64> = vec![0];
+            for row in client.query("SELECT key FROM segments ORDER BY key", &[])? {
+                keys.push(row.try_get(0)?);
+            }
+            Ok((start, keys))
+        })?;
+        let mut rollup = Rollup {
+            rows_deleted: 0,
+            hourly_before: (start > 0).then(|| Minute::new(start)),
+        };
+        if start >= end {
+            return Ok(rollup);
+        }
+        if start == 0 {
+            let oldest: Option<i64> = self.with_client(|client| {
+                Ok(client
+                    .query_one(
+                        "SELECT min(minute) FROM stage_counts WHERE minute >= 0",
+                        &[],
+                    )?
+                    .try_get(0)?)
+            })?;
+            start = oldest.map_or(end, |m| m.div_euclid(MINUTES_PER_HOUR) * MINUTES_PER_HOUR);
+        }
+        for (from, to) in rollup_steps(start, end) {
+            for (funnel, _) in &self.layout.funnels {
+                for batch in keys.chunks(ROLLUP_SEGMENTS_PER_STEP) {
+                    let moved = self.with_client(|client| {
+                        let rows = client.query(
+                            "WITH moved AS (
+                                 DELETE FROM stage_counts
+                                 WHERE funnel = $1 AND segment = ANY($2)
+                                       AND minute >= $3 AND minute < $4 AND minute % 60 <> 0
+                                 RETURNING funnel, segment, minute - minute % 60 AS hour, stage,
+                                           n_events, revenue_minor, n_revenue_events
+                             ), added AS (
+                                 INSERT INTO stage_counts (funnel, segment, minute, stage,
+                                                           n_events, revenue_minor, n_revenue_events)
+                                 SELECT funnel, segment, hour, stage,
+                                        GREATEST(LEAST(sum(n_events), 9223372036854775807), -9223372036854775808)::bigint,
+                                        GREATEST(LEAST(sum(revenue_minor), 9223372036854775807), -9223372036854775808)::bigint,
+                                        GREATEST(LEAST(sum(n_revenue_events), 9223372036854775807), -9223372036854775808)::bigint
+                                 FROM moved GROUP BY funnel, segment, hour, stage
+                                 ON CONFLICT (funnel, segment, minute, stage) DO UPDATE SET
+                                     n_events = GREATEST(LEAST(stage_counts.n_events::numeric + EXCLUDED.n_events, 9223372036854775807), -9223372036854775808)::bigint,
+                                     revenue_minor = GREATEST(LEAST(stage_counts.revenue_minor::numeric + EXCLUDED.revenue_minor, 9223372036854775807), -9223372036854775808)::bigint,
+                                     n_revenue_events = GREATEST(LEAST(stage_counts.n_revenue_events::numeric + EXCLUDED.n_revenue_events, 9223372036854775807), -9223372036854775808)::bigint
+                             )
+                             SELECT count(*) FROM moved",
+                            &[funnel, &batch, &from, &to],
+                        )?;
+                        Ok(rows[0].try_get::<_, i64>(0)?)
+                    })?;
+                    rollup.rows_deleted += moved.max(0) as u64;
+                }
+            }
+        }
+        self.with_client(|client| {
+            client.execute(
+                "UPDATE count_rollup SET hourly_before = GREATEST(hourly_before, $1) WHERE id = 1",
+                &[&end],
+            )?;
+            Ok(())
+        })?;
+        rollup.hourly_before = Some(Minute::new(end));
+        Ok(rollup)
+    }
+
+    pub(super) fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.with_client(|client| {
+            let row = client.query_one("SELECT count(*), min(at_ms) FROM incident_outbox", &[])?;
+            let entries: i64 = row.try_get(0)?;
+            let oldest: Option<i64> = row.try_get(1)?;
+            Ok(OutboxStats {
+                entries: entries.max(0) as u64,
+                oldest_at: oldest.map(Timestamp::from_millis),
+            })
         })
     }
 }

@@ -36,6 +36,7 @@ mod counts;
 mod incidents;
 mod ingest;
 mod problems;
+mod retention;
 mod tokens;
 
 /// Reader connections open at most, busy or idle. WAL readers never block each other or the

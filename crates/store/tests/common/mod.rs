@@ -10,8 +10,10 @@
 
 mod count_bodies;
 mod problems;
+mod retention;
 pub use count_bodies::*;
 pub use problems::*;
+pub use retention::*;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Barrier;
@@ -55,6 +57,8 @@ macro_rules! store_checks {
             ignored_names_count_only_new,
             ignored_names_are_bounded,
             count_body_outlives_a_clock_step_back,
+            rollup_keeps_hourly_totals,
+            outbox_stats,
         );
     };
     ($($name:ident),+ $(,)?) => {
