@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use revloop_core::Config;
 use revloop_core::alert::AlertEvent;
 use revloop_core::incident::{
-    Action, ActionError, AddedSilence, Effect, EngineMeta, Incident, IncidentEngine,
+    Action, ActionError, AddedSilence, Effect, EngineMeta, GuardEvent, Incident, IncidentEngine,
     IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, TimelineEntry,
 };
 use revloop_core::pipeline::feed_tick;
@@ -126,6 +126,13 @@ impl Incidents {
         })?;
         self.lock().pending.clear();
         Ok(())
+    }
+
+    /// Takes the dead man's switch's events (see [`crate::watchdog`]) as one step, committed
+    /// like any other: an event that changes nothing commits nothing, so a guard incident
+    /// opens and pages once across checks, restarts and nodes.
+    pub fn feed_guard(&self, events: &[GuardEvent], now: Timestamp) -> Result<(), StoreError> {
+        self.step(now, |live| live.engine.handle_guard(now, events))
     }
 
     /// Fires the timers due at `now`.

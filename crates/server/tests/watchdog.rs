@@ -1,0 +1,188 @@
+//! The dead man's switch through the real server: with one funnel's reads failing (an
+//! injected store fault) and the manual clock past `detection.cannot_judge_after`, exactly one
+//! guard incident opens with its reason, pages once, escalates and is acknowledged like any
+//! other, and resolves by itself once the store heals; later checks page nothing more.
+
+mod common;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use common::*;
+use revloop_api as wire;
+use revloop_core::Config;
+use revloop_store::faults::{Call, Failure, Fault, FaultyStore};
+use revloop_store::{SqliteStore, Store};
+
+const INJECTED: &str = "injected read failure";
+
+fn guard_incidents(server: &TestServer) -> Vec<Value> {
+    let reply = server.get("/api/v1/incidents?state=all&limit=200", &server.viewer);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "guard")
+        .cloned()
+        .collect()
+}
+
+/// Every page in the outbox, as (incident, level, reason).
+fn pages(server: &TestServer) -> Vec<(u64, String, String)> {
+    let reply = server.get("/api/v1/outbox?limit=1000", &server.viewer);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "notify")
+        .map(|e| {
+            (
+                e["incident"].as_u64().unwrap(),
+                e["level"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `done` holds for the pages: at most 40 s, as the watchdog confirms blindness
+/// over `CONFIRM_BLIND_MS` of real time first.
+fn wait_for_pages(
+    server: &TestServer,
+    done: impl Fn(&[(u64, String, String)]) -> bool,
+) -> Vec<(u64, String, String)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let pages = pages(server);
+        if done(&pages) {
+            return pages;
+        }
+        assert!(std::time::Instant::now() < deadline, "pages: {pages:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Lets the watchdog look a few more times (it looks every `CHECK_EVERY_MS`).
+fn let_the_watchdog_look_again() {
+    let every = revloop_server::watchdog::CHECK_EVERY_MS;
+    std::thread::sleep(std::time::Duration::from_millis(2 * every + 500));
+}
+
+#[test]
+fn the_dead_mans_switch_opens_an_incident_pages_once_and_resolves() {
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let limit = config.detection.cannot_judge_after.millis();
+    assert_eq!(limit, 10 * MINUTE, "the default");
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("test.db"), &config).unwrap());
+    let faulty = FaultyStore::new(inner);
+    let server = TestServer::start_with(config, faulty.clone(), dir);
+
+    // Live and judging: the minute before T0 is judged at T0 + 1 minute (settle).
+    server.set_clock(T0 + MINUTE);
+    server.wait_until_judged(T0);
+    faulty.inject(
+        Fault::new(Call::SegmentMinuteCounts, Failure::Io(INJECTED.into())).funnel("checkout"),
+    );
+    // Within the limit nothing opens, however often the watchdog looks.
+    server.set_clock(T0 + MINUTE + limit - MINUTE);
+    let_the_watchdog_look_again();
+    assert!(guard_incidents(&server).is_empty());
+    assert!(
+        faulty.failures(Call::SegmentMinuteCounts) > 0,
+        "the fault bit"
+    );
+
+    // Past it: one guard incident, P1, with its reason, and one page.
+    let opened_at = T0 + MINUTE + limit + MINUTE;
+    server.set_clock(opened_at);
+    let pages_now = wait_for_pages(&server, |pages| !pages.is_empty());
+    let incidents = guard_incidents(&server);
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let id = incidents[0]["id"].as_u64().unwrap();
+    let reply = server.get(&format!("/api/v1/incidents/{id}"), &server.viewer);
+    let incident: wire::incidents::Incident = serde_json::from_value(reply.body.clone()).unwrap();
+    let summary = &incident.summary;
+    assert_eq!(
+        (
+            &summary.kind,
+            summary.severity,
+            summary.funnel.as_str(),
+            summary.stage.as_str()
+        ),
+        (
+            &wire::incidents::IncidentKind::Guard,
+            wire::incidents::Severity::P1,
+            "checkout",
+            "*"
+        )
+    );
+    // The detector wired today stops every funnel at a failing read, and shows the minute
+    // it is stuck at; one that reports each funnel's error shows the error itself.
+    let reason = summary
+        .reason
+        .clone()
+        .expect("a guard incident has a reason");
+    assert!(
+        reason.contains(INJECTED) || reason == "no minute judged after 2026-11-27T10:00:00Z",
+        "{reason}"
+    );
+    assert_eq!(
+        pages_now,
+        [(
+            id,
+            "L1".to_owned(),
+            format!("P1 revloop cannot judge checkout: {reason}")
+        )]
+    );
+    assert_eq!(incident.criteria.len(), 1);
+    assert_eq!(incident.criteria[0].name, "judging");
+    assert!(!incident.criteria[0].holds);
+
+    // Later checks while it is still blind: nothing more.
+    let_the_watchdog_look_again();
+    assert_eq!(pages(&server).len(), 1);
+    assert_eq!(guard_incidents(&server).len(), 1);
+
+    // Escalation as for any P1: L2 after L1's 15 minutes; an ack stops it.
+    let l2_due = opened_at + 15 * MINUTE;
+    server.set_clock(l2_due);
+    let escalated = wait_for_pages(&server, |pages| pages.len() == 2);
+    assert_eq!(escalated[1].0, id);
+    assert_eq!(escalated[1].1, "L2");
+    let ack = server.post_json(
+        &format!("/api/v1/incidents/{id}/acknowledge"),
+        &server.responder,
+        &json!({"reason": "looking at the database"}),
+    );
+    assert_eq!(ack.status, 200, "{}", ack.body);
+    server.set_clock(l2_due + 40 * MINUTE);
+    let_the_watchdog_look_again();
+    assert_eq!(pages(&server).len(), 2, "nothing pages after the ack");
+
+    // Healed: judging resumes and the incident resolves by itself.
+    faulty.heal();
+    let resolved = server.wait_for(&format!("/api/v1/incidents/{id}"), |body| {
+        body["state"] == "resolved"
+    });
+    let timeline: Vec<&str> = resolved["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        timeline.contains(&"revloop judges checkout again"),
+        "{timeline:?}"
+    );
+    assert_eq!(resolved["criteria"][0]["holds"], true);
+
+    // And stays so: no other guard incident, no other page.
+    let_the_watchdog_look_again();
+    assert_eq!(guard_incidents(&server).len(), 1);
+    assert_eq!(pages(&server).len(), 2);
+}
