@@ -1,7 +1,8 @@
 //! The dead man's switch through the real server: with one funnel's reads failing (an
 //! injected store fault) and the manual clock past `detection.cannot_judge_after`, exactly one
 //! guard incident opens with its reason, pages once, escalates and is acknowledged like any
-//! other, and resolves by itself once the store heals; later checks page nothing more.
+//! other, and resolves by itself once the store heals; later checks page nothing more. And two
+//! nodes sharing a database (SQLite, PostgreSQL) page once between them.
 
 mod common;
 
@@ -11,9 +12,12 @@ use serde_json::{Value, json};
 
 use common::*;
 use revloop_api as wire;
-use revloop_core::Config;
+use revloop_core::incident::{GuardEvent, GuardStatus};
+use revloop_core::time::DurationMs;
+use revloop_core::{Config, Timestamp};
+use revloop_server::incidents::Incidents;
 use revloop_store::faults::{Call, Failure, Fault, FaultyStore};
-use revloop_store::{SqliteStore, Store};
+use revloop_store::{PostgresStore, SqliteStore, Store};
 
 const INJECTED: &str = "injected read failure";
 
@@ -185,4 +189,85 @@ fn the_dead_mans_switch_opens_an_incident_pages_once_and_resolves() {
     let_the_watchdog_look_again();
     assert_eq!(guard_incidents(&server).len(), 1);
     assert_eq!(pages(&server).len(), 2);
+}
+
+/// Two nodes sharing a database, each with its own watchdog, both see checkout blind and then
+/// judging again, over and over: one guard incident between them, one page, one resolution.
+fn two_nodes_page_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    let config = Arc::new(Config::parse(Config::example_toml()).unwrap());
+    let nodes = [
+        Incidents::new(config.clone(), first.clone()),
+        Incidents::new(config, second),
+    ];
+    let at =
+        |seconds: i64| Timestamp::from_millis(T0).saturating_add(DurationMs::from_secs(seconds));
+    let event = |status: GuardStatus| {
+        vec![GuardEvent {
+            funnel: Some("checkout".into()),
+            status,
+        }]
+    };
+    let blind = event(GuardStatus::Blind {
+        since: at(0),
+        reason: "its reads fail: database is locked".into(),
+    });
+    for look in 0..5 {
+        for node in &nodes {
+            node.feed_guard(&blind, at(look * 2)).unwrap();
+        }
+    }
+    for look in 5..8 {
+        for node in &nodes {
+            node.feed_guard(&event(GuardStatus::Judging), at(look * 2))
+                .unwrap();
+        }
+    }
+    let pages: Vec<(i64, String)> = first
+        .outbox(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.incident, row.body))
+        .collect();
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    assert!(
+        pages[0].1.contains("P1 revloop cannot judge checkout"),
+        "{pages:?}"
+    );
+    for node in &nodes {
+        let guards: Vec<(u64, bool)> = node
+            .with_engine(|engine| {
+                engine
+                    .incidents()
+                    .filter(|i| i.is_guard())
+                    .map(|i| (i.id, i.is_open()))
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(guards, [(1, false)]);
+    }
+}
+
+#[test]
+fn two_nodes_on_sqlite_page_once() {
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    let open = || -> Arc<dyn Store> { Arc::new(SqliteStore::open(&path, &config).unwrap()) };
+    two_nodes_page_once(open(), open());
+}
+
+#[test]
+fn two_nodes_on_postgresql_page_once() {
+    let Ok(url) = std::env::var("REVLOOP_TEST_DATABASE_URL") else {
+        eprintln!("skipped: REVLOOP_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let schema = format!("revloop_watchdog_test_two_nodes_{}", std::process::id());
+    let open = || -> Arc<dyn Store> {
+        Arc::new(PostgresStore::open_in_schema(&url, &schema, &config).unwrap())
+    };
+    let (first, second) = (open(), open());
+    two_nodes_page_once(first, second);
+    PostgresStore::drop_schema(&url, &schema).unwrap();
 }
