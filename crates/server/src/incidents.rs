@@ -128,7 +128,7 @@ impl Incidents {
         Ok(())
     }
 
-    /// Takes the dead man's switch's events (see [`crate::watchdog`]) as one step, committed
+    /// Takes the dead man's switch's events (from the `watchdog` module) as one step, committed
     /// like any other: an event that changes nothing commits nothing, so a guard incident
     /// opens and pages once across checks, restarts and nodes.
     pub fn feed_guard(&self, events: &[GuardEvent], now: Timestamp) -> Result<(), StoreError> {
