@@ -189,6 +189,44 @@ fn the_dead_mans_switch_opens_an_incident_pages_once_and_resolves() {
     let_the_watchdog_look_again();
     assert_eq!(guard_incidents(&server).len(), 1);
     assert_eq!(pages(&server).len(), 2);
+    // The server waits on its way out until nobody holds the store.
+    drop(faulty);
+}
+
+/// A writer thread that died (here: a commit that panics) blinds every funnel: past the limit,
+/// one guard incident for `*`, paged once, while the funnel itself is still judged.
+#[test]
+fn a_dead_writer_opens_one_guard_incident_for_every_funnel() {
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let limit = config.detection.cannot_judge_after.millis();
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("test.db"), &config).unwrap());
+    let faulty = FaultyStore::new(inner);
+    let server = TestServer::start_with(config, faulty.clone(), dir);
+    faulty.inject(Fault::new(Call::CommitIngest, Failure::Panic));
+    let reply = server.ingest("/v1/track", &track("Product Viewed", "m1", T0));
+    assert_ne!(reply.status, 200, "{}", reply.body);
+    server.set_clock(T0 + limit + MINUTE);
+    let paged = wait_for_pages(&server, |pages| !pages.is_empty());
+    let incidents = guard_incidents(&server);
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["funnel"], "*");
+    assert_eq!(
+        incidents[0]["reason"],
+        "the group-commit writer has stopped"
+    );
+    assert_eq!(
+        paged,
+        [(
+            incidents[0]["id"].as_u64().unwrap(),
+            "L1".to_owned(),
+            "P1 revloop cannot judge any funnel: the group-commit writer has stopped".to_owned()
+        )]
+    );
+    let_the_watchdog_look_again();
+    assert_eq!(pages(&server).len(), 1);
+    drop(faulty);
 }
 
 /// Two nodes sharing a database, each with its own watchdog, both see checkout blind and then
