@@ -415,6 +415,9 @@ fn print_incident(incident: &Incident) {
         summary.stage,
         segment_words(summary.segment.as_ref()),
     );
+    if let Some(reason) = &summary.reason {
+        println!("  revloop cannot judge: {reason}");
+    }
     println!(
         "  onset {}, opened {}",
         when(&summary.onset),

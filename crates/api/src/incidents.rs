@@ -61,6 +61,9 @@ names! {
         Conversion = "conversion",
         /// A stage's events vanished or surged.
         Volume = "volume",
+        /// revloop itself cannot judge the funnel (the dead man's switch); its `reason` says
+        /// why. Its stage is `*`, and its funnel `*` when every funnel is blind.
+        Guard = "guard",
     }
 }
 
@@ -150,6 +153,10 @@ pub struct IncidentSummary {
     pub trend: Trend,
     /// Open, and every resolution criterion holds.
     pub resolvable: bool,
+    /// Why revloop cannot judge, for a `guard` incident (as last seen); absent for the
+    /// other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

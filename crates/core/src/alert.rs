@@ -28,6 +28,10 @@ pub enum AlertKind {
     Conversion,
     /// A stage's events vanished or surged: a tracking or traffic problem, not lost shoppers.
     Volume,
+    /// revloop itself cannot judge a funnel (the dead man's switch): never said by the
+    /// detector, only by the watch over it (`incident::Watch`), so that a blind guard is an
+    /// incident like a drop-off and not a silence.
+    Guard,
 }
 
 impl AlertKind {
@@ -35,6 +39,7 @@ impl AlertKind {
         match self {
             AlertKind::Conversion => "conversion",
             AlertKind::Volume => "volume",
+            AlertKind::Guard => "guard",
         }
     }
 }

@@ -323,7 +323,7 @@ pub struct FunnelJudging {
     pub funnel: String,
     /// Its warm-up has finished and its last read succeeded.
     pub live: bool,
-    /// The first minute not yet judged; `None` before any.
+    /// The first minute not yet judged; `None` until the funnel first went live.
     pub judged_until: Option<Minute>,
     /// When the failed reads in a row began; `None` unless failing.
     pub failing_since: Option<Timestamp>,
@@ -531,14 +531,15 @@ impl Detection {
 
     /// Whether each funnel is being judged, in the config's order: what the dead man's switch
     /// reads. A funnel is `live` once its warm-up finished and while its reads succeed; a
-    /// stalled loop shows as a `judged_until` falling behind `now`, which this does not judge.
-    pub fn judging(&self, now: Timestamp) -> Vec<FunnelJudging> {
-        let _ = now;
+    /// stalled loop shows as a `judged_until` falling behind the clock, which this does not
+    /// judge. A funnel still in its first warm-up has no `judged_until`: the minutes it judged
+    /// are history, not a sign of being blind.
+    pub fn judging(&self) -> Vec<FunnelJudging> {
         self.status()
             .into_iter()
             .map(|status| FunnelJudging {
                 live: status.state() == JudgingState::Live,
-                judged_until: status.judged_until,
+                judged_until: status.live_since.and(status.judged_until),
                 failing_since: status.failure.map(|failure| failure.since),
                 error: status
                     .failure

@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 use revloop_core::Config;
 use revloop_core::alert::AlertEvent;
 use revloop_core::incident::{
-    Action, ActionError, AddedSilence, Effect, EngineMeta, Incident, IncidentEngine,
+    Action, ActionError, AddedSilence, Effect, EngineMeta, GuardEvent, Incident, IncidentEngine,
     IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, TimelineEntry,
 };
 use revloop_core::pipeline::feed_tick;
@@ -98,6 +98,9 @@ pub struct Liveness {
     pub last_step_at: Option<Timestamp>,
     /// The time the timers were last run (whether any was due or not).
     pub timers_ran_at: Option<Timestamp>,
+    /// Real time (not the server's clock, which a test or a suspended laptop may jump) since
+    /// the timers last ran, or since the service started if they never did.
+    pub timers_idle: std::time::Duration,
 }
 
 /// What the service thread and the handles share. The lock guards only the swap of an `Arc`:
@@ -107,7 +110,18 @@ struct Shared {
     alive: AtomicBool,
     last_step_ms: AtomicI64,
     timers_ran_ms: AtomicI64,
+    /// Real milliseconds from `started` to the last run of the timers.
+    timers_ran_real_ms: AtomicU64,
+    started: std::time::Instant,
     step_failures: AtomicU64,
+}
+
+impl Shared {
+    fn timers_ran(&self, now: Timestamp) {
+        self.timers_ran_ms.store(now.millis(), Ordering::Relaxed);
+        let real_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.timers_ran_real_ms.store(real_ms, Ordering::Relaxed);
+    }
 }
 
 /// A flag that goes false when it is dropped: at the end of the thread that owns it, whether
@@ -159,6 +173,8 @@ impl Incidents {
             alive: AtomicBool::new(true),
             last_step_ms: AtomicI64::new(NEVER_MS),
             timers_ran_ms: AtomicI64::new(NEVER_MS),
+            timers_ran_real_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             step_failures: AtomicU64::new(0),
         });
         let mut service = Service {
@@ -236,6 +252,16 @@ impl Incidents {
     /// Fires the timers due at `now`. Blocking.
     pub fn tick(&self, now: Timestamp) -> Result<(), StoreError> {
         wait_blocking(self.send_blocking(move |service| service.tick(now))?)
+    }
+
+    /// Takes the dead man's switch's events (from the `watchdog` module) as one step, committed
+    /// like any other: an event that changes nothing commits nothing, so a guard incident
+    /// opens and pages once across checks, restarts and nodes.
+    pub fn feed_guard(&self, events: &[GuardEvent], now: Timestamp) -> Result<(), StoreError> {
+        let events = events.to_vec();
+        wait_blocking(self.send_blocking(move |service| {
+            service.step(now, |live| live.engine.handle_guard(now, &events))
+        })?)
     }
 
     /// A responder's action; the incident as it is after it. Blocking.
@@ -363,6 +389,11 @@ impl Incidents {
             alive: self.shared.alive.load(Ordering::SeqCst),
             last_step_at: at(&self.shared.last_step_ms),
             timers_ran_at: at(&self.shared.timers_ran_ms),
+            timers_idle: self.shared.started.elapsed().saturating_sub(
+                std::time::Duration::from_millis(
+                    self.shared.timers_ran_real_ms.load(Ordering::Relaxed),
+                ),
+            ),
         }
     }
 
@@ -562,9 +593,7 @@ impl Service {
 
     fn tick(&mut self, now: Timestamp) -> Result<(), StoreError> {
         self.step(now, |live| live.engine.handle_timeout(now))?;
-        self.shared
-            .timers_ran_ms
-            .store(now.millis(), Ordering::Relaxed);
+        self.shared.timers_ran(now);
         Ok(())
     }
 
@@ -579,9 +608,7 @@ impl Service {
         {
             return self.tick(now);
         }
-        self.shared
-            .timers_ran_ms
-            .store(now.millis(), Ordering::Relaxed);
+        self.shared.timers_ran(now);
         self.shared
             .last_step_ms
             .store(now.millis(), Ordering::Relaxed);

@@ -13,7 +13,8 @@
 //!   (the live detector, which hands its alerts to a callback rather than to the incidents)
 //!   and, below the ingest path, [`writer`] (group commit). [`event_time`] drives the detector
 //!   and the core's incident engine together in event time, for `replay` and `demo`.
-//!   [`suspects`] ranks the stored changes that may explain an incident.
+//!   [`suspects`] ranks the stored changes that may explain an incident. [`watchdog`] (the
+//!   dead man's switch) watches the others and feeds the incidents what it sees.
 //! - [`ingest`]: from request bodies to committed items, shared with `replay`; it uses the
 //!   wire parser [`segment`] and the [`writer`].
 //! - [`http`]: plumbing every handler shares (auth, bodies, errors, query parameters); it
@@ -41,6 +42,7 @@ pub mod routes;
 pub mod segment;
 pub mod suspects;
 pub mod telemetry;
+pub mod watchdog;
 pub mod writer;
 
 /// Where the server reads the time. The core never does; the server asks this once per
@@ -135,15 +137,28 @@ impl App {
             self.state.clock.clone(),
             self.state.telemetry.maintenance.clone(),
         ));
+        let watch = revloop_core::incident::Watch {
+            cannot_judge_after: self.state.config.detection.cannot_judge_after,
+            settle: self.state.config.detection.settle,
+            started_at: self.state.clock.now(),
+        };
+        let watchdog = Arc::new(watchdog::Watchdog::new(
+            watch,
+            Box::new(guard_inputs(&self.state)),
+            self.state.incidents.clone(),
+        ));
+        let watchdog = tokio::spawn(watchdog::run(watchdog, self.state.clock.clone()));
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
         detector.abort();
         incident_timers.abort();
         maintenance.abort();
+        watchdog.abort();
         let _ = detector.await;
         let _ = incident_timers.await;
         let _ = maintenance.await;
+        let _ = watchdog.await;
         // Let the state go on the blocking pool: it ends the writer thread, and the drop may
         // close database connections, which blocks. This need not be the last reference to the
         // store (an HTTP connection task can still hold the router for a moment after
@@ -153,5 +168,38 @@ impl App {
         let state = self.state;
         let _ = tokio::task::spawn_blocking(move || drop(state)).await;
         served
+    }
+}
+
+/// What the watchdog observes, from what the services expose. The detector judges every
+/// funnel together, so each funnel is judged until the detector's next minute, and a failing
+/// read shows as that minute falling behind (its error is in the log).
+fn guard_inputs(state: &api::AppState) -> impl watchdog::GuardInputs {
+    use revloop_core::incident::{FunnelObservation, Observations};
+    let detection = state.detection.clone();
+    let incidents = state.incidents.clone();
+    let ingestor = state.ingestor.clone();
+    let telemetry = state.telemetry.clone();
+    let writer = watchdog::WriterProgress::default();
+    move |now: Timestamp| Observations {
+        funnels: detection
+            .judging()
+            .into_iter()
+            .map(|judging| FunnelObservation {
+                funnel: judging.funnel,
+                judged_until: judging.judged_until.map(|minute| minute.start()),
+                failing_since: judging.failing_since,
+                error: judging.error,
+            })
+            .collect(),
+        writer: writer.observe(
+            now,
+            ingestor.committer().is_alive(),
+            telemetry.last_commit_unix_ms(),
+            telemetry
+                .queue_depth
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        timers_due_since: incidents.wake_at().filter(|wake| *wake <= now),
     }
 }

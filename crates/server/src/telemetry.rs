@@ -92,6 +92,11 @@ impl Telemetry {
             .fetch_add(n_items as u64, Ordering::Relaxed);
     }
 
+    /// Wall-clock time of the last successful group commit, in Unix milliseconds; 0 before.
+    pub fn last_commit_unix_ms(&self) -> u64 {
+        self.last_commit_unix_ms.load(Ordering::Relaxed)
+    }
+
     /// The SQLite dedup index's gauges and its early evictions, appended to [`Telemetry::render`]'s
     /// text. PostgreSQL keeps its keys in tables and has none of these.
     pub fn render_dedup(stats: &revloop_store::DedupStats, out: &mut String) {

@@ -89,13 +89,21 @@ pub struct StoredIncidentV1 {
     /// `(at, sigma)`, oldest first.
     pub measurements: Vec<(i64, f64)>,
     pub prompted: bool,
+    /// A guard incident's reason (kind `guard`); absent for every other kind, and in bodies
+    /// written before the dead man's switch, which read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_reason: Option<String>,
 }
 
+/// A build that does not know a kind cannot read the body (nodes sharing a database run
+/// builds that know the same kinds, as for timeline kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoredAlertKind {
     Conversion,
     Volume,
+    /// The dead man's switch: revloop could not judge.
+    Guard,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +182,7 @@ impl StoredIncidentV1 {
             kind: match incident.kind {
                 AlertKind::Conversion => StoredAlertKind::Conversion,
                 AlertKind::Volume => StoredAlertKind::Volume,
+                AlertKind::Guard => StoredAlertKind::Guard,
             },
             segment: incident.segment.clone(),
             scope: incident.scope.clone(),
@@ -240,6 +249,7 @@ impl StoredIncidentV1 {
                 .map(|(at, sigma)| (at.millis(), *sigma))
                 .collect(),
             prompted: incident.prompted,
+            guard_reason: incident.guard_reason.clone(),
         }
     }
 
@@ -260,6 +270,7 @@ impl StoredIncidentV1 {
         let kind = match self.kind {
             StoredAlertKind::Conversion => AlertKind::Conversion,
             StoredAlertKind::Volume => AlertKind::Volume,
+            StoredAlertKind::Guard => AlertKind::Guard,
         };
         let escalation = Escalation {
             next_level: self.escalation.next_level,
@@ -325,6 +336,7 @@ impl StoredIncidentV1 {
             silenced: self.silenced,
             measurements,
             prompted: self.prompted,
+            guard_reason: self.guard_reason,
             timeline: Vec::new(),
             unsaved: Unsaved::default(),
         }

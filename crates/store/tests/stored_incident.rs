@@ -225,3 +225,20 @@ fn a_meta_from_before_added_silences_loads() {
     assert!(engine.added_silences.is_empty());
     assert_eq!(engine.next_silence_id, 0);
 }
+
+/// A guard incident (the dead man's switch) stores its kind and reason, and reads back the
+/// same; the other kinds' bodies carry no reason at all, so they are what they were.
+#[test]
+fn a_guard_incident_keeps_its_kind_and_reason() {
+    let mut incident = decode_incident_body(1, BEFORE_V1).expect("the old body loads");
+    assert_eq!(incident.guard_reason, None);
+    let body = encode_incident_body(&incident).unwrap();
+    assert!(!body.contains("guard_reason"), "{body}");
+    incident.kind = AlertKind::Guard;
+    incident.guard_reason = Some("its reads fail: database is locked".into());
+    let body = encode_incident_body(&incident).unwrap();
+    let stored = json(&body);
+    assert_eq!(stored["kind"], "guard");
+    assert_eq!(stored["guard_reason"], "its reads fail: database is locked");
+    assert_eq!(decode_incident_body(1, &body).unwrap(), incident);
+}

@@ -31,6 +31,9 @@ pub struct Detection {
     pub close_after: DurationMs,
     /// Whether single-dimension segments are watched as well as every funnel as a whole.
     pub segments: bool,
+    /// The dead man's switch: revloop unable to judge a funnel (or, for a stalled writer or
+    /// stalled incident timers, any funnel) for longer than this opens a guard incident.
+    pub cannot_judge_after: DurationMs,
     /// Known unusual periods (a sale day) kept out of the baselines.
     pub masks: Vec<Mask>,
 }
@@ -61,6 +64,7 @@ pub(super) struct RawDetection {
     min_shoppers: Option<Spanned<i64>>,
     close_after: Option<Spanned<String>>,
     segments: Option<bool>,
+    cannot_judge_after: Option<Spanned<String>>,
     #[serde(default)]
     masks: Vec<RawMask>,
 }
@@ -95,6 +99,26 @@ pub(super) fn validate_detection(
         && settle.millis() > 60 * MS_PER_MINUTE
     {
         problems.at(offset, "detection.settle must be at most 60m");
+    }
+    let cannot_judge_offset = raw.cannot_judge_after.as_ref().map(|w| w.span().start);
+    let cannot_judge_after = duration_field(
+        raw.cannot_judge_after,
+        "10m",
+        "detection.cannot_judge_after",
+        problems,
+    );
+    // A healthy funnel is judged once a minute, `settle` after the minute ends: a limit
+    // within that would page on every healthy minute.
+    if let Some(offset) = cannot_judge_offset
+        && cannot_judge_after.millis() < settle.millis() + 2 * MS_PER_MINUTE
+    {
+        problems.at(
+            offset,
+            format!(
+                "detection.cannot_judge_after must be at least detection.settle + 2m ({})",
+                DurationMs::from_millis(settle.millis() + 2 * MS_PER_MINUTE)
+            ),
+        );
     }
     let mut masks = Vec::new();
     if raw.masks.len() > MASKS_MAX {
@@ -155,6 +179,7 @@ pub(super) fn validate_detection(
         ) as u32,
         close_after: duration_field(raw.close_after, "15m", "detection.close_after", problems),
         segments: raw.segments.unwrap_or(true),
+        cannot_judge_after,
         masks,
     }
 }

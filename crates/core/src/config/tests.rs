@@ -264,3 +264,30 @@ id = \"ordered\"
     let two_funnels = format!("{TWO_STAGES}{}", TWO_STAGES.replace("\"f\"", "\"g\""));
     check(&two_funnels, &[]);
 }
+
+#[test]
+fn cannot_judge_after_defaults_to_ten_minutes_and_must_exceed_a_healthy_minute() {
+    let config = Config::parse(TWO_STAGES).unwrap();
+    assert_eq!(
+        config.detection.cannot_judge_after,
+        DurationMs::from_minutes(10)
+    );
+    let with = |value: &str| format!("[detection]\ncannot_judge_after = \"{value}\"\n{TWO_STAGES}");
+    let config = Config::parse(&with("30m")).unwrap();
+    assert_eq!(
+        config.detection.cannot_judge_after,
+        DurationMs::from_minutes(30)
+    );
+    check(
+        &with("2m"),
+        &[(
+            2,
+            "cannot_judge_after must be at least detection.settle + 2m (3m)",
+        )],
+    );
+    check(&with("soon"), &[(2, "detection.cannot_judge_after:")]);
+    check(
+        &with("0s"),
+        &[(2, "detection.cannot_judge_after must be positive")],
+    );
+}

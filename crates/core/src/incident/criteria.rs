@@ -96,6 +96,22 @@ impl Incident {
     pub fn criteria(&self, policy: &IncidentPolicy, now: Timestamp) -> Vec<Criterion> {
         let all_closed = self.alerts.values().all(|open| !open);
         let open_alerts = self.alerts.values().filter(|open| **open).count();
+        if self.is_guard() {
+            // revloop's own blindness: there is no metric to recover, no quiet period to
+            // wait for and no root cause to ask before judging resumes; it resumed is all.
+            return vec![Criterion {
+                name: "judging",
+                holds: all_closed,
+                detail: if all_closed {
+                    "revloop judges again".into()
+                } else {
+                    format!(
+                        "revloop still cannot judge: {}",
+                        self.guard_reason.as_deref().unwrap_or("no reason recorded")
+                    )
+                },
+            }];
+        }
         match self.severity {
             IncidentSeverity::P1 => {
                 let quiet_since = now.since(self.last_alert_at).floor_to_minute();

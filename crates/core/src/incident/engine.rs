@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::action::{self, Action, ActionError, ActionRequest, TEXT_BYTES_MAX, check_text};
 use super::escalation::{Effect, check_slas, clock, escalate, raise, resolve};
+use super::guard::{GUARD_STAGE, GuardEvent, GuardStatus, guard_headline};
 use super::policy::IncidentPolicy;
 use super::record::{
     CHECKLIST, ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState,
@@ -33,6 +34,16 @@ pub struct EngineMeta {
     pub added_silences: Vec<AddedSilence>,
     #[serde(default)]
     pub next_silence_id: u64,
+}
+
+/// What an incident opens with, whatever opened it (an alert or the dead man's switch).
+struct Opening<'a> {
+    funnel: &'a str,
+    stage: &'a str,
+    kind: AlertKind,
+    segment: Option<(String, String)>,
+    severity: IncidentSeverity,
+    onset: Timestamp,
 }
 
 /// All incidents, and what is owed to the outside.
@@ -230,7 +241,9 @@ impl IncidentEngine {
         if repeated {
             return;
         }
-        let same_stage = |i: &&Incident| i.funnel == alert.funnel && i.stage == alert.stage;
+        // A guard incident is revloop's own blindness: no alert of a funnel joins it.
+        let same_stage =
+            |i: &&Incident| !i.is_guard() && i.funnel == alert.funnel && i.stage == alert.stage;
         // Related: the same funnel and stage, or the same segment of the funnel (a segment
         // failing at several stages is one incident).
         let open = self
@@ -240,7 +253,8 @@ impl IncidentEngine {
             .find(|i| same_stage(i))
             .or_else(|| {
                 self.incidents.values().filter(|i| i.is_open()).find(|i| {
-                    i.funnel == alert.funnel
+                    !i.is_guard()
+                        && i.funnel == alert.funnel
                         && alert.segment.is_some()
                         && i.segment == alert.segment
                 })
@@ -313,6 +327,125 @@ impl IncidentEngine {
                 }
             }
         }
+    }
+
+    /// Takes the dead man's switch's events (`Watch::judge`): a funnel (or every funnel)
+    /// blind opens its guard incident, P1, or reopens it within the flap hold; judging again
+    /// closes its cause, and then the resolution criteria resolve it. An event that changes
+    /// nothing is ignored, so the watch may say the same thing every few seconds and a guard
+    /// incident still pages once.
+    ///
+    /// It fires no other incident's timers and does not move the engine's clock: those are
+    /// the timer loop's, whose lag is one of the things watched. It evaluates the guard
+    /// incidents only, so that they page and escalate even while the timers are stalled.
+    pub fn handle_guard(&mut self, now: Timestamp, events: &[GuardEvent]) {
+        for event in events {
+            let funnel = event.incident_funnel();
+            let open = self
+                .incidents
+                .values()
+                .find(|i| i.is_open() && i.is_guard() && i.funnel == funnel)
+                .map(|i| i.id);
+            match (&event.status, open) {
+                (GuardStatus::Blind { reason, .. }, Some(id)) => {
+                    self.guard_still_blind(now, id, reason)
+                }
+                (GuardStatus::Blind { since, reason }, None) => {
+                    self.guard_opens(now, funnel, *since, reason)
+                }
+                (GuardStatus::Judging, Some(id)) => self.guard_judging(now, id),
+                (GuardStatus::Judging, None) => {}
+            }
+        }
+        self.evaluate_where(now, Incident::is_guard);
+    }
+
+    /// A funnel blind with no open guard incident: reopen the last one within the flap hold,
+    /// else open one.
+    fn guard_opens(&mut self, now: Timestamp, funnel: &str, since: Timestamp, reason: &str) {
+        let last_resolved = self
+            .incidents
+            .values()
+            .filter(|i| i.is_guard() && i.funnel == funnel)
+            .filter_map(|i| i.resolved_at.map(|at| (at, i.id)))
+            .max();
+        let headline = guard_headline(funnel, reason);
+        let id = match last_resolved {
+            Some((resolved_at, id)) if now.since(resolved_at) <= self.policy.flap_hold => {
+                let text = format!(
+                    "{headline}, again {} after resolution (within the {} flap hold)",
+                    now.since(resolved_at),
+                    self.policy.flap_hold
+                );
+                self.reopen(now, id, ENGINE_ACTOR, &text);
+                id
+            }
+            _ => {
+                let opening = Opening {
+                    funnel,
+                    stage: GUARD_STAGE,
+                    kind: AlertKind::Guard,
+                    segment: None,
+                    severity: IncidentSeverity::P1,
+                    onset: since,
+                };
+                self.open_incident(now, opening, format!("P1 {headline}"))
+            }
+        };
+        let incident = self.incidents.get_mut(&id).expect("opened");
+        incident.guard_reason = Some(reason.to_owned());
+        incident.alerts.insert(guard_cause_id(funnel, now), true);
+    }
+
+    /// Blind still: a new reason replaces the old one (without a timeline entry, so that a
+    /// changing error text cannot fill the timeline); blind again after judging had resumed
+    /// (not yet resolved: a prompt waits) opens a new cause.
+    fn guard_still_blind(&mut self, now: Timestamp, id: u64, reason: &str) {
+        let incident = self.incidents.get_mut(&id).expect("found");
+        if incident.guard_reason.as_deref() != Some(reason) {
+            incident.guard_reason = Some(reason.to_owned());
+            incident.unsaved = Unsaved(true);
+        }
+        if incident.alerts.values().any(|open| *open) {
+            return;
+        }
+        incident
+            .alerts
+            .insert(guard_cause_id(&incident.funnel, now), true);
+        incident.last_alert_at = now;
+        incident.prompted = false;
+        let headline = guard_headline(&incident.funnel, reason);
+        push(
+            incident,
+            now,
+            ENGINE_ACTOR,
+            TimelineKind::RelatedAlert,
+            format!("{headline} (again)"),
+        );
+    }
+
+    /// Judging resumed: the open cause closes.
+    fn guard_judging(&mut self, now: Timestamp, id: u64) {
+        let incident = self.incidents.get_mut(&id).expect("found");
+        if !incident.alerts.values().any(|open| *open) {
+            return;
+        }
+        for open in incident.alerts.values_mut() {
+            *open = false;
+        }
+        incident.last_alert_at = now;
+        let whom = if incident.funnel == super::guard::GUARD_EVERY_FUNNEL {
+            "every funnel".to_owned()
+        } else {
+            incident.funnel.clone()
+        };
+        push(
+            incident,
+            now,
+            ENGINE_ACTOR,
+            TimelineKind::AlertClosed,
+            format!("revloop judges {whom} again"),
+        );
     }
 
     /// A responder's action. On error nothing changes.
@@ -402,9 +535,10 @@ impl IncidentEngine {
             .filter(|i| i.is_open())
             .flat_map(|i| {
                 let policy = &self.policy;
-                let quiet = (i.severity == IncidentSeverity::P1)
+                // A guard incident resolves on an input (judging resumed), never by a wait.
+                let quiet = (i.severity == IncidentSeverity::P1 && !i.is_guard())
                     .then(|| i.last_alert_at.saturating_add(policy.p1_quiet_for));
-                let stable = (i.severity != IncidentSeverity::P1)
+                let stable = (i.severity != IncidentSeverity::P1 && !i.is_guard())
                     .then(|| i.severity_since.saturating_add(policy.p2_stable_for));
                 [
                     i.escalation.next_at,
@@ -421,21 +555,49 @@ impl IncidentEngine {
     }
 
     fn open(&mut self, now: Timestamp, alert: &AlertEvent) {
-        let id = self.next_id;
-        self.next_id += 1;
         let severity = IncidentSeverity::from(alert.severity);
-        let policy = self.policy.for_severity(severity);
-        let silenced = self.silence_at(now, &alert.funnel, &alert.stage).cloned();
-        let mut incident = Incident {
-            id,
-            funnel: alert.funnel.clone(),
-            stage: alert.stage.clone(),
+        let text = format!(
+            "{} {} alert on {} ({}): {}",
+            severity.as_str(),
+            alert.kind.as_str(),
+            alert.stage,
+            alert
+                .segment
+                .as_ref()
+                .map_or("every shopper".to_owned(), |(d, v)| format!("{d} = {v}")),
+            evidence(alert)
+        );
+        let opening = Opening {
+            funnel: &alert.funnel,
+            stage: &alert.stage,
             kind: alert.kind,
             segment: alert.segment.clone(),
+            severity,
+            onset: alert.onset,
+        };
+        let id = self.open_incident(now, opening, text);
+        let incident = self.incidents.get_mut(&id).expect("just opened");
+        incident.alerts.insert(alert.alert_id, true);
+    }
+
+    /// Opens an incident at `now` with `text` as its first timeline entry (held by a silence
+    /// in force), and returns its id.
+    fn open_incident(&mut self, now: Timestamp, opening: Opening<'_>, text: String) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let severity = opening.severity;
+        let policy = self.policy.for_severity(severity);
+        let silenced = self.silence_at(now, opening.funnel, opening.stage).cloned();
+        let mut incident = Incident {
+            id,
+            funnel: opening.funnel.to_owned(),
+            stage: opening.stage.to_owned(),
+            kind: opening.kind,
+            segment: opening.segment,
             scope: None,
             severity,
             state: IncidentState::Triggered,
-            onset: alert.onset,
+            onset: opening.onset,
             opened_at: now,
             acknowledged_at: None,
             mitigated_at: None,
@@ -457,26 +619,11 @@ impl IncidentEngine {
             silenced: silenced.is_some(),
             measurements: VecDeque::new(),
             prompted: false,
+            guard_reason: None,
             timeline: Vec::new(),
             unsaved: Unsaved(true),
         };
-        push(
-            &mut incident,
-            now,
-            ENGINE_ACTOR,
-            TimelineKind::Opened,
-            format!(
-                "{} {} alert on {} ({}): {}",
-                severity.as_str(),
-                alert.kind.as_str(),
-                alert.stage,
-                alert
-                    .segment
-                    .as_ref()
-                    .map_or("every shopper".to_owned(), |(d, v)| format!("{d} = {v}")),
-                evidence(alert)
-            ),
-        );
+        push(&mut incident, now, ENGINE_ACTOR, TimelineKind::Opened, text);
         if let Some(silence) = silenced {
             push(
                 &mut incident,
@@ -493,9 +640,9 @@ impl IncidentEngine {
                 incident.escalation.next_at = Some(silence.to);
             }
         }
-        incident.alerts.insert(alert.alert_id, true);
         self.incidents.insert(id, incident);
         self.forget_old_resolved();
+        id
     }
 
     /// The silence covering this funnel and stage at `now` that ends last, if any.
@@ -596,8 +743,18 @@ impl IncidentEngine {
     /// Runs every rule that depends on time or on the incident's state.
     fn evaluate(&mut self, now: Timestamp) {
         self.evaluated_at = self.evaluated_at.max(now);
+        self.evaluate_where(now, |_| true);
+    }
+
+    /// Runs the rules of `evaluate` on the open incidents `select` picks, without moving the
+    /// engine's clock: the deadlines of the others stay due.
+    fn evaluate_where(&mut self, now: Timestamp, select: impl Fn(&Incident) -> bool) {
         let policy = self.policy.clone();
-        for incident in self.incidents.values_mut().filter(|i| i.is_open()) {
+        for incident in self
+            .incidents
+            .values_mut()
+            .filter(|i| i.is_open() && select(i))
+        {
             // Resolution first: an incident whose criteria come to hold at the moment a clock
             // runs out (P2's four stable hours against its four-hour SLA) is resolved in time.
             let criteria = incident.criteria(&policy, now);
@@ -645,6 +802,17 @@ impl IncidentEngine {
     }
 }
 
+/// The id of a guard incident's cause, in its alerts: the same on every node for the same
+/// funnel and time, and apart from the detector's alert ids (those hash other fields).
+fn guard_cause_id(funnel: &str, at: Timestamp) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(b"guard\0");
+    hasher.update(funnel.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&at.millis().to_le_bytes());
+    hasher.digest()
+}
+
 /// What an alert measured, in its own units: drop-off rates for conversion, events per minute
 /// for volume.
 fn evidence(alert: &AlertEvent) -> String {
@@ -665,5 +833,6 @@ fn evidence(alert: &AlertEvent) -> String {
             alert.baseline_rate,
             alert.sigma
         ),
+        AlertKind::Guard => "revloop could not judge".to_owned(),
     }
 }

@@ -245,6 +245,18 @@ fn page_reason(
     let level = &levels[index.min(levels.len() - 1)];
     if index >= levels.len() {
         format!("still unacknowledged: paging {} again", level.name)
+    } else if index == 0 && incident.is_guard() {
+        format!(
+            "{} {}",
+            incident.severity.as_str(),
+            super::guard::guard_headline(
+                &incident.funnel,
+                incident
+                    .guard_reason
+                    .as_deref()
+                    .unwrap_or("no reason recorded")
+            )
+        )
     } else if index == 0
         && incident.timeline.iter().rev().find_map(|e| {
             matches!(

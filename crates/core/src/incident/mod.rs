@@ -19,6 +19,9 @@
 //!   executive), each notified when the level before has not acknowledged within its window.
 //! - SLAs per severity (response and resolution); each breach is recorded once.
 //! - A P2 whose alert is upgraded becomes P1, with the evidence; severity never falls silently.
+//! - When revloop itself cannot judge a funnel for longer than a configured time (the dead
+//!   man's switch, `guard`), that opens a P1 guard incident of its own kind, at most one per
+//!   funnel and one for causes that blind every funnel; it resolves when judging resumes.
 //! - Resolution criteria are checked on every input and timeout: for P1, drop-off back within
 //!   2σ (every related alert closed), no related alert for 2 hours after that, a root cause
 //!   recorded;
@@ -28,7 +31,8 @@
 //! severity), `record` (one incident and its history), `action` (what a responder may do, the
 //! checks on it and its effect on one incident), `criteria` (the trend and the resolution
 //! criteria), `escalation` (the rules that raise, lower, resolve and page, and the SLA
-//! clocks), `silences`, `report` (statistics over many incidents) and `engine` (the state
+//! clocks), `guard` (the dead man's switch's rule), `silences`, `report` (statistics over
+//! many incidents) and `engine` (the state
 //! machine that ties them together). It never reads the configuration: the configuration
 //! parses into these types and builds the engine from them.
 
@@ -36,6 +40,7 @@ mod action;
 mod criteria;
 mod engine;
 mod escalation;
+mod guard;
 mod policy;
 mod record;
 mod report;
@@ -45,6 +50,10 @@ pub use action::{ACTION_ITEMS_MAX, Action, ActionError, TEXT_BYTES_MAX};
 pub use criteria::{Criterion, Trend};
 pub use engine::{EngineMeta, IncidentEngine, RESOLVED_KEPT_MAX, TREND_POINTS_MAX};
 pub use escalation::Effect;
+pub use guard::{
+    FunnelObservation, GUARD_EVERY_FUNNEL, GUARD_REASON_BYTES_MAX, GUARD_STAGE, GuardEvent,
+    GuardStatus, Observations, Watch, WriterObservation, guard_headline,
+};
 pub use policy::{EmptyLevel, EscalationLevel, IncidentPolicy, REPEATS_MAX, SeverityPolicy};
 pub use record::{
     ActionItem, CHECKLIST, ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState,

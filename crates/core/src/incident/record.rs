@@ -306,6 +306,9 @@ pub struct Incident {
     pub measurements: VecDeque<(Timestamp, f64)>,
     /// Whether the prompt to resolve has been given since the criteria last changed.
     pub prompted: bool,
+    /// For a guard incident ([`AlertKind::Guard`]): why revloop cannot judge, as last seen.
+    /// `None` for every other kind.
+    pub guard_reason: Option<String>,
     /// Kept apart by the store, row by row (append-only), not in the incident's stored record.
     #[serde(skip)]
     pub timeline: Vec<TimelineEntry>,
@@ -324,6 +327,11 @@ pub struct Unsaved(pub(super) bool);
 impl Incident {
     pub fn is_open(&self) -> bool {
         self.state != IncidentState::Resolved
+    }
+
+    /// Whether it is revloop's own blindness (the dead man's switch) rather than a funnel's.
+    pub fn is_guard(&self) -> bool {
+        self.kind == AlertKind::Guard
     }
 }
 

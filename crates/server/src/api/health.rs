@@ -33,7 +33,9 @@ pub async fn healthz() -> Response {
 /// `/readyz`: 503 unless the store answers, the writer thread lives, and the detector is live:
 /// `"detector"` is `warming_up` until every funnel has finished reading its history (judging is
 /// not live before), and `stalled` when its loop has made no progress for
-/// [`crate::detection::STALLED_AFTER_S`]; the body says which part failed.
+/// [`crate::detection::STALLED_AFTER_S`]; `"incidents"` is `dead` once the incident service's
+/// thread has ended and `stalled` when its timers have not run for as long (real time; they
+/// run every second); the body says which part failed.
 ///
 /// A single failing funnel does not fail readiness; it is listed in `"failing_funnels"`, on
 /// `GET /api/v1/detector`, and in `/metrics`. Readiness decides whether this node gets
@@ -62,7 +64,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let detector_ok = detector
         .as_ref()
         .is_some_and(|health| health.state == DetectorHealth::Live);
-    let status = if store_ok && writer_ok && detector_ok {
+    let incidents = state.incidents.liveness();
+    let incidents_state = if !incidents.alive {
+        "dead"
+    } else if incidents.timers_idle.as_secs() >= crate::detection::STALLED_AFTER_S {
+        "stalled"
+    } else {
+        "ok"
+    };
+    let status = if store_ok && writer_ok && detector_ok && incidents_state == "ok" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -72,6 +82,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "writer": writer_ok,
         "detector": detector.as_ref().map_or("stalled", |health| health.state.as_str()),
         "failing_funnels": detector.map(|health| health.failing).unwrap_or_default(),
+        "incidents": incidents_state,
     });
     (status, axum::Json(body)).into_response()
 }

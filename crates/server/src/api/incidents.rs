@@ -210,6 +210,7 @@ fn kind_view(kind: AlertKind) -> wire::IncidentKind {
     match kind {
         AlertKind::Conversion => wire::IncidentKind::Conversion,
         AlertKind::Volume => wire::IncidentKind::Volume,
+        AlertKind::Guard => wire::IncidentKind::Guard,
     }
 }
 
@@ -271,6 +272,7 @@ pub fn incident_summary_view(
         },
         trend: trend_view(incident.trend(now)),
         resolvable: incident.is_open() && criteria.iter().all(|c| c.holds),
+        reason: incident.guard_reason.clone(),
     }
 }
 

@@ -244,6 +244,9 @@ pub struct Readiness {
     pub detector: revloop_api::detector::DetectorHealth,
     /// Funnels whose reads fail; they do not fail readiness.
     pub failing_funnels: Vec<String>,
+    /// The incident service: `ok`, `dead` (its thread ended) or `stalled` (its timers have not
+    /// run for a minute).
+    pub incidents: String,
 }
 
 /// `GET /api/v1/funnels`.

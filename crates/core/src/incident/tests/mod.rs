@@ -11,6 +11,7 @@ use crate::time::{DurationMs, Timestamp};
 mod actions;
 mod escalation;
 mod grouping;
+mod guard;
 mod resolution;
 mod silences;
 mod simulation;

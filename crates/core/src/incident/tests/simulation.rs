@@ -5,9 +5,10 @@ use super::*;
 use crate::incident::TimelineKind;
 
 /// Thousands of seeded interleavings of alerts (some sent twice, as a restarted detector
-/// does), actions, restarts and clock jumps (downtime: the timers are told late, all at
+/// does), the dead man's switch's events, actions, restarts and clock jumps (downtime: the timers are told late, all at
 /// once). Invariants:
-/// - never two open incidents for one stage;
+/// - never two open incidents for one stage, nor two guard incidents for one funnel (or for
+///   every funnel), however often the watch repeats itself;
 /// - no page for an incident after its ack (no ack timeout here);
 /// - each level paged once per opening (repeats aside), each SLA breach recorded once;
 /// - a restart is invisible: a shadow engine that is never restarted produces the same
@@ -35,7 +36,8 @@ fn simulated_interleavings_keep_the_invariants() {
             };
             now = now.saturating_add(DurationMs::from_millis(step));
             let mut inputs: Vec<AlertEvent> = Vec::new();
-            match rng.below(10) {
+            let mut guard_events: Vec<GuardEvent> = Vec::new();
+            match rng.below(11) {
                 0..=2 => {
                     let stage = stages[rng.below(3) as usize];
                     let severity = if rng.bernoulli(0.5) {
@@ -77,11 +79,35 @@ fn simulated_interleavings_keep_the_invariants() {
                     // A restarted detector sends an event again.
                     inputs.push(sent[rng.below(sent.len() as u64) as usize].clone());
                 }
+                9 => {
+                    // The watch, on one funnel or every funnel: blind (often said again) or
+                    // judging.
+                    let funnel = rng.bernoulli(0.5).then(|| "checkout".to_owned());
+                    let status = if rng.bernoulli(0.6) {
+                        GuardStatus::Blind {
+                            since: now.saturating_sub(DurationMs::from_minutes(11)),
+                            reason: ["reads fail", "no minute judged"][rng.below(2) as usize]
+                                .to_owned(),
+                        }
+                    } else {
+                        GuardStatus::Judging
+                    };
+                    for _ in 0..=rng.below(3) {
+                        guard_events.push(GuardEvent {
+                            funnel: funnel.clone(),
+                            status: status.clone(),
+                        });
+                    }
+                }
                 _ => {}
             }
             for input in &inputs {
                 engine.handle_alert(now, input);
                 shadow.handle_alert(now, input);
+            }
+            for event in &guard_events {
+                engine.handle_guard(now, std::slice::from_ref(event));
+                shadow.handle_guard(now, std::slice::from_ref(event));
             }
             sent.extend(inputs);
             if !downtime {
@@ -97,12 +123,17 @@ fn simulated_interleavings_keep_the_invariants() {
             engine.handle_timeout(now);
             shadow.handle_timeout(now);
             seen.drain(&mut engine, &mut shadow, seed);
-            for stage in stages {
-                let open = engine
-                    .incidents()
-                    .filter(|i| i.is_open() && i.stage == stage)
-                    .count();
-                assert!(open <= 1, "seed {seed}: {open} open incidents on {stage}");
+            for stage in stages.into_iter().chain([GUARD_STAGE]) {
+                for funnel in ["checkout", GUARD_EVERY_FUNNEL] {
+                    let open = engine
+                        .incidents()
+                        .filter(|i| i.is_open() && i.stage == stage && i.funnel == funnel)
+                        .count();
+                    assert!(
+                        open <= 1,
+                        "seed {seed}: {open} open incidents on {funnel}/{stage}"
+                    );
+                }
             }
             for (incident, twin) in engine.incidents().zip(shadow.incidents()) {
                 assert_eq!(incident.timeline, twin.timeline, "seed {seed}");
