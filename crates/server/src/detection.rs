@@ -376,13 +376,35 @@ impl Detection {
     /// the failure (and when to retry) and is listed in the tick's failures; the others go on.
     /// `clock` stamps when a funnel's warm-up finished.
     pub fn tick(&self, store: &dyn Store, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Tick {
+        self.tick_funnels(0..self.funnels.len(), store, now, clock)
+    }
+
+    /// As [`Detection::tick`], for one funnel (by index in the config): what each funnel's own
+    /// loop in [`run`] calls, so that a slow read of one funnel delays no other.
+    pub fn tick_funnel_at(
+        &self,
+        funnel: usize,
+        store: &dyn Store,
+        now: Timestamp,
+        clock: &dyn Fn() -> Timestamp,
+    ) -> Tick {
+        self.tick_funnels(funnel..funnel + 1, store, now, clock)
+    }
+
+    fn tick_funnels(
+        &self,
+        funnels: std::ops::Range<usize>,
+        store: &dyn Store,
+        now: Timestamp,
+        clock: &dyn Fn() -> Timestamp,
+    ) -> Tick {
         let until = detect::first_unjudged(now, self.config.detection.settle);
         let from = now
             .saturating_sub(DurationMs::from_millis(self.history_ms()))
             .minute();
         let generation = self.alert_log().generation;
         let mut tick = Tick::default();
-        for slot in &self.funnels {
+        for slot in self.funnels.get(funnels).unwrap_or_default() {
             let mut events = Vec::new();
             let span = Span {
                 from,
@@ -508,15 +530,25 @@ impl Detection {
     /// when one is due now (it has judged nothing and is not waiting to retry).
     pub fn due_at(&self) -> Option<Timestamp> {
         let mut due: Option<Timestamp> = None;
-        for slot in &self.funnels {
-            let state = slot.lock();
-            let at = match state.failure {
-                Some(failure) => failure.next_retry_at,
-                None => state.runner.detector().wake_at()?,
-            };
+        for funnel in 0..self.funnels.len() {
+            let at = self.funnel_due_at(funnel)?;
             due = Some(due.map_or(at, |due| due.min(at)));
         }
         due
+    }
+
+    /// When one funnel (by index in the config) is next due; `None` when it is due now.
+    pub fn funnel_due_at(&self, funnel: usize) -> Option<Timestamp> {
+        let state = self.funnels.get(funnel)?.lock();
+        match state.failure {
+            Some(failure) => Some(failure.next_retry_at),
+            None => state.runner.detector().wake_at(),
+        }
+    }
+
+    /// How many funnels it judges.
+    pub fn funnel_count(&self) -> usize {
+        self.funnels.len()
     }
 
     /// Where every funnel stands, in the config's order.
@@ -757,10 +789,39 @@ fn log_alerts(events: &[AlertEvent]) {
 pub type OnAlerts =
     dyn Fn(&Detection, &[AlertEvent], Timestamp) -> Result<(), StoreError> + Send + Sync;
 
-/// Runs the live detector until the process ends: a tick whenever a funnel is due, its alert
-/// events handed to `on_alerts`. A funnel's failed read is recorded on its status by the tick
-/// itself; this loop goes on.
+/// Runs the live detector until the process ends (or this future is dropped, which stops
+/// every loop): one loop per funnel, each ticking its funnel whenever it is due and handing the
+/// alert events to `on_alerts`, so that a read that hangs (up to the store's statement limit)
+/// delays only its own funnel. A funnel's failed read is recorded on its status by the tick
+/// itself; its loop goes on.
 pub async fn run(
+    detection: Arc<Detection>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    on_alerts: Arc<OnAlerts>,
+) {
+    let mut loops = tokio::task::JoinSet::new();
+    for funnel in 0..detection.funnel_count() {
+        loops.spawn(run_funnel(
+            funnel,
+            detection.clone(),
+            store.clone(),
+            clock.clone(),
+            on_alerts.clone(),
+        ));
+    }
+    if loops.is_empty() {
+        // No funnel: nothing to judge, but the loop is alive.
+        loop {
+            detection.progress();
+            tokio::time::sleep(std::time::Duration::from_millis(POLL_MS_MAX as u64)).await;
+        }
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+async fn run_funnel(
+    funnel: usize,
     detection: Arc<Detection>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -769,7 +830,7 @@ pub async fn run(
     loop {
         detection.progress();
         let now = clock.now();
-        let due = detection.due_at().is_none_or(|at| now >= at);
+        let due = detection.funnel_due_at(funnel).is_none_or(|at| now >= at);
         if due {
             let (detection, store, clock, on_alerts) = (
                 detection.clone(),
@@ -778,7 +839,7 @@ pub async fn run(
                 on_alerts.clone(),
             );
             let result = tokio::task::spawn_blocking(move || {
-                let tick = detection.tick(store.as_ref(), now, &|| clock.now());
+                let tick = detection.tick_funnel_at(funnel, store.as_ref(), now, &|| clock.now());
                 on_alerts(&detection, &tick.events, now)
             })
             .await;
@@ -788,7 +849,7 @@ pub async fn run(
                 Err(err) => tracing::error!(error = %err, "detection panicked"),
             }
         }
-        let wait = detection.due_at().map_or(POLL_MS_MAX, |at| {
+        let wait = detection.funnel_due_at(funnel).map_or(POLL_MS_MAX, |at| {
             (at.millis() - clock.now().millis()).clamp(10, POLL_MS_MAX)
         });
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;

@@ -40,7 +40,8 @@ use revloop_core::incident::{
 use revloop_core::pipeline::feed_tick;
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
-    IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError, TimelineRow,
+    AlertWatermark, IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError,
+    TimelineRow,
 };
 
 use crate::Clock;
@@ -148,7 +149,8 @@ struct Live {
     engine: IncidentEngine,
     /// The store's version this state was loaded at or committed as; `None` before loading.
     version: Option<i64>,
-    alerts_through: Timestamp,
+    /// Through when alert events have been taken in, per funnel.
+    alerts: AlertWatermark,
     /// Timeline entries already stored, per incident.
     stored_entries: HashMap<u64, usize>,
     /// Alert events not yet committed (the store failed); tried again with the next tick's.
@@ -183,7 +185,7 @@ impl Incidents {
             live: Live {
                 engine,
                 version: None,
-                alerts_through: Timestamp::MIN,
+                alerts: AlertWatermark::NONE,
                 stored_entries: HashMap::new(),
                 pending: Vec::new(),
             },
@@ -306,7 +308,7 @@ impl Incidents {
                     return false;
                 }
                 live.engine = engine.clone();
-                live.alerts_through = live.alerts_through.max(alerts_through);
+                live.alerts.floor = live.alerts.floor.max(alerts_through);
                 live.engine.handle_timeout(now);
                 true
             })
@@ -568,17 +570,18 @@ impl Service {
             live.pending.drain(..excess);
         }
         self.step(now, |live| {
-            // The watermark is the service's own: events at or before it were taken in by an
-            // earlier step (or are history from before the first start).
-            let through = live.alerts_through;
+            // The watermark is the service's own, per funnel: events at or before it were taken
+            // in by an earlier step (or are history from before the first start). A funnel
+            // whose detector fell behind judges the minutes it missed later, and their events
+            // are still news.
             let fresh: Vec<AlertEvent> = live
                 .pending
                 .iter()
-                .filter(|event| event.at > through)
+                .filter(|event| event.at > live.alerts.through(&event.funnel))
                 .cloned()
                 .collect();
-            if let Some(latest) = fresh.iter().map(|event| event.at).max() {
-                live.alerts_through = live.alerts_through.max(latest);
+            for event in &fresh {
+                live.alerts.advance(&event.funnel, event.at);
             }
             // Live, a timer that fell due while the timer loop was behind (or the server was
             // down) fires now and is stamped now, as `tick` does: the page really goes out
@@ -692,8 +695,8 @@ impl Service {
     ) -> Result<R, StepFailure> {
         self.refresh().map_err(StepFailure::Read)?;
         let live = &mut self.live;
-        if live.alerts_through == Timestamp::MIN {
-            live.alerts_through = now;
+        if live.alerts.floor == Timestamp::MIN {
+            live.alerts.floor = now;
         }
         let before = meta_key(live);
         let expected = live.version.unwrap_or(0);
@@ -704,9 +707,18 @@ impl Service {
     }
 
     /// Publishes the engine for readers if it changed since the last time.
+    /// Publishes the engine for readers when the store's version moved, or when a step moved
+    /// only the engine's clock (a deadline that passed with nothing to commit): readers, the
+    /// timer loop's `wake_at` and the timer lag must not see a deadline already dealt with.
     fn publish(&mut self) {
         let version = self.live.version;
-        if version.is_none() || version == self.published {
+        if version.is_none() {
+            return;
+        }
+        let wake_at = self.live.engine.poll_timeout();
+        if version == self.published
+            && lock::read(&self.shared.snapshot).engine.poll_timeout() == wake_at
+        {
             return;
         }
         let snapshot = Arc::new(Snapshot {
@@ -728,7 +740,7 @@ impl Service {
         let snapshot = self.store.load_incidents(RESOLVED_KEPT_MAX)?;
         // The engine's meta, and the time through which alert events have been taken in (a
         // restarted detector's history is not news again).
-        let meta: Option<(EngineMeta, Timestamp)> = snapshot
+        let meta: Option<(EngineMeta, AlertWatermark)> = snapshot
             .meta
             .as_deref()
             .map(revloop_store::decode_incident_meta)
@@ -746,9 +758,9 @@ impl Service {
             .iter()
             .map(|i: &Incident| (i.id, i.timeline.len()))
             .collect();
-        live.alerts_through = meta
+        live.alerts = meta
             .as_ref()
-            .map_or(Timestamp::MIN, |(_, alerts_through)| *alerts_through);
+            .map_or(AlertWatermark::NONE, |(_, alerts)| alerts.clone());
         let engine_meta = meta.map_or(
             EngineMeta {
                 next_id: 1,
@@ -802,7 +814,7 @@ fn commit(
     }
     let commit = IncidentCommit {
         expected_version: live.version.unwrap_or(0),
-        meta: revloop_store::encode_incident_meta(&live.engine.meta(), live.alerts_through)?,
+        meta: revloop_store::encode_incident_meta(&live.engine.meta(), &live.alerts)?,
         incidents,
         timeline,
         outbox,
@@ -843,12 +855,12 @@ fn log_effects(effects: &[Effect], now: Timestamp) {
 
 /// What of the service's meta a step can change besides the clock: a change of it is worth a
 /// commit even when no incident changed.
-type MetaKey = (Timestamp, u64, usize);
+type MetaKey = (AlertWatermark, u64, usize);
 
 fn meta_key(live: &Live) -> MetaKey {
     let (_, added) = live.engine.silences();
     (
-        live.alerts_through,
+        live.alerts.clone(),
         live.engine.meta().next_silence_id,
         added.len(),
     )

@@ -171,9 +171,9 @@ impl App {
     }
 }
 
-/// What the watchdog observes, from what the services expose. The detector judges every
-/// funnel together, so each funnel is judged until the detector's next minute, and a failing
-/// read shows as that minute falling behind (its error is in the log).
+/// What the watchdog observes, from what the services expose: each funnel's judging (the end
+/// of its last minute judged live, and while its reads fail, since when and the failure's
+/// class), the writer's progress, and since when an incident timer has been due.
 fn guard_inputs(state: &api::AppState) -> impl watchdog::GuardInputs {
     use revloop_core::incident::{FunnelObservation, Observations};
     let detection = state.detection.clone();

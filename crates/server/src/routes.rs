@@ -19,7 +19,7 @@ use crate::api::{
 use crate::http::ApiError;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v1/track", ingest_route(BodyKind::Single(CallKind::Track)))
         .route("/v1/page", ingest_route(BodyKind::Single(CallKind::Page)))
         .route(
@@ -76,10 +76,7 @@ pub fn router(state: AppState) -> Router {
                 "method_not_allowed",
                 "this endpoint does not take that method; see README.md for the API",
             )
-        })
-        // Outermost: a handler that panics answers the usual JSON 500, and the server serves on.
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            crate::http::panic_response,
-        ))
-        .with_state(state)
+        });
+    // Outermost: a handler that panics answers the usual JSON 500, and the server serves on.
+    crate::http::catching_panics(routes).with_state(state)
 }

@@ -128,11 +128,15 @@ impl GroupCommitter {
             submission,
             reply,
         };
-        match self.sender.try_send(job) {
-            Ok(()) => {
-                self.telemetry.queue_depth.fetch_add(1, Ordering::Relaxed);
-                Ok(receiver)
-            }
+        // Counted before it is sent: the writer may take it (and count it out) at once.
+        let depth = &self.telemetry.queue_depth;
+        depth.fetch_add(1, Ordering::Relaxed);
+        let sent = self.sender.try_send(job);
+        if sent.is_err() {
+            depth.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
+            Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull),
             Err(TrySendError::Disconnected(_)) => Err(SubmitError::WriterStopped),
         }
@@ -150,10 +154,12 @@ impl GroupCommitter {
             submission,
             reply,
         };
-        self.sender
-            .send(job)
-            .map_err(|_| SubmitError::WriterStopped)?;
-        self.telemetry.queue_depth.fetch_add(1, Ordering::Relaxed);
+        let depth = &self.telemetry.queue_depth;
+        depth.fetch_add(1, Ordering::Relaxed);
+        if self.sender.send(job).is_err() {
+            depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(SubmitError::WriterStopped);
+        }
         Ok(receiver)
     }
 }

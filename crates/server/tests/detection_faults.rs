@@ -411,3 +411,47 @@ fn the_live_loop_resumes_a_healed_funnel_by_itself() {
     );
     assert_eq!(body["funnels"][1]["failure"], Value::Null);
 }
+
+/// A read that hangs rather than fails (up to the store's statement limit) holds up only its
+/// own funnel: each funnel has its own loop, so the other is judged on time meanwhile.
+#[test]
+fn a_hanging_read_of_one_funnel_delays_no_other() {
+    let config = two_funnels();
+    let dir = tempfile::tempdir().unwrap();
+    let store = faulty_store(&config, &dir);
+    let server = TestServer::start_with(config, store.clone(), dir);
+    let funnel_state = |body: &Value, index: usize| body["funnels"][index]["state"].clone();
+    server.wait_for("/api/v1/detector", |body| {
+        funnel_state(body, 0) == "live" && funnel_state(body, 1) == "live"
+    });
+    let hang = std::time::Duration::from_secs(15);
+    store.inject(
+        Fault::new(Call::SegmentMinuteCounts, Failure::Stall(hang))
+            .funnel("signup")
+            .times(1),
+    );
+    let started = std::time::Instant::now();
+    let settle = Config::parse(Config::example_toml())
+        .unwrap()
+        .detection
+        .settle;
+    let last_judged = |at: i64| first_unjudged(Timestamp::from_millis(at), settle).plus(-1);
+    // Two steps of the clock: in the first, signup's read hangs; in the second, checkout is
+    // judged again while it still does.
+    for later in [T0 + 10 * 60 * SECOND, T0 + 12 * 60 * SECOND] {
+        server.set_clock(later);
+        let minute = last_judged(later).start().to_string();
+        let body = server.wait_for("/api/v1/detector", |body| {
+            body["funnels"][0]["last_judged_minute"].as_str() == Some(minute.as_str())
+        });
+        assert!(
+            started.elapsed() < hang,
+            "checkout waited for signup's read: {body}"
+        );
+    }
+    assert_eq!(
+        store.failures(Call::SegmentMinuteCounts),
+        1,
+        "signup's read is still held"
+    );
+}

@@ -75,6 +75,14 @@ fn let_the_watchdog_look_again() {
     std::thread::sleep(std::time::Duration::from_millis(2 * every + 500));
 }
 
+/// Long enough for the watchdog to open an incident if it found a funnel blind: a funnel must
+/// look blind for `CONFIRM_BLIND_MS` before it counts. Where a test says "nothing opens".
+fn let_the_watchdog_confirm() {
+    let every = revloop_server::watchdog::CHECK_EVERY_MS;
+    let confirm = revloop_server::watchdog::CONFIRM_BLIND_MS;
+    std::thread::sleep(std::time::Duration::from_millis(confirm + 2 * every + 500));
+}
+
 #[test]
 fn the_dead_mans_switch_opens_an_incident_pages_once_and_resolves() {
     let config = Config::parse(Config::example_toml()).unwrap();
@@ -94,7 +102,7 @@ fn the_dead_mans_switch_opens_an_incident_pages_once_and_resolves() {
     );
     // Within the limit nothing opens, however often the watchdog looks.
     server.set_clock(T0 + MINUTE + limit - MINUTE);
-    let_the_watchdog_look_again();
+    let_the_watchdog_confirm();
     assert!(guard_incidents(&server).is_empty());
     assert!(
         faulty.failures(Call::SegmentMinuteCounts) > 0,
@@ -189,7 +197,7 @@ fn the_dead_mans_switch_opens_an_incident_pages_once_and_resolves() {
     assert_eq!(resolved["criteria"][0]["holds"], true);
 
     // And stays so: no other guard incident, no other page.
-    let_the_watchdog_look_again();
+    let_the_watchdog_confirm();
     assert_eq!(guard_incidents(&server).len(), 1);
     assert_eq!(pages(&server).len(), 2);
     // The server waits on its way out until nobody holds the store.

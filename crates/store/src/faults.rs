@@ -62,6 +62,8 @@ pub enum Failure {
     Io(String),
     /// The call panics.
     Panic,
+    /// The call waits this long, then goes through: a read stuck on a lock, a slow disk.
+    Stall(std::time::Duration),
 }
 
 impl Failure {
@@ -76,6 +78,7 @@ impl Failure {
             Failure::DiskFull => sqlite(rusqlite::ffi::SQLITE_FULL),
             Failure::Io(text) => StoreError::Io(text.clone()),
             Failure::Panic => panic!("fault injected into {call:?}"),
+            Failure::Stall(_) => unreachable!("a stall is not an error"),
         }
     }
 }
@@ -164,7 +167,7 @@ impl FaultyStore {
         self.calls[call as usize].load(Ordering::SeqCst)
     }
 
-    /// Calls of `call` failed by a fault so far.
+    /// Calls of `call` failed (or stalled) by a fault so far.
     pub fn failures(&self, call: Call) -> u64 {
         self.failures[call as usize].load(Ordering::SeqCst)
     }
@@ -197,12 +200,16 @@ impl FaultyStore {
             }
             failure
         };
+        let Some(failure) = failure else {
+            return Ok(());
+        };
+        self.failures[call as usize].fetch_add(1, Ordering::SeqCst);
         match failure {
-            None => Ok(()),
-            Some(failure) => {
-                self.failures[call as usize].fetch_add(1, Ordering::SeqCst);
-                Err(failure.error(call))
+            Failure::Stall(wait) => {
+                std::thread::sleep(wait);
+                Ok(())
             }
+            failure => Err(failure.error(call)),
         }
     }
 }

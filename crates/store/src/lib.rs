@@ -49,7 +49,8 @@ pub use problems::{
     ProblemRow,
 };
 pub use record::{
-    decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
+    AlertWatermark, decode_incident_body, decode_incident_meta, encode_incident_body,
+    encode_incident_meta,
 };
 pub use retention::{OutboxStats, Rollup};
 pub use revloop_core::incident::TimelineKind;

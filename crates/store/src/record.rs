@@ -385,10 +385,42 @@ impl StoredMitigation {
     }
 }
 
-/// Serializes the incident engine's own state and the service's alert clock as a stored meta.
+/// Through when the incident service has taken in alert events. Each funnel has its own
+/// detector, which can fall behind the others (a failing read, a warm-up) and then judge the
+/// minutes it missed: its events are news even when another funnel's are later. So each funnel
+/// has its own mark, and `floor` (the first start, an adopted history) holds for all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertWatermark {
+    pub floor: Timestamp,
+    pub by_funnel: BTreeMap<String, Timestamp>,
+}
+
+impl AlertWatermark {
+    pub const NONE: AlertWatermark = AlertWatermark {
+        floor: Timestamp::MIN,
+        by_funnel: BTreeMap::new(),
+    };
+
+    /// Events of `funnel` at or before this were taken in (or are history).
+    pub fn through(&self, funnel: &str) -> Timestamp {
+        self.by_funnel
+            .get(funnel)
+            .map_or(self.floor, |&at| at.max(self.floor))
+    }
+
+    /// Marks `funnel`'s events up to `at` as taken in.
+    pub fn advance(&mut self, funnel: &str, at: Timestamp) {
+        if at > self.through(funnel) {
+            self.by_funnel.insert(funnel.to_owned(), at);
+        }
+    }
+}
+
+/// Serializes the incident engine's own state and the service's alert watermark as a stored
+/// meta.
 pub fn encode_incident_meta(
     engine: &EngineMeta,
-    alerts_through: Timestamp,
+    alerts: &AlertWatermark,
 ) -> Result<String, StoreError> {
     let meta = StoredMetaV1 {
         v: STORED_RECORD_VERSION,
@@ -402,14 +434,20 @@ pub fn encode_incident_meta(
                 .collect(),
             next_silence_id: engine.next_silence_id,
         },
-        alerts_through: alerts_through.millis(),
+        alerts_through: alerts.floor.millis(),
+        alerts_through_by_funnel: alerts
+            .by_funnel
+            .iter()
+            .map(|(funnel, at)| (funnel.clone(), at.millis()))
+            .collect(),
     };
     serde_json::to_string(&meta).map_err(|err| StoreError::Io(format!("incident state: {err}")))
 }
 
 /// Reads a stored meta, of this version or of the format before versions: the engine's state
-/// and the time through which alert events have been taken in.
-pub fn decode_incident_meta(meta: &str) -> Result<(EngineMeta, Timestamp), StoreError> {
+/// and through when alert events have been taken in. A meta from before the per-funnel marks
+/// has only the floor: the time of the latest event of any funnel, as it was kept then.
+pub fn decode_incident_meta(meta: &str) -> Result<(EngineMeta, AlertWatermark), StoreError> {
     let error = |what: String| StoreError::Io(format!("incident state: {what}"));
     let record: StoredMetaV1 = serde_json::from_str(meta).map_err(|err| error(err.to_string()))?;
     if record.v > STORED_RECORD_VERSION {
@@ -429,7 +467,15 @@ pub fn decode_incident_meta(meta: &str) -> Result<(EngineMeta, Timestamp), Store
             .collect(),
         next_silence_id: record.engine.next_silence_id,
     };
-    Ok((engine, Timestamp::from_millis(record.alerts_through)))
+    let alerts = AlertWatermark {
+        floor: Timestamp::from_millis(record.alerts_through),
+        by_funnel: record
+            .alerts_through_by_funnel
+            .into_iter()
+            .map(|(funnel, at)| (funnel, Timestamp::from_millis(at)))
+            .collect(),
+    };
+    Ok((engine, alerts))
 }
 
 /// The incident state beside the incidents, version 1: what a restart needs besides them.
@@ -439,8 +485,11 @@ pub struct StoredMetaV1 {
     #[serde(default)]
     pub v: u32,
     pub engine: StoredEngineMetaV1,
-    /// Alert events up to this time (Unix milliseconds) have been taken in.
+    /// Alert events up to this time (Unix milliseconds) have been taken in, for every funnel.
     pub alerts_through: i64,
+    /// And per funnel, where it is later (absent in metas written before).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alerts_through_by_funnel: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

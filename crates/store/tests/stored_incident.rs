@@ -15,8 +15,11 @@
 use revloop_core::Timestamp;
 use revloop_core::alert::AlertKind;
 use revloop_core::incident::{Incident, IncidentSeverity, IncidentState, Mitigation};
+use std::collections::BTreeMap;
+
 use revloop_store::{
-    decode_incident_body, decode_incident_meta, encode_incident_body, encode_incident_meta,
+    AlertWatermark, decode_incident_body, decode_incident_meta, encode_incident_body,
+    encode_incident_meta,
 };
 
 const BEFORE_V1: &str = include_str!("fixtures/incident_body_before_v1.json");
@@ -158,7 +161,8 @@ fn a_body_of_a_newer_version_is_an_error() {
 #[test]
 fn a_meta_written_before_the_record_loads_and_is_written_back_with_its_version() {
     let (engine, alerts_through) = decode_incident_meta(META_BEFORE_V1).expect("the old meta");
-    assert_eq!(alerts_through, at(1_795_773_840_000));
+    assert_eq!(alerts_through.floor, at(1_795_773_840_000));
+    assert!(alerts_through.by_funnel.is_empty());
     assert_eq!(engine.next_id, 1);
     assert_eq!(engine.evaluated_at, at(1_795_773_900_000));
     assert_eq!(engine.next_silence_id, 3);
@@ -205,12 +209,37 @@ fn a_meta_written_before_the_record_loads_and_is_written_back_with_its_version()
         ]
     );
 
-    let written = encode_incident_meta(&engine, alerts_through).expect("encodes");
+    let written = encode_incident_meta(&engine, &alerts_through).expect("encodes");
     assert_eq!(json(&written), with_version_1(META_BEFORE_V1));
     assert_eq!(
         decode_incident_meta(&written).expect("reads back"),
         (engine, alerts_through)
     );
+}
+
+/// Each funnel's mark is kept: a funnel that fell behind keeps its own, lower one.
+#[test]
+fn per_funnel_alert_marks_round_trip_and_never_go_below_the_floor() {
+    let mut marks = AlertWatermark {
+        floor: at(100),
+        by_funnel: BTreeMap::new(),
+    };
+    marks.advance("checkout", at(500));
+    marks.advance("signup", at(50));
+    marks.advance("checkout", at(400));
+    assert_eq!(
+        (marks.through("checkout"), marks.through("signup")),
+        (at(500), at(100))
+    );
+    let (engine, _) =
+        decode_incident_meta(r#"{"engine":{"next_id":4,"evaluated_at":5},"alerts_through":6}"#)
+            .expect("an old meta");
+    let written = encode_incident_meta(&engine, &marks).expect("encodes");
+    assert!(
+        written.contains(r#""alerts_through_by_funnel":{"checkout":500}"#),
+        "{written}"
+    );
+    assert_eq!(decode_incident_meta(&written).expect("reads back").1, marks);
 }
 
 #[test]
@@ -219,7 +248,7 @@ fn a_meta_from_before_added_silences_loads() {
         decode_incident_meta(r#"{"engine":{"next_id":4,"evaluated_at":5},"alerts_through":6}"#)
             .expect("an old meta");
     assert_eq!(
-        (engine.next_id, engine.evaluated_at, alerts_through),
+        (engine.next_id, engine.evaluated_at, alerts_through.floor),
         (4, at(5), at(6))
     );
     assert!(engine.added_silences.is_empty());

@@ -395,6 +395,7 @@ impl IncidentEngine {
         let incident = self.incidents.get_mut(&id).expect("opened");
         incident.guard_reason = Some(reason.to_owned());
         incident.alerts.insert(guard_cause_id(funnel, now), true);
+        incident.last_alert_at = now;
     }
 
     /// Blind still: a new reason replaces the old one (without a timeline entry, so that a
@@ -407,6 +408,11 @@ impl IncidentEngine {
             incident.unsaved = Unsaved(true);
         }
         if incident.alerts.values().any(|open| *open) {
+            // Said again now and then, so that no other node's "judging" closes it.
+            if now.since(incident.last_alert_at) >= super::guard::GUARD_BLIND_REFRESH {
+                incident.last_alert_at = now;
+                incident.unsaved = Unsaved(true);
+            }
             return;
         }
         incident
@@ -424,10 +430,13 @@ impl IncidentEngine {
         );
     }
 
-    /// Judging resumed: the open cause closes.
+    /// Judging resumed: the open cause closes, once no node has said "blind" for
+    /// [`GUARD_CLEAR_AFTER`](super::guard::GUARD_CLEAR_AFTER).
     fn guard_judging(&mut self, now: Timestamp, id: u64) {
         let incident = self.incidents.get_mut(&id).expect("found");
-        if !incident.alerts.values().any(|open| *open) {
+        if !incident.alerts.values().any(|open| *open)
+            || now.since(incident.last_alert_at) < super::guard::GUARD_CLEAR_AFTER
+        {
             return;
         }
         for open in incident.alerts.values_mut() {

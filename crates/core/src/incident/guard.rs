@@ -28,6 +28,15 @@ pub const GUARD_EVERY_FUNNEL: &str = "*";
 pub const GUARD_STAGE: &str = "*";
 /// Longest reason kept, in bytes; a longer error text is cut (on a character boundary).
 pub const GUARD_REASON_BYTES_MAX: usize = 500;
+/// An open guard incident's cause closes only once no node has said "blind" for this long.
+/// Several nodes share the incidents and each runs its own watchdog: one that is blind (its
+/// connection broke, its writer died) and one that judges fine must not open and resolve the
+/// incident in turn, paging at every reopen. A blind node says so again at least every
+/// [`GUARD_BLIND_REFRESH`], well within this.
+pub const GUARD_CLEAR_AFTER: DurationMs = DurationMs::from_minutes(2);
+/// How often a node still blind records so on the open incident (a small commit), so that
+/// another node's "judging" does not close it.
+pub const GUARD_BLIND_REFRESH: DurationMs = DurationMs::from_secs(30);
 
 /// The rule's parameters, from the configuration and the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -106,15 +106,21 @@ pub async fn prometheus(
     // The SQLite dedup index sits behind the writer's lock, which a commit holds across its
     // fsync, and the detector's and the incidents' locks are held across store reads: all are
     // read on a blocking thread.
+    // The incidents are loaded from the store once; a store down since the start leaves them
+    // out (and `revloop_store_up` 0) rather than failing the scrape.
     let snapshot = state
         .incidents
         .snapshot()
         .await
-        .map_err(|err| ApiError::store("reading the incidents", err))?;
+        .inspect_err(|err| tracing::warn!(error = %err, "/metrics could not read the incidents"))
+        .ok();
     let reader = state.clone();
     let gauges = blocking(move || {
         let mut open_incidents: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
-        for incident in snapshot.engine().incidents() {
+        let incidents = snapshot
+            .as_ref()
+            .map(|snapshot| snapshot.engine().incidents());
+        for incident in incidents.into_iter().flatten() {
             if incident.state != IncidentState::Resolved {
                 let key = (incident.severity.as_str(), incident.state.as_str());
                 *open_incidents.entry(key).or_default() += 1;
@@ -127,7 +133,8 @@ pub async fn prometheus(
             .store
             .outbox_stats()
             .inspect_err(|err| tracing::warn!(error = %err, "/metrics could not read the outbox"))
-            .ok();
+            .ok()
+            .filter(|_| snapshot.is_some());
         Ok(Gauges {
             incident_timer_lag_ms: reader.incidents.timer_lag(now).millis(),
             incident_step_failures: reader.incidents.step_failures(),
@@ -289,13 +296,15 @@ impl Gauges {
                 .map(|s| (s.funnel.as_str(), s.read_failures_total as f64)),
         );
         // The last judged minute ended where the next one starts; the settle time is part of
-        // any lag, so alert on well beyond it. No sample before the funnel judged a minute.
+        // any lag, so alert on well beyond it. No sample before the funnel first went live: a
+        // warm-up's minutes are history, and `revloop_detector_live` covers it.
         family(
             "revloop_detector_lag_seconds",
             "gauge",
             "Now minus the end of the last minute the funnel's detector judged.",
             &mut funnels
                 .iter()
+                .filter(|s| s.live_since.is_some())
                 .filter_map(|s| Some((s.funnel.as_str(), s.lag(now)?.millis() as f64 / 1000.0))),
         );
         out.push_str("# HELP revloop_detector_stalled Whether the detector's loop has made no progress for well beyond its poll interval.\n");

@@ -231,3 +231,51 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 }
+
+/// Outermost: a handler that panics answers the usual JSON 500, and the server serves on.
+pub fn catching_panics<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+) -> axum::Router<S> {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        panic_response,
+    ))
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A panic on the async side of a handler (not inside `blocking`, whose join error is
+    /// answered on its own) reaches the layer: 500 with the JSON error body, and the router
+    /// answers the next request.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_router_serves_on() {
+        let router: Router = catching_panics(
+            Router::new()
+                .route(
+                    "/panic",
+                    get(|| async {
+                        panic!("boom");
+                        #[allow(unreachable_code)]
+                        "unreachable"
+                    }),
+                )
+                .route("/ok", get(|| async { "ok" })),
+        );
+        let get_of = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+        let reply = router.clone().oneshot(get_of("/panic")).await.unwrap();
+        assert_eq!(reply.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(reply.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal", "{body}");
+        assert!(!body.to_string().contains("boom"), "{body}");
+        let reply = router.oneshot(get_of("/ok")).await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+    }
+}

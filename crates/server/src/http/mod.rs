@@ -14,5 +14,7 @@ pub mod query;
 pub mod retry;
 
 pub use body::{blocking, decode_body, is_gzip, read_body};
-pub use error::{ApiError, DETAILS_LISTED_MAX, ErrorDetail, invalid, panic_response};
+pub use error::{
+    ApiError, DETAILS_LISTED_MAX, ErrorDetail, catching_panics, invalid, panic_response,
+};
 pub use retry::retrying;

@@ -15,23 +15,35 @@ pub const TRANSIENT_TRIES_MAX: u32 = 4;
 /// The wait before the second try; each later wait doubles, up to the cap.
 pub const TRANSIENT_BACKOFF_MS_FIRST: u64 = 20;
 pub const TRANSIENT_BACKOFF_MS_MAX: u64 = 200;
+/// No try starts once this much real time has passed since the first began: a transient error
+/// that took long to come (a statement cut at the store's statement limit, a pool that stayed
+/// busy for its whole wait) is answered with 503 at once rather than waited for again, so that
+/// one request never holds a thread and a connection for several such waits.
+pub const TRANSIENT_BUDGET: Duration = Duration::from_secs(2);
 
 /// The waits between tries: doubling from the first, capped, at most `TRANSIENT_TRIES_MAX - 1`
 /// of them (at most 20 + 40 + 80 = 140 ms in all).
 #[derive(Debug, Clone)]
 pub struct Backoff {
     tries: u32,
+    started: std::time::Instant,
 }
 
 impl Backoff {
     pub fn new() -> Backoff {
-        Backoff { tries: 1 }
+        Backoff {
+            tries: 1,
+            started: std::time::Instant::now(),
+        }
     }
 
     /// After a failed try: whether another is allowed, having waited before it. Only a
     /// transient error is worth another try.
     pub fn wait_after(&mut self, err: &StoreError) -> bool {
-        if !err.is_transient() || self.tries >= TRANSIENT_TRIES_MAX {
+        if !err.is_transient()
+            || self.tries >= TRANSIENT_TRIES_MAX
+            || self.started.elapsed() >= TRANSIENT_BUDGET
+        {
             return false;
         }
         let wait_ms = self.next_wait_ms();
@@ -79,7 +91,13 @@ mod tests {
     #[test]
     fn waits_double_up_to_the_cap() {
         let waits: Vec<u64> = (1..8)
-            .map(|tries| Backoff { tries }.next_wait_ms())
+            .map(|tries| {
+                Backoff {
+                    tries,
+                    ..Backoff::new()
+                }
+                .next_wait_ms()
+            })
             .collect();
         assert_eq!(waits, [20, 40, 80, 160, 200, 200, 200]);
     }
@@ -110,5 +128,16 @@ mod tests {
         });
         assert!(read.is_err());
         assert_eq!(calls, TRANSIENT_TRIES_MAX);
+    }
+
+    /// A transient error that took the whole budget to come is not waited for again.
+    #[test]
+    fn a_slow_transient_error_is_not_tried_again() {
+        let mut backoff = Backoff {
+            started: std::time::Instant::now() - TRANSIENT_BUDGET,
+            ..Backoff::new()
+        };
+        assert!(!backoff.wait_after(&busy()));
+        assert!(Backoff::new().wait_after(&busy()));
     }
 }

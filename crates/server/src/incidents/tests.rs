@@ -135,3 +135,50 @@ fn a_step_that_panics_or_fails_leaves_the_service_serving_and_nothing_half_done(
         .unwrap();
     assert_eq!(published, stored.timeline.len());
 }
+
+/// Each funnel's detector keeps its own pace: one that fell behind (its reads failed while the
+/// others went on) judges the minutes it missed later, and an alert it finds there still opens
+/// an incident. The same event again, from this service or from one restarted on the same
+/// database, opens nothing more.
+#[test]
+fn a_funnel_that_fell_behind_still_opens_its_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (incidents, _, _) = service(&dir);
+    let count = |incidents: &Incidents| {
+        incidents
+            .with_engine(|engine| engine.incidents().count())
+            .unwrap()
+    };
+    // checkout is judged on to minute 8 (its alert, again, changes nothing) ...
+    incidents
+        .feed(&[alert(minutes(8))], &|_| None, minutes(8))
+        .unwrap();
+    assert_eq!(count(&incidents), 1);
+    // ... while signup, behind, finds an alert in minute 3.
+    let mut behind = alert(minutes(3));
+    behind.alert_id = 2;
+    behind.funnel = "signup".into();
+    incidents
+        .feed(std::slice::from_ref(&behind), &|_| None, minutes(9))
+        .unwrap();
+    assert_eq!(count(&incidents), 2, "signup's alert was dropped");
+    incidents
+        .feed(std::slice::from_ref(&behind), &|_| None, minutes(10))
+        .unwrap();
+    assert_eq!(count(&incidents), 2);
+    drop(incidents);
+
+    let config = Arc::new(Config::parse(Config::example_toml()).unwrap());
+    let store = SqliteStore::open(&dir.path().join("incidents.db"), &config).unwrap();
+    let restarted = Incidents::new(config, Arc::new(store));
+    // A restarted detector sends its history again: an event at or before signup's mark (here
+    // one the engine has never seen, as if long pruned) is not news.
+    let mut history = behind.clone();
+    history.alert_id = 3;
+    restarted.feed(&[history], &|_| None, minutes(11)).unwrap();
+    assert_eq!(
+        count(&restarted),
+        2,
+        "an event at or before signup's mark is history after a restart"
+    );
+}

@@ -211,15 +211,24 @@ fn a_guard_incident_opens_pages_once_escalates_and_resolves_when_judging_resumes
     );
     assert_eq!(incident.onset, minutes(1));
     assert_eq!(incident.guard_reason.as_deref(), Some(reason));
-    // The watch says the same every few seconds: nothing more happens, nothing to save.
+    // The watch says the same every few seconds: nothing more happens, and what is saved is
+    // only the note that it is still blind, every `GUARD_BLIND_REFRESH` (so that another
+    // node's "judging" does not close it).
     let timeline_len = incident.timeline.len();
     engine.take_changed();
+    let mut saves = 0;
     for second in 1..100 {
         let now = minutes(12).saturating_add(DurationMs::from_secs(second * 5));
         engine.handle_guard(now, &[blind(Some("checkout"), 1, reason)]);
+        saves += engine.take_changed().len();
     }
-    assert!(engine.take_changed().is_empty());
+    // 495 s of checks: a refresh each 30 s.
+    assert!((15..=17).contains(&saves), "{saves}");
+    assert!(effects(&mut engine).is_empty());
     assert_eq!(guard_incidents(&engine)[0].timeline.len(), timeline_len);
+    // Another node that judges fine says so meanwhile: the incident stays open.
+    engine.handle_guard(minutes(20), &[judging(Some("checkout"))]);
+    assert!(guard_incidents(&engine)[0].is_open());
     // Escalation as for any P1: L2 after L1's 15 minutes unacknowledged.
     let later = run_until(&mut engine, minutes(28));
     assert_eq!(pages(&later), [(27, "L2".to_owned())]);
@@ -364,16 +373,22 @@ fn without_auto_resolve_judging_again_prompts_and_blind_again_reopens_the_cause(
         minutes(11),
         &[blind(Some("checkout"), 1, "no minute judged")],
     );
+    // Within `GUARD_CLEAR_AFTER` of the last "blind", "judging" closes nothing yet.
     engine.handle_guard(minutes(12), &[judging(Some("checkout"))]);
+    assert_ne!(
+        kinds(engine.incident(1).unwrap()).last(),
+        Some(&"alert_closed")
+    );
+    engine.handle_guard(minutes(13), &[judging(Some("checkout"))]);
     let incident = engine.incident(1).unwrap();
     assert!(incident.is_open());
     assert_eq!(kinds(incident).last(), Some(&"resolution_prompt"));
     engine.handle_guard(
-        minutes(13),
-        &[blind(Some("checkout"), 12, "no minute judged")],
+        minutes(14),
+        &[blind(Some("checkout"), 13, "no minute judged")],
     );
     let incident = engine.incident(1).unwrap();
     assert_eq!(kinds(incident).last(), Some(&"related_alert"));
-    assert!(!incident.criteria(engine.policy(), minutes(13))[0].holds);
+    assert!(!incident.criteria(engine.policy(), minutes(14))[0].holds);
     assert_eq!(pages(&effects(&mut engine)).len(), 1, "paged once");
 }
