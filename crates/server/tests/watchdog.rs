@@ -181,6 +181,11 @@ fn the_dead_mans_switch_opens_an_incident_pages_once_and_resolves() {
     // minutes) and the incident resolves by itself.
     faulty.heal();
     server.set_clock(l2_due + 46 * MINUTE);
+    server.wait_for("/api/v1/detector", |body| {
+        body["funnels"][0]["state"] == "live"
+    });
+    // The cause closes once revloop has not been blind for `GUARD_CLEAR_AFTER` (2 minutes).
+    server.set_clock(l2_due + 50 * MINUTE);
     let resolved = server.wait_for(&format!("/api/v1/incidents/{id}"), |body| {
         body["state"] == "resolved"
     });
@@ -265,9 +270,10 @@ fn two_nodes_page_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
             node.feed_guard(&blind, at(look * 2)).unwrap();
         }
     }
+    // Judging again, past the 2 quiet minutes a cause waits before it closes.
     for look in 5..8 {
         for node in &nodes {
-            node.feed_guard(&event(GuardStatus::Judging), at(look * 2))
+            node.feed_guard(&event(GuardStatus::Judging), at(180 + look * 2))
                 .unwrap();
         }
     }
@@ -319,4 +325,50 @@ fn two_nodes_on_postgresql_page_once() {
     let (first, second) = (open(), open());
     two_nodes_page_once(first, second);
     PostgresStore::drop_schema(&url, &schema).unwrap();
+}
+
+/// Two nodes that disagree: one is blind (its own connection broke), the other judges fine,
+/// and both say so every two seconds for ten minutes. One guard incident, open throughout,
+/// paged once: the healthy node's "judging" does not resolve it for the blind one to reopen.
+#[test]
+fn two_nodes_that_disagree_page_once_and_keep_it_open() {
+    let config = Arc::new(Config::parse(Config::example_toml()).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    let open = || -> Arc<dyn Store> { Arc::new(SqliteStore::open(&path, &config).unwrap()) };
+    let (blind_node, judging_node) = (
+        Incidents::new(config.clone(), open()),
+        Incidents::new(config.clone(), open()),
+    );
+    let at =
+        |seconds: i64| Timestamp::from_millis(T0).saturating_add(DurationMs::from_secs(seconds));
+    let event = |status: GuardStatus| {
+        vec![GuardEvent {
+            funnel: Some("checkout".into()),
+            status,
+        }]
+    };
+    let blind = event(GuardStatus::Blind {
+        since: at(0),
+        reason: "its reads fail: the store met an IO error while reading counts".into(),
+    });
+    for look in 0..300 {
+        blind_node.feed_guard(&blind, at(look * 2)).unwrap();
+        judging_node
+            .feed_guard(&event(GuardStatus::Judging), at(look * 2 + 1))
+            .unwrap();
+    }
+    let store = open();
+    let pages = store.outbox(0, 100).unwrap();
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    let guards: Vec<(u64, bool)> = judging_node
+        .with_engine(|engine| {
+            engine
+                .incidents()
+                .filter(|i| i.is_guard())
+                .map(|i| (i.id, i.is_open()))
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(guards, [(1, true)]);
 }
