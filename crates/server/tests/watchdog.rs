@@ -245,6 +245,31 @@ fn a_dead_writer_opens_one_guard_incident_for_every_funnel() {
     drop(faulty);
 }
 
+/// `seconds` after T0.
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_millis(T0).saturating_add(DurationMs::from_secs(seconds))
+}
+
+/// What a node's watchdog says of checkout.
+fn event(status: GuardStatus) -> Vec<GuardEvent> {
+    vec![GuardEvent {
+        funnel: Some("checkout".into()),
+        status,
+    }]
+}
+
+/// A node's guard incidents: id and whether open.
+fn guards(node: &Incidents) -> Vec<(u64, bool)> {
+    node.with_engine(|engine| {
+        engine
+            .incidents()
+            .filter(|i| i.is_guard())
+            .map(|i| (i.id, i.is_open()))
+            .collect()
+    })
+    .unwrap()
+}
+
 /// Two nodes sharing a database, each with its own watchdog, both see checkout blind and then
 /// judging again, over and over: one guard incident between them, one page, one resolution.
 fn two_nodes_page_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
@@ -253,14 +278,6 @@ fn two_nodes_page_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
         Incidents::new(config.clone(), first.clone()),
         Incidents::new(config, second),
     ];
-    let at =
-        |seconds: i64| Timestamp::from_millis(T0).saturating_add(DurationMs::from_secs(seconds));
-    let event = |status: GuardStatus| {
-        vec![GuardEvent {
-            funnel: Some("checkout".into()),
-            status,
-        }]
-    };
     let blind = event(GuardStatus::Blind {
         since: at(0),
         reason: "its reads fail: database is locked".into(),
@@ -289,16 +306,7 @@ fn two_nodes_page_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
         "{pages:?}"
     );
     for node in &nodes {
-        let guards: Vec<(u64, bool)> = node
-            .with_engine(|engine| {
-                engine
-                    .incidents()
-                    .filter(|i| i.is_guard())
-                    .map(|i| (i.id, i.is_open()))
-                    .collect()
-            })
-            .unwrap();
-        assert_eq!(guards, [(1, false)]);
+        assert_eq!(guards(node), [(1, false)]);
     }
 }
 
@@ -340,14 +348,6 @@ fn two_nodes_that_disagree_page_once_and_keep_it_open() {
         Incidents::new(config.clone(), open()),
         Incidents::new(config.clone(), open()),
     );
-    let at =
-        |seconds: i64| Timestamp::from_millis(T0).saturating_add(DurationMs::from_secs(seconds));
-    let event = |status: GuardStatus| {
-        vec![GuardEvent {
-            funnel: Some("checkout".into()),
-            status,
-        }]
-    };
     let blind = event(GuardStatus::Blind {
         since: at(0),
         reason: "its reads fail: the store met an IO error while reading counts".into(),
@@ -361,14 +361,5 @@ fn two_nodes_that_disagree_page_once_and_keep_it_open() {
     let store = open();
     let pages = store.outbox(0, 100).unwrap();
     assert_eq!(pages.len(), 1, "{pages:?}");
-    let guards: Vec<(u64, bool)> = judging_node
-        .with_engine(|engine| {
-            engine
-                .incidents()
-                .filter(|i| i.is_guard())
-                .map(|i| (i.id, i.is_open()))
-                .collect()
-        })
-        .unwrap();
-    assert_eq!(guards, [(1, true)]);
+    assert_eq!(guards(&judging_node), [(1, true)]);
 }
