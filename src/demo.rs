@@ -14,11 +14,12 @@ use anyhow::Context;
 
 use revloop_core::Config;
 use revloop_core::Timestamp;
-use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR};
+use revloop_core::time::DurationMs;
 use revloop_server::http::auth::{base64_encode, generate_secret, hash_secret};
 use revloop_server::{App, AppOptions, Clock, SystemClock};
+use revloop_sim::demo::{DEMO_DAYS, DEMO_PEAK_SESSIONS_PER_MINUTE, DEMO_SEED};
 use revloop_sim::segment_json::write_segment_json;
-use revloop_sim::{IncidentKind, InjectedIncident, Scenario, simulate};
+use revloop_sim::{Scenario, simulate};
 use revloop_store::{Role, SqliteStore, Store};
 
 use crate::client::Client;
@@ -44,13 +45,13 @@ pub struct Args {
     data_dir: PathBuf,
     /// Days of history to backfill on first start. The detector learns for a week before it
     /// pages, so the default leaves a week of history it judges, with two incidents in it.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = DEMO_DAYS)]
     days: u32,
     /// Mean sessions per minute at the busiest time of the week.
-    #[arg(long, default_value_t = 40.0)]
+    #[arg(long, default_value_t = DEMO_PEAK_SESSIONS_PER_MINUTE)]
     peak_sessions_per_minute: f64,
     /// Seed of the simulated traffic.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = DEMO_SEED)]
     seed: u64,
 }
 
@@ -108,13 +109,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !has_history {
         let config = config.clone();
         let base_for_backfill = base.clone();
-        let scenario = Scenario {
-            from: now.saturating_sub(DurationMs::from_days(i64::from(args.days))),
-            to: now,
-            seed: args.seed,
-            peak_sessions_per_minute: args.peak_sessions_per_minute,
-            incidents: demo_incidents(&config, now),
-        };
+        let scenario = revloop_sim::demo::history(
+            &config,
+            now,
+            args.days,
+            args.seed,
+            args.peak_sessions_per_minute,
+        );
         std::thread::Builder::new()
             .name("demo-backfill".into())
             .spawn(move || {
@@ -167,46 +168,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("serving")?;
     crate::serve::checkpoint_on_exit(store.as_ref());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Two incidents in the backfilled history for the detector to find, yesterday afternoon in
-/// the example shop's New York: a checkout failure on mobile only from 19:00 UTC, and a
-/// payment outage from 22:00 UTC.
-fn demo_incidents(config: &Config, now: revloop_core::Timestamp) -> Vec<InjectedIncident> {
-    let stages: Vec<&str> = config.funnels[0]
-        .stages
-        .iter()
-        .map(|s| s.id.as_str())
-        .collect();
-    if stages.len() < 3 {
-        return Vec::new();
-    }
-    // 22:00 UTC yesterday: the start of today, less two hours.
-    let yesterday_evening = Timestamp::from_millis(
-        now.millis() - now.millis().rem_euclid(MS_PER_DAY) - 2 * MS_PER_HOUR,
-    );
-    let at =
-        |hours_before: i64, minutes: i64, stage: &str, drop: f64, segment: Option<(&str, &str)>| {
-            InjectedIncident {
-                funnel: Some(config.funnels[0].id.clone()),
-                kind: IncidentKind::Conversion {
-                    stage: stage.to_owned(),
-                    drop,
-                },
-                from: yesterday_evening.saturating_sub(DurationMs::from_hours(hours_before)),
-                to: yesterday_evening
-                    .saturating_sub(DurationMs::from_hours(hours_before))
-                    .saturating_add(DurationMs::from_minutes(minutes)),
-                segment: segment.map(|(d, v)| (d.to_owned(), v.to_owned())),
-            }
-        };
-    let last_step = stages[stages.len() - 2];
-    let middle = stages[stages.len() / 2];
-    let mut incidents = vec![at(0, 40, last_step, 1.0, None)];
-    if config.dimensions.iter().any(|d| d.name == "device") {
-        incidents.push(at(3, 90, middle, 0.6, Some(("device", "mobile"))));
-    }
-    incidents
 }
 
 fn print_welcome(

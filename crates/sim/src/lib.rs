@@ -5,9 +5,10 @@
 //! the wall clock and never draws unseeded randomness, so the same config, scenario and seed
 //! give the same events and the same report on every run. `traffic` is the traffic model,
 //! `injection` what an injected incident is and its `--incident` text form, `segment_json` the
-//! events as Segment JSON, and `eval` the suite (its in-memory ingest feed, the
+//! events as Segment JSON, `demo` the history `revloop demo` backfills, and `eval` the suite (its in-memory ingest feed, the
 //! runbook-literal detector, scoring and rendering).
 
+pub mod demo;
 pub mod eval;
 pub mod injection;
 pub mod segment_json;

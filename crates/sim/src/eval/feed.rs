@@ -98,7 +98,7 @@ struct Sinks<'a> {
     naive: &'a mut NaiveDetector,
     output: FeedOutput,
     tally: Option<(Minute, Minute)>,
-    observer: &'a mut dyn FnMut(Minute, &Detector),
+    observer: &'a mut dyn FnMut(Minute, &Detector, &[AlertEvent]),
 }
 
 impl Feed {
@@ -133,7 +133,7 @@ impl Feed {
         detector: &mut Detector,
         naive: &mut NaiveDetector,
         tally: Option<(Minute, Minute)>,
-        observer: &mut dyn FnMut(Minute, &Detector),
+        observer: &mut dyn FnMut(Minute, &Detector, &[AlertEvent]),
     ) -> Result<FeedOutput, ScenarioError> {
         let mut sinks = Sinks {
             detector,
@@ -285,10 +285,15 @@ impl Feed {
                 record(1 + id, Some((&self.dimension_names[*dimension], value)));
             }
         }
+        let alerts_before = sinks.output.alerts.len();
         sinks
             .detector
             .close_minute(minute, &mut sinks.output.alerts);
-        (sinks.observer)(minute, sinks.detector);
+        (sinks.observer)(
+            minute,
+            sinks.detector,
+            &sinks.output.alerts[alerts_before..],
+        );
         let whole: Vec<Vec<i64>> = minute_counts
             .counts
             .iter()

@@ -96,7 +96,7 @@ pub fn run_suite(
         &mut detector,
         &mut naive,
         None,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     )?;
     let mut learned = Learned {
         feed: feed.clone(),
@@ -193,7 +193,7 @@ fn count_false_alarms(
         &mut detector,
         naive,
         None,
-        &mut |minute, detector| {
+        &mut |minute, detector, _| {
             if (minute.index() + 1).rem_euclid(window) != 0 {
                 return;
             }
@@ -282,7 +282,7 @@ fn run_scenario(
                 start.minute(),
                 start.saturating_add(DurationMs::from_minutes(30)).minute(),
             )),
-            &mut |_, _| {},
+            &mut |_, _, _| {},
         )?;
         score_run(spec, &incidents, &output, &detector, &mut result);
     }

@@ -437,7 +437,7 @@ fn fed_country_segments(config: &Config, scenario: &Scenario) -> BTreeSet<String
         &mut detector,
         &mut NaiveDetector::new(config),
         None,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     )
     .unwrap();
     detector
@@ -529,7 +529,7 @@ fn the_feed_counts_each_stage_event_once_per_minute() {
                 Timestamp::from_millis(T0).minute(),
                 Timestamp::from_millis(T0 + 30 * MS_PER_MINUTE).minute(),
             )),
-            &mut |_, _| {},
+            &mut |_, _, _| {},
         )
         .unwrap();
     assert_eq!(output.tallies[0], want);
