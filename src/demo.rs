@@ -109,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = config.clone();
         let base_for_backfill = base.clone();
         let scenario = Scenario {
+            conversion_swing: Default::default(),
             from: now.saturating_sub(DurationMs::from_days(i64::from(args.days))),
             to: now,
             seed: args.seed,
@@ -366,6 +367,7 @@ fn stream_live(
         base64_encode(format!("{write_key}:").as_bytes())
     );
     let scenario = Scenario {
+        conversion_swing: Default::default(),
         from: start,
         to: start.saturating_add(DurationMs::from_days(365)),
         seed,
