@@ -91,19 +91,6 @@ impl SlotTable {
         self.0[position.a][2] >= SLOT_READY_MINUTES && self.0[position.b][2] >= SLOT_READY_MINUTES
     }
 
-    /// `[a, b]` summed over the seven slots of `slot`'s local hour of day: the hour's daily
-    /// profile, pooled over the days of the week.
-    pub(super) fn hour_of_day_sums(&self, slot: usize) -> [f64; 2] {
-        let hour = slot % HOURS_PER_DAY;
-        let mut sums = [0.0_f32; 2];
-        for day in 0..DAYS_PER_WEEK {
-            let cell = self.0[day * HOURS_PER_DAY + hour];
-            sums[0] += cell[0];
-            sums[1] += cell[1];
-        }
-        sums.map(f64::from)
-    }
-
     /// Sets `b` of every slot of `hour` (of day) to `a · ratio`: the hour relearned at once,
     /// keeping how many `a` (shoppers) and minutes it has seen.
     pub(super) fn set_hour_of_day_ratio(&mut self, hour: usize, ratio: f64) {
@@ -144,6 +131,36 @@ impl SlotTable {
         let per_minute = |cell: [f32; 3]| f64::from(cell[0]) / f64::from(cell[2]).max(1e-9);
         (1.0 - position.wb) * per_minute(self.0[position.a])
             + position.wb * per_minute(self.0[position.b])
+    }
+}
+
+/// `[a, b]` summed over the seven slots of each local hour of day: the hour's daily profile,
+/// pooled over the days of the week. Kept up to date as the slots learn, so that judging a
+/// minute reads one cell rather than seven spread over the table, and summed again exactly
+/// once a local day so that rounding cannot drift.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(super) struct HourOfDaySums([[f32; 2]; HOURS_PER_DAY]);
+
+impl HourOfDaySums {
+    pub(super) fn resum(&mut self, slots: &SlotTable) {
+        self.0 = [[0.0; 2]; HOURS_PER_DAY];
+        for (slot, cell) in slots.0.iter().enumerate() {
+            let sums = &mut self.0[slot % HOURS_PER_DAY];
+            sums[0] += cell[0];
+            sums[1] += cell[1];
+        }
+    }
+
+    /// Slot `slot` went from `before` to `after`.
+    pub(super) fn learned(&mut self, slot: usize, before: [f32; 3], after: [f32; 3]) {
+        let sums = &mut self.0[slot % HOURS_PER_DAY];
+        sums[0] = (sums[0] + (after[0] - before[0])).max(0.0);
+        sums[1] = (sums[1] + (after[1] - before[1])).max(0.0);
+    }
+
+    /// The sums of `slot`'s hour of day.
+    pub(super) fn of(&self, slot: usize) -> [f64; 2] {
+        self.0[slot % HOURS_PER_DAY].map(f64::from)
     }
 }
 
@@ -208,6 +225,11 @@ impl Default for HourHistory {
 }
 
 impl HourHistory {
+    /// Whether `local_day` is a day the history has not started yet.
+    pub(super) fn is_new_day(&self, local_day: i64) -> bool {
+        self.day.is_none_or(|today| local_day > today)
+    }
+
     /// Moves to `local_day`; returns the hours that became suspect, with the `b / a` ratio
     /// they showed lately, for the caller to relearn. Days before the last one are idle days:
     /// nothing alerted in them.

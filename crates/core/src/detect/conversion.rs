@@ -5,7 +5,9 @@
 //! improvement CUSUMs. It records what the minute showed (a [`MinuteJudgement`]) and never
 //! opens, upgrades or closes an alert itself: that is `decide`'s, which sees the whole funnel.
 
-use super::baseline::{HOURS_PER_DAY, HourHistory, Overdispersion, SlotPosition, SlotTable};
+use super::baseline::{
+    HOURS_PER_DAY, HourHistory, HourOfDaySums, Overdispersion, SlotPosition, SlotTable,
+};
 use super::decide::OpenAlert;
 use super::ring::{Ring, Span};
 use super::{LEARNING_EXCLUSION_SHARE, MinuteContext, SIGMA_P1, SIGMA_P2, SeriesStatus};
@@ -32,6 +34,8 @@ const SURGE_SHEWHART_FACTOR: f64 = 2.0;
 pub(super) struct ConversionSeries {
     /// `[shoppers at the stage, shoppers who went on, minutes]` per slot.
     pub(super) slots: SlotTable,
+    /// The slots' sums per local hour of day: the daily profile a slot is shrunk toward.
+    pub(super) hour_sums: HourOfDaySums,
     /// Series-wide sums, exponentially weighted over the same memory: the shrinkage target.
     pub(super) total_n: f64,
     pub(super) total_x: f64,
@@ -95,6 +99,7 @@ impl ConversionSeries {
     pub(super) fn new(window_minutes: usize) -> ConversionSeries {
         ConversionSeries {
             slots: SlotTable::new(),
+            hour_sums: HourOfDaySums::default(),
             total_n: 0.0,
             total_x: 0.0,
             first_minute: None,
@@ -126,7 +131,7 @@ impl ConversionSeries {
         // rather than from the day's average, which may not (shops browse at night and buy in
         // the afternoon).
         let conversion_of = |slot: usize| {
-            let [hour_a, hour_b] = self.slots.hour_of_day_sums(slot);
+            let [hour_a, hour_b] = self.hour_sums.of(slot);
             let hour_rate =
                 (hour_b + HOUR_SHRINK_SHOPPERS * overall) / (hour_a + HOUR_SHRINK_SHOPPERS);
             let cell = self.slots.0[slot];
@@ -162,8 +167,11 @@ impl ConversionSeries {
         }
         let first = *self.first_minute.get_or_insert(minute);
         let position = context.position;
-        for (hour, ratio) in self.hours.start_day(position.local_day) {
-            self.slots.set_hour_of_day_ratio(hour, ratio);
+        if self.hours.is_new_day(position.local_day) {
+            for (hour, ratio) in self.hours.start_day(position.local_day) {
+                self.slots.set_hour_of_day_ratio(hour, ratio);
+            }
+            self.hour_sums.resum(&self.slots);
         }
         let hour = position.slot % HOURS_PER_DAY;
         let settings = context.settings;
@@ -284,8 +292,10 @@ impl ConversionSeries {
         baseline: &Option<Baseline>,
         context: &MinuteContext,
     ) {
-        self.slots
-            .learn(context.position.slot, n, x, context.slot_decay);
+        let slot = context.position.slot;
+        let before = self.slots.0[slot];
+        self.slots.learn(slot, n, x, context.slot_decay);
+        self.hour_sums.learned(slot, before, self.slots.0[slot]);
         self.total_n = self.total_n * context.total_decay + n;
         self.total_x = self.total_x * context.total_decay + x;
         let window = context.settings.window_minutes as i64;
