@@ -14,7 +14,9 @@
 //! stages in order, seconds to minutes apart, going on from each stage with a step-conversion
 //! probability set by the stage, the segment, and a random factor shared by every session at
 //! that stage in the same five-minute window (so counts vary more between windows than a
-//! binomial would, as real traffic does). Injected incidents change that process inside their
+//! binomial would, as real traffic does), and optionally by the local time of day
+//! ([`ConversionSwing`]: a shop whose night visitors browse and afternoon visitors buy).
+//! Injected incidents change that process inside their
 //! window: fewer shoppers going on from a stage, a tracking pixel losing events, or a surge of
 //! arriving sessions.
 //!
