@@ -327,6 +327,7 @@ fn stream_live(
         base64_encode(format!("{write_key}:").as_bytes())
     );
     let scenario = Scenario {
+        conversion_swing: Default::default(),
         from: start,
         to: start.saturating_add(DurationMs::from_days(365)),
         seed,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use revloop_sim::ConversionSwing;
 use revloop_sim::eval::{EvalOptions, run_suite};
 
 #[derive(clap::Args)]
@@ -28,6 +29,10 @@ pub struct Args {
     /// Only scenarios whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// The simulated shop: `ordinary`, or `daily-swing` (checkout's and payment's drop-off
+    /// swings by about ±25% through the local day, worst in the early morning).
+    #[arg(long, default_value = "ordinary", value_parser = parse_shop)]
+    shop: ConversionSwing,
     /// Also print every false alarm on the clean weeks.
     #[arg(long)]
     verbose: bool,
@@ -46,6 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         clean_weeks: args.clean_weeks,
         runs: args.runs,
         filter: args.only,
+        shop: args.shop,
         ..EvalOptions::default()
     };
     if let Some(only) = &options.filter {
@@ -76,4 +82,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     print!("{}", report.to_markdown());
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_shop(text: &str) -> Result<ConversionSwing, String> {
+    [ConversionSwing::None, ConversionSwing::StrongDaily]
+        .into_iter()
+        .find(|shop| shop.name() == text)
+        .ok_or_else(|| {
+            format!("`{text}` is not a shop; the shops are `ordinary` and `daily-swing`")
+        })
 }

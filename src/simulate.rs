@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         incidents.push(parsed.incident);
     }
     let scenario = Scenario {
+        conversion_swing: Default::default(),
         from,
         to,
         seed: args.seed,

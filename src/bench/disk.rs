@@ -71,6 +71,7 @@ pub fn run(setup: &Setup) -> anyhow::Result<ExitCode> {
     );
     let now = SystemClock.now();
     let scenario = Scenario {
+        conversion_swing: Default::default(),
         from: now.saturating_sub(DurationMs::from_days(i64::from(setup.days))),
         to: now,
         seed: 7,

@@ -423,6 +423,7 @@ fn wait_until_ready(base: &str) -> anyhow::Result<()> {
 fn event_templates(config: &Config, n_events: usize) -> anyhow::Result<Arc<Vec<SimEvent>>> {
     let now = SystemClock.now();
     let scenario = Scenario {
+        conversion_swing: Default::default(),
         from: now.saturating_sub(DurationMs::from_hours(6)),
         to: now,
         seed: 42,

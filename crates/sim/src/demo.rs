@@ -24,6 +24,7 @@ pub fn history(config: &Config, now: Timestamp, days: u32, seed: u64, peak: f64)
         seed,
         peak_sessions_per_minute: peak,
         incidents: incidents(config, now),
+        conversion_swing: Default::default(),
     }
 }
 

@@ -16,6 +16,6 @@ pub mod traffic;
 
 pub use injection::{IncidentKind, InjectedIncident, ParsedIncident, SURGE_FACTOR_MAX};
 pub use traffic::{
-    INCIDENTS_MAX, PEAK_SESSIONS_PER_MINUTE_MAX, RANGE_DAYS_MAX, STEP_GAP_MAX_MS, Scenario,
-    ScenarioError, SimEvent, SimSummary, SimValue, simulate,
+    ConversionSwing, INCIDENTS_MAX, PEAK_SESSIONS_PER_MINUTE_MAX, RANGE_DAYS_MAX, STEP_GAP_MAX_MS,
+    Scenario, ScenarioError, SimEvent, SimSummary, SimValue, simulate,
 };

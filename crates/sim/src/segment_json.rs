@@ -367,6 +367,7 @@ mod tests {
     fn simulated_traffic_renders_to_valid_messages_carrying_every_field() {
         let config = Config::parse(Config::example_toml()).unwrap();
         let scenario = Scenario {
+            conversion_swing: Default::default(),
             from: Timestamp::parse_rfc3339("2026-11-18T15:00:00Z").unwrap(),
             to: Timestamp::parse_rfc3339("2026-11-18T15:30:00Z").unwrap(),
             seed: 7,

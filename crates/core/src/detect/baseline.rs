@@ -7,8 +7,10 @@
 
 use crate::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
 
+pub(super) const HOURS_PER_DAY: usize = 24;
+const DAYS_PER_WEEK: usize = 7;
 /// Time-of-week slots: one per local hour of the week, Monday 00:00 first.
-pub const SLOTS: usize = 7 * 24;
+pub const SLOTS: usize = DAYS_PER_WEEK * HOURS_PER_DAY;
 /// A slot is usable once it holds this many minutes of history (most of one week's hour).
 const SLOT_READY_MINUTES: f32 = 45.0;
 
@@ -35,6 +37,8 @@ pub(super) struct SlotPosition {
     pub(super) b: usize,
     /// Weight of slot `b`.
     pub(super) wb: f64,
+    /// Local days since 1970-01-01: when a new local day starts.
+    pub(super) local_day: i64,
 }
 
 impl SlotPosition {
@@ -53,6 +57,7 @@ impl SlotPosition {
                 a: (slot + SLOTS - 1) % SLOTS,
                 b: slot,
                 wb: fraction + 0.5,
+                local_day: days,
             }
         } else {
             SlotPosition {
@@ -60,6 +65,7 @@ impl SlotPosition {
                 a: slot,
                 b: (slot + 1) % SLOTS,
                 wb: fraction - 0.5,
+                local_day: days,
             }
         }
     }
@@ -83,6 +89,15 @@ impl SlotTable {
 
     pub(super) fn ready(&self, position: SlotPosition) -> bool {
         self.0[position.a][2] >= SLOT_READY_MINUTES && self.0[position.b][2] >= SLOT_READY_MINUTES
+    }
+
+    /// Sets `b` of every slot of `hour` (of day) to `a · ratio`: the hour relearned at once,
+    /// keeping how many `a` (shoppers) and minutes it has seen.
+    pub(super) fn set_hour_of_day_ratio(&mut self, hour: usize, ratio: f64) {
+        for day in 0..DAYS_PER_WEEK {
+            let cell = &mut self.0[day * HOURS_PER_DAY + hour];
+            cell[1] = (f64::from(cell[0]) * ratio) as f32;
+        }
     }
 
     /// `a / b`, interpolated.
@@ -119,6 +134,36 @@ impl SlotTable {
     }
 }
 
+/// `[a, b]` summed over the seven slots of each local hour of day: the hour's daily profile,
+/// pooled over the days of the week. Kept up to date as the slots learn, so that judging a
+/// minute reads one cell rather than seven spread over the table, and summed again exactly
+/// once a local day so that rounding cannot drift.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(super) struct HourOfDaySums([[f32; 2]; HOURS_PER_DAY]);
+
+impl HourOfDaySums {
+    pub(super) fn resum(&mut self, slots: &SlotTable) {
+        self.0 = [[0.0; 2]; HOURS_PER_DAY];
+        for (slot, cell) in slots.0.iter().enumerate() {
+            let sums = &mut self.0[slot % HOURS_PER_DAY];
+            sums[0] += cell[0];
+            sums[1] += cell[1];
+        }
+    }
+
+    /// Slot `slot` went from `before` to `after`.
+    pub(super) fn learned(&mut self, slot: usize, before: [f32; 3], after: [f32; 3]) {
+        let sums = &mut self.0[slot % HOURS_PER_DAY];
+        sums[0] = (sums[0] + (after[0] - before[0])).max(0.0);
+        sums[1] = (sums[1] + (after[1] - before[1])).max(0.0);
+    }
+
+    /// The sums of `slot`'s hour of day.
+    pub(super) fn of(&self, slot: usize) -> [f64; 2] {
+        self.0[slot % HOURS_PER_DAY].map(f64::from)
+    }
+}
+
 /// Running estimate of a between-window variance, from aligned windows.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Overdispersion {
@@ -138,5 +183,99 @@ impl Overdispersion {
 
     pub(super) fn get(&self) -> f64 {
         self.value.max(0.0)
+    }
+}
+
+/// A baseline hour of day is suspect when the series alerted in it on at least this many of
+/// the last [`SUSPECT_DAYS`] local days: the same hours alarming day after day are more likely a
+/// baseline that is wrong at those hours than an incident that recurs on the clock.
+pub(super) const SUSPECT_ALERTED_DAYS_MIN: u32 = 2;
+/// The days [`SUSPECT_ALERTED_DAYS_MIN`] counts over (today not included).
+pub(super) const SUSPECT_DAYS: u32 = 3;
+/// What each earlier day's recent drop-off keeps at a new local day: the recent estimate an hour
+/// is relearned from is mostly the last two days.
+const RECENT_DAY_DECAY: f32 = 0.25;
+
+/// Which local hours of the day a series alerted in, day by day, and what it saw in each hour
+/// lately (alerting or not): the evidence that a baseline hour is wrong and what to relearn it
+/// from. Plain data, a function of the counts alone, so every node derives the same.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct HourHistory {
+    /// Per local hour: bit `i` set when the series had an alert open in that hour `i` days ago.
+    alerted_days: [u8; HOURS_PER_DAY],
+    /// Per local hour: `[a, b]` of the last days, each earlier day kept at
+    /// [`RECENT_DAY_DECAY`].
+    recent: [[f32; 2]; HOURS_PER_DAY],
+    /// Hours whose baseline is suspect today (bit per hour): relearned at the start of the day,
+    /// and not judged until it ends.
+    pub(super) suspect_today: u32,
+    /// The local day the bits describe as today.
+    day: Option<i64>,
+}
+
+impl Default for HourHistory {
+    fn default() -> HourHistory {
+        HourHistory {
+            alerted_days: [0; HOURS_PER_DAY],
+            recent: [[0.0; 2]; HOURS_PER_DAY],
+            suspect_today: 0,
+            day: None,
+        }
+    }
+}
+
+impl HourHistory {
+    /// Whether `local_day` is a day the history has not started yet.
+    pub(super) fn is_new_day(&self, local_day: i64) -> bool {
+        self.day.is_none_or(|today| local_day > today)
+    }
+
+    /// Moves to `local_day`; returns the hours that became suspect, with the `b / a` ratio
+    /// they showed lately, for the caller to relearn. Days before the last one are idle days:
+    /// nothing alerted in them.
+    pub(super) fn start_day(&mut self, local_day: i64) -> Vec<(usize, f64)> {
+        let Some(today) = self.day else {
+            self.day = Some(local_day);
+            return Vec::new();
+        };
+        if local_day <= today {
+            return Vec::new();
+        }
+        self.day = Some(local_day);
+        let shift = (local_day - today).min(8) as u32;
+        let earlier_days_mask = ((1_u32 << SUSPECT_DAYS) - 1) as u8;
+        let keep = RECENT_DAY_DECAY.powi(shift as i32);
+        self.suspect_today = 0;
+        let mut suspect = Vec::new();
+        for hour in 0..HOURS_PER_DAY {
+            let shifted =
+                u8::try_from((u32::from(self.alerted_days[hour]) << shift) & 0xff).unwrap_or(0);
+            self.alerted_days[hour] = shifted;
+            let alerted = (shifted >> 1) & earlier_days_mask;
+            let [a, b] = self.recent[hour];
+            if alerted.count_ones() >= SUSPECT_ALERTED_DAYS_MIN && a > 0.0 {
+                suspect.push((hour, f64::from(b) / f64::from(a)));
+                self.suspect_today |= 1 << hour;
+                // Relearned: its old alerts say nothing about the new baseline.
+                self.alerted_days[hour] = 0;
+            }
+            self.recent[hour] = [a * keep, b * keep];
+        }
+        suspect
+    }
+
+    pub(super) fn record(&mut self, hour: usize, alerting: bool, learned: Option<[f64; 2]>) {
+        if alerting {
+            self.alerted_days[hour] |= 1;
+        }
+        if let Some([a, b]) = learned {
+            let cell = &mut self.recent[hour];
+            cell[0] += a as f32;
+            cell[1] += b as f32;
+        }
+    }
+
+    pub(super) fn is_suspect(&self, hour: usize) -> bool {
+        self.suspect_today & (1 << hour) != 0
     }
 }

@@ -5,7 +5,9 @@
 //! improvement CUSUMs. It records what the minute showed (a [`MinuteJudgement`]) and never
 //! opens, upgrades or closes an alert itself: that is `decide`'s, which sees the whole funnel.
 
-use super::baseline::{Overdispersion, SlotPosition, SlotTable};
+use super::baseline::{
+    HOURS_PER_DAY, HourHistory, HourOfDaySums, Overdispersion, SlotPosition, SlotTable,
+};
 use super::decide::OpenAlert;
 use super::ring::{Ring, Span};
 use super::{LEARNING_EXCLUSION_SHARE, MinuteContext, SIGMA_P1, SIGMA_P2, SeriesStatus};
@@ -13,8 +15,11 @@ use crate::alert::Severity;
 use crate::stats::{self, Cusum};
 use crate::time::Minute;
 
-/// Shoppers' worth of weight pulling a slot's rate toward the series' overall rate.
+/// Shoppers' worth of weight pulling a slot's rate toward its hour's daily profile (the same
+/// local hour on every day of the week).
 const SHRINK_SHOPPERS: f64 = 200.0;
+/// Shoppers' worth of weight pulling an hour's daily profile toward the series' all-day rate.
+const HOUR_SHRINK_SHOPPERS: f64 = 200.0;
 /// Drop-off rates this close to 0 or 1 carry no information worth judging.
 const DEGENERATE_RATE: f64 = 0.001;
 /// The window test that stops the line at once needs `n·p₀(1−p₀)` at least this in the
@@ -29,11 +34,15 @@ const SURGE_SHEWHART_FACTOR: f64 = 2.0;
 pub(super) struct ConversionSeries {
     /// `[shoppers at the stage, shoppers who went on, minutes]` per slot.
     pub(super) slots: SlotTable,
+    /// The slots' sums per local hour of day: the daily profile a slot is shrunk toward.
+    pub(super) hour_sums: HourOfDaySums,
     /// Series-wide sums, exponentially weighted over the same memory: the shrinkage target.
     pub(super) total_n: f64,
     pub(super) total_x: f64,
     pub(super) first_minute: Option<Minute>,
     pub(super) tau2: Overdispersion,
+    /// The local hours the series alerted in, day by day, and what it saw in them lately.
+    pub(super) hours: HourHistory,
     pub(super) trailing: Ring,
     pub(super) up_p2: Cusum,
     pub(super) up_p1: Cusum,
@@ -90,10 +99,12 @@ impl ConversionSeries {
     pub(super) fn new(window_minutes: usize) -> ConversionSeries {
         ConversionSeries {
             slots: SlotTable::new(),
+            hour_sums: HourOfDaySums::default(),
             total_n: 0.0,
             total_x: 0.0,
             first_minute: None,
             tau2: Overdispersion::default(),
+            hours: HourHistory::default(),
             trailing: Ring::new(window_minutes),
             up_p2: Cusum::default(),
             up_p1: Cusum::default(),
@@ -115,9 +126,16 @@ impl ConversionSeries {
             return None;
         }
         let overall = self.total_x / self.total_n;
+        // Each slot is shrunk toward its hour's daily profile, and that toward the all-day
+        // rate: a quiet hour borrows from the same hour on other days, which converts like it,
+        // rather than from the day's average, which may not (shops browse at night and buy in
+        // the afternoon).
         let conversion_of = |slot: usize| {
+            let [hour_a, hour_b] = self.hour_sums.of(slot);
+            let hour_rate =
+                (hour_b + HOUR_SHRINK_SHOPPERS * overall) / (hour_a + HOUR_SHRINK_SHOPPERS);
             let cell = self.slots.0[slot];
-            (f64::from(cell[1]) + SHRINK_SHOPPERS * overall)
+            (f64::from(cell[1]) + SHRINK_SHOPPERS * hour_rate)
                 / (f64::from(cell[0]) + SHRINK_SHOPPERS)
         };
         let conversion = (1.0 - position.wb) * conversion_of(position.a)
@@ -133,13 +151,13 @@ impl ConversionSeries {
     }
 
     /// Takes one minute: `n` shoppers at the stage, `x` of them went on (`next_raw` events at the
-    /// next stage, which may exceed `n`).
+    /// next stage, which may exceed `n`). `whole_alerting`: the funnel as a whole has an alert
+    /// open on this step (for a segment's series).
     pub(super) fn observe(
         &mut self,
         minute: Minute,
-        n: f64,
-        x: f64,
-        next_raw: f64,
+        [n, x, next_raw]: [f64; 3],
+        whole_alerting: bool,
         context: &MinuteContext,
     ) -> MinuteJudgement {
         // A series starts with its first shopper: minutes before a shop sent anything are
@@ -148,6 +166,14 @@ impl ConversionSeries {
             return MinuteJudgement::default();
         }
         let first = *self.first_minute.get_or_insert(minute);
+        let position = context.position;
+        if self.hours.is_new_day(position.local_day) {
+            for (hour, ratio) in self.hours.start_day(position.local_day) {
+                self.slots.set_hour_of_day_ratio(hour, ratio);
+            }
+            self.hour_sums.resum(&self.slots);
+        }
+        let hour = position.slot % HOURS_PER_DAY;
         let settings = context.settings;
         let window = settings.window_minutes as f64;
         let learned_long_enough = minute.minutes_since(first) >= settings.learning_minutes;
@@ -189,6 +215,11 @@ impl ConversionSeries {
             } else {
                 SeriesStatus::Normal
             };
+            if self.status == SeriesStatus::Normal && self.hours.is_suspect(hour) {
+                // Relearned at the start of the day from what it showed lately: judged again
+                // from tomorrow, once the relearned baseline has been seen to hold.
+                self.status = SeriesStatus::BaselineSuspect;
+            }
             if self.status == SeriesStatus::Normal && context.surging {
                 self.status = SeriesStatus::Surge;
                 // The new shoppers of a surge convert differently: only a collapse far beyond
@@ -238,6 +269,12 @@ impl ConversionSeries {
         if context.learnable && !suspicious {
             self.learn(minute, n, x, &baseline, context);
         }
+        // Alerting or not: what the hour showed lately is what a suspect hour relearns from.
+        self.hours.record(
+            hour,
+            self.alert.is_some() || whole_alerting,
+            (context.learnable && n > 0.0).then_some([n, x]),
+        );
         if let Some(alert) = self.alert {
             self.status = SeriesStatus::Alerting(alert.severity);
         } else if self.improved && self.status == SeriesStatus::Normal {
@@ -255,8 +292,10 @@ impl ConversionSeries {
         baseline: &Option<Baseline>,
         context: &MinuteContext,
     ) {
-        self.slots
-            .learn(context.position.slot, n, x, context.slot_decay);
+        let slot = context.position.slot;
+        let before = self.slots.0[slot];
+        self.slots.learn(slot, n, x, context.slot_decay);
+        self.hour_sums.learned(slot, before, self.slots.0[slot]);
         self.total_n = self.total_n * context.total_decay + n;
         self.total_x = self.total_x * context.total_decay + x;
         let window = context.settings.window_minutes as i64;

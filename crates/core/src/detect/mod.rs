@@ -392,6 +392,14 @@ impl Detector {
         } else {
             0.0
         };
+        // A segment counts the hours its whole funnel alerted in as its own: the whole's
+        // alert covers (and so silences) the segment's, whose baseline may be as wrong.
+        let whole_alerting: u32 = state.segments[0]
+            .conversions
+            .iter()
+            .enumerate()
+            .filter(|(_, series)| series.alert.is_some())
+            .fold(0, |mask, (stage, _)| mask | 1 << stage);
         for (index, segment) in state.segments.iter_mut().enumerate() {
             let context = if index == 0 {
                 &aggregate_context
@@ -403,7 +411,13 @@ impl Detector {
             for stage in 0..n_stages - 1 {
                 let n = count(stage);
                 let next = count(stage + 1);
-                segment.conversions[stage].observe(minute, n, next.min(n), next, context);
+                let whole_alerting = whole_alerting & 1 << stage != 0;
+                segment.conversions[stage].observe(
+                    minute,
+                    [n, next.min(n), next],
+                    whole_alerting,
+                    context,
+                );
             }
             let whole = (index > 0).then_some(counts_whole_entry);
             segment.volume.observe(minute, count(0), whole, context);

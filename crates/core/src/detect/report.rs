@@ -21,6 +21,10 @@ pub enum SeriesStatus {
     /// not judged against the baseline (bar a collapse) until the surge ends.
     Surge,
     Alerting(Severity),
+    /// The series alerted at this local hour on several of the last days: its baseline for the
+    /// hour was relearned from what those days showed, and the hour is not judged (opens no
+    /// alert) until the next local day.
+    BaselineSuspect,
 }
 
 impl SeriesStatus {
@@ -32,6 +36,7 @@ impl SeriesStatus {
             SeriesStatus::Normal => "normal",
             SeriesStatus::Improved => "improved",
             SeriesStatus::Surge => "surge",
+            SeriesStatus::BaselineSuspect => "baseline_suspect",
             SeriesStatus::Alerting(Severity::P1) => "alerting_p1",
             SeriesStatus::Alerting(Severity::P2) => "alerting_p2",
         }

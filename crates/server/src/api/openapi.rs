@@ -447,7 +447,8 @@ pub struct SeriesView {
     pub next_stage: String,
     pub segment: Option<revloop_api::Segment>,
     /// `learning`, `normal`, `too_few_shoppers`, `degenerate`, `improved`, `surge`,
-    /// `alerting_p1` or `alerting_p2`.
+    /// `baseline_suspect` (relearned today after alerting at this hour on several days: not
+    /// judged until tomorrow), `alerting_p1` or `alerting_p2`.
     pub status: String,
     pub baseline_drop_off: Option<f64>,
     pub window_drop_off: Option<f64>,

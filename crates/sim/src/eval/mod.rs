@@ -27,7 +27,7 @@ use revloop_core::detect::{Detector, SeriesStatus};
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, Timestamp};
 
 use crate::injection::InjectedIncident;
-use crate::traffic::{Scenario, ScenarioError};
+use crate::traffic::{ConversionSwing, Scenario, ScenarioError};
 use score::{DETECTION_GRACE, count_pages, score_run};
 
 const WEEK_MS: i64 = 7 * MS_PER_DAY;
@@ -47,6 +47,8 @@ pub struct EvalOptions {
     pub filter: Option<String>,
     /// Monday 00:00 UTC of the first learning week.
     pub start: Timestamp,
+    /// The shop: how its conversion moves through the day.
+    pub shop: ConversionSwing,
 }
 
 impl Default for EvalOptions {
@@ -61,6 +63,7 @@ impl Default for EvalOptions {
             // Monday 2026-10-12 UTC: the learning weeks span the end of daylight saving time in
             // New York and in Europe.
             start: Timestamp::from_millis(1_791_763_200_000),
+            shop: ConversionSwing::None,
         }
     }
 }
@@ -139,6 +142,7 @@ pub fn run_suite(
 /// Clean traffic, with no incident, from `from` to `to`.
 fn clean_scenario(options: &EvalOptions, from: Timestamp, to: Timestamp) -> Scenario {
     Scenario {
+        conversion_swing: options.shop,
         from,
         to,
         seed: options.seed,
@@ -153,7 +157,8 @@ fn empty_report(config: &Config, options: &EvalOptions, learned: &Detector) -> E
     EvalReport {
         n_funnels: config.funnels.len(),
         options_summary: format!(
-            "seed {}, peak {} sessions/min, {} learning weeks, {} clean weeks, {} runs per scenario",
+            "{} shop, seed {}, peak {} sessions/min, {} learning weeks, {} clean weeks, {} runs per scenario",
+            options.shop.name(),
             options.seed,
             options.peak_sessions_per_minute,
             options.learning_weeks,
@@ -262,6 +267,7 @@ fn run_scenario(
             .collect();
         let end = incidents.iter().map(|i| i.to).max().unwrap_or(start);
         let scenario = Scenario {
+            conversion_swing: options.shop,
             from: learned.until,
             to: end
                 .saturating_add(DETECTION_GRACE)

@@ -453,6 +453,7 @@ fn fed_country_segments(config: &Config, scenario: &Scenario) -> BTreeSet<String
 fn the_feed_folds_values_over_a_cap_into_other_as_ingest_does() {
     let config = with_country_cap(3);
     let scenario = Scenario {
+        conversion_swing: Default::default(),
         from: Timestamp::from_millis(T0),
         to: Timestamp::from_millis(T0 + 2 * MS_PER_HOUR),
         seed: 3,
@@ -500,6 +501,7 @@ fn the_feed_folds_values_over_a_cap_into_other_as_ingest_does() {
 fn the_feed_counts_each_stage_event_once_per_minute() {
     let config = example();
     let scenario = Scenario {
+        conversion_swing: Default::default(),
         from: Timestamp::from_millis(T0),
         to: Timestamp::from_millis(T0 + 30 * MS_PER_MINUTE),
         seed: 5,

@@ -14,7 +14,9 @@
 //! stages in order, seconds to minutes apart, going on from each stage with a step-conversion
 //! probability set by the stage, the segment, and a random factor shared by every session at
 //! that stage in the same five-minute window (so counts vary more between windows than a
-//! binomial would, as real traffic does). Injected incidents change that process inside their
+//! binomial would, as real traffic does), and optionally by the local time of day
+//! ([`ConversionSwing`]: a shop whose night visitors browse and afternoon visitors buy).
+//! Injected incidents change that process inside their
 //! window: fewer shoppers going on from a stage, a tracking pixel losing events, or a surge of
 //! arriving sessions.
 //!
@@ -33,7 +35,7 @@ use std::fmt;
 use revloop_core::config::{Config, FieldPath};
 use revloop_core::funnel::CallKind;
 use revloop_core::rng::mix64;
-use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_MINUTE, Minute, Timestamp};
+use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Minute, Timestamp};
 
 use crate::injection::InjectedIncident;
 use model::Model;
@@ -74,6 +76,13 @@ const OVERDISPERSION_LOGIT_SD: f64 = 0.15;
 const OVERDISPERSION_WINDOW_MS: i64 = 5 * MS_PER_MINUTE;
 /// The extra sessions of a surge have less intent: each of their steps converts this much less.
 const SURGE_EXTRA_STEP_FACTOR: f64 = 0.9;
+/// [`ConversionSwing::StrongDaily`]: the amplitude, on the logit scale, of the daily swing of
+/// the last two steps' conversion. 0.3 moves checkout's drop-off (0.25 on average) between
+/// about 0.19 and 0.31 and payment's (0.15) between about 0.12 and 0.19: ±25%.
+const STRONG_DAILY_SWING_LOGIT: f64 = 0.3;
+/// The local hour (fractional) at which those steps convert worst: the quiet early morning, when
+/// shoppers browse rather than buy.
+const STRONG_DAILY_SWING_WORST_HOUR: f64 = 4.5;
 
 /// Time from one event of a session to the next: gamma with this shape and mean, clamped.
 const STEP_GAP_SHAPE: f64 = 2.0;
@@ -182,6 +191,45 @@ pub struct Scenario {
     /// Mean arriving sessions per minute at the busiest time of the week.
     pub peak_sessions_per_minute: f64,
     pub incidents: Vec<InjectedIncident>,
+    /// How conversion moves through the shop's day.
+    pub conversion_swing: ConversionSwing,
+}
+
+/// How a shop's conversion moves through its local day (its traffic always does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConversionSwing {
+    /// Conversion does not depend on the time of day: only traffic does.
+    #[default]
+    None,
+    /// The last two steps (checkout to payment, payment to order on the checkout funnel)
+    /// convert worst in the quiet early-morning hours and best in the afternoon: their drop-off
+    /// swings by about ±25% around its daily mean (a shop whose night visitors browse and whose
+    /// afternoon visitors buy). Every other step is ordinary.
+    StrongDaily,
+}
+
+impl ConversionSwing {
+    /// The shift of the step conversion's logit out of a stage, `steps_from_end` steps before
+    /// the last stage (1 for the last step), at `local_ms` local time.
+    pub fn step_logit_shift(self, steps_from_end: usize, local_ms: i64) -> f64 {
+        match self {
+            ConversionSwing::None => 0.0,
+            ConversionSwing::StrongDaily if (1..=2).contains(&steps_from_end) => {
+                let hour = local_ms.rem_euclid(MS_PER_DAY) as f64 / MS_PER_HOUR as f64;
+                let phase = (hour - STRONG_DAILY_SWING_WORST_HOUR) / 24.0 * std::f64::consts::TAU;
+                -STRONG_DAILY_SWING_LOGIT * phase.cos()
+            }
+            ConversionSwing::StrongDaily => 0.0,
+        }
+    }
+
+    /// The name `revloop eval --shop` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConversionSwing::None => "ordinary",
+            ConversionSwing::StrongDaily => "daily-swing",
+        }
+    }
 }
 
 /// One simulated Segment call.

@@ -69,6 +69,7 @@ pub(super) struct Model {
     from: Timestamp,
     to: Timestamp,
     peak_sessions_per_minute: f64,
+    conversion_swing: ConversionSwing,
     time_zone: jiff::tz::TimeZone,
     pub(super) root: Rng,
     attributes: Vec<Attribute>,
@@ -134,6 +135,7 @@ impl Model {
             from: scenario.from,
             to: scenario.to,
             peak_sessions_per_minute: peak,
+            conversion_swing: scenario.conversion_swing,
             time_zone,
             root: Rng::new(scenario.seed),
             attributes,
@@ -285,6 +287,12 @@ impl Model {
         let funnel = &self.funnels[session.funnel];
         let mut step_logit =
             funnel.stages[stage].step_logit + self.overdispersion(session.funnel, stage, at);
+        if self.conversion_swing != ConversionSwing::None {
+            step_logit += self.conversion_swing.step_logit_shift(
+                funnel.stages.len() - 1 - stage,
+                at.local_millis(&self.time_zone),
+            );
+        }
         for (attribute, value) in self.attributes.iter().zip(&session.values) {
             if attribute.is_visible(stage, funnel.payment_stage) {
                 step_logit += attribute.values[*value].2;

@@ -24,6 +24,7 @@ fn example() -> Config {
 
 fn scenario(from: &str, to: &str, peak_sessions_per_minute: f64) -> Scenario {
     Scenario {
+        conversion_swing: Default::default(),
         from: at(from),
         to: at(to),
         seed: 1,
@@ -208,6 +209,7 @@ fn the_ends_of_time_do_not_overflow() {
     ];
     for (from, to) in cases {
         let scenario = Scenario {
+            conversion_swing: Default::default(),
             from,
             to,
             seed: 1,
@@ -741,6 +743,51 @@ fn rejects_scenarios_the_config_cannot_run() {
             assert!(simulate(&config, &scenario, |_| {}).is_ok(), "{text}");
         } else {
             check(&scenario, &format!("incident 1: {want}"));
+        }
+    }
+}
+
+/// Drop-off out of `stage` of the sessions that reached it in `[from, to)`.
+fn drop_off(config: &Config, events: &[SimEvent], stage: usize, range: (&str, &str)) -> f64 {
+    let (n, next) = cohort(config, events, stage, range, |_| true);
+    1.0 - ratio(next, n)
+}
+
+#[test]
+fn the_daily_swing_shop_drops_off_most_in_the_early_morning_at_checkout_and_payment() {
+    let config = example();
+    // 03:30-05:30 and 15:30-17:30 local time in New York (UTC-5) on a Wednesday.
+    let night = ("2026-11-18T08:30:00Z", "2026-11-18T10:30:00Z");
+    let afternoon = ("2026-11-18T20:30:00Z", "2026-11-18T22:30:00Z");
+    let swinging = |range: (&str, &str)| {
+        let ordinary = scenario(range.0, range.1, 400.0);
+        let swing = Scenario {
+            conversion_swing: ConversionSwing::StrongDaily,
+            ..ordinary.clone()
+        };
+        (run(&config, &ordinary), run(&config, &swing))
+    };
+    for range in [night, afternoon] {
+        let (ordinary, swing) = swinging(range);
+        // Only the last two steps move: every event up to checkout is the same.
+        let early = |events: &[SimEvent]| -> Vec<SimEvent> {
+            events
+                .iter()
+                .filter(|e| stage_of(&config, e) <= 2)
+                .cloned()
+                .collect()
+        };
+        assert_eq!(early(&ordinary), early(&swing));
+        for stage in [2, 3] {
+            let ratio = drop_off(&config, &swing, stage, range)
+                / drop_off(&config, &ordinary, stage, range);
+            eprintln!("{range:?} stage {stage}: drop-off ×{ratio:.2}");
+            let wants = if range == night {
+                1.15..1.45
+            } else {
+                0.6..0.88
+            };
+            assert!(wants.contains(&ratio), "{range:?} stage {stage}: ×{ratio}");
         }
     }
 }
