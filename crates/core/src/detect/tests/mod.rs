@@ -6,6 +6,7 @@ mod alerts;
 mod baseline;
 mod budget;
 mod learning;
+mod severity;
 
 use super::{Detector, SeriesStatus};
 use crate::alert::{AlertEvent, AlertEventKind};
