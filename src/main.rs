@@ -141,10 +141,15 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
         Ok(config) => {
             let n_stages: usize = config.funnels.iter().map(|f| f.stages.len()).sum();
             println!(
-                "{}: ok ({} funnels, {n_stages} stages, {} dimensions)",
+                "{}: ok ({} funnels, {n_stages} stages, {} dimensions; surges {})",
                 file.display(),
                 config.funnels.len(),
-                config.dimensions.len()
+                config.dimensions.len(),
+                if config.incidents.page_on_surge {
+                    "page"
+                } else {
+                    "page nobody"
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -29,7 +29,8 @@ pub struct Args {
     peak_sessions_per_minute: f64,
     /// Inject an incident, e.g.
     /// `stage=checkout,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device=mobile`;
-    /// `kind=pixel` loses the stage's events instead, `kind=surge,factor=3` multiplies traffic.
+    /// `kind=pixel` loses the stage's events instead, `kind=surge,factor=3` multiplies traffic,
+    /// `kind=sale_day,factor=2.5` does so for a day whose first hour rushes most.
     /// Repeatable.
     #[arg(long)]
     incident: Vec<String>,

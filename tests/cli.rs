@@ -28,7 +28,10 @@ fn check_config_prints_every_problem_with_its_line() {
     let dir = setup();
     let ok = run(&["check-config", "revloop.toml"], dir.path());
     assert!(ok.status.success());
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (1 funnels, 5 stages, 5 dimensions)"));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout)
+            .contains("ok (1 funnels, 5 stages, 5 dimensions; surges page nobody)")
+    );
     let broken = revloop_core::Config::example_toml()
         .replace("currency = \"USD\"", "currency = \"US\"")
         .replace("max_values = 10\n", "max_values = 0\n");

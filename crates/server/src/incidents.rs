@@ -767,6 +767,7 @@ impl Service {
                 evaluated_at: Timestamp::MIN,
                 added_silences: Vec::new(),
                 next_silence_id: 1,
+                surges: Default::default(),
             },
             |(engine, _)| engine,
         );

@@ -27,7 +27,7 @@ use revloop_core::Timestamp;
 use revloop_core::alert::AlertKind;
 use revloop_core::incident::{
     ActionItem, AddedSilence, EngineMeta, Escalation, Incident, IncidentSeverity, IncidentState,
-    Mitigation, Silence, SlaClock, Tick, Unsaved,
+    Mitigation, RecentSurges, Silence, SlaClock, Surge, Tick, Unsaved,
 };
 
 use crate::StoreError;
@@ -433,6 +433,12 @@ pub fn encode_incident_meta(
                 .map(StoredAddedSilence::from_core)
                 .collect(),
             next_silence_id: engine.next_silence_id,
+            surges: engine
+                .surges
+                .surges
+                .iter()
+                .map(StoredSurge::from_core)
+                .collect(),
         },
         alerts_through: alerts.floor.millis(),
         alerts_through_by_funnel: alerts
@@ -466,6 +472,14 @@ pub fn decode_incident_meta(meta: &str) -> Result<(EngineMeta, AlertWatermark), 
             .map(StoredAddedSilence::into_core)
             .collect(),
         next_silence_id: record.engine.next_silence_id,
+        surges: RecentSurges {
+            surges: record
+                .engine
+                .surges
+                .into_iter()
+                .map(StoredSurge::into_core)
+                .collect(),
+        },
     };
     let alerts = AlertWatermark {
         floor: Timestamp::from_millis(record.alerts_through),
@@ -501,6 +515,58 @@ pub struct StoredEngineMetaV1 {
     pub added_silences: Vec<StoredAddedSilence>,
     #[serde(default)]
     pub next_silence_id: u64,
+    /// Surges that paged nobody, kept to attach to incidents (absent in metas written before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub surges: Vec<StoredSurge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSurge {
+    pub alert_id: u64,
+    pub funnel: String,
+    pub stage: String,
+    pub segment: Option<(String, String)>,
+    pub onset: i64,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+    pub baseline_rate: f64,
+    pub observed_rate: f64,
+    pub sigma: f64,
+    pub attached_to: Vec<u64>,
+}
+
+impl StoredSurge {
+    fn from_core(surge: &Surge) -> StoredSurge {
+        StoredSurge {
+            alert_id: surge.alert_id,
+            funnel: surge.funnel.clone(),
+            stage: surge.stage.clone(),
+            segment: surge.segment.clone(),
+            onset: surge.onset.millis(),
+            opened_at: surge.opened_at.millis(),
+            closed_at: surge.closed_at.map(Timestamp::millis),
+            baseline_rate: surge.baseline_rate,
+            observed_rate: surge.observed_rate,
+            sigma: surge.sigma,
+            attached_to: surge.attached_to.clone(),
+        }
+    }
+
+    fn into_core(self) -> Surge {
+        Surge {
+            alert_id: self.alert_id,
+            funnel: self.funnel,
+            stage: self.stage,
+            segment: self.segment,
+            onset: Timestamp::from_millis(self.onset),
+            opened_at: Timestamp::from_millis(self.opened_at),
+            closed_at: self.closed_at.map(Timestamp::from_millis),
+            baseline_rate: self.baseline_rate,
+            observed_rate: self.observed_rate,
+            sigma: self.sigma,
+            attached_to: self.attached_to,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

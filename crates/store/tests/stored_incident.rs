@@ -271,3 +271,38 @@ fn a_guard_incident_keeps_its_kind_and_reason() {
     assert_eq!(stored["guard_reason"], "its reads fail: database is locked");
     assert_eq!(decode_incident_body(1, &body).unwrap(), incident);
 }
+
+/// The surges that paged nobody are kept with the engine's meta, field by field, so that an
+/// incident opening after a restart still gets the surge it overlaps; a meta without them (every
+/// meta written before) reads as none, and none are written as nothing.
+#[test]
+fn surges_round_trip_in_the_meta_and_an_older_meta_has_none() {
+    use revloop_core::incident::{RecentSurges, Surge};
+    let (mut engine, marks) =
+        decode_incident_meta(r#"{"engine":{"next_id":4,"evaluated_at":5},"alerts_through":6}"#)
+            .expect("an old meta");
+    assert!(engine.surges.surges.is_empty());
+    let written = encode_incident_meta(&engine, &marks).expect("encodes");
+    assert!(!written.contains("surges"), "{written}");
+    engine.surges = RecentSurges {
+        surges: vec![Surge {
+            alert_id: 0x7f0d_fdb7_4544_bf05,
+            funnel: "checkout".into(),
+            stage: "product_viewed".into(),
+            segment: Some(("source".into(), "tiktok".into())),
+            onset: at(1_795_773_600_000),
+            opened_at: at(1_795_773_660_000),
+            closed_at: Some(at(1_795_775_400_000)),
+            baseline_rate: 3.0,
+            observed_rate: 9.5,
+            sigma: 6.25,
+            attached_to: vec![3, 7],
+        }],
+    };
+    let written = encode_incident_meta(&engine, &marks).expect("encodes");
+    assert!(written.contains(r#""attached_to":[3,7]"#), "{written}");
+    assert_eq!(
+        decode_incident_meta(&written).expect("reads back"),
+        (engine, marks)
+    );
+}

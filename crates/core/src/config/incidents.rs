@@ -81,6 +81,7 @@ pub(super) struct RawIncidents {
     p2_stable_for: Option<Spanned<String>>,
     ack_timeout: Option<Spanned<String>>,
     auto_resolve: Option<bool>,
+    page_on_surge: Option<bool>,
     p1: Option<RawSeverityPolicy>,
     p2: Option<RawSeverityPolicy>,
     p3: Option<RawSeverityPolicy>,
@@ -144,6 +145,7 @@ pub(super) fn validate_incidents(
     );
     policy.ack_timeout = optional(raw.ack_timeout, "incidents.ack_timeout", problems);
     policy.auto_resolve = raw.auto_resolve.unwrap_or(policy.auto_resolve);
+    policy.page_on_surge = raw.page_on_surge.unwrap_or(policy.page_on_surge);
     for (index, (raw_severity, name)) in [(raw.p1, "p1"), (raw.p2, "p2"), (raw.p3, "p3")]
         .into_iter()
         .enumerate()

@@ -159,6 +159,13 @@ fn the_config_sets_the_policy_and_silences_stay_in_local_time_across_dst() {
     );
     let config = Config::parse(&text).unwrap();
     assert!(!config.incidents.auto_resolve);
+    assert!(
+        !config.incidents.page_on_surge,
+        "surges page nobody by default"
+    );
+    let paging = Config::parse(&format!("{base}\n[incidents]\npage_on_surge = true\n")).unwrap();
+    assert!(paging.incidents.page_on_surge);
+    assert!(Config::parse(&format!("{base}\n[incidents]\npage_on_surge = \"yes\"\n")).is_err());
     assert_eq!(
         config.incidents.ack_timeout,
         Some(DurationMs::from_minutes(45))

@@ -9,6 +9,7 @@ use super::ring::Span;
 use super::volume::volume_deficit_sigma;
 use super::{FunnelState, SIGMA_P1, SIGMA_P2, SeriesStatus, Settings};
 use crate::alert::{AlertEventKind, AlertKind, Direction, Severity};
+use crate::stats;
 use crate::time::Minute;
 
 /// While a P2 is open, a stage whose drop-off over the last few minutes (a shorter window) is
@@ -83,13 +84,10 @@ pub(super) fn decide_conversion(
                 }
             }
             series.missing_events_run = 0;
+            let (severity, span) = label(series, judgement.alarm_p1, settings);
             let alert = OpenAlert {
                 id,
-                severity: if judgement.alarm_p1 {
-                    Severity::P1
-                } else {
-                    Severity::P2
-                },
+                severity,
                 kind,
                 stage,
                 direction: Direction::Worse,
@@ -104,7 +102,7 @@ pub(super) fn decide_conversion(
                 step: Some(step),
                 alert,
                 event: AlertEventKind::Opened,
-                span: series.evidence(alert.severity),
+                span,
             })
         }
         Some(mut alert) => {
@@ -130,6 +128,7 @@ pub(super) fn decide_conversion(
             }
             if alert.severity == Severity::P2
                 && (judgement.alarm_p1 || alert.enhanced_run >= ENHANCED_RUN)
+                && let (Severity::P1, span) = label(series, true, settings)
             {
                 alert.severity = Severity::P1;
                 decision = (!alert.covered).then_some(Decision {
@@ -137,7 +136,7 @@ pub(super) fn decide_conversion(
                     step: Some(step),
                     alert,
                     event: AlertEventKind::Upgraded,
-                    span: series.evidence(Severity::P1),
+                    span,
                 });
             }
             series.alert = Some(alert);
@@ -145,6 +144,45 @@ pub(super) fn decide_conversion(
             decision
         }
     }
+}
+
+/// The severity a conversion alarm is labelled with, and the span whose σ the alert shows.
+///
+/// The runbook defines P1 as beyond 3σ, and a reader checks the label against the σ beside it.
+/// The P1 CUSUM is designed for a sustained 3σ shift, but it may fire on noise around a smaller
+/// one (a 2.66σ shift sustained for long enough); so a P1 alarm is labelled P1 only when the
+/// σ shown is at least [`SIGMA_P1`]: the σ of the P1 evidence span (the estimated sustained
+/// shift), or else of the trailing window (a window beyond the Shewhart limit always is).
+/// Otherwise it stays P2 until the evidence says 3σ; the alarm stands, so that is checked again
+/// each minute.
+fn label(series: &ConversionSeries, alarm_p1: bool, settings: &Settings) -> (Severity, Span) {
+    if alarm_p1 {
+        let evidence = series.evidence(Severity::P1);
+        let window = closing_span(series);
+        for span in [evidence, window] {
+            if conversion_sigma(series, &span, settings).is_some_and(|z| z >= SIGMA_P1) {
+                return (Severity::P1, span);
+            }
+        }
+    }
+    (Severity::P2, series.evidence(Severity::P2))
+}
+
+/// A conversion span's drop-off in σ of one detection window, in the direction of more
+/// drop-off: what an alert shows as `sigma`. `None` for a span without shoppers.
+pub(super) fn conversion_sigma(
+    series: &ConversionSeries,
+    span: &Span,
+    settings: &Settings,
+) -> Option<f64> {
+    if span.n <= 0.0 {
+        return None;
+    }
+    let p0 = span.expected / span.n;
+    let observed = 1.0 - span.x / span.n;
+    let per_window = span.n / span.minutes.max(1.0) * settings.window_minutes as f64;
+    let sd = stats::overdispersed_sd(p0, per_window, series.tau2.get());
+    Some((observed - p0) / sd)
 }
 
 /// Whether a drop in conversion from stage `step` into the next looks like the next stage's

@@ -3,12 +3,11 @@
 //!
 //! It only reads the detector's state; it never changes an alert.
 
-use super::decide::Decision;
+use super::decide::{Decision, conversion_sigma};
 use super::drill_down::top_segments;
 use super::volume::volume_deficit_sigma;
 use super::{FunnelState, Settings};
 use crate::alert::{AlertEvent, Direction};
-use crate::stats;
 use crate::time::Timestamp;
 
 /// Describes a decision of the minute ending `at` as an alert event.
@@ -21,18 +20,13 @@ pub(super) fn describe(
 ) -> AlertEvent {
     let segment_state = &state.segments[decision.segment];
     let span = decision.span;
-    let window = settings.window_minutes as f64;
     let (baseline_rate, observed_rate, sigma) = match decision.step {
         Some(step) => {
             let series = &segment_state.conversions[step];
-            if span.n > 0.0 {
-                let p0 = span.expected / span.n;
-                let observed = 1.0 - span.x / span.n;
-                let per_window = span.n / span.minutes.max(1.0) * window;
-                let sd = stats::overdispersed_sd(p0, per_window, series.tau2.get());
-                (p0, observed, (observed - p0) / sd)
-            } else {
-                (series.last.baseline.unwrap_or(0.0), 0.0, 0.0)
+            // The same σ that labelled the alert (`decide::label`), so the two agree.
+            match conversion_sigma(series, &span, settings) {
+                Some(sigma) => (span.expected / span.n, 1.0 - span.x / span.n, sigma),
+                None => (series.last.baseline.unwrap_or(0.0), 0.0, 0.0),
             }
         }
         None => {

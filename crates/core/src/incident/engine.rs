@@ -16,7 +16,8 @@ use super::record::{
 use super::silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,
 };
-use crate::alert::{AlertEvent, AlertEventKind, AlertKind};
+use super::surges::{self, RecentSurges};
+use crate::alert::{AlertEvent, AlertEventKind, AlertKind, Direction};
 use crate::time::Timestamp;
 
 /// Most incidents the engine keeps resolved for reopening and reports; older resolved ones are
@@ -34,6 +35,9 @@ pub struct EngineMeta {
     pub added_silences: Vec<AddedSilence>,
     #[serde(default)]
     pub next_silence_id: u64,
+    /// Surges of the last while, attached to incidents instead of paging (`surges`).
+    #[serde(default)]
+    pub surges: RecentSurges,
 }
 
 /// What an incident opens with, whatever opened it (an alert or the dead man's switch).
@@ -60,6 +64,8 @@ pub struct IncidentEngine {
     outbox: VecDeque<Effect>,
     /// The latest time the engine was told; deadlines at or before it have been acted on.
     evaluated_at: Timestamp,
+    /// Surges that paged nobody, for the incidents they overlap.
+    surges: RecentSurges,
 }
 
 impl IncidentEngine {
@@ -73,6 +79,7 @@ impl IncidentEngine {
             next_id: 1,
             outbox: VecDeque::new(),
             evaluated_at: Timestamp::MIN,
+            surges: RecentSurges::default(),
         }
     }
 
@@ -106,6 +113,7 @@ impl IncidentEngine {
             next_id,
             outbox: VecDeque::new(),
             evaluated_at: meta.evaluated_at,
+            surges: meta.surges,
         }
     }
 
@@ -115,6 +123,7 @@ impl IncidentEngine {
             evaluated_at: self.evaluated_at,
             added_silences: self.added_silences.clone(),
             next_silence_id: self.next_silence_id,
+            surges: self.surges.clone(),
         }
     }
 
@@ -223,6 +232,10 @@ impl IncidentEngine {
     /// opened again, an upgrade to a severity the incident has, a close of a closed alert)
     /// changes nothing, so a restarted detector may send what it sent before.
     pub fn handle_alert(&mut self, now: Timestamp, alert: &AlertEvent) {
+        if alert.direction == Direction::Surge && !self.policy.page_on_surge {
+            surges::take_surge(&mut self.surges, &mut self.incidents, now, alert);
+            return self.evaluate(now);
+        }
         let holder = self
             .incidents
             .values()
@@ -649,6 +662,7 @@ impl IncidentEngine {
                 incident.escalation.next_at = Some(silence.to);
             }
         }
+        surges::attach_recent(&mut self.surges, now, &mut incident);
         self.incidents.insert(id, incident);
         self.forget_old_resolved();
         id
@@ -835,8 +849,8 @@ fn evidence(alert: &AlertEvent) -> String {
         AlertKind::Volume => format!(
             "{} {:.1} events a minute against a baseline of {:.1}, {:.1}σ",
             match alert.direction {
-                crate::alert::Direction::Worse => "events missing:",
-                crate::alert::Direction::Surge => "a surge:",
+                Direction::Worse => "events missing:",
+                Direction::Surge => "a surge:",
             },
             alert.observed_rate,
             alert.baseline_rate,

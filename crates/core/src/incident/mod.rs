@@ -45,6 +45,7 @@ mod policy;
 mod record;
 mod report;
 mod silences;
+mod surges;
 
 pub use action::{ACTION_ITEMS_MAX, Action, ActionError, TEXT_BYTES_MAX};
 pub use criteria::{Criterion, Trend};
@@ -62,6 +63,10 @@ pub use record::{
 pub use report::DurationSummary;
 pub use silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,
+};
+pub use surges::{
+    RecentSurges, SURGE_ATTACH_AFTER_CLOSE, SURGE_CHECKLIST_ITEM, SURGE_INCIDENTS_MAX,
+    SURGES_KEPT_MAX, Surge,
 };
 
 #[cfg(test)]

@@ -61,6 +61,11 @@ pub struct IncidentPolicy {
     /// An acknowledged incident that is neither mitigated nor resolved after this long goes
     /// back to triggered and escalates again. `None`: an ack stops escalation for good.
     pub ack_timeout: Option<DurationMs>,
+    /// A surge of entries (more shoppers arriving) opens an incident and pages like any
+    /// alert. `false` (the default): a surge is recorded and attached to the incidents it
+    /// overlaps as an external factor, but pages nobody, since more shoppers is not lost
+    /// revenue (the runbook lists campaign spikes as a cause to check, not as an incident).
+    pub page_on_surge: bool,
 }
 
 impl IncidentPolicy {
@@ -113,6 +118,7 @@ impl IncidentPolicy {
             p2_stable_for: DurationMs::from_hours(4),
             auto_resolve: true,
             ack_timeout: None,
+            page_on_surge: false,
         }
     }
 

@@ -23,6 +23,7 @@ pub use score::{Calibration, EvalReport, ScenarioResult};
 pub use suite::{Expectation, IncidentSpec, ScenarioSpec, standard_suite};
 
 use revloop_core::Config;
+use revloop_core::alert::Direction;
 use revloop_core::detect::{Detector, SeriesStatus};
 use revloop_core::time::{DurationMs, MS_PER_DAY, MS_PER_HOUR, Timestamp};
 
@@ -224,10 +225,24 @@ fn count_false_alarms(
         .collect();
     let weeks = options.clean_weeks as f64 * config.funnels.len() as f64;
     report.clean_weeks = options.clean_weeks as f64;
-    report.false_alarms_per_week =
-        count_pages(output.alerts.iter().map(|a| (a.severity, a.event))).map(|n| n as f64 / weeks);
-    report.naive_false_alarms_per_week =
-        count_pages(output.naive.iter().map(|a| (a.severity, a.event))).map(|n| n as f64 / weeks);
+    let page_on_surge = config.incidents.page_on_surge;
+    report.false_alarms_per_week = count_pages(
+        output
+            .alerts
+            .iter()
+            .map(|a| (a.severity, a.event, a.direction)),
+        page_on_surge,
+    )
+    .map(|n| n as f64 / weeks);
+    // The runbook-literal detector judges drop-off only: it never sees a surge.
+    report.naive_false_alarms_per_week = count_pages(
+        output
+            .naive
+            .iter()
+            .map(|a| (a.severity, a.event, Direction::Worse)),
+        page_on_surge,
+    )
+    .map(|n| n as f64 / weeks);
     report.naive_matched_z =
         naive.add_matched_thresholds(weeks / report.n_funnels as f64, report.budget_per_week);
     report.false_alarms = output.alerts;

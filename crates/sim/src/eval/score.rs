@@ -1,7 +1,7 @@
 //! Scoring: what each run of a scenario found, how fast, against which bound, and how the
 //! noise model fits clean traffic. Pure arithmetic on a run's alerts and tallies.
 
-use revloop_core::alert::{AlertEvent, AlertEventKind, AlertKind, Severity};
+use revloop_core::alert::{AlertEvent, AlertEventKind, AlertKind, Direction, Severity};
 use revloop_core::detect::Detector;
 use revloop_core::stats;
 use revloop_core::time::{DurationMs, MS_PER_MINUTE, Timestamp};
@@ -112,10 +112,18 @@ impl Calibration {
     }
 }
 
-/// Pages by severity: `[P1, P2]`. An upgrade is a P1 page.
-pub(super) fn count_pages(events: impl Iterator<Item = (Severity, AlertEventKind)>) -> [usize; 2] {
+/// Pages by severity: `[P1, P2]`. An upgrade is a P1 page; a surge is none, unless surges
+/// page.
+pub(super) fn count_pages(
+    events: impl Iterator<Item = (Severity, AlertEventKind, Direction)>,
+    page_on_surge: bool,
+) -> [usize; 2] {
     let mut counts = [0; 2];
-    for (severity, event) in events {
+    for (severity, event, direction) in events {
+        // A surge pages nobody unless the policy says so (`incidents.page_on_surge`).
+        if direction == Direction::Surge && !page_on_surge {
+            continue;
+        }
         match (event, severity) {
             (AlertEventKind::Opened, Severity::P1) | (AlertEventKind::Upgraded, _) => {
                 counts[0] += 1

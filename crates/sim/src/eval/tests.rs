@@ -269,19 +269,56 @@ fn scoring_checks_the_named_segment() {
 #[test]
 fn false_alarm_pages_count_openings_and_upgrades_by_severity() {
     use AlertEventKind::{Closed, Opened, Upgraded};
+    use Direction::{Surge, Worse};
     use Severity::{P1, P2};
-    /// Events, and `[P1 pages, P2 pages]`.
-    type Case = (Vec<(Severity, AlertEventKind)>, [usize; 2]);
+    /// Events, whether surges page, and `[P1 pages, P2 pages]`.
+    type Case = (Vec<(Severity, AlertEventKind, Direction)>, bool, [usize; 2]);
     let cases: Vec<Case> = vec![
-        (vec![], [0, 0]),
-        (vec![(P2, Opened)], [0, 1]),
-        (vec![(P1, Opened)], [1, 0]),
-        (vec![(P2, Opened), (P1, Upgraded)], [1, 1]),
-        (vec![(P2, Opened), (P2, Closed), (P1, Closed)], [0, 1]),
-        (vec![(P1, Opened), (P2, Opened), (P2, Opened)], [1, 2]),
+        (vec![], false, [0, 0]),
+        (vec![(P2, Opened, Worse)], false, [0, 1]),
+        (vec![(P1, Opened, Worse)], false, [1, 0]),
+        (
+            vec![(P2, Opened, Worse), (P1, Upgraded, Worse)],
+            false,
+            [1, 1],
+        ),
+        (
+            vec![
+                (P2, Opened, Worse),
+                (P2, Closed, Worse),
+                (P1, Closed, Worse),
+            ],
+            false,
+            [0, 1],
+        ),
+        (
+            vec![
+                (P1, Opened, Worse),
+                (P2, Opened, Worse),
+                (P2, Opened, Worse),
+            ],
+            false,
+            [1, 2],
+        ),
+        // A surge is good news: no page, unless the config asks for it.
+        (
+            vec![(P2, Opened, Surge), (P2, Closed, Surge)],
+            false,
+            [0, 0],
+        ),
+        (vec![(P2, Opened, Surge), (P2, Closed, Surge)], true, [0, 1]),
+        (
+            vec![(P2, Opened, Surge), (P1, Opened, Worse)],
+            false,
+            [1, 0],
+        ),
     ];
-    for (events, want) in cases {
-        assert_eq!(count_pages(events.iter().copied()), want, "{events:?}");
+    for (events, page_on_surge, want) in cases {
+        assert_eq!(
+            count_pages(events.iter().copied(), page_on_surge),
+            want,
+            "{events:?}, page_on_surge = {page_on_surge}"
+        );
     }
 }
 

@@ -13,10 +13,15 @@ pub use spec::ParsedIncident;
 mod tests;
 
 use revloop_core::config::Config;
-use revloop_core::time::Timestamp;
+use revloop_core::time::{DurationMs, Timestamp};
 
 /// The largest traffic multiplier a surge may apply.
 pub const SURGE_FACTOR_MAX: f64 = 100.0;
+/// A sale day's first hour, when the newsletter lands and the banner goes up, brings this many
+/// times the day's own surge: the steepest part of the day.
+pub const SALE_DAY_FIRST_HOUR_BOOST: f64 = 1.5;
+/// How long a sale day's opening rush lasts.
+pub const SALE_DAY_RUSH: DurationMs = DurationMs::from_hours(1);
 
 /// A change to the traffic inside `[from, to)`, for one funnel or all, and for one segment or all.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,13 +48,48 @@ pub enum IncidentKind {
     /// Sessions entering the funnel are multiplied by `factor` (a marketing spike above 1, an
     /// outage of a traffic source below 1). The extra sessions convert slightly worse.
     Surge { factor: f64 },
+    /// A sale day: sessions entering the funnel are multiplied by `factor` (2 to 3 on a
+    /// typical one) over the whole range, and by [`SALE_DAY_FIRST_HOUR_BOOST`] times that in
+    /// its first hour ([`SALE_DAY_RUSH`]). The extra shoppers are new: like a surge's, they
+    /// convert slightly worse than the regulars.
+    SaleDay { factor: f64 },
 }
 
 /// What an incident does to the traffic, as the model applies it.
 pub(crate) enum Effect {
-    Conversion { keep: f64 },
-    Pixel { loss: f64 },
-    Surge { factor: f64 },
+    Conversion {
+        keep: f64,
+    },
+    Pixel {
+        loss: f64,
+    },
+    /// Entering sessions multiplied by `factor`, by `rush_factor` for the first `rush`.
+    Surge {
+        factor: f64,
+        rush_factor: f64,
+        rush: DurationMs,
+    },
+}
+
+impl Effect {
+    /// A surge's multiplier of entering sessions `since_from` after its start; 1 for any
+    /// other effect.
+    pub(crate) fn surge_factor(&self, since_from: DurationMs) -> f64 {
+        match *self {
+            Effect::Surge {
+                factor,
+                rush_factor,
+                rush,
+            } => {
+                if since_from < rush {
+                    rush_factor
+                } else {
+                    factor
+                }
+            }
+            Effect::Conversion { .. } | Effect::Pixel { .. } => 1.0,
+        }
+    }
 }
 
 /// Checks an incident's kind and time range and resolves its effect and the stage it applies
@@ -77,11 +117,24 @@ pub(crate) fn resolve_effect(
     };
     let mut stage_by_funnel = vec![None; config.funnels.len()];
     let effect = match &incident.kind {
-        IncidentKind::Surge { factor } => {
+        IncidentKind::Surge { factor } | IncidentKind::SaleDay { factor } => {
             for funnel in &funnels {
                 stage_by_funnel[*funnel] = Some(0);
             }
-            Effect::Surge { factor: *factor }
+            let sale_day = matches!(incident.kind, IncidentKind::SaleDay { .. });
+            Effect::Surge {
+                factor: *factor,
+                rush_factor: if sale_day {
+                    factor * SALE_DAY_FIRST_HOUR_BOOST
+                } else {
+                    *factor
+                },
+                rush: if sale_day {
+                    SALE_DAY_RUSH
+                } else {
+                    DurationMs::ZERO
+                },
+            }
         }
         IncidentKind::Conversion { stage, drop } | IncidentKind::Pixel { stage, drop } => {
             let is_conversion = matches!(incident.kind, IncidentKind::Conversion { .. });
@@ -129,6 +182,14 @@ pub(crate) fn check_kind(kind: &IncidentKind) -> Result<(), String> {
             if !(0.0..=SURGE_FACTOR_MAX).contains(factor) {
                 return Err(format!(
                     "`factor` must be a number from 0 to {SURGE_FACTOR_MAX}, not {factor}"
+                ));
+            }
+        }
+        IncidentKind::SaleDay { factor } => {
+            let max = SURGE_FACTOR_MAX / SALE_DAY_FIRST_HOUR_BOOST;
+            if !(1.0..=max).contains(factor) {
+                return Err(format!(
+                    "`factor` of a sale day must be a number from 1 to {max}, not {factor}"
                 ));
             }
         }

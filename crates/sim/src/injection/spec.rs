@@ -32,9 +32,9 @@ impl InjectedIncident {
     ///
     /// `kind=conversion,funnel=checkout,stage=payment,drop=0.5,from=2026-11-20T10:00:00Z,to=2026-11-20T12:00:00Z,segment=device=mobile`
     ///
-    /// `kind` is `conversion` (the default), `pixel` or `surge`. Conversion and pixel incidents
-    /// need `stage` and `drop`; a surge needs `factor` and takes no stage. `funnel` and
-    /// `segment` (`dimension=value`) are optional.
+    /// `kind` is `conversion` (the default), `pixel`, `surge` or `sale_day`. Conversion and
+    /// pixel incidents need `stage` and `drop`; a surge and a sale day need `factor` and take
+    /// no stage. `funnel` and `segment` (`dimension=value`) are optional.
     pub fn parse(text: &str) -> Result<InjectedIncident, String> {
         InjectedIncident::parse_noting_old_form(text).map(|parsed| parsed.incident)
     }
@@ -102,21 +102,24 @@ impl InjectedIncident {
                 let (stage, drop) = stage_and_drop()?;
                 IncidentKind::Pixel { stage, drop }
             }
-            "surge" => {
+            kind @ ("surge" | "sale_day") => {
                 not_for(
                     "stage",
                     stage,
-                    "surge: a surge affects sessions entering the funnel",
+                    &format!("{kind}: it affects sessions entering the funnel"),
                 )?;
-                not_for("drop", drop, "surge")?;
+                not_for("drop", drop, kind)?;
                 let factor = factor.ok_or("missing `factor` (e.g. factor=3)")?;
-                IncidentKind::Surge {
-                    factor: number("factor", factor)?,
+                let factor = number("factor", factor)?;
+                if kind == "surge" {
+                    IncidentKind::Surge { factor }
+                } else {
+                    IncidentKind::SaleDay { factor }
                 }
             }
             other => {
                 return Err(format!(
-                    "`kind`: `{other}` is not one of conversion, pixel, surge"
+                    "`kind`: `{other}` is not one of conversion, pixel, surge, sale_day"
                 ));
             }
         };
@@ -170,6 +173,7 @@ impl fmt::Display for InjectedIncident {
                 write!(f, "kind=pixel,stage={stage},drop={drop}")?
             }
             IncidentKind::Surge { factor } => write!(f, "kind=surge,factor={factor}")?,
+            IncidentKind::SaleDay { factor } => write!(f, "kind=sale_day,factor={factor}")?,
         }
         if let Some(funnel) = &self.funnel {
             write!(f, ",funnel={funnel}")?;

@@ -1,6 +1,7 @@
 //! The `--incident` text form: what parses, what does not and why, and the round trip.
 
 use super::*;
+use revloop_core::time::DurationMs;
 
 #[test]
 fn parses_incidents() {
@@ -77,6 +78,18 @@ fn parses_incidents() {
             Err("`factor` must be a number from 0 to 100"),
         ),
         (
+            "kind=sale_day,factor=2.5,from=2026-11-27T05:00:00Z,to=2026-11-28T05:00:00Z",
+            Ok("kind=sale_day,factor=2.5,from=2026-11-27T05:00:00Z,to=2026-11-28T05:00:00Z"),
+        ),
+        (
+            "kind=sale_day,stage=a,factor=2",
+            Err("`stage` does not apply to kind=sale_day"),
+        ),
+        (
+            "kind=sale_day,factor=0.5,from=2026-11-27T05:00:00Z,to=2026-11-28T05:00:00Z",
+            Err("`factor` of a sale day must be a number from 1 to"),
+        ),
+        (
             "stage=a,drop=0.5,factor=2",
             Err("`factor` does not apply to kind=conversion"),
         ),
@@ -130,4 +143,34 @@ fn only_the_older_segment_form_is_noted() {
     assert_eq!(note(""), Ok(None));
     // Not a segment at all: an error, and no note about a form it is not.
     assert!(note(",segment=device").is_err());
+}
+
+/// A sale day's surge is steepest in its first hour, then holds the day's factor; a plain
+/// surge holds its factor throughout.
+#[test]
+fn a_sale_day_rushes_in_its_first_hour() {
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let effect = |text: &str| resolve_effect(&config, &InjectedIncident::parse(text).unwrap());
+    let range = "from=2026-11-27T05:00:00Z,to=2026-11-28T05:00:00Z";
+    let (sale_day, stages) = effect(&format!("kind=sale_day,factor=2.5,{range}")).unwrap();
+    assert!(stages.iter().all(|stage| *stage == Some(0)), "{stages:?}");
+    let (surge, _) = effect(&format!("kind=surge,factor=2.5,{range}")).unwrap();
+    // Minutes after the start, and the factor of each.
+    let cases = [
+        (0, 3.75, 2.5),
+        (59, 3.75, 2.5),
+        (60, 2.5, 2.5),
+        (23 * 60, 2.5, 2.5),
+    ];
+    for (minute, want_sale_day, want_surge) in cases {
+        let since = DurationMs::from_minutes(minute);
+        assert_eq!(
+            sale_day.surge_factor(since),
+            want_sale_day,
+            "minute {minute}"
+        );
+        assert_eq!(surge.surge_factor(since), want_surge, "minute {minute}");
+    }
+    let (conversion, _) = effect(&format!("kind=conversion,stage=cart,drop=0.5,{range}")).unwrap();
+    assert_eq!(conversion.surge_factor(DurationMs::ZERO), 1.0);
 }

@@ -187,10 +187,7 @@ impl Model {
         }
         let factor: f64 = surges
             .iter()
-            .map(|incident| match incident.effect {
-                Effect::Surge { factor } => factor,
-                _ => 1.0,
-            })
+            .map(|incident| incident.effect.surge_factor(at.since(incident.from)))
             .product();
         // Its own stream, so that the session's own draws are those of a run without a surge.
         let mut surge_rng = self

@@ -7,6 +7,7 @@ mod baseline;
 mod budget;
 mod learning;
 mod lock_in;
+mod severity;
 
 use super::{Detector, SeriesStatus};
 use crate::alert::{AlertEvent, AlertEventKind};

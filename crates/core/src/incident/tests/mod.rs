@@ -15,6 +15,7 @@ mod guard;
 mod resolution;
 mod silences;
 mod simulation;
+mod surges;
 
 const T0: Timestamp = Timestamp::from_millis(1_795_773_600_000);
 
