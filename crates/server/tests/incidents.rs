@@ -195,6 +195,16 @@ fn escalation_survives_restarts_with_every_page_exactly_once() {
         &json!({"reason": "on it"}),
     );
     assert_eq!(ack.status, 200, "{}", ack.body);
+    // A second ack (another responder answering the same page) succeeds and changes nothing.
+    let before = fingerprint(&server, id);
+    let again = server.post_json(
+        &format!("/api/v1/incidents/{id}/acknowledge"),
+        &server.responder,
+        &json!({"reason": "me too"}),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["state"], "acknowledged");
+    assert_eq!(fingerprint(&server, id), before);
     // The executive level would be paged again two hours on; after the ack nobody is.
     server.set_clock(executive_due + 5 * 60 * MINUTE);
     server.restart();

@@ -684,6 +684,9 @@ impl IncidentEngine {
             // The runbook's ASSESS step: a P2 crossing 3σ becomes P1, with the evidence.
             let from = incident.severity;
             raise(incident, &policy, severity, now, pages_from);
+            // Named by the kind that set its severity: a P1 raised by a conversion alert reads
+            // "P1 conversion", even if a volume alert opened it.
+            incident.kind = alert.kind;
             push(
                 incident,
                 now,

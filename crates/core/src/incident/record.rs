@@ -273,6 +273,9 @@ pub struct Incident {
     pub id: u64,
     pub funnel: String,
     pub stage: String,
+    /// The kind of the alert that set its severity: the opening alert's, then that of each
+    /// alert that raised it. Headers read "P1 conversion" from severity and kind, so they
+    /// name the evidence behind the severity.
     pub kind: AlertKind,
     pub segment: Option<(String, String)>,
     /// The affected stage and segment as a responder judged them; the incident still groups
