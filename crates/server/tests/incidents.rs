@@ -612,12 +612,32 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
     );
     let report = server.get(
         &format!(
-            "/api/v1/incidents/report?from={}",
-            Timestamp::from_millis(T0 - 60 * MINUTE)
+            "/api/v1/incidents/report?from={}&to={}",
+            Timestamp::from_millis(T0 - 60 * MINUTE),
+            Timestamp::from_millis(T0 + 24 * 60 * MINUTE)
         ),
         &server.viewer,
     );
     assert_eq!(report.status, 200, "{}", report.body);
+    // The open incident is counted: apart, and as waiting (censored) for resolution.
+    assert!(
+        report.body["open_incidents"].as_u64().unwrap() >= 1,
+        "{}",
+        report.body
+    );
+    let rows: Vec<&Value> = ["P1", "P2", "P3"]
+        .iter()
+        .map(|s| &report.body["severities"][*s])
+        .collect();
+    let open_total: u64 = rows.iter().map(|r| r["open"].as_u64().unwrap()).sum();
+    assert_eq!(open_total, report.body["open_incidents"].as_u64().unwrap());
+    for row in rows.iter().filter(|r| r["open"].as_u64().unwrap() > 0) {
+        assert_eq!(
+            row["at_least"]["to_resolve"]["waiting"], row["open"],
+            "{row}"
+        );
+        assert!(row["incidents"].as_u64() >= row["open"].as_u64());
+    }
 
     // Every area's real reply reads into the type the CLI reads it with.
     typed::<wire::report::IncidentReport>(&report.body);

@@ -22,6 +22,14 @@ pub enum Effect {
         targets: Vec<String>,
         reason: String,
     },
+    /// Remind the owner of a recovered incident that it is still open (at most once a day);
+    /// not a page up the escalation path.
+    Remind {
+        incident: u64,
+        at: Timestamp,
+        targets: Vec<String>,
+        reason: String,
+    },
     /// An SLA ran out. Recorded once per incident and kind.
     SlaBreached {
         incident: u64,

@@ -11,6 +11,10 @@ use crate::incident::TimelineKind;
 ///   every funnel), however often the watch repeats itself;
 /// - no page for an incident after its ack (no ack timeout here);
 /// - each level paged once per opening (repeats aside), each SLA breach recorded once;
+/// - the last level paged again at most `REPEATS_MAX` times;
+/// - nothing paged while an incident is recovered (between its `recovered` entry and the
+///   next `relapsed`, `reopened` or `resolved`), its owner reminded only then, at most once
+///   per `REMIND_EVERY`;
 /// - a restart is invisible: a shadow engine that is never restarted produces the same
 ///   effects and timelines.
 ///
@@ -37,7 +41,7 @@ fn simulated_interleavings_keep_the_invariants() {
             now = now.saturating_add(DurationMs::from_millis(step));
             let mut inputs: Vec<AlertEvent> = Vec::new();
             let mut guard_events: Vec<GuardEvent> = Vec::new();
-            match rng.below(11) {
+            match rng.below(12) {
                 0..=2 => {
                     let stage = stages[rng.below(3) as usize];
                     let severity = if rng.bernoulli(0.5) {
@@ -99,6 +103,13 @@ fn simulated_interleavings_keep_the_invariants() {
                         });
                     }
                 }
+                10 => {
+                    // A tick's deviation for a stage: mostly back to normal, sometimes worse.
+                    let stage = stages[rng.below(3) as usize];
+                    let sigma = [0.5, 1.9, 2.5, 3.5, 8.0][rng.below(5) as usize];
+                    engine.handle_measurement(now, "checkout", stage, sigma);
+                    shadow.handle_measurement(now, "checkout", stage, sigma);
+                }
                 _ => {}
             }
             for input in &inputs {
@@ -137,6 +148,8 @@ fn simulated_interleavings_keep_the_invariants() {
             }
             for (incident, twin) in engine.incidents().zip(shadow.incidents()) {
                 assert_eq!(incident.timeline, twin.timeline, "seed {seed}");
+                assert!(incident.escalation.repeats <= REPEATS_MAX, "seed {seed}");
+                quiet_while_recovered(incident, seed);
                 assert!(
                     !incident
                         .timeline
@@ -219,6 +232,12 @@ impl Seen {
                         *self.pages.entry(key).or_default() += 1;
                     }
                 }
+                Effect::Remind { incident, .. } => {
+                    assert!(
+                        engine.incident(incident).is_some_and(|i| i.is_recovered()),
+                        "seed {seed}: reminded incident {incident}, which is not recovered"
+                    );
+                }
                 Effect::SlaBreached { incident, sla, .. } => {
                     *self
                         .breaches
@@ -226,6 +245,41 @@ impl Seen {
                         .or_default() += 1;
                 }
             }
+        }
+    }
+}
+
+/// Walks an incident's timeline in order: no page while it is recovered, reminders only then
+/// and at least `REMIND_EVERY` apart.
+fn quiet_while_recovered(incident: &Incident, seed: u64) {
+    let mut recovered = false;
+    let mut last_reminder: Option<Timestamp> = None;
+    for entry in &incident.timeline {
+        match entry.kind {
+            TimelineKind::Recovered => recovered = true,
+            TimelineKind::Relapsed | TimelineKind::Reopened | TimelineKind::Resolved => {
+                recovered = false
+            }
+            TimelineKind::Escalated
+            | TimelineKind::EscalationSkipped
+            | TimelineKind::AckTimeout => {
+                assert!(
+                    !recovered,
+                    "seed {seed}: incident {} escalated at {} while recovered",
+                    incident.id, entry.at
+                )
+            }
+            TimelineKind::Reminded => {
+                assert!(recovered, "seed {seed}: reminded while not recovered");
+                if let Some(last) = last_reminder {
+                    assert!(
+                        entry.at.since(last) >= REMIND_EVERY,
+                        "seed {seed}: reminded twice within {REMIND_EVERY}"
+                    );
+                }
+                last_reminder = Some(entry.at);
+            }
+            _ => {}
         }
     }
 }
