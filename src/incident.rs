@@ -339,7 +339,7 @@ fn print_report(reply: &IncidentReport) {
     let minutes = |ms: i64| format!("{:.1}", ms as f64 / 60_000.0);
     println!("minutes from opening: count / mean / median / 90th percentile / max");
     println!(
-        "{:<4} {:>9}  {:<40} {:<40} {:<40}",
+        "{:<4} {:>12}  {:<40} {:<40} {:<40}",
         "", "incidents", "to acknowledge", "to mitigate", "to resolve"
     );
     let cell = |summary: &Option<DurationSummary>| match summary {
@@ -363,7 +363,7 @@ fn print_report(reply: &IncidentReport) {
     for severity in Severity::ALL {
         let row = reply.severities.of(*severity);
         println!(
-            "{severity:<4} {:>9}  {:<40} {:<40} {:<40}",
+            "{severity:<4} {:>12}  {:<40} {:<40} {:<40}",
             count(row),
             cell(&row.to_acknowledge),
             cell(&row.to_mitigate),
@@ -381,6 +381,10 @@ fn print_report(reply: &IncidentReport) {
          at least:"
     );
     println!("minutes from opening: reached + waiting / mean / median / 90th percentile / max");
+    println!(
+        "{:<4} {:>12}  {:<48} {:<48} {:<48}",
+        "", "incidents", "to acknowledge", "to mitigate", "to resolve"
+    );
     let at_least = |summary: &Option<CensoredSummary>| match summary {
         None => "-".to_owned(),
         Some(s) => format!(
@@ -396,7 +400,7 @@ fn print_report(reply: &IncidentReport) {
     for severity in Severity::ALL {
         let row = reply.severities.of(*severity);
         println!(
-            "{severity:<4} {:>9}  {:<40} {:<40} {:<40}",
+            "{severity:<4} {:>12}  {:<48} {:<48} {:<48}",
             count(row),
             at_least(&row.at_least.to_acknowledge),
             at_least(&row.at_least.to_mitigate),

@@ -64,7 +64,7 @@ pub use record::{
     Mitigation, Recovery, SlaClock, TIMELINE_ENTRIES_MAX, Tick, TimelineEntry, TimelineKind,
     Unsaved,
 };
-pub use recovery::{RECOVERED_SIGMA_MAX, RELAPSE_SIGMA, REMIND_EVERY};
+pub use recovery::{RECOVERED_SIGMA_MAX, RELAPSE_MEASUREMENTS, RELAPSE_SIGMA, REMIND_EVERY};
 pub use report::{CensoredSummary, DurationSummary};
 pub use silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,

@@ -2,9 +2,9 @@
 //! the deviation of its series is back within 2σ, the incident reads recovered and stops
 //! escalating (no page, no repeat, no next level), though it stays open until its resolution
 //! criteria hold (a P1 still needs its root cause). Its owner is reminded at most once a
-//! day. If the problem returns (an alert opens, or the deviation reaches
-//! [`RELAPSE_SIGMA`]), it relapses and escalation resumes where it stood, with the time that
-//! was left before its next page.
+//! day. If the problem returns (an alert opens, or the deviation stays at [`RELAPSE_SIGMA`]
+//! or beyond for [`RELAPSE_MEASUREMENTS`] measurements in a row), it relapses and escalation
+//! resumes where it stood, with the time that was left before its next page.
 //!
 //! Free functions on one incident, as `escalation`'s are: they queue effects but never look
 //! at other incidents, and the guard incident (revloop's own blindness) is never recovered
@@ -24,6 +24,12 @@ pub const RECOVERED_SIGMA_MAX: f64 = 2.0;
 /// that a series hovering about 2σ does not flip the incident every minute; at the runbook's
 /// P1 line, where the detector would alert again anyway.
 pub const RELAPSE_SIGMA: f64 = 3.0;
+/// How many measurements in a row (one a minute, of overlapping windows) must reach
+/// [`RELAPSE_SIGMA`] for a recovered incident to relapse without an alert: one noisy window
+/// of a thin series at night (the demo's payment stage read 4.0σ for one minute, hours after
+/// its outage) must not restart the pages. A sustained return still relapses within minutes,
+/// and the detector's alert, with its false-alarm budget, relapses it at once.
+pub const RELAPSE_MEASUREMENTS: usize = 5;
 /// How often the owner of a recovered incident that is still open is reminded, at most.
 pub const REMIND_EVERY: DurationMs = DurationMs::from_hours(24);
 
@@ -69,11 +75,25 @@ pub(super) fn update(incident: &mut Incident, now: Timestamp) {
         {
             recover(incident, now, latest)
         }
-        Some(_) if !all_closed || latest.is_some_and(|sigma| sigma >= RELAPSE_SIGMA) => {
+        Some(recovery) if !all_closed || worse_again(incident, recovery.at) => {
             relapse(incident, now, all_closed, latest)
         }
         _ => {}
     }
+}
+
+/// Whether the last [`RELAPSE_MEASUREMENTS`] measurements, all taken after the recovery,
+/// reach [`RELAPSE_SIGMA`].
+fn worse_again(incident: &Incident, recovered_at: Timestamp) -> bool {
+    let recent: Vec<f64> = incident
+        .measurements
+        .iter()
+        .rev()
+        .take_while(|(at, _)| *at > recovered_at)
+        .take(RELAPSE_MEASUREMENTS)
+        .map(|(_, sigma)| *sigma)
+        .collect();
+    recent.len() == RELAPSE_MEASUREMENTS && recent.iter().all(|sigma| *sigma >= RELAPSE_SIGMA)
 }
 
 fn recover(incident: &mut Incident, now: Timestamp, latest: Option<f64>) {
@@ -117,7 +137,8 @@ fn relapse(incident: &mut Incident, now: Timestamp, all_closed: bool, latest: Op
     }
     let why = if all_closed {
         format!(
-            "the drop-off is {:.1}σ from baseline again",
+            "the drop-off is {:.1}σ from baseline again ({RELAPSE_MEASUREMENTS} minutes at \
+             {RELAPSE_SIGMA}σ or more)",
             latest.unwrap_or(RELAPSE_SIGMA)
         )
     } else {
