@@ -15,7 +15,7 @@ use revloop_api::actions::{
 };
 use revloop_api::incidents::{Incident, IncidentList, Mitigation, Severity, StateFilter};
 use revloop_api::outbox::{OutboxEntry, OutboxPage};
-use revloop_api::report::{DurationSummary, IncidentReport};
+use revloop_api::report::{CensoredSummary, DurationSummary, IncidentReport, SeverityReport};
 
 use crate::remote::{Remote, print_json, segment_arg, show, time_arg, when, with_query};
 
@@ -314,6 +314,9 @@ fn print_outbox(reply: &OutboxPage, limit: usize) {
                 reason,
                 ..
             } => format!("page {level} ({}): {reason}", targets.join(", ")),
+            OutboxEntry::Remind {
+                targets, reason, ..
+            } => format!("remind ({}): {reason}", targets.join(", ")),
             OutboxEntry::SlaBreached { sla, .. } => format!("{sla} SLA breached"),
         };
         println!(
@@ -330,13 +333,13 @@ fn print_outbox(reply: &OutboxPage, limit: usize) {
 
 fn print_report(reply: &IncidentReport) {
     println!(
-        "incidents opened {} to {}, resolved: {}",
-        reply.from, reply.to, reply.resolved_incidents
+        "incidents opened {} to {}: {} resolved, {} still open",
+        reply.from, reply.to, reply.resolved_incidents, reply.open_incidents
     );
     let minutes = |ms: i64| format!("{:.1}", ms as f64 / 60_000.0);
     println!("minutes from opening: count / mean / median / 90th percentile / max");
     println!(
-        "{:<4} {:>9}  {:<40} {:<40} {:<40}",
+        "{:<4} {:>12}  {:<40} {:<40} {:<40}",
         "", "incidents", "to acknowledge", "to mitigate", "to resolve"
     );
     let cell = |summary: &Option<DurationSummary>| match summary {
@@ -350,14 +353,58 @@ fn print_report(reply: &IncidentReport) {
             minutes(s.max_ms)
         ),
     };
+    let count = |row: &SeverityReport| {
+        if row.open == 0 {
+            row.incidents.to_string()
+        } else {
+            format!("{} ({} open)", row.incidents, row.open)
+        }
+    };
     for severity in Severity::ALL {
         let row = reply.severities.of(*severity);
         println!(
-            "{severity:<4} {:>9}  {:<40} {:<40} {:<40}",
-            row.incidents,
+            "{severity:<4} {:>12}  {:<40} {:<40} {:<40}",
+            count(row),
             cell(&row.to_acknowledge),
             cell(&row.to_mitigate),
             cell(&row.to_resolve)
+        );
+    }
+    if reply.open_incidents == 0 {
+        return;
+    }
+    // The open incidents as censored observations: each one that has not reached a milestone
+    // counts at the time it has waited so far, so the figures are lower bounds.
+    println!();
+    println!(
+        "with the open incidents still waiting counted at the time waited so far (censored), \
+         at least:"
+    );
+    println!("minutes from opening: reached + waiting / mean / median / 90th percentile / max");
+    println!(
+        "{:<4} {:>12}  {:<48} {:<48} {:<48}",
+        "", "incidents", "to acknowledge", "to mitigate", "to resolve"
+    );
+    let at_least = |summary: &Option<CensoredSummary>| match summary {
+        None => "-".to_owned(),
+        Some(s) => format!(
+            "{} + {} / ≥{} / ≥{} / ≥{} / ≥{}",
+            s.reached,
+            s.waiting,
+            minutes(s.mean_ms_at_least),
+            minutes(s.median_ms_at_least),
+            minutes(s.p90_ms_at_least),
+            minutes(s.max_ms_at_least)
+        ),
+    };
+    for severity in Severity::ALL {
+        let row = reply.severities.of(*severity);
+        println!(
+            "{severity:<4} {:>12}  {:<48} {:<48} {:<48}",
+            count(row),
+            at_least(&row.at_least.to_acknowledge),
+            at_least(&row.at_least.to_mitigate),
+            at_least(&row.at_least.to_resolve)
         );
     }
 }
@@ -377,15 +424,24 @@ fn print_list(reply: &IncidentList) {
             .segment
             .as_ref()
             .map_or(String::new(), |s| format!(" ({s})"));
+        // A recovered incident reads so beside its state ("triggered, recovered").
+        let state = if incident.recovered_at.is_some() {
+            format!("{}*", incident.state.as_str())
+        } else {
+            incident.state.as_str().to_owned()
+        };
         println!(
             "{:>5}  {:<3}  {:<12}  {:<36}  {:<20}  {}",
             incident.id,
             incident.severity.as_str(),
-            incident.state.as_str(),
+            state,
             format!("{}/{}{segment}", incident.funnel, incident.stage),
             when(&incident.opened_at),
             incident.sla.response.state,
         );
+    }
+    if incidents.iter().any(|i| i.recovered_at.is_some()) {
+        println!("(* recovered: the problem is over and nobody is paged; still open)");
     }
     if let Some(last) = incidents.last().filter(|_| reply.next_before.is_some()) {
         println!(
@@ -417,6 +473,12 @@ fn print_incident(incident: &Incident) {
     );
     if let Some(reason) = &summary.reason {
         println!("  revloop cannot judge: {reason}");
+    }
+    if let Some(at) = &summary.recovered_at {
+        println!(
+            "  recovered at {}: nobody is paged; resolve it once its criteria hold",
+            when(at)
+        );
     }
     println!(
         "  onset {}, opened {}",

@@ -120,6 +120,9 @@ names! {
         AckTimeout = "ack_timeout",
         EscalationSkipped = "escalation_skipped",
         Escalated = "escalated",
+        Recovered = "recovered",
+        Relapsed = "relapsed",
+        Reminded = "reminded",
     }
 }
 
@@ -153,6 +156,11 @@ pub struct IncidentSummary {
     pub trend: Trend,
     /// Open, and every resolution criterion holds.
     pub resolvable: bool,
+    /// Open and recovered since then: every related alert closed and the drop-off back
+    /// within 2σ. Nothing pages it; it still needs its resolution criteria (a P1's root
+    /// cause) to resolve, and its owner is reminded at most once a day. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_at: Option<String>,
     /// Why revloop cannot judge, for a `guard` incident (as last seen); absent for the
     /// other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]

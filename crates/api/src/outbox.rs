@@ -1,4 +1,4 @@
-//! `GET /api/v1/outbox`: what the incidents owe the outside (pages, SLA breaches), oldest
+//! `GET /api/v1/outbox`: what the incidents owe the outside (pages, reminders, SLA breaches), oldest
 //! first. Each entry is tagged by its `kind`.
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,16 @@ pub enum OutboxEntry {
         targets: Vec<String>,
         reason: String,
     },
+    /// Remind the owner of a recovered incident (its problem over, escalation stopped) that it
+    /// is still open; at most once a day, never a page up the escalation path.
+    #[serde(rename = "remind")]
+    Remind {
+        id: i64,
+        incident: u64,
+        at: String,
+        targets: Vec<String>,
+        reason: String,
+    },
     /// An SLA ran out.
     #[serde(rename = "sla_breached")]
     SlaBreached {
@@ -47,21 +57,25 @@ pub enum OutboxEntry {
 impl OutboxEntry {
     pub fn id(&self) -> i64 {
         match self {
-            OutboxEntry::Notify { id, .. } | OutboxEntry::SlaBreached { id, .. } => *id,
+            OutboxEntry::Notify { id, .. }
+            | OutboxEntry::Remind { id, .. }
+            | OutboxEntry::SlaBreached { id, .. } => *id,
         }
     }
 
     pub fn incident(&self) -> u64 {
         match self {
-            OutboxEntry::Notify { incident, .. } | OutboxEntry::SlaBreached { incident, .. } => {
-                *incident
-            }
+            OutboxEntry::Notify { incident, .. }
+            | OutboxEntry::Remind { incident, .. }
+            | OutboxEntry::SlaBreached { incident, .. } => *incident,
         }
     }
 
     pub fn at(&self) -> &str {
         match self {
-            OutboxEntry::Notify { at, .. } | OutboxEntry::SlaBreached { at, .. } => at,
+            OutboxEntry::Notify { at, .. }
+            | OutboxEntry::Remind { at, .. }
+            | OutboxEntry::SlaBreached { at, .. } => at,
         }
     }
 }

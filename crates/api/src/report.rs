@@ -1,5 +1,6 @@
 //! `GET /api/v1/incidents/report`: time to acknowledge, mitigate and resolve per severity,
-//! over the resolved incidents opened in a range.
+//! over the incidents opened in a range, resolved or still open. Incidents still open count
+//! apart in `open_incidents`, and as censored observations ("at least" figures) in `at_least`.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,9 @@ pub struct IncidentReport {
     pub from: String,
     pub to: String,
     pub resolved_incidents: usize,
+    /// Incidents opened in the range that are still open at the report's time.
+    #[serde(default)]
+    pub open_incidents: usize,
     pub severities: ReportSeverities,
 }
 
@@ -36,10 +40,40 @@ impl ReportSeverities {
 /// One severity's row; a summary is `null` when no incident reached that milestone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeverityReport {
+    /// Incidents opened in the range, resolved or still open.
     pub incidents: usize,
+    /// Of those, still open.
+    #[serde(default)]
+    pub open: usize,
+    /// Over the incidents that reached the milestone, open or resolved.
     pub to_acknowledge: Option<DurationSummary>,
     pub to_mitigate: Option<DurationSummary>,
     pub to_resolve: Option<DurationSummary>,
+    /// The same milestones with the open incidents that have not reached them counted as
+    /// censored: at the time they have waited so far. Every figure is a lower bound.
+    #[serde(default)]
+    pub at_least: CensoredMilestones,
+}
+
+/// Per milestone, the "at least" spread; `null` when there is no incident to count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CensoredMilestones {
+    pub to_acknowledge: Option<CensoredSummary>,
+    pub to_mitigate: Option<CensoredSummary>,
+    pub to_resolve: Option<CensoredSummary>,
+}
+
+/// A spread over incidents that reached a milestone and open ones still waiting for it, each
+/// waiting one counted at the time it has waited so far: the true figures are at least these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CensoredSummary {
+    pub reached: usize,
+    /// Still open and not reached yet (censored).
+    pub waiting: usize,
+    pub mean_ms_at_least: i64,
+    pub median_ms_at_least: i64,
+    pub p90_ms_at_least: i64,
+    pub max_ms_at_least: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

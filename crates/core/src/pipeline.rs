@@ -28,10 +28,14 @@
 //!    incident scoped to `device = desktop` is measured on desktop's series, not the whole
 //!    funnel's; see [`deviation`]), and records it at `now`
 //!    ([`IncidentEngine::handle_measurement`]). After the alerts, so that an incident the tick
-//!    just opened gets its first point of trend at once;
+//!    just opened gets its first point of trend at once, and an incident whose last alert the
+//!    tick closed is judged recovered on a deviation measured after the close (a measured
+//!    series waits for it: the evaluation inside `handle_alert` does not recover it on the
+//!    alert's close alone);
 //! 4. evaluates once more at `now` ([`IncidentEngine::handle_timeout`]), so that the
-//!    resolution criteria judged at `now` see the measurement taken at `now`: a P2 whose trend
-//!    stops increasing with this minute resolves at this tick, not one tick later.
+//!    resolution criteria and recovery judged at `now` see the measurement taken at `now`: a
+//!    P2 whose trend stops increasing with this minute resolves at this tick, not one tick
+//!    later, and an incident back within 2σ stops escalating at this tick.
 //!
 //! The callers it replaced each did three of the four steps: the live `Incidents::feed` did
 //! 2, 3 and 4 (timers due before `now` fired at `now`, inside the first alert's evaluation,

@@ -831,7 +831,9 @@ fn commit(
 /// long ago (the demo's backfill) only at debug level.
 fn log_effects(effects: &[Effect], now: Timestamp) {
     for effect in effects {
-        let (Effect::Notify { at, .. } | Effect::SlaBreached { at, .. }) = effect;
+        let (Effect::Notify { at, .. }
+        | Effect::Remind { at, .. }
+        | Effect::SlaBreached { at, .. }) = effect;
         let current = now.since(*at) < DurationMs::from_minutes(HISTORY_LOG_MINUTES);
         match effect {
             Effect::Notify {
@@ -845,6 +847,16 @@ fn log_effects(effects: &[Effect], now: Timestamp) {
                 level = %level,
                 targets = %targets.join(", "),
                 "page: {reason}"
+            ),
+            Effect::Remind {
+                incident,
+                targets,
+                reason,
+                ..
+            } if current => tracing::info!(
+                incident,
+                targets = %targets.join(", "),
+                "reminder: {reason}"
             ),
             Effect::SlaBreached { incident, sla, .. } if current => {
                 tracing::warn!(incident, sla, "SLA breached")
@@ -902,6 +914,7 @@ pub fn incident_from_rows(
 fn outbox_row(effect: &Effect) -> OutboxRow {
     let (incident, at, kind) = match effect {
         Effect::Notify { incident, at, .. } => (*incident, *at, OutboxKind::Notify),
+        Effect::Remind { incident, at, .. } => (*incident, *at, OutboxKind::Remind),
         Effect::SlaBreached { incident, at, .. } => (*incident, *at, OutboxKind::SlaBreached),
     };
     OutboxRow {
@@ -930,6 +943,18 @@ fn effect_json(effect: &Effect) -> Value {
             "incident": incident,
             "at": at.to_string(),
             "level": level,
+            "targets": targets,
+            "reason": reason,
+        }),
+        Effect::Remind {
+            incident,
+            at,
+            targets,
+            reason,
+        } => json!({
+            "kind": "remind",
+            "incident": incident,
+            "at": at.to_string(),
             "targets": targets,
             "reason": reason,
         }),

@@ -195,6 +195,16 @@ fn escalation_survives_restarts_with_every_page_exactly_once() {
         &json!({"reason": "on it"}),
     );
     assert_eq!(ack.status, 200, "{}", ack.body);
+    // A second ack (another responder answering the same page) succeeds and changes nothing.
+    let before = fingerprint(&server, id);
+    let again = server.post_json(
+        &format!("/api/v1/incidents/{id}/acknowledge"),
+        &server.responder,
+        &json!({"reason": "me too"}),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["state"], "acknowledged");
+    assert_eq!(fingerprint(&server, id), before);
     // The executive level would be paged again two hours on; after the ack nobody is.
     server.set_clock(executive_due + 5 * 60 * MINUTE);
     server.restart();
@@ -602,12 +612,32 @@ fn every_action_works_and_bad_input_is_refused_without_change() {
     );
     let report = server.get(
         &format!(
-            "/api/v1/incidents/report?from={}",
-            Timestamp::from_millis(T0 - 60 * MINUTE)
+            "/api/v1/incidents/report?from={}&to={}",
+            Timestamp::from_millis(T0 - 60 * MINUTE),
+            Timestamp::from_millis(T0 + 24 * 60 * MINUTE)
         ),
         &server.viewer,
     );
     assert_eq!(report.status, 200, "{}", report.body);
+    // The open incident is counted: apart, and as waiting (censored) for resolution.
+    assert!(
+        report.body["open_incidents"].as_u64().unwrap() >= 1,
+        "{}",
+        report.body
+    );
+    let rows: Vec<&Value> = ["P1", "P2", "P3"]
+        .iter()
+        .map(|s| &report.body["severities"][*s])
+        .collect();
+    let open_total: u64 = rows.iter().map(|r| r["open"].as_u64().unwrap()).sum();
+    assert_eq!(open_total, report.body["open_incidents"].as_u64().unwrap());
+    for row in rows.iter().filter(|r| r["open"].as_u64().unwrap() > 0) {
+        assert_eq!(
+            row["at_least"]["to_resolve"]["waiting"], row["open"],
+            "{row}"
+        );
+        assert!(row["incidents"].as_u64() >= row["open"].as_u64());
+    }
 
     // Every area's real reply reads into the type the CLI reads it with.
     typed::<wire::report::IncidentReport>(&report.body);

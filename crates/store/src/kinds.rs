@@ -127,6 +127,8 @@ text_enum! {
     OutboxKind in "incident_outbox.kind" {
         /// Page someone.
         Notify = "notify",
+        /// Remind the owner of a recovered incident that it is still open.
+        Remind = "remind",
         /// An SLA ran out.
         SlaBreached = "sla_breached",
     }

@@ -27,8 +27,9 @@ use revloop_core::Timestamp;
 use revloop_core::alert::AlertKind;
 use revloop_core::incident::{
     ActionItem, AddedSilence, EngineMeta, Escalation, Incident, IncidentSeverity, IncidentState,
-    Mitigation, RecentSurges, Silence, SlaClock, Surge, Tick, Unsaved,
+    Mitigation, RecentSurges, Recovery, Silence, SlaClock, Surge, Tick, Unsaved,
 };
+use revloop_core::time::DurationMs;
 
 use crate::StoreError;
 
@@ -93,6 +94,19 @@ pub struct StoredIncidentV1 {
     /// written before the dead man's switch, which read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_reason: Option<String>,
+    /// Set while an open incident is recovered (its problem over, escalation stopped); absent
+    /// otherwise, and in bodies written before recovery existed, which read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<StoredRecovery>,
+}
+
+/// A recovered incident's recovery. Times are Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRecovery {
+    pub at: i64,
+    /// Milliseconds that were left before the next page.
+    pub escalation_left_ms: Option<i64>,
+    pub reminded_at: Option<i64>,
 }
 
 /// A build that does not know a kind cannot read the body (nodes sharing a database run
@@ -250,6 +264,11 @@ impl StoredIncidentV1 {
                 .collect(),
             prompted: incident.prompted,
             guard_reason: incident.guard_reason.clone(),
+            recovered: incident.recovered.map(|recovery| StoredRecovery {
+                at: recovery.at.millis(),
+                escalation_left_ms: recovery.escalation_left.map(DurationMs::millis),
+                reminded_at: millis(recovery.reminded_at),
+            }),
         }
     }
 
@@ -337,6 +356,11 @@ impl StoredIncidentV1 {
             measurements,
             prompted: self.prompted,
             guard_reason: self.guard_reason,
+            recovered: self.recovered.map(|recovery| Recovery {
+                at: Timestamp::from_millis(recovery.at),
+                escalation_left: recovery.escalation_left_ms.map(DurationMs::from_millis),
+                reminded_at: timestamp(recovery.reminded_at),
+            }),
             timeline: Vec::new(),
             unsaved: Unsaved::default(),
         }

@@ -306,3 +306,30 @@ fn surges_round_trip_in_the_meta_and_an_older_meta_has_none() {
         (engine, marks)
     );
 }
+
+/// A recovered incident stores its recovery and reads back the same; a body written before
+/// recovery existed reads as not recovered, and an incident that is not recovered writes no
+/// `recovered` field, so its body is what it was.
+#[test]
+fn a_recovered_incident_keeps_its_recovery_and_an_old_body_reads_as_not_recovered() {
+    let mut incident = decode_incident_body(1, BEFORE_V1).expect("the old body loads");
+    assert_eq!(incident.recovered, None);
+    let body = encode_incident_body(&incident).unwrap();
+    assert!(!body.contains("recovered"), "{body}");
+    incident.recovered = Some(revloop_core::incident::Recovery {
+        at: at(1_795_780_000_000),
+        escalation_left: Some(revloop_core::DurationMs::from_minutes(45)),
+        reminded_at: Some(at(1_795_866_400_000)),
+    });
+    let body = encode_incident_body(&incident).unwrap();
+    let stored = json(&body);
+    assert_eq!(
+        stored["recovered"],
+        serde_json::json!({
+            "at": 1_795_780_000_000_i64,
+            "escalation_left_ms": 2_700_000,
+            "reminded_at": 1_795_866_400_000_i64
+        })
+    );
+    assert_eq!(decode_incident_body(1, &body).unwrap(), incident);
+}

@@ -183,8 +183,13 @@ fn acknowledge(
     policy: &IncidentPolicy,
     request: &ActionRequest,
 ) -> Result<(), ActionError> {
-    if incident.state != IncidentState::Triggered {
-        return Err(illegal(incident, "acknowledged"));
+    match incident.state {
+        IncidentState::Triggered => {}
+        // Already acknowledged (mitigating acknowledges too): what the responder asks for
+        // holds already, so it succeeds and changes nothing, not even the timeline. Two
+        // people answering the same page must not see one of them refused.
+        IncidentState::Acknowledged | IncidentState::Mitigated => return Ok(()),
+        IncidentState::Resolved => return Err(illegal(incident, "acknowledged")),
     }
     let now = request.now;
     incident.state = IncidentState::Acknowledged;

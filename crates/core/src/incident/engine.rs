@@ -13,6 +13,7 @@ use super::record::{
     CHECKLIST, ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState,
     TIMELINE_ENTRIES_MAX, TimelineKind, Unsaved, push,
 };
+use super::recovery;
 use super::silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,
 };
@@ -563,7 +564,12 @@ impl IncidentEngine {
                 let stable = (i.severity != IncidentSeverity::P1 && !i.is_guard())
                     .then(|| i.severity_since.saturating_add(policy.p2_stable_for));
                 [
-                    i.escalation.next_at,
+                    // Nothing pages a recovered incident; its owner's reminder is due instead.
+                    if i.recovered.is_some() {
+                        recovery::next_reminder(i)
+                    } else {
+                        i.escalation.next_at
+                    },
                     (i.response.met_at.is_none() && !i.response.breached).then_some(i.response.due),
                     (i.resolution.met_at.is_none() && !i.resolution.breached)
                         .then_some(i.resolution.due),
@@ -642,6 +648,7 @@ impl IncidentEngine {
             measurements: VecDeque::new(),
             prompted: false,
             guard_reason: None,
+            recovered: None,
             timeline: Vec::new(),
             unsaved: Unsaved(true),
         };
@@ -698,6 +705,9 @@ impl IncidentEngine {
             // The runbook's ASSESS step: a P2 crossing 3σ becomes P1, with the evidence.
             let from = incident.severity;
             raise(incident, &policy, severity, now, pages_from);
+            // Named by the kind that set its severity: a P1 raised by a conversion alert reads
+            // "P1 conversion", even if a volume alert opened it.
+            incident.kind = alert.kind;
             push(
                 incident,
                 now,
@@ -742,6 +752,7 @@ impl IncidentEngine {
         incident.state = IncidentState::Triggered;
         incident.resolved_at = None;
         incident.prompted = false;
+        incident.recovered = None;
         // The quiet and stable periods start again: a reopened incident is not resolved by
         // the same evidence that resolved it. (The first acknowledgement and mitigation times
         // stay, for the reports; the timeline keeps the earlier breaches.)
@@ -805,7 +816,14 @@ impl IncidentEngine {
                     );
                 }
             }
-            escalate(incident, &policy, now, &mut self.outbox);
+            // Recovery before escalation: a page due at the minute the problem ends does
+            // not go out, and one due when it returns does.
+            recovery::update(incident, now);
+            if incident.recovered.is_some() {
+                recovery::remind(incident, &policy, now, &mut self.outbox);
+            } else {
+                escalate(incident, &policy, now, &mut self.outbox);
+            }
             check_slas(incident, now, &mut self.outbox);
         }
     }

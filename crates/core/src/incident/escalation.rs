@@ -22,6 +22,14 @@ pub enum Effect {
         targets: Vec<String>,
         reason: String,
     },
+    /// Remind the owner of a recovered incident that it is still open (at most once a day);
+    /// not a page up the escalation path.
+    Remind {
+        incident: u64,
+        at: Timestamp,
+        targets: Vec<String>,
+        reason: String,
+    },
     /// An SLA ran out. Recorded once per incident and kind.
     SlaBreached {
         incident: u64,
@@ -188,6 +196,12 @@ pub(super) fn escalate(
         } else {
             level.respond_within
         };
+        // The repeat just paged is counted before the next is scheduled, so that the last
+        // level is paged again at most `REPEATS_MAX` times (the count was once checked before
+        // it moved, which paged it once more).
+        if is_repeat {
+            incident.escalation.repeats = incident.escalation.repeats.saturating_add(1);
+        }
         if index + 1 < levels.len() {
             incident.escalation.next_level = index + 1;
             incident.escalation.next_at = Some(due.saturating_add(next_wait));
@@ -196,9 +210,6 @@ pub(super) fn escalate(
                 Some(every) if incident.escalation.repeats < REPEATS_MAX => {
                     let wait = if is_repeat { every } else { next_wait };
                     incident.escalation.next_level = levels.len();
-                    if is_repeat {
-                        incident.escalation.repeats += 1;
-                    }
                     incident.escalation.next_at = Some(due.saturating_add(wait));
                 }
                 _ => incident.escalation.next_at = None,

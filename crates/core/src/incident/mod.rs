@@ -22,6 +22,9 @@
 //! - When revloop itself cannot judge a funnel for longer than a configured time (the dead
 //!   man's switch, `guard`), that opens a P1 guard incident of its own kind, at most one per
 //!   funnel and one for causes that blind every funnel; it resolves when judging resumes.
+//! - Recovery: an open incident whose every alert has closed, with its drop-off back within
+//!   2σ, reads recovered and stops escalating; it still needs its root cause to resolve, and
+//!   its owner is reminded at most once a day. The problem returning resumes escalation.
 //! - Resolution criteria are checked on every input and timeout: for P1, drop-off back within
 //!   2σ (every related alert closed), no related alert for 2 hours after that, a root cause
 //!   recorded;
@@ -43,6 +46,7 @@ mod escalation;
 mod guard;
 mod policy;
 mod record;
+mod recovery;
 mod report;
 mod silences;
 mod surges;
@@ -58,9 +62,11 @@ pub use guard::{
 pub use policy::{EmptyLevel, EscalationLevel, IncidentPolicy, REPEATS_MAX, SeverityPolicy};
 pub use record::{
     ActionItem, CHECKLIST, ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState,
-    Mitigation, SlaClock, TIMELINE_ENTRIES_MAX, Tick, TimelineEntry, TimelineKind, Unsaved,
+    Mitigation, Recovery, SlaClock, TIMELINE_ENTRIES_MAX, Tick, TimelineEntry, TimelineKind,
+    Unsaved,
 };
-pub use report::DurationSummary;
+pub use recovery::{RECOVERED_SIGMA_MAX, RELAPSE_MEASUREMENTS, RELAPSE_SIGMA, REMIND_EVERY};
+pub use report::{CensoredSummary, DurationSummary};
 pub use silences::{
     ADDED_SILENCE_LENGTH_MAX, ADDED_SILENCES_MAX, AddedSilence, Silence, SilenceError,
 };

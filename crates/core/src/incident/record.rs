@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::alert::{AlertKind, Severity};
-use crate::time::Timestamp;
+use crate::time::{DurationMs, Timestamp};
 
 /// Most timeline entries one incident keeps; past it the engine refuses actions, and what the
 /// engine itself does (alerts, timers) still changes the incident but is no longer written to
@@ -157,10 +157,13 @@ pub enum TimelineKind {
     RootCause,
     ActionItem,
     Checklist,
+    Recovered,
+    Relapsed,
+    Reminded,
 }
 
 impl TimelineKind {
-    pub const ALL: [TimelineKind; 20] = [
+    pub const ALL: [TimelineKind; 23] = [
         TimelineKind::Opened,
         TimelineKind::Reopened,
         TimelineKind::Acknowledged,
@@ -181,6 +184,9 @@ impl TimelineKind {
         TimelineKind::RootCause,
         TimelineKind::ActionItem,
         TimelineKind::Checklist,
+        TimelineKind::Recovered,
+        TimelineKind::Relapsed,
+        TimelineKind::Reminded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -205,6 +211,9 @@ impl TimelineKind {
             TimelineKind::RootCause => "root_cause",
             TimelineKind::ActionItem => "action_item",
             TimelineKind::Checklist => "checklist",
+            TimelineKind::Recovered => "recovered",
+            TimelineKind::Relapsed => "relapsed",
+            TimelineKind::Reminded => "reminded",
         }
     }
 
@@ -260,6 +269,19 @@ pub struct Escalation {
     pub repeats: u32,
 }
 
+/// An open incident whose problem is over: every related alert closed and the drop-off back
+/// within 2σ. Nothing pages it while it lasts (`recovery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recovery {
+    /// When it recovered.
+    pub at: Timestamp,
+    /// What was left of the wait for the next page when it recovered: a relapse resumes the
+    /// path with it. `None`: nothing was going to page.
+    pub escalation_left: Option<DurationMs>,
+    /// When its owner was last reminded; `None` before the first reminder.
+    pub reminded_at: Option<Timestamp>,
+}
+
 /// Whether an SLA was met, breached, or is still running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlaClock {
@@ -273,6 +295,9 @@ pub struct Incident {
     pub id: u64,
     pub funnel: String,
     pub stage: String,
+    /// The kind of the alert that set its severity: the opening alert's, then that of each
+    /// alert that raised it. Headers read "P1 conversion" from severity and kind, so they
+    /// name the evidence behind the severity.
     pub kind: AlertKind,
     pub segment: Option<(String, String)>,
     /// The affected stage and segment as a responder judged them; the incident still groups
@@ -309,6 +334,11 @@ pub struct Incident {
     /// For a guard incident ([`AlertKind::Guard`]): why revloop cannot judge, as last seen.
     /// `None` for every other kind.
     pub guard_reason: Option<String>,
+    /// Recovered while open: the problem is over, escalation has stopped, a root cause (or
+    /// whatever else the criteria ask) is still owed. `None` otherwise, and for records
+    /// written before recovery existed.
+    #[serde(default)]
+    pub recovered: Option<Recovery>,
     /// Kept apart by the store, row by row (append-only), not in the incident's stored record.
     #[serde(skip)]
     pub timeline: Vec<TimelineEntry>,
@@ -327,6 +357,11 @@ pub struct Unsaved(pub(super) bool);
 impl Incident {
     pub fn is_open(&self) -> bool {
         self.state != IncidentState::Resolved
+    }
+
+    /// Open and recovered: nothing pages it until it relapses or resolves.
+    pub fn is_recovered(&self) -> bool {
+        self.is_open() && self.recovered.is_some()
     }
 
     /// Whether it is revloop's own blindness (the dead man's switch) rather than a funnel's.

@@ -106,6 +106,7 @@ fn the_detection_suite_in_event_time_makes_incidents_that_read_right() {
             "root_cause",
             "sla_breached",
             "alert_closed",
+            "recovered",
             "resolved"
         ]
     );

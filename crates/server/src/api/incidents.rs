@@ -272,6 +272,10 @@ pub fn incident_summary_view(
         },
         trend: trend_view(incident.trend(now)),
         resolvable: incident.is_open() && criteria.iter().all(|c| c.holds),
+        recovered_at: incident
+            .recovered
+            .filter(|_| incident.is_open())
+            .map(|r| r.at.to_string()),
         reason: incident.guard_reason.clone(),
     }
 }

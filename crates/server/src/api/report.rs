@@ -1,14 +1,18 @@
 //! The response-time report: `GET /api/v1/incidents/report`, time to acknowledge, mitigate
-//! and resolve per severity over the incidents opened in a range. It reads stored rows only.
+//! and resolve per severity over the incidents opened in a range, resolved or still open. An
+//! incident still open is counted apart (`open`), in the summaries of the milestones it has
+//! reached, and as a censored observation in `at_least` for those it has not: at the time it
+//! has waited so far, so that a P1 nobody acknowledges does not vanish from the time to
+//! acknowledge. It reads stored rows only.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use revloop_api::report as wire;
-use revloop_core::incident::{DurationSummary, IncidentSeverity};
+use revloop_core::incident::{CensoredSummary, DurationSummary, IncidentSeverity};
 use revloop_core::time::{DurationMs, MS_PER_DAY, Timestamp};
-use revloop_store::{IncidentRow, Role};
+use revloop_store::{IncidentQuery, IncidentRow, Role};
 
 use crate::api::{AppState, json_reply, require, store_error};
 use crate::http::query::{parse_time, unknown_parameter};
@@ -16,6 +20,9 @@ use crate::http::{ApiError, blocking, invalid, retrying};
 
 /// Longest range the response-time report reads.
 pub const REPORT_RANGE_MAX_MS: i64 = 366 * MS_PER_DAY;
+/// Most open incidents the report reads. The engine keeps at most one open incident per
+/// funnel and stage, so this is far above any real count.
+pub const REPORT_OPEN_INCIDENTS_MAX: usize = 10_000;
 
 /// `GET /api/v1/incidents/report?from=&to=`: time to acknowledge, mitigate and resolve per
 /// severity, over the incidents opened in the range (default: the last 30 days).
@@ -56,15 +63,28 @@ pub async fn report(
     }
     let store = state.store.clone();
     let body = blocking(move || {
-        let rows = retrying(|| store.resolved_incidents(from, to)).map_err(store_error)?;
+        let mut rows = retrying(|| store.resolved_incidents(from, to)).map_err(store_error)?;
+        let resolved = rows.len();
+        let open_query = IncidentQuery {
+            open: Some(true),
+            funnel: None,
+            before_id: None,
+            limit: REPORT_OPEN_INCIDENTS_MAX,
+        };
+        let open = retrying(|| store.list_incidents(&open_query)).map_err(store_error)?;
+        rows.extend(
+            open.into_iter()
+                .filter(|r| r.resolved_at.is_none() && (from..to).contains(&r.opened_at)),
+        );
         Ok(wire::IncidentReport {
             from: from.to_string(),
             to: to.to_string(),
-            resolved_incidents: rows.len(),
+            resolved_incidents: resolved,
+            open_incidents: rows.len() - resolved,
             severities: wire::ReportSeverities {
-                p1: severity_report(&rows, IncidentSeverity::P1),
-                p2: severity_report(&rows, IncidentSeverity::P2),
-                p3: severity_report(&rows, IncidentSeverity::P3),
+                p1: severity_report(&rows, IncidentSeverity::P1, now),
+                p2: severity_report(&rows, IncidentSeverity::P2, now),
+                p3: severity_report(&rows, IncidentSeverity::P3, now),
             },
         })
     })
@@ -72,22 +92,56 @@ pub async fn report(
     Ok(json_reply(StatusCode::OK, &body))
 }
 
-/// The response times of the incidents of one severity among `rows`.
-fn severity_report(rows: &[IncidentRow], severity: IncidentSeverity) -> wire::SeverityReport {
-    let of = |pick: &dyn Fn(&IncidentRow) -> Option<Timestamp>| {
-        summary_view(DurationSummary::of(
-            rows.iter()
-                .filter(|r| r.severity == severity)
-                .filter_map(|r| pick(r).map(|t| t.since(r.opened_at)))
-                .collect(),
-        ))
+/// The response times of the incidents of one severity among `rows` (resolved and open), the
+/// open ones censored at `now` for the milestones they have not reached.
+fn severity_report(
+    rows: &[IncidentRow],
+    severity: IncidentSeverity,
+    now: Timestamp,
+) -> wire::SeverityReport {
+    let rows: Vec<&IncidentRow> = rows.iter().filter(|r| r.severity == severity).collect();
+    let reached = |pick: &dyn Fn(&IncidentRow) -> Option<Timestamp>| -> Vec<DurationMs> {
+        rows.iter()
+            .filter_map(|r| pick(r).map(|t| t.since(r.opened_at)))
+            .collect()
     };
+    // Open and not there yet: waited from opening to now (a resolved incident that never
+    // reached a milestone, say resolved by revloop without an ack, never will).
+    let waiting = |pick: &dyn Fn(&IncidentRow) -> Option<Timestamp>| -> Vec<DurationMs> {
+        rows.iter()
+            .filter(|r| r.resolved_at.is_none() && pick(r).is_none())
+            .map(|r| now.since(r.opened_at))
+            .collect()
+    };
+    let censored = |pick: &dyn Fn(&IncidentRow) -> Option<Timestamp>| {
+        censored_view(CensoredSummary::of(reached(pick), waiting(pick)))
+    };
+    let acknowledged = |r: &IncidentRow| r.acknowledged_at;
+    let mitigated = |r: &IncidentRow| r.mitigated_at;
+    let resolved = |r: &IncidentRow| r.resolved_at;
     wire::SeverityReport {
-        incidents: rows.iter().filter(|r| r.severity == severity).count(),
-        to_acknowledge: of(&|r| r.acknowledged_at),
-        to_mitigate: of(&|r| r.mitigated_at),
-        to_resolve: of(&|r| r.resolved_at),
+        incidents: rows.len(),
+        open: rows.iter().filter(|r| r.resolved_at.is_none()).count(),
+        to_acknowledge: summary_view(DurationSummary::of(reached(&acknowledged))),
+        to_mitigate: summary_view(DurationSummary::of(reached(&mitigated))),
+        to_resolve: summary_view(DurationSummary::of(reached(&resolved))),
+        at_least: wire::CensoredMilestones {
+            to_acknowledge: censored(&acknowledged),
+            to_mitigate: censored(&mitigated),
+            to_resolve: censored(&resolved),
+        },
     }
+}
+
+fn censored_view(summary: Option<CensoredSummary>) -> Option<wire::CensoredSummary> {
+    summary.map(|s| wire::CensoredSummary {
+        reached: s.reached,
+        waiting: s.waiting,
+        mean_ms_at_least: s.mean_at_least.millis(),
+        median_ms_at_least: s.median_at_least.millis(),
+        p90_ms_at_least: s.p90_at_least.millis(),
+        max_ms_at_least: s.max_at_least.millis(),
+    })
 }
 
 fn summary_view(summary: Option<DurationSummary>) -> Option<wire::DurationSummary> {

@@ -125,3 +125,56 @@ fn every_action_is_on_the_timeline_with_who_and_when() {
     assert_eq!(incident.checklist[2].as_ref().unwrap().by, "ana");
     assert_eq!(incident.mitigated_at, Some(minutes(5)));
 }
+
+/// Acknowledging what is already acknowledged (or mitigated, which acknowledges) succeeds and
+/// changes nothing: no timeline entry, no new time, no effect.
+#[test]
+fn a_second_ack_succeeds_and_changes_nothing() {
+    let mut engine = engine();
+    engine.handle_alert(
+        T0,
+        &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+    );
+    engine
+        .handle_action(minutes(3), 1, "ana", Action::Acknowledge, None)
+        .unwrap();
+    run_until(&mut engine, minutes(3));
+    for (minute, then) in [(5, None), (8, Some("mitigate"))] {
+        if then.is_some() {
+            engine
+                .handle_action(
+                    minutes(minute - 1),
+                    1,
+                    "ana",
+                    Action::Mitigate {
+                        mitigation: Mitigation::Rollback,
+                        detail: "rolled back".into(),
+                    },
+                    None,
+                )
+                .unwrap();
+        }
+        let before = engine.incident(1).unwrap().clone();
+        assert_eq!(
+            engine.handle_action(
+                minutes(minute),
+                1,
+                "bo",
+                Action::Acknowledge,
+                Some("me too")
+            ),
+            Ok(())
+        );
+        let after = engine.incident(1).unwrap();
+        assert_eq!(after, &before, "ack after {then:?}");
+        assert_eq!(after.acknowledged_at, Some(minutes(3)));
+        assert_eq!(engine.poll_effect(), None);
+    }
+    assert_eq!(
+        kinds(engine.incident(1).unwrap())
+            .iter()
+            .filter(|k| **k == "acknowledged")
+            .count(),
+        1
+    );
+}

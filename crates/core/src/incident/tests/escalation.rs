@@ -222,3 +222,167 @@ fn severity_never_falls_silently() {
     assert!(pages(&run_until(&mut engine, minutes(600))).is_empty());
     assert_eq!(engine.incident(1).unwrap().escalation.next_at, None);
 }
+
+/// The last level is paged once, then again at most `REPEATS_MAX` times, whatever the path's
+/// length, the repeat interval or the empty-level rule; the table gives, per policy, the
+/// minutes of the last level's pages.
+#[test]
+fn the_last_level_is_paged_again_at_most_repeats_max_times() {
+    struct Case {
+        name: &'static str,
+        /// Levels' windows, in minutes; the last is the level that repeats.
+        windows: &'static [i64],
+        repeat_every_minutes: Option<i64>,
+        /// An empty level (by index) and what it does.
+        empty: Option<(usize, EmptyLevel)>,
+        /// Pages of the last level: its first and then its repeats.
+        last_level_pages: usize,
+        first_last_page_minute: i64,
+    }
+    let cases = [
+        Case {
+            name: "the runbook's P1 path",
+            windows: &[15, 30, 60, 120],
+            repeat_every_minutes: Some(120),
+            empty: None,
+            last_level_pages: 1 + REPEATS_MAX as usize,
+            first_last_page_minute: 105,
+        },
+        Case {
+            name: "one level, repeated every 5 minutes",
+            windows: &[10],
+            repeat_every_minutes: Some(5),
+            empty: None,
+            last_level_pages: 1 + REPEATS_MAX as usize,
+            first_last_page_minute: 0,
+        },
+        Case {
+            name: "repeats shorter than the last window",
+            windows: &[15, 240],
+            repeat_every_minutes: Some(1),
+            empty: None,
+            last_level_pages: 1 + REPEATS_MAX as usize,
+            first_last_page_minute: 15,
+        },
+        Case {
+            name: "an empty level skipped",
+            windows: &[15, 30, 60],
+            repeat_every_minutes: Some(60),
+            empty: Some((1, EmptyLevel::Skip)),
+            last_level_pages: 1 + REPEATS_MAX as usize,
+            first_last_page_minute: 15,
+        },
+        Case {
+            name: "an empty level waited on",
+            windows: &[15, 30, 60],
+            repeat_every_minutes: Some(60),
+            empty: Some((1, EmptyLevel::Wait)),
+            last_level_pages: 1 + REPEATS_MAX as usize,
+            first_last_page_minute: 45,
+        },
+        Case {
+            name: "no repeats",
+            windows: &[15, 30],
+            repeat_every_minutes: None,
+            empty: None,
+            last_level_pages: 1,
+            first_last_page_minute: 15,
+        },
+    ];
+    for case in cases {
+        let mut policy = IncidentPolicy::runbook();
+        let p1 = &mut policy.severities[0];
+        p1.levels = case
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(index, minutes)| EscalationLevel {
+                name: format!("level {index}"),
+                targets: vec![format!("person {index}")],
+                respond_within: DurationMs::from_minutes(*minutes),
+            })
+            .collect();
+        p1.repeat_every = case.repeat_every_minutes.map(DurationMs::from_minutes);
+        if let Some((index, empty_level)) = case.empty {
+            p1.levels[index].targets.clear();
+            p1.empty_level = empty_level;
+        }
+        let last = p1.levels.last().unwrap().name.clone();
+        let mut engine = IncidentEngine::new(policy, Vec::new());
+        engine.handle_alert(
+            T0,
+            &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+        );
+        let mut effects: Vec<Effect> = std::iter::from_fn(|| engine.poll_effect()).collect();
+        // Long enough for every repeat of the slowest case, many times over.
+        effects.extend(run_until(&mut engine, minutes(7 * 24 * 60)));
+        let last_pages: Vec<i64> = pages(&effects)
+            .into_iter()
+            .filter(|(_, level)| *level == last)
+            .map(|(minute, _)| minute)
+            .collect();
+        assert_eq!(last_pages.len(), case.last_level_pages, "{}", case.name);
+        assert_eq!(last_pages[0], case.first_last_page_minute, "{}", case.name);
+        let incident = engine.incident(1).unwrap();
+        assert!(incident.escalation.repeats <= REPEATS_MAX, "{}", case.name);
+        assert_eq!(incident.escalation.next_at, None, "{}: stopped", case.name);
+        if let Some(every) = case.repeat_every_minutes {
+            let gaps: Vec<i64> = last_pages.windows(2).map(|w| w[1] - w[0]).collect();
+            let window = *case.windows.last().unwrap();
+            // The first repeat waits out the last level's window, the others the interval.
+            assert_eq!(gaps[0], window, "{}", case.name);
+            assert!(gaps[1..].iter().all(|gap| *gap == every), "{}", case.name);
+        }
+    }
+}
+
+/// An incident is named by the kind of the alert that set its severity: a volume P2 raised to
+/// P1 by a conversion alert reads "P1 conversion"; a P2 conversion alert joining a volume P1
+/// leaves it "P1 volume".
+#[test]
+fn an_incident_is_named_by_the_kind_that_set_its_severity() {
+    let with_kind = |id, severity, event, kind| AlertEvent {
+        kind,
+        ..alert(id, "checkout", severity, event)
+    };
+    // (opening kind and severity, joining kind and severity, the name after)
+    let cases = [
+        (
+            (AlertKind::Volume, Severity::P2),
+            (AlertKind::Conversion, Severity::P1),
+            "P1 conversion",
+        ),
+        (
+            (AlertKind::Volume, Severity::P1),
+            (AlertKind::Conversion, Severity::P2),
+            "P1 volume",
+        ),
+        (
+            (AlertKind::Conversion, Severity::P2),
+            (AlertKind::Volume, Severity::P1),
+            "P1 volume",
+        ),
+        (
+            (AlertKind::Conversion, Severity::P2),
+            (AlertKind::Volume, Severity::P2),
+            "P2 conversion",
+        ),
+    ];
+    for ((open_kind, open_severity), (join_kind, join_severity), want) in cases {
+        let mut engine = engine();
+        engine.handle_alert(
+            T0,
+            &with_kind(1, open_severity, AlertEventKind::Opened, open_kind),
+        );
+        engine.handle_alert(
+            minutes(5),
+            &with_kind(2, join_severity, AlertEventKind::Opened, join_kind),
+        );
+        let incident = engine.incident(1).unwrap();
+        let name = format!("{} {}", incident.severity.as_str(), incident.kind.as_str());
+        assert_eq!(
+            name, want,
+            "{open_kind:?} {open_severity:?} then {join_kind:?}"
+        );
+    }
+}

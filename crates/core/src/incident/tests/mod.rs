@@ -12,6 +12,7 @@ mod actions;
 mod escalation;
 mod grouping;
 mod guard;
+mod recovery;
 mod resolution;
 mod silences;
 mod simulation;

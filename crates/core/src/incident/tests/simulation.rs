@@ -11,12 +11,19 @@ use crate::incident::TimelineKind;
 ///   every funnel), however often the watch repeats itself;
 /// - no page for an incident after its ack (no ack timeout here);
 /// - each level paged once per opening (repeats aside), each SLA breach recorded once;
+/// - the last level paged again at most `REPEATS_MAX` times;
+/// - nothing paged while an incident is recovered (between its `recovered` entry and the
+///   next `relapsed`, `reopened` or `resolved`), its owner reminded only then, at most once
+///   per `REMIND_EVERY`;
 /// - a restart is invisible: a shadow engine that is never restarted produces the same
 ///   effects and timelines.
 ///
 /// A failing seed is printed and replays exactly.
 #[test]
 fn simulated_interleavings_keep_the_invariants() {
+    // How often the runs reached the recovery rules, so that the invariants on them are not
+    // checked on nothing: (recovered, relapsed, reminded) timeline entries at the end of runs.
+    let mut reached = [0usize; 3];
     for seed in 0..2_000u64 {
         let mut rng = Rng::new(seed);
         let mut shadow = engine();
@@ -37,7 +44,7 @@ fn simulated_interleavings_keep_the_invariants() {
             now = now.saturating_add(DurationMs::from_millis(step));
             let mut inputs: Vec<AlertEvent> = Vec::new();
             let mut guard_events: Vec<GuardEvent> = Vec::new();
-            match rng.below(11) {
+            match rng.below(12) {
                 0..=2 => {
                     let stage = stages[rng.below(3) as usize];
                     let severity = if rng.bernoulli(0.5) {
@@ -99,6 +106,13 @@ fn simulated_interleavings_keep_the_invariants() {
                         });
                     }
                 }
+                10 => {
+                    // A tick's deviation for a stage: mostly back to normal, sometimes worse.
+                    let stage = stages[rng.below(3) as usize];
+                    let sigma = [0.5, 1.9, 2.5, 3.5, 8.0][rng.below(5) as usize];
+                    engine.handle_measurement(now, "checkout", stage, sigma);
+                    shadow.handle_measurement(now, "checkout", stage, sigma);
+                }
                 _ => {}
             }
             for input in &inputs {
@@ -137,6 +151,8 @@ fn simulated_interleavings_keep_the_invariants() {
             }
             for (incident, twin) in engine.incidents().zip(shadow.incidents()) {
                 assert_eq!(incident.timeline, twin.timeline, "seed {seed}");
+                assert!(incident.escalation.repeats <= REPEATS_MAX, "seed {seed}");
+                quiet_while_recovered(incident, seed);
                 assert!(
                     !incident
                         .timeline
@@ -157,7 +173,17 @@ fn simulated_interleavings_keep_the_invariants() {
             "seed {seed}: {:?}",
             seen.pages
         );
+        for incident in engine.incidents() {
+            for (count, kind) in reached.iter_mut().zip([
+                TimelineKind::Recovered,
+                TimelineKind::Relapsed,
+                TimelineKind::Reminded,
+            ]) {
+                *count += incident.timeline.iter().filter(|e| e.kind == kind).count();
+            }
+        }
     }
+    assert!(reached.iter().all(|n| *n >= 20), "{reached:?}");
 }
 
 #[derive(Default)]
@@ -219,6 +245,12 @@ impl Seen {
                         *self.pages.entry(key).or_default() += 1;
                     }
                 }
+                Effect::Remind { incident, .. } => {
+                    assert!(
+                        engine.incident(incident).is_some_and(|i| i.is_recovered()),
+                        "seed {seed}: reminded incident {incident}, which is not recovered"
+                    );
+                }
                 Effect::SlaBreached { incident, sla, .. } => {
                     *self
                         .breaches
@@ -226,6 +258,41 @@ impl Seen {
                         .or_default() += 1;
                 }
             }
+        }
+    }
+}
+
+/// Walks an incident's timeline in order: no page while it is recovered, reminders only then
+/// and at least `REMIND_EVERY` apart.
+fn quiet_while_recovered(incident: &Incident, seed: u64) {
+    let mut recovered = false;
+    let mut last_reminder: Option<Timestamp> = None;
+    for entry in &incident.timeline {
+        match entry.kind {
+            TimelineKind::Recovered => recovered = true,
+            TimelineKind::Relapsed | TimelineKind::Reopened | TimelineKind::Resolved => {
+                recovered = false
+            }
+            TimelineKind::Escalated
+            | TimelineKind::EscalationSkipped
+            | TimelineKind::AckTimeout => {
+                assert!(
+                    !recovered,
+                    "seed {seed}: incident {} escalated at {} while recovered",
+                    incident.id, entry.at
+                )
+            }
+            TimelineKind::Reminded => {
+                assert!(recovered, "seed {seed}: reminded while not recovered");
+                if let Some(last) = last_reminder {
+                    assert!(
+                        entry.at.since(last) >= REMIND_EVERY,
+                        "seed {seed}: reminded twice within {REMIND_EVERY}"
+                    );
+                }
+                last_reminder = Some(entry.at);
+            }
+            _ => {}
         }
     }
 }
