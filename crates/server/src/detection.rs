@@ -4,7 +4,15 @@
 //! counts from the store a day at a time and feeds them to the detector minute by minute, so
 //! `replay` can judge weeks in seconds and `serve` can rebuild its baselines and open alerts
 //! after a restart by reading the last weeks again. [`Detection`] is the live service: it warms
-//! up from history, then judges each minute once it has settled.
+//! up, then judges each minute once it has settled.
+//!
+//! Re-deriving weeks of baselines takes minutes at a hundred thousand series, so the live
+//! service also keeps a snapshot of each funnel's state in the store
+//! (`revloop_core::detect::snapshot`), saved once the funnel goes live and then every
+//! [`SNAPSHOT_EVERY_MINUTES`] judged minutes, and on a clean stop. A (re)start restores the
+//! snapshot and reads only the counts after it; a funnel without one, or whose snapshot does
+//! not fit (another config or build, older than the history it would need, damaged), warms up
+//! from the whole history as before. A rebuild discards the stored snapshots.
 //!
 //! The live service runs one detector per funnel, so that a failure degrades only what it
 //! touches: a failed read of one funnel stops that funnel alone, which retries with an
@@ -34,12 +42,15 @@ use revloop_core::detect::{self, Detector, SeriesReport, SlotBaseline};
 use revloop_core::incident::Incident;
 use revloop_core::pipeline;
 use revloop_core::time::{DurationMs, MS_PER_DAY, Minute, Timestamp};
-use revloop_store::{SegmentMinuteCount, Store, StoreError};
+use revloop_store::{DetectorSnapshotRow, SegmentMinuteCount, Store, StoreError};
 
 use crate::Clock;
 
 /// Minutes of counts read from the store at once.
 pub const READ_CHUNK_MINUTES: i64 = 24 * 60;
+/// Judged minutes between two saved snapshots of a funnel's detector: what a restart reads
+/// again at most (besides the minutes since the last save).
+pub const SNAPSHOT_EVERY_MINUTES: i64 = 15;
 /// Alert events kept in memory for the API; older ones are dropped first.
 pub const ALERTS_KEPT_MAX: usize = 10_000;
 /// Longest wait between two checks of the clock, so that a clock that jumps (a test's manual
@@ -208,6 +219,16 @@ struct FunnelLive {
     failure: Option<ReadFailure>,
     /// The rebuild this state belongs to (see [`AlertLog::generation`]).
     generation: u64,
+    /// Whether the first tick may restore a stored snapshot: not after a rebuild, nor once one
+    /// was tried.
+    may_restore: bool,
+    /// The minute the restored snapshot judged up to; `None` when warmed up from history.
+    restored_from: Option<Minute>,
+    /// The next minute of the last snapshot saved (or restored); `None` before any.
+    saved_until: Option<Minute>,
+    /// A rebuild threw the state away: the stored snapshot goes too, before the next tick
+    /// judges anything.
+    discard_stored: bool,
 }
 
 /// A funnel's failed reads in a row.
@@ -299,6 +320,9 @@ pub struct FunnelStatus {
     pub judged_until: Option<Minute>,
     pub failure: Option<ReadFailure>,
     pub read_failures_total: u64,
+    /// The minute its restored snapshot had judged up to; `None` when it warmed up from the
+    /// history (or is still warming up).
+    pub restored_from: Option<Minute>,
 }
 
 impl FunnelStatus {
@@ -347,7 +371,7 @@ impl Detection {
             .map(|index| FunnelSlot {
                 id: config.funnels[index].id.clone(),
                 ticking: Mutex::new(()),
-                state: Mutex::new(FunnelLive::new(&config, index, 0)),
+                state: Mutex::new(FunnelLive::new(&config, index, 0, true)),
                 read_failures_total: AtomicU64::new(0),
             })
             .collect();
@@ -455,6 +479,10 @@ impl Detection {
             }
             (state.runner.config.clone(), state.live_since.is_some())
         };
+        if let Err((err, class)) = self.restore_funnel(slot, store, span, &config) {
+            record_failure(slot, span.generation, clock(), class, &err.to_string());
+            return Err(err);
+        }
         loop {
             let next = {
                 let state = slot.lock();
@@ -506,7 +534,134 @@ impl Detection {
             tracing::info!(funnel = %slot.id, %live_since, "detection is live");
             state.live_since = Some(live_since);
         }
+        drop(state);
+        save_snapshot(
+            slot,
+            store,
+            span.generation,
+            clock(),
+            SNAPSHOT_EVERY_MINUTES,
+        );
         Ok(())
+    }
+
+    /// A funnel's start, before its first minute: discards the stored snapshot after a
+    /// rebuild, or restores it when it fits (see [`fitting_runner`]). Store IO holds only the
+    /// funnel's tick lock, and decoding holds no lock. A transient store error fails the tick
+    /// (it is retried with the backoff); any other problem with the snapshot means warming up
+    /// from history.
+    fn restore_funnel(
+        &self,
+        slot: &FunnelSlot,
+        store: &dyn Store,
+        span: Span,
+        config: &Arc<Config>,
+    ) -> Result<(), (StoreError, FailureClass)> {
+        let (may_restore, discard) = {
+            let state = slot.lock();
+            let fresh = state.runner.detector().next_minute().is_none();
+            (state.may_restore && fresh, state.discard_stored)
+        };
+        if discard {
+            let discarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.discard_detector_snapshot(&slot.id)
+            }));
+            match discarded {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => {
+                    let class = FailureClass::of(&err);
+                    return Err((err, class));
+                }
+                Err(_) => {
+                    let err = StoreError::Io("discarding the snapshot panicked".to_owned());
+                    return Err((err, FailureClass::Panic));
+                }
+            }
+            let mut state = slot.lock();
+            if state.generation == span.generation {
+                state.discard_stored = false;
+            }
+        }
+        if !may_restore {
+            return Ok(());
+        }
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.load_detector_snapshot(&slot.id)
+        }));
+        let stored = match loaded {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(err)) if err.is_transient() => {
+                let class = FailureClass::of(&err);
+                return Err((err, class));
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(funnel = %slot.id, error = %err,
+                    "the stored detector snapshot could not be read; warming up from history");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(funnel = %slot.id,
+                    "reading the stored detector snapshot panicked; warming up from history");
+                None
+            }
+        };
+        let restored = stored.and_then(|row| self.fitting_runner(&slot.id, config, &row, span));
+        let mut state = slot.lock();
+        if state.generation != span.generation {
+            return Ok(());
+        }
+        state.may_restore = false;
+        if let Some((runner, minute)) = restored
+            && state.runner.detector().next_minute().is_none()
+        {
+            state.runner = runner;
+            state.restored_from = Some(minute);
+            state.saved_until = Some(minute);
+        }
+        Ok(())
+    }
+
+    /// A runner restored from a stored snapshot, and the first minute it judges; `None` when
+    /// the snapshot does not fit: taken before the history a warm-up reads (or before the
+    /// counts kept per minute), after the minutes due now, or under another config or build.
+    fn fitting_runner(
+        &self,
+        funnel: &str,
+        config: &Arc<Config>,
+        row: &DetectorSnapshotRow,
+        span: Span,
+    ) -> Option<(DetectionRunner, Minute)> {
+        let oldest = span.from.max(self.config.retention.hourly_before(span.now));
+        if row.next_minute < oldest || row.next_minute > span.until {
+            tracing::info!(funnel, snapshot_minute = %row.next_minute.start(),
+                "the stored detector snapshot is outside the history; warming up from history");
+            return None;
+        }
+        let mut runner = DetectionRunner::new(config.clone());
+        match runner.detector.restore(config, 0, &row.bytes) {
+            Ok(minute) => {
+                tracing::info!(funnel, snapshot_minute = %minute.start(), n_bytes = row.bytes.len(),
+                    "restored the detector from its snapshot; reading the counts after it");
+                Some((runner, minute))
+            }
+            Err(err) => {
+                tracing::warn!(funnel, error = %err,
+                    "the stored detector snapshot does not fit; warming up from history");
+                None
+            }
+        }
+    }
+
+    /// Saves every live funnel's snapshot that is not saved yet: on a clean stop. Blocking.
+    pub fn save_snapshots(&self, store: &dyn Store, saved_at: Timestamp) {
+        let generation = self.alert_log().generation;
+        for slot in &self.funnels {
+            let _ticking = slot
+                .ticking
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            save_snapshot(slot, store, generation, saved_at, 1);
+        }
     }
 
     /// Throws the detector's state away and rebuilds it from history at the next tick.
@@ -515,7 +670,7 @@ impl Detection {
         log.generation += 1;
         log.events.clear();
         for (index, slot) in self.funnels.iter().enumerate() {
-            *slot.lock() = FunnelLive::new(&self.config, index, log.generation);
+            *slot.lock() = FunnelLive::new(&self.config, index, log.generation, false);
         }
     }
 
@@ -703,12 +858,16 @@ struct Span {
 }
 
 impl FunnelLive {
-    fn new(config: &Config, funnel: usize, generation: u64) -> FunnelLive {
+    fn new(config: &Config, funnel: usize, generation: u64, may_restore: bool) -> FunnelLive {
         FunnelLive {
             runner: DetectionRunner::for_funnel(config, funnel),
             live_since: None,
             failure: None,
             generation,
+            may_restore,
+            restored_from: None,
+            saved_until: None,
+            discard_stored: !may_restore,
         }
     }
 }
@@ -728,7 +887,64 @@ impl FunnelSlot {
             judged_until: state.runner.detector().next_minute(),
             failure: state.failure,
             read_failures_total: self.read_failures_total.load(Ordering::Relaxed),
+            restored_from: state.restored_from,
         }
+    }
+}
+
+/// Saves a live funnel's snapshot when it has judged at least `every_minutes` minutes since
+/// the last one saved (at once, when none was). The state is cloned under its lock, then
+/// encoded and written without it; the caller holds the funnel's tick lock, so one funnel's
+/// saves never overlap. A failed save is logged and tried again after the next interval: the
+/// detector judges on without it.
+fn save_snapshot(
+    slot: &FunnelSlot,
+    store: &dyn Store,
+    generation: u64,
+    saved_at: Timestamp,
+    every_minutes: i64,
+) {
+    let (config, detector) = {
+        let state = slot.lock();
+        let next = state.runner.detector().next_minute();
+        let due = match (next, state.saved_until) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(next), Some(saved)) => next.index() - saved.index() >= every_minutes,
+        };
+        if state.generation != generation
+            || state.live_since.is_none()
+            || state.discard_stored
+            || !due
+        {
+            return;
+        }
+        (state.runner.config.clone(), state.runner.detector().clone())
+    };
+    let Some(snapshot) = detector.snapshot(&config, 0) else {
+        return;
+    };
+    drop(detector);
+    let row = DetectorSnapshotRow {
+        funnel: slot.id.clone(),
+        next_minute: snapshot.next_minute,
+        fingerprint: snapshot.fingerprint,
+        saved_at,
+        bytes: snapshot.bytes,
+    };
+    let saved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.save_detector_snapshot(&row)
+    }));
+    match saved {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(funnel = %slot.id, error = %err, "saving the detector snapshot failed");
+        }
+        Err(_) => tracing::warn!(funnel = %slot.id, "saving the detector snapshot panicked"),
+    }
+    let mut state = slot.lock();
+    if state.generation == generation {
+        state.saved_until = Some(row.next_minute);
     }
 }
 

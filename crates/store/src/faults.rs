@@ -49,10 +49,10 @@ pub enum Call {
     OutboxStats,
     SaveDetectorSnapshot,
     LoadDetectorSnapshot,
-    DiscardDetectorSnapshots,
+    DiscardDetectorSnapshot,
 }
 
-const CALLS: usize = Call::DiscardDetectorSnapshots as usize + 1;
+const CALLS: usize = Call::DiscardDetectorSnapshot as usize + 1;
 
 /// How an injected fault fails the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,9 +394,9 @@ impl Store for FaultyStore {
         self.inner.load_detector_snapshot(funnel)
     }
 
-    fn discard_detector_snapshots(&self) -> Result<u64, StoreError> {
-        self.check(Call::DiscardDetectorSnapshots, None)?;
-        self.inner.discard_detector_snapshots()
+    fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError> {
+        self.check(Call::DiscardDetectorSnapshot, Some(funnel))?;
+        self.inner.discard_detector_snapshot(funnel)
     }
 }
 

@@ -501,8 +501,9 @@ pub trait Store: Send + Sync + 'static {
         funnel: &str,
     ) -> Result<Option<DetectorSnapshotRow>, StoreError>;
 
-    /// Deletes every stored detector snapshot (a baseline rebuild); returns how many.
-    fn discard_detector_snapshots(&self) -> Result<u64, StoreError>;
+    /// Deletes the funnel's stored detector snapshot (a baseline rebuild); returns whether
+    /// there was one.
+    fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

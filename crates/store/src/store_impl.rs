@@ -164,8 +164,8 @@ macro_rules! store_by_concern {
                     $store::load_detector_snapshot(self, funnel)
                 }
 
-                fn discard_detector_snapshots(&self) -> Result<u64, StoreError> {
-                    $store::discard_detector_snapshots(self)
+                fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError> {
+                    $store::discard_detector_snapshot(self, funnel)
                 }
 
                 $($own)*

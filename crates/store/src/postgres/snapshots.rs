@@ -1,5 +1,5 @@
 //! PostgreSQL detector snapshots: replace a funnel's whole snapshot in one transaction unless a
-//! newer one is stored, read it back in one snapshot, discard them all.
+//! newer one is stored, read it back in one snapshot, discard it.
 //!
 //! Several nodes may save at once: the upsert locks the funnel's header row, so savers of one
 //! funnel take turns, and each replaces the stored snapshot only with a later minute.
@@ -98,13 +98,19 @@ impl PostgresStore {
         })
     }
 
-    pub(super) fn discard_detector_snapshots(&self) -> Result<u64, StoreError> {
+    pub(super) fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError> {
         self.with_client(|client| {
             let mut transaction = client.transaction()?;
-            transaction.execute("DELETE FROM detector_snapshot_chunks", &[])?;
-            let n_discarded = transaction.execute("DELETE FROM detector_snapshots", &[])?;
+            transaction.execute(
+                "DELETE FROM detector_snapshot_chunks WHERE funnel = $1",
+                &[&funnel],
+            )?;
+            let n_discarded = transaction.execute(
+                "DELETE FROM detector_snapshots WHERE funnel = $1",
+                &[&funnel],
+            )?;
             transaction.commit()?;
-            Ok(n_discarded)
+            Ok(n_discarded > 0)
         })
     }
 }

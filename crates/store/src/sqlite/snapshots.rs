@@ -1,5 +1,5 @@
 //! SQLite detector snapshots: replace a funnel's whole snapshot in one transaction unless a
-//! newer one is stored, read it back in one snapshot, discard them all.
+//! newer one is stored, read it back in one snapshot, discard it.
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -99,14 +99,18 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn discard_detector_snapshots(&self) -> Result<u64, StoreError> {
+    pub(super) fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError> {
         let mut writer = self.writer.lock().expect("writer lock");
         let transaction = writer
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        transaction.execute("DELETE FROM detector_snapshot_chunks", [])?;
-        let n_discarded = transaction.execute("DELETE FROM detector_snapshots", [])?;
+        transaction.execute(
+            "DELETE FROM detector_snapshot_chunks WHERE funnel = ?1",
+            [funnel],
+        )?;
+        let n_discarded =
+            transaction.execute("DELETE FROM detector_snapshots WHERE funnel = ?1", [funnel])?;
         transaction.commit()?;
-        Ok(n_discarded as u64)
+        Ok(n_discarded > 0)
     }
 }
