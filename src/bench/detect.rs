@@ -15,7 +15,7 @@ use revloop_core::{Config, Timestamp};
 use super::support::status_kib;
 
 /// The stages of every funnel of `bench detect`: the example config's checkout funnel.
-const DETECT_STAGES: [(&str, &str); 5] = [
+pub(super) const DETECT_STAGES: [(&str, &str); 5] = [
     ("product_viewed", "Product Viewed"),
     ("cart", "Product Added"),
     ("checkout", "Checkout Started"),
@@ -26,7 +26,7 @@ const DETECT_STAGES: [(&str, &str); 5] = [
 const DETECT_STEP_CONVERSION: [f64; 4] = [0.30, 0.55, 0.65, 0.80];
 /// Most segments per funnel, the funnel as a whole included: within
 /// `SEGMENTS_PER_FUNNEL_MAX` and one dimension's `max_values`.
-const DETECT_SEGMENTS_PER_FUNNEL: usize = 1_000;
+pub(super) const DETECT_SEGMENTS_PER_FUNNEL: usize = 1_000;
 const DETECT_DIMENSION: &str = "category";
 /// Traffic sizes of the segments: entries per minute from 15 to 400, log-spaced. At 15 the
 /// payment stage still expects 8 shoppers per window, above `min_shoppers`, so every series is
@@ -38,10 +38,10 @@ const TRAFFIC_CLASSES: usize = 16;
 const POOL_MINUTES: usize = 241;
 
 /// Per-minute stage counts, precomputed: Poisson entries, binomial steps.
-struct TrafficPool(Vec<[u32; 5]>);
+pub(super) struct TrafficPool(Vec<[u32; 5]>);
 
 impl TrafficPool {
-    fn new(seed: u64) -> TrafficPool {
+    pub(super) fn new(seed: u64) -> TrafficPool {
         let root = Rng::new(seed);
         let mut rows = Vec::with_capacity(TRAFFIC_CLASSES * POOL_MINUTES);
         for class in 0..TRAFFIC_CLASSES {
@@ -68,7 +68,7 @@ impl TrafficPool {
     }
 }
 
-fn detect_config(n_funnels: usize) -> String {
+pub(super) fn detect_config(n_funnels: usize) -> String {
     let mut text = format!(
         "[shop]\ncurrency = \"USD\"\ntime_zone = \"America/New_York\"\n\n\
          [[dimensions]]\nname = \"{DETECT_DIMENSION}\"\npath = \"properties.category\"\n\
@@ -88,7 +88,12 @@ fn detect_config(n_funnels: usize) -> String {
 
 /// Feeds one minute of counts: every segment's, then each funnel's as a whole (their sums), as
 /// the store's rows would.
-fn feed(detector: &mut Detector, pool: &TrafficPool, segments: &[Vec<usize>], minute: u64) {
+pub(super) fn feed(
+    detector: &mut Detector,
+    pool: &TrafficPool,
+    segments: &[Vec<usize>],
+    minute: u64,
+) {
     for (funnel, indices) in segments.iter().enumerate() {
         let mut whole = [0_i64; 5];
         for (value, &segment) in indices.iter().enumerate() {
@@ -292,7 +297,7 @@ pub fn run(series: usize, minutes: u64, warmup_minutes: u64) -> anyhow::Result<E
 }
 
 /// Makes the detector watch every bench segment; their indices per funnel.
-fn watch_segments(
+pub(super) fn watch_segments(
     detector: &mut Detector,
     n_funnels: usize,
     values: &[String],

@@ -1,13 +1,15 @@
 //! `revloop bench`: measurements, never tests. Each target lives in its own module:
 //! [`ingest`] (sustained ingest against a real `revloop serve` child), [`detect`] (the anomaly
 //! detector's cost per series per minute) and [`incidents`] (an incident step, in the engine
-//! and committed). [`support`] holds what they share: temporary directories and `/proc`
+//! and committed), [`restart`] (a restart from stored detector snapshots against re-deriving
+//! from history). [`support`] holds what they share: temporary directories and `/proc`
 //! figures. Results are written down with the machine and date (BENCHMARKS.md), never asserted.
 
 mod detect;
 mod disk;
 mod incidents;
 mod ingest;
+mod restart;
 mod support;
 
 use std::process::ExitCode;
@@ -77,6 +79,21 @@ enum Target {
         #[arg(long, default_value_t = 7 * 24 * 60)]
         warmup_minutes: u64,
     },
+    /// A restart of a detector of many series from its stored snapshots (SQLite), until it
+    /// judges live again, against re-deriving it from the count history.
+    Restart {
+        /// Series to watch, as for `bench detect`: 100,000 is 20 funnels x 1,000 segments x 5.
+        #[arg(long, default_value_t = 100_000)]
+        series: usize,
+        /// Minutes of traffic fed before the snapshot. A week and an hour (with the default
+        /// `learning = "7d"`) leaves every series judged, so the catch-up measures judging.
+        #[arg(long, default_value_t = 7 * 24 * 60 + 60)]
+        warmup_minutes: u64,
+        /// Minutes judged after the restore: the counts since the last snapshot (`serve`
+        /// saves every 15).
+        #[arg(long, default_value_t = 15)]
+        catch_up_minutes: u64,
+    },
     /// The incident engine's timer tick with many open incidents, and a durable incident step
     /// (one action committed) on SQLite, or PostgreSQL with --database-url.
     Incidents {
@@ -122,6 +139,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             minutes,
             warmup_minutes,
         } => detect::run(series, minutes, warmup_minutes),
+        Target::Restart {
+            series,
+            warmup_minutes,
+            catch_up_minutes,
+        } => restart::run(series, warmup_minutes, catch_up_minutes),
         Target::Incidents {
             open,
             steps,

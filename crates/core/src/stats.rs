@@ -117,7 +117,7 @@ fn erfc(x: f64) -> f64 {
 /// A one-sided CUSUM in its log-likelihood-ratio form, for a shift of `delta` standard
 /// deviations in one observation: `S ← max(0, S + delta·(z − delta/2))`, alarming when
 /// `S > h`. The [`Cusum`] here is its state.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cusum {
     pub statistic: f64,
 }

@@ -40,7 +40,20 @@ pub struct Timestamp(i64);
 pub struct DurationMs(i64);
 
 /// A minute bucket: minutes since the Unix epoch. Counts are kept per minute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Minute(i64);
 
 pub const MS_PER_SECOND: i64 = 1_000;

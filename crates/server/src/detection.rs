@@ -4,7 +4,15 @@
 //! counts from the store a day at a time and feeds them to the detector minute by minute, so
 //! `replay` can judge weeks in seconds and `serve` can rebuild its baselines and open alerts
 //! after a restart by reading the last weeks again. [`Detection`] is the live service: it warms
-//! up from history, then judges each minute once it has settled.
+//! up, then judges each minute once it has settled.
+//!
+//! Re-deriving weeks of baselines takes minutes at a hundred thousand series, so the live
+//! service also keeps a snapshot of each funnel's state in the store
+//! (`revloop_core::detect::snapshot`), saved once the funnel goes live and then every
+//! [`SNAPSHOT_EVERY_MINUTES`] judged minutes, and on a clean stop. A (re)start restores the
+//! snapshot and reads only the counts after it; a funnel without one, or whose snapshot does
+//! not fit (another config or build, older than the history it would need, damaged), warms up
+//! from the whole history as before. A rebuild discards the stored snapshots.
 //!
 //! The live service runs one detector per funnel, so that a failure degrades only what it
 //! touches: a failed read of one funnel stops that funnel alone, which retries with an
@@ -38,8 +46,14 @@ use revloop_store::{SegmentMinuteCount, Store, StoreError};
 
 use crate::Clock;
 
+mod snapshot;
+use snapshot::save_snapshot;
+
 /// Minutes of counts read from the store at once.
 pub const READ_CHUNK_MINUTES: i64 = 24 * 60;
+/// Judged minutes between two saved snapshots of a funnel's detector: what a restart reads
+/// again at most (besides the minutes since the last save).
+pub const SNAPSHOT_EVERY_MINUTES: i64 = 15;
 /// Alert events kept in memory for the API; older ones are dropped first.
 pub const ALERTS_KEPT_MAX: usize = 10_000;
 /// Longest wait between two checks of the clock, so that a clock that jumps (a test's manual
@@ -208,6 +222,16 @@ struct FunnelLive {
     failure: Option<ReadFailure>,
     /// The rebuild this state belongs to (see [`AlertLog::generation`]).
     generation: u64,
+    /// Whether the first tick may restore a stored snapshot: not after a rebuild, nor once one
+    /// was tried.
+    may_restore: bool,
+    /// The minute the restored snapshot judged up to; `None` when warmed up from history.
+    restored_from: Option<Minute>,
+    /// The next minute of the last snapshot saved (or restored); `None` before any.
+    saved_until: Option<Minute>,
+    /// A rebuild threw the state away: the stored snapshot goes too, before the next tick
+    /// judges anything.
+    discard_stored: bool,
 }
 
 /// A funnel's failed reads in a row.
@@ -299,6 +323,9 @@ pub struct FunnelStatus {
     pub judged_until: Option<Minute>,
     pub failure: Option<ReadFailure>,
     pub read_failures_total: u64,
+    /// The minute its restored snapshot had judged up to; `None` when it warmed up from the
+    /// history (or is still warming up).
+    pub restored_from: Option<Minute>,
 }
 
 impl FunnelStatus {
@@ -347,7 +374,7 @@ impl Detection {
             .map(|index| FunnelSlot {
                 id: config.funnels[index].id.clone(),
                 ticking: Mutex::new(()),
-                state: Mutex::new(FunnelLive::new(&config, index, 0)),
+                state: Mutex::new(FunnelLive::new(&config, index, 0, true)),
                 read_failures_total: AtomicU64::new(0),
             })
             .collect();
@@ -455,6 +482,10 @@ impl Detection {
             }
             (state.runner.config.clone(), state.live_since.is_some())
         };
+        if let Err((err, class)) = self.restore_funnel(slot, store, span, &config) {
+            record_failure(slot, span.generation, clock(), class, &err.to_string());
+            return Err(err);
+        }
         loop {
             let next = {
                 let state = slot.lock();
@@ -506,6 +537,14 @@ impl Detection {
             tracing::info!(funnel = %slot.id, %live_since, "detection is live");
             state.live_since = Some(live_since);
         }
+        drop(state);
+        save_snapshot(
+            slot,
+            store,
+            span.generation,
+            clock(),
+            SNAPSHOT_EVERY_MINUTES,
+        );
         Ok(())
     }
 
@@ -515,7 +554,7 @@ impl Detection {
         log.generation += 1;
         log.events.clear();
         for (index, slot) in self.funnels.iter().enumerate() {
-            *slot.lock() = FunnelLive::new(&self.config, index, log.generation);
+            *slot.lock() = FunnelLive::new(&self.config, index, log.generation, false);
         }
     }
 
@@ -703,12 +742,16 @@ struct Span {
 }
 
 impl FunnelLive {
-    fn new(config: &Config, funnel: usize, generation: u64) -> FunnelLive {
+    fn new(config: &Config, funnel: usize, generation: u64, may_restore: bool) -> FunnelLive {
         FunnelLive {
             runner: DetectionRunner::for_funnel(config, funnel),
             live_since: None,
             failure: None,
             generation,
+            may_restore,
+            restored_from: None,
+            saved_until: None,
+            discard_stored: !may_restore,
         }
     }
 }
@@ -728,6 +771,7 @@ impl FunnelSlot {
             judged_until: state.runner.detector().next_minute(),
             failure: state.failure,
             read_failures_total: self.read_failures_total.load(Ordering::Relaxed),
+            restored_from: state.restored_from,
         }
     }
 }

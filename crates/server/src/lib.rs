@@ -159,6 +159,17 @@ impl App {
         let _ = incident_timers.await;
         let _ = maintenance.await;
         let _ = watchdog.await;
+        // Save each live funnel's detector state, so that the next start reads only the counts
+        // after it. It waits for a tick still running on the blocking pool.
+        let (detection, store, clock) = (
+            self.state.detection.clone(),
+            self.state.store.clone(),
+            self.state.clock.clone(),
+        );
+        let _ = tokio::task::spawn_blocking(move || {
+            detection.save_snapshots(store.as_ref(), clock.now())
+        })
+        .await;
         // Let the state go on the blocking pool: it ends the writer thread, and the drop may
         // close database connections, which blocks. This need not be the last reference to the
         // store (an HTTP connection task can still hold the router for a moment after

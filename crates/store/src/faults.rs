@@ -47,9 +47,12 @@ pub enum Call {
     Checkpoint,
     RollUpCounts,
     OutboxStats,
+    SaveDetectorSnapshot,
+    LoadDetectorSnapshot,
+    DiscardDetectorSnapshot,
 }
 
-const CALLS: usize = Call::OutboxStats as usize + 1;
+const CALLS: usize = Call::DiscardDetectorSnapshot as usize + 1;
 
 /// How an injected fault fails the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +108,7 @@ impl Fault {
         }
     }
 
-    /// Only calls that read this funnel (the count reads) match.
+    /// Only calls of this funnel (the count reads, the detector snapshots) match.
     pub fn funnel(mut self, funnel: &str) -> Fault {
         self.funnel = Some(funnel.to_owned());
         self
@@ -136,6 +139,8 @@ pub struct FaultyStore {
     faults: Mutex<Vec<Armed>>,
     calls: [AtomicU64; CALLS],
     failures: [AtomicU64; CALLS],
+    /// Minutes of counts the detector's reads (`segment_minute_counts`) asked for, summed.
+    minutes_read: AtomicU64,
 }
 
 impl FaultyStore {
@@ -145,6 +150,7 @@ impl FaultyStore {
             faults: Mutex::new(Vec::new()),
             calls: std::array::from_fn(|_| AtomicU64::new(0)),
             failures: std::array::from_fn(|_| AtomicU64::new(0)),
+            minutes_read: AtomicU64::new(0),
         })
     }
 
@@ -165,6 +171,12 @@ impl FaultyStore {
     /// Calls of `call` so far, failed or not.
     pub fn calls(&self, call: Call) -> u64 {
         self.calls[call as usize].load(Ordering::SeqCst)
+    }
+
+    /// Minutes of counts read by `segment_minute_counts` calls so far (each call's span, per
+    /// funnel): how much history a detector read.
+    pub fn minutes_read(&self) -> u64 {
+        self.minutes_read.load(Ordering::SeqCst)
     }
 
     /// Calls of `call` failed (or stalled) by a fault so far.
@@ -237,6 +249,8 @@ impl Store for FaultyStore {
         to: Minute,
     ) -> Result<Vec<SegmentMinuteCount>, StoreError> {
         self.check(Call::SegmentMinuteCounts, Some(funnel))?;
+        let span = (to.index() - from.index()).max(0) as u64;
+        self.minutes_read.fetch_add(span, Ordering::SeqCst);
         self.inner.segment_minute_counts(funnel, from, to)
     }
 
@@ -362,6 +376,27 @@ impl Store for FaultyStore {
     fn outbox_stats(&self) -> Result<crate::OutboxStats, StoreError> {
         self.check(Call::OutboxStats, None)?;
         self.inner.outbox_stats()
+    }
+
+    fn save_detector_snapshot(
+        &self,
+        snapshot: &crate::DetectorSnapshotRow,
+    ) -> Result<bool, StoreError> {
+        self.check(Call::SaveDetectorSnapshot, Some(&snapshot.funnel))?;
+        self.inner.save_detector_snapshot(snapshot)
+    }
+
+    fn load_detector_snapshot(
+        &self,
+        funnel: &str,
+    ) -> Result<Option<crate::DetectorSnapshotRow>, StoreError> {
+        self.check(Call::LoadDetectorSnapshot, Some(funnel))?;
+        self.inner.load_detector_snapshot(funnel)
+    }
+
+    fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError> {
+        self.check(Call::DiscardDetectorSnapshot, Some(funnel))?;
+        self.inner.discard_detector_snapshot(funnel)
     }
 }
 

@@ -37,6 +37,7 @@ pub mod postgres;
 mod problems;
 pub mod record;
 mod retention;
+mod snapshots;
 pub mod sqlite;
 
 pub use bad_cells::bad_cells_total;
@@ -54,6 +55,7 @@ pub use record::{
 };
 pub use retention::{OutboxStats, Rollup};
 pub use revloop_core::incident::TimelineKind;
+pub use snapshots::{DetectorSnapshotRow, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
 pub use sqlite::SqliteStore;
 
 /// A row limit as SQL takes it (both dialects bind `LIMIT` as a 64-bit integer).
@@ -487,6 +489,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many outbox rows are stored, and when the oldest was queued.
     fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    /// Stores a funnel's detector snapshot in place of the one stored, atomically, unless the
+    /// stored one covers the same or a later minute: then nothing changes and it returns
+    /// `false`. Nodes sharing a database may all save; the newest minute wins.
+    fn save_detector_snapshot(&self, snapshot: &DetectorSnapshotRow) -> Result<bool, StoreError>;
+
+    /// The funnel's stored detector snapshot, read whole in one snapshot of the database.
+    fn load_detector_snapshot(
+        &self,
+        funnel: &str,
+    ) -> Result<Option<DetectorSnapshotRow>, StoreError>;
+
+    /// Deletes the funnel's stored detector snapshot (a baseline rebuild); returns whether
+    /// there was one.
+    fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

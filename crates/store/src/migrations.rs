@@ -19,6 +19,10 @@
 //! The fifth version keeps how far the hourly rollup of old per-minute counts has got (see
 //! `retention`).
 //!
+//! The sixth version keeps a snapshot of each funnel's detector state (see
+//! `revloop_core::detect::snapshot`), so that a restart reads only the counts after it: a
+//! header row per funnel and the bytes in chunks.
+//!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
 //! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
@@ -250,6 +254,26 @@ CREATE TABLE count_rollup (
 );
 INSERT INTO count_rollup (id, hourly_before) VALUES (1, 0);
 "#,
+    r#"
+-- Version 6: a snapshot of each funnel's detector state. One header row per funnel (the first
+-- minute the state has not judged, the fingerprint of the config it was taken under, its
+-- size) and its bytes in chunks of at most 4 MiB, replaced together in one transaction (see
+-- sqlite/snapshots.rs). A snapshot of an older minute never replaces a newer one.
+CREATE TABLE detector_snapshots (
+    funnel      TEXT    PRIMARY KEY,
+    next_minute INTEGER NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    saved_ms    INTEGER NOT NULL,
+    n_bytes     INTEGER NOT NULL,
+    n_chunks    INTEGER NOT NULL
+);
+CREATE TABLE detector_snapshot_chunks (
+    funnel TEXT    NOT NULL,
+    chunk  INTEGER NOT NULL,
+    bytes  BLOB    NOT NULL,
+    PRIMARY KEY (funnel, chunk)
+);
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -435,5 +459,22 @@ CREATE TABLE count_rollup (
     hourly_before BIGINT  NOT NULL
 );
 INSERT INTO count_rollup (id, hourly_before) VALUES (1, 0);
+"#,
+    r#"
+-- Version 6: see the SQLite schema's version 6. The fingerprint is the u64's bits as BIGINT.
+CREATE TABLE detector_snapshots (
+    funnel      TEXT   PRIMARY KEY,
+    next_minute BIGINT NOT NULL,
+    fingerprint BIGINT NOT NULL,
+    saved_ms    BIGINT NOT NULL,
+    n_bytes     BIGINT NOT NULL,
+    n_chunks    BIGINT NOT NULL
+);
+CREATE TABLE detector_snapshot_chunks (
+    funnel TEXT   NOT NULL,
+    chunk  BIGINT NOT NULL,
+    bytes  BYTEA  NOT NULL,
+    PRIMARY KEY (funnel, chunk)
+);
 "#,
 ];

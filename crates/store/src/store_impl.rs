@@ -150,6 +150,24 @@ macro_rules! store_by_concern {
                     $store::outbox_stats(self)
                 }
 
+                fn save_detector_snapshot(
+                    &self,
+                    snapshot: &$crate::DetectorSnapshotRow,
+                ) -> Result<bool, StoreError> {
+                    $store::save_detector_snapshot(self, snapshot)
+                }
+
+                fn load_detector_snapshot(
+                    &self,
+                    funnel: &str,
+                ) -> Result<Option<$crate::DetectorSnapshotRow>, StoreError> {
+                    $store::load_detector_snapshot(self, funnel)
+                }
+
+                fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError> {
+                    $store::discard_detector_snapshot(self, funnel)
+                }
+
                 $($own)*
             }
         };

@@ -190,6 +190,11 @@ fn two_nodes_commit_incidents_once() {
 }
 
 #[test]
+fn two_nodes_keep_the_newest_detector_snapshot() {
+    check_two_nodes(common::two_nodes_keep_the_newest_detector_snapshot);
+}
+
+#[test]
 fn two_nodes_insert_a_change_once() {
     use revloop_store::ChangeRow;
     let Some(schema) = TestSchema::new() else {
@@ -305,7 +310,7 @@ fn nodes_starting_at_once_all_open() {
         .query("SELECT id, version FROM revloop_schema_version", &[])
         .expect("read the schema version");
     let versions: Vec<(i32, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    assert_eq!(versions, [(1, 5)]);
+    assert_eq!(versions, [(1, 6)]);
 }
 
 #[test]
@@ -322,7 +327,7 @@ fn a_newer_schema_is_refused() {
         )
         .expect("pretend a newer revloop migrated");
     match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
-        Err(StoreError::SchemaTooNew { found: 6, known: 5 }) => {}
+        Err(StoreError::SchemaTooNew { found: 7, known: 6 }) => {}
         Err(err) => panic!("unexpected error: {err}"),
         Ok(_) => panic!("opened a schema newer than this build"),
     }
@@ -369,8 +374,9 @@ fn schemas_keep_deployments_apart() {
     };
     // The eight tables of the first migration, the five of the second, the two of the third
     // (count bodies, late events per segment), the three of the fourth (the problem log), the
-    // one of the fifth (the rollup's progress), and the schema version, in each schema.
-    assert_eq!((n_tables(&a), n_tables(&b)), (20, 20));
+    // one of the fifth (the rollup's progress), the two of the sixth (detector snapshots), and
+    // the schema version, in each schema.
+    assert_eq!((n_tables(&a), n_tables(&b)), (22, 22));
 }
 
 #[test]

@@ -125,6 +125,17 @@ fn two_stores_commit_incidents_once() {
 }
 
 #[test]
+fn two_stores_keep_the_newest_detector_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("revloop.db");
+    let config = common::config();
+    common::two_nodes_keep_the_newest_detector_snapshot(
+        &open(&path, &config),
+        &open(&path, &config),
+    );
+}
+
+#[test]
 fn incident_commits_need_no_ingest_claim() {
     let dir = tempfile::TempDir::new().expect("temporary directory");
     let path = dir.path().join("revloop.db");

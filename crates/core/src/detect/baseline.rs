@@ -165,7 +165,7 @@ impl HourOfDaySums {
 }
 
 /// Running estimate of a between-window variance, from aligned windows.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Overdispersion {
     value: f64,
     n_windows: u32,

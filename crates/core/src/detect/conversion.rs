@@ -30,7 +30,7 @@ const SHEWHART_COUNT_MIN: f64 = 10.0;
 const SURGE_SHEWHART_FACTOR: f64 = 2.0;
 
 /// Drop-off of shoppers from one stage to the next, for one segment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct ConversionSeries {
     /// `[shoppers at the stage, shoppers who went on, minutes]` per slot.
     pub(super) slots: SlotTable,
@@ -62,7 +62,7 @@ pub(super) struct ConversionSeries {
 }
 
 /// What one minute showed a series.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct MinuteJudgement {
     pub(super) alarm_p2: bool,
     pub(super) alarm_p1: bool,

@@ -18,7 +18,7 @@ use crate::time::Minute;
 const ENHANCED_SIGMA: f64 = 3.0;
 const ENHANCED_RUN: u8 = 2;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(super) struct OpenAlert {
     pub(super) id: u64,
     pub(super) severity: Severity,

@@ -56,6 +56,7 @@ mod decide;
 mod drill_down;
 mod report;
 mod ring;
+mod snapshot;
 mod text;
 mod volume;
 
@@ -69,6 +70,7 @@ pub use baseline::{SLOTS, SlotBaseline};
 pub use budget::Thresholds;
 pub use drill_down::TOP_SEGMENTS_MAX;
 pub use report::{SeriesReport, SeriesStatus};
+pub use snapshot::{FunnelSnapshot, SNAPSHOT_FORMAT_VERSION, SnapshotError, snapshot_fingerprint};
 
 use crate::config::Config;
 use crate::time::{DurationMs, Minute, Timestamp};
@@ -92,7 +94,7 @@ const SIGMA_P1: f64 = 3.0;
 const LEARNING_EXCLUSION_SHARE: f64 = 0.5;
 
 /// One funnel as a whole, or one segment of it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SegmentState {
     /// `None` for the funnel as a whole; otherwise (dimension index, value).
     key: Option<(usize, String)>,

@@ -6,7 +6,7 @@
 use crate::alert::Severity;
 
 /// What a series can say about itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SeriesStatus {
     /// Still learning its baseline: it does not page yet.
     Learning,

@@ -6,7 +6,7 @@
 use crate::time::Minute;
 
 /// The per-minute counts of one series' last minutes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct Ring {
     /// Per minute, oldest overwritten first: for a conversion series `[shoppers, shoppers who
     /// went on, expected drop-offs, events at the next stage]`; for a volume series
@@ -23,6 +23,12 @@ impl Ring {
             next: 0,
             filled: 0,
         }
+    }
+
+    /// Whether a ring read back from a snapshot is one `Ring::new(len)` could have become:
+    /// its length, and its cursor and fill within it.
+    pub(super) fn is_well_formed(&self, len: usize) -> bool {
+        self.cells.len() == len.max(1) && self.next < self.cells.len() && self.filled <= len.max(1)
     }
 
     pub(super) fn push(&mut self, cell: [f64; 4]) {
@@ -56,7 +62,7 @@ impl Ring {
 }
 
 /// Evidence since the more sensitive CUSUM last stood at zero: the span an alert describes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Span {
     pub(super) onset: Minute,
     pub(super) minutes: f64,

@@ -22,7 +22,7 @@ const VOLUME_MIN_CHANGE: f64 = 0.5;
 /// expectation; for a segment, against its seasonal share of the whole funnel's entries this
 /// minute, so that traffic swings every segment shares (a busy hour) do not count against
 /// each segment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct VolumeSeries {
     /// `[events, events of the whole funnel, minutes]` per slot.
     pub(super) slots: SlotTable,
@@ -38,7 +38,7 @@ pub(super) struct VolumeSeries {
     pub(super) last: VolumeJudgement,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct VolumeJudgement {
     pub(super) collapse: bool,
     pub(super) surge: bool,

@@ -73,6 +73,7 @@ mod counts;
 mod incidents;
 mod ingest;
 mod problems;
+mod snapshots;
 mod tokens;
 
 /// Keys of the advisory locks: "revloop" in ASCII, then one byte per purpose. Advisory locks are

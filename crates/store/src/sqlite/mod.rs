@@ -37,6 +37,7 @@ mod incidents;
 mod ingest;
 mod problems;
 mod retention;
+mod snapshots;
 mod tokens;
 
 /// Reader connections open at most, busy or idle. WAL readers never block each other or the

@@ -11,9 +11,11 @@
 mod count_bodies;
 mod problems;
 mod retention;
+mod snapshots;
 pub use count_bodies::*;
 pub use problems::*;
 pub use retention::*;
+pub use snapshots::*;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Barrier;
@@ -59,6 +61,7 @@ macro_rules! store_checks {
             count_body_outlives_a_clock_step_back,
             rollup_keeps_hourly_totals,
             outbox_stats,
+            detector_snapshots_round_trip,
         );
     };
     ($($name:ident),+ $(,)?) => {
