@@ -12,7 +12,7 @@ use revloop_core::ingest::{Cell, StageCount};
 use revloop_core::time::{MS_PER_DAY, MS_PER_MINUTE, Minute};
 use revloop_core::{Config, Timestamp};
 use revloop_server::detection::{Detection, SNAPSHOT_EVERY_MINUTES};
-use revloop_store::faults::{Call, FaultyStore};
+use revloop_store::faults::{Call, Failure, Fault, FaultyStore};
 use revloop_store::{IngestGroup, IngestItem, SqliteStore, Store};
 
 /// 2026-11-27T10:00:00Z, as the other server tests.
@@ -214,4 +214,36 @@ fn a_snapshot_that_does_not_fit_means_the_full_warm_up() {
     let (_, read) = tick(&late, &store, at);
     assert_eq!(read, history_minutes(&late, at));
     assert_eq!(late.status()[0].restored_from, None);
+}
+
+/// A busy store at the load fails the tick like a failed read (retried after the backoff),
+/// and the retry restores; damaged bytes stored in the snapshot's place mean the full warm-up.
+#[test]
+fn a_busy_load_is_retried_and_damaged_bytes_mean_the_full_warm_up() {
+    let config = Config::parse(CONFIG).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_history(&config, &dir);
+    tick(&Detection::new(Arc::new(config.clone())), &store, T0);
+    let saved = store.load_detector_snapshot("shop").unwrap().unwrap();
+
+    store.inject(Fault::new(Call::LoadDetectorSnapshot, Failure::Busy).times(1));
+    let restarted = Detection::new(Arc::new(config.clone()));
+    let now = Timestamp::from_millis(minutes(5));
+    let failed = restarted.tick(store.as_ref(), now, &|| now);
+    assert_eq!(failed.failures.len(), 1);
+    assert_eq!(restarted.status()[0].state(), JudgingState::Failing);
+    let (_, read) = tick(&restarted, &store, minutes(5) + 1_000);
+    assert_eq!(read, 5);
+    assert_eq!(restarted.status()[0].restored_from, Some(saved.next_minute));
+    assert_eq!(restarted.status()[0].state(), JudgingState::Live);
+
+    let mut damaged = saved.clone();
+    damaged.next_minute = saved.next_minute.plus(30);
+    damaged.bytes.truncate(damaged.bytes.len() / 2);
+    assert!(store.save_detector_snapshot(&damaged).unwrap());
+    let late = Detection::new(Arc::new(config));
+    let (_, read) = tick(&late, &store, minutes(40));
+    assert_eq!(read, history_minutes(&late, minutes(40)));
+    assert_eq!(late.status()[0].restored_from, None);
+    assert_eq!(late.status()[0].state(), JudgingState::Live);
 }

@@ -15,7 +15,7 @@ use super::{Detection, DetectionRunner, FailureClass, FunnelSlot, Span};
 
 impl Detection {
     /// A funnel's start, before its first minute: discards the stored snapshot after a
-    /// rebuild, or restores it when it fits (see [`fitting_runner`]). Store IO holds only the
+    /// rebuild, or restores it when it fits (see `fitting_runner`). Store IO holds only the
     /// funnel's tick lock, and decoding holds no lock. A transient store error fails the tick
     /// (it is retried with the backoff); any other problem with the snapshot means warming up
     /// from history.
