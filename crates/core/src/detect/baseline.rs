@@ -138,7 +138,7 @@ impl SlotTable {
 /// pooled over the days of the week. Kept up to date as the slots learn, so that judging a
 /// minute reads one cell rather than seven spread over the table, and summed again exactly
 /// once a local day so that rounding cannot drift.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct HourOfDaySums([[f32; 2]; HOURS_PER_DAY]);
 
 impl HourOfDaySums {
@@ -199,7 +199,7 @@ const RECENT_DAY_DECAY: f32 = 0.25;
 /// Which local hours of the day a series alerted in, day by day, and what it saw in each hour
 /// lately (alerting or not): the evidence that a baseline hour is wrong and what to relearn it
 /// from. Plain data, a function of the counts alone, so every node derives the same.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct HourHistory {
     /// Per local hour: bit `i` set when the series had an alert open in that hour `i` days ago.
     alerted_days: [u8; HOURS_PER_DAY],
