@@ -134,36 +134,6 @@ impl SlotTable {
     }
 }
 
-/// `[a, b]` summed over the seven slots of each local hour of day: the hour's daily profile,
-/// pooled over the days of the week. Kept up to date as the slots learn, so that judging a
-/// minute reads one cell rather than seven spread over the table, and summed again exactly
-/// once a local day so that rounding cannot drift.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-pub(super) struct HourOfDaySums([[f32; 2]; HOURS_PER_DAY]);
-
-impl HourOfDaySums {
-    pub(super) fn resum(&mut self, slots: &SlotTable) {
-        self.0 = [[0.0; 2]; HOURS_PER_DAY];
-        for (slot, cell) in slots.0.iter().enumerate() {
-            let sums = &mut self.0[slot % HOURS_PER_DAY];
-            sums[0] += cell[0];
-            sums[1] += cell[1];
-        }
-    }
-
-    /// Slot `slot` went from `before` to `after`.
-    pub(super) fn learned(&mut self, slot: usize, before: [f32; 3], after: [f32; 3]) {
-        let sums = &mut self.0[slot % HOURS_PER_DAY];
-        sums[0] = (sums[0] + (after[0] - before[0])).max(0.0);
-        sums[1] = (sums[1] + (after[1] - before[1])).max(0.0);
-    }
-
-    /// The sums of `slot`'s hour of day.
-    pub(super) fn of(&self, slot: usize) -> [f64; 2] {
-        self.0[slot % HOURS_PER_DAY].map(f64::from)
-    }
-}
-
 /// Running estimate of a between-window variance, from aligned windows.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Overdispersion {

@@ -5,9 +5,7 @@
 //! improvement CUSUMs. It records what the minute showed (a [`MinuteJudgement`]) and never
 //! opens, upgrades or closes an alert itself: that is `decide`'s, which sees the whole funnel.
 
-use super::baseline::{
-    HOURS_PER_DAY, HourHistory, HourOfDaySums, Overdispersion, SlotPosition, SlotTable,
-};
+use super::baseline::{HOURS_PER_DAY, HourHistory, Overdispersion, SlotPosition, SlotTable};
 use super::decide::OpenAlert;
 use super::ring::{Ring, Span};
 use super::{LEARNING_EXCLUSION_SHARE, MinuteContext, SIGMA_P1, SIGMA_P2, SeriesStatus};
@@ -15,11 +13,8 @@ use crate::alert::Severity;
 use crate::stats::{self, Cusum};
 use crate::time::Minute;
 
-/// Shoppers' worth of weight pulling a slot's rate toward its hour's daily profile (the same
-/// local hour on every day of the week).
+/// Shoppers' worth of weight pulling a slot's rate toward the series' overall rate.
 const SHRINK_SHOPPERS: f64 = 200.0;
-/// Shoppers' worth of weight pulling an hour's daily profile toward the series' all-day rate.
-const HOUR_SHRINK_SHOPPERS: f64 = 200.0;
 /// Drop-off rates this close to 0 or 1 carry no information worth judging.
 const DEGENERATE_RATE: f64 = 0.001;
 /// The window test that stops the line at once needs `n·p₀(1−p₀)` at least this in the
@@ -34,8 +29,6 @@ const SURGE_SHEWHART_FACTOR: f64 = 2.0;
 pub(super) struct ConversionSeries {
     /// `[shoppers at the stage, shoppers who went on, minutes]` per slot.
     pub(super) slots: SlotTable,
-    /// The slots' sums per local hour of day: the daily profile a slot is shrunk toward.
-    pub(super) hour_sums: HourOfDaySums,
     /// Series-wide sums, exponentially weighted over the same memory: the shrinkage target.
     pub(super) total_n: f64,
     pub(super) total_x: f64,
@@ -99,7 +92,6 @@ impl ConversionSeries {
     pub(super) fn new(window_minutes: usize) -> ConversionSeries {
         ConversionSeries {
             slots: SlotTable::new(),
-            hour_sums: HourOfDaySums::default(),
             total_n: 0.0,
             total_x: 0.0,
             first_minute: None,
@@ -126,16 +118,9 @@ impl ConversionSeries {
             return None;
         }
         let overall = self.total_x / self.total_n;
-        // Each slot is shrunk toward its hour's daily profile, and that toward the all-day
-        // rate: a quiet hour borrows from the same hour on other days, which converts like it,
-        // rather than from the day's average, which may not (shops browse at night and buy in
-        // the afternoon).
         let conversion_of = |slot: usize| {
-            let [hour_a, hour_b] = self.hour_sums.of(slot);
-            let hour_rate =
-                (hour_b + HOUR_SHRINK_SHOPPERS * overall) / (hour_a + HOUR_SHRINK_SHOPPERS);
             let cell = self.slots.0[slot];
-            (f64::from(cell[1]) + SHRINK_SHOPPERS * hour_rate)
+            (f64::from(cell[1]) + SHRINK_SHOPPERS * overall)
                 / (f64::from(cell[0]) + SHRINK_SHOPPERS)
         };
         let conversion = (1.0 - position.wb) * conversion_of(position.a)
@@ -171,7 +156,6 @@ impl ConversionSeries {
             for (hour, ratio) in self.hours.start_day(position.local_day) {
                 self.slots.set_hour_of_day_ratio(hour, ratio);
             }
-            self.hour_sums.resum(&self.slots);
         }
         let hour = position.slot % HOURS_PER_DAY;
         let settings = context.settings;
@@ -292,10 +276,8 @@ impl ConversionSeries {
         baseline: &Option<Baseline>,
         context: &MinuteContext,
     ) {
-        let slot = context.position.slot;
-        let before = self.slots.0[slot];
-        self.slots.learn(slot, n, x, context.slot_decay);
-        self.hour_sums.learned(slot, before, self.slots.0[slot]);
+        self.slots
+            .learn(context.position.slot, n, x, context.slot_decay);
         self.total_n = self.total_n * context.total_decay + n;
         self.total_x = self.total_x * context.total_decay + x;
         let window = context.settings.window_minutes as i64;

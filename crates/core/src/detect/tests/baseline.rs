@@ -49,39 +49,3 @@ fn slots_follow_local_time_across_daylight_saving() {
     // Sunday 23:59 local is the last slot of the week.
     assert_eq!(slot_of("2026-11-02T04:59:00Z"), SLOTS - 1);
 }
-
-/// A shop whose orders convert much worse in its quietest hours (around midnight UTC in the
-/// synthetic shop's rhythm): the cart's drop-off there is about twice the day's average.
-fn quiet_hours_convert_worse(minute: crate::time::Minute) -> Traffic {
-    let hour = (minute.index() % (24 * 60)) as f64 / 60.0;
-    let near_midnight = ((1.0 + (hour / 24.0 * std::f64::consts::TAU).cos()) / 2.0).powi(2);
-    Traffic {
-        keep: [1.0, 1.0 - 0.45 * near_midnight],
-        ..CLEAN
-    }
-}
-
-#[test]
-fn a_quiet_hour_follows_the_same_hour_on_other_days_not_the_days_average() {
-    let config = Config::parse(CONFIG).unwrap();
-    let mut detector = Detector::new(&config);
-    let mut rng = Rng::new(31);
-    let learned = feed(
-        &mut detector,
-        &mut rng,
-        START,
-        2 * WEEK_MINUTES,
-        quiet_hours_convert_worse,
-    );
-    let judged = feed(
-        &mut detector,
-        &mut rng,
-        START.plus(2 * WEEK_MINUTES),
-        WEEK_MINUTES,
-        quiet_hours_convert_worse,
-    );
-    // Shrunk toward the all-day rate, the quiet hours' baseline would sit far below their
-    // drop-off and page every night.
-    assert!(opened(&learned).is_empty(), "{learned:?}");
-    assert!(opened(&judged).is_empty(), "{judged:?}");
-}
