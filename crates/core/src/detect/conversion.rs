@@ -212,40 +212,14 @@ impl ConversionSeries {
                     judgement.beyond_shewhart(SURGE_SHEWHART_FACTOR * thresholds.shewhart_sigma);
             }
             if self.status == SeriesStatus::Normal && n > 0.0 {
-                let dropped = n - x;
-                let binomial = p0 * (1.0 - p0) / n;
-                // Variance of this minute's rate over the binomial's: the between-window
-                // variation is shared by the minutes of a window, so it counts in full.
-                let inflation = (binomial + window * tau2) / binomial;
-                let llr = |shift: f64| {
-                    let p1 = (p0 + shift).clamp(DEGENERATE_RATE / 2.0, 1.0 - DEGENERATE_RATE / 2.0);
-                    stats::binomial_llr(n, dropped, p0, p1, inflation)
-                };
-                let was_zero = self.up_p2.statistic == 0.0;
-                let was_zero_p1 = self.up_p1.statistic == 0.0;
-                let (h2, h1) = (thresholds.conversion_p2, thresholds.conversion_p1);
-                let alarm_p2 = self.up_p2.update(llr(SIGMA_P2 * window_sd), h2);
-                let mut alarm_p1 = self.up_p1.update(llr(SIGMA_P1 * window_sd), h1);
-                // A window far beyond any budgeted false alarm stops the line at once, where the
-                // counts are large enough for its normal approximation.
-                if judgement.beyond_shewhart(thresholds.shewhart_sigma) {
-                    alarm_p1 = true;
-                }
-                if self.up_p2.statistic > 0.0 {
-                    self.span.add(minute, n, x, n * p0, was_zero);
-                }
-                if self.up_p1.statistic > 0.0 {
-                    self.span_p1.add(minute, n, x, n * p0, was_zero_p1);
-                }
-                if self.down.update(llr(-SIGMA_P2 * window_sd), h2) {
-                    self.improved = true;
-                    self.down.reset();
-                }
-                if judgement.window_sigma.is_some_and(|z| z > -SIGMA_P2) {
-                    self.improved = false;
-                }
-                judgement.alarm_p2 = alarm_p2;
-                judgement.alarm_p1 = alarm_p1;
+                self.run_cusums(
+                    minute,
+                    [n, x],
+                    p0,
+                    [window_sd, tau2],
+                    context,
+                    &mut judgement,
+                );
             }
         }
         let suspicious = self.alert.is_some()
@@ -266,6 +240,56 @@ impl ConversionSeries {
         }
         self.last = judgement;
         judgement
+    }
+
+    /// The CUSUMs of a judged minute (`n` shoppers, `x` went on) against `p0`, whose window has
+    /// standard deviation `window_sd` with between-window variance `tau2`: P2, P1 (or the window
+    /// test) and improvement, and the evidence spans they describe.
+    fn run_cusums(
+        &mut self,
+        minute: Minute,
+        [n, x]: [f64; 2],
+        p0: f64,
+        [window_sd, tau2]: [f64; 2],
+        context: &MinuteContext,
+        judgement: &mut MinuteJudgement,
+    ) {
+        let window = context.settings.window_minutes as f64;
+        let thresholds = context.thresholds;
+        let dropped = n - x;
+        let binomial = p0 * (1.0 - p0) / n;
+        // Variance of this minute's rate over the binomial's: the between-window
+        // variation is shared by the minutes of a window, so it counts in full.
+        let inflation = (binomial + window * tau2) / binomial;
+        let llr = |shift: f64| {
+            let p1 = (p0 + shift).clamp(DEGENERATE_RATE / 2.0, 1.0 - DEGENERATE_RATE / 2.0);
+            stats::binomial_llr(n, dropped, p0, p1, inflation)
+        };
+        let was_zero = self.up_p2.statistic == 0.0;
+        let was_zero_p1 = self.up_p1.statistic == 0.0;
+        let (h2, h1) = (thresholds.conversion_p2, thresholds.conversion_p1);
+        let alarm_p2 = self.up_p2.update(llr(SIGMA_P2 * window_sd), h2);
+        let mut alarm_p1 = self.up_p1.update(llr(SIGMA_P1 * window_sd), h1);
+        // A window far beyond any budgeted false alarm stops the line at once, where the
+        // counts are large enough for its normal approximation.
+        if judgement.beyond_shewhart(thresholds.shewhart_sigma) {
+            alarm_p1 = true;
+        }
+        if self.up_p2.statistic > 0.0 {
+            self.span.add(minute, n, x, n * p0, was_zero);
+        }
+        if self.up_p1.statistic > 0.0 {
+            self.span_p1.add(minute, n, x, n * p0, was_zero_p1);
+        }
+        if self.down.update(llr(-SIGMA_P2 * window_sd), h2) {
+            self.improved = true;
+            self.down.reset();
+        }
+        if judgement.window_sigma.is_some_and(|z| z > -SIGMA_P2) {
+            self.improved = false;
+        }
+        judgement.alarm_p2 = alarm_p2;
+        judgement.alarm_p1 = alarm_p1;
     }
 
     fn learn(
