@@ -175,21 +175,50 @@ impl Phase {
     }
 }
 
+/// How a benchmark's `--series` are laid out: funnels of [`DETECT_SEGMENTS_PER_FUNNEL`]
+/// segments, each watching the [`DETECT_STAGES`] series, and the config that says so.
+pub(super) struct Layout {
+    pub(super) per_segment: usize,
+    pub(super) n_funnels: usize,
+    pub(super) per_funnel: usize,
+    /// The series actually laid out: `series` rounded down to whole segments.
+    pub(super) n_series: usize,
+    pub(super) config: Config,
+}
+
+impl Layout {
+    pub(super) fn of(series: usize) -> anyhow::Result<Layout> {
+        let per_segment = DETECT_STAGES.len();
+        let all_segments = series / per_segment;
+        anyhow::ensure!(all_segments >= 1, "--series must be at least {per_segment}");
+        let n_funnels = all_segments.div_ceil(DETECT_SEGMENTS_PER_FUNNEL);
+        anyhow::ensure!(
+            n_funnels <= revloop_core::config::FUNNELS_MAX,
+            "--series must be at most {}",
+            revloop_core::config::FUNNELS_MAX * DETECT_SEGMENTS_PER_FUNNEL * per_segment
+        );
+        let per_funnel = all_segments / n_funnels;
+        let config = Config::parse(&detect_config(n_funnels))
+            .map_err(|err| anyhow::anyhow!("the bench config is invalid: {err}"))?;
+        Ok(Layout {
+            per_segment,
+            n_funnels,
+            per_funnel,
+            n_series: n_funnels * per_funnel * per_segment,
+            config,
+        })
+    }
+}
+
 pub fn run(series: usize, minutes: u64, warmup_minutes: u64) -> anyhow::Result<ExitCode> {
-    let per_segment = DETECT_STAGES.len();
-    let all_segments = series / per_segment;
-    anyhow::ensure!(all_segments >= 1, "--series must be at least {per_segment}");
     anyhow::ensure!(minutes >= 1, "--minutes must be at least 1");
-    let n_funnels = all_segments.div_ceil(DETECT_SEGMENTS_PER_FUNNEL);
-    anyhow::ensure!(
-        n_funnels <= revloop_core::config::FUNNELS_MAX,
-        "--series must be at most {}",
-        revloop_core::config::FUNNELS_MAX * DETECT_SEGMENTS_PER_FUNNEL * per_segment
-    );
-    let per_funnel = all_segments / n_funnels;
-    let n_series = n_funnels * per_funnel * per_segment;
-    let config = Config::parse(&detect_config(n_funnels))
-        .map_err(|err| anyhow::anyhow!("the bench config is invalid: {err}"))?;
+    let Layout {
+        per_segment,
+        n_funnels,
+        per_funnel,
+        n_series,
+        config,
+    } = Layout::of(series)?;
     let pool = TrafficPool::new(42);
     let pid = std::process::id();
     let rss_before_kib = status_kib(pid, "VmRSS:");

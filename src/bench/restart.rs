@@ -19,25 +19,17 @@ use revloop_core::detect::Detector;
 use revloop_core::time::{MS_PER_MINUTE, Minute};
 use revloop_store::{DetectorSnapshotRow, SqliteStore, Store};
 
-use super::detect::{
-    DETECT_SEGMENTS_PER_FUNNEL, DETECT_STAGES, TrafficPool, detect_config, feed, watch_segments,
-};
+use super::detect::{Layout, TrafficPool, feed, watch_segments};
 use super::support::{TempDir, file_size};
 
 pub fn run(series: usize, warmup_minutes: u64, catch_up_minutes: u64) -> anyhow::Result<ExitCode> {
-    let per_segment = DETECT_STAGES.len();
-    let all_segments = series / per_segment;
-    anyhow::ensure!(all_segments >= 1, "--series must be at least {per_segment}");
-    let n_funnels = all_segments.div_ceil(DETECT_SEGMENTS_PER_FUNNEL);
-    anyhow::ensure!(
-        n_funnels <= revloop_core::config::FUNNELS_MAX,
-        "--series must be at most {}",
-        revloop_core::config::FUNNELS_MAX * DETECT_SEGMENTS_PER_FUNNEL * per_segment
-    );
-    let per_funnel = all_segments / n_funnels;
-    let n_series = n_funnels * per_funnel * per_segment;
-    let config = Config::parse(&detect_config(n_funnels))
-        .map_err(|err| anyhow::anyhow!("the bench config is invalid: {err}"))?;
+    let Layout {
+        per_segment,
+        n_funnels,
+        per_funnel,
+        n_series,
+        config,
+    } = Layout::of(series)?;
     let pool = TrafficPool::new(42);
     let values: Vec<String> = (1..per_funnel)
         .map(|value| format!("v{value:03}"))
