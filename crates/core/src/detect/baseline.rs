@@ -162,6 +162,9 @@ impl Overdispersion {
 pub(super) const SUSPECT_ALERTED_DAYS_MIN: u32 = 2;
 /// The days [`SUSPECT_ALERTED_DAYS_MIN`] counts over (today not included).
 pub(super) const SUSPECT_DAYS: u32 = 3;
+/// A day whose alerts covered more local hours than this is an ongoing outage rather than
+/// hours that recur on the clock: it makes no hour suspect.
+const RECURRING_HOURS_MAX: usize = HOURS_PER_DAY / 2;
 /// What each earlier day's recent drop-off keeps at a new local day: the recent estimate an hour
 /// is relearned from is mostly the last two days.
 const RECENT_DAY_DECAY: f32 = 0.25;
@@ -195,9 +198,9 @@ impl Default for HourHistory {
 }
 
 impl HourHistory {
-    /// Whether `local_day` is a day the history has not started yet.
+    /// Whether `local_day` is not the day the history describes as today.
     pub(super) fn is_new_day(&self, local_day: i64) -> bool {
-        self.day.is_none_or(|today| local_day > today)
+        self.day != Some(local_day)
     }
 
     /// Moves to `local_day`; returns the hours that became suspect, with the `b / a` ratio
@@ -208,20 +211,40 @@ impl HourHistory {
             self.day = Some(local_day);
             return Vec::new();
         };
-        if local_day <= today {
+        if local_day < today {
+            // A day from the future (state that does not fit the counts): start again.
+            *self = HourHistory {
+                day: Some(local_day),
+                ..HourHistory::default()
+            };
+            return Vec::new();
+        }
+        if local_day == today {
             return Vec::new();
         }
         self.day = Some(local_day);
-        let shift = (local_day - today).min(8) as u32;
-        let earlier_days_mask = ((1_u32 << SUSPECT_DAYS) - 1) as u8;
+        let shift = local_day.saturating_sub(today).clamp(0, 8) as u32;
         let keep = RECENT_DAY_DECAY.powi(shift as i32);
         self.suspect_today = 0;
+        for hours in &mut self.alerted_days {
+            *hours = u8::try_from((u32::from(*hours) << shift) & 0xff).unwrap_or(0);
+        }
+        // A day counts toward an hour's suspicion only if the series was quiet for most of it:
+        // an outage that runs all day long is an incident to page about, not the same hours
+        // recurring on the clock, and must not be relearned as the baseline.
+        let pattern_days: u8 = (1..=SUSPECT_DAYS)
+            .filter(|&day| {
+                let alerted_hours = self
+                    .alerted_days
+                    .iter()
+                    .filter(|hours| *hours & (1 << day) != 0)
+                    .count();
+                alerted_hours <= RECURRING_HOURS_MAX
+            })
+            .fold(0, |days, day| days | (1 << day));
         let mut suspect = Vec::new();
         for hour in 0..HOURS_PER_DAY {
-            let shifted =
-                u8::try_from((u32::from(self.alerted_days[hour]) << shift) & 0xff).unwrap_or(0);
-            self.alerted_days[hour] = shifted;
-            let alerted = (shifted >> 1) & earlier_days_mask;
+            let alerted = self.alerted_days[hour] & pattern_days;
             let [a, b] = self.recent[hour];
             if alerted.count_ones() >= SUSPECT_ALERTED_DAYS_MIN && a > 0.0 {
                 suspect.push((hour, f64::from(b) / f64::from(a)));

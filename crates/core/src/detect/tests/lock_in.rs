@@ -152,3 +152,29 @@ fn an_incident_of_a_few_hours_pages_and_so_does_its_repeat_the_next_day() {
         "{report:?}"
     );
 }
+
+#[test]
+fn an_outage_that_runs_for_days_is_not_relearned_as_the_baseline() {
+    let (mut detector, mut rng, from) = learned_before_the_change();
+    let day_minutes = 24 * 60;
+    // From the first local midnight on, half the orders fail all day, for four days.
+    let broken = |_: Minute| Traffic {
+        keep: [1.0, 0.5],
+        ..CLEAN
+    };
+    let events = feed(&mut detector, &mut rng, from, 4 * day_minutes, broken);
+    assert!(!opened(&events).is_empty(), "{events:?}");
+    // Every hour alerted on every day, which is an outage, not hours recurring on the clock:
+    // no hour is relearned or flagged, and the series is still alerting on the fourth day.
+    let whole_cart = &detector.report(0)[1];
+    assert_eq!(whole_cart.stage, "cart");
+    assert!(
+        matches!(whole_cart.status, SeriesStatus::Alerting(_)),
+        "{whole_cart:?}"
+    );
+    let closed = events
+        .iter()
+        .filter(|e| e.event == crate::alert::AlertEventKind::Closed && e.stage == "cart")
+        .count();
+    assert_eq!(closed, 0, "{events:?}");
+}
