@@ -233,14 +233,16 @@ impl IncidentEngine {
     /// opened again, an upgrade to a severity the incident has, a close of a closed alert)
     /// changes nothing, so a restarted detector may send what it sent before.
     pub fn handle_alert(&mut self, now: Timestamp, alert: &AlertEvent) {
-        if alert.direction == Direction::Surge && !self.policy.page_on_surge {
-            surges::take_surge(&mut self.surges, &mut self.incidents, now, alert);
-            return self.evaluate(now);
-        }
         let holder = self
             .incidents
             .values()
             .find(|i| i.alerts.contains_key(&alert.alert_id));
+        // A surge pages nobody, unless an incident already holds its alert (opened while
+        // surges paged): that incident still hears its upgrade and its close.
+        if alert.direction == Direction::Surge && !self.policy.page_on_surge && holder.is_none() {
+            surges::take_surge(&mut self.surges, &mut self.incidents, now, alert);
+            return self.evaluate(now);
+        }
         let repeated = holder.is_some_and(|i| match alert.event {
             AlertEventKind::Opened => true,
             AlertEventKind::Upgraded => i.severity <= IncidentSeverity::from(alert.severity),

@@ -27,6 +27,9 @@ pub const SURGE_INCIDENTS_MAX: usize = 32;
 /// campaign burst are still in the funnel, and a drop-off right after one is worth reading
 /// beside it.
 pub const SURGE_ATTACH_AFTER_CLOSE: DurationMs = DurationMs::from_minutes(60);
+/// A surge whose close never arrived (a rebuilt detector derived another history, say) is
+/// forgotten this long after it opened, rather than read as "still on" forever.
+pub const SURGE_ON_FOR_MAX: DurationMs = DurationMs::from_hours(24);
 
 /// The checklist item a surge is a finding of: "Marketing campaign traffic spikes".
 pub const SURGE_CHECKLIST_ITEM: usize = 9;
@@ -72,8 +75,10 @@ impl Surge {
 
     /// Whether it is on at `now`, or ended recently enough to be read beside an incident.
     fn is_relevant(&self, now: Timestamp) -> bool {
-        self.closed_at
-            .is_none_or(|closed| now.since(closed) <= SURGE_ATTACH_AFTER_CLOSE)
+        match self.closed_at {
+            Some(closed) => now.since(closed) <= SURGE_ATTACH_AFTER_CLOSE,
+            None => now.since(self.opened_at) <= SURGE_ON_FOR_MAX,
+        }
     }
 
     /// What the checklist and the timeline say about it.
@@ -121,7 +126,13 @@ impl RecentSurges {
         match (alert.event, known) {
             (AlertEventKind::Opened | AlertEventKind::Upgraded, None) => {
                 if self.surges.len() >= SURGES_KEPT_MAX {
-                    self.surges.remove(0);
+                    // The oldest closed one goes first; a surge still on only if none closed.
+                    let oldest = self
+                        .surges
+                        .iter()
+                        .position(|s| s.closed_at.is_some())
+                        .unwrap_or(0);
+                    self.surges.remove(oldest);
                 }
                 self.surges.push(Surge::from_alert(now, alert));
                 Some(self.surges.len() - 1)

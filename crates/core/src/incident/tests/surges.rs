@@ -216,3 +216,37 @@ fn surges_survive_a_restart_and_stay_bounded() {
         "the newest kept"
     );
 }
+
+#[test]
+fn an_incident_opened_while_surges_paged_still_hears_its_surge_close() {
+    let mut policy = IncidentPolicy::runbook();
+    policy.page_on_surge = true;
+    let mut engine = IncidentEngine::new(policy, Vec::new());
+    engine.handle_alert(minutes(0), &surge(1, AlertEventKind::Opened));
+    assert_eq!(engine.incidents().count(), 1);
+    // The operator turns page_on_surge off and restarts: the open incident holds the alert.
+    let incidents: Vec<Incident> = engine.incidents().cloned().collect();
+    let mut engine = IncidentEngine::restore(
+        IncidentPolicy::runbook(),
+        Vec::new(),
+        engine.meta(),
+        incidents,
+    );
+    engine.handle_alert(minutes(30), &surge(1, AlertEventKind::Closed));
+    let incident = engine.incidents().next().unwrap();
+    assert_eq!(incident.alerts.get(&1), Some(&false), "{incident:?}");
+}
+
+#[test]
+fn a_surge_whose_close_never_came_is_forgotten_after_a_day() {
+    let mut engine = engine();
+    engine.handle_alert(minutes(0), &surge(1, AlertEventKind::Opened));
+    // A day and more later, with no close: an incident opening now is not told it is still on.
+    let later = minutes(25 * 60);
+    engine.handle_alert(
+        later,
+        &alert(2, "payment", Severity::P2, AlertEventKind::Opened),
+    );
+    let incident = engine.incidents().next().unwrap();
+    assert!(surge_finding(incident).is_none(), "{incident:?}");
+}
