@@ -125,10 +125,13 @@ impl Detection {
     pub fn save_snapshots(&self, store: &dyn Store, saved_at: Timestamp) {
         let generation = self.alert_log().generation;
         for slot in &self.funnels {
-            let _ticking = slot
-                .ticking
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // A funnel whose tick is running (a warm-up reading weeks of history, say) is not
+            // waited for: a stop must not hang on it, and what it would save is not live yet.
+            let _ticking = match slot.ticking.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+            };
             save_snapshot(slot, store, generation, saved_at, 1);
         }
     }
