@@ -14,6 +14,7 @@ pub mod detect;
 pub mod funnel;
 pub mod incident;
 pub mod ingest;
+pub mod ledger;
 pub mod metrics;
 pub mod money;
 pub mod pipeline;
