@@ -13,6 +13,7 @@ pub mod detector;
 pub mod error;
 pub mod incidents;
 pub mod ingest;
+pub mod ledger;
 pub mod outbox;
 pub mod report;
 pub mod silences;

@@ -13,8 +13,8 @@ use revloop_core::funnel::CallKind;
 use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
-    AppState, actions, alerts, changes, funnels, health, incidents, ingest_log, metrics, openapi,
-    outbox, report, silences,
+    AppState, actions, alerts, changes, funnels, health, incidents, ingest_log, ledger, metrics,
+    openapi, outbox, report, silences,
 };
 use crate::http::ApiError;
 
@@ -65,6 +65,27 @@ pub fn router(state: AppState) -> Router {
                 .post(changes::add_change)
                 .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
         )
+        .route(
+            "/api/v1/ledger/validate",
+            post(ledger::validate).layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/ledger/entries",
+            get(ledger::list_entries)
+                .post(ledger::post_entry)
+                .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/ledger/entries/{id}/reverse",
+            post(ledger::reverse).layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
+        .route("/api/v1/ledger/trial-balance", get(ledger::trial_balance))
+        .route("/api/v1/ledger/accounts", get(ledger::accounts))
+        .route(
+            "/api/v1/ledger/accounts/{code}/statement",
+            get(ledger::statement),
+        )
+        .route("/api/v1/ledger/export", get(ledger::export))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::prometheus))

@@ -50,9 +50,14 @@ pub enum Call {
     SaveDetectorSnapshot,
     LoadDetectorSnapshot,
     DiscardDetectorSnapshot,
+    PostLedgerEntries,
+    LedgerEntry,
+    LedgerEntries,
+    TrialBalance,
+    AccountStatement,
 }
 
-const CALLS: usize = Call::DiscardDetectorSnapshot as usize + 1;
+const CALLS: usize = Call::AccountStatement as usize + 1;
 
 /// How an injected fault fails the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +402,42 @@ impl Store for FaultyStore {
     fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError> {
         self.check(Call::DiscardDetectorSnapshot, Some(funnel))?;
         self.inner.discard_detector_snapshot(funnel)
+    }
+
+    fn post_ledger_entries(
+        &self,
+        chart: &revloop_core::ledger::Chart,
+        entries: &[revloop_core::ledger::JournalEntry],
+        now: Timestamp,
+    ) -> Result<Vec<crate::PostOutcome>, StoreError> {
+        self.check(Call::PostLedgerEntries, None)?;
+        self.inner.post_ledger_entries(chart, entries, now)
+    }
+
+    fn ledger_entry(&self, id: &str) -> Result<Option<crate::LedgerRow>, StoreError> {
+        self.check(Call::LedgerEntry, None)?;
+        self.inner.ledger_entry(id)
+    }
+
+    fn ledger_entries(
+        &self,
+        query: &crate::LedgerQuery,
+    ) -> Result<Vec<crate::LedgerRow>, StoreError> {
+        self.check(Call::LedgerEntries, None)?;
+        self.inner.ledger_entries(query)
+    }
+
+    fn trial_balance(&self) -> Result<Vec<revloop_core::ledger::Balance>, StoreError> {
+        self.check(Call::TrialBalance, None)?;
+        self.inner.trial_balance()
+    }
+
+    fn account_statement(
+        &self,
+        query: &crate::StatementQuery,
+    ) -> Result<Vec<crate::StatementLine>, StoreError> {
+        self.check(Call::AccountStatement, None)?;
+        self.inner.account_statement(query)
     }
 }
 

@@ -13,6 +13,10 @@
 //! - **A bounded problem log.** The problems and ignored names a group carries are written in
 //!   its transaction, and the log keeps the newest [`PROBLEM_LOG_ENTRIES_MAX`] entries and
 //!   [`IGNORED_NAMES_MAX`] names (see `problems`).
+//! - **Books that only grow.** Ledger entries are validated by
+//!   `revloop_core::ledger::validate_revenue_transaction` inside the call that writes them,
+//!   posted all or nothing per call, never updated or deleted, reversed at most once, and
+//!   booked once per id (see `ledger`).
 
 use revloop_core::Timestamp;
 use revloop_core::change::ChangeKind;
@@ -30,6 +34,7 @@ mod dedup;
 #[cfg(feature = "faults")]
 pub mod faults;
 mod kinds;
+pub mod ledger;
 mod migrations;
 mod plan;
 mod pool;
@@ -43,6 +48,10 @@ pub mod sqlite;
 pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
 pub use kinds::OutboxKind;
+pub use ledger::{
+    LEDGER_PAGE_MAX, LEDGER_POST_ENTRIES_MAX, LedgerQuery, LedgerRow, PostOutcome, StatementLine,
+    StatementQuery,
+};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use problems::{
     IGNORED_NAME_BYTES_MAX, IGNORED_NAMES_MAX, IgnoredNameRow, IgnoredNamesPage,
@@ -101,6 +110,12 @@ pub enum StoreError {
     /// appears earlier in the group with one. Nothing of the group was written.
     #[error("{} count record(s) repeat a stored id with a different body", items.len())]
     CountConflict { items: Vec<usize> },
+    /// A ledger entry (by index in the call) was refused; nothing of the call was written.
+    #[error("ledger entry {index}: {error}")]
+    Ledger {
+        index: usize,
+        error: revloop_core::ledger::LedgerError,
+    },
 }
 
 impl StoreError {
@@ -504,6 +519,34 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the funnel's stored detector snapshot (a baseline rebuild); returns whether
     /// there was one.
     fn discard_detector_snapshot(&self, funnel: &str) -> Result<bool, StoreError>;
+
+    /// Posts `entries` in order, all in one transaction: each is validated against `chart`
+    /// (`validate_revenue_transaction`) and written, or, when its id is stored with the same
+    /// body, answered with the stored entry. Fails with [`StoreError::Ledger`], writing
+    /// nothing of the call, on the first entry refused: invalid, its id stored with another
+    /// body (`IdConflict`), reversing an unknown entry (`UnknownEntry`) or one already reversed
+    /// (`AlreadyReversed`). Entries later in the call see the earlier ones (a revision is a
+    /// reversal and a new entry in one call). At most [`LEDGER_POST_ENTRIES_MAX`] entries.
+    fn post_ledger_entries(
+        &self,
+        chart: &revloop_core::ledger::Chart,
+        entries: &[revloop_core::ledger::JournalEntry],
+        now: Timestamp,
+    ) -> Result<Vec<PostOutcome>, StoreError>;
+
+    /// One stored entry, with the id of the entry that reversed it.
+    fn ledger_entry(&self, id: &str) -> Result<Option<LedgerRow>, StoreError>;
+
+    /// A page of entries in recorded order (`seq`), read in one snapshot: what the entry list
+    /// and the exports page through.
+    fn ledger_entries(&self, query: &LedgerQuery) -> Result<Vec<LedgerRow>, StoreError>;
+
+    /// Debits and credits per account and currency, summed by the database, ordered by account
+    /// then currency.
+    fn trial_balance(&self) -> Result<Vec<revloop_core::ledger::Balance>, StoreError>;
+
+    /// A page of one account's lines in recorded order, each with the running balance.
+    fn account_statement(&self, query: &StatementQuery) -> Result<Vec<StatementLine>, StoreError>;
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@
 //! `revloop_core::detect::snapshot`), so that a restart reads only the counts after it: a
 //! header row per funnel and the bytes in chunks.
 //!
+//! The seventh version adds the double-entry ledger (`revloop_core::ledger`): journal entries
+//! and their lines, append-only (triggers refuse UPDATE and DELETE), an entry reversed at most
+//! once (`reverses` is UNIQUE); see `ledger`.
+//!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
 //! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
@@ -274,6 +278,57 @@ CREATE TABLE detector_snapshot_chunks (
     PRIMARY KEY (funnel, chunk)
 );
 "#,
+    r#"
+-- Version 7: the double-entry ledger (see ledger.rs). `seq` is the recorded order (1, 2, ...
+-- with no gaps, drawn inside the posting transaction), by which readers page and exports run.
+-- `body_sha256` is the hash of everything the entry says but its id: a post of a stored id
+-- with another body is refused. `reverses` is UNIQUE, so an entry is reversed at most once.
+CREATE TABLE ledger_entries (
+    id           TEXT    PRIMARY KEY,
+    seq          INTEGER NOT NULL UNIQUE,
+    body_sha256  TEXT    NOT NULL,
+    description  TEXT    NOT NULL,
+    currency     TEXT    NOT NULL,
+    effective_ms INTEGER NOT NULL,
+    recorded_ms  INTEGER NOT NULL,
+    incident     INTEGER,
+    inputs_json  TEXT,
+    reverses     TEXT    UNIQUE REFERENCES ledger_entries (id)
+);
+CREATE INDEX ledger_entries_incident ON ledger_entries (incident, seq) WHERE incident IS NOT NULL;
+
+CREATE TABLE ledger_lines (
+    entry        TEXT    NOT NULL REFERENCES ledger_entries (id),
+    line         INTEGER NOT NULL,
+    seq          INTEGER NOT NULL,
+    account      INTEGER NOT NULL,
+    account_type TEXT,
+    side         TEXT    NOT NULL CHECK (side IN ('debit', 'credit')),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    memo         TEXT,
+    PRIMARY KEY (entry, line)
+) WITHOUT ROWID;
+CREATE INDEX ledger_lines_seq ON ledger_lines (seq, line);
+CREATE INDEX ledger_lines_account ON ledger_lines (account, seq, line);
+
+-- Entries are never edited or deleted: a correction is a reversal plus a new entry.
+CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entries are append-only');
+END;
+CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entries are append-only');
+END;
+CREATE TRIGGER ledger_lines_no_update BEFORE UPDATE ON ledger_lines
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entries are append-only');
+END;
+CREATE TRIGGER ledger_lines_no_delete BEFORE DELETE ON ledger_lines
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entries are append-only');
+END;
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -476,5 +531,50 @@ CREATE TABLE detector_snapshot_chunks (
     bytes  BYTEA  NOT NULL,
     PRIMARY KEY (funnel, chunk)
 );
+"#,
+    r#"
+-- Version 7: see the SQLite schema's version 7. `seq` is drawn under the ledger's advisory
+-- lock (see postgres/ledger.rs), so it increases in commit order across nodes.
+CREATE TABLE ledger_entries (
+    id           TEXT   PRIMARY KEY,
+    seq          BIGINT NOT NULL UNIQUE,
+    body_sha256  TEXT   NOT NULL,
+    description  TEXT   NOT NULL,
+    currency     TEXT   NOT NULL,
+    effective_ms BIGINT NOT NULL,
+    recorded_ms  BIGINT NOT NULL,
+    incident     BIGINT,
+    inputs_json  TEXT,
+    reverses     TEXT   UNIQUE REFERENCES ledger_entries (id)
+);
+CREATE INDEX ledger_entries_incident ON ledger_entries (incident, seq) WHERE incident IS NOT NULL;
+
+CREATE TABLE ledger_lines (
+    entry        TEXT   NOT NULL REFERENCES ledger_entries (id),
+    line         INTEGER NOT NULL,
+    seq          BIGINT NOT NULL,
+    account      INTEGER NOT NULL,
+    account_type TEXT,
+    side         TEXT   NOT NULL CHECK (side IN ('debit', 'credit')),
+    amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
+    memo         TEXT,
+    PRIMARY KEY (entry, line)
+);
+CREATE INDEX ledger_lines_seq ON ledger_lines (seq, line);
+CREATE INDEX ledger_lines_account ON ledger_lines (account, seq, line);
+
+CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger entries are append-only';
+END
+$$;
+CREATE TRIGGER ledger_entries_no_change BEFORE UPDATE OR DELETE ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER ledger_lines_no_change BEFORE UPDATE OR DELETE ON ledger_lines
+    FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER ledger_lines_no_truncate BEFORE TRUNCATE ON ledger_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
 "#,
 ];

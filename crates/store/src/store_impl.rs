@@ -168,6 +168,39 @@ macro_rules! store_by_concern {
                     $store::discard_detector_snapshot(self, funnel)
                 }
 
+                fn post_ledger_entries(
+                    &self,
+                    chart: &revloop_core::ledger::Chart,
+                    entries: &[revloop_core::ledger::JournalEntry],
+                    now: Timestamp,
+                ) -> Result<Vec<$crate::PostOutcome>, StoreError> {
+                    $store::post_ledger_entries(self, chart, entries, now)
+                }
+
+                fn ledger_entry(&self, id: &str) -> Result<Option<$crate::LedgerRow>, StoreError> {
+                    $store::ledger_entry(self, id)
+                }
+
+                fn ledger_entries(
+                    &self,
+                    query: &$crate::LedgerQuery,
+                ) -> Result<Vec<$crate::LedgerRow>, StoreError> {
+                    $store::ledger_entries(self, query)
+                }
+
+                fn trial_balance(
+                    &self,
+                ) -> Result<Vec<revloop_core::ledger::Balance>, StoreError> {
+                    $store::trial_balance(self)
+                }
+
+                fn account_statement(
+                    &self,
+                    query: &$crate::StatementQuery,
+                ) -> Result<Vec<$crate::StatementLine>, StoreError> {
+                    $store::account_statement(self, query)
+                }
+
                 $($own)*
             }
         };

@@ -195,6 +195,42 @@ fn two_nodes_keep_the_newest_detector_snapshot() {
 }
 
 #[test]
+fn two_nodes_post_a_ledger_entry_once() {
+    check_two_nodes(common::two_nodes_post_an_id_once);
+}
+
+#[test]
+fn ledger_entries_are_append_only() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.open(&common::config());
+    let entry = common::estimate("e1", 1, 100);
+    store
+        .post_ledger_entries(&common::chart(), &[entry], Timestamp::from_millis(0))
+        .expect("post");
+    let mut client = schema.client();
+    for sql in [
+        "UPDATE ledger_entries SET description = 'rewritten'",
+        "DELETE FROM ledger_entries",
+        "TRUNCATE ledger_entries CASCADE",
+        "UPDATE ledger_lines SET amount_minor = 1",
+        "DELETE FROM ledger_lines",
+        "TRUNCATE ledger_lines",
+    ] {
+        let err = client
+            .batch_execute(sql)
+            .expect_err("the ledger refuses it");
+        assert!(
+            err.as_db_error()
+                .is_some_and(|db| db.message().contains("ledger entries are append-only")),
+            "{sql}: {err:?}"
+        );
+    }
+    assert_eq!(store.trial_balance().expect("trial balance").len(), 2);
+}
+
+#[test]
 fn two_nodes_insert_a_change_once() {
     use revloop_store::ChangeRow;
     let Some(schema) = TestSchema::new() else {
@@ -310,7 +346,7 @@ fn nodes_starting_at_once_all_open() {
         .query("SELECT id, version FROM revloop_schema_version", &[])
         .expect("read the schema version");
     let versions: Vec<(i32, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    assert_eq!(versions, [(1, 6)]);
+    assert_eq!(versions, [(1, 7)]);
 }
 
 #[test]
@@ -327,7 +363,7 @@ fn a_newer_schema_is_refused() {
         )
         .expect("pretend a newer revloop migrated");
     match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
-        Err(StoreError::SchemaTooNew { found: 7, known: 6 }) => {}
+        Err(StoreError::SchemaTooNew { found: 8, known: 7 }) => {}
         Err(err) => panic!("unexpected error: {err}"),
         Ok(_) => panic!("opened a schema newer than this build"),
     }
@@ -374,9 +410,9 @@ fn schemas_keep_deployments_apart() {
     };
     // The eight tables of the first migration, the five of the second, the two of the third
     // (count bodies, late events per segment), the three of the fourth (the problem log), the
-    // one of the fifth (the rollup's progress), the two of the sixth (detector snapshots), and
-    // the schema version, in each schema.
-    assert_eq!((n_tables(&a), n_tables(&b)), (22, 22));
+    // one of the fifth (the rollup's progress), the two of the sixth (detector snapshots), the
+    // two of the seventh (ledger entries and lines), and the schema version, in each schema.
+    assert_eq!((n_tables(&a), n_tables(&b)), (24, 24));
 }
 
 #[test]

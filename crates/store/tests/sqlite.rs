@@ -187,6 +187,37 @@ fn the_incident_timeline_is_append_only() {
 }
 
 #[test]
+fn ledger_entries_are_append_only() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let path = dir.path().join("revloop.db");
+    let store = open(&path, &common::config());
+    let entry = common::estimate("e1", 1, 100);
+    store
+        .post_ledger_entries(
+            &common::chart(),
+            &[entry],
+            revloop_core::Timestamp::from_millis(0),
+        )
+        .expect("post");
+    let connection = rusqlite::Connection::open(&path).expect("open the database");
+    for sql in [
+        "UPDATE ledger_entries SET description = 'rewritten'",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_lines SET amount_minor = 1",
+        "DELETE FROM ledger_lines",
+    ] {
+        let err = connection
+            .execute(sql, [])
+            .expect_err("the ledger refuses it");
+        assert!(
+            err.to_string().contains("ledger entries are append-only"),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(store.trial_balance().expect("trial balance").len(), 2);
+}
+
+#[test]
 fn problem_log_survives_reopen() {
     let dir = tempfile::TempDir::new().expect("temporary directory");
     let path = dir.path().join("revloop.db");

@@ -32,6 +32,8 @@ pub mod health;
 pub mod incidents;
 pub mod ingest;
 pub mod ingest_log;
+pub mod ledger;
+pub mod ledger_body;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;

@@ -72,6 +72,7 @@ mod connect;
 mod counts;
 mod incidents;
 mod ingest;
+mod ledger;
 mod problems;
 mod snapshots;
 mod tokens;

@@ -35,6 +35,7 @@ mod changes;
 mod counts;
 mod incidents;
 mod ingest;
+mod ledger;
 mod problems;
 mod retention;
 mod snapshots;

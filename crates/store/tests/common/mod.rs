@@ -9,10 +9,12 @@
 #![allow(dead_code)]
 
 mod count_bodies;
+mod ledger;
 mod problems;
 mod retention;
 mod snapshots;
 pub use count_bodies::*;
+pub use ledger::*;
 pub use problems::*;
 pub use retention::*;
 pub use snapshots::*;
@@ -62,6 +64,10 @@ macro_rules! store_checks {
             rollup_keeps_hourly_totals,
             outbox_stats,
             detector_snapshots_round_trip,
+            ledger_posts_once_per_id,
+            ledger_refusals_write_nothing,
+            ledger_revision_in_one_call,
+            ledger_reads_page,
         );
     };
     ($($name:ident),+ $(,)?) => {
