@@ -4,6 +4,8 @@ use super::*;
 use crate::money::Currency;
 use crate::time::Timestamp;
 
+mod booking;
+mod export;
 mod validate;
 
 pub(super) fn usd() -> Currency {
