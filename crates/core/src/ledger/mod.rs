@@ -1,12 +1,14 @@
 //! The double-entry ledger's rules (issue 13): the chart of accounts, journal entries and the
-//! one validation every posting path goes through, [`validate_revenue_transaction`].
+//! one validation every posting path goes through, [`validate_revenue_transaction`]; the trial
+//! balance, the incident lifecycle as entries ([`plan_booking`]) and the exports.
+//! docs/ledger.md explains the chart, the double entries and the errors.
 //!
-//! CONTRACT SKELETON written by the lead so that two engineers can work in parallel: the
-//! types and signatures below are the agreed interface between `core::ledger` (its rules) and
-//! `store`/`server` (persistence, HTTP, CLI). Field names may be extended (add, do not rename)
-//! by the core engineer; every `todo!()` must be gone before this lands.
+//! The types here are the interface between the rules and `store`/`server` (persistence,
+//! HTTP, CLI), which keep the entries and never edit or delete one: a change is a reversal
+//! plus a new entry.
 //!
-//! Pure: no IO, no clock. Amounts are integer minor units (`i64`) of one currency per entry.
+//! Pure: no IO, no clock. Amounts are integer minor units (`i64`) of one currency per entry;
+//! sums are checked, and the trial balance sums in `i128`.
 
 use crate::money::Currency;
 use crate::time::Timestamp;
@@ -19,7 +21,6 @@ mod validate;
 
 pub use balance::{imbalance_per_currency, trial_balance};
 pub use booking::{BookingId, ESTIMATE_REVISE_EVERY, plan_booking};
-
 pub use chart::{
     ACCOUNT_CODE_MAX, ACCOUNT_CODE_MIN, ACCOUNT_NAME_BYTES_MAX, ACCOUNTS_MAX, Account, AccountType,
     BookingAccounts, Chart,

@@ -6,6 +6,7 @@ use crate::time::Timestamp;
 
 mod booking;
 mod export;
+mod model;
 mod validate;
 
 pub(super) fn usd() -> Currency {
