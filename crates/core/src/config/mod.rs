@@ -1,4 +1,5 @@
-//! `revloop.toml`: the shop, ingest settings, dimensions, funnels, detection and incidents.
+//! `revloop.toml`: the shop, ingest settings, dimensions, funnels, detection, incidents,
+//! retention and the ledger's chart of accounts.
 //!
 //! [`Config::parse`] turns text into a validated [`Config`] or into every problem it found, each
 //! with its line, so that `revloop check-config` can print them all at once. Parsing reads no
@@ -19,6 +20,7 @@ use dimensions::RawDimension;
 use funnels::RawFunnel;
 use incidents::RawIncidents;
 use ingest::RawIngest;
+use ledger::RawLedger;
 use retention::RawRetention;
 use shop::RawShop;
 
@@ -27,6 +29,7 @@ mod dimensions;
 mod funnels;
 mod incidents;
 mod ingest;
+mod ledger;
 mod retention;
 mod shop;
 #[cfg(test)]
@@ -41,6 +44,7 @@ pub use funnels::{FUNNELS_MAX, Funnel, STAGES_MAX, Stage, Trigger};
 pub use incidents::SilenceWindow;
 pub use incidents::{ESCALATION_LEVELS_MAX, LEVEL_TARGETS_MAX, SILENCES_MAX};
 pub use ingest::{DEDUP_KEYS_DEFAULT, DEDUP_KEYS_MAX, DEDUP_KEYS_MIN, Ingest};
+pub use ledger::Ledger;
 pub use retention::{MINUTE_COUNTS_MARGIN_MS, Retention, detector_history};
 pub use shop::Shop;
 
@@ -60,6 +64,8 @@ pub struct Config {
     pub silences: Vec<SilenceWindow>,
     /// How long per-minute counts are kept, and how often maintenance runs.
     pub retention: Retention,
+    /// The ledger's chart of accounts: the runbook's seed and the configured accounts.
+    pub ledger: Ledger,
 }
 
 /// One thing wrong with a config, and the 1-based line it is on (0 when unknown).
@@ -105,6 +111,7 @@ struct RawConfig {
     detection: Option<RawDetection>,
     incidents: Option<RawIncidents>,
     retention: Option<RawRetention>,
+    ledger: Option<RawLedger>,
 }
 
 impl Config {
@@ -200,6 +207,7 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         incidents::validate_incidents(raw.incidents.unwrap_or_default(), &funnels, problems);
     let retention =
         retention::validate_retention(raw.retention.unwrap_or_default(), &detection, problems);
+    let ledger = ledger::validate_ledger(raw.ledger.unwrap_or_default(), problems);
     Config {
         shop,
         ingest,
@@ -209,6 +217,7 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         incidents,
         silences,
         retention,
+        ledger,
     }
 }
 

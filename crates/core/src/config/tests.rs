@@ -298,3 +298,129 @@ fn cannot_judge_after_defaults_to_ten_minutes_and_must_exceed_a_healthy_minute()
         &[(2, "detection.cannot_judge_after must be positive")],
     );
 }
+
+#[test]
+fn the_ledger_chart_is_the_runbooks_seed_by_default() {
+    let config = Config::parse(TWO_STAGES).unwrap();
+    assert_eq!(config.ledger.chart, crate::ledger::Chart::runbook());
+    // The example's commented ledger settings are valid as they stand.
+    let uncommented = Config::example_toml()
+        .replace("# loss_expense", "loss_expense")
+        .replace("# accrued_estimates", "accrued_estimates")
+        .replace("# finalised_offset", "finalised_offset")
+        .replace("# recovered_revenue", "recovered_revenue")
+        .replace("# [[ledger.accounts]]", "[[ledger.accounts]]")
+        .replace("# code = 6210", "code = 6210")
+        .replace("# name = \"Lost", "name = \"Lost")
+        .replace("# type = \"EXPENSE\"", "type = \"EXPENSE\"");
+    let config = Config::parse(&uncommented).unwrap();
+    assert_eq!(config.ledger.chart.accounts.len(), 5);
+    assert_eq!(
+        config.ledger.chart.booking,
+        crate::ledger::BookingAccounts::RUNBOOK
+    );
+}
+
+#[test]
+fn the_ledger_section_adds_renames_and_closes_accounts() {
+    use crate::ledger::{Account, AccountType, BookingAccounts};
+    let text = format!(
+        "{TWO_STAGES}
+[ledger]
+loss_expense = 6210
+
+[[ledger.accounts]]
+code = 6210
+name = \"Lost Revenue: Payments\"
+type = \"EXPENSE\"
+
+[[ledger.accounts]]
+code = 6200
+closed = true
+
+[[ledger.accounts]]
+code = 4900
+name = \"  Won-Back Revenue \"
+
+[[ledger.accounts]]
+code = 1100
+name = \"Cash\"
+closed = true
+"
+    );
+    let config = Config::parse(&text).unwrap();
+    let chart = &config.ledger.chart;
+    let codes: Vec<u16> = chart.accounts.iter().map(|a| a.code).collect();
+    assert_eq!(codes, [1100, 2300, 3900, 4900, 6200, 6210]);
+    assert_eq!(chart.account(4900).unwrap().name, "Won-Back Revenue");
+    assert!(chart.account(6200).unwrap().closed);
+    assert_eq!(
+        chart.account(1100),
+        Some(&Account {
+            code: 1100,
+            name: "Cash".to_owned(),
+            account_type: AccountType::Asset,
+            closed: true
+        })
+    );
+    assert_eq!(
+        chart.booking,
+        BookingAccounts {
+            loss_expense: 6210,
+            ..BookingAccounts::RUNBOOK
+        }
+    );
+}
+
+#[test]
+fn ledger_problems_have_their_lines() {
+    let text = format!(
+        "{TWO_STAGES}
+[ledger]
+accrued_estimates = 2400
+finalised_offset = 4900
+
+[[ledger.accounts]]
+code = 999
+name = \"Too short\"
+
+[[ledger.accounts]]
+code = 5100
+name = \"Shipping\"
+type = \"REVENUE\"
+
+[[ledger.accounts]]
+code = 5100
+name = \"Again\"
+
+[[ledger.accounts]]
+code = 2300
+type = \"liability\"
+
+[[ledger.accounts]]
+code = 7000
+
+[[ledger.accounts]]
+code = 6200
+closed = true
+
+[[ledger.accounts]]
+code = 1200
+name = \"\"
+"
+    );
+    check(
+        &text,
+        &[
+            (12, "not in the chart"),
+            (13, "must be an account of type EQUITY; 4900 is REVENUE"),
+            (16, "must be four digits"),
+            (22, "5100 is EXPENSE by its code (5000–9999), not REVENUE"),
+            (24, "5100 is configured twice"),
+            (30, "not an account type"),
+            (33, "7000 is new, so it needs a name"),
+            (35, "it cannot be closed"),
+            (41, "name must be 1 to 64 bytes"),
+        ],
+    );
+}

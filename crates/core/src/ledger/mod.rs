@@ -1,22 +1,32 @@
 //! The double-entry ledger's rules (issue 13): the chart of accounts, journal entries and the
-//! one validation every posting path goes through, [`validate_revenue_transaction`].
+//! one validation every posting path goes through, [`validate_revenue_transaction`]; the trial
+//! balance, the incident lifecycle as entries ([`plan_booking`]) and the exports.
+//! docs/ledger.md explains the chart, the double entries and the errors.
 //!
-//! CONTRACT SKELETON written by the lead so that two engineers can work in parallel: the
-//! types and signatures below are the agreed interface between `core::ledger` (its rules) and
-//! `store`/`server` (persistence, HTTP, CLI). Field names may be extended (add, do not rename)
-//! by the core engineer; every `todo!()` must be gone before this lands.
+//! The types here are the interface between the rules and `store`/`server` (persistence,
+//! HTTP, CLI), which keep the entries and never edit or delete one: a change is a reversal
+//! plus a new entry.
 //!
-//! Pure: no IO, no clock. Amounts are integer minor units (`i64`) of one currency per entry.
+//! Pure: no IO, no clock. Amounts are integer minor units (`i64`) of one currency per entry;
+//! sums are checked, and the trial balance sums in `i128`.
 
 use crate::money::Currency;
 use crate::time::Timestamp;
 
+mod balance;
+mod booking;
 mod chart;
+mod export;
 mod validate;
 
+pub use balance::{imbalance_per_currency, trial_balance};
+pub use booking::{BookingId, ESTIMATE_REVISE_EVERY, plan_booking};
 pub use chart::{
     ACCOUNT_CODE_MAX, ACCOUNT_CODE_MIN, ACCOUNT_NAME_BYTES_MAX, ACCOUNTS_MAX, Account, AccountType,
     BookingAccounts, Chart,
+};
+pub use export::{
+    CSV_COLUMNS, beancount_account, decimal_units, export_entry, export_header, hledger_account,
 };
 pub use validate::{
     LedgerError, Retry, check_retry, check_reversal, is_valid_entry_id, reversal_of, side_sums,
@@ -119,29 +129,12 @@ pub struct Balance {
     pub credits: i128,
 }
 
-/// The trial balance of `entries`: per account and currency; total debits equal total
-/// credits for every currency.
-pub fn trial_balance(entries: &[RecordedEntry]) -> Vec<Balance> {
-    todo!("{entries:?}")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     Beancount,
     Hledger,
     Csv,
     JsonLines,
-}
-
-/// What an export starts with (Beancount/hledger: option lines and `open` directives for the
-/// chart; CSV: the header row; JSON Lines: nothing). Streamed exports write this once, then
-/// [`export_entry`] for each entry in recorded order.
-pub fn export_header(chart: &Chart, currency: Currency, format: ExportFormat) -> String {
-    todo!("{chart:?} {currency} {format:?}")
-}
-
-pub fn export_entry(entry: &RecordedEntry, format: ExportFormat) -> String {
-    todo!("{entry:?} {format:?}")
 }
 
 /// What the incident lifecycle books (`ledger::booking`): an incident's loss figure as the
@@ -167,19 +160,6 @@ pub enum BookingEvent {
     Final(LossFigure),
     /// Resolved by a responder as a false alarm: every estimate is reversed.
     FalseAlarm { incident: i64 },
-}
-
-/// The entries (deterministic ids, so two nodes or a retry book a step once) that bring the
-/// incident's postings, `booked` (its entries so far, in recorded order), in line with
-/// `event` at `at`. Empty when nothing changed. A revision is a reversal plus a new entry,
-/// to be committed atomically.
-pub fn plan_booking(
-    chart: &Chart,
-    booked: &[RecordedEntry],
-    event: &BookingEvent,
-    at: Timestamp,
-) -> Vec<JournalEntry> {
-    todo!("{chart:?} {booked:?} {event:?} {at:?}")
 }
 
 #[cfg(test)]

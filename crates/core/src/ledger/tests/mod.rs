@@ -4,6 +4,9 @@ use super::*;
 use crate::money::Currency;
 use crate::time::Timestamp;
 
+mod booking;
+mod export;
+mod model;
 mod validate;
 
 pub(super) fn usd() -> Currency {
