@@ -37,10 +37,9 @@ use crate::http::{ApiError, blocking, invalid, retrying};
 /// Entries or statement lines a page holds when `limit` is not given.
 pub const LEDGER_PAGE_DEFAULT: usize = 100;
 
-/// The chart of accounts the server books against.
-// The runbook's seed until the config carries a chart of its own (issue 13, ledger part 1).
-pub fn ledger_chart(_config: &Config) -> Chart {
-    Chart::runbook()
+/// The chart of accounts the server books against: the config's (`[ledger]`).
+pub fn ledger_chart(config: &Config) -> &Chart {
+    &config.ledger.chart
 }
 
 fn ledger_store_error(err: StoreError) -> ApiError {
@@ -77,7 +76,7 @@ pub async fn validate(
     require(&state, &headers, None, Role::Viewer, now).await?;
     let body: EntryBody = json_body(&headers, body)?;
     let entry = entry_from_body(body, Purpose::Validate, state.config.shop.currency, now)?;
-    let chart = ledger_chart(&state.config);
+    let chart = ledger_chart(&state.config).clone();
     validate_revenue_transaction(&chart, &entry).map_err(|err| ledger_error(&entry, &err))?;
     Ok(json_reply(StatusCode::OK, &entry_view(&entry, None, None)))
 }
@@ -112,7 +111,7 @@ pub async fn post_entry(
 /// Posts one entry: 201 when new, 200 when stored before.
 async fn post(state: &AppState, entry: JournalEntry) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let chart = ledger_chart(&state.config);
+    let chart = ledger_chart(&state.config).clone();
     let store = state.store.clone();
     let entries = vec![entry];
     let outcome = blocking(move || {
@@ -311,7 +310,7 @@ pub async fn trial_balance(
     let store = state.store.clone();
     let balances =
         blocking(move || retrying(|| store.trial_balance()).map_err(ledger_store_error)).await?;
-    let chart = ledger_chart(&state.config);
+    let chart = ledger_chart(&state.config).clone();
     Ok(json_reply(
         StatusCode::OK,
         &trial_balance_view(&chart, &balances),
@@ -378,7 +377,7 @@ pub async fn accounts(
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     require(&state, &headers, None, Role::Viewer, now).await?;
-    let chart = ledger_chart(&state.config);
+    let chart = ledger_chart(&state.config).clone();
     let body = wire::Chart {
         accounts: chart
             .accounts
@@ -423,7 +422,7 @@ pub async fn statement(
             return Err(unknown_parameter(&key, "after or limit"));
         }
     }
-    let chart = ledger_chart(&state.config);
+    let chart = ledger_chart(&state.config).clone();
     let account = code
         .parse::<u16>()
         .ok()
@@ -496,7 +495,7 @@ pub async fn export(
     }
     let format = format
         .ok_or_else(|| invalid_query("format", "is required: beancount, hledger, csv or jsonl"))?;
-    let chart = ledger_chart(&state.config);
+    let chart = ledger_chart(&state.config).clone();
     let header_text = export_header(&chart, state.config.shop.currency, format);
     let content_type = match format {
         ExportFormat::Csv => "text/csv; charset=utf-8",
