@@ -22,6 +22,7 @@ mod demo;
 mod eval;
 mod incident;
 mod ingest_cmd;
+mod ledger;
 mod remote;
 mod replay;
 mod serve;
@@ -94,6 +95,8 @@ enum Command {
     Silence(silence::SilenceArgs),
     /// Show what a running server rejected or ignored: its ingest problem log.
     Ingest(ingest_cmd::IngestArgs),
+    /// Read a running server's ledger: trial balance, statements, entries, exports.
+    Ledger(ledger::LedgerArgs),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +134,7 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Change(args) => change::run(args),
         Command::Silence(args) => silence::run(args),
         Command::Ingest(args) => ingest_cmd::run(args),
+        Command::Ledger(args) => ledger::run(args),
     }
 }
 

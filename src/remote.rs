@@ -77,13 +77,34 @@ impl Remote {
         self.send(Method::Post, path, None)
     }
 
-    /// One request; a 4xx or 5xx becomes an error with the server's message and details.
+    /// `GET path` as text (an export), not JSON.
+    pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        self.send_raw(Method::Get, path, None)
+    }
+
+    /// One request into its reply type.
     fn send<R: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<R> {
+        let text = self.send_raw(method, path, body)?;
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} {path}: the server's reply is not what this revloop reads: {text}",
+                method.as_str()
+            )
+        })
+    }
+
+    /// One request; a 4xx or 5xx becomes an error with the server's message and details.
+    fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<String> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let token = self.token.as_deref().context(
             "no token: pass --token or set REVLOOP_TOKEN (create one with `revloop token create`)",
@@ -109,12 +130,7 @@ impl Remote {
             };
             anyhow::bail!("{method} {path}: {} {message}", reply.status);
         }
-        serde_json::from_str(&reply.body).with_context(|| {
-            format!(
-                "{method} {path}: the server's reply is not what this revloop reads: {}",
-                reply.body
-            )
-        })
+        Ok(reply.body)
     }
 }
 

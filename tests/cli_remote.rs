@@ -288,3 +288,159 @@ fn ingest_rejected_and_ignored_show_the_problem_log() {
         text(&refused.stderr)
     );
 }
+
+/// A month of incident bookings as the lifecycle plans them (`plan_booking`: estimates revised
+/// as incidents grow, final figures, a false alarm), posted through the real server's API,
+/// then read back with `revloop ledger`: the trial balance balances and the exports hold every
+/// entry. With `REVLOOP_LEDGER_EXPORT_OUT` set, the Beancount export is also written there, for
+/// CI's `tests/ledger/bean-check` (see `.ci/run`).
+#[test]
+fn a_month_of_bookings_balances_and_exports() {
+    use revloop_core::Timestamp;
+    use revloop_core::ledger::{BookingEvent, LossFigure, RecordedEntry, plan_booking};
+    use revloop_core::money::Money;
+
+    let server = Server::start();
+    let config = Config::parse(Config::example_toml()).unwrap();
+    let chart = &config.ledger.chart;
+    let currency = config.shop.currency;
+    let agent = ureq::Agent::new_with_defaults();
+    let post = |path: &str, body: &serde_json::Value| {
+        let mut reply = agent
+            .post(&format!("{}{path}", server.url))
+            .header("Authorization", &format!("Bearer {}", server.admin))
+            .header("Content-Type", "application/json")
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(body.to_string().as_bytes())
+            .unwrap();
+        let status = reply.status().as_u16();
+        let text = reply.body_mut().read_to_string().unwrap();
+        assert!(status == 201 || status == 200, "{path}: {status} {text}");
+    };
+    // 2026-10-01T00:00:00Z, and a day.
+    let month_start = 1_790_812_800_000_i64;
+    let day = 86_400_000_i64;
+    let mut booked: Vec<RecordedEntry> = Vec::new();
+    let mut n_entries = 0;
+    // (incident, day it opened, estimates in minor units as it grew, how it ended)
+    let incidents: [(i64, i64, &[i64], &str); 6] = [
+        (1, 2, &[12_000, 30_500, 41_250], "final"),
+        (2, 5, &[999], "false_alarm"),
+        (3, 9, &[250_000, 610_075], "final"),
+        (4, 14, &[5_000, 5_000, 7_345], "final"),
+        (5, 21, &[88_800, 120_000], "open"),
+        (6, 27, &[1_234_567], "false_alarm"),
+    ];
+    for (incident, opened_day, estimates, end) in incidents {
+        let figure = |minor: i64| LossFigure {
+            incident,
+            funnel: "checkout".into(),
+            stage: "payment".into(),
+            segment: None,
+            amount: Money::new(minor, currency),
+            inputs_json: format!("{{\"loss_minor\":{minor}}}"),
+        };
+        let mut events: Vec<BookingEvent> = estimates
+            .iter()
+            .map(|minor| BookingEvent::Estimate(figure(*minor)))
+            .collect();
+        match end {
+            "final" => events.push(BookingEvent::Final(figure(*estimates.last().unwrap()))),
+            "false_alarm" => events.push(BookingEvent::FalseAlarm { incident }),
+            _ => {}
+        }
+        for (step, event) in events.iter().enumerate() {
+            let at =
+                Timestamp::from_millis(month_start + opened_day * day + step as i64 * 10 * 60_000);
+            for entry in plan_booking(chart, &booked, event, at) {
+                match &entry.reverses {
+                    Some(original) => {
+                        let body = serde_json::json!({
+                            "id": entry.id,
+                            "effective_at": entry.effective_at.to_string(),
+                        });
+                        post(&format!("/api/v1/ledger/entries/{original}/reverse"), &body);
+                        for recorded in booked.iter_mut() {
+                            if &recorded.entry.id == original {
+                                recorded.reversed_by = Some(entry.id.clone());
+                            }
+                        }
+                    }
+                    None => post("/api/v1/ledger/entries", &entry_body(&entry)),
+                }
+                n_entries += 1;
+                booked.push(RecordedEntry {
+                    entry,
+                    recorded_at: at,
+                    reversed_by: None,
+                });
+            }
+        }
+    }
+    assert!(n_entries >= 20, "a month books some entries: {n_entries}");
+
+    let balance = server.run(&["ledger", "trial-balance"]);
+    assert!(balance.status.success(), "{}", text(&balance.stderr));
+    let table = text(&balance.stdout);
+    assert!(
+        table.contains("balanced") && !table.contains("NOT"),
+        "{table}"
+    );
+    assert!(table.contains("6200"), "{table}");
+
+    let out = server.dir.path().join("month.beancount");
+    let export = server.run(&[
+        "ledger",
+        "export",
+        "--format",
+        "beancount",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let beancount = std::fs::read_to_string(&out).unwrap();
+    assert!(beancount.contains(" * "), "{beancount}");
+    if let Some(path) = std::env::var_os("REVLOOP_LEDGER_EXPORT_OUT") {
+        std::fs::write(&path, &beancount).unwrap();
+    }
+    let jsonl = server.run(&["ledger", "export", "--format", "jsonl"]);
+    assert_eq!(text(&jsonl.stdout).lines().count(), n_entries);
+    let entries = server.run(&["ledger", "entries", "--incident", "3", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&entries.stdout).unwrap();
+    assert!(listed["entries"].as_array().unwrap().len() >= 3, "{listed}");
+    let statement = server.run(&["ledger", "statement", "6200"]);
+    assert!(statement.status.success(), "{}", text(&statement.stderr));
+}
+
+/// A planned entry as the API's body.
+fn entry_body(entry: &revloop_core::ledger::JournalEntry) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = entry
+        .lines
+        .iter()
+        .map(|line| {
+            serde_json::json!({
+                "account": line.account,
+                "account_type": line.account_type.map(|t| t.as_str()),
+                "side": line.side.as_str(),
+                "amount_minor": line.amount_minor,
+                "currency": line.currency.code(),
+                "memo": line.memo,
+            })
+        })
+        .collect();
+    let inputs: Option<serde_json::Value> = entry
+        .link
+        .inputs_json
+        .as_deref()
+        .map(|text| serde_json::from_str(text).unwrap());
+    serde_json::json!({
+        "id": entry.id,
+        "description": entry.description,
+        "effective_at": entry.effective_at.to_string(),
+        "incident": entry.link.incident,
+        "inputs": inputs,
+        "lines": lines,
+    })
+}

@@ -474,7 +474,11 @@ pub async fn statement(
     get, path = "/api/v1/ledger/export", tag = "ledger",
     params(("format" = String, Query, description = "`beancount`, `hledger`, `csv` or `jsonl`")),
     responses(
-        (status = 200, description = "Every entry in recorded order, in the format asked for", content_type = "text/plain", body = String),
+        (status = 200, description = "Every entry in recorded order, in the format asked for: Beancount and hledger as text/plain, CSV as text/csv, JSON Lines as application/x-ndjson", content(
+            (String = "text/plain"),
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+        )),
         (status = 400, description = "The format is missing or unknown, or a parameter unknown", body = revloop_api::ErrorBody),
     ),
     security(("api_token" = ["viewer"])),
@@ -543,16 +547,6 @@ pub async fn export(
 }
 
 fn parse_format(value: &str) -> Result<ExportFormat, ApiError> {
-    Ok(match value {
-        "beancount" => ExportFormat::Beancount,
-        "hledger" => ExportFormat::Hledger,
-        "csv" => ExportFormat::Csv,
-        "jsonl" => ExportFormat::JsonLines,
-        _ => {
-            return Err(invalid_query(
-                "format",
-                "must be beancount, hledger, csv or jsonl",
-            ));
-        }
-    })
+    ExportFormat::parse(value)
+        .ok_or_else(|| invalid_query("format", "must be beancount, hledger, csv or jsonl"))
 }
