@@ -1,7 +1,7 @@
 //! `revloop bench`: measurements, never tests. Each target lives in its own module:
 //! [`ingest`] (sustained ingest against a real `revloop serve` child), [`detect`] (the anomaly
 //! detector's cost per series per minute) and [`incidents`] (an incident step, in the engine
-//! and committed), [`restart`] (a restart from stored detector snapshots against re-deriving
+//! and committed), [`ledger`] (durable ledger postings), [`restart`] (a restart from stored detector snapshots against re-deriving
 //! from history). [`support`] holds what they share: temporary directories and `/proc`
 //! figures. Results are written down with the machine and date (BENCHMARKS.md), never asserted.
 
@@ -9,6 +9,7 @@ mod detect;
 mod disk;
 mod incidents;
 mod ingest;
+mod ledger;
 mod restart;
 mod support;
 
@@ -106,6 +107,15 @@ enum Target {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Durable ledger postings per second: single entries and revision pairs (a reversal and
+    /// a new estimate in one call), on SQLite, or PostgreSQL with --database-url.
+    Ledger {
+        /// Calls measured for each kind.
+        #[arg(long, default_value_t = 1_000)]
+        calls: usize,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -149,5 +159,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             steps,
             database_url,
         } => incidents::run(open, steps, database_url.as_deref()),
+        Target::Ledger {
+            calls,
+            database_url,
+        } => ledger::run(calls, database_url.as_deref()),
     }
 }
