@@ -284,6 +284,13 @@ fn every_rejection_is_a_clear_4xx_and_changes_nothing() {
             "lines[0].colour",
         ),
         (
+            "NUL in the description",
+            with(&|b| b["description"] = json!("loss\u{0}")),
+            400,
+            "invalid_field",
+            "description",
+        ),
+        (
             "bad id",
             with(&|b| b["id"] = json!("has space")),
             400,

@@ -72,6 +72,7 @@ pub fn entry_from_body(
     let description = body
         .description
         .ok_or_else(|| invalid("missing_field", "description", "is required"))?;
+    refuse_nul("description", &description)?;
     let currency = match body.currency {
         Some(code) => parse_currency("currency", &code)?,
         None => shop_currency,
@@ -173,6 +174,9 @@ fn line_from_value(index: usize, value: Value, currency: Currency) -> Result<Lin
             ));
         }
     };
+    if let Some(memo) = &body.memo {
+        refuse_nul(&field("memo"), memo)?;
+    }
     Ok(Line {
         account,
         account_type,
@@ -196,6 +200,14 @@ pub fn check_entry_id(field: &str, id: String) -> Result<String, ApiError> {
         ));
     }
     Ok(id)
+}
+
+/// A text holding NUL, which PostgreSQL cannot store and no description needs.
+fn refuse_nul(field: &str, text: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        return Err(invalid("invalid_field", field, "must not contain NUL"));
+    }
+    Ok(())
 }
 
 fn parse_currency(field: &str, code: &str) -> Result<Currency, ApiError> {

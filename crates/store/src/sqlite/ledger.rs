@@ -72,10 +72,13 @@ impl SqliteStore {
 
     pub(super) fn trial_balance(&self) -> Result<Vec<Balance>, StoreError> {
         self.with_reader(|connection| {
+            // Summed in two halves (see `split_sum`), so that no total can overflow.
             let mut statement = connection.prepare_cached(
                 "SELECT l.account, e.currency,
-                        SUM(CASE WHEN l.side = 'debit' THEN l.amount_minor ELSE 0 END),
-                        SUM(CASE WHEN l.side = 'credit' THEN l.amount_minor ELSE 0 END)
+                        SUM(CASE WHEN l.side = 'debit' THEN l.amount_minor >> 32 ELSE 0 END),
+                        SUM(CASE WHEN l.side = 'debit' THEN l.amount_minor & 4294967295 ELSE 0 END),
+                        SUM(CASE WHEN l.side = 'credit' THEN l.amount_minor >> 32 ELSE 0 END),
+                        SUM(CASE WHEN l.side = 'credit' THEN l.amount_minor & 4294967295 ELSE 0 END)
                  FROM ledger_lines l JOIN ledger_entries e ON e.id = l.entry
                  GROUP BY l.account, e.currency ORDER BY l.account, e.currency",
             )?;
@@ -83,8 +86,8 @@ impl SqliteStore {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, i64>(3)?,
+                    split_sum(row.get(2)?, row.get(3)?),
+                    split_sum(row.get(4)?, row.get(5)?),
                 ))
             })?;
             let mut balances = Vec::new();
@@ -93,8 +96,8 @@ impl SqliteStore {
                 balances.push(Balance {
                     account: parse_account(account)?,
                     currency: parse_currency(&currency)?,
-                    debits: i128::from(debits),
-                    credits: i128::from(credits),
+                    debits,
+                    credits,
                 });
             }
             Ok(balances)
@@ -112,12 +115,16 @@ impl SqliteStore {
                 "SELECT * FROM (
                      SELECT l.seq, l.entry, l.line, e.effective_ms, e.recorded_ms, e.description,
                             l.side, l.amount_minor, e.currency,
-                            SUM(CASE WHEN l.side = 'debit' THEN l.amount_minor
-                                     ELSE -l.amount_minor END)
-                                OVER (PARTITION BY e.currency ORDER BY l.seq, l.line
-                                      ROWS UNBOUNDED PRECEDING)
+                            SUM(CASE WHEN l.side = 'debit' THEN l.amount_minor >> 32
+                                     ELSE -(l.amount_minor >> 32) END)
+                                OVER running,
+                            SUM(CASE WHEN l.side = 'debit' THEN l.amount_minor & 4294967295
+                                     ELSE -(l.amount_minor & 4294967295) END)
+                                OVER running
                      FROM ledger_lines l JOIN ledger_entries e ON e.id = l.entry
                      WHERE l.account = ?1
+                     WINDOW running AS (PARTITION BY e.currency ORDER BY l.seq, l.line
+                                        ROWS UNBOUNDED PRECEDING)
                  ) WHERE seq > ?2 ORDER BY seq, line LIMIT ?3",
             )?;
             let rows = statement.query_map(
@@ -140,7 +147,7 @@ impl SqliteStore {
                             row.get::<_, String>(6)?,
                             row.get::<_, i64>(7)?,
                             row.get::<_, String>(8)?,
-                            row.get::<_, i64>(9)?,
+                            split_sum(row.get(9)?, row.get(10)?),
                         ),
                     ))
                 },
@@ -159,12 +166,19 @@ impl SqliteStore {
                     side: parse_side(&side)?,
                     amount_minor,
                     currency: parse_currency(&currency)?,
-                    balance_minor: i128::from(balance),
+                    balance_minor: balance,
                 });
             }
             Ok(lines)
         })
     }
+}
+
+/// A sum taken in two halves, the high 32 bits and the low 32 bits of each (positive) amount,
+/// put back together. SQLite sums integers in 64 bits and fails on overflow; each half's sum
+/// stays within 64 bits for up to 2^31 lines, and the whole is exact in 128.
+fn split_sum(high: i64, low: i64) -> i128 {
+    (i128::from(high) << 32) + i128::from(low)
 }
 
 /// The posting transaction's statements.

@@ -348,3 +348,28 @@ pub fn two_nodes_post_an_id_once(a: &dyn Store, b: &dyn Store) {
         (0..N_ENTRIES).map(|n| i128::from(100 + n)).sum()
     );
 }
+
+/// Totals past 64 bits are exact: two entries of `i64::MAX` each.
+pub fn ledger_sums_do_not_overflow(store: &dyn Store) {
+    let chart = chart();
+    for id in ["huge-1", "huge-2"] {
+        store
+            .post_ledger_entries(&chart, &[estimate(id, 1, i64::MAX)], at(0))
+            .expect("post");
+    }
+    let twice = 2 * i128::from(i64::MAX);
+    let expense = balances(store)
+        .into_iter()
+        .find(|b| b.account == 6200)
+        .unwrap();
+    assert_eq!((expense.debits, expense.credits), (twice, 0));
+    let liability = store
+        .account_statement(&StatementQuery {
+            account: 2100,
+            after_seq: 0,
+            limit: 10,
+        })
+        .expect("statement");
+    let running: Vec<i128> = liability.iter().map(|l| l.balance_minor).collect();
+    assert_eq!(running, [-i128::from(i64::MAX), -twice]);
+}

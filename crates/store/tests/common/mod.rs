@@ -68,6 +68,7 @@ macro_rules! store_checks {
             ledger_refusals_write_nothing,
             ledger_revision_in_one_call,
             ledger_reads_page,
+            ledger_sums_do_not_overflow,
         );
     };
     ($($name:ident),+ $(,)?) => {
