@@ -259,7 +259,7 @@ fn booking_entry(
         .map(|(dimension, value)| format!(", segment {dimension}={value}"))
         .unwrap_or_default();
     let description = format!(
-        "Revenue loss - {} anomaly (funnel {}{segment}; incident {}, {what})",
+        "Revenue loss - {} anomaly (funnel {}{segment}, incident {}, {what})",
         figure.stage, figure.funnel, figure.incident
     );
     JournalEntry {

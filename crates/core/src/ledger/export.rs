@@ -192,17 +192,25 @@ fn beancount_entry(recorded: &RecordedEntry) -> String {
     out
 }
 
-/// Text for an hledger description or tag value: control characters become spaces, and `;`
-/// (which starts a comment) and `,` (which ends a tag value) become spaces too.
-fn hledger_text(text: &str) -> String {
+/// Text for an hledger description: control characters become spaces and `;` (which would
+/// start a comment) a comma.
+fn hledger_description(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c.is_control() || c == ';' || c == ',' {
-                ' '
-            } else {
-                c
-            }
+        .map(|c| match c {
+            ';' => ',',
+            c if c.is_control() => ' ',
+            c => c,
         })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Text for an hledger tag value: control characters and `,` (which would end the value)
+/// become spaces.
+fn hledger_tag_value(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() || c == ',' { ' ' } else { c })
         .collect::<String>()
         .trim()
         .to_owned()
@@ -230,7 +238,7 @@ fn hledger_header(chart: &Chart, currency: Currency) -> String {
             "account {}  ; type: {}, name: {}{closed}\n",
             hledger_account(account.code),
             hledger_type_letter(account.account_type),
-            hledger_text(&account.name),
+            hledger_tag_value(&account.name),
         ));
     }
     out.push('\n');
@@ -255,7 +263,7 @@ fn hledger_entry(recorded: &RecordedEntry) -> String {
     let mut out = format!(
         "{} * {}  ; {}\n",
         date(entry.effective_at),
-        hledger_text(&entry.description),
+        hledger_description(&entry.description),
         tags.join(", ")
     );
     for line in &entry.lines {
@@ -270,7 +278,7 @@ fn hledger_entry(recorded: &RecordedEntry) -> String {
             line.currency
         ));
         if let Some(memo) = &line.memo {
-            out.push_str(&format!("  ; memo: {}", hledger_text(memo)));
+            out.push_str(&format!("  ; memo: {}", hledger_tag_value(memo)));
         }
         out.push('\n');
     }

@@ -19,7 +19,7 @@ mod chart;
 mod export;
 mod validate;
 
-pub use balance::{imbalance_per_currency, trial_balance};
+pub use balance::{StatementLine, imbalance_per_currency, statement, trial_balance};
 pub use booking::{BookingId, ESTIMATE_REVISE_EVERY, plan_booking};
 pub use chart::{
     ACCOUNT_CODE_MAX, ACCOUNT_CODE_MIN, ACCOUNT_NAME_BYTES_MAX, ACCOUNTS_MAX, Account, AccountType,

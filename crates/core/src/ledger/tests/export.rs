@@ -131,13 +131,13 @@ fn hledger_names_accounts_by_type_and_keeps_each_line_readable() {
     );
     assert!(
         text.contains(
-            "account assets:1100  ; type: A, name: Cash  \"main\"  \\ account, closed: true\n"
+            "account assets:1100  ; type: A, name: Cash  \"main\"; \\ account, closed: true\n"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "2026-11-27 * Quote \" backslash \\ semicolon  comma  new line  ; entry-id: manual:1, recorded-at: 2026-11-27T10:00:00Z\n    expenses:6200  0.05 USD\n    liabilities:2300  -0.05 USD  ; memo: a \"memo\"\n\n"
+            "2026-11-27 * Quote \" backslash \\ semicolon, comma, new line  ; entry-id: manual:1, recorded-at: 2026-11-27T10:00:00Z\n    expenses:6200  0.05 USD\n    liabilities:2300  -0.05 USD  ; memo: a \"memo\"\n\n"
         ),
         "{text}"
     );
