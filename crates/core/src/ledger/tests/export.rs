@@ -181,3 +181,46 @@ fn json_lines_hold_one_entry_each_with_amounts_as_minor_units_and_exact_decimals
     );
     assert_eq!(awkward["incident"], serde_json::Value::Null);
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_entry_exports_in_every_format_and_amounts_read_back_exactly(
+        description in "\\PC{0,40}|[\"\\\\;,\n\r\t =+-]{0,10}",
+        memo in proptest::option::of("\\PC{0,20}"),
+        amount_minor in (i64::MIN + 1)..=i64::MAX,
+        millis in proptest::num::i64::ANY,
+        yen in proptest::bool::ANY,
+    ) {
+        let currency = if yen { Currency::parse("JPY").unwrap() } else { usd() };
+        let decimal = decimal_units(amount_minor, currency);
+        proptest::prop_assert_eq!(
+            crate::money::Money::parse_decimal(&decimal, currency).map(|m| m.minor),
+            Ok(amount_minor)
+        );
+        let mut proposed = entry("p", 1);
+        proposed.description = description.clone();
+        proposed.effective_at = Timestamp::from_millis(millis);
+        for line in &mut proposed.lines {
+            line.amount_minor = amount_minor;
+            line.currency = currency;
+            line.memo = memo.clone();
+        }
+        let held = recorded(proposed);
+        for format in [ExportFormat::Beancount, ExportFormat::Hledger, ExportFormat::Csv] {
+            let text = export_entry(&held, format);
+            proptest::prop_assert!(text.ends_with('\n'));
+            if format != ExportFormat::Csv {
+                // Every line of a Beancount or hledger entry stays its own line.
+                proptest::prop_assert_eq!(text.trim_end().lines().count(), if format == ExportFormat::Beancount {
+                    8 + 2 * usize::from(memo.is_some())
+                } else {
+                    3
+                });
+            }
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&export_entry(&held, ExportFormat::JsonLines)).unwrap();
+        proptest::prop_assert_eq!(json["description"].as_str(), Some(description.as_str()));
+        proptest::prop_assert_eq!(json["lines"][0]["amount"].as_str(), Some(decimal.as_str()));
+    }
+}
