@@ -26,7 +26,8 @@ pub use chart::{
     BookingAccounts, Chart,
 };
 pub use export::{
-    CSV_COLUMNS, beancount_account, decimal_units, export_entry, export_header, hledger_account,
+    AccountNames, CSV_COLUMNS, Exporter, beancount_account, decimal_units, export_entry,
+    export_header, hledger_account,
 };
 pub use validate::{
     LedgerError, Retry, check_retry, check_reversal, is_valid_entry_id, reversal_of, side_sums,

@@ -224,3 +224,46 @@ proptest::proptest! {
         proptest::prop_assert_eq!(json["lines"][0]["amount"].as_str(), Some(decimal.as_str()));
     }
 }
+
+#[test]
+fn an_exporter_can_name_accounts_from_the_chart() {
+    let (chart, entries) = sample();
+    let exporter = Exporter::new(&chart, usd(), ExportFormat::Beancount, AccountNames::Chart);
+    let mut text = exporter.header();
+    for recorded in &entries {
+        text.push_str(&exporter.entry(recorded));
+    }
+    for want in [
+        "1970-01-01 open Liabilities:AccruedRevenueLossEstimates:2300 USD\n",
+        "1970-01-01 open Expenses:LostRevenueExpense:6200 USD\n",
+        "1970-01-01 open Assets:CashMainAccount:1100 USD\n",
+        "  Expenses:LostRevenueExpense:6200  12.34 USD\n",
+    ] {
+        assert!(text.contains(want), "no `{want}` in\n{text}");
+    }
+    let hledger = Exporter::new(&chart, usd(), ExportFormat::Hledger, AccountNames::Chart);
+    assert!(
+        hledger
+            .header()
+            .contains("account income:RecoveredRevenue:4900  ; type: R, name: Recovered Revenue\n")
+    );
+    // By codes, the exporter writes what the two functions write.
+    let by_codes = Exporter::new(&chart, usd(), ExportFormat::Beancount, AccountNames::Codes);
+    assert_eq!(
+        by_codes.header(),
+        export_header(&chart, usd(), ExportFormat::Beancount)
+    );
+    assert_eq!(
+        by_codes.entry(&entries[0]),
+        export_entry(&entries[0], ExportFormat::Beancount)
+    );
+    // A name without ASCII letters or digits leaves the code alone.
+    let mut odd = chart.clone();
+    odd.accounts[0].name = "—".to_owned();
+    let odd_exporter = Exporter::new(&odd, usd(), ExportFormat::Beancount, AccountNames::Chart);
+    assert!(
+        odd_exporter
+            .header()
+            .contains("open Liabilities:2300 USD\n")
+    );
+}
