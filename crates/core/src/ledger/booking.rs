@@ -176,7 +176,7 @@ pub fn plan_booking(
             .filter_map(|(id, _)| is_kind(id))
             .max()
             .unwrap_or(0)
-            + 1
+            .saturating_add(1)
     };
     match target {
         Target::Nothing => {}

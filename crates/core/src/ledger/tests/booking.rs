@@ -265,3 +265,43 @@ fn a_statement_runs_the_balance_line_by_line() {
     );
     assert_eq!(running(4900), vec![]);
 }
+
+#[test]
+fn closing_an_account_never_strands_an_estimate() {
+    let mut books = Books::default();
+    books.step(BookingEvent::Estimate(figure(9, 500)), 0);
+    let mut chart = Chart::runbook();
+    chart.accounts.push(Account {
+        code: 2310,
+        name: "Accrued Estimates, New".to_owned(),
+        account_type: AccountType::Liability,
+        closed: false,
+    });
+    chart
+        .accounts
+        .iter_mut()
+        .find(|a| a.code == 2300)
+        .unwrap()
+        .closed = true;
+    chart.booking.accrued_estimates = 2310;
+    let plan = plan_booking(
+        &chart,
+        &books.entries,
+        &BookingEvent::Estimate(figure(9, 700)),
+        T0,
+    );
+    let ids: Vec<&str> = plan.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["inc-9-rev-1", "inc-9-est-2"]);
+    // The reversal takes back the old accrual, closed as it is.
+    assert_eq!(plan[0].lines[1].account, 2300);
+    assert_eq!(plan[0].lines[1].side, Side::Debit);
+    assert_eq!(plan[1].lines[1].account, 2310);
+    for entry in &plan {
+        assert_eq!(
+            validate_revenue_transaction(&chart, entry),
+            Ok(()),
+            "{}",
+            entry.id
+        );
+    }
+}
