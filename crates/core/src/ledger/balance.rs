@@ -44,3 +44,45 @@ pub fn imbalance_per_currency(balances: &[Balance]) -> BTreeMap<Currency, i128> 
     }
     net
 }
+
+/// One line of an account statement: a posting to the account and the balance after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementLine<'a> {
+    pub entry: &'a RecordedEntry,
+    /// The line's index in its entry.
+    pub line: usize,
+    pub side: Side,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    /// Debits less credits of the account in this currency, this line included.
+    pub running_net_debit: i128,
+}
+
+/// The statement of `account`: every line posted to it, in the order of `entries` (recorded
+/// order), with the running balance per currency (debits less credits; an account whose
+/// normal balance is credit runs negative).
+pub fn statement(entries: &[RecordedEntry], account: u16) -> Vec<StatementLine<'_>> {
+    let mut running: BTreeMap<Currency, i128> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for recorded in entries {
+        for (index, line) in recorded.entry.lines.iter().enumerate() {
+            if line.account != account {
+                continue;
+            }
+            let balance = running.entry(line.currency).or_default();
+            match line.side {
+                Side::Debit => *balance += i128::from(line.amount_minor),
+                Side::Credit => *balance -= i128::from(line.amount_minor),
+            }
+            lines.push(StatementLine {
+                entry: recorded,
+                line: index,
+                side: line.side,
+                amount_minor: line.amount_minor,
+                currency: line.currency,
+                running_net_debit: *balance,
+            });
+        }
+    }
+    lines
+}

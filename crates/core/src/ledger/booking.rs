@@ -176,7 +176,7 @@ pub fn plan_booking(
             .filter_map(|(id, _)| is_kind(id))
             .max()
             .unwrap_or(0)
-            + 1
+            .saturating_add(1)
     };
     match target {
         Target::Nothing => {}
@@ -259,7 +259,7 @@ fn booking_entry(
         .map(|(dimension, value)| format!(", segment {dimension}={value}"))
         .unwrap_or_default();
     let description = format!(
-        "Revenue loss - {} anomaly (funnel {}{segment}; incident {}, {what})",
+        "Revenue loss - {} anomaly (funnel {}{segment}, incident {}, {what})",
         figure.stage, figure.funnel, figure.incident
     );
     JournalEntry {

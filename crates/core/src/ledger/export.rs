@@ -1,12 +1,14 @@
-//! The ledger as text other tools read: Beancount (checked by `bean-check` in CI), an hledger
-//! journal, CSV (a row per line) and JSON Lines (an object per entry).
+//! The ledger as text other tools read: Beancount (it passes `bean-check`), an hledger journal
+//! (it passes `hledger check -s`), CSV (a row per line) and JSON Lines (an object per entry).
 //!
-//! An export is streamed: [`export_header`] once, then [`export_entry`] for each entry in
-//! recorded order, so the store never holds the whole ledger in memory. Accounts are named by
-//! their code alone (`Expenses:6200`): the code is an account's identity, so renaming it in
-//! the chart never splits its history across two names, and each entry can be written without
-//! the chart. The names the chart gives them are on the `open` directives. Amounts are decimal
-//! units of the currency, converted exactly from minor units.
+//! An export is streamed: a header once, then each entry in recorded order, so the store never
+//! holds the whole ledger in memory. By default accounts are named by their code alone
+//! (`Expenses:6200`): the code is an account's identity, so renaming it in the chart never
+//! splits its history across two names, and each entry can be written without the chart
+//! ([`export_header`], [`export_entry`]); the chart's names are on the `open` directives. An
+//! [`Exporter`] with [`AccountNames::Chart`] puts the names in the accounts too
+//! (`Expenses:LostRevenueExpense:6200`). Amounts are decimal units of the currency, converted
+//! exactly from minor units.
 
 use serde::Serialize;
 
@@ -20,24 +22,135 @@ const OPEN_DATE: &str = "1970-01-01";
 
 /// What an export starts with (Beancount/hledger: option lines and `open` directives for the
 /// chart; CSV: the header row; JSON Lines: nothing). Streamed exports write this once, then
-/// [`export_entry`] for each entry in recorded order.
+/// [`export_entry`] for each entry in recorded order. Accounts are named by their codes
+/// ([`AccountNames::Codes`]); [`Exporter`] writes the chart's names too.
 pub fn export_header(chart: &Chart, currency: Currency, format: ExportFormat) -> String {
-    match format {
-        ExportFormat::Beancount => beancount_header(chart, currency),
-        ExportFormat::Hledger => hledger_header(chart, currency),
-        ExportFormat::Csv => format!("{}\n", CSV_COLUMNS.join(",")),
-        ExportFormat::JsonLines => String::new(),
+    Exporter::new(chart, currency, format, AccountNames::Codes).header()
+}
+
+/// One entry in `format`, ending with a newline (Beancount and hledger: and a blank line),
+/// accounts named by their codes, to follow [`export_header`].
+pub fn export_entry(entry: &RecordedEntry, format: ExportFormat) -> String {
+    write_entry(entry, format, Naming::Codes)
+}
+
+/// How a Beancount or hledger export names an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountNames {
+    /// `Expenses:6200`: stable when an account is renamed, and writable without the chart.
+    Codes,
+    /// `Expenses:LostRevenueExpense:6200`: the chart's name (ASCII letters and digits, in
+    /// CamelCase) between the type's root and the code, easier to read in Fava or hledger.
+    Chart,
+}
+
+/// An export of one format, currency and naming: its [`Exporter::header`] once, then
+/// [`Exporter::entry`] for each entry in recorded order.
+#[derive(Debug, Clone, Copy)]
+pub struct Exporter<'a> {
+    chart: &'a Chart,
+    currency: Currency,
+    format: ExportFormat,
+    names: AccountNames,
+}
+
+impl<'a> Exporter<'a> {
+    pub fn new(
+        chart: &'a Chart,
+        currency: Currency,
+        format: ExportFormat,
+        names: AccountNames,
+    ) -> Exporter<'a> {
+        Exporter {
+            chart,
+            currency,
+            format,
+            names,
+        }
+    }
+
+    fn naming(&self) -> Naming<'a> {
+        match self.names {
+            AccountNames::Codes => Naming::Codes,
+            AccountNames::Chart => Naming::Chart(self.chart),
+        }
+    }
+
+    pub fn header(&self) -> String {
+        match self.format {
+            ExportFormat::Beancount => beancount_header(self.chart, self.currency, self.naming()),
+            ExportFormat::Hledger => hledger_header(self.chart, self.currency, self.naming()),
+            ExportFormat::Csv => format!("{}\n", CSV_COLUMNS.join(",")),
+            ExportFormat::JsonLines => String::new(),
+        }
+    }
+
+    pub fn entry(&self, entry: &RecordedEntry) -> String {
+        write_entry(entry, self.format, self.naming())
     }
 }
 
-/// One entry in `format`, ending with a newline (Beancount and hledger: and a blank line).
-pub fn export_entry(entry: &RecordedEntry, format: ExportFormat) -> String {
+fn write_entry(entry: &RecordedEntry, format: ExportFormat, naming: Naming) -> String {
     match format {
-        ExportFormat::Beancount => beancount_entry(entry),
-        ExportFormat::Hledger => hledger_entry(entry),
+        ExportFormat::Beancount => beancount_entry(entry, naming),
+        ExportFormat::Hledger => hledger_entry(entry, naming),
         ExportFormat::Csv => csv_entry(entry),
         ExportFormat::JsonLines => json_entry(entry),
     }
+}
+
+/// [`AccountNames`] with the chart at hand.
+#[derive(Debug, Clone, Copy)]
+enum Naming<'a> {
+    Codes,
+    Chart(&'a Chart),
+}
+
+impl Naming<'_> {
+    /// The path below the type's root: `6200` or `LostRevenueExpense:6200`.
+    fn below_root(self, code: u16) -> String {
+        let name = match self {
+            Naming::Codes => String::new(),
+            Naming::Chart(chart) => chart
+                .account(code)
+                .map(|a| camel_case(&a.name))
+                .unwrap_or_default(),
+        };
+        if name.is_empty() {
+            code.to_string()
+        } else {
+            format!("{name}:{code}")
+        }
+    }
+
+    fn beancount(self, code: u16) -> String {
+        format!(
+            "{}:{}",
+            account_type(code).beancount_root(),
+            self.below_root(code)
+        )
+    }
+
+    fn hledger(self, code: u16) -> String {
+        format!(
+            "{}:{}",
+            account_type(code).beancount_root().to_ascii_lowercase(),
+            self.below_root(code)
+        )
+    }
+}
+
+/// `Accrued Revenue-Loss Estimates` as `AccruedRevenueLossEstimates`: ASCII letters and
+/// digits only, each word capitalised, so that it is a valid Beancount account component.
+fn camel_case(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            let first = chars.next().expect("words are not empty");
+            format!("{}{}", first.to_ascii_uppercase(), chars.as_str())
+        })
+        .collect()
 }
 
 impl ExportFormat {
@@ -87,17 +200,14 @@ fn account_type(code: u16) -> AccountType {
     AccountType::of_code(code).unwrap_or(AccountType::Equity)
 }
 
-/// `Expenses:6200`.
+/// `Expenses:6200`: an account in a Beancount export named by codes.
 pub fn beancount_account(code: u16) -> String {
-    format!("{}:{code}", account_type(code).beancount_root())
+    Naming::Codes.beancount(code)
 }
 
-/// `expenses:6200`.
+/// `expenses:6200`: an account in an hledger export named by codes.
 pub fn hledger_account(code: u16) -> String {
-    format!(
-        "{}:{code}",
-        account_type(code).beancount_root().to_ascii_lowercase()
-    )
+    Naming::Codes.hledger(code)
 }
 
 /// The UTC date of an instant, `YYYY-MM-DD`.
@@ -122,7 +232,7 @@ fn beancount_string(text: &str) -> String {
     quoted
 }
 
-fn beancount_header(chart: &Chart, currency: Currency) -> String {
+fn beancount_header(chart: &Chart, currency: Currency, naming: Naming) -> String {
     let mut out = String::from("; revloop ledger export (Beancount)\n");
     out.push_str(&format!(
         "option \"operating_currency\" {}\n\n",
@@ -131,7 +241,7 @@ fn beancount_header(chart: &Chart, currency: Currency) -> String {
     for account in &chart.accounts {
         out.push_str(&format!(
             "{OPEN_DATE} open {} {currency}\n  name: {}\n  account-type: {}\n",
-            beancount_account(account.code),
+            naming.beancount(account.code),
             beancount_string(&account.name),
             beancount_string(account.account_type.as_str()),
         ));
@@ -144,7 +254,7 @@ fn beancount_header(chart: &Chart, currency: Currency) -> String {
     out
 }
 
-fn beancount_entry(recorded: &RecordedEntry) -> String {
+fn beancount_entry(recorded: &RecordedEntry, naming: Naming) -> String {
     let entry = &recorded.entry;
     let mut out = format!(
         "{} * {}",
@@ -180,7 +290,7 @@ fn beancount_entry(recorded: &RecordedEntry) -> String {
         };
         out.push_str(&format!(
             "  {}  {} {}\n",
-            beancount_account(line.account),
+            naming.beancount(line.account),
             decimal_units(signed, line.currency),
             line.currency
         ));
@@ -192,17 +302,25 @@ fn beancount_entry(recorded: &RecordedEntry) -> String {
     out
 }
 
-/// Text for an hledger description or tag value: control characters become spaces, and `;`
-/// (which starts a comment) and `,` (which ends a tag value) become spaces too.
-fn hledger_text(text: &str) -> String {
+/// Text for an hledger description: control characters become spaces and `;` (which would
+/// start a comment) a comma.
+fn hledger_description(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c.is_control() || c == ';' || c == ',' {
-                ' '
-            } else {
-                c
-            }
+        .map(|c| match c {
+            ';' => ',',
+            c if c.is_control() => ' ',
+            c => c,
         })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Text for an hledger tag value: control characters and `,` (which would end the value)
+/// become spaces.
+fn hledger_tag_value(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() || c == ',' { ' ' } else { c })
         .collect::<String>()
         .trim()
         .to_owned()
@@ -218,7 +336,7 @@ fn hledger_type_letter(account_type: AccountType) -> char {
     }
 }
 
-fn hledger_header(chart: &Chart, currency: Currency) -> String {
+fn hledger_header(chart: &Chart, currency: Currency, naming: Naming) -> String {
     let mut out = String::from("; revloop ledger export (hledger journal)\n");
     out.push_str(&format!(
         "commodity {} {currency}\n\n",
@@ -228,16 +346,16 @@ fn hledger_header(chart: &Chart, currency: Currency) -> String {
         let closed = if account.closed { ", closed: true" } else { "" };
         out.push_str(&format!(
             "account {}  ; type: {}, name: {}{closed}\n",
-            hledger_account(account.code),
+            naming.hledger(account.code),
             hledger_type_letter(account.account_type),
-            hledger_text(&account.name),
+            hledger_tag_value(&account.name),
         ));
     }
     out.push('\n');
     out
 }
 
-fn hledger_entry(recorded: &RecordedEntry) -> String {
+fn hledger_entry(recorded: &RecordedEntry, naming: Naming) -> String {
     let entry = &recorded.entry;
     let mut tags = vec![
         format!("entry-id: {}", entry.id),
@@ -255,7 +373,7 @@ fn hledger_entry(recorded: &RecordedEntry) -> String {
     let mut out = format!(
         "{} * {}  ; {}\n",
         date(entry.effective_at),
-        hledger_text(&entry.description),
+        hledger_description(&entry.description),
         tags.join(", ")
     );
     for line in &entry.lines {
@@ -265,12 +383,12 @@ fn hledger_entry(recorded: &RecordedEntry) -> String {
         };
         out.push_str(&format!(
             "    {}  {} {}",
-            hledger_account(line.account),
+            naming.hledger(line.account),
             decimal_units(signed, line.currency),
             line.currency
         ));
         if let Some(memo) = &line.memo {
-            out.push_str(&format!("  ; memo: {}", hledger_text(memo)));
+            out.push_str(&format!("  ; memo: {}", hledger_tag_value(memo)));
         }
         out.push('\n');
     }

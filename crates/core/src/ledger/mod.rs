@@ -19,14 +19,15 @@ mod chart;
 mod export;
 mod validate;
 
-pub use balance::{imbalance_per_currency, trial_balance};
+pub use balance::{StatementLine, imbalance_per_currency, statement, trial_balance};
 pub use booking::{BookingId, ESTIMATE_REVISE_EVERY, plan_booking};
 pub use chart::{
     ACCOUNT_CODE_MAX, ACCOUNT_CODE_MIN, ACCOUNT_NAME_BYTES_MAX, ACCOUNTS_MAX, Account, AccountType,
     BookingAccounts, Chart,
 };
 pub use export::{
-    CSV_COLUMNS, beancount_account, decimal_units, export_entry, export_header, hledger_account,
+    AccountNames, CSV_COLUMNS, Exporter, beancount_account, decimal_units, export_entry,
+    export_header, hledger_account,
 };
 pub use validate::{
     LedgerError, Retry, check_retry, check_reversal, is_valid_entry_id, reversal_of, side_sums,

@@ -138,8 +138,12 @@ pub fn validate_revenue_transaction(
         return Err(LedgerError::TooManyLines(entry.lines.len()));
     }
     let currency = entry.lines[0].currency;
+    // A reversal may post to a closed account: it takes back what the account holds, so that
+    // closing an account never strands an estimate. The store's `check_reversal` makes sure
+    // it mirrors an entry that was posted.
+    let closed_ok = entry.reverses.is_some();
     for (index, line) in entry.lines.iter().enumerate() {
-        check_line(chart, currency, index, line)?;
+        check_line(chart, currency, index, line, closed_ok)?;
     }
     let (debits, credits) = side_sums(&entry.lines)?;
     if debits != credits {
@@ -194,6 +198,7 @@ fn check_line(
     currency: Currency,
     index: usize,
     line: &Line,
+    closed_ok: bool,
 ) -> Result<(), LedgerError> {
     if line.amount_minor <= 0 {
         return Err(LedgerError::NonPositiveAmount { line: index });
@@ -207,7 +212,7 @@ fn check_line(
     let account = chart
         .account(line.account)
         .ok_or(LedgerError::UnknownAccount(line.account))?;
-    if account.closed {
+    if account.closed && !closed_ok {
         return Err(LedgerError::ClosedAccount(line.account));
     }
     if let Some(stated) = line.account_type {

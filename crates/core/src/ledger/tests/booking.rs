@@ -212,7 +212,7 @@ fn a_booking_entry_says_what_it_is_and_links_its_inputs() {
     let entry = &plan[0];
     assert_eq!(
         entry.description,
-        "Revenue loss - payment anomaly (funnel checkout, segment device=desktop; incident 42, estimate 1)"
+        "Revenue loss - payment anomaly (funnel checkout, segment device=desktop, incident 42, estimate 1)"
     );
     assert_eq!(entry.link.incident, Some(42));
     assert_eq!(
@@ -227,4 +227,81 @@ fn a_booking_entry_says_what_it_is_and_links_its_inputs() {
     long.stage = "s".repeat(DESCRIPTION_BYTES_MAX);
     let plan = plan_booking(&Chart::runbook(), &[], &BookingEvent::Estimate(long), T0);
     assert_eq!(plan[0].description.len(), DESCRIPTION_BYTES_MAX);
+}
+
+#[test]
+fn a_statement_runs_the_balance_line_by_line() {
+    let mut books = Books::default();
+    books.step(BookingEvent::Estimate(figure(42, 1200)), 0);
+    books.step(BookingEvent::Estimate(figure(42, 3000)), 5);
+    books.step(BookingEvent::Final(figure(42, 3500)), 10);
+    let running = |account| -> Vec<(String, Side, i64, i128)> {
+        statement(&books.entries, account)
+            .iter()
+            .map(|l| {
+                (
+                    l.entry.entry.id.clone(),
+                    l.side,
+                    l.amount_minor,
+                    l.running_net_debit,
+                )
+            })
+            .collect()
+    };
+    let row = |id: &str, side, amount, net| (id.to_owned(), side, amount, net);
+    assert_eq!(
+        running(6200),
+        vec![
+            row("inc-42-est-1", Side::Debit, 1200, 1200),
+            row("inc-42-rev-1", Side::Credit, 1200, 0),
+            row("inc-42-est-2", Side::Debit, 3000, 3000),
+            row("inc-42-rev-2", Side::Credit, 3000, 0),
+            row("inc-42-final", Side::Debit, 3500, 3500),
+        ]
+    );
+    assert_eq!(
+        running(3900),
+        vec![row("inc-42-final", Side::Credit, 3500, -3500)]
+    );
+    assert_eq!(running(4900), vec![]);
+}
+
+#[test]
+fn closing_an_account_never_strands_an_estimate() {
+    let mut books = Books::default();
+    books.step(BookingEvent::Estimate(figure(9, 500)), 0);
+    let mut chart = Chart::runbook();
+    chart.accounts.push(Account {
+        code: 2310,
+        name: "Accrued Estimates, New".to_owned(),
+        account_type: AccountType::Liability,
+        closed: false,
+    });
+    chart
+        .accounts
+        .iter_mut()
+        .find(|a| a.code == 2300)
+        .unwrap()
+        .closed = true;
+    chart.booking.accrued_estimates = 2310;
+    let plan = plan_booking(
+        &chart,
+        &books.entries,
+        &BookingEvent::Estimate(figure(9, 700)),
+        T0,
+    );
+    let ids: Vec<&str> = plan.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["inc-9-rev-1", "inc-9-est-2"]);
+    // The reversal takes back the old accrual, closed as it is.
+    assert_eq!(plan[0].lines[1].account, 2300);
+    assert_eq!(plan[0].lines[1].side, Side::Debit);
+    assert_eq!(plan[1].lines[1].account, 2310);
+    for entry in &plan {
+        assert_eq!(
+            validate_revenue_transaction(&chart, entry),
+            Ok(()),
+            "{}",
+            entry.id
+        );
+    }
 }

@@ -131,13 +131,13 @@ fn hledger_names_accounts_by_type_and_keeps_each_line_readable() {
     );
     assert!(
         text.contains(
-            "account assets:1100  ; type: A, name: Cash  \"main\"  \\ account, closed: true\n"
+            "account assets:1100  ; type: A, name: Cash  \"main\"; \\ account, closed: true\n"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "2026-11-27 * Quote \" backslash \\ semicolon  comma  new line  ; entry-id: manual:1, recorded-at: 2026-11-27T10:00:00Z\n    expenses:6200  0.05 USD\n    liabilities:2300  -0.05 USD  ; memo: a \"memo\"\n\n"
+            "2026-11-27 * Quote \" backslash \\ semicolon, comma, new line  ; entry-id: manual:1, recorded-at: 2026-11-27T10:00:00Z\n    expenses:6200  0.05 USD\n    liabilities:2300  -0.05 USD  ; memo: a \"memo\"\n\n"
         ),
         "{text}"
     );
@@ -180,4 +180,90 @@ fn json_lines_hold_one_entry_each_with_amounts_as_minor_units_and_exact_decimals
         "Quote \" backslash \\ semicolon; comma, new\nline"
     );
     assert_eq!(awkward["incident"], serde_json::Value::Null);
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_entry_exports_in_every_format_and_amounts_read_back_exactly(
+        description in "\\PC{0,40}|[\"\\\\;,\n\r\t =+-]{0,10}",
+        memo in proptest::option::of("\\PC{0,20}"),
+        amount_minor in (i64::MIN + 1)..=i64::MAX,
+        millis in proptest::num::i64::ANY,
+        yen in proptest::bool::ANY,
+    ) {
+        let currency = if yen { Currency::parse("JPY").unwrap() } else { usd() };
+        let decimal = decimal_units(amount_minor, currency);
+        proptest::prop_assert_eq!(
+            crate::money::Money::parse_decimal(&decimal, currency).map(|m| m.minor),
+            Ok(amount_minor)
+        );
+        let mut proposed = entry("p", 1);
+        proposed.description = description.clone();
+        proposed.effective_at = Timestamp::from_millis(millis);
+        for line in &mut proposed.lines {
+            line.amount_minor = amount_minor;
+            line.currency = currency;
+            line.memo = memo.clone();
+        }
+        let held = recorded(proposed);
+        for format in [ExportFormat::Beancount, ExportFormat::Hledger, ExportFormat::Csv] {
+            let text = export_entry(&held, format);
+            proptest::prop_assert!(text.ends_with('\n'));
+            if format != ExportFormat::Csv {
+                // Every line of a Beancount or hledger entry stays its own line.
+                proptest::prop_assert_eq!(text.trim_end().lines().count(), if format == ExportFormat::Beancount {
+                    8 + 2 * usize::from(memo.is_some())
+                } else {
+                    3
+                });
+            }
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&export_entry(&held, ExportFormat::JsonLines)).unwrap();
+        proptest::prop_assert_eq!(json["description"].as_str(), Some(description.as_str()));
+        proptest::prop_assert_eq!(json["lines"][0]["amount"].as_str(), Some(decimal.as_str()));
+    }
+}
+
+#[test]
+fn an_exporter_can_name_accounts_from_the_chart() {
+    let (chart, entries) = sample();
+    let exporter = Exporter::new(&chart, usd(), ExportFormat::Beancount, AccountNames::Chart);
+    let mut text = exporter.header();
+    for recorded in &entries {
+        text.push_str(&exporter.entry(recorded));
+    }
+    for want in [
+        "1970-01-01 open Liabilities:AccruedRevenueLossEstimates:2300 USD\n",
+        "1970-01-01 open Expenses:LostRevenueExpense:6200 USD\n",
+        "1970-01-01 open Assets:CashMainAccount:1100 USD\n",
+        "  Expenses:LostRevenueExpense:6200  12.34 USD\n",
+    ] {
+        assert!(text.contains(want), "no `{want}` in\n{text}");
+    }
+    let hledger = Exporter::new(&chart, usd(), ExportFormat::Hledger, AccountNames::Chart);
+    assert!(
+        hledger
+            .header()
+            .contains("account income:RecoveredRevenue:4900  ; type: R, name: Recovered Revenue\n")
+    );
+    // By codes, the exporter writes what the two functions write.
+    let by_codes = Exporter::new(&chart, usd(), ExportFormat::Beancount, AccountNames::Codes);
+    assert_eq!(
+        by_codes.header(),
+        export_header(&chart, usd(), ExportFormat::Beancount)
+    );
+    assert_eq!(
+        by_codes.entry(&entries[0]),
+        export_entry(&entries[0], ExportFormat::Beancount)
+    );
+    // A name without ASCII letters or digits leaves the code alone.
+    let mut odd = chart.clone();
+    odd.accounts[0].name = "—".to_owned();
+    let odd_exporter = Exporter::new(&odd, usd(), ExportFormat::Beancount, AccountNames::Chart);
+    assert!(
+        odd_exporter
+            .header()
+            .contains("open Liabilities:2300 USD\n")
+    );
 }

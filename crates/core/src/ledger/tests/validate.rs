@@ -135,6 +135,14 @@ fn every_rejection_is_its_enumerated_error() {
     check(|e| e.lines[1].account = 2301, Err(UnknownAccount(2301)));
     check(|e| e.lines[1].account = 42, Err(UnknownAccount(42)));
     check(|e| e.lines[1].account = 1999, Err(ClosedAccount(1999)));
+    // A reversal takes back what a closed account holds.
+    check(
+        |e| {
+            e.lines[1].account = 1999;
+            e.reverses = Some("inc-42-est-0".to_owned());
+        },
+        Ok(()),
+    );
     check(
         |e| e.lines[0].amount_minor = 0,
         Err(NonPositiveAmount { line: 0 }),
