@@ -54,6 +54,10 @@ enum LedgerCommand {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Beancount and hledger: name accounts by the chart's names too
+        /// (`Expenses:LostRevenueExpense:6200`) rather than by code alone (`Expenses:6200`).
+        #[arg(long)]
+        chart_names: bool,
     },
 }
 
@@ -118,10 +122,18 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
                 }
             })
         }
-        LedgerCommand::Export { format, out } => {
+        LedgerCommand::Export {
+            format,
+            out,
+            chart_names,
+        } => {
+            let names = if chart_names { "chart" } else { "codes" };
             let path = with_query(
                 "/api/v1/ledger/export",
-                &[("format", format.as_str().to_owned())],
+                &[
+                    ("format", format.as_str().to_owned()),
+                    ("names", names.to_owned()),
+                ],
             );
             let text = remote.get_text(&path)?;
             match out {

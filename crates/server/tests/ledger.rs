@@ -382,6 +382,15 @@ fn exports_stream_every_entry() {
     assert!(beancount.contains("e1"), "{beancount}");
     let csv = get_text("csv");
     assert!(csv.as_str().unwrap().lines().count() >= 4, "{csv}");
+    let named = server.get(
+        "/api/v1/ledger/export?format=beancount&names=chart",
+        &server.viewer,
+    );
+    let named = named.body.as_str().unwrap().to_owned();
+    assert!(
+        named.contains("Expenses:LostRevenueExpense:6200"),
+        "{named}"
+    );
     let bad = server.get("/api/v1/ledger/export?format=xml", &server.viewer);
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert_eq!(bad.body["error"]["details"][0]["field"], "format");

@@ -8,6 +8,8 @@
 //! booking in the shop's accounts, not an incident action. The incident lifecycle books on
 //! the server's own authority, not through this API.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -17,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use revloop_api::ledger as wire;
 use revloop_core::Config;
 use revloop_core::ledger::{
-    Balance, Chart, ENTRY_ID_BYTES_MAX, ExportFormat, JournalEntry, export_entry, export_header,
+    AccountNames, Balance, Chart, ENTRY_ID_BYTES_MAX, ExportFormat, Exporter, JournalEntry,
     reversal_of, validate_revenue_transaction,
 };
 use revloop_core::money::Currency;
@@ -472,14 +474,17 @@ pub async fn statement(
 /// `GET /api/v1/ledger/export?format=`: the whole ledger, streamed a page at a time.
 #[utoipa::path(
     get, path = "/api/v1/ledger/export", tag = "ledger",
-    params(("format" = String, Query, description = "`beancount`, `hledger`, `csv` or `jsonl`")),
+    params(
+        ("format" = String, Query, description = "`beancount`, `hledger`, `csv` or `jsonl`"),
+        ("names" = Option<String>, Query, description = "How Beancount and hledger name accounts: `codes` (`Expenses:6200`, the default) or `chart` (`Expenses:LostRevenueExpense:6200`)"),
+    ),
     responses(
         (status = 200, description = "Every entry in recorded order, in the format asked for: Beancount and hledger as text/plain, CSV as text/csv, JSON Lines as application/x-ndjson", content(
             (String = "text/plain"),
             (String = "text/csv"),
             (String = "application/x-ndjson"),
         )),
-        (status = 400, description = "The format is missing or unknown, or a parameter unknown", body = revloop_api::ErrorBody),
+        (status = 400, description = "The format is missing or unknown, `names` unknown, or a parameter unknown", body = revloop_api::ErrorBody),
     ),
     security(("api_token" = ["viewer"])),
 )]
@@ -491,16 +496,25 @@ pub async fn export(
     let now = state.clock.now();
     require(&state, &headers, None, Role::Viewer, now).await?;
     let mut format = None;
+    let mut names = AccountNames::Codes;
     for (key, value) in params {
         match key.as_str() {
             "format" => format = Some(parse_format(&value)?),
-            other => return Err(unknown_parameter(other, "format")),
+            "names" => {
+                names = match value.as_str() {
+                    "codes" => AccountNames::Codes,
+                    "chart" => AccountNames::Chart,
+                    _ => return Err(invalid_query("names", "must be codes or chart")),
+                }
+            }
+            other => return Err(unknown_parameter(other, "format or names")),
         }
     }
     let format = format
         .ok_or_else(|| invalid_query("format", "is required: beancount, hledger, csv or jsonl"))?;
-    let chart = ledger_chart(&state.config).clone();
-    let header_text = export_header(&chart, state.config.shop.currency, format);
+    let chart = Arc::new(ledger_chart(&state.config).clone());
+    let currency = state.config.shop.currency;
+    let header_text = Exporter::new(&chart, currency, format, names).header();
     let content_type = match format {
         ExportFormat::Csv => "text/csv; charset=utf-8",
         ExportFormat::JsonLines => "application/x-ndjson",
@@ -509,6 +523,7 @@ pub async fn export(
     let store = state.store.clone();
     let pages = futures_util::stream::unfold(Some(0_i64), move |after| {
         let store = store.clone();
+        let chart = chart.clone();
         async move {
             let after = after?;
             let query = LedgerQuery {
@@ -522,9 +537,10 @@ pub async fn export(
             match read {
                 Ok(Ok(rows)) => {
                     let next = next_after(rows.len(), LEDGER_PAGE_MAX, rows.last().map(|r| r.seq));
+                    let exporter = Exporter::new(&chart, currency, format, names);
                     let text: String = rows
                         .iter()
-                        .map(|row| export_entry(&row.recorded, format))
+                        .map(|row| exporter.entry(&row.recorded))
                         .collect();
                     Some((Ok::<_, std::io::Error>(Bytes::from(text)), next))
                 }
