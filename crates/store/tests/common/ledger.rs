@@ -373,3 +373,118 @@ pub fn ledger_sums_do_not_overflow(store: &dyn Store) {
     let running: Vec<i128> = liability.iter().map(|l| l.balance_minor).collect();
     assert_eq!(running, [-i128::from(i64::MAX), -twice]);
 }
+
+/// One step of a random ledger history.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Post an estimate under id `n` (of a small pool, so ids repeat) for `minor`.
+    Post { n: u8, minor: i64 },
+    /// Reverse the entry with id `n`, under the reversal id `r` (of a small pool).
+    Reverse { n: u8, r: u8 },
+}
+
+fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (
+            0..6_u8,
+            prop_oneof![Just(500_i64), Just(700), 1..1_000_000_i64]
+        )
+            .prop_map(|(n, minor)| Op::Post { n, minor }),
+        (0..6_u8, 0..3_u8).prop_map(|(n, r)| Op::Reverse { n, r }),
+    ]
+}
+
+/// Any sequence of posts, retries, conflicts and reversals, posted one call at a time: the
+/// books balance after every call, a refused call changes nothing, each reversal nets its
+/// entry to zero, and replaying the whole sequence changes nothing at all.
+pub fn ledger_random_histories_balance(store: &dyn Store) {
+    use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+    let chart = chart();
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let case = std::cell::Cell::new(0_u32);
+    let strategy = proptest::collection::vec(op_strategy(), 1..24);
+    runner
+        .run(&strategy, |ops| {
+            // Ids of their own per case: one store serves every case.
+            let prefix = format!("c{}", case.get());
+            case.set(case.get() + 1);
+            let id = |n: u8| format!("{prefix}-e{n}");
+            let entry_of = |op: &Op, stored: &dyn Store| -> Option<JournalEntry> {
+                match op {
+                    Op::Post { n, minor } => Some(estimate(&id(*n), 1, *minor)),
+                    Op::Reverse { n, r } => {
+                        let original = stored.ledger_entry(&id(*n)).expect("read")?;
+                        Some(reversal(
+                            &original.recorded.entry,
+                            &format!("{prefix}-r{n}-{r}"),
+                        ))
+                    }
+                }
+            };
+            // The requests as sent, for the replay.
+            let mut sent = Vec::new();
+            for op in &ops {
+                let Some(entry) = entry_of(op, store) else {
+                    continue;
+                };
+                sent.push(entry.clone());
+                let before = balances(store);
+                let result = store.post_ledger_entries(&chart, &[entry], at(0));
+                let after = balances(store);
+                match &result {
+                    Ok(_) => {}
+                    Err(StoreError::Ledger { .. }) => {
+                        proptest::prop_assert_eq!(&after, &before, "a refusal changed the books")
+                    }
+                    Err(err) => panic!("store error: {err}"),
+                }
+                let debits: i128 = after.iter().map(|b| b.debits).sum();
+                let credits: i128 = after.iter().map(|b| b.credits).sum();
+                proptest::prop_assert_eq!(debits, credits);
+            }
+            // An entry and its reversal net to zero: what is left on the expense account is
+            // exactly the entries of this case that stand unreversed.
+            let books = balances(store);
+            let all = store
+                .ledger_entries(&LedgerQuery {
+                    incident: None,
+                    after_seq: 0,
+                    limit: 1_000,
+                })
+                .expect("entries");
+            let standing: i128 = all
+                .iter()
+                .filter(|row| row.recorded.entry.reverses.is_none())
+                .filter(|row| row.recorded.reversed_by.is_none())
+                .map(|row| i128::from(row.recorded.entry.lines[0].amount_minor))
+                .sum();
+            let expense = books.iter().find(|b| b.account == 6200);
+            let net = expense.map_or(0, |b| b.debits - b.credits);
+            proptest::prop_assert_eq!(net, standing);
+            // Replaying every call changes nothing: each answers as an existing entry or
+            // is refused again, and the books and entries stay as they were.
+            for entry in sent {
+                match store.post_ledger_entries(&chart, &[entry], at(1)) {
+                    Ok(outcomes) => proptest::prop_assert!(!outcomes[0].is_new()),
+                    Err(StoreError::Ledger { .. }) => {}
+                    Err(err) => panic!("store error: {err}"),
+                }
+            }
+            proptest::prop_assert_eq!(balances(store), books);
+            let again = store
+                .ledger_entries(&LedgerQuery {
+                    incident: None,
+                    after_seq: 0,
+                    limit: 1_000,
+                })
+                .expect("entries");
+            proptest::prop_assert_eq!(again, all);
+            Ok(())
+        })
+        .unwrap();
+}

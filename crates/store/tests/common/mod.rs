@@ -69,6 +69,7 @@ macro_rules! store_checks {
             ledger_revision_in_one_call,
             ledger_reads_page,
             ledger_sums_do_not_overflow,
+            ledger_random_histories_balance,
         );
     };
     ($($name:ident),+ $(,)?) => {
