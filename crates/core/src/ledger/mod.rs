@@ -169,7 +169,10 @@ impl LedgerError {
 /// The one validation every posting path goes through (the runbook's
 /// `validateRevenueTransaction`): line count, positive amounts, one currency, known and open
 /// accounts, stated types matching, debits equal credits with checked sums, a description.
-pub fn validate_revenue_transaction(chart: &Chart, entry: &JournalEntry) -> Result<(), LedgerError> {
+pub fn validate_revenue_transaction(
+    chart: &Chart,
+    entry: &JournalEntry,
+) -> Result<(), LedgerError> {
     todo!("{chart:?} {entry:?}")
 }
 
