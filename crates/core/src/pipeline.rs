@@ -98,16 +98,38 @@ pub struct Measured {
     pub impact: Option<ImpactMinute>,
 }
 
-/// A closure that measures both at once ([`Measured`]).
-pub struct Measure<F: Fn(&Incident) -> Measured>(pub F);
+/// A closure that measures both at once ([`Measured`]): asked once per incident and tick
+/// (the deviation's ask is kept for the impact's, which [`feed_tick`] makes right after it).
+pub struct Measure<F: Fn(&Incident) -> Measured> {
+    measure: F,
+    last: std::cell::RefCell<Option<(u64, Measured)>>,
+}
+
+impl<F: Fn(&Incident) -> Measured> Measure<F> {
+    pub fn new(measure: F) -> Measure<F> {
+        Measure {
+            measure,
+            last: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn ask(&self, incident: &Incident) -> Measured {
+        let measured = (self.measure)(incident);
+        *self.last.borrow_mut() = Some((incident.id, measured));
+        measured
+    }
+}
 
 impl<F: Fn(&Incident) -> Measured> Deviations for Measure<F> {
     fn deviation(&self, incident: &Incident) -> Option<f64> {
-        (self.0)(incident).sigma
+        self.ask(incident).sigma
     }
 
     fn impact(&self, incident: &Incident, _now: Timestamp) -> Option<ImpactMinute> {
-        (self.0)(incident).impact
+        match self.last.borrow_mut().take() {
+            Some((id, measured)) if id == incident.id => measured.impact,
+            _ => self.ask(incident).impact,
+        }
     }
 }
 

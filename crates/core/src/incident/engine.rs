@@ -347,12 +347,25 @@ impl IncidentEngine {
     }
 
     /// Prices one judged minute of incident `id`'s series into its impact (`impact`): open
-    /// conversion incidents only; the others are left alone.
+    /// conversion incidents only; the others are left alone. A recovered incident (its problem
+    /// over by the engine's judgement) books nothing until it relapses: the window being
+    /// gathered is booked as a shorter one, and the minutes while recovered are not priced,
+    /// since a window at baseline books nothing but its noise, clipped at zero, would book a
+    /// little every window for as long as a P1 waits for its root cause.
     pub fn handle_impact(&mut self, id: u64, minute: &ImpactMinute) {
         let Some(incident) = self.incidents.get_mut(&id) else {
             return;
         };
         if !incident.is_open() || incident.kind != AlertKind::Conversion {
+            return;
+        }
+        if incident.is_recovered() {
+            if let Some(impact) = &mut incident.impact
+                && impact.open.minutes > 0
+            {
+                impact.close_window(minute.at);
+                incident.unsaved = Unsaved(true);
+            }
             return;
         }
         incident.unsaved = Unsaved(true);
