@@ -30,9 +30,14 @@ pub const MICRO: i64 = 1_000_000;
 /// every window; the list only the newest): a day of 15-minute windows, four hours of
 /// one-minute ones.
 pub const IMPACT_WINDOWS_KEPT: usize = 240;
-/// The uncertainty band is this many standard deviations of the lost orders the baseline's own
-/// noise would produce.
+/// The uncertainty band reaches this many standard deviations above what the baseline's own
+/// noise would book.
 pub const BAND_SIGMAS: f64 = 2.0;
+/// What a window at baseline books on average, in σ of its lost orders: its noise is clipped
+/// at zero, and the mean of a normal variable's positive part is `σ/√(2π)`.
+const CLIPPED_NOISE_MEAN: f64 = 0.398_942_280_401_432_7;
+/// The variance of that positive part, in σ²: `1/2 − 1/(2π)`.
+const CLIPPED_NOISE_VARIANCE: f64 = 0.340_845_056_908_450_5;
 /// Minutes per hour and hours per day, for the rates.
 const MINUTES_PER_HOUR: i128 = 60;
 const HOURS_PER_DAY: i128 = 24;
@@ -219,8 +224,10 @@ pub struct Impact {
     pub shoppers_affected: f64,
     /// Shoppers who reached the stage in every closed window.
     pub shoppers_exposed: f64,
-    /// Σ of the windows' variances of lost orders.
-    pub variance_orders: f64,
+    /// What the baseline's noise alone would have booked over the closed windows: the mean
+    /// and the variance of Σ max(0, noise), in orders.
+    pub noise_mean_orders: f64,
+    pub noise_variance_orders: f64,
     /// The latest minute's AOV and duration factor.
     pub aov: Aov,
     pub duration_factor: f64,
@@ -240,7 +247,8 @@ pub struct ImpactFigures {
     pub loss_per_hour: Money,
     /// `loss_per_hour × 24 × duration factor`.
     pub daily_projection: Money,
-    /// Half-width of the uncertainty band on `loss`: [`BAND_SIGMAS`] σ of the noise.
+    /// The uncertainty band: what the baseline's own noise would book, clipped at zero per
+    /// window, on average plus [`BAND_SIGMAS`] σ. A loss above it is beyond noise.
     pub band: Money,
     /// The loss is no larger than the band: it may be the baseline's own noise.
     pub within_noise: bool,
@@ -260,7 +268,8 @@ impl Impact {
             loss_micro_minor: 0,
             shoppers_affected: 0.0,
             shoppers_exposed: 0.0,
-            variance_orders: 0.0,
+            noise_mean_orders: 0.0,
+            noise_variance_orders: 0.0,
             aov,
             duration_factor: 1.0,
             windows: VecDeque::new(),
@@ -361,7 +370,8 @@ impl Impact {
             self.n_windows_booked += 1;
             self.shoppers_affected += open.shoppers;
         }
-        self.variance_orders += sd_orders * sd_orders;
+        self.noise_mean_orders += CLIPPED_NOISE_MEAN * sd_orders;
+        self.noise_variance_orders += CLIPPED_NOISE_VARIANCE * sd_orders * sd_orders;
         let rate = |part: f64| {
             if open.shoppers > 0.0 {
                 part / open.shoppers
@@ -415,7 +425,10 @@ impl Impact {
             .and_then(|v| v.checked_mul(factor_micro))
             .ok_or(ImpactError::Overflow)?;
         let daily_projection = money(daily_numerator, micro * micro * last_minutes)?;
-        let band_micro_orders = quantise(BAND_SIGMAS * self.variance_orders.max(0.0).sqrt())?;
+        let band_micro_orders = quantise(
+            self.noise_mean_orders.max(0.0)
+                + BAND_SIGMAS * self.noise_variance_orders.max(0.0).sqrt(),
+        )?;
         let band_micro_minor = i128::from(band_micro_orders)
             .checked_mul(i128::from(self.aov.minor))
             .ok_or(ImpactError::Overflow)?;
