@@ -15,6 +15,11 @@
 //! Pure: no IO, no clock. Floats appear only in the statistics (orders, shoppers, σ), never in
 //! an amount.
 //!
+//! For the ledger's booking (`ledger::LossFigure`): an incident's estimated loss so far is
+//! `incident.impact`'s [`Impact::figures`]`.loss` (a `Money`, zero or positive), the inputs it
+//! was computed from are [`Impact::inputs_json`] (canonical JSON: sorted keys, integers only),
+//! and `incident.false_alarm` says whether a responder resolved it as a false alarm.
+//!
 //! The serde field names of [`Impact`] are stored (inside the incident's stored body): add
 //! fields with defaults, never rename them.
 
