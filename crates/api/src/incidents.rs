@@ -190,9 +190,10 @@ pub struct Amount {
 pub struct ImpactSummary {
     /// Estimated loss so far, over the closed windows.
     pub loss: Amount,
-    /// The newest closed window's loss, per hour.
+    /// The newest closed window's loss, per hour, while the incident is losing: zero once it
+    /// has recovered or resolved.
     pub loss_per_hour: Amount,
-    /// `loss_per_hour × 24 × duration_factor`.
+    /// `loss_per_hour × 24 × duration_factor` (zero likewise).
     pub daily_projection: Amount,
     /// Half-width of the uncertainty band on `loss`, from the baseline's own noise (2σ).
     pub band: Amount,

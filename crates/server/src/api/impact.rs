@@ -10,6 +10,7 @@ use axum::response::Response;
 use revloop_api::incidents as wire;
 use revloop_core::Money;
 use revloop_core::impact::{Impact, ImpactError, ImpactWindow};
+use revloop_core::incident::Incident;
 use revloop_store::Role;
 
 use crate::api::incidents::parse_id;
@@ -38,18 +39,23 @@ fn error_name(error: ImpactError) -> &'static str {
     }
 }
 
-/// The figures of an impact now. An impact whose figures overflow shows zero amounts and says
-/// so in `error`.
-pub fn impact_summary_view(impact: &Impact) -> wire::ImpactSummary {
+/// The figures of an incident's impact now. An impact whose figures overflow shows zero
+/// amounts and says so in `error`. The loss per hour and the daily projection are rates of
+/// an incident still losing: zero once it has recovered or resolved.
+pub fn impact_summary_view(incident: &Incident, impact: &Impact) -> wire::ImpactSummary {
     let figures = impact.figures();
     let zero = Money::new(0, impact.currency);
     let pick =
         |f: fn(&revloop_core::impact::ImpactFigures) -> Money| figures.as_ref().map_or(zero, f);
+    let losing = incident.is_open() && !incident.is_recovered();
+    let rate = |f: fn(&revloop_core::impact::ImpactFigures) -> Money| {
+        if losing { pick(f) } else { zero }
+    };
     let error = impact.error.or(figures.as_ref().err().copied());
     wire::ImpactSummary {
         loss: amount(pick(|f| f.loss)),
-        loss_per_hour: amount(pick(|f| f.loss_per_hour)),
-        daily_projection: amount(pick(|f| f.daily_projection)),
+        loss_per_hour: amount(rate(|f| f.loss_per_hour)),
+        daily_projection: amount(rate(|f| f.daily_projection)),
         band: amount(pick(|f| f.band)),
         within_noise: figures.as_ref().is_ok_and(|f| f.within_noise),
         orders_lost: figures.as_ref().map_or(0.0, |f| f.orders_lost),
@@ -129,7 +135,7 @@ pub async fn incident_impact(
         Ok(wire::IncidentImpact {
             id,
             false_alarm: incident.false_alarm,
-            impact: impact.map(impact_summary_view),
+            impact: impact.map(|i| impact_summary_view(&incident, i)),
             loss_micro_minor: impact.map(|i| i.loss_micro_minor.to_string()),
             rounding: "half_even".to_owned(),
             windows: impact

@@ -279,7 +279,10 @@ pub fn incident_summary_view(
             .map(|r| r.at.to_string()),
         reason: incident.guard_reason.clone(),
         false_alarm: incident.false_alarm,
-        impact: incident.impact.as_ref().map(impact_summary_view),
+        impact: incident
+            .impact
+            .as_ref()
+            .map(|impact| impact_summary_view(incident, impact)),
     }
 }
 
