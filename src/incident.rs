@@ -10,8 +10,8 @@ use clap::Subcommand;
 
 use revloop_api::Segment;
 use revloop_api::actions::{
-    ActionItemBody, ChecklistBody, IncidentAction, MitigateBody, ReasonBody, ScopeBody,
-    SeverityBody, TextBody,
+    ActionItemBody, ChecklistBody, IncidentAction, MitigateBody, ReasonBody, ResolveBody,
+    ScopeBody, SeverityBody, TextBody,
 };
 use revloop_api::incidents::{Incident, IncidentList, Mitigation, Severity, StateFilter};
 use revloop_api::outbox::{OutboxEntry, OutboxPage};
@@ -127,13 +127,17 @@ enum IncidentCommand {
         #[arg(long, default_value = "")]
         finding: String,
     },
-    /// Resolve. Before the runbook's criteria hold (see `show`), --reason is required.
+    /// Resolve. Before the runbook's criteria hold (see `show`), --reason is required,
+    /// unless it was a false alarm.
     Resolve {
         /// The incident's id.
         id: u64,
         /// Why, for the timeline.
         #[arg(long)]
         reason: Option<String>,
+        /// Nothing was wrong: resolve it as a false alarm, whose loss counts in no total.
+        #[arg(long)]
+        false_alarm: bool,
     },
     /// Reopen a resolved incident: it is triggered again and escalates from L1.
     Reopen {
@@ -286,9 +290,17 @@ fn action_of(command: IncidentCommand) -> Option<(u64, IncidentAction)> {
             id,
             IncidentAction::Checklist(ChecklistBody { index, finding }),
         ),
-        IncidentCommand::Resolve { id, reason } => {
-            (id, IncidentAction::Resolve(ReasonBody { reason }))
-        }
+        IncidentCommand::Resolve {
+            id,
+            reason,
+            false_alarm,
+        } => (
+            id,
+            IncidentAction::Resolve(ResolveBody {
+                reason,
+                false_alarm,
+            }),
+        ),
         IncidentCommand::Reopen { id, reason } => {
             (id, IncidentAction::Reopen(ReasonBody { reason }))
         }
@@ -336,6 +348,9 @@ fn print_report(reply: &IncidentReport) {
         "incidents opened {} to {}: {} resolved, {} still open",
         reply.from, reply.to, reply.resolved_incidents, reply.open_incidents
     );
+    if let Some(loss) = &reply.loss {
+        crate::impact::print_loss(loss);
+    }
     let minutes = |ms: i64| format!("{:.1}", ms as f64 / 60_000.0);
     println!("minutes from opening: count / mean / median / 90th percentile / max");
     println!(
@@ -485,6 +500,7 @@ fn print_incident(incident: &Incident) {
         when(&summary.onset),
         when(&summary.opened_at)
     );
+    crate::impact::print_impact(summary.impact.as_ref(), summary.false_alarm);
     for (name, clock) in [
         ("response", &summary.sla.response),
         ("resolution", &summary.sla.resolution),

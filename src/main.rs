@@ -20,6 +20,7 @@ mod change;
 mod client;
 mod demo;
 mod eval;
+mod impact;
 mod incident;
 mod ingest_cmd;
 mod ledger;

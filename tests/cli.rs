@@ -244,6 +244,7 @@ fn replay_of_counts_writes_the_alerts_of_an_outage() {
         r#"
 [shop]
 time_zone = "Europe/Berlin"
+average_order_value = "85.00"
 
 [[funnels]]
 id = "checkout"
@@ -429,6 +430,38 @@ false_p2_every = "365d"
         "opened when the minute was judged"
     );
     assert!(stamps[first_of("alert_closed")] > outage.1);
+
+    // Its revenue impact: the cart → order step kept a fifth of its 70 %, so each cart
+    // shopper lost 0.7 × 0.8 orders, on about 0.3 × 300 × rhythm cart shoppers per 5 minutes,
+    // at 85.00, from the minute it opened to the outage's end (docs/impact.md).
+    let impact = &incident["impact"];
+    assert_eq!(impact["aov"]["minor"], 8_500, "{impact}");
+    assert_eq!(impact["aov_source"], "config");
+    let lost_by_hand: f64 = (at(opened)..outage.1)
+        .step_by(60)
+        .map(|minute| {
+            let hour = (minute / 3_600) % 24;
+            let rhythm = 1.0 + 0.6 * (((hour as f64) - 8.0) / 24.0 * std::f64::consts::TAU).sin();
+            300.0 * rhythm / 5.0 * 0.3 * 0.7 * 0.8
+        })
+        .sum();
+    let orders_lost = impact["orders_lost"].as_f64().unwrap();
+    assert!(
+        (0.7..1.3).contains(&(orders_lost / lost_by_hand)),
+        "{orders_lost} orders lost, by hand {lost_by_hand}: {impact}"
+    );
+    let loss_minor = impact["loss"]["minor"].as_i64().unwrap();
+    let by_hand_minor = lost_by_hand * 8_500.0;
+    assert!(
+        (0.7..1.3).contains(&(loss_minor as f64 / by_hand_minor)),
+        "{loss_minor} vs {by_hand_minor}: {impact}"
+    );
+    assert_eq!(impact["within_noise"], false, "{impact}");
+    assert_eq!(impact["loss"]["currency"], "USD");
+    // Once recovered it books nothing more: the loss is the outage's, not grown by the
+    // hours the incident stays open waiting for its root cause.
+    let n_windows = impact["n_windows"].as_u64().unwrap();
+    assert!(n_windows <= 24, "{n_windows} windows booked: {impact}");
     let criteria: Vec<(&str, bool)> = incident["criteria"]
         .as_array()
         .unwrap()

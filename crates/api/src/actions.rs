@@ -7,12 +7,24 @@ use serde::{Deserialize, Serialize};
 use crate::Segment;
 use crate::incidents::{Mitigation, Severity, TimelineKind};
 
-/// The body of `acknowledge`, `resolve` and `reopen`.
+/// The body of `acknowledge` and `reopen`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The body of `resolve`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// Required to resolve before the runbook's criteria hold, unless a false alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Nothing was wrong: resolves it whatever the criteria, and its loss counts in no total.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub false_alarm: bool,
 }
 
 /// The body of `note` and `root-cause`.
@@ -80,7 +92,7 @@ pub enum IncidentAction {
     RootCause(TextBody),
     ActionItem(ActionItemBody),
     Checklist(ChecklistBody),
-    Resolve(ReasonBody),
+    Resolve(ResolveBody),
     Reopen(ReasonBody),
 }
 
@@ -120,9 +132,10 @@ impl IncidentAction {
     /// The body as JSON.
     pub fn body(&self) -> serde_json::Value {
         let value = match self {
-            IncidentAction::Acknowledge(body)
-            | IncidentAction::Resolve(body)
-            | IncidentAction::Reopen(body) => serde_json::to_value(body),
+            IncidentAction::Acknowledge(body) | IncidentAction::Reopen(body) => {
+                serde_json::to_value(body)
+            }
+            IncidentAction::Resolve(body) => serde_json::to_value(body),
             IncidentAction::Note(body) | IncidentAction::RootCause(body) => {
                 serde_json::to_value(body)
             }

@@ -165,6 +165,100 @@ pub struct IncidentSummary {
     /// other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Resolved by a responder as a false alarm: its loss counts in no total. Absent when
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub false_alarm: bool,
+    /// What it has cost so far (docs/impact.md); absent until its first priced minute, and
+    /// for volume and guard incidents, which are not priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<ImpactSummary>,
+}
+
+/// An amount in integer minor units of a currency, with its display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Amount {
+    pub minor: i64,
+    pub currency: String,
+    /// `4250.00 USD`.
+    pub display: String,
+}
+
+/// An incident's revenue impact now (docs/impact.md): every amount rounded once, half to even,
+/// from the exact sum of its windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImpactSummary {
+    /// Estimated loss so far, over the closed windows.
+    pub loss: Amount,
+    /// The newest closed window's loss, per hour, while the incident is losing: zero once it
+    /// has recovered or resolved.
+    pub loss_per_hour: Amount,
+    /// `loss_per_hour × 24 × duration_factor` (zero likewise).
+    pub daily_projection: Amount,
+    /// Half-width of the uncertainty band on `loss`, from the baseline's own noise (2σ).
+    pub band: Amount,
+    /// The loss is no larger than the band: it may be noise.
+    pub within_noise: bool,
+    /// Orders lost (a statistic, to a millionth).
+    pub orders_lost: f64,
+    /// Shoppers who reached the stage in windows that booked a loss.
+    pub shoppers_affected: f64,
+    /// The AOV of the newest minute, and where it came from (`config`, `measured_segment`,
+    /// `measured_funnel`).
+    pub aov: Amount,
+    pub aov_source: String,
+    pub duration_factor: f64,
+    pub window_minutes: u32,
+    pub n_windows: u64,
+    pub n_windows_booked: u64,
+    /// Why the booking stopped (`overflow`, ...); absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One closed window of an incident's impact, with every input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImpactWindow {
+    pub from: String,
+    pub to: String,
+    pub minutes: u32,
+    /// Shoppers who reached the stage.
+    pub shoppers: f64,
+    /// Of them, how many went on to the next stage.
+    pub went_on: f64,
+    pub baseline_drop_off: f64,
+    pub observed_drop_off: f64,
+    /// Baseline chance that a shopper at the next stage orders.
+    pub downstream_conversion: f64,
+    /// σ of the window's drop-off rate.
+    pub window_sd: f64,
+    /// `max(0, (observed − baseline) × shoppers × downstream_conversion)`, in millionths of
+    /// an order (per minute, summed).
+    pub lost_micro_orders: i64,
+    pub aov_minor: i64,
+    /// `lost_micro_orders × aov_minor`, exact, as a decimal string (it may exceed 2^53).
+    pub loss_micro_minor: String,
+    /// σ of the window's lost orders.
+    pub sd_orders: f64,
+}
+
+/// `GET /api/v1/incidents/{id}/impact`: the figures and the newest windows with their inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IncidentImpact {
+    pub id: u64,
+    pub false_alarm: bool,
+    /// `null` until the incident's first priced minute.
+    pub impact: Option<ImpactSummary>,
+    /// Σ over every closed window of `loss_micro_minor`, exact; `loss` is it divided by a
+    /// million, rounded half to even.
+    pub loss_micro_minor: Option<String>,
+    pub rounding: String,
+    /// The newest windows, oldest first: at most `limit` of them.
+    pub windows: Vec<ImpactWindow>,
+    /// Closed windows older than those listed (their sum is in the totals).
+    pub windows_omitted: u64,
+    /// The impact inputs as canonical JSON text, as the ledger links them.
+    pub inputs_json: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

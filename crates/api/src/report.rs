@@ -15,6 +15,36 @@ pub struct IncidentReport {
     #[serde(default)]
     pub open_incidents: usize,
     pub severities: ReportSeverities,
+    /// Estimated revenue lost by the report's incidents (docs/impact.md); false alarms are
+    /// left out. Absent from servers before impact existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossReport>,
+}
+
+/// Loss totals: each incident's estimated loss (rounded once) summed, in integer minor units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LossReport {
+    pub currency: String,
+    pub total: crate::incidents::Amount,
+    /// Incidents whose loss is counted (priced, not false alarms).
+    pub incidents_priced: usize,
+    /// Incidents resolved as false alarms: their loss is not counted.
+    pub false_alarms: usize,
+    /// False alarms' estimated loss, counted nowhere else.
+    pub false_alarm_loss: crate::incidents::Amount,
+    /// Per stage (`funnel/stage`), per segment (`dimension=value`, or `all` for incidents of
+    /// the whole funnel) and per month of opening (`YYYY-MM`, UTC); largest first, months in
+    /// order.
+    pub by_stage: Vec<LossTotal>,
+    pub by_segment: Vec<LossTotal>,
+    pub by_month: Vec<LossTotal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LossTotal {
+    pub key: String,
+    pub incidents: usize,
+    pub loss: crate::incidents::Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -140,8 +140,9 @@ fn action_bodies_hold_only_their_fields() {
             json!({}),
         ),
         (
-            IncidentAction::Resolve(ReasonBody {
+            IncidentAction::Resolve(ResolveBody {
                 reason: Some("done".into()),
+                false_alarm: false,
             }),
             "resolve",
             json!({"reason": "done"}),

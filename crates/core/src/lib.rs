@@ -12,6 +12,7 @@ pub mod change;
 pub mod config;
 pub mod detect;
 pub mod funnel;
+pub mod impact;
 pub mod incident;
 pub mod ingest;
 pub mod ledger;

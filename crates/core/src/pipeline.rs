@@ -32,6 +32,11 @@
 //!    tick closed is judged recovered on a deviation measured after the close (a measured
 //!    series waits for it: the evaluation inside `handle_alert` does not recover it on the
 //!    alert's close alone);
+//!
+//!    With the deviation, each open conversion incident's series is priced for the minute
+//!    ([`Deviations::impact`]: the detector's statistics at the AOV the caller hands in, see
+//!    [`Priced`]) into its revenue impact ([`IncidentEngine::handle_impact`]), before the
+//!    evaluation, so that a resolution at this tick books this minute too;
 //! 4. evaluates once more at `now` ([`IncidentEngine::handle_timeout`]), so that the
 //!    resolution criteria and recovery judged at `now` see the measurement taken at `now`: a
 //!    P2 whose trend stops increasing with this minute resolves at this tick, not one tick
@@ -45,6 +50,7 @@
 
 use crate::alert::AlertEvent;
 use crate::detect::Detector;
+use crate::impact::{Aov, ImpactMinute};
 use crate::incident::{Incident, IncidentEngine};
 use crate::time::Timestamp;
 
@@ -58,6 +64,73 @@ pub trait Deviations {
     /// The deviation of the incident's series now, in σ (positive: worse); `None` where the
     /// series is unknown or was not judged.
     fn deviation(&self, incident: &Incident) -> Option<f64>;
+
+    /// The incident's series in the minute judged at `now`, priced; `None` (the default)
+    /// where it is not priced: no AOV, no baseline, or a caller that measures only the trend.
+    fn impact(&self, incident: &Incident, now: Timestamp) -> Option<ImpactMinute> {
+        let _ = (incident, now);
+        None
+    }
+}
+
+/// A detector with the AOV to price each incident's minutes at: the caller (the server)
+/// configures or measures it, since the detector reads no revenue.
+pub struct Priced<'a, A: Fn(&Incident) -> Option<Aov>> {
+    pub detector: &'a Detector,
+    pub aov: A,
+}
+
+impl<A: Fn(&Incident) -> Option<Aov>> Deviations for Priced<'_, A> {
+    fn deviation(&self, incident: &Incident) -> Option<f64> {
+        deviation(self.detector, incident)
+    }
+
+    fn impact(&self, incident: &Incident, now: Timestamp) -> Option<ImpactMinute> {
+        impact(self.detector, incident, now, (self.aov)(incident)?)
+    }
+}
+
+/// What a live caller, which keeps its detector behind a lock, measures of an incident in one
+/// ask: its deviation and its priced minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Measured {
+    pub sigma: Option<f64>,
+    pub impact: Option<ImpactMinute>,
+}
+
+/// A closure that measures both at once ([`Measured`]): asked once per incident and tick
+/// (the deviation's ask is kept for the impact's, which [`feed_tick`] makes right after it).
+pub struct Measure<F: Fn(&Incident) -> Measured> {
+    measure: F,
+    last: std::cell::RefCell<Option<(u64, Measured)>>,
+}
+
+impl<F: Fn(&Incident) -> Measured> Measure<F> {
+    pub fn new(measure: F) -> Measure<F> {
+        Measure {
+            measure,
+            last: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn ask(&self, incident: &Incident) -> Measured {
+        let measured = (self.measure)(incident);
+        *self.last.borrow_mut() = Some((incident.id, measured));
+        measured
+    }
+}
+
+impl<F: Fn(&Incident) -> Measured> Deviations for Measure<F> {
+    fn deviation(&self, incident: &Incident) -> Option<f64> {
+        self.ask(incident).sigma
+    }
+
+    fn impact(&self, incident: &Incident, _now: Timestamp) -> Option<ImpactMinute> {
+        match self.last.borrow_mut().take() {
+            Some((id, measured)) if id == incident.id => measured.impact,
+            _ => self.ask(incident).impact,
+        }
+    }
 }
 
 impl Deviations for Detector {
@@ -83,6 +156,26 @@ pub fn deviation(detector: &Detector, incident: &Incident) -> Option<f64> {
     detector.window_sigma(&incident.funnel, segment, &incident.stage)
 }
 
+/// The incident's series in `detector`'s last judged minute, judged at `now`, priced at
+/// `aov`: its segment's series where it has a segment (a segment-only incident books only its
+/// segment), else the funnel's. Conversion incidents only.
+pub fn impact(
+    detector: &Detector,
+    incident: &Incident,
+    now: Timestamp,
+    aov: Aov,
+) -> Option<ImpactMinute> {
+    if incident.kind != crate::alert::AlertKind::Conversion {
+        return None;
+    }
+    let segment = incident
+        .segment
+        .as_ref()
+        .map(|(dimension, value)| (dimension.as_str(), value.as_str()));
+    let statistics = detector.impact_statistics(&incident.funnel, segment, &incident.stage)?;
+    Some(ImpactMinute::new(now, statistics, aov))
+}
+
 /// Takes one detector tick to the incident engine at `now`: timers due up to `now`, then the
 /// tick's alert `events`, then each open incident's deviation, then one more evaluation at
 /// `now`. See the module documentation for why in that order.
@@ -96,19 +189,27 @@ pub fn feed_tick<D: Deviations + ?Sized>(
     for event in events {
         engine.handle_alert(now, event);
     }
-    let measured: Vec<(String, String, f64)> = engine
-        .incidents()
-        .filter(|incident| incident.is_open())
-        .filter_map(|incident| {
-            let sigma = deviations.deviation(incident)?;
-            Some((incident.funnel.clone(), incident.stage.clone(), sigma))
-        })
-        .collect();
+    let mut measured: Vec<(String, String, f64)> = Vec::new();
+    let mut priced: Vec<(u64, ImpactMinute)> = Vec::new();
+    for incident in engine.incidents().filter(|incident| incident.is_open()) {
+        if let Some(sigma) = deviations.deviation(incident) {
+            measured.push((incident.funnel.clone(), incident.stage.clone(), sigma));
+        }
+        if let Some(minute) = deviations.impact(incident, now) {
+            priced.push((incident.id, minute));
+        }
+    }
     for (funnel, stage, sigma) in measured {
         engine.handle_measurement(now, &funnel, &stage, sigma);
+    }
+    for (id, minute) in priced {
+        engine.handle_impact(id, &minute);
     }
     engine.handle_timeout(now);
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod impact_tests;

@@ -704,6 +704,21 @@ impl Detection {
         pipeline::deviation(slot.lock().runner.detector(), incident)
     }
 
+    /// An incident's series in its funnel's last judged minute, priced at `aov`, for its
+    /// revenue impact.
+    pub fn impact(
+        &self,
+        incident: &Incident,
+        now: Timestamp,
+        aov: revloop_core::impact::Aov,
+    ) -> Option<revloop_core::impact::ImpactMinute> {
+        let slot = self
+            .funnels
+            .iter()
+            .find(|slot| slot.id == incident.funnel)?;
+        pipeline::impact(slot.lock().runner.detector(), incident, now, aov)
+    }
+
     /// The first minute not yet judged by every funnel: `None` while any has judged none.
     pub fn next_minute(&self) -> Option<Minute> {
         let mut first: Option<Minute> = None;

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use revloop_core::Config;
 use revloop_core::alert::AlertEvent;
+use revloop_core::incident::Incident;
 use revloop_core::incident::IncidentEngine;
-use revloop_core::pipeline::{feed_tick, judged_at};
+use revloop_core::pipeline::{Priced, feed_tick, judged_at};
 use revloop_core::time::{Minute, Timestamp};
 use revloop_store::{Store, StoreError};
 
+use crate::aov::AovBook;
 use crate::detection::DetectionRunner;
 
 /// What an event-time run over stored counts found.
@@ -41,6 +43,7 @@ pub fn run_in_event_time(
         judged_until: None,
     };
     let settle = config.detection.settle;
+    let aov_book = AovBook::new(config.clone());
     let engine = &mut run.engine;
     let judged_until = &mut run.judged_until;
     DetectionRunner::new(config.clone()).advance_observed(
@@ -50,7 +53,11 @@ pub fn run_in_event_time(
         &mut run.alerts,
         &mut |minute, detector, new_events| {
             let now = judged_at(minute, settle);
-            feed_tick(engine, detector, now, new_events);
+            let priced = Priced {
+                detector,
+                aov: |incident: &Incident| aov_book.for_incident(store, incident, now),
+            };
+            feed_tick(engine, &priced, now, new_events);
             *judged_until = Some(now);
         },
     )?;

@@ -37,7 +37,7 @@ use revloop_core::incident::{
     Action, ActionError, AddedSilence, Effect, EngineMeta, GuardEvent, Incident, IncidentEngine,
     IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, TimelineEntry,
 };
-use revloop_core::pipeline::feed_tick;
+use revloop_core::pipeline::{Measure, Measured, feed_tick};
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
     AlertWatermark, IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError,
@@ -234,13 +234,33 @@ impl Incidents {
         deviations: &dyn Fn(&Incident) -> Option<f64>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.feed_measured(
+            events,
+            &|incident| Measured {
+                sigma: deviations(incident),
+                impact: None,
+            },
+            now,
+        )
+    }
+
+    /// [`Incidents::feed`] with each open incident's minute priced too (its revenue impact):
+    /// `measure` answers both in one ask.
+    pub fn feed_measured(
+        &self,
+        events: &[AlertEvent],
+        deviations: &dyn Fn(&Incident) -> Measured,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let (ask, asked) = mpsc::channel::<Incident>();
-        let (answer, answered) = mpsc::channel::<Option<f64>>();
+        let (answer, answered) = mpsc::channel::<Measured>();
         let events = events.to_vec();
         let reply = self.send_blocking(move |service| {
             let deviation = |incident: &Incident| {
-                ask.send(incident.clone()).ok()?;
-                answered.recv().ok().flatten()
+                if ask.send(incident.clone()).is_err() {
+                    return Measured::default();
+                }
+                answered.recv().unwrap_or_default()
             };
             service.feed(events, &deviation, now)
         })?;
@@ -556,7 +576,7 @@ impl Service {
     fn feed(
         &mut self,
         events: Vec<AlertEvent>,
-        deviations: &dyn Fn(&Incident) -> Option<f64>,
+        deviations: &dyn Fn(&Incident) -> Measured,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let live = &mut self.live;
@@ -588,7 +608,7 @@ impl Service {
             // late, and its timeline entry says so. Only event time fires timers at their due
             // times, which `feed_tick` does for what is still due.
             live.engine.handle_timeout(now);
-            feed_tick(&mut live.engine, deviations, now, &fresh);
+            feed_tick(&mut live.engine, &Measure::new(deviations), now, &fresh);
         })?;
         self.live.pending.clear();
         Ok(())

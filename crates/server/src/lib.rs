@@ -28,9 +28,11 @@
 
 use std::sync::Arc;
 
+use revloop_core::pipeline::Measured;
 use revloop_core::{Config, Timestamp};
 use revloop_store::Store;
 
+pub mod aov;
 pub mod api;
 pub mod detection;
 pub mod event_time;
@@ -119,12 +121,26 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let incidents = self.state.incidents.clone();
+        let (store, aov_book) = (
+            self.state.store.clone(),
+            Arc::new(aov::AovBook::new(self.state.config.clone())),
+        );
         let detector = tokio::spawn(detection::run(
             self.state.detection.clone(),
             self.state.store.clone(),
             self.state.clock.clone(),
             Arc::new(move |detection, events, now| {
-                incidents.feed(events, &|incident| detection.deviation(incident), now)
+                // Called on the detector's blocking thread: the AOV may read the store.
+                incidents.feed_measured(
+                    events,
+                    &|incident| Measured {
+                        sigma: detection.deviation(incident),
+                        impact: aov_book
+                            .for_incident(store.as_ref(), incident, now)
+                            .and_then(|aov| detection.impact(incident, now, aov)),
+                    },
+                    now,
+                )
             }),
         ));
         let incident_timers = tokio::spawn(incidents::run(

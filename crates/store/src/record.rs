@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use revloop_core::Timestamp;
 use revloop_core::alert::AlertKind;
+use revloop_core::impact::Impact;
 use revloop_core::incident::{
     ActionItem, AddedSilence, EngineMeta, Escalation, Incident, IncidentSeverity, IncidentState,
     Mitigation, RecentSurges, Recovery, Silence, SlaClock, Surge, Tick, Unsaved,
@@ -98,6 +99,18 @@ pub struct StoredIncidentV1 {
     /// otherwise, and in bodies written before recovery existed, which read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<StoredRecovery>,
+    /// The running revenue impact, in the core's own serde form (`revloop_core::impact`
+    /// documents its field names as stored: added with defaults, never renamed). Absent
+    /// before the first priced minute and in bodies written before impact existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+    /// Resolved as a false alarm; absent (false) otherwise and in older bodies.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub false_alarm: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// A recovered incident's recovery. Times are Unix milliseconds.
@@ -269,6 +282,8 @@ impl StoredIncidentV1 {
                 escalation_left_ms: recovery.escalation_left.map(DurationMs::millis),
                 reminded_at: millis(recovery.reminded_at),
             }),
+            impact: incident.impact.clone(),
+            false_alarm: incident.false_alarm,
         }
     }
 
@@ -361,6 +376,8 @@ impl StoredIncidentV1 {
                 escalation_left: recovery.escalation_left_ms.map(DurationMs::from_millis),
                 reminded_at: timestamp(recovery.reminded_at),
             }),
+            impact: self.impact,
+            false_alarm: self.false_alarm,
             timeline: Vec::new(),
             unsaved: Unsaved::default(),
         }

@@ -126,6 +126,27 @@ impl SlotTable {
             .collect()
     }
 
+    /// The day's traffic shape from `position`: `a` expected over the next 24 hours (this
+    /// hour's slot and the 23 after it) divided by 24 times `a` per minute now, interpolated.
+    /// A slot without history counts as now; 1 when nothing is known now.
+    pub(super) fn day_shape(&self, position: SlotPosition) -> f64 {
+        let now = self.rate_a(position);
+        if !(now > 0.0 && now.is_finite()) {
+            return 1.0;
+        }
+        let day: f64 = (0..HOURS_PER_DAY)
+            .map(|hour| {
+                let cell = self.0[(position.slot + hour) % SLOTS];
+                if cell[2] > 0.0 {
+                    f64::from(cell[0]) / f64::from(cell[2])
+                } else {
+                    now
+                }
+            })
+            .sum();
+        day / (HOURS_PER_DAY as f64 * now)
+    }
+
     /// `a` per minute, interpolated.
     pub(super) fn rate_a(&self, position: SlotPosition) -> f64 {
         let per_minute = |cell: [f32; 3]| f64::from(cell[0]) / f64::from(cell[2]).max(1e-9);

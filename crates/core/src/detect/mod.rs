@@ -73,6 +73,7 @@ pub use report::{SeriesReport, SeriesStatus};
 pub use snapshot::{FunnelSnapshot, SNAPSHOT_FORMAT_VERSION, SnapshotError, snapshot_fingerprint};
 
 use crate::config::Config;
+use crate::impact::ImpactStatistics;
 use crate::time::{DurationMs, Minute, Timestamp};
 use baseline::SlotPosition;
 use conversion::ConversionSeries;
@@ -481,6 +482,48 @@ impl Detector {
             .get(stage)?
             .last
             .window_sigma
+    }
+
+    /// What the last judged minute showed the conversion series from `stage` (of `segment`,
+    /// else of the funnel as a whole), for its revenue impact (`impact`): its shoppers, how
+    /// many went on, its baseline and noise, the baseline chance of ordering after the next
+    /// stage, and the day's traffic shape. `None` where the series is unknown or the minute
+    /// had no baseline.
+    pub fn impact_statistics(
+        &self,
+        funnel: &str,
+        segment: Option<(&str, &str)>,
+        stage: &str,
+    ) -> Option<ImpactStatistics> {
+        let state = self.funnels.get(self.funnel_index(funnel)?)?;
+        let index = self.find_segment(state, segment)?;
+        let stage = state.stage_ids.iter().position(|id| id == stage)?;
+        let conversions = &state.segments[index].conversions;
+        let series = conversions.get(stage)?;
+        let baseline_drop_off = series.last.baseline?;
+        let window_sd = series.last.window_sd?;
+        // The trailing ring took this minute: a minute with a baseline always pushes.
+        let [shoppers, went_on, _, _] = series.trailing.sums_last(1);
+        let mut downstream_conversion = 1.0;
+        for later in &conversions[stage + 1..] {
+            let conversion = match later.last.baseline {
+                Some(p0) => 1.0 - p0,
+                None if later.total_n > 0.0 => later.total_x / later.total_n,
+                None => return None,
+            };
+            downstream_conversion *= conversion.clamp(0.0, 1.0);
+        }
+        let minute = self.next_minute?.plus(-1);
+        let position = SlotPosition::of(minute.start().local_millis(&state.time_zone));
+        Some(ImpactStatistics {
+            window_minutes: self.settings.window_minutes as u32,
+            shoppers,
+            went_on,
+            baseline_drop_off,
+            downstream_conversion,
+            window_sd,
+            duration_factor: series.slots.day_shape(position),
+        })
     }
 
     /// The state of every conversion series of a funnel now: the funnel as a whole first.

@@ -42,6 +42,9 @@ pub enum Action {
         finding: String,
     },
     Resolve,
+    /// Resolves it as a false alarm: nothing was wrong, so its loss counts in no total. The
+    /// runbook's resolution criteria are not asked for.
+    ResolveFalseAlarm,
     Reopen,
 }
 
@@ -56,7 +59,7 @@ impl Action {
             Action::RootCause(_) => "root_cause",
             Action::ActionItem { .. } => "action_item",
             Action::CheckItem { .. } => "check_item",
-            Action::Resolve => "resolve",
+            Action::Resolve | Action::ResolveFalseAlarm => "resolve",
             Action::Reopen => "reopen",
         }
     }
@@ -174,6 +177,15 @@ pub(super) fn apply(
         }
         Action::CheckItem { index, finding } => check_item(incident, *index, finding, request),
         Action::Resolve => resolve_by_hand(incident, policy, request),
+        Action::ResolveFalseAlarm => {
+            if incident.state == IncidentState::Resolved {
+                return Err(illegal(incident, "resolved"));
+            }
+            incident.false_alarm = true;
+            let text = format!("resolved as a false alarm{}", request.because());
+            resolve(incident, request.now, request.actor, &text);
+            Ok(())
+        }
         Action::Reopen => unreachable!("the engine reopens: it must see the other incidents"),
     }
 }

@@ -19,6 +19,7 @@ use super::silences::{
 };
 use super::surges::{self, RecentSurges};
 use crate::alert::{AlertEvent, AlertEventKind, AlertKind, Direction};
+use crate::impact::{Impact, ImpactMinute};
 use crate::time::Timestamp;
 
 /// Most incidents the engine keeps resolved for reopening and reports; older resolved ones are
@@ -345,6 +346,37 @@ impl IncidentEngine {
         }
     }
 
+    /// Prices one judged minute of incident `id`'s series into its impact (`impact`): open
+    /// conversion incidents only; the others are left alone. A recovered incident (its problem
+    /// over by the engine's judgement) books nothing until it relapses: the window being
+    /// gathered is booked as a shorter one, and the minutes while recovered are not priced,
+    /// since a window at baseline books nothing but its noise, clipped at zero, would book a
+    /// little every window for as long as a P1 waits for its root cause.
+    pub fn handle_impact(&mut self, id: u64, minute: &ImpactMinute) {
+        let Some(incident) = self.incidents.get_mut(&id) else {
+            return;
+        };
+        if !incident.is_open() || incident.kind != AlertKind::Conversion {
+            return;
+        }
+        if incident.is_recovered() {
+            if let Some(impact) = &mut incident.impact
+                && impact.open.minutes > 0
+            {
+                impact.close_window(minute.at);
+                incident.unsaved = Unsaved(true);
+            }
+            return;
+        }
+        incident.unsaved = Unsaved(true);
+        incident
+            .impact
+            .get_or_insert_with(|| {
+                Impact::new(minute.aov.currency, minute.window_minutes, minute.aov)
+            })
+            .observe(minute);
+    }
+
     /// Takes the dead man's switch's events (`Watch::judge`): a funnel (or every funnel)
     /// blind opens its guard incident, P1, or reopens it within the flap hold; judging again
     /// closes its cause, and then the resolution criteria resolve it. An event that changes
@@ -651,6 +683,8 @@ impl IncidentEngine {
             prompted: false,
             guard_reason: None,
             recovered: None,
+            impact: None,
+            false_alarm: false,
             timeline: Vec::new(),
             unsaved: Unsaved(true),
         };
@@ -753,6 +787,7 @@ impl IncidentEngine {
         let severity_policy = policy.for_severity(incident.severity);
         incident.state = IncidentState::Triggered;
         incident.resolved_at = None;
+        incident.false_alarm = false;
         incident.prompted = false;
         incident.recovered = None;
         // The quiet and stable periods start again: a reopened incident is not resolved by

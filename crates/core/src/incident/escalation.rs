@@ -93,6 +93,10 @@ pub(super) fn meet(clock: &mut SlaClock, now: Timestamp) {
 pub(super) fn resolve(incident: &mut Incident, now: Timestamp, actor: &str, text: &str) {
     incident.state = IncidentState::Resolved;
     incident.resolved_at = Some(now);
+    // The minutes gathered since the last whole window are booked as a shorter one.
+    if let Some(impact) = &mut incident.impact {
+        impact.close_window(now);
+    }
     // A responder resolving implies acknowledging, as mitigating does: the response was
     // given. The engine resolving by itself acknowledges nothing.
     if actor != ENGINE_ACTOR {

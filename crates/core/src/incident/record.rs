@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::alert::{AlertKind, Severity};
+use crate::impact::Impact;
 use crate::time::{DurationMs, Timestamp};
 
 /// Most timeline entries one incident keeps; past it the engine refuses actions, and what the
@@ -339,6 +340,14 @@ pub struct Incident {
     /// written before recovery existed.
     #[serde(default)]
     pub recovered: Option<Recovery>,
+    /// What it has cost so far (`impact`), conversion incidents only: `None` before its first
+    /// priced minute, for the other kinds, and for records written before impact existed.
+    #[serde(default)]
+    pub impact: Option<Impact>,
+    /// Resolved by a responder as a false alarm: its loss counts in no total. A reopen clears
+    /// it.
+    #[serde(default)]
+    pub false_alarm: bool,
     /// Kept apart by the store, row by row (append-only), not in the incident's stored record.
     #[serde(skip)]
     pub timeline: Vec<TimelineEntry>,

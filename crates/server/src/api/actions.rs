@@ -49,6 +49,7 @@ struct ActionBody {
     due: Option<String>,
     index: Option<usize>,
     finding: Option<String>,
+    false_alarm: Option<bool>,
 }
 
 /// The fields `action` takes; `None` for no action.
@@ -64,6 +65,7 @@ fn fields_taken(action: &str) -> Option<&'static [&'static str]> {
         "mitigate" => &["mitigation", "detail", "reason"],
         "action-items" => &["text", "owner", "due"],
         "checklist" => &["index", "finding"],
+        "resolve" => &["reason", "false_alarm"],
         _ => &["reason"],
     })
 }
@@ -104,7 +106,7 @@ fn action_body(
 impl ActionBody {
     /// Each field by name, and whether the body has it: the one list of [`ActionBody`]'s
     /// fields, each name beside its value.
-    fn present(&self) -> [(&'static str, bool); 11] {
+    fn present(&self) -> [(&'static str, bool); 12] {
         [
             ("reason", self.reason.is_some()),
             ("text", self.text.is_some()),
@@ -117,6 +119,7 @@ impl ActionBody {
             ("due", self.due.is_some()),
             ("index", self.index.is_some()),
             ("finding", self.finding.is_some()),
+            ("false_alarm", self.false_alarm.is_some()),
         ]
     }
 
@@ -141,6 +144,7 @@ impl ActionBody {
 fn parse_action(state: &AppState, name: &str, body: ActionBody) -> Result<Action, ApiError> {
     Ok(match name {
         "acknowledge" => Action::Acknowledge,
+        "resolve" if body.false_alarm == Some(true) => Action::ResolveFalseAlarm,
         "resolve" => Action::Resolve,
         "reopen" => Action::Reopen,
         "note" => Action::Note(needed("text", body.text)?),
@@ -318,7 +322,10 @@ mod tests {
                 index: 0,
                 finding: "f".into(),
             }),
-            IncidentAction::Resolve(reason()),
+            IncidentAction::Resolve(ResolveBody {
+                reason: Some("why".into()),
+                false_alarm: true,
+            }),
             IncidentAction::Reopen(reason()),
         ];
         let paths: Vec<&str> = every.iter().map(|a| a.path()).collect();

@@ -18,6 +18,7 @@ use revloop_core::time::Timestamp;
 use revloop_store::{ChangeRow, IncidentQuery, Role};
 
 use crate::api::changes::change_view;
+use crate::api::impact::impact_summary_view;
 use crate::api::{AppState, json_reply, no_funnel, require, segment_view, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
 use crate::http::{ApiError, ErrorDetail, blocking, invalid, retrying};
@@ -277,6 +278,11 @@ pub fn incident_summary_view(
             .filter(|_| incident.is_open())
             .map(|r| r.at.to_string()),
         reason: incident.guard_reason.clone(),
+        false_alarm: incident.false_alarm,
+        impact: incident
+            .impact
+            .as_ref()
+            .map(|impact| impact_summary_view(incident, impact)),
     }
 }
 

@@ -24,7 +24,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use revloop_api::ErrorBody;
 use revloop_api::actions::{
-    ActionItemBody, ChecklistBody, MitigateBody, ReasonBody, ScopeBody, SeverityBody, TextBody,
+    ActionItemBody, ChecklistBody, MitigateBody, ReasonBody, ResolveBody, ScopeBody, SeverityBody,
+    TextBody,
 };
 use revloop_api::incidents::Incident;
 use revloop_api::ingest::IngestReply;
@@ -53,6 +54,7 @@ use revloop_api::ingest::IngestReply;
         crate::api::incidents::list_incidents,
         crate::api::report::report,
         crate::api::incidents::get_incident,
+        crate::api::impact::incident_impact,
         acknowledge, note, scope, severity, mitigate, root_cause, action_items, checklist,
         resolve, reopen,
         crate::api::outbox::outbox,
@@ -719,8 +721,8 @@ action_operation!(
 action_operation!(
     resolve,
     "/api/v1/incidents/{id}/resolve",
-    "Resolve.",
-    ReasonBody
+    "Resolve (`false_alarm: true`: as a false alarm, whose loss counts in no total).",
+    ResolveBody
 );
 action_operation!(
     reopen,

@@ -14,6 +14,7 @@ use revloop_core::incident::{CensoredSummary, DurationSummary, IncidentSeverity}
 use revloop_core::time::{DurationMs, MS_PER_DAY, Timestamp};
 use revloop_store::{IncidentQuery, IncidentRow, Role};
 
+use crate::api::loss_report::loss_report;
 use crate::api::{AppState, json_reply, require, store_error};
 use crate::http::query::{parse_time, unknown_parameter};
 use crate::http::{ApiError, blocking, invalid, retrying};
@@ -62,6 +63,7 @@ pub async fn report(
         ));
     }
     let store = state.store.clone();
+    let config = state.config.clone();
     let body = blocking(move || {
         let mut rows = retrying(|| store.resolved_incidents(from, to)).map_err(store_error)?;
         let resolved = rows.len();
@@ -76,7 +78,13 @@ pub async fn report(
             open.into_iter()
                 .filter(|r| r.resolved_at.is_none() && (from..to).contains(&r.opened_at)),
         );
+        // A body this build cannot read counts in no loss total (it still counts above).
+        let decoded: Vec<_> = rows
+            .iter()
+            .filter_map(|row| revloop_store::decode_incident_body(row.id, &row.body).ok())
+            .collect();
         Ok(wire::IncidentReport {
+            loss: Some(loss_report(&config, &decoded)),
             from: from.to_string(),
             to: to.to_string(),
             resolved_incidents: resolved,

@@ -178,3 +178,41 @@ fn a_second_ack_succeeds_and_changes_nothing() {
         1
     );
 }
+
+#[test]
+fn a_false_alarm_resolves_without_the_criteria_and_a_reopen_clears_it() {
+    let mut engine = engine();
+    engine.handle_alert(
+        T0,
+        &alert(1, "payment", Severity::P1, AlertEventKind::Opened),
+    );
+    // A P1 owes a root cause before it resolves; a false alarm owes none.
+    engine
+        .handle_action(T0, 1, "ana", Action::ResolveFalseAlarm, Some("a load test"))
+        .unwrap();
+    let incident = engine.incident(1).unwrap();
+    assert_eq!(incident.state, IncidentState::Resolved);
+    assert!(incident.false_alarm);
+    let last = incident.timeline.last().unwrap();
+    assert_eq!(
+        (last.kind, last.text.as_str()),
+        (
+            TimelineKind::Resolved,
+            "resolved as a false alarm (a load test)"
+        )
+    );
+    assert_eq!(
+        engine.handle_action(T0, 1, "ana", Action::ResolveFalseAlarm, None),
+        Err(ActionError::IllegalTransition {
+            state: "resolved",
+            action: "resolved",
+        })
+    );
+    // The mark survives a restart, and a reopen clears it.
+    let mut engine = restart(&engine);
+    assert!(engine.incident(1).unwrap().false_alarm);
+    engine
+        .handle_action(minutes(5), 1, "ana", Action::Reopen, Some("it was real"))
+        .unwrap();
+    assert!(!engine.incident(1).unwrap().false_alarm);
+}
