@@ -137,6 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     store.as_ref(),
                     scenario.from.minute(),
                     SystemClock.now().minute(),
+                    revloop_server::event_time::Books::NotKept,
                 )
                 .and_then(|run| {
                     let through = run.alerts.last().map_or(scenario.from, |a| a.at);

@@ -11,13 +11,18 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use revloop_core::time::Minute;
+use revloop_core::Config;
+use revloop_core::incident::IncidentEngine;
+use revloop_core::ledger::{ExportFormat, imbalance_per_currency};
+use revloop_core::time::{Minute, Timestamp};
 use revloop_server::api::alerts::alert_json;
 use revloop_server::api::incidents::incident_view;
-use revloop_server::event_time::{EventTimeRun, run_in_event_time};
+use revloop_server::booking::{Booker, write_export};
+use revloop_server::event_time::{Books, EventTimeRun, run_in_event_time};
 use revloop_server::ingest::{IngestClock, Ingestor, Outcome, Place, Prepared, Watermark};
 use revloop_server::telemetry::Telemetry;
 use revloop_server::writer::GroupCommitter;
+use revloop_store::{SqliteStore, Store};
 
 use crate::StoreArgs;
 
@@ -54,6 +59,19 @@ pub struct Args {
     /// with its timeline to this file as NDJSON.
     #[arg(long)]
     incidents_out: Option<PathBuf>,
+    /// Book the incidents' losses too, in event time, as a live server would (estimates,
+    /// revisions, finals), in a ledger of the replay's own (the database's ledger is left
+    /// alone), and export it to this file (docs/ledger.md).
+    #[arg(long)]
+    ledger_out: Option<PathBuf>,
+    /// The export's format: beancount, hledger, csv or jsonl.
+    #[arg(long, default_value = "beancount", value_parser = parse_export_format)]
+    ledger_format: ExportFormat,
+}
+
+fn parse_export_format(text: &str) -> Result<ExportFormat, String> {
+    ExportFormat::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a format: beancount, hledger, csv or jsonl"))
 }
 
 /// Totals of a replay.
@@ -102,14 +120,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         o.ignored,
         summary.n_rejected
     );
-    if args.alerts_out.is_some() || args.incidents_out.is_some() {
+    if args.alerts_out.is_some() || args.incidents_out.is_some() || args.ledger_out.is_some() {
         let started = Instant::now();
         let (first, last) = summary.minutes.unwrap_or_default();
+        // The replay's books are its own: a temporary SQLite ledger, exported at the end.
+        let ledger_dir = tempfile::tempdir().context("creating a directory for the ledger")?;
+        let ledger = match &args.ledger_out {
+            Some(_) => Some(SqliteStore::open(
+                &ledger_dir.path().join("ledger.db"),
+                &config,
+            )?),
+            None => None,
+        };
+        let books = match &ledger {
+            Some(ledger) => Books::In(ledger),
+            None => Books::NotKept,
+        };
         let EventTimeRun {
             alerts: events,
             engine: mut incidents,
             judged_until,
-        } = run_in_event_time(&config, store.as_ref(), first, last.plus(1))?;
+        } = run_in_event_time(&config, store.as_ref(), first, last.plus(1), books)?;
+        let now = judged_until.unwrap_or_default();
+        incidents.run_until(now);
         if let Some(out) = &args.alerts_out {
             write_ndjson(out, events.iter().map(alert_json))?;
             eprintln!(
@@ -120,8 +153,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         if let Some(out) = &args.incidents_out {
-            let now = judged_until.unwrap_or_default();
-            incidents.run_until(now);
             let policy = incidents.policy().clone();
             let all: Vec<_> = incidents.incidents().collect();
             write_ndjson(
@@ -139,12 +170,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 out.display()
             );
         }
+        if let (Some(out), Some(ledger)) = (&args.ledger_out, &ledger) {
+            write_books(&config, ledger, &incidents, now, out, args.ledger_format)?;
+        }
     }
     Ok(if summary.n_rejected > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Books what the timers after the last tick changed (a resolution), checks that the books
+/// balance, and exports them.
+fn write_books(
+    config: &Config,
+    ledger: &SqliteStore,
+    incidents: &IncidentEngine,
+    now: Timestamp,
+    out: &std::path::Path,
+    format: ExportFormat,
+) -> anyhow::Result<()> {
+    let chart = &config.ledger.chart;
+    Booker::new(chart.clone()).book(ledger, incidents, now);
+    let balances = ledger.trial_balance()?;
+    let unbalanced = imbalance_per_currency(&balances)
+        .into_iter()
+        .find(|(_, net)| *net != 0);
+    if let Some((currency, net)) = unbalanced {
+        anyhow::bail!("the replay's books do not balance: {currency} is off by {net} minor units");
+    }
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+    );
+    let n = write_export(ledger, chart, config.shop.currency, format, &mut file)?;
+    file.flush()?;
+    eprintln!(
+        "ledger: {n} entries, balanced, written to {} ({})",
+        out.display(),
+        format.as_str()
+    );
+    Ok(())
 }
 
 fn write_ndjson(

@@ -292,8 +292,7 @@ fn ingest_rejected_and_ignored_show_the_problem_log() {
 /// A month of incident bookings as the lifecycle plans them (`plan_booking`: estimates revised
 /// as incidents grow, final figures, a false alarm), posted through the real server's API,
 /// then read back with `revloop ledger`: the trial balance balances and the exports hold every
-/// entry. With `REVLOOP_LEDGER_EXPORT_OUT` set, the Beancount export is also written there, for
-/// CI's `tests/ledger/bean-check` (see `.ci/run`).
+/// entry (tests/ledger_month.rs books a replayed month through the incident lifecycle itself).
 #[test]
 fn a_month_of_bookings_balances_and_exports() {
     use revloop_core::Timestamp;
@@ -402,9 +401,6 @@ fn a_month_of_bookings_balances_and_exports() {
     assert!(export.status.success(), "{}", text(&export.stderr));
     let beancount = std::fs::read_to_string(&out).unwrap();
     assert!(beancount.contains(" * "), "{beancount}");
-    if let Some(path) = std::env::var_os("REVLOOP_LEDGER_EXPORT_OUT") {
-        std::fs::write(&path, &beancount).unwrap();
-    }
     let jsonl = server.run(&["ledger", "export", "--format", "jsonl"]);
     assert_eq!(text(&jsonl.stdout).lines().count(), n_entries);
     let entries = server.run(&["ledger", "entries", "--incident", "3", "--json"]);

@@ -450,35 +450,47 @@ impl Impact {
     }
 
     /// The inputs of the figures as canonical JSON text (keys sorted, no spaces): what the
-    /// ledger links its entries to, so a person can redo the arithmetic.
+    /// ledger links its entries to, so a person can redo the arithmetic. Every window kept.
     pub fn inputs_json(&self) -> String {
-        let windows: Vec<String> = self
+        self.inputs_json_newest(usize::MAX)
+    }
+
+    /// [`Impact::inputs_json`] with only the newest `windows_max` windows listed (the totals
+    /// still cover every window; `windows_omitted` says how many are not listed), for a
+    /// reader with a size limit such as a ledger entry's metadata.
+    pub fn inputs_json_newest(&self, windows_max: usize) -> String {
+        let omitted = self.windows.len().saturating_sub(windows_max);
+        let windows: Vec<serde_json::Value> = self
             .windows
             .iter()
+            .skip(omitted)
             .map(|w| {
-                format!(
-                    "{{\"aov_minor\":{},\"from_ms\":{},\"loss_micro_minor\":{},\"lost_micro_orders\":{},\"minutes\":{},\"to_ms\":{}}}",
-                    w.aov_minor,
-                    w.from.millis(),
-                    w.loss_micro_minor,
-                    w.lost_micro_orders,
-                    w.minutes,
-                    w.to.millis()
-                )
+                serde_json::json!({
+                    "aov_minor": w.aov_minor,
+                    "from_ms": w.from.millis(),
+                    "loss_micro_minor": w.loss_micro_minor.to_string(),
+                    "lost_micro_orders": w.lost_micro_orders,
+                    "minutes": w.minutes,
+                    "to_ms": w.to.millis(),
+                })
             })
             .collect();
-        format!(
-            "{{\"aov_minor\":{},\"aov_source\":\"{}\",\"currency\":\"{}\",\"duration_factor_micro\":{},\"loss_micro_minor\":{},\"lost_micro_orders\":{},\"n_windows\":{},\"rounding\":\"half_even\",\"window_minutes\":{},\"windows\":[{}]}}",
-            self.aov.minor,
-            self.aov.source.as_str(),
-            self.currency,
-            quantise(self.duration_factor).unwrap_or(0),
-            self.loss_micro_minor,
-            self.lost_micro_orders,
-            self.n_windows,
-            self.window_minutes,
-            windows.join(",")
-        )
+        // serde_json's map keeps keys sorted (no `preserve_order`): the text is canonical.
+        // The i128 sums are text, as JSON readers lose integers past 2^53.
+        serde_json::json!({
+            "aov_minor": self.aov.minor,
+            "aov_source": self.aov.source.as_str(),
+            "currency": self.currency.code(),
+            "duration_factor_micro": quantise(self.duration_factor).unwrap_or(0),
+            "loss_micro_minor": self.loss_micro_minor.to_string(),
+            "lost_micro_orders": self.lost_micro_orders,
+            "n_windows": self.n_windows,
+            "rounding": "half_even",
+            "window_minutes": self.window_minutes,
+            "windows": windows,
+            "windows_omitted": omitted,
+        })
+        .to_string()
     }
 }
 

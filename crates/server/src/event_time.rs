@@ -16,7 +16,16 @@ use revloop_core::time::{Minute, Timestamp};
 use revloop_store::{Store, StoreError};
 
 use crate::aov::AovBook;
+use crate::booking::Booker;
 use crate::detection::DetectionRunner;
+
+/// Whether, and where, an event-time run books the incidents' losses.
+#[derive(Clone, Copy)]
+pub enum Books<'a> {
+    /// In this store's ledger (it may be the store the counts are read from).
+    In(&'a dyn Store),
+    NotKept,
+}
 
 /// What an event-time run over stored counts found.
 pub struct EventTimeRun {
@@ -31,11 +40,17 @@ pub struct EventTimeRun {
 /// judge it ([`judged_at`]), and each tick goes through the core's one glue ([`feed_tick`]):
 /// timers fire at their own times, each open incident's deviation is measured every minute,
 /// and the minute ends with an evaluation at its judging time. Nobody acknowledges.
+///
+/// With [`Books::In`], every tick also books the incidents' losses in that store's ledger as a
+/// live server would ([`Booker`]): `replay`'s books. The demo's backfill keeps none here; its
+/// incidents are booked once the live service adopts them, so that the books never name an
+/// incident the store does not hold.
 pub fn run_in_event_time(
     config: &Arc<Config>,
     store: &dyn Store,
     from: Minute,
     until: Minute,
+    books: Books<'_>,
 ) -> Result<EventTimeRun, StoreError> {
     let mut run = EventTimeRun {
         alerts: Vec::new(),
@@ -44,6 +59,10 @@ pub fn run_in_event_time(
     };
     let settle = config.detection.settle;
     let aov_book = AovBook::new(config.clone());
+    let mut booker = match books {
+        Books::In(ledger) => Some((Booker::new(config.ledger.chart.clone()), ledger)),
+        Books::NotKept => None,
+    };
     let engine = &mut run.engine;
     let judged_until = &mut run.judged_until;
     DetectionRunner::new(config.clone()).advance_observed(
@@ -58,6 +77,9 @@ pub fn run_in_event_time(
                 aov: |incident: &Incident| aov_book.for_incident(store, incident, now),
             };
             feed_tick(engine, &priced, now, new_events);
+            if let Some((booker, ledger)) = &mut booker {
+                booker.book(*ledger, engine, now);
+            }
             *judged_until = Some(now);
         },
     )?;

@@ -45,6 +45,7 @@ use revloop_store::{
 };
 
 use crate::Clock;
+use crate::booking::Booker;
 use crate::http::lock;
 use crate::http::retry::Backoff;
 
@@ -143,6 +144,8 @@ struct Service {
     shared: Arc<Shared>,
     /// The version the published snapshot was taken at.
     published: Option<i64>,
+    /// Books the incidents' losses after each committed step.
+    booker: Booker,
 }
 
 struct Live {
@@ -191,6 +194,7 @@ impl Incidents {
             },
             shared: shared.clone(),
             published: None,
+            booker: Booker::new(config.ledger.chart.clone()),
         };
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Job>(STEPS_QUEUED_MAX);
         let thread = std::thread::Builder::new()
@@ -677,6 +681,10 @@ impl Service {
                         .last_step_ms
                         .store(now.millis(), Ordering::Relaxed);
                     self.publish();
+                    // The books follow what was committed; a failed booking is retried at a
+                    // later step and never fails this one.
+                    self.booker
+                        .book(self.store.as_ref(), &self.live.engine, now);
                     return Ok(result);
                 }
                 Err(failure) => failure,

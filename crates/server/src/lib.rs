@@ -34,6 +34,7 @@ use revloop_store::Store;
 
 pub mod aov;
 pub mod api;
+pub mod booking;
 pub mod detection;
 pub mod event_time;
 pub mod http;

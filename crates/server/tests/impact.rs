@@ -124,6 +124,17 @@ fn impact_lists_every_input_and_a_false_alarm_leaves_the_totals() {
         windows.len() as u64 - 1
     );
 
+    // The live service booked the estimate in the ledger, linked to the incident.
+    let booked = server.get(
+        &format!("/api/v1/ledger/entries?incident={id}"),
+        &server.viewer,
+    );
+    assert_eq!(booked.status, 200, "{}", booked.body);
+    let first = &booked.body["entries"][0];
+    assert_eq!(first["id"], format!("inc-{id}-est-1"), "{}", booked.body);
+    assert!(first["inputs_json"].as_str().unwrap().contains("aov_minor"));
+    assert!(expense(&server) > 0);
+
     // Resolving as a false alarm: a bad body is refused, and nothing changes.
     let resolve = format!("/api/v1/incidents/{id}/resolve");
     for bad in [
@@ -164,4 +175,26 @@ fn impact_lists_every_input_and_a_false_alarm_leaves_the_totals() {
         "{loss}"
     );
     assert!(loss["by_stage"].as_array().unwrap().is_empty(), "{loss}");
+    // And the books take back every estimate: nothing stays booked as lost.
+    assert_eq!(expense(&server), 0);
+}
+
+/// The net debit of 6200 Lost Revenue Expense, from a trial balance that balances.
+fn expense(server: &TestServer) -> i64 {
+    let reply = server.get("/api/v1/ledger/trial-balance", &server.viewer);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["balanced"], true, "{}", reply.body);
+    reply.body["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["account"] == 6200)
+        .map(|row| {
+            row["balance_minor"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        })
+        .sum()
 }
