@@ -177,6 +177,109 @@ impl Overdispersion {
     }
 }
 
+/// Bounds of the binomial factor φ of [`NoiseModel`]: a window's counts are never read as much
+/// less noisy than independent shoppers, nor the excess taken past what the traffic can show.
+const BINOMIAL_FACTOR_MIN: f64 = 1.0;
+const BINOMIAL_FACTOR_MAX: f64 = 4.0;
+/// Windows of evidence before φ is fitted rather than taken as 1.
+const NOISE_FIT_WINDOWS_MIN: u32 = 100;
+/// Ridge toward φ = 1, as a share of the weighted spread of the binomial term, and at least
+/// [`BINOMIAL_FACTOR_RIDGE_MIN`] of its squared mean: a series whose windows all hold about as
+/// many shoppers cannot tell φ from τ², and keeps φ near 1.
+const BINOMIAL_FACTOR_RIDGE: f64 = 0.1;
+const BINOMIAL_FACTOR_RIDGE_MIN: f64 = 0.05;
+/// A squared residual counts at most this many times the variance the model expects (a window
+/// of an unnoticed incident must not widen every limit).
+const RESIDUAL_CAP: f64 = 25.0;
+
+/// The noise of a conversion series' window: its drop-off rate has variance
+/// `φ·p(1 − p)/n + τ²`, a binomial term scaled by φ (Laney's p′ correction: counted shoppers
+/// trade places across minute edges and move in small groups, which scales with the shoppers)
+/// and a between-window variance τ² that does not shrink with them (a beta-binomial's). Both
+/// are fitted to the squared residuals of aligned windows against the baseline by least squares
+/// on the binomial term, over about a week of windows. The quiet hours (a large binomial term)
+/// then say what φ is and the busy hours what τ² is, so neither is spread over the whole day: a
+/// single τ² learned in every hour alike is too wide at the peak and too narrow at night. (Each
+/// window counts alike: weighting by the inverse square of its expected variance, the textbook
+/// choice, let a week of a small shop's busy hours set τ² alone and raised more false P2s in
+/// the demo's history.) When φ comes out at 1 this is the plain mean excess over the binomial.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct NoiseModel {
+    /// Exponentially weighted sums `[1, b, b², s, b·s]` of windows' binomial terms `b` and
+    /// squared residuals `s`.
+    sums: [f64; 5],
+    n_windows: u32,
+    /// The fit of the sums: `[φ, τ²]`; `[0, 0]` before the first window (read as φ = 1).
+    fit: [f64; 2],
+    /// Sums of the window being gathered: `[n, x, expected]`.
+    pub(super) window: [f64; 3],
+}
+
+impl NoiseModel {
+    /// The binomial factor φ.
+    pub(super) fn phi(&self) -> f64 {
+        self.fit[0].max(BINOMIAL_FACTOR_MIN)
+    }
+
+    /// The between-window variance τ².
+    pub(super) fn tau2(&self) -> f64 {
+        self.fit[1].max(0.0)
+    }
+
+    /// Variance of the drop-off rate of a window of `n` shoppers at rate `p`, plus `extra` (the
+    /// baseline's own uncertainty).
+    pub(super) fn variance(&self, p: f64, n: f64, extra: f64) -> f64 {
+        if n <= 0.0 {
+            return f64::INFINITY;
+        }
+        self.phi() * p * (1.0 - p) / n + self.tau2() + extra
+    }
+
+    pub(super) fn sd(&self, p: f64, n: f64, extra: f64) -> f64 {
+        self.variance(p, n, extra).sqrt()
+    }
+
+    /// Takes one window: binomial term `binomial` (`p(1 − p)/n`) and residual `residual`.
+    /// Memory: about `memory_windows` windows.
+    pub(super) fn update(&mut self, binomial: f64, residual: f64, memory_windows: f64) {
+        let expected = self.variance_of(binomial);
+        let s = (residual * residual).min(RESIDUAL_CAP * expected);
+        let decay = 1.0 - 1.0 / memory_windows.max(1.0);
+        let terms = [1.0, binomial, binomial * binomial, s, binomial * s];
+        for (sum, term) in self.sums.iter_mut().zip(terms) {
+            *sum = *sum * decay + term;
+        }
+        self.n_windows = self.n_windows.saturating_add(1);
+        self.refit();
+    }
+
+    fn variance_of(&self, binomial: f64) -> f64 {
+        if self.n_windows == 0 {
+            return binomial;
+        }
+        self.phi() * binomial + self.tau2()
+    }
+
+    fn refit(&mut self) {
+        let [w, wb, wbb, ws, wbs] = self.sums;
+        if w <= 0.0 {
+            return;
+        }
+        let (mean_b, mean_s) = (wb / w, ws / w);
+        let phi = if self.n_windows < NOISE_FIT_WINDOWS_MIN {
+            1.0
+        } else {
+            let spread = (wbb / w - mean_b * mean_b).max(0.0);
+            let covariance = wbs / w - mean_b * mean_s;
+            let ridge =
+                (BINOMIAL_FACTOR_RIDGE * spread).max(BINOMIAL_FACTOR_RIDGE_MIN * mean_b * mean_b);
+            ((covariance + ridge) / (spread + ridge))
+                .clamp(BINOMIAL_FACTOR_MIN, BINOMIAL_FACTOR_MAX)
+        };
+        self.fit = [phi, (mean_s - phi * mean_b).max(0.0)];
+    }
+}
+
 /// A baseline hour of day is suspect when the series alerted in it on at least this many of
 /// the last [`SUSPECT_DAYS`] local days: the same hours alarming day after day are more likely a
 /// baseline that is wrong at those hours than an incident that recurs on the clock.

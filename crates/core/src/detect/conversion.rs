@@ -5,7 +5,7 @@
 //! improvement CUSUMs. It records what the minute showed (a [`MinuteJudgement`]) and never
 //! opens, upgrades or closes an alert itself: that is `decide`'s, which sees the whole funnel.
 
-use super::baseline::{HOURS_PER_DAY, HourHistory, Overdispersion, SlotPosition, SlotTable};
+use super::baseline::{HOURS_PER_DAY, HourHistory, NoiseModel, SlotPosition, SlotTable};
 use super::decide::OpenAlert;
 use super::ring::{Ring, Span};
 use super::{LEARNING_EXCLUSION_SHARE, MinuteContext, SIGMA_P1, SIGMA_P2, SeriesStatus};
@@ -33,7 +33,8 @@ pub(super) struct ConversionSeries {
     pub(super) total_n: f64,
     pub(super) total_x: f64,
     pub(super) first_minute: Option<Minute>,
-    pub(super) tau2: Overdispersion,
+    /// The noise of a window around the baseline: binomial factor and between-window variance.
+    pub(super) noise: NoiseModel,
     /// The local hours the series alerted in, day by day, and what it saw in them lately.
     pub(super) hours: HourHistory,
     pub(super) trailing: Ring,
@@ -95,7 +96,7 @@ impl ConversionSeries {
             total_n: 0.0,
             total_x: 0.0,
             first_minute: None,
-            tau2: Overdispersion::default(),
+            noise: NoiseModel::default(),
             hours: HourHistory::default(),
             trailing: Ring::new(window_minutes),
             up_p2: Cusum::default(),
@@ -166,8 +167,8 @@ impl ConversionSeries {
         let thresholds = context.thresholds;
         if let Some(base) = &baseline {
             let p0 = base.p0;
-            let tau2 = self.tau2.get() + base.variance;
-            let window_sd = stats::overdispersed_sd(p0, base.expected_n * window, tau2);
+            let noise = self.noise;
+            let window_sd = noise.sd(p0, base.expected_n * window, base.variance);
             judgement.baseline = Some(p0);
             judgement.window_sd = Some(window_sd);
             judgement.expected_n = Some(base.expected_n);
@@ -181,7 +182,7 @@ impl ConversionSeries {
             self.trailing.push([n, x, n * p0, next_raw]);
             let sigma_of = |[tn, tx, texpected, _]: [f64; 4]| {
                 (tn > 0.0).then(|| {
-                    let sd = stats::overdispersed_sd(texpected / tn, tn, tau2);
+                    let sd = noise.sd(texpected / tn, tn, base.variance);
                     ((tn - tx) - texpected) / tn / sd
                 })
             };
@@ -216,7 +217,7 @@ impl ConversionSeries {
                     minute,
                     [n, x],
                     p0,
-                    [window_sd, tau2],
+                    [window_sd, base.variance],
                     context,
                     &mut judgement,
                 );
@@ -243,14 +244,14 @@ impl ConversionSeries {
     }
 
     /// The CUSUMs of a judged minute (`n` shoppers, `x` went on) against `p0`, whose window has
-    /// standard deviation `window_sd` with between-window variance `tau2`: P2, P1 (or the window
-    /// test) and improvement, and the evidence spans they describe.
+    /// standard deviation `window_sd` (`extra`: the baseline's own variance): P2, P1 (or the
+    /// window test) and improvement, and the evidence spans they describe.
     fn run_cusums(
         &mut self,
         minute: Minute,
         [n, x]: [f64; 2],
         p0: f64,
-        [window_sd, tau2]: [f64; 2],
+        [window_sd, extra]: [f64; 2],
         context: &MinuteContext,
         judgement: &mut MinuteJudgement,
     ) {
@@ -260,7 +261,8 @@ impl ConversionSeries {
         let binomial = p0 * (1.0 - p0) / n;
         // Variance of this minute's rate over the binomial's: the between-window
         // variation is shared by the minutes of a window, so it counts in full.
-        let inflation = (binomial + window * tau2) / binomial;
+        let tau2 = self.noise.tau2() + extra;
+        let inflation = (self.noise.phi() * binomial + window * tau2) / binomial;
         let llr = |shift: f64| {
             let p1 = (p0 + shift).clamp(DEGENERATE_RATE / 2.0, 1.0 - DEGENERATE_RATE / 2.0);
             stats::binomial_llr(n, dropped, p0, p1, inflation)
@@ -306,7 +308,7 @@ impl ConversionSeries {
         self.total_x = self.total_x * context.total_decay + x;
         let window = context.settings.window_minutes as i64;
         let Some(base) = baseline else { return };
-        let gathered = &mut self.tau2.window;
+        let gathered = &mut self.noise.window;
         gathered[0] += n;
         gathered[1] += x;
         gathered[2] += n * base.p0;
@@ -316,10 +318,8 @@ impl ConversionSeries {
                 let p0 = wexpected / wn;
                 let binomial = p0 * (1.0 - p0) / wn;
                 let residual = (wn - wx) / wn - p0;
-                let cap = 25.0 * (binomial + self.tau2.get());
-                let sample = (residual * residual).min(cap) - binomial;
-                self.tau2
-                    .update(sample, context.overdispersion_memory_windows);
+                self.noise
+                    .update(binomial, residual, context.overdispersion_memory_windows);
             }
         }
     }

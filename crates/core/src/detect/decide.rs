@@ -9,7 +9,6 @@ use super::ring::Span;
 use super::volume::volume_deficit_sigma;
 use super::{FunnelState, SIGMA_P1, SIGMA_P2, SeriesStatus, Settings};
 use crate::alert::{AlertEventKind, AlertKind, Direction, Severity};
-use crate::stats;
 use crate::time::Minute;
 
 /// While a P2 is open, a stage whose drop-off over the last few minutes (a shorter window) is
@@ -181,7 +180,7 @@ pub(super) fn conversion_sigma(
     let p0 = span.expected / span.n;
     let observed = 1.0 - span.x / span.n;
     let per_window = span.n / span.minutes.max(1.0) * settings.window_minutes as f64;
-    let sd = stats::overdispersed_sd(p0, per_window, series.tau2.get());
+    let sd = series.noise.sd(p0, per_window, 0.0);
     Some((observed - p0) / sd)
 }
 

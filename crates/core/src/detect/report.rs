@@ -58,6 +58,9 @@ pub struct SeriesReport {
     pub expected_shoppers_per_minute: Option<f64>,
     /// Between-window variance of the drop-off rate learned from history (τ²).
     pub overdispersion: f64,
+    /// Factor on the binomial variance of a window learned from history (Laney's φ; 1 for
+    /// independent shoppers).
+    pub binomial_factor: f64,
     pub cusum_p2: f64,
     pub threshold_p2: f64,
     pub cusum_p1: f64,

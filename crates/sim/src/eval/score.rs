@@ -271,10 +271,12 @@ fn score_bounds(
             .bounds_minutes
             .push(stats::delay_lower_bound(arl0, n, c1, c0).max(1.0));
         // Shoppers' worth of information in a minute when a window's rate also varies by
-        // τ² between windows: the binomial variance over the total.
+        // τ² between windows (and its binomial term by φ): the binomial variance over the
+        // total.
         let window = detector.window_minutes() as f64;
         let binomial = p0 * (1.0 - p0) / n;
-        let n_effective = n * binomial / (binomial + window * series.overdispersion);
+        let n_effective =
+            n * binomial / (series.binomial_factor * binomial + window * series.overdispersion);
         result
             .overdispersed_bounds_minutes
             .push(stats::delay_lower_bound(arl0, n_effective, c1, c0).max(1.0));

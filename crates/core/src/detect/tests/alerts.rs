@@ -87,17 +87,26 @@ fn a_moderate_drop_is_p2_and_a_deeper_one_upgrades_it() {
 #[test]
 fn a_better_run_is_recorded_not_alerted() {
     let (mut detector, mut rng, now) = learned(6);
-    let events = feed(&mut detector, &mut rng, now, 120, |_| Traffic {
-        keep: [1.0, 1.2],
-        ..CLEAN
-    });
-    assert!(opened(&events).is_empty(), "{events:?}");
-    let report = detector.report(0);
-    let cart = report
-        .iter()
-        .find(|r| r.segment.is_none() && r.stage == "cart")
-        .unwrap();
-    assert_eq!(cart.status, SeriesStatus::Improved);
+    // Minute by minute: the status says `improved` while the improvement CUSUM's last alarm
+    // stands and the window stays beyond 2σ better, so it may lapse for a few minutes where a
+    // window comes back within 2σ.
+    let mut improved_minutes = 0;
+    for minute in 0..120 {
+        let events = feed(&mut detector, &mut rng, now.plus(minute), 1, |_| Traffic {
+            keep: [1.0, 1.2],
+            ..CLEAN
+        });
+        assert!(opened(&events).is_empty(), "{events:?}");
+        let report = detector.report(0);
+        let cart = report
+            .iter()
+            .find(|r| r.segment.is_none() && r.stage == "cart")
+            .unwrap();
+        if cart.status == SeriesStatus::Improved {
+            improved_minutes += 1;
+        }
+    }
+    assert!(improved_minutes >= 60, "{improved_minutes}");
 }
 
 #[test]
