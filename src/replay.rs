@@ -192,7 +192,7 @@ fn write_books(
     format: ExportFormat,
 ) -> anyhow::Result<()> {
     let chart = &config.ledger.chart;
-    Booker::new(chart.clone()).book(ledger, incidents, now);
+    Booker::new(chart.clone()).book(ledger, incidents, now)?;
     let balances = ledger.trial_balance()?;
     let unbalanced = imbalance_per_currency(&balances)
         .into_iter()

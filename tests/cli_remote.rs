@@ -291,7 +291,8 @@ fn ingest_rejected_and_ignored_show_the_problem_log() {
 
 /// A month of incident bookings as the lifecycle plans them (`plan_booking`: estimates revised
 /// as incidents grow, final figures, a false alarm), posted through the real server's API,
-/// then read back with `revloop ledger`: the trial balance balances and the exports hold every
+/// under `hand-` ids (the lifecycle's own ids are reserved to it), then read back with
+/// `revloop ledger`: the trial balance balances and the exports hold every
 /// entry (tests/ledger_month.rs books a replayed month through the incident lifecycle itself).
 #[test]
 fn a_month_of_bookings_balances_and_exports() {
@@ -357,10 +358,13 @@ fn a_month_of_bookings_balances_and_exports() {
                 match &entry.reverses {
                     Some(original) => {
                         let body = serde_json::json!({
-                            "id": entry.id,
+                            "id": format!("hand-{}", entry.id),
                             "effective_at": entry.effective_at.to_string(),
                         });
-                        post(&format!("/api/v1/ledger/entries/{original}/reverse"), &body);
+                        post(
+                            &format!("/api/v1/ledger/entries/hand-{original}/reverse"),
+                            &body,
+                        );
                         for recorded in booked.iter_mut() {
                             if &recorded.entry.id == original {
                                 recorded.reversed_by = Some(entry.id.clone());
@@ -432,7 +436,7 @@ fn entry_body(entry: &revloop_core::ledger::JournalEntry) -> serde_json::Value {
         .as_deref()
         .map(|text| serde_json::from_str(text).unwrap());
     serde_json::json!({
-        "id": entry.id,
+        "id": format!("hand-{}", entry.id),
         "description": entry.description,
         "effective_at": entry.effective_at.to_string(),
         "incident": entry.link.incident,

@@ -26,7 +26,7 @@
 use std::collections::VecDeque;
 
 use crate::money::{Currency, Money};
-use crate::time::Timestamp;
+use crate::time::{Minute, Timestamp};
 
 /// Micro-units per unit: lost orders are quantised to millionths of an order, and the duration
 /// factor to millionths.
@@ -38,6 +38,10 @@ pub const IMPACT_WINDOWS_KEPT: usize = 240;
 /// The uncertainty band reaches this many standard deviations above what the baseline's own
 /// noise would book.
 pub const BAND_SIGMAS: f64 = 2.0;
+/// The largest duration factor a projection uses: the next day's traffic at most ten times the
+/// current hour's, all day. A far larger ratio comes from a near-empty hour (its loss per hour
+/// is then near zero too), and would otherwise project an hour of noise over a whole day.
+pub const DURATION_FACTOR_MAX: f64 = 10.0;
 /// What a window at baseline books on average, in σ of its lost orders: its noise is clipped
 /// at zero, and the mean of a normal variable's positive part is `σ/√(2π)`.
 const CLIPPED_NOISE_MEAN: f64 = 0.398_942_280_401_432_7;
@@ -109,6 +113,8 @@ impl Aov {
 /// (`Detector::impact_statistics`); [`ImpactMinute::new`] prices it. Statistics, so floats.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ImpactStatistics {
+    /// The judged minute the statistics are of.
+    pub minute: Minute,
     pub window_minutes: u32,
     pub shoppers: f64,
     pub went_on: f64,
@@ -122,6 +128,7 @@ impl ImpactMinute {
     pub fn new(at: Timestamp, statistics: ImpactStatistics, aov: Aov) -> ImpactMinute {
         ImpactMinute {
             at,
+            minute: statistics.minute,
             window_minutes: statistics.window_minutes,
             shoppers: statistics.shoppers,
             went_on: statistics.went_on,
@@ -140,6 +147,9 @@ impl ImpactMinute {
 pub struct ImpactMinute {
     /// When the minute was judged.
     pub at: Timestamp,
+    /// The judged minute: an impact prices each minute once, however often it is handed the
+    /// same one (live, every funnel's tick prices every open incident).
+    pub minute: Minute,
     /// The detector's window, in minutes: the length of a booked window.
     pub window_minutes: u32,
     /// Shoppers who reached the incident's stage in the minute (of its segment, if any).
@@ -241,6 +251,13 @@ pub struct Impact {
     /// Set when a booking stopped; nothing more is booked.
     #[serde(default)]
     pub error: Option<ImpactError>,
+    /// The last judged minute priced; a minute at or before it is not priced again.
+    #[serde(default)]
+    pub last_minute: Option<Minute>,
+    /// Minutes skipped because a statistic was not a finite number (a time-of-week slot with
+    /// no expected traffic has no noise figure): they book nothing and stop nothing.
+    #[serde(default)]
+    pub minutes_skipped: u64,
 }
 
 /// The figures of an [`Impact`] now, rounded once, half to even.
@@ -279,34 +296,38 @@ impl Impact {
             duration_factor: 1.0,
             windows: VecDeque::new(),
             error: None,
+            last_minute: None,
+            minutes_skipped: 0,
         }
     }
 
     /// Adds one judged minute; closes the window once it holds `window_minutes` minutes.
     pub fn observe(&mut self, minute: &ImpactMinute) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.last_minute.is_some_and(|last| minute.minute <= last) {
             return;
         }
         if minute.aov.currency != self.currency {
             self.error = Some(ImpactError::CurrencyChanged);
             return;
         }
+        self.last_minute = Some(minute.minute);
         let finite = [
             minute.shoppers,
             minute.went_on,
             minute.baseline_drop_off,
             minute.downstream_conversion,
             minute.window_sd,
-            minute.duration_factor,
         ]
         .iter()
         .all(|v| v.is_finite());
         if !finite {
-            self.error = Some(ImpactError::NotFinite);
+            self.minutes_skipped += 1;
             return;
         }
         self.aov = minute.aov;
-        self.duration_factor = minute.duration_factor.max(0.0);
+        if minute.duration_factor.is_finite() {
+            self.duration_factor = minute.duration_factor.clamp(0.0, DURATION_FACTOR_MAX);
+        }
         self.window_minutes = minute.window_minutes.max(1);
         let shoppers = minute.shoppers.max(0.0);
         let went_on = minute.went_on.clamp(0.0, shoppers);
@@ -403,6 +424,15 @@ impl Impact {
             loss_micro_minor,
             sd_orders,
         })
+    }
+
+    /// The estimated loss so far (closed windows), rounded once, half to even: what the ledger
+    /// books. Apart from [`Impact::figures`], so that a projection or band that cannot be
+    /// computed never hides the loss itself.
+    pub fn loss(&self) -> Result<Money, ImpactError> {
+        let minor = i64::try_from(divide_half_even(self.loss_micro_minor, i128::from(MICRO)))
+            .map_err(|_| ImpactError::Overflow)?;
+        Ok(Money::new(minor, self.currency))
     }
 
     /// The figures now, each rounded once, half to even.

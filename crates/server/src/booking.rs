@@ -10,9 +10,11 @@
 //! backfill), so a replayed month has the books a live month would have.
 //!
 //! A booking never fails the incident step: the incident is what people act on, and the books
-//! catch up at the next step (every plan is idempotent). Two nodes planning the same step
-//! propose the same ids; the store books one and refuses the other (`IdConflict` when their
-//! bodies differ), which is logged at debug level and planned again later.
+//! catch up a minute later (every plan is idempotent). Two nodes planning the same step from
+//! the same committed incident propose the same ids and the same bodies (the effective time
+//! comes from the incident, not from a node's clock), so the store books them once; a node
+//! that planned from older books is refused (`IdConflict`), logs it at debug level, and plans
+//! again later.
 
 use std::collections::HashMap;
 
@@ -36,12 +38,15 @@ const RETRY_AFTER: DurationMs = DurationMs::from_minutes(1);
 /// What this node last did for one incident, so that a step plans only what may have changed.
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
-    /// When the standing estimate was booked, or a booking was last attempted and failed.
-    estimate_at: Option<Timestamp>,
-    /// The amount last booked (estimate or final), in minor units.
-    amount: Option<i64>,
-    /// The final figure or the false alarm's reversals are booked for the incident as it is.
-    settled: bool,
+    /// An estimate is not revised before this (`ESTIMATE_REVISE_EVERY` after the last one).
+    revise_at: Option<Timestamp>,
+    /// Nothing is planned before this (`RETRY_AFTER` a failure).
+    retry_at: Option<Timestamp>,
+    /// The estimate last booked, in minor units.
+    estimate: Option<i64>,
+    /// The resolution the books were last brought in line with: when, and whether as a false
+    /// alarm. A reopened incident that resolves again is a new one.
+    settled: Option<(Timestamp, bool)>,
 }
 
 /// Books the lifecycle of every priced incident; one per incident service or event-time run.
@@ -59,103 +64,128 @@ impl Booker {
     }
 
     /// Brings the books in line with `engine`'s incidents at `now`; returns how many entries
-    /// were written. Errors are logged, never returned (see the module docs).
-    pub fn book(&mut self, store: &dyn Store, engine: &IncidentEngine, now: Timestamp) -> usize {
+    /// were written. A failed booking is logged and planned again after `RETRY_AFTER`; the
+    /// first failure is returned once every incident has been tried (an entry another node
+    /// booked first is no failure). Live, the caller only logs it (see the module docs);
+    /// `replay` fails on it, so that its books are never silently short.
+    pub fn book(
+        &mut self,
+        store: &dyn Store,
+        engine: &IncidentEngine,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
         let mut written = 0;
+        let mut failure = None;
         for incident in engine.incidents() {
-            let Some(event) = self.event(incident, now) else {
+            let Some((event, at)) = self.event(incident, now) else {
                 continue;
             };
             let seen = self.seen.entry(incident.id).or_default();
-            match book_one(store, &self.chart, incident.id, &event, now) {
+            match book_one(store, &self.chart, incident.id, &event, at, now) {
                 Ok(n) => {
                     written += n;
+                    seen.retry_at = None;
                     match &event {
                         BookingEvent::Estimate(figure) => {
-                            seen.estimate_at = Some(now);
-                            seen.amount = Some(figure.amount.minor);
-                            seen.settled = false;
+                            seen.revise_at = Some(now.saturating_add(ESTIMATE_REVISE_EVERY));
+                            seen.estimate = Some(figure.amount.minor);
+                            seen.settled = None;
                         }
-                        BookingEvent::Final(figure) => {
-                            seen.amount = Some(figure.amount.minor);
-                            seen.settled = true;
-                        }
-                        BookingEvent::FalseAlarm { .. } => {
-                            seen.amount = None;
-                            seen.settled = true;
+                        BookingEvent::Final(_) | BookingEvent::FalseAlarm { .. } => {
+                            seen.revise_at = None;
+                            seen.estimate = None;
+                            seen.settled =
+                                incident.resolved_at.map(|at| (at, incident.false_alarm));
                         }
                     }
                 }
                 Err(err) => {
-                    seen.estimate_at = Some(
-                        now.saturating_sub(ESTIMATE_REVISE_EVERY)
-                            .saturating_add(RETRY_AFTER),
-                    );
-                    match &err {
-                        StoreError::Ledger {
-                            error: LedgerError::IdConflict(id),
-                            ..
-                        } => tracing::debug!(
+                    seen.retry_at = Some(now.saturating_add(RETRY_AFTER));
+                    if let StoreError::Ledger {
+                        error: LedgerError::IdConflict(id),
+                        ..
+                    } = &err
+                    {
+                        tracing::debug!(
                             incident = incident.id,
                             "another node booked {id} first; planned again later"
-                        ),
-                        _ => tracing::warn!(
+                        );
+                    } else {
+                        tracing::warn!(
                             incident = incident.id,
                             "booking the incident's loss failed, tried again later: {err}"
-                        ),
+                        );
+                        failure.get_or_insert(err);
                     }
                 }
             }
         }
         self.seen.retain(|id, _| engine.incident(*id).is_some());
-        written
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(written),
+        }
     }
 
-    /// What the books should take for `incident` now, if anything may have changed.
-    fn event(&self, incident: &Incident, now: Timestamp) -> Option<BookingEvent> {
+    /// What the books should take for `incident` now, if anything may have changed, and the
+    /// entries' effective time. That time comes from the incident, never from this node's
+    /// clock (the newest priced window's end, the resolution), so that two nodes planning the
+    /// same step propose the same bodies and the store books them once.
+    fn event(&self, incident: &Incident, now: Timestamp) -> Option<(BookingEvent, Timestamp)> {
         let impact = incident.impact.as_ref()?;
         let seen = self.seen.get(&incident.id).copied().unwrap_or_default();
+        if seen.retry_at.is_some_and(|at| now < at) {
+            return None;
+        }
         let figure = || -> Option<LossFigure> {
-            let figures = impact.figures().ok()?;
             Some(LossFigure {
                 incident: incident.id as i64,
                 funnel: incident.funnel.clone(),
                 stage: incident.stage.clone(),
                 segment: incident.segment.clone(),
-                amount: figures.loss,
+                amount: impact.loss().ok()?,
                 inputs_json: impact.inputs_json_newest(BOOKED_INPUT_WINDOWS_MAX),
             })
         };
         if incident.is_open() {
-            let due = seen
-                .estimate_at
-                .is_none_or(|at| now >= at.saturating_add(ESTIMATE_REVISE_EVERY));
+            // A reopened incident (its resolution booked) is estimated at once; an open one is
+            // revised at most every `ESTIMATE_REVISE_EVERY`, and only when its loss moved.
+            if seen.settled.is_none() && seen.revise_at.is_some_and(|at| now < at) {
+                return None;
+            }
             let figure = figure()?;
-            let changed = seen.settled || seen.amount != Some(figure.amount.minor);
-            return (due && changed).then_some(BookingEvent::Estimate(figure));
+            if seen.settled.is_none() && seen.estimate == Some(figure.amount.minor) {
+                return None;
+            }
+            let at = impact.windows.back().map_or(incident.opened_at, |w| w.to);
+            return Some((BookingEvent::Estimate(figure), at));
         }
-        if seen.settled {
+        let resolved_at = incident.resolved_at?;
+        if seen.settled == Some((resolved_at, incident.false_alarm)) {
             return None;
         }
         if incident.false_alarm {
-            return Some(BookingEvent::FalseAlarm {
+            let event = BookingEvent::FalseAlarm {
                 incident: incident.id as i64,
-            });
+            };
+            return Some((event, resolved_at));
         }
-        figure().map(BookingEvent::Final)
+        figure().map(|figure| (BookingEvent::Final(figure), resolved_at))
     }
 }
 
-/// Reads the incident's entries, plans, and posts the plan in one call.
+/// Reads the incident's entries, plans at effective time `at`, and posts the plan in one call,
+/// recorded at `now`.
 fn book_one(
     store: &dyn Store,
     chart: &Chart,
     incident: u64,
     event: &BookingEvent,
+    at: Timestamp,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let booked = booked_entries(store, incident as i64)?;
-    let plan = plan_booking(chart, &booked, event, now);
+    let plan = plan_booking(chart, &booked, event, at);
     if plan.is_empty() {
         return Ok(0);
     }

@@ -63,6 +63,7 @@ pub fn run_in_event_time(
         Books::In(ledger) => Some((Booker::new(config.ledger.chart.clone()), ledger)),
         Books::NotKept => None,
     };
+    let mut booking_failure = None;
     let engine = &mut run.engine;
     let judged_until = &mut run.judged_until;
     DetectionRunner::new(config.clone()).advance_observed(
@@ -77,11 +78,17 @@ pub fn run_in_event_time(
                 aov: |incident: &Incident| aov_book.for_incident(store, incident, now),
             };
             feed_tick(engine, &priced, now, new_events);
-            if let Some((booker, ledger)) = &mut booker {
-                booker.book(*ledger, engine, now);
+            if let Some((booker, ledger)) = &mut booker
+                && let Err(err) = booker.book(*ledger, engine, now)
+            {
+                booking_failure.get_or_insert(err);
             }
             *judged_until = Some(now);
         },
     )?;
+    // A replay's books must not be silently short: the first failed booking fails the run.
+    if let Some(err) = booking_failure {
+        return Err(err);
+    }
     Ok(run)
 }

@@ -681,9 +681,10 @@ impl Service {
                         .last_step_ms
                         .store(now.millis(), Ordering::Relaxed);
                     self.publish();
-                    // The books follow what was committed; a failed booking is retried at a
-                    // later step and never fails this one.
-                    self.booker
+                    // The books follow what was committed; a failed booking is logged, tried
+                    // again a minute later, and never fails this step.
+                    let _ = self
+                        .booker
                         .book(self.store.as_ref(), &self.live.engine, now);
                     return Ok(result);
                 }

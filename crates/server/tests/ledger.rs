@@ -49,7 +49,7 @@ fn trial_balance(server: &TestServer) -> Value {
 #[test]
 fn post_retry_conflict_and_read_back() {
     let server = start();
-    let created = post(&server, &estimate("inc-1-est-1", "12.34"));
+    let created = post(&server, &estimate("hand-1-est-1", "12.34"));
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["seq"], 1);
     assert_eq!(created.body["currency"], "USD");
@@ -60,7 +60,7 @@ fn post_retry_conflict_and_read_back() {
         r#"{"aov":"85.00","loss_minor":1234}"#
     );
     // A retry answers the stored entry.
-    let again = post(&server, &estimate("inc-1-est-1", "12.34"));
+    let again = post(&server, &estimate("hand-1-est-1", "12.34"));
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.body, created.body);
     let balance = trial_balance(&server);
@@ -81,12 +81,12 @@ fn post_retry_conflict_and_read_back() {
 
     let list = server.get("/api/v1/ledger/entries?incident=1", &server.viewer);
     assert_eq!(list.status, 200, "{}", list.body);
-    assert_eq!(list.body["entries"][0]["id"], "inc-1-est-1");
+    assert_eq!(list.body["entries"][0]["id"], "hand-1-est-1");
     assert_eq!(list.body["next_after"], Value::Null);
     let none = server.get("/api/v1/ledger/entries?incident=2", &server.viewer);
     assert_eq!(none.body["entries"], json!([]));
 
-    post(&server, &estimate("inc-1-est-2", "1.00"));
+    post(&server, &estimate("hand-1-est-2", "1.00"));
     let statement = server.get(
         "/api/v1/ledger/accounts/6200/statement?limit=1",
         &server.viewer,
@@ -137,6 +137,25 @@ fn reversal_once() {
     let second = server.post_json(path, &server.admin, &json!({"id": "e1-rev-2"}));
     assert_eq!(second.status, 409, "{}", second.body);
     assert_eq!(second.body["error"]["code"], "already_reversed");
+    assert_eq!(trial_balance(&server), before);
+    // A reversal is not reversed in turn: that would book the estimate again behind the
+    // back of whoever reads it as reversed.
+    let undo = server.post_json(
+        "/api/v1/ledger/entries/e1.reversal/reverse",
+        &server.admin,
+        &json!({}),
+    );
+    assert_eq!(undo.status, 422, "{}", undo.body);
+    assert_eq!(undo.body["error"]["code"], "reversal_of_reversal");
+    assert_eq!(trial_balance(&server), before);
+    // The incident lifecycle's ids are its own.
+    for id in ["inc-7-est-1", "inc-7-final"] {
+        let taken = post(&server, &estimate(id, "5.00"));
+        assert_eq!(taken.status, 400, "{}", taken.body);
+        assert_eq!(taken.body["error"]["code"], "reserved_id", "{}", taken.body);
+    }
+    let taken = server.post_json(path, &server.admin, &json!({"id": "inc-7-rev-1"}));
+    assert_eq!(taken.status, 400, "{}", taken.body);
     assert_eq!(trial_balance(&server), before);
     let unknown = server.post_json(
         "/api/v1/ledger/entries/nope/reverse",

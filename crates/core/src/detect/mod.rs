@@ -516,6 +516,7 @@ impl Detector {
         let minute = self.next_minute?.plus(-1);
         let position = SlotPosition::of(minute.start().local_millis(&state.time_zone));
         Some(ImpactStatistics {
+            minute,
             window_minutes: self.settings.window_minutes as u32,
             shoppers,
             went_on,

@@ -30,6 +30,7 @@ fn run(window_minutes: u32, aov_minor: i64, minutes: &[(Row, usize)]) -> Impact 
             at = at.saturating_add(DurationMs::from_minutes(1));
             impact.observe(&ImpactMinute {
                 at,
+                minute: at.minute(),
                 window_minutes,
                 shoppers: row[0],
                 went_on: row[1],
@@ -157,6 +158,7 @@ fn an_overflow_is_an_error_not_a_wrap() {
     let before = impact.loss_micro_minor;
     impact.observe(&ImpactMinute {
         at: Timestamp::from_millis(1_800_000_000_000),
+        minute: Timestamp::from_millis(1_800_000_000_000).minute(),
         window_minutes: 1,
         shoppers: 1e17,
         went_on: 0.0,
@@ -169,9 +171,51 @@ fn an_overflow_is_an_error_not_a_wrap() {
     assert_eq!(impact.error, Some(ImpactError::Overflow));
     assert_eq!(impact.loss_micro_minor, before);
     assert_eq!(impact.figures().unwrap().loss.minor, 1_000);
-    // A statistic that is not a number stops it too.
+}
+
+#[test]
+fn a_minute_is_priced_once_and_one_without_a_noise_figure_is_skipped() {
+    let mut impact = run(1, 100, &[([100.0, 80.0, 0.1, 1.0, 0.0, 1.0], 1)]);
+    let booked = impact.loss_micro_minor;
+    assert!(booked > 0);
+    // Live, every funnel's tick hands the same judged minute again: nothing more is booked.
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    let again = ImpactMinute {
+        at: at.saturating_add(crate::time::DurationMs::from_secs(20)),
+        minute: impact.last_minute.unwrap(),
+        window_minutes: 1,
+        shoppers: 100.0,
+        went_on: 80.0,
+        baseline_drop_off: 0.1,
+        downstream_conversion: 1.0,
+        window_sd: 0.0,
+        duration_factor: 1.0,
+        aov: aov(100),
+    };
+    impact.observe(&again);
+    assert_eq!(impact.loss_micro_minor, booked);
+    // A slot with no expected traffic has no noise figure (σ is infinite): that minute is
+    // skipped, and the next one is priced as usual.
+    let next = impact.last_minute.unwrap().plus(1);
+    impact.observe(&ImpactMinute {
+        minute: next,
+        window_sd: f64::INFINITY,
+        ..again
+    });
+    assert_eq!((impact.error, impact.minutes_skipped), (None, 1));
+    assert_eq!(impact.loss_micro_minor, booked);
+    impact.observe(&ImpactMinute {
+        minute: next.plus(1),
+        ..again
+    });
+    assert_eq!(impact.loss_micro_minor, 2 * booked);
     let nan = run(1, 100, &[([f64::NAN, 0.0, 0.1, 1.0, 0.0, 1.0], 1)]);
-    assert_eq!(nan.error, Some(ImpactError::NotFinite));
+    assert_eq!((nan.error, nan.minutes_skipped), (None, 1));
+    // A near-empty hour's day shape is capped, so a projection never multiplies noise.
+    let shaped = run(1, 100, &[([100.0, 80.0, 0.1, 1.0, 0.0, 1e9], 1)]);
+    assert_eq!(shaped.duration_factor, crate::impact::DURATION_FACTOR_MAX);
+    // 10 excess drop-offs × 1.00: the loss, read on its own.
+    assert_eq!(shaped.loss().unwrap().minor, 1_000);
 }
 
 #[test]
@@ -189,6 +233,7 @@ fn a_measured_aov_is_the_mean_order_rounded_half_to_even() {
     let mut impact = Impact::new(usd(), 1, desktop);
     impact.observe(&ImpactMinute {
         at: Timestamp::from_millis(1_700_000_000_000),
+        minute: Timestamp::from_millis(1_700_000_000_000).minute(),
         window_minutes: 1,
         shoppers: 100.0,
         went_on: 80.0,
@@ -217,6 +262,7 @@ fn a_partial_window_is_booked_when_closed_and_an_other_currency_stops_it() {
     eur.currency = Currency::parse("EUR").unwrap();
     impact.observe(&ImpactMinute {
         at: Timestamp::from_millis(1_700_000_400_000),
+        minute: Timestamp::from_millis(1_700_000_400_000).minute(),
         window_minutes: 5,
         shoppers: 1.0,
         went_on: 1.0,
@@ -262,6 +308,7 @@ fn a_quiet_day_at_baseline_reads_as_within_noise() {
         let dropped = (0..40).filter(|_| rng.bernoulli(p0)).count() as f64;
         impact.observe(&ImpactMinute {
             at,
+            minute: at.minute(),
             window_minutes: 5,
             shoppers,
             went_on: shoppers - dropped,

@@ -240,7 +240,7 @@ fn beancount_header(chart: &Chart, currency: Currency, naming: Naming) -> String
     ));
     for account in &chart.accounts {
         out.push_str(&format!(
-            "{OPEN_DATE} open {} {currency}\n  name: {}\n  account-type: {}\n",
+            "{OPEN_DATE} open {}\n  name: {}\n  account-type: {}\n",
             naming.beancount(account.code),
             beancount_string(&account.name),
             beancount_string(account.account_type.as_str()),

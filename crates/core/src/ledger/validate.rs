@@ -54,6 +54,8 @@ pub enum LedgerError {
     ReversesItself(String),
     #[error("entry `{0}` is not the mirror of the entry it reverses (every line's side swapped)")]
     ReversalMismatch(String),
+    #[error("entry `{0}` is itself a reversal; post a new entry instead of reversing it")]
+    ReversalOfReversal(String),
     #[error("entry `{0}` already exists with a different body")]
     IdConflict(String),
     #[error("entry `{0}` has already been reversed")]
@@ -83,6 +85,7 @@ impl LedgerError {
             LedgerError::EffectiveTimeOutOfRange => "effective_time_out_of_range",
             LedgerError::ReversesItself(_) => "reverses_itself",
             LedgerError::ReversalMismatch(_) => "reversal_mismatch",
+            LedgerError::ReversalOfReversal(_) => "reversal_of_reversal",
             LedgerError::IdConflict(_) => "id_conflict",
             LedgerError::AlreadyReversed(_) => "already_reversed",
             LedgerError::UnknownEntry(_) => "unknown_entry",
@@ -102,9 +105,9 @@ impl LedgerError {
             LedgerError::InputsTooLong(_) => Some("link.inputs_json".to_owned()),
             LedgerError::InvalidId(_) => Some("id".to_owned()),
             LedgerError::EffectiveTimeOutOfRange => Some("effective_at".to_owned()),
-            LedgerError::ReversesItself(_) | LedgerError::ReversalMismatch(_) => {
-                Some("reverses".to_owned())
-            }
+            LedgerError::ReversesItself(_)
+            | LedgerError::ReversalMismatch(_)
+            | LedgerError::ReversalOfReversal(_) => Some("reverses".to_owned()),
             _ => None,
         }
     }
@@ -310,7 +313,8 @@ pub fn check_retry<'a>(
 }
 
 /// A reversal may be posted: the entry it names exists (`original`, as the store found it),
-/// has not been reversed by another entry, and `reversal` mirrors it line for line. An entry
+/// has not been reversed by another entry, is not itself a reversal, and `reversal` mirrors it
+/// line for line. An entry
 /// reversed by `reversal` itself is a retry, which [`check_retry`] answers first.
 pub fn check_reversal(
     original: Option<&RecordedEntry>,
@@ -328,6 +332,11 @@ pub fn check_reversal(
         && *by != reversal.id
     {
         return Err(LedgerError::AlreadyReversed(reversed_id.clone()));
+    }
+    // Reversing a reversal would book the original's effect again, past the accounts it
+    // was closed to and behind the lifecycle's back (it still counts the original reversed).
+    if original.entry.reverses.is_some() {
+        return Err(LedgerError::ReversalOfReversal(reversed_id.clone()));
     }
     let mirrors = original.entry.lines.len() == reversal.lines.len()
         && original

@@ -29,8 +29,8 @@ use revloop_store::{
 
 use crate::api::body::{json_body, json_object};
 use crate::api::ledger_body::{
-    EntryBody, Purpose, check_entry_id, decimal, entry_from_body, entry_view, ledger_error,
-    side_view,
+    EntryBody, Purpose, check_entry_id, check_not_reserved, decimal, entry_from_body, entry_view,
+    ledger_error, side_view,
 };
 use crate::api::{AppState, json_reply, require};
 use crate::http::query::{invalid_query, parse_limit, unknown_parameter};
@@ -162,7 +162,7 @@ pub async fn reverse(
     let preview = id_preview(&id);
     let id = check_entry_id("id", id).map_err(|_| no_entry(&preview))?;
     let reversal_id = match body.id {
-        Some(given) => check_entry_id("id", given)?,
+        Some(given) => check_not_reserved(check_entry_id("id", given)?)?,
         None => {
             let derived = format!("{id}.reversal");
             if derived.len() > ENTRY_ID_BYTES_MAX {

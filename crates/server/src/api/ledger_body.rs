@@ -62,6 +62,7 @@ pub fn entry_from_body(
     now: Timestamp,
 ) -> Result<JournalEntry, ApiError> {
     let id = match (body.id, purpose) {
+        (Some(id), Purpose::Post) => check_not_reserved(check_entry_id("id", id)?)?,
         (Some(id), _) => check_entry_id("id", id)?,
         // Any valid id: `validate` checks the rest of the entry, and stores nothing.
         (None, Purpose::Validate) => "unposted".to_owned(),
@@ -197,6 +198,20 @@ pub fn check_entry_id(field: &str, id: String) -> Result<String, ApiError> {
             format!(
                 "must be 1 to {ENTRY_ID_BYTES_MAX} ASCII letters, digits, `-`, `_`, `.` or `:`"
             ),
+        ));
+    }
+    Ok(id)
+}
+
+/// An id the incident lifecycle books under (`inc-42-est-1`, `inc-42-final`: see
+/// `ledger::BookingId`) is refused to a hand posting: taking one would leave that incident's
+/// books refused at every step.
+pub fn check_not_reserved(id: String) -> Result<String, ApiError> {
+    if revloop_core::ledger::BookingId::parse(&id).is_some() {
+        return Err(invalid(
+            "reserved_id",
+            "id",
+            format!("`{id}` is an id the incident lifecycle books under; choose another"),
         ));
     }
     Ok(id)

@@ -73,19 +73,19 @@ fn beancount_opens_every_account_and_writes_postings_with_metadata() {
     let want = r#"; revloop ledger export (Beancount)
 option "operating_currency" "USD"
 
-1970-01-01 open Liabilities:2300 USD
+1970-01-01 open Liabilities:2300
   name: "Accrued Revenue-Loss Estimates"
   account-type: "LIABILITY"
-1970-01-01 open Equity:3900 USD
+1970-01-01 open Equity:3900
   name: "Finalised Revenue-Loss Offset"
   account-type: "EQUITY"
-1970-01-01 open Income:4900 USD
+1970-01-01 open Income:4900
   name: "Recovered Revenue"
   account-type: "REVENUE"
-1970-01-01 open Expenses:6200 USD
+1970-01-01 open Expenses:6200
   name: "Lost Revenue Expense"
   account-type: "EXPENSE"
-1970-01-01 open Assets:1100 USD
+1970-01-01 open Assets:1100
   name: "Cash, \"main\"; \\ account"
   account-type: "ASSET"
   closed: TRUE
@@ -234,9 +234,9 @@ fn an_exporter_can_name_accounts_from_the_chart() {
         text.push_str(&exporter.entry(recorded));
     }
     for want in [
-        "1970-01-01 open Liabilities:AccruedRevenueLossEstimates:2300 USD\n",
-        "1970-01-01 open Expenses:LostRevenueExpense:6200 USD\n",
-        "1970-01-01 open Assets:CashMainAccount:1100 USD\n",
+        "1970-01-01 open Liabilities:AccruedRevenueLossEstimates:2300\n",
+        "1970-01-01 open Expenses:LostRevenueExpense:6200\n",
+        "1970-01-01 open Assets:CashMainAccount:1100\n",
         "  Expenses:LostRevenueExpense:6200  12.34 USD\n",
     ] {
         assert!(text.contains(want), "no `{want}` in\n{text}");
@@ -261,9 +261,5 @@ fn an_exporter_can_name_accounts_from_the_chart() {
     let mut odd = chart.clone();
     odd.accounts[0].name = "—".to_owned();
     let odd_exporter = Exporter::new(&odd, usd(), ExportFormat::Beancount, AccountNames::Chart);
-    assert!(
-        odd_exporter
-            .header()
-            .contains("open Liabilities:2300 USD\n")
-    );
+    assert!(odd_exporter.header().contains("open Liabilities:2300\n"));
 }
