@@ -143,7 +143,7 @@ async fn post(state: &AppState, entry: JournalEntry) -> Result<Response, ApiErro
         (status = 409, description = "The entry was already reversed (`already_reversed`), or the reversal's id was posted with another body", body = revloop_api::ErrorBody),
         (status = 413, description = "The body is over 16 KiB", body = revloop_api::ErrorBody),
         (status = 415, description = "A `Content-Encoding` other than gzip", body = revloop_api::ErrorBody),
-        (status = 422, description = "The ledger's rules refuse the reversal (an account closed since)", body = revloop_api::ErrorBody),
+        (status = 422, description = "The ledger's rules refuse the reversal (`reversal_of_reversal`: the entry is itself a reversal)", body = revloop_api::ErrorBody),
     ),
     security(("api_token" = ["admin"])),
 )]
