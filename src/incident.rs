@@ -330,6 +330,19 @@ fn print_outbox(reply: &OutboxPage, limit: usize) {
                 targets, reason, ..
             } => format!("remind ({}): {reason}", targets.join(", ")),
             OutboxEntry::SlaBreached { sla, .. } => format!("{sla} SLA breached"),
+            OutboxEntry::Acknowledged { by, targets, .. } => {
+                format!("acknowledged by {by} (told: {})", targets.join(", "))
+            }
+            OutboxEntry::Resolved {
+                by,
+                false_alarm,
+                targets,
+                ..
+            } => format!(
+                "resolved{} by {by} (told: {})",
+                if *false_alarm { " as a false alarm" } else { "" },
+                targets.join(", ")
+            ),
         };
         println!(
             "{:>6}  {:<20}  {:>8}  {what}",

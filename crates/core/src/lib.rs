@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod change;
 pub mod config;
+pub mod delivery;
 pub mod detect;
 pub mod funnel;
 pub mod impact;

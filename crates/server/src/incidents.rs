@@ -290,6 +290,19 @@ impl Incidents {
         })?)
     }
 
+    /// The deliverer found that nobody of `level` could be reached about incident `id` (every
+    /// delivery of its page failed for the failover window): the engine pages the next level
+    /// at once, if the incident still waits at that level. One committed step.
+    pub async fn level_unreachable(
+        &self,
+        id: u64,
+        level: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _ = (id, level, now);
+        todo!("H2")
+    }
+
     /// A responder's action; the incident as it is after it. Blocking.
     pub fn act(
         &self,

@@ -35,6 +35,7 @@ use revloop_store::Store;
 pub mod aov;
 pub mod api;
 pub mod booking;
+pub mod delivery;
 pub mod detection;
 pub mod event_time;
 pub mod http;

@@ -31,6 +31,7 @@ mod store_impl;
 
 mod bad_cells;
 mod dedup;
+pub mod deliveries;
 #[cfg(feature = "faults")]
 pub mod faults;
 mod kinds;
@@ -47,6 +48,10 @@ pub mod sqlite;
 
 pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
+pub use deliveries::{
+    AttemptRecord, AttemptRow, ChannelDeliveryStats, DELIVERY_PAGE_MAX, DeliveryQuery,
+    DeliveryRow, DeliveryState, NewDelivery,
+};
 pub use kinds::OutboxKind;
 pub use ledger::{
     LEDGER_PAGE_MAX, LEDGER_POST_ENTRIES_MAX, LedgerQuery, LedgerRow, PostOutcome, StatementLine,
@@ -547,6 +552,65 @@ pub trait Store: Send + Sync + 'static {
 
     /// A page of one account's lines in recorded order, each with the running balance.
     fn account_statement(&self, query: &StatementQuery) -> Result<Vec<StatementLine>, StoreError>;
+
+    /// The highest outbox id already planned into deliveries (0 before any).
+    fn delivery_cursor(&self) -> Result<i64, StoreError> {
+        todo!("H3")
+    }
+
+    /// Inserts `deliveries` (each once: an already planned one is left as it is) and moves
+    /// the cursor up to `through_outbox_id` (never down), in one transaction. Returns how many
+    /// were new. Nodes may plan the same outbox rows at once.
+    fn plan_deliveries(
+        &self,
+        through_outbox_id: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<usize, StoreError> {
+        let _ = (through_outbox_id, deliveries);
+        todo!("H3")
+    }
+
+    /// Leases up to `limit` deliveries of `channel` to `node` until `now + lease`: pending,
+    /// due (`next_at <= now`), not leased (or the lease expired), and with no earlier pending
+    /// delivery of the same incident, target and channel; oldest due first. Two nodes never
+    /// get the same delivery while its lease lasts.
+    fn claim_deliveries(
+        &self,
+        channel: &str,
+        node: &str,
+        now: Timestamp,
+        lease: revloop_core::time::DurationMs,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let _ = (channel, node, now, lease, limit);
+        todo!("H3")
+    }
+
+    /// Records an attempt of a delivery `attempt.node` holds: appends it to the attempt log and
+    /// sets the delivery's state, attempts, next try and last answer, releasing the lease, in
+    /// one transaction. Returns `false`, writing nothing, when the node no longer holds it.
+    fn record_attempt(&self, attempt: &AttemptRecord) -> Result<bool, StoreError> {
+        let _ = attempt;
+        todo!("H3")
+    }
+
+    /// Deliveries by outbox id, then id, at most `query.limit` (≤ [`DELIVERY_PAGE_MAX`]).
+    fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>, StoreError> {
+        let _ = query;
+        todo!("H3")
+    }
+
+    /// The attempt log of one incident's deliveries, oldest first, at most `limit`.
+    fn delivery_attempts(&self, incident: i64, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {
+        let _ = (incident, limit);
+        todo!("H3")
+    }
+
+    /// Per channel: delivered, failed and pending deliveries, failed attempts, the oldest
+    /// pending delivery's creation time.
+    fn delivery_stats(&self) -> Result<Vec<ChannelDeliveryStats>, StoreError> {
+        todo!("H3")
+    }
 }
 
 #[cfg(test)]

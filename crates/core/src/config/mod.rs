@@ -16,6 +16,7 @@ use toml::Spanned;
 use crate::incident::IncidentPolicy;
 use crate::time::DurationMs;
 use detection::RawDetection;
+use delivery::RawDelivery;
 use dimensions::RawDimension;
 use funnels::RawFunnel;
 use incidents::RawIncidents;
@@ -24,6 +25,7 @@ use ledger::RawLedger;
 use retention::RawRetention;
 use shop::RawShop;
 
+mod delivery;
 mod detection;
 mod dimensions;
 mod funnels;
@@ -35,6 +37,10 @@ mod shop;
 #[cfg(test)]
 mod tests;
 
+pub use delivery::{
+    CHANNELS_MAX, CONCURRENCY_MAX, Channel, ChannelKind, Delivery, ROUTES_MAX, Route, SecretSource,
+    Smtp, SmtpTls, Url,
+};
 pub use detection::{Detection, MASKS_MAX, Mask};
 pub use dimensions::{
     DIMENSION_VALUES_DEFAULT, DIMENSION_VALUES_MAX, DIMENSIONS_MAX, Dimension, FieldPath,
@@ -66,6 +72,9 @@ pub struct Config {
     pub retention: Retention,
     /// The ledger's chart of accounts: the runbook's seed and the configured accounts.
     pub ledger: Ledger,
+    /// Where pages go: channels, and the routes of each target and audience. `None` without a
+    /// `[delivery]` section: pages go to the log only.
+    pub delivery: Option<Delivery>,
 }
 
 /// One thing wrong with a config, and the 1-based line it is on (0 when unknown).
@@ -112,6 +121,7 @@ struct RawConfig {
     incidents: Option<RawIncidents>,
     retention: Option<RawRetention>,
     ledger: Option<RawLedger>,
+    delivery: Option<RawDelivery>,
 }
 
 impl Config {
@@ -208,6 +218,9 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
     let retention =
         retention::validate_retention(raw.retention.unwrap_or_default(), &detection, problems);
     let ledger = ledger::validate_ledger(raw.ledger.unwrap_or_default(), problems);
+    let delivery = raw
+        .delivery
+        .map(|raw| delivery::validate_delivery(raw, &incidents.targets(), problems));
     Config {
         shop,
         ingest,
@@ -218,6 +231,7 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         silences,
         retention,
         ledger,
+        delivery,
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn outbox(
         let outbox = rows.iter().filter_map(outbox_entry_view).collect();
         Ok::<_, ApiError>(wire::OutboxPage {
             outbox,
+            deliveries: Vec::new(), // H5: the page's deliveries
             next_after: rows.last().map_or(after, |r| r.id),
         })
     })

@@ -1,0 +1,1 @@
+//! The delivery service: outbox → deliveries → attempts (see the module docs of `delivery`).
