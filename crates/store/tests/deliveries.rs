@@ -265,6 +265,30 @@ fn attempts_are_recorded_by_the_holder_only(store: &dyn Store) {
     );
     assert!(store.delivery_attempts(6, 100).unwrap().is_empty());
     assert_eq!(store.delivery_attempts(5, 1).unwrap().len(), 1);
+    assert_eq!(log[0].response, "receiver said so");
+
+    // What a receiver answers is kept as text both databases take, and cut.
+    store
+        .plan_deliveries(2, &[new_delivery(2, 6, "cto", "email", 0)])
+        .unwrap();
+    let other = claim(store, "email", "a", 20).remove(0);
+    assert_eq!(other.outbox_id, 2);
+    let odd = AttemptRecord {
+        status: "5\u{0}3".into(),
+        response: format!("bad\u{0}{}", "é".repeat(1_000)),
+        ..record(&other, "a", 21, DeliveryState::Failed, None)
+    };
+    assert!(store.record_attempt(&odd).unwrap());
+    let kept = by_id(store, other.id);
+    assert_eq!(kept.last_status.as_deref(), Some("5\u{FFFD}3"));
+    let response = kept.last_response.expect("a response");
+    assert!(response.starts_with("bad\u{FFFD}éé"), "{response}");
+    // "bad" and U+FFFD are 6 bytes, then 509 two-byte chars fit in 1,024 (1,018 bytes left).
+    assert_eq!(response.len(), 1_024);
+    assert_eq!(
+        store.delivery_attempts(6, 100).unwrap()[0].status,
+        "5\u{FFFD}3"
+    );
 }
 
 fn a_later_delivery_waits_for_the_earlier(store: &dyn Store) {

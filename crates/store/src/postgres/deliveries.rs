@@ -174,8 +174,8 @@ impl PostgresStore {
                     &attempt.node,
                     &attempt.at.millis(),
                     &state,
-                    &write.status,
-                    &write.response,
+                    &write.status.as_ref(),
+                    &write.response.as_ref(),
                 ],
             )?;
             transaction.execute(
@@ -191,8 +191,8 @@ impl PostgresStore {
                     &number,
                     &attempt.at.millis(),
                     &write.next_ms,
-                    &write.status,
-                    &write.response,
+                    &write.status.as_ref(),
+                    &write.response.as_ref(),
                     &write.finished_ms,
                 ],
             )?;
