@@ -166,8 +166,8 @@ pub(super) struct RawDelivery {
     failover_after: Option<Spanned<String>>,
     #[serde(default)]
     channels: Vec<Spanned<RawChannel>>,
-    targets: Option<Spanned<BTreeMap<String, Spanned<Vec<Spanned<RawRoute>>>>>>,
-    audiences: Option<Spanned<BTreeMap<String, Spanned<Vec<Spanned<RawRoute>>>>>>,
+    targets: RawRoutes,
+    audiences: RawRoutes,
     retry: Option<RawRetry>,
 }
 
@@ -209,6 +209,7 @@ struct RawRetry {
     give_up_after: Option<Spanned<String>>,
 }
 
+/// Names (targets or audiences) to their routes, each spanned for its line.
 type RawRoutes = Option<Spanned<BTreeMap<String, Spanned<Vec<Spanned<RawRoute>>>>>>;
 
 /// Checks the section against the escalation targets the incident policy names (`targets`),

@@ -418,3 +418,25 @@ fn limits_and_durations_are_enforced() {
         &[("cap = ", "cap must be at least delivery.retry.base")],
     );
 }
+
+#[test]
+fn the_commented_example_parses_when_uncommented() {
+    let example = Config::example_toml();
+    let start = example
+        .find("# [delivery]\n")
+        .expect("the example shows the section");
+    let section: String = example[start..]
+        .lines()
+        .filter(|l| !l.starts_with("# #"))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#'))
+            )
+        })
+        .collect();
+    let delivery = parse(&section).unwrap().delivery.unwrap();
+    assert_eq!(delivery.channels.len(), 4);
+    assert_eq!(delivery.targets.len(), 4);
+    assert_eq!(delivery.audiences.len(), 4);
+}
