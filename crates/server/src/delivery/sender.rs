@@ -13,7 +13,9 @@ pub mod render;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use revloop_core::config::{Channel, ChannelKind, SecretSource, check_url};
+use std::collections::BTreeMap;
+
+use revloop_core::config::{Channel, ChannelKind, Delivery, SecretSource, check_url};
 use revloop_core::delivery::{
     Message, Outcome, RESPONSE_BYTES_MAX, classify_http, parse_retry_after,
 };
@@ -211,6 +213,29 @@ impl Sender {
                 }
             }
         }
+    }
+}
+
+/// Every channel's sender, by channel name; or every channel that cannot be set up (each
+/// missing secret named), so that start-up and `check-config` report them all at once.
+pub fn senders(
+    delivery: &Delivery,
+    secret: &dyn Fn(&SecretSource) -> Result<String, String>,
+) -> Result<BTreeMap<String, Sender>, Vec<SetupError>> {
+    let mut senders = BTreeMap::new();
+    let mut errors = Vec::new();
+    for channel in &delivery.channels {
+        match Sender::new(channel, secret) {
+            Ok(sender) => {
+                senders.insert(channel.name.clone(), sender);
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+    if errors.is_empty() {
+        Ok(senders)
+    } else {
+        Err(errors)
     }
 }
 
