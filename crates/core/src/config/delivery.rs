@@ -800,10 +800,13 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
+// Addresses are parsed with `core::net`, the pure address types: nothing here touches the
+// network.
+
 /// A DNS name (labels of letters, digits and `-`, each 1 to 63 bytes, not starting or ending
 /// with `-`), an IPv4 address, or an IPv6 address (brackets stripped).
 pub fn valid_host(host: &str) -> bool {
-    if host.parse::<std::net::IpAddr>().is_ok() {
+    if host.parse::<core::net::IpAddr>().is_ok() {
         return true;
     }
     let host = host.strip_suffix('.').unwrap_or(host);
@@ -825,7 +828,7 @@ pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
-            .parse::<std::net::IpAddr>()
+            .parse::<core::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -843,7 +846,7 @@ pub fn valid_address(address: &str) -> bool {
         && local
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b"<>()[]\\,;:@\"".contains(&b))
-        && domain.parse::<std::net::IpAddr>().is_err()
+        && domain.parse::<core::net::IpAddr>().is_err()
         && valid_host(domain)
 }
 
