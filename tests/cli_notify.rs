@@ -4,10 +4,14 @@
 #[path = "../crates/server/tests/common/receiver.rs"]
 #[allow(dead_code)]
 mod receiver;
+#[path = "../crates/server/tests/common/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
 
 use std::process::Command;
 
 use receiver::Receiver;
+use smtp::{SmtpMode, SmtpServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_revloop");
 const SECRET: &str = "whsec_cli";
@@ -193,4 +197,70 @@ fn notify_test_sends_through_every_route_and_fails_if_any_fails() {
     );
     assert!(stderr.contains("audiences: \"executives\""), "{stderr}");
     assert_eq!(receiver.received(), 3);
+}
+
+/// Email over STARTTLS and implicit TLS to real SMTP servers, their self-signed certificate
+/// trusted through `SSL_CERT_FILE` (read with the platform's roots), with AUTH.
+#[test]
+fn notify_test_delivers_email_over_starttls_and_implicit_tls() {
+    let Some(starttls) = SmtpServer::start(SmtpMode::StartTls) else {
+        return;
+    };
+    let Some(implicit) = SmtpServer::start(SmtpMode::Implicit) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let channel = |name: &str, tls: &str, port: u16| {
+        format!(
+            "[[delivery.channels]]\nname = \"{name}\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\n\
+             smtp_port = {port}\ntls = \"{tls}\"\nusername = \"revloop\"\n\
+             password_env = \"REVLOOP_CLI_SMTP_PASSWORD\"\nfrom = \"revloop <revloop@example.com>\"\n"
+        )
+    };
+    let routes = r#"[{ channel = "starttls", to = "cto@example.com" }, { channel = "implicit", to = "cto@example.com" }]"#;
+    let section = format!(
+        "\n[delivery]\n{}{}[delivery.targets]\n\"on-call engineer\" = {routes}\n\
+         \"engineering manager\" = {routes}\n\"VP engineering\" = {routes}\n\"CTO\" = {routes}\n",
+        channel("starttls", "starttls", starttls.port),
+        channel("implicit", "implicit", implicit.port),
+    );
+    let text = format!("{}{section}", revloop_core::Config::example_toml());
+    std::fs::write(dir.path().join("revloop.toml"), text).unwrap();
+    let certificate = starttls.certificate();
+    let implicit_certificate = implicit.certificate();
+    // Both servers' certificates in one bundle.
+    let bundle = dir.path().join("roots.pem");
+    let pem = std::fs::read_to_string(&certificate).unwrap()
+        + &std::fs::read_to_string(&implicit_certificate).unwrap();
+    std::fs::write(&bundle, pem).unwrap();
+    let env = [
+        ("REVLOOP_CLI_SMTP_PASSWORD", "pw"),
+        ("SSL_CERT_FILE", bundle.to_str().unwrap()),
+    ];
+    let ok = run(
+        &["notify", "test", "CTO", "--config", "revloop.toml"],
+        dir.path(),
+        &env,
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("starttls (email)  cto@example.com  250  delivered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("implicit (email)  cto@example.com  250  delivered"),
+        "{stdout}"
+    );
+    for server in [&starttls, &implicit] {
+        let messages = server.messages();
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].contains("Subject: [revloop test] revloop test message for CTO"));
+        assert_eq!(server.auth_log().trim(), "PLAIN ok");
+    }
 }
