@@ -238,6 +238,22 @@ fn an_unreachable_receiver_is_a_transient_connect_failure() {
 }
 
 #[test]
+fn https_to_a_receiver_that_speaks_no_tls_is_a_tls_failure() {
+    let receiver = Receiver::start();
+    let url = format!("https://127.0.0.1:{}/hook", receiver.addr.port());
+    let attempt = send(
+        &webhook(&url, 5_000),
+        &message(MessageEvent::Trigger),
+        to("k"),
+    );
+    assert_eq!(
+        (attempt.status.as_str(), attempt.outcome),
+        ("tls", TRANSIENT),
+        "{attempt:?}"
+    );
+}
+
+#[test]
 fn slack_gets_text_and_blocks() {
     let receiver = Receiver::start();
     let kind = ChannelKind::Slack {

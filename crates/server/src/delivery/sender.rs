@@ -357,8 +357,7 @@ fn network_failure(err: &reqwest::Error) -> Attempt {
         "timeout"
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
         "dns"
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
+    } else if is_tls_error(err) {
         "tls"
     } else if err.is_connect() {
         "connect"
@@ -370,6 +369,23 @@ fn network_failure(err: &reqwest::Error) -> Attempt {
         status: status.to_string(),
         response: cut_response(&chain),
     }
+}
+
+/// Whether a rustls error is anywhere in the chain (also inside an `io::Error`, whose
+/// `source` skips the error it wraps).
+pub(crate) fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        let inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if cause.is::<rustls::Error>() || inner.is_some_and(|e| e.is::<rustls::Error>()) {
+            return true;
+        }
+        next = inner.or_else(|| cause.source());
+    }
+    false
 }
 
 /// At most [`RESPONSE_BYTES_MAX`] bytes of `text`, cut at a char boundary.

@@ -76,15 +76,14 @@ impl Mailer {
                 }
                 None => {
                     let chain = error_chain(&err);
-                    // lettre reports a refused certificate as a connection error, and a relay
-                    // without STARTTLS as a client error: both are TLS failures to a reader.
-                    let lower = chain.to_ascii_lowercase();
+                    // lettre reports a refused certificate as a connection error (a rustls
+                    // error inside), and a relay without STARTTLS as a client error: both
+                    // are TLS failures to a reader.
                     let status = if err.is_timeout() {
                         "timeout"
                     } else if err.is_tls()
-                        || ["certificate", "tls", "handshake"]
-                            .iter()
-                            .any(|w| lower.contains(w))
+                        || super::is_tls_error(&err)
+                        || chain.to_ascii_lowercase().contains("starttls")
                     {
                         "tls"
                     } else {
