@@ -246,16 +246,20 @@ pub(super) fn validate_delivery(
         }
         channels.push(channel);
     }
-    let section_offset = raw.targets.as_ref().map_or(0, |t| t.span().start);
+    let section_offset = raw.targets.as_ref().map(|t| t.span().start);
     let routed_targets = validate_routes(raw.targets, "target", &channels, problems);
     for target in targets {
         if !routed_targets.contains_key(target) {
-            problems.at(
-                section_offset,
-                format!(
-                    "the escalation target `{target}` has no route in [delivery.targets]: its pages would reach nobody"
-                ),
+            let message = format!(
+                "the escalation target `{target}` has no route in [delivery.targets]: its pages would reach nobody"
             );
+            match section_offset {
+                Some(offset) => problems.at(offset, message),
+                // No [delivery.targets] at all: no line to point at.
+                None => problems
+                    .found
+                    .push(super::ConfigProblem { line: 0, message }),
+            }
         }
     }
     let audiences = validate_routes(raw.audiences, "audience", &channels, problems);
