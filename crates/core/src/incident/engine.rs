@@ -707,7 +707,13 @@ impl IncidentEngine {
             timeline: Vec::new(),
             unsaved: Unsaved(true),
         };
-        push(&mut incident, now, opening.actor, TimelineKind::Opened, text);
+        push(
+            &mut incident,
+            now,
+            opening.actor,
+            TimelineKind::Opened,
+            text,
+        );
         if let Some(silence) = silenced {
             push(
                 &mut incident,

@@ -51,9 +51,11 @@ impl IncidentEngine {
         actor: &str,
     ) -> Result<u64, DeclareError> {
         check_declaration(declaration, actor)?;
-        if let Some(open) = self.incidents.values().find(|i| {
-            i.is_open() && i.funnel == declaration.funnel && i.stage == declaration.stage
-        }) {
+        if let Some(open) = self
+            .incidents
+            .values()
+            .find(|i| i.is_open() && i.funnel == declaration.funnel && i.stage == declaration.stage)
+        {
             return Err(DeclareError::AnotherIsOpen(open.id));
         }
         let severity = declaration.severity;
@@ -105,7 +107,10 @@ fn check_declaration(declaration: &Declaration, actor: &str) -> Result<(), Decla
     ]
     .into_iter()
     .chain(declaration.segment.iter().flat_map(|(dimension, value)| {
-        [("segment.dimension", dimension.as_str()), ("segment.value", value.as_str())]
+        [
+            ("segment.dimension", dimension.as_str()),
+            ("segment.value", value.as_str()),
+        ]
     }));
     for (field, name) in names {
         if name.trim().is_empty() {

@@ -231,7 +231,10 @@ fn simulated_interleavings_keep_the_invariants() {
         }
     }
     assert!(reached.iter().all(|n| *n >= 20), "{reached:?}");
-    assert!(told >= 1_000, "acknowledgements and resolutions told: {told}");
+    assert!(
+        told >= 1_000,
+        "acknowledgements and resolutions told: {told}"
+    );
 }
 
 #[derive(Default)]
