@@ -131,6 +131,10 @@ text_enum! {
         Remind = "remind",
         /// An SLA ran out.
         SlaBreached = "sla_breached",
+        /// Someone acknowledged an incident that paged: those paged are told.
+        Acknowledged = "acknowledged",
+        /// An incident that paged is resolved: those paged are told.
+        Resolved = "resolved",
     }
 }
 
