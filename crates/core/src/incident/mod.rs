@@ -56,8 +56,8 @@ pub use action::{ACTION_ITEMS_MAX, Action, ActionError, TEXT_BYTES_MAX};
 pub use brief::Brief;
 pub use criteria::{Criterion, Trend};
 pub use engine::{
-    DECLARED_NAME_BYTES_MAX, Declaration, DeclareError, EngineMeta, IncidentEngine,
-    RESOLVED_KEPT_MAX, SUMMARY_BYTES_MAX, TREND_POINTS_MAX,
+    DECLARED_NAME_BYTES_MAX, DECLARED_SUMMARY_BYTES_MAX, Declaration, DeclareError, EngineMeta,
+    IncidentEngine, RESOLVED_KEPT_MAX, TREND_POINTS_MAX,
 };
 pub use escalation::Effect;
 pub use guard::{
