@@ -28,6 +28,7 @@ fn simulated_interleavings_keep_the_invariants() {
     // checked on nothing: (recovered, relapsed, reminded) timeline entries at the end of runs.
     let mut reached = [0usize; 3];
     let mut told = 0usize;
+    let mut failovers = 0usize;
     for seed in 0..2_000u64 {
         let mut rng = Rng::new(seed);
         let mut shadow = engine();
@@ -150,11 +151,13 @@ fn simulated_interleavings_keep_the_invariants() {
                         let id = ids.get(rng.below(ids.len().max(1) as u64) as usize);
                         let level = ["L1", "L2", "L3"][rng.below(3) as usize];
                         if let Some(&id) = id {
+                            let paged = engine.handle_unreachable(now, id, level);
                             assert_eq!(
-                                engine.handle_unreachable(now, id, level),
+                                paged,
                                 shadow.handle_unreachable(now, id, level),
                                 "seed {seed}"
                             );
+                            failovers += usize::from(paged);
                         }
                     }
                 }
@@ -235,6 +238,7 @@ fn simulated_interleavings_keep_the_invariants() {
         told >= 1_000,
         "acknowledgements and resolutions told: {told}"
     );
+    assert!(failovers >= 20, "failovers that paged: {failovers}");
 }
 
 #[derive(Default)]
