@@ -27,6 +27,9 @@
 //! and their lines, append-only (triggers refuse UPDATE and DELETE), an entry reversed at most
 //! once (`reverses` is UNIQUE); see `ledger`.
 //!
+//! The signals version keeps inbound technical signals (Alertmanager alerts, PagerDuty-style
+//! events), one row per source and key; see `signals`.
+//!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
 //! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
@@ -329,6 +332,27 @@ BEGIN
     SELECT RAISE(ABORT, 'ledger entries are append-only');
 END;
 "#,
+    r#"
+-- Version 8 (signals): inbound technical signals (Alertmanager alerts, PagerDuty-style
+-- events), one row per (source, key), upserted as re-sent (see signals.rs). Times in ms.
+CREATE TABLE signals (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    status      TEXT    NOT NULL CHECK (status IN ('firing', 'resolved')),
+    starts_ms   INTEGER NOT NULL,
+    ends_ms     INTEGER,
+    summary     TEXT    NOT NULL,
+    severity    TEXT,
+    funnel      TEXT,
+    stage       TEXT,
+    labels_json TEXT    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    n_received  INTEGER NOT NULL,
+    UNIQUE (source, key)
+);
+CREATE INDEX signals_starts ON signals (starts_ms, id);
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -576,5 +600,25 @@ CREATE TRIGGER ledger_lines_no_change BEFORE UPDATE OR DELETE ON ledger_lines
     FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
 CREATE TRIGGER ledger_lines_no_truncate BEFORE TRUNCATE ON ledger_lines
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+"#,
+    r#"
+-- Version 8 (signals): see the SQLite schema's signals version.
+CREATE TABLE signals (
+    id          BIGSERIAL PRIMARY KEY,
+    source      TEXT   NOT NULL,
+    key         TEXT   NOT NULL,
+    status      TEXT   NOT NULL CHECK (status IN ('firing', 'resolved')),
+    starts_ms   BIGINT NOT NULL,
+    ends_ms     BIGINT,
+    summary     TEXT   NOT NULL,
+    severity    TEXT,
+    funnel      TEXT,
+    stage       TEXT,
+    labels_json TEXT   NOT NULL,
+    received_ms BIGINT NOT NULL,
+    n_received  BIGINT NOT NULL,
+    UNIQUE (source, key)
+);
+CREATE INDEX signals_starts ON signals (starts_ms, id);
 "#,
 ];

@@ -200,6 +200,11 @@ fn two_nodes_post_a_ledger_entry_once() {
 }
 
 #[test]
+fn two_nodes_upsert_a_signal_once() {
+    check_two_nodes(common::two_nodes_upsert_a_signal_once);
+}
+
+#[test]
 fn ledger_entries_are_append_only() {
     let Some(schema) = TestSchema::new() else {
         return;

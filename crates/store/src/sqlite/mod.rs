@@ -38,6 +38,7 @@ mod ingest;
 mod ledger;
 mod problems;
 mod retention;
+mod signals;
 mod snapshots;
 mod tokens;
 
