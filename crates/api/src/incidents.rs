@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Segment;
 use crate::changes::Change;
-use crate::signals::Signal;
 use crate::names::names;
+use crate::signals::Signal;
 
 names! {
     /// How bad an incident is: P1 pages most urgently. Closed, unlike the display-only names:
