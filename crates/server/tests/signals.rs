@@ -481,3 +481,164 @@ fn signals_need_a_responder_token() {
         assert!(matches!(reply.status, 200 | 202), "{}", reply.body);
     }
 }
+
+/// `name` on the `PATH`, if it is there.
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// A child process this test started, killed and reaped when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free a moment ago (Alertmanager takes its address as a flag).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's `prometheus-alertmanager`, with a webhook receiver that posts to revloop with a
+/// responder token, fed one alert by `amtool alert add`: the signal reaches revloop and
+/// attaches to the open payment incident. Skipped (and said so) when the binaries are not
+/// installed, unless `REVLOOP_REQUIRE_ALERTMANAGER=1`.
+#[test]
+fn a_real_alertmanager_alert_attaches_to_the_open_incident() {
+    let binaries = on_path("prometheus-alertmanager")
+        .or_else(|| on_path("alertmanager"))
+        .zip(on_path("amtool"));
+    let Some((alertmanager_binary, amtool)) = binaries else {
+        assert_ne!(
+            std::env::var("REVLOOP_REQUIRE_ALERTMANAGER").as_deref(),
+            Ok("1"),
+            "prometheus-alertmanager and amtool are required (apt-get install prometheus-alertmanager)"
+        );
+        eprintln!("skipped: prometheus-alertmanager or amtool is not installed");
+        return;
+    };
+    let server = TestServer::start();
+    let opened = open_a_payment_incident(&server);
+    let id = opened["id"].as_u64().unwrap();
+    let onset = Timestamp::parse_rfc3339(opened["onset"].as_str().unwrap()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:
+  receiver: revloop
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: revloop
+    webhook_configs:
+      - url: {}/api/v1/signals/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: {}
+",
+            server.base, server.responder
+        ),
+    )
+    .unwrap();
+    let web = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+    let _alertmanager = Child(
+        std::process::Command::new(&alertmanager_binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            // No high-availability peers: nothing listens or gossips beyond this address.
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server
+        .agent
+        .get(&format!("http://{web}/-/ready"))
+        .call()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        let said = std::fs::read_to_string(dir.path().join("alertmanager.log")).unwrap_or_default();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Alertmanager never got ready:\n{said}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // Fired two minutes before the incident's onset (the test's clock is not the wall clock).
+    let starts = onset.saturating_sub(revloop_core::DurationMs::from_minutes(2));
+    let added = std::process::Command::new(&amtool)
+        .args([
+            "alert",
+            "add",
+            "PaymentGatewayErrors",
+            "funnel=checkout",
+            "stage=payment",
+            "severity=critical",
+            "--annotation=summary=Card payments failing at the gateway",
+        ])
+        .arg(format!("--start={starts}"))
+        .arg(format!("--alertmanager.url=http://{web}"))
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "amtool: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    let body = server.wait_for(&format!("/api/v1/incidents/{id}"), |body| {
+        body["signals"]
+            .as_array()
+            .is_some_and(|signals| signals.iter().any(|s| s["source"] == "alertmanager"))
+    });
+    let view: wire::incidents::Incident = typed(&body);
+    let signal = &view.signals[0];
+    assert_eq!(
+        (
+            signal.source.as_str(),
+            signal.status.as_str(),
+            signal.stage.as_deref()
+        ),
+        ("alertmanager", "firing", Some("payment"))
+    );
+    assert_eq!(signal.starts_at, starts.to_string());
+    assert_eq!(signal.summary, "Card payments failing at the gateway");
+    assert_eq!(signal.labels["alertname"], "PaymentGatewayErrors");
+    // Alertmanager's fingerprint: sixteen hex digits.
+    assert!(
+        signal.key.len() == 16 && signal.key.chars().all(|c| c.is_ascii_hexdigit()),
+        "{}",
+        signal.key
+    );
+    assert!(
+        view.checklist
+            .iter()
+            .any(|item| item.item == "Payment processor integration status"
+                && item.signals == [signal.id])
+    );
+}
