@@ -305,8 +305,9 @@ pub struct Incident {
     pub suspects: Vec<Suspect>,
     /// Technical signals (Alertmanager alerts, PagerDuty-style events) that overlap it in time,
     /// and in funnel and stage where they name one: suspects of another kind, latest start
-    /// first. Each is also listed under the checklist's technical items it speaks to.
-    #[serde(default)]
+    /// first. Each is also listed under the checklist's technical items it speaks to. Absent
+    /// when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<Signal>,
     pub timeline: Vec<TimelineEntry>,
 }
