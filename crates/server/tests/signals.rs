@@ -305,6 +305,25 @@ fn check_events(server: &TestServer, id: u64) {
     );
 }
 
+/// `body` with the field at `path` (a JSON pointer, or a top-level name) set to `value`, or
+/// removed where `value` is null.
+fn edited(body: &Value, path: &str, value: Value) -> Value {
+    let mut body = body.clone();
+    let (parent, leaf) = path.rsplit_once('/').unwrap_or(("", path));
+    let target = if parent.is_empty() {
+        &mut body
+    } else {
+        body.pointer_mut(parent).unwrap()
+    };
+    match value {
+        Value::Null => {
+            target.as_object_mut().unwrap().remove(leaf);
+        }
+        value => target[leaf] = value,
+    }
+    body
+}
+
 /// A refusal: `status`, and the first detail names `field`.
 fn assert_refused(reply: &Reply, status: u16, field: &str) {
     assert_eq!(reply.status, status, "{}", reply.body);
@@ -319,22 +338,7 @@ fn assert_refused(reply: &Reply, status: u16, field: &str) {
 fn malformed_payloads_are_refused_naming_the_field() {
     let server = TestServer::start();
     let fixture: Value = serde_json::from_str(ALERTMANAGER_V4).unwrap();
-    let with = |path: &str, value: Value| {
-        let mut body = fixture.clone();
-        let (parent, leaf) = path.rsplit_once('/').unwrap_or(("", path));
-        let target = if parent.is_empty() {
-            &mut body
-        } else {
-            body.pointer_mut(parent).unwrap()
-        };
-        match value {
-            Value::Null => {
-                target.as_object_mut().unwrap().remove(leaf);
-            }
-            value => target[leaf] = value,
-        }
-        body
-    };
+    let with = |path: &str, value: Value| edited(&fixture, path, value);
     let many: Vec<Value> = (0..1_001).map(|_| fixture["alerts"][0].clone()).collect();
     let labels: serde_json::Map<String, Value> =
         (0..65).map(|i| (format!("l{i}"), json!("v"))).collect();
@@ -382,22 +386,7 @@ fn malformed_payloads_are_refused_naming_the_field() {
         "event_action": "trigger",
         "payload": {"summary": "s", "source": "src", "severity": "error"}
     });
-    let event_with = |path: &str, value: Value| {
-        let mut body = trigger.clone();
-        let (parent, leaf) = path.rsplit_once('/').unwrap_or(("", path));
-        let target = if parent.is_empty() {
-            &mut body
-        } else {
-            body.pointer_mut(parent).unwrap()
-        };
-        match value {
-            Value::Null => {
-                target.as_object_mut().unwrap().remove(leaf);
-            }
-            value => target[leaf] = value,
-        }
-        body
-    };
+    let event_with = |path: &str, value: Value| edited(&trigger, path, value);
     for (body, field) in [
         (
             event_with("event_action", json!("escalate")),
@@ -509,31 +498,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Debian's `prometheus-alertmanager`, with a webhook receiver that posts to revloop with a
-/// responder token, fed one alert by `amtool alert add`: the signal reaches revloop and
-/// attaches to the open payment incident. Skipped (and said so) when the binaries are not
-/// installed, unless `REVLOOP_REQUIRE_ALERTMANAGER=1`.
-#[test]
-fn a_real_alertmanager_alert_attaches_to_the_open_incident() {
-    let binaries = on_path("prometheus-alertmanager")
-        .or_else(|| on_path("alertmanager"))
-        .zip(on_path("amtool"));
-    let Some((alertmanager_binary, amtool)) = binaries else {
-        assert_ne!(
-            std::env::var("REVLOOP_REQUIRE_ALERTMANAGER").as_deref(),
-            Ok("1"),
-            "prometheus-alertmanager and amtool are required (apt-get install prometheus-alertmanager)"
-        );
-        eprintln!("skipped: prometheus-alertmanager or amtool is not installed");
-        return;
-    };
-    let server = TestServer::start();
-    let opened = open_a_payment_incident(&server);
-    let id = opened["id"].as_u64().unwrap();
-    let onset = Timestamp::parse_rfc3339(opened["onset"].as_str().unwrap()).unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("alertmanager.yml");
+/// A real Alertmanager on a free loopback port, its files in `dir`, with one webhook receiver
+/// that posts every alert to `server` with its responder token (grouped within a second);
+/// returned once it is ready, with its `host:port`.
+fn start_alertmanager(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    server: &TestServer,
+) -> (Child, String) {
+    let config = dir.join("alertmanager.yml");
     std::fs::write(
         &config,
         format!(
@@ -558,14 +531,11 @@ receivers:
     )
     .unwrap();
     let web = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-    let _alertmanager = Child(
-        std::process::Command::new(&alertmanager_binary)
+    let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
+    let alertmanager = Child(
+        std::process::Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={web}"))
             // No high-availability peers: nothing listens or gossips beyond this address.
             .arg("--cluster.listen-address=")
@@ -581,13 +551,41 @@ receivers:
         .call()
         .is_ok_and(|r| r.status() == 200)
     {
-        let said = std::fs::read_to_string(dir.path().join("alertmanager.log")).unwrap_or_default();
+        let said = std::fs::read_to_string(dir.join("alertmanager.log")).unwrap_or_default();
         assert!(
             std::time::Instant::now() < deadline,
             "Alertmanager never got ready:\n{said}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    (alertmanager, web)
+}
+
+/// Debian's `prometheus-alertmanager`, with a webhook receiver that posts to revloop with a
+/// responder token, fed one alert by `amtool alert add`: the signal reaches revloop and
+/// attaches to the open payment incident. Skipped (and said so) when the binaries are not
+/// installed, unless `REVLOOP_REQUIRE_ALERTMANAGER=1`.
+#[test]
+fn a_real_alertmanager_alert_attaches_to_the_open_incident() {
+    let binaries = on_path("prometheus-alertmanager")
+        .or_else(|| on_path("alertmanager"))
+        .zip(on_path("amtool"));
+    let Some((alertmanager_binary, amtool)) = binaries else {
+        assert_ne!(
+            std::env::var("REVLOOP_REQUIRE_ALERTMANAGER").as_deref(),
+            Ok("1"),
+            "prometheus-alertmanager and amtool are required (apt-get install prometheus-alertmanager)"
+        );
+        eprintln!("skipped: prometheus-alertmanager or amtool is not installed");
+        return;
+    };
+    let server = TestServer::start();
+    let opened = open_a_payment_incident(&server);
+    let id = opened["id"].as_u64().unwrap();
+    let onset = Timestamp::parse_rfc3339(opened["onset"].as_str().unwrap()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_alertmanager, web) = start_alertmanager(&alertmanager_binary, dir.path(), &server);
 
     // Fired two minutes before the incident's onset (the test's clock is not the wall clock).
     let starts = onset.saturating_sub(revloop_core::DurationMs::from_minutes(2));
