@@ -471,6 +471,40 @@ fn signals_need_a_responder_token() {
     }
 }
 
+/// The same upserts on PostgreSQL: a re-sent payload updates its signals, a resolve ends one.
+#[test]
+fn signals_upsert_on_postgresql() {
+    on_postgresql("signals", "upsert", |server| {
+        let fixture: Value = serde_json::from_str(ALERTMANAGER_V4).unwrap();
+        let sent: Vec<wire::signals::AlertmanagerReply> = (0..2)
+            .map(|_| {
+                let reply = alertmanager(server, &fixture);
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                typed(&reply.body)
+            })
+            .collect();
+        let ids = |reply: &wire::signals::AlertmanagerReply| -> Vec<(i64, i64)> {
+            reply.signals.iter().map(|s| (s.id, s.n_received)).collect()
+        };
+        assert_eq!(
+            ids(&sent[1]),
+            ids(&sent[0])
+                .iter()
+                .map(|(id, _)| (*id, 2))
+                .collect::<Vec<_>>()
+        );
+        assert!(ids(&sent[0]).iter().all(|(_, n)| *n == 1));
+        let trigger = json!({"event_action": "trigger", "dedup_key": "k", "payload": {"summary": "s", "source": "a", "severity": "warning"}});
+        for body in [
+            trigger,
+            json!({"event_action": "resolve", "dedup_key": "k"}),
+        ] {
+            let reply = event(server, &body);
+            assert_eq!(reply.status, 202, "{}", reply.body);
+        }
+    });
+}
+
 /// `name` on the `PATH`, if it is there.
 fn on_path(name: &str) -> Option<std::path::PathBuf> {
     let paths = std::env::var_os("PATH")?;

@@ -197,6 +197,10 @@ impl At {
     ) -> Result<Option<&'a str>, ApiError> {
         match fields.get(field) {
             None | Some(Value::Null) => Ok(None),
+            // PostgreSQL cannot store NUL in text, and no sender needs it.
+            Some(Value::String(text)) if text.contains('\0') => {
+                Err(self.refuse("invalid_field", field, "must not contain NUL"))
+            }
             Some(Value::String(text)) => Ok(Some(text)),
             Some(_) => Err(self.refuse("invalid_field", field, "must be a string")),
         }
@@ -255,12 +259,15 @@ impl At {
         let mut map = BTreeMap::new();
         let mut n_bytes = 0usize;
         for (name, value) in object {
-            let Value::String(value) = value else {
-                return Err(self.refuse(
-                    "invalid_field",
-                    &format!("{field}.{name}"),
-                    "must be a string",
-                ));
+            let value = match value {
+                Value::String(value) if !value.contains('\0') && !name.contains('\0') => value,
+                _ => {
+                    return Err(self.refuse(
+                        "invalid_field",
+                        &format!("{field}.{name}"),
+                        "must be a string without NUL",
+                    ));
+                }
             };
             n_bytes = n_bytes.saturating_add(name.len() + value.len());
             map.insert(name.clone(), value.clone());
@@ -506,7 +513,7 @@ fn parse_trigger(
             details?
                 .get(*name)?
                 .as_str()
-                .filter(|v| !v.is_empty())
+                .filter(|v| !v.is_empty() && !v.contains('\0'))
                 .map(str::to_owned)
         })
     };
@@ -561,5 +568,152 @@ pub fn signal_view(signal: &SignalRow) -> wire::Signal {
         received_at: signal.received_at.to_string(),
         n_received: signal.n_received,
         checklist: signal_checklist(signal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const T: i64 = 1_795_773_600_000;
+
+    fn now() -> Timestamp {
+        Timestamp::from_millis(T)
+    }
+
+    fn alert(fields: Value) -> Value {
+        let mut alert = json!({
+            "status": "firing",
+            "labels": {"alertname": "A"},
+            "startsAt": "2026-11-27T09:00:00Z",
+            "fingerprint": "f"
+        });
+        for (key, value) in fields.as_object().unwrap() {
+            alert[key] = value.clone();
+        }
+        alert
+    }
+
+    fn check_alert(fields: Value) -> Result<SignalRow, String> {
+        let body = json!({"version": "4", "alerts": [alert(fields)]});
+        parse_alertmanager(body.as_object().unwrap(), now())
+            .map(|mut rows| rows.remove(0))
+            .map_err(|err| err.details[0].field.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn alert_ends_and_summaries() {
+        // Firing has no end, whatever Alertmanager expects; the zero time is no end.
+        let row = check_alert(json!({"endsAt": "2026-11-27T09:05:00Z"})).unwrap();
+        assert_eq!((row.status, row.ends_at), (SignalStatus::Firing, None));
+        let row =
+            check_alert(json!({"status": "resolved", "endsAt": "0001-01-01T00:00:00Z"})).unwrap();
+        assert_eq!(
+            row.ends_at,
+            Some(now()),
+            "resolved without an end: ended when received"
+        );
+        // An end before the start is the start.
+        let row =
+            check_alert(json!({"status": "resolved", "endsAt": "2026-11-27T08:00:00Z"})).unwrap();
+        assert_eq!(row.ends_at, Some(row.starts_at));
+        // Nanoseconds, as Alertmanager writes them, are read to the millisecond.
+        let row = check_alert(json!({"startsAt": "2026-11-27T09:00:00.123456789Z"})).unwrap();
+        assert_eq!(row.starts_at.to_string(), "2026-11-27T09:00:00.123Z");
+        // Summary: the annotation, else the description, else the alert name.
+        assert_eq!(check_alert(json!({})).unwrap().summary, "A");
+        let row = check_alert(json!({"annotations": {"description": "d"}})).unwrap();
+        assert_eq!(row.summary, "d");
+        let long = "é".repeat(SIGNAL_SUMMARY_BYTES_MAX);
+        let row = check_alert(json!({"annotations": {"summary": long}})).unwrap();
+        assert_eq!(row.summary.len(), SIGNAL_SUMMARY_BYTES_MAX);
+        // `revloop_stage` is preferred to `stage`; an empty one names nothing.
+        let row =
+            check_alert(json!({"labels": {"stage": "cart", "revloop_stage": "payment"}})).unwrap();
+        assert_eq!(row.stage.as_deref(), Some("payment"));
+        assert_eq!(
+            check_alert(json!({"labels": {"stage": ""}})).unwrap().stage,
+            None
+        );
+    }
+
+    #[test]
+    fn alert_refusals_name_the_field() {
+        for (fields, field) in [
+            (
+                json!({"fingerprint": "x".repeat(256)}),
+                "alerts[0].fingerprint",
+            ),
+            (
+                json!({"labels": {"a\u{0}": "b"}}),
+                "alerts[0].labels.a\u{0}",
+            ),
+            (
+                json!({"annotations": {"summary": "nul\u{0}"}}),
+                "alerts[0].annotations.summary",
+            ),
+            (json!({"annotations": []}), "alerts[0].annotations"),
+            (json!({"status": 1}), "alerts[0].status"),
+            (json!({"endsAt": "later"}), "alerts[0].endsAt"),
+        ] {
+            assert_eq!(
+                check_alert(fields.clone()),
+                Err(field.to_owned()),
+                "{fields}"
+            );
+        }
+    }
+
+    fn check_event(body: Value) -> Result<SignalRow, String> {
+        parse_event(body.as_object().unwrap(), now())
+            .map_err(|err| err.details[0].field.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn events() {
+        let trigger = json!({"event_action": "trigger", "payload": {"summary": "s", "source": "a", "severity": "info"}});
+        let first = check_event(trigger.clone()).unwrap();
+        assert_eq!(
+            first.key,
+            check_event(trigger.clone()).unwrap().key,
+            "a derived key is stable"
+        );
+        assert_eq!(first.key.len(), 32);
+        assert_eq!(first.starts_at, now());
+        let mut other = trigger.clone();
+        other["payload"]["source"] = json!("b");
+        assert_ne!(first.key, check_event(other).unwrap().key);
+        let resolve = check_event(json!({"event_action": "resolve", "dedup_key": "k"})).unwrap();
+        assert_eq!(
+            (resolve.status, resolve.ends_at),
+            (SignalStatus::Resolved, Some(now()))
+        );
+        assert_eq!(
+            (resolve.summary.as_str(), resolve.labels_json.as_str()),
+            ("", "{}")
+        );
+        let ack = check_event(json!({"event_action": "acknowledge", "dedup_key": "k"})).unwrap();
+        assert_eq!((ack.status, ack.ends_at), (SignalStatus::Firing, None));
+        // The stage from custom details; a NUL one names nothing.
+        let mut staged = trigger.clone();
+        staged["payload"]["custom_details"] =
+            json!({"stage": "payment", "revloop_funnel": "checkout"});
+        let row = check_event(staged.clone()).unwrap();
+        assert_eq!(
+            (row.funnel.as_deref(), row.stage.as_deref()),
+            (Some("checkout"), Some("payment"))
+        );
+        staged["payload"]["custom_details"] = json!({"stage": "pay\u{0}"});
+        assert_eq!(check_event(staged).unwrap().stage, None);
+        assert_eq!(
+            check_event(json!({"event_action": "acknowledge"})),
+            Err("dedup_key".into())
+        );
+        assert_eq!(
+            check_event(json!({"event_action": "trigger", "payload": 3})),
+            Err("payload".into())
+        );
     }
 }
