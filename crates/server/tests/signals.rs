@@ -378,6 +378,9 @@ fn malformed_payloads_are_refused_naming_the_field() {
             "alerts[0].labels",
         ),
         (with("alerts", json!([7])), "alerts[0]"),
+        (with("truncatedAlerts", json!(-1)), "truncatedAlerts"),
+        (with("commonLabels", json!({"a": 1})), "commonLabels.a"),
+        (with("groupKey", json!(5)), "groupKey"),
         (with("alerts", Value::Array(many)), "alerts"),
     ] {
         assert_refused(&alertmanager(&server, &body), 400, field);

@@ -320,6 +320,7 @@ pub fn parse_alertmanager(
             format!("is `{version}`; only Alertmanager's webhook version \"4\" is understood"),
         ));
     }
+    check_envelope(body)?;
     let alerts = match body.get("alerts") {
         None | Some(Value::Null) => return Err(top.missing("alerts")),
         Some(Value::Array(alerts)) => alerts,
@@ -342,6 +343,26 @@ pub fn parse_alertmanager(
         .collect()
 }
 
+/// The group's fields, which revloop does not keep, must still have their documented types.
+fn check_envelope(body: &Map<String, Value>) -> Result<(), ApiError> {
+    let top = At { alert: None };
+    for field in ["groupKey", "status", "receiver", "externalURL"] {
+        top.string(body, field)?;
+    }
+    for field in ["groupLabels", "commonLabels", "commonAnnotations"] {
+        top.string_map(body, field)?;
+    }
+    match body.get("truncatedAlerts") {
+        None | Some(Value::Null) => Ok(()),
+        Some(value) if value.as_u64().is_some() => Ok(()),
+        Some(_) => Err(top.refuse(
+            "invalid_field",
+            "truncatedAlerts",
+            "must be a count (a whole number, 0 or more)",
+        )),
+    }
+}
+
 fn parse_alert(index: usize, alert: &Value, now: Timestamp) -> Result<SignalRow, ApiError> {
     let at = At { alert: Some(index) };
     let Value::Object(alert) = alert else {
@@ -355,10 +376,10 @@ fn parse_alert(index: usize, alert: &Value, now: Timestamp) -> Result<SignalRow,
             format!("is `{status}`; must be firing or resolved"),
         )
     })?;
-    let labels = at.string_map(alert, "labels")?;
-    if !alert.contains_key("labels") {
+    if alert.get("labels").is_none_or(Value::is_null) {
         return Err(at.missing("labels"));
     }
+    let labels = at.string_map(alert, "labels")?;
     let annotations = at.string_map(alert, "annotations")?;
     let starts_at = at.time("startsAt", at.required(alert, "startsAt")?)?;
     let ends_at = match at.string(alert, "endsAt")? {
