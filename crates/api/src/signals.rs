@@ -16,12 +16,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct AlertmanagerWebhook {
     /// `"4"`; any other version is refused.
+    #[schema(pattern = "^4$", example = "4")]
     pub version: String,
     pub group_key: String,
     /// How many alerts Alertmanager left out (`max_alerts`).
     #[serde(default)]
     pub truncated_alerts: u64,
     /// `firing` or `resolved`.
+    #[schema(pattern = "^(firing|resolved)$", example = "firing")]
     pub status: String,
     pub receiver: String,
     #[serde(default)]
@@ -40,6 +42,7 @@ pub struct AlertmanagerWebhook {
 #[serde(rename_all = "camelCase")]
 pub struct AlertmanagerAlert {
     /// `firing` or `resolved`.
+    #[schema(pattern = "^(firing|resolved)$", example = "firing")]
     pub status: String,
     /// `funnel` and `stage` (or `revloop_funnel`, `revloop_stage`) name what it bears on.
     pub labels: BTreeMap<String, String>,
@@ -47,6 +50,7 @@ pub struct AlertmanagerAlert {
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// RFC 3339.
+    #[schema(format = DateTime, example = "2026-11-27T09:55:00.123456789Z")]
     pub starts_at: String,
     /// RFC 3339; `0001-01-01T00:00:00Z` while firing.
     #[serde(default)]
@@ -54,6 +58,7 @@ pub struct AlertmanagerAlert {
     #[serde(rename = "generatorURL", default)]
     pub generator_url: String,
     /// The alert's identity: a re-send updates the signal with it.
+    #[schema(min_length = 1, max_length = 255, example = "a1b2c3d4e5f60718")]
     pub fingerprint: String,
 }
 
@@ -61,10 +66,12 @@ pub struct AlertmanagerAlert {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// `trigger`, `acknowledge` or `resolve`.
+    #[schema(pattern = "^(trigger|acknowledge|resolve)$", example = "trigger")]
     pub event_action: String,
     /// The signal's identity; required for `acknowledge` and `resolve`, made up from the
     /// payload for a `trigger` without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 255)]
     pub dedup_key: Option<String>,
     /// PagerDuty's integration key; accepted and ignored (the bearer token authenticates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +87,7 @@ pub struct EventPayload {
     pub summary: String,
     pub source: String,
     /// `critical`, `error`, `warning` or `info`.
+    #[schema(pattern = "^(critical|error|warning|info)$", example = "critical")]
     pub severity: String,
     /// RFC 3339; when it started (default: when received).
     #[serde(default, skip_serializing_if = "Option::is_none")]
