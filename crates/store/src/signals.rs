@@ -6,7 +6,8 @@
 //! Invariants:
 //! - One row per `(source, key)` (a UNIQUE constraint): a re-send updates it, never adds one.
 //! - A row's `starts_at` only moves back, except when a resolved signal fires again: then it
-//!   starts anew.
+//!   starts anew. An update without a summary (a PagerDuty `acknowledge`) never fires a
+//!   resolved signal again: it stays resolved, with its end.
 //! - An update keeps what it does not say: an empty summary, `{}` labels, or no severity,
 //!   funnel or stage keep the stored ones (a PagerDuty `resolve` carries no payload).
 

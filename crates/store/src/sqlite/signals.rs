@@ -26,10 +26,15 @@ impl SqliteStore {
                  ON CONFLICT (source, key) DO UPDATE SET
                      starts_ms = CASE WHEN signals.status = 'resolved'
                                            AND excluded.status = 'firing'
+                                           AND excluded.summary <> ''
                                       THEN excluded.starts_ms
                                       ELSE min(signals.starts_ms, excluded.starts_ms) END,
-                     status = excluded.status,
-                     ends_ms = excluded.ends_ms,
+                     -- An update that says nothing (a PagerDuty acknowledge) keeps a resolved
+                     -- signal resolved.
+                     status = CASE WHEN signals.status = 'resolved' AND excluded.summary = ''
+                                   THEN signals.status ELSE excluded.status END,
+                     ends_ms = CASE WHEN signals.status = 'resolved' AND excluded.summary = ''
+                                    THEN signals.ends_ms ELSE excluded.ends_ms END,
                      summary = CASE WHEN excluded.summary = '' THEN signals.summary
                                     ELSE excluded.summary END,
                      severity = coalesce(excluded.severity, signals.severity),

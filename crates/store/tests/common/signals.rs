@@ -84,6 +84,25 @@ pub fn signals_upsert_by_key(store: &dyn Store) {
         }
     );
 
+    // An update that says nothing (an acknowledge) does not fire it again.
+    let acknowledge = SignalRow {
+        status: SignalStatus::Firing,
+        ends_at: None,
+        starts_at: at(12),
+        received_at: at(12),
+        ..resolve.clone()
+    };
+    let (still, _) = store.upsert_signal(&acknowledge).unwrap();
+    assert_eq!(
+        (
+            still.status,
+            still.starts_at,
+            still.ends_at,
+            still.n_received
+        ),
+        (SignalStatus::Resolved, at(0), Some(at(9)), 4)
+    );
+
     // Firing again after it resolved starts anew, with what the new one says.
     let refire = SignalRow {
         summary: "again".into(),
