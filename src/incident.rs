@@ -610,6 +610,7 @@ fn print_incident(incident: &Incident) {
         println!("    [{mark}] {}: {}", criterion.name, criterion.detail);
     }
     print_suspects(incident);
+    print_signals(incident);
     println!("  root-cause checklist:");
     for item in &incident.checklist {
         let checked = item.checked_by.as_ref().map_or(String::new(), |by| {
@@ -621,8 +622,11 @@ fn print_incident(incident: &Incident) {
         });
         let mark = if checked.is_empty() { " " } else { "x" };
         println!(
-            "    [{mark}] {:>2} {}: {}{checked}",
-            item.index, item.category, item.item
+            "    [{mark}] {:>2} {}: {}{checked}{}",
+            item.index,
+            item.category,
+            item.item,
+            signal_marks(&item.signals)
         );
     }
     println!("  timeline:");
@@ -635,6 +639,39 @@ fn print_incident(incident: &Incident) {
             entry.text
         );
     }
+}
+
+/// The technical signals that attach to the incident, latest start first.
+fn print_signals(incident: &Incident) {
+    if incident.signals.is_empty() {
+        return;
+    }
+    println!("  technical signals (overlapping it in time, and in stage where they name one):");
+    for signal in &incident.signals {
+        let until = signal.ends_at.as_deref().map_or("now".to_owned(), when);
+        println!(
+            "    signal {}  {} {} {}: {} ({} to {until}{})",
+            signal.id,
+            signal.source,
+            signal.status,
+            signal.severity.as_deref().unwrap_or("-"),
+            signal.summary,
+            when(&signal.starts_at),
+            signal
+                .stage
+                .as_ref()
+                .map_or(String::new(), |stage| format!(", stage {stage}"))
+        );
+    }
+}
+
+/// ` (signals 3, 5)` after a checklist item that signals speak to; empty otherwise.
+fn signal_marks(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!(" (signals {})", ids.join(", "))
 }
 
 fn print_suspects(incident: &Incident) {

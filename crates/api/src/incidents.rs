@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::Segment;
 use crate::changes::Change;
 use crate::names::names;
+use crate::signals::Signal;
 
 names! {
     /// How bad an incident is: P1 pages most urgently. Closed, unlike the display-only names:
@@ -305,6 +306,12 @@ pub struct Incident {
     pub checklist: Vec<ChecklistItem>,
     /// Changes that may explain it, most suspect first.
     pub suspects: Vec<Suspect>,
+    /// Technical signals (Alertmanager alerts, PagerDuty-style events) that overlap it in time,
+    /// and in funnel and stage where they name one: suspects of another kind, latest start
+    /// first. Each is also listed under the checklist's technical items it speaks to. Absent
+    /// when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Signal>,
     pub timeline: Vec<TimelineEntry>,
 }
 
@@ -369,6 +376,10 @@ pub struct ChecklistItem {
     pub checked_by: Option<String>,
     pub checked_at: Option<String>,
     pub finding: Option<String>,
+    /// The ids of the incident's `signals` under this item (technical items only); absent
+    /// when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod money;
 pub mod pipeline;
 pub mod rng;
+pub mod signal;
 pub mod stats;
 pub mod time;
 

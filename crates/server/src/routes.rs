@@ -14,7 +14,7 @@ use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
     AppState, actions, alerts, changes, declare, funnels, health, impact, incidents, ingest_log,
-    ledger, metrics, openapi, outbox, report, silences,
+    ledger, metrics, openapi, outbox, report, signals, silences,
 };
 use crate::http::ApiError;
 
@@ -73,6 +73,15 @@ pub fn router(state: AppState) -> Router {
             get(changes::list_changes)
                 .post(changes::add_change)
                 .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/signals/alertmanager",
+            post(signals::alertmanager)
+                .layer(DefaultBodyLimit::max(signals::SIGNAL_BODY_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/signals/events",
+            post(signals::event).layer(DefaultBodyLimit::max(signals::SIGNAL_BODY_BYTES_MAX)),
         )
         .route(
             "/api/v1/ledger/validate",

@@ -351,6 +351,23 @@ impl Store for FaultyStore {
         self.inner.changes(from, to, limit)
     }
 
+    // Signals pass through unfaulted: no fault test drives them yet.
+    fn upsert_signal(
+        &self,
+        signal: &crate::SignalRow,
+    ) -> Result<(crate::SignalRow, bool), StoreError> {
+        self.inner.upsert_signal(signal)
+    }
+
+    fn signals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::SignalRow>, StoreError> {
+        self.inner.signals(from, to, limit)
+    }
+
     fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError> {
         self.check(Call::ProblemLog, None)?;
         self.inner.problem_log(query)

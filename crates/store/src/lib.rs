@@ -43,6 +43,7 @@ pub mod postgres;
 mod problems;
 pub mod record;
 mod retention;
+pub mod signals;
 mod snapshots;
 pub mod sqlite;
 
@@ -69,6 +70,7 @@ pub use record::{
 };
 pub use retention::{OutboxStats, Rollup};
 pub use revloop_core::incident::TimelineKind;
+pub use signals::{SIGNAL_PAGE_MAX, SignalRow};
 pub use snapshots::{DetectorSnapshotRow, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
 pub use sqlite::SqliteStore;
 
@@ -476,6 +478,21 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
         limit: usize,
     ) -> Result<Vec<ChangeRow>, StoreError>;
+
+    /// Stores an inbound signal by `(source, key)`: inserts it, or updates the stored one
+    /// (status, end, what the new one says; see `signals` for what an update keeps) and counts
+    /// the re-send. Returns the row as stored and whether it was new. Two nodes upserting one
+    /// key at once leave one row.
+    fn upsert_signal(&self, signal: &SignalRow) -> Result<(SignalRow, bool), StoreError>;
+
+    /// Signals whose span `[starts_at, ends_at or forever]` overlaps `[from, to]`, latest
+    /// start first, at most `limit` (≤ [`SIGNAL_PAGE_MAX`]).
+    fn signals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SignalRow>, StoreError>;
 
     /// A page of the problem log, newest first.
     fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError>;

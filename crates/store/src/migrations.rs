@@ -32,6 +32,9 @@
 //! and on PostgreSQL TRUNCATE), and a one-row cursor of the outbox planned so far; see
 //! `deliveries`.
 //!
+//! The signals version keeps inbound technical signals (Alertmanager alerts, PagerDuty-style
+//! events), one row per source and key; see `signals`.
+//!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
 //! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
@@ -392,6 +395,27 @@ CREATE TABLE delivery_cursor (
 );
 INSERT INTO delivery_cursor (id, through_outbox_id) VALUES (1, 0);
 "#,
+    r#"
+-- Version 9 (signals): inbound technical signals (Alertmanager alerts, PagerDuty-style
+-- events), one row per (source, key), upserted as re-sent (see signals.rs). Times in ms.
+CREATE TABLE signals (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    status      TEXT    NOT NULL CHECK (status IN ('firing', 'resolved')),
+    starts_ms   INTEGER NOT NULL,
+    ends_ms     INTEGER,
+    summary     TEXT    NOT NULL,
+    severity    TEXT,
+    funnel      TEXT,
+    stage       TEXT,
+    labels_json TEXT    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    n_received  INTEGER NOT NULL,
+    UNIQUE (source, key)
+);
+CREATE INDEX signals_starts ON signals (starts_ms, id);
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -692,5 +716,25 @@ CREATE TABLE delivery_cursor (
     through_outbox_id BIGINT  NOT NULL
 );
 INSERT INTO delivery_cursor (id, through_outbox_id) VALUES (1, 0);
+"#,
+    r#"
+-- Version 9 (signals): see the SQLite schema's signals version (9).
+CREATE TABLE signals (
+    id          BIGSERIAL PRIMARY KEY,
+    source      TEXT   NOT NULL,
+    key         TEXT   NOT NULL,
+    status      TEXT   NOT NULL CHECK (status IN ('firing', 'resolved')),
+    starts_ms   BIGINT NOT NULL,
+    ends_ms     BIGINT,
+    summary     TEXT   NOT NULL,
+    severity    TEXT,
+    funnel      TEXT,
+    stage       TEXT,
+    labels_json TEXT   NOT NULL,
+    received_ms BIGINT NOT NULL,
+    n_received  BIGINT NOT NULL,
+    UNIQUE (source, key)
+);
+CREATE INDEX signals_starts ON signals (starts_ms, id);
 "#,
 ];

@@ -134,6 +134,22 @@ macro_rules! store_by_concern {
                     $store::changes(self, from, to, limit)
                 }
 
+                fn upsert_signal(
+                    &self,
+                    signal: &$crate::SignalRow,
+                ) -> Result<($crate::SignalRow, bool), StoreError> {
+                    $store::upsert_signal(self, signal)
+                }
+
+                fn signals(
+                    &self,
+                    from: Timestamp,
+                    to: Timestamp,
+                    limit: usize,
+                ) -> Result<Vec<$crate::SignalRow>, StoreError> {
+                    $store::signals(self, from, to, limit)
+                }
+
                 fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError> {
                     $store::problem_log(self, query)
                 }

@@ -268,10 +268,11 @@ pub async fn act(
     let reply = blocking(move || {
         // The action is committed: a failed read of the suspects must not look like a failed
         // action (a client would act again), so the reply goes without them then.
-        let suspects = retrying(|| suspects(store.as_ref(), &incident)).unwrap_or_else(|err| {
-            tracing::warn!(incident = id, error = %err, "the suspects could not be read");
-            Vec::new()
-        });
+        let suspects =
+            retrying(|| suspects(store.as_ref(), &incident, now)).unwrap_or_else(|err| {
+                tracing::warn!(incident = id, error = %err, "the suspects could not be read");
+                Default::default()
+            });
         Ok(incident_view(&incident, incidents.policy(), now, &suspects))
     })
     .await?;

@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod report;
+pub mod signals;
 pub mod silences;
 
 #[derive(Clone)]

@@ -75,6 +75,7 @@ mod incidents;
 mod ingest;
 mod ledger;
 mod problems;
+mod signals;
 mod snapshots;
 mod tokens;
 

@@ -39,6 +39,7 @@ mod ingest;
 mod ledger;
 mod problems;
 mod retention;
+mod signals;
 mod snapshots;
 mod tokens;
 
