@@ -102,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         store,
         Arc::new(SystemClock),
         AppOptions {
-            demo_inbox_secret: inbox_secret.map(String::into_bytes),
+            demo_inbox_secret: inbox_secret,
             ..AppOptions::default()
         },
     );

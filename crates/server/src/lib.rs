@@ -71,6 +71,9 @@ impl Clock for SystemClock {
 pub struct AppOptions {
     /// Serve `/metrics` without a token (for a scraper on a trusted network).
     pub metrics_public: bool,
+    /// Serve the demo's webhook inbox (`/demo/inbox`), verifying signatures with this secret.
+    /// Only `revloop demo` sets it.
+    pub demo_inbox_secret: Option<String>,
 }
 
 pub struct App {
@@ -106,6 +109,9 @@ impl App {
                 clock,
                 telemetry,
                 metrics_public: options.metrics_public,
+                demo_inbox: options
+                    .demo_inbox_secret
+                    .map(|secret| Arc::new(api::demo_inbox::DemoInbox::new(secret))),
             },
         }
     }

@@ -13,7 +13,7 @@ use revloop_core::funnel::CallKind;
 use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
-    AppState, actions, alerts, changes, declare, funnels, health, impact, incidents, ingest_log,
+    AppState, actions, alerts, changes, declare, demo_inbox, funnels, health, impact, incidents, ingest_log,
     ledger, metrics, openapi, outbox, report, signals, silences,
 };
 use crate::http::ApiError;
@@ -61,6 +61,12 @@ pub fn router(state: AppState) -> Router {
             post(actions::act).layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
         )
         .route("/api/v1/outbox", get(outbox::outbox))
+        .route(
+            "/demo/inbox",
+            get(demo_inbox::list)
+                .post(demo_inbox::receive)
+                .layer(DefaultBodyLimit::max(demo_inbox::DEMO_INBOX_BODY_BYTES_MAX)),
+        )
         .route(
             "/api/v1/silences",
             get(silences::list_silences)

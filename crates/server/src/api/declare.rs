@@ -125,9 +125,9 @@ pub async fn declare(
         // The incident is committed: a failed read of the suspects (the changes before it)
         // must not look like a failed declaration (a client would declare again), so the
         // reply goes without them then.
-        let suspects = retrying(|| suspects(store.as_ref(), &incident)).unwrap_or_else(|err| {
+        let suspects = retrying(|| suspects(store.as_ref(), &incident, now)).unwrap_or_else(|err| {
             tracing::warn!(incident = incident.id, error = %err, "the suspects could not be read");
-            Vec::new()
+            Default::default()
         });
         Ok(incident_view(&incident, incidents.policy(), now, &suspects))
     })

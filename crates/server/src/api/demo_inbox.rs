@@ -15,23 +15,20 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
 
-use revloop_core::time::DurationMs;
 use revloop_store::Role;
 
 use crate::api::{AppState, json_reply, require};
-use crate::delivery::signature::verify_signature;
+use crate::delivery::signature::{SIGNATURE_TOLERANCE, verify_signature};
 use crate::http::ApiError;
 
 /// Most messages the inbox keeps (the oldest go first), and most keys it remembers.
 pub const DEMO_INBOX_MAX: usize = 1_000;
 /// Largest message body the inbox takes.
 pub const DEMO_INBOX_BODY_BYTES_MAX: usize = 64 * 1024;
-/// How old a signature may be: the replay window receivers are told to keep.
-pub const SIGNATURE_TOLERANCE: DurationMs = DurationMs::from_minutes(5);
 
 /// What the inbox received, newest last.
 pub struct DemoInbox {
-    secret: Vec<u8>,
+    secret: String,
     kept: Mutex<Kept>,
 }
 
@@ -60,7 +57,7 @@ struct InboxPage<'a> {
 }
 
 impl DemoInbox {
-    pub fn new(secret: Vec<u8>) -> DemoInbox {
+    pub fn new(secret: String) -> DemoInbox {
         DemoInbox {
             secret,
             kept: Mutex::new(Kept::default()),
@@ -103,7 +100,7 @@ pub async fn receive(
     }
     tracing::info!(
         key = %key,
-        title = message.get("title").and_then(Value::as_str).unwrap_or(""),
+        title = message.get("title").and_then(serde_json::Value::as_str).unwrap_or(""),
         "demo inbox: received"
     );
     kept.messages.push_back(Received {

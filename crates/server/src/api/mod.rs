@@ -28,6 +28,7 @@ pub mod alerts;
 pub mod body;
 pub mod changes;
 pub mod declare;
+pub mod demo_inbox;
 pub mod funnels;
 pub mod health;
 pub mod impact;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub telemetry: Arc<Telemetry>,
     pub metrics_public: bool,
+    /// The demo's webhook inbox, under `revloop demo` only.
+    pub demo_inbox: Option<Arc<demo_inbox::DemoInbox>>,
 }
 
 /// Checks that the request may act with `needed` (see [`Authenticator::require`]).
