@@ -340,7 +340,11 @@ fn print_outbox(reply: &OutboxPage, limit: usize) {
                 ..
             } => format!(
                 "resolved{} by {by} (told: {})",
-                if *false_alarm { " as a false alarm" } else { "" },
+                if *false_alarm {
+                    " as a false alarm"
+                } else {
+                    ""
+                },
                 targets.join(", ")
             ),
         };

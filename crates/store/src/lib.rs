@@ -49,8 +49,8 @@ pub mod sqlite;
 pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
 pub use deliveries::{
-    AttemptRecord, AttemptRow, ChannelDeliveryStats, DELIVERY_PAGE_MAX, DeliveryQuery,
-    DeliveryRow, DeliveryState, NewDelivery,
+    AttemptRecord, AttemptRow, ChannelDeliveryStats, DELIVERY_PAGE_MAX, DeliveryQuery, DeliveryRow,
+    DeliveryState, NewDelivery,
 };
 pub use kinds::OutboxKind;
 pub use ledger::{
@@ -601,7 +601,11 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// The attempt log of one incident's deliveries, oldest first, at most `limit`.
-    fn delivery_attempts(&self, incident: i64, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {
+    fn delivery_attempts(
+        &self,
+        incident: i64,
+        limit: usize,
+    ) -> Result<Vec<AttemptRow>, StoreError> {
         let _ = (incident, limit);
         todo!("H3")
     }

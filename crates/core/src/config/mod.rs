@@ -15,8 +15,8 @@ use toml::Spanned;
 
 use crate::incident::IncidentPolicy;
 use crate::time::DurationMs;
-use detection::RawDetection;
 use delivery::RawDelivery;
+use detection::RawDetection;
 use dimensions::RawDimension;
 use funnels::RawFunnel;
 use incidents::RawIncidents;

@@ -61,18 +61,75 @@ pub enum Next {
 /// The HTTP rule: 2xx is done; 4xx is final except 408 and 429; 5xx retries. `retry_after` is
 /// the parsed `Retry-After` header.
 pub fn classify_http(status: u16, retry_after: Option<DurationMs>) -> Outcome {
-    todo!("H3: {status} {retry_after:?}")
+    match status {
+        200..=299 => Outcome::Delivered,
+        408 | 429 => Outcome::Transient { retry_after },
+        // A 1xx or 3xx as a final answer means the receiver did not take the message, and
+        // asking again will not change that: a redirect is not followed (the URL is config).
+        100..=199 | 300..=499 => Outcome::Permanent,
+        500..=599 => Outcome::Transient { retry_after },
+        // Not an HTTP status at all: a broken receiver or proxy, which may come back.
+        _ => Outcome::Transient { retry_after: None },
+    }
 }
 
 /// The SMTP rule (RFC 5321): 2xx is done, 4xx is transient, 5xx is permanent.
 pub fn classify_smtp(code: u16) -> Outcome {
-    todo!("H3: {code}")
+    match code {
+        200..=299 => Outcome::Delivered,
+        500..=599 => Outcome::Permanent,
+        // 4xx is transient by definition; anything else is a server not speaking SMTP right
+        // now, which may come back.
+        _ => Outcome::Transient { retry_after: None },
+    }
 }
 
 /// A `Retry-After` header's value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), as a wait
 /// from `now`, at most [`RETRY_AFTER_MAX`]; `None` when unreadable. A date in the past is 0.
 pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<DurationMs> {
-    todo!("H3: {value} {now:?}")
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|byte| byte.is_ascii_digit()) {
+        // Too many digits to fit is still a (very long) wait: it is capped, not unreadable.
+        let seconds = value.parse::<i64>().unwrap_or(i64::MAX);
+        let millis = seconds.saturating_mul(crate::time::MS_PER_SECOND);
+        return Some(DurationMs::from_millis(
+            millis.min(RETRY_AFTER_MAX.millis()),
+        ));
+    }
+    // RFC 9110 requires senders to use IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), which is
+    // RFC 2822's syntax with the obsolete `GMT` zone; the parser is lenient about the weekday
+    // because a wrong weekday does not make the instant ambiguous.
+    let parser = jiff::fmt::rfc2822::DateTimeParser::new().relaxed_weekday(true);
+    let date = parser.parse_timestamp(value).ok()?;
+    let wait_ms = date.as_millisecond().saturating_sub(now.millis());
+    Some(DurationMs::from_millis(
+        wait_ms.clamp(0, RETRY_AFTER_MAX.millis()),
+    ))
+}
+
+/// The backoff after attempt number `attempts` (1-based; 0 counts as 1):
+/// `min(cap, base·2^(attempts−1))`, never negative.
+pub fn backoff(policy: &RetryPolicy, attempts: u32) -> DurationMs {
+    let base_ms = policy.base.millis().max(0);
+    let cap_ms = policy.cap.millis().max(0);
+    let doublings = attempts.saturating_sub(1).min(62);
+    let backoff_ms = base_ms.saturating_mul(1_i64 << doublings);
+    DurationMs::from_millis(backoff_ms.min(cap_ms))
+}
+
+/// Equal jitter: the first half of `backoff` always, the second half scaled by
+/// `jitter / u64::MAX`. The result is in `[backoff/2, backoff]`.
+fn equal_jitter(backoff: DurationMs, jitter: u64) -> DurationMs {
+    let backoff_ms = backoff.millis().max(0);
+    let half_ms = backoff_ms / 2;
+    let rest_ms = backoff_ms - half_ms;
+    // u128 so that the product cannot overflow; the quotient is at most `rest_ms`.
+    let scaled = (rest_ms as u128 * u128::from(jitter)) / u128::from(u64::MAX);
+    let jittered_ms = i64::try_from(scaled).unwrap_or(rest_ms).min(rest_ms);
+    DurationMs::from_millis(half_ms + jittered_ms)
 }
 
 /// When to try again after attempt number `attempts` (1-based) came to `outcome`.
@@ -88,7 +145,19 @@ pub fn next_attempt(
     outcome: Outcome,
     jitter: u64,
 ) -> Next {
-    todo!("H3: {policy:?} {attempts} {first_attempt_at:?} {now:?} {outcome:?} {jitter}")
+    let retry_after = match outcome {
+        Outcome::Delivered => return Next::Done,
+        Outcome::Permanent => return Next::GiveUp,
+        Outcome::Transient { retry_after } => retry_after,
+    };
+    if now.since(first_attempt_at) >= policy.give_up_after {
+        return Next::GiveUp;
+    }
+    let wait = match retry_after {
+        Some(asked) => DurationMs::from_millis(asked.millis().clamp(0, RETRY_AFTER_MAX.millis())),
+        None => equal_jitter(backoff(policy, attempts), jitter),
+    };
+    Next::RetryAt(now.saturating_add(wait))
 }
 
 /// A channel's circuit breaker: after [`Breaker::FAILURES_TO_OPEN`] failures in a row it
@@ -121,12 +190,43 @@ impl Breaker {
     /// Whether an attempt may start now. While half-open, only one at a time: the caller
     /// that got `true` must report its result.
     pub fn allow(&mut self, now: Timestamp) -> bool {
-        todo!("H3: {now:?}")
+        match self.open_until {
+            None => true,
+            Some(until) if now < until => false,
+            // Half-open: the first caller after the open spell is the probe.
+            Some(_) if self.probing => false,
+            Some(_) => {
+                self.probing = true;
+                true
+            }
+        }
     }
 
     /// The result of an attempt that [`Breaker::allow`] let through.
     pub fn record(&mut self, now: Timestamp, outcome: Outcome) {
-        todo!("H3: {now:?} {outcome:?}")
+        match outcome {
+            Outcome::Delivered => *self = Breaker::new(),
+            Outcome::Permanent => {
+                // The receiver answered, but a refusal of one message says nothing about the
+                // channel: a probe that got one frees the slot so that the next one probes.
+                self.probing = false;
+            }
+            Outcome::Transient { .. } if self.probing => {
+                self.probing = false;
+                let doubled_ms = self.open_for.millis().saturating_mul(2);
+                self.open_for = DurationMs::from_millis(doubled_ms.min(Breaker::OPEN_MAX.millis()));
+                self.open_until = Some(now.saturating_add(self.open_for));
+            }
+            // An attempt that started before the breaker opened and failed after: the
+            // breaker already knows, and its open spell is not stretched.
+            Outcome::Transient { .. } if self.open_until.is_some() => {}
+            Outcome::Transient { .. } => {
+                self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+                if self.failures_in_a_row >= Breaker::FAILURES_TO_OPEN {
+                    self.open_until = Some(now.saturating_add(self.open_for));
+                }
+            }
+        }
     }
 
     /// Open now (sending nothing), and until when.
@@ -200,3 +300,6 @@ pub struct Message {
     /// Who acknowledged or resolved it.
     pub actor: Option<String>,
 }
+
+#[cfg(test)]
+mod tests;
