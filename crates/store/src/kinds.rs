@@ -11,6 +11,8 @@
 use revloop_core::change::ChangeKind;
 use revloop_core::incident::{IncidentSeverity, IncidentState, TimelineKind};
 
+use crate::deliveries::DeliveryState;
+
 /// An enum stored as text in one column.
 pub(crate) trait ColumnText: Sized + Copy {
     /// `table.column`, for error messages.
@@ -122,6 +124,28 @@ macro_rules! text_enum {
     };
 }
 
+impl ColumnText for DeliveryState {
+    const COLUMN: &'static str = "deliveries.state";
+
+    fn to_text(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    fn from_text(text: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
+        ]
+        .into_iter()
+        .find(|state| state.to_text() == text)
+    }
+}
+
 text_enum! {
     /// What an outbox row asks of the outside.
     OutboxKind in "incident_outbox.kind" {
@@ -167,6 +191,15 @@ mod tests {
             IncidentState::Mitigated,
             IncidentState::Resolved,
         ]);
+        round_trips(&[
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
+        ]);
+        assert_eq!(
+            DeliveryState::parse_column("sent"),
+            Err("deliveries.state holds an unknown value `sent`".to_owned())
+        );
         assert_eq!(
             OutboxKind::parse_column("page"),
             Err("incident_outbox.kind holds an unknown value `page`".to_owned())

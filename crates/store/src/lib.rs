@@ -49,8 +49,8 @@ pub mod sqlite;
 pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
 pub use deliveries::{
-    AttemptRecord, AttemptRow, ChannelDeliveryStats, DELIVERY_PAGE_MAX, DeliveryQuery, DeliveryRow,
-    DeliveryState, NewDelivery,
+    AttemptRecord, AttemptRow, ChannelDeliveryStats, DELIVERY_PAGE_MAX, DELIVERY_PLAN_MAX,
+    DELIVERY_STATUS_BYTES_MAX, DeliveryQuery, DeliveryRow, DeliveryState, NewDelivery,
 };
 pub use kinds::OutboxKind;
 pub use ledger::{
@@ -554,26 +554,23 @@ pub trait Store: Send + Sync + 'static {
     fn account_statement(&self, query: &StatementQuery) -> Result<Vec<StatementLine>, StoreError>;
 
     /// The highest outbox id already planned into deliveries (0 before any).
-    fn delivery_cursor(&self) -> Result<i64, StoreError> {
-        todo!("H3")
-    }
+    fn delivery_cursor(&self) -> Result<i64, StoreError>;
 
     /// Inserts `deliveries` (each once: an already planned one is left as it is) and moves
     /// the cursor up to `through_outbox_id` (never down), in one transaction. Returns how many
-    /// were new. Nodes may plan the same outbox rows at once.
+    /// were new. Nodes may plan the same outbox rows at once. At most [`DELIVERY_PLAN_MAX`]
+    /// deliveries per call (more is an error, writing nothing).
     fn plan_deliveries(
         &self,
         through_outbox_id: i64,
         deliveries: &[NewDelivery],
-    ) -> Result<usize, StoreError> {
-        let _ = (through_outbox_id, deliveries);
-        todo!("H3")
-    }
+    ) -> Result<usize, StoreError>;
 
-    /// Leases up to `limit` deliveries of `channel` to `node` until `now + lease`: pending,
-    /// due (`next_at <= now`), not leased (or the lease expired), and with no earlier pending
-    /// delivery of the same incident, target and channel; oldest due first. Two nodes never
-    /// get the same delivery while its lease lasts.
+    /// Leases up to `limit` (at most [`DELIVERY_PAGE_MAX`]) deliveries of `channel` to `node`
+    /// until `now + lease`: pending, due (`next_at <= now`), not leased (or the lease expired
+    /// by `now`), and with no earlier (lower outbox id) pending delivery of the same incident,
+    /// target and channel; oldest due first (by `next_at`, then id). Two nodes never get the
+    /// same delivery while its lease lasts.
     fn claim_deliveries(
         &self,
         channel: &str,
@@ -581,40 +578,26 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease: revloop_core::time::DurationMs,
         limit: usize,
-    ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let _ = (channel, node, now, lease, limit);
-        todo!("H3")
-    }
+    ) -> Result<Vec<DeliveryRow>, StoreError>;
 
     /// Records an attempt of a delivery `attempt.node` holds: appends it to the attempt log and
     /// sets the delivery's state, attempts, next try and last answer, releasing the lease, in
-    /// one transaction. Returns `false`, writing nothing, when the node no longer holds it.
-    fn record_attempt(&self, attempt: &AttemptRecord) -> Result<bool, StoreError> {
-        let _ = attempt;
-        todo!("H3")
-    }
+    /// one transaction. Returns `false`, writing nothing, when the node no longer holds it:
+    /// another node claimed it since (the fence is the lease's owner, not its expiry; see
+    /// `deliveries`), or it is already final.
+    fn record_attempt(&self, attempt: &AttemptRecord) -> Result<bool, StoreError>;
 
     /// Deliveries by outbox id, then id, at most `query.limit` (≤ [`DELIVERY_PAGE_MAX`]).
-    fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>, StoreError> {
-        let _ = query;
-        todo!("H3")
-    }
+    fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>, StoreError>;
 
-    /// The attempt log of one incident's deliveries, oldest first, at most `limit`.
-    fn delivery_attempts(
-        &self,
-        incident: i64,
-        limit: usize,
-    ) -> Result<Vec<AttemptRow>, StoreError> {
-        let _ = (incident, limit);
-        todo!("H3")
-    }
+    /// The attempt log of one incident's deliveries, oldest first (by time, then delivery and
+    /// attempt), at most `limit` (≤ [`DELIVERY_PAGE_MAX`]).
+    fn delivery_attempts(&self, incident: i64, limit: usize)
+    -> Result<Vec<AttemptRow>, StoreError>;
 
-    /// Per channel: delivered, failed and pending deliveries, failed attempts, the oldest
-    /// pending delivery's creation time.
-    fn delivery_stats(&self) -> Result<Vec<ChannelDeliveryStats>, StoreError> {
-        todo!("H3")
-    }
+    /// Per channel (by name, at most [`DELIVERY_PAGE_MAX`] channels): delivered, failed and
+    /// pending deliveries, failed attempts, the oldest pending delivery's creation time.
+    fn delivery_stats(&self) -> Result<Vec<ChannelDeliveryStats>, StoreError>;
 }
 
 #[cfg(test)]

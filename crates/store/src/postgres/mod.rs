@@ -70,6 +70,7 @@ use crate::kinds::ColumnText;
 mod changes;
 mod connect;
 mod counts;
+mod deliveries;
 mod incidents;
 mod ingest;
 mod ledger;

@@ -33,6 +33,7 @@ use crate::kinds::ColumnText;
 
 mod changes;
 mod counts;
+mod deliveries;
 mod incidents;
 mod ingest;
 mod ledger;
