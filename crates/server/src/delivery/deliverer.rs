@@ -30,8 +30,8 @@ use revloop_core::delivery::{Breaker, Message, Next, Outcome, next_attempt};
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::deliveries::lease_for;
 use revloop_store::{
-    AttemptRecord, DELIVERY_PAGE_MAX, DeliveryQuery, DeliveryRow, DeliveryState, NewDelivery,
-    OutboxRow, Store, StoreError,
+    AttemptRecord, DELIVERY_PAGE_MAX, DELIVERY_PLAN_MAX, DeliveryQuery, DeliveryRow, DeliveryState,
+    NewDelivery, OutboxRow, Store, StoreError,
 };
 
 use super::message::{entry_of, message};
@@ -195,9 +195,22 @@ impl Deliverer {
         for _ in 0..PLAN_PAGES_PER_PASS_MAX {
             let cursor = retrying(|| self.store.delivery_cursor())?;
             let rows = retrying(|| self.store.outbox(cursor, PLAN_PAGE_MAX))?;
-            let Some(last) = rows.last() else { break };
-            let planned = plan_rows(&self.delivery, &rows, now);
-            n_planned += retrying(|| self.store.plan_deliveries(last.id, &planned))?;
+            if rows.is_empty() {
+                break;
+            }
+            // One store call plans at most `DELIVERY_PLAN_MAX` deliveries, and moves the cursor
+            // only past rows whose deliveries it inserted.
+            let (mut batch, mut through) = (Vec::new(), cursor);
+            for row in &rows {
+                let planned = plan_rows(&self.delivery, std::slice::from_ref(row), now);
+                if !batch.is_empty() && batch.len() + planned.len() > DELIVERY_PLAN_MAX {
+                    n_planned += retrying(|| self.store.plan_deliveries(through, &batch))?;
+                    batch.clear();
+                }
+                batch.extend(planned);
+                through = row.id;
+            }
+            n_planned += retrying(|| self.store.plan_deliveries(through, &batch))?;
             if rows.len() < PLAN_PAGE_MAX {
                 break;
             }
