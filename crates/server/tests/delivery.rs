@@ -563,3 +563,107 @@ fn two_nodes_on_postgresql_deliver_each_message_once() {
     drop((first, second));
     revloop_store::PostgresStore::drop_schema(&url, &schema).unwrap();
 }
+
+/// Declares a P1 incident by hand, as a responder would (`POST /api/v1/incidents`); its id.
+fn declare(server: &TestServer) -> u64 {
+    let body = json!({
+        "severity": "P1", "funnel": "checkout", "stage": "payment",
+        "summary": "card payments failing",
+    });
+    let reply = server.post_json("/api/v1/incidents", &server.responder, &body);
+    assert!(reply.status == 200 || reply.status == 201, "{}", reply.body);
+    reply.body["id"].as_u64().unwrap()
+}
+
+/// The levels paged for `incident`, in outbox order, with the time of each page.
+fn levels_paged(server: &TestServer, incident: u64) -> Vec<(String, String)> {
+    let reply = server.get("/api/v1/outbox?limit=1000", &server.viewer);
+    reply.body["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["incident"] == incident && e["kind"] == "notify")
+        .map(|e| {
+            (
+                e["level"].as_str().unwrap().to_owned(),
+                e["at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every channel of L1 failing for `failover_after` pages L2 at once (not at its 15 minutes);
+/// L2's only route refusing for good (a 400: one attempt, on the timeline) pages L3 at once.
+#[test]
+fn a_level_nobody_could_be_reached_at_pages_the_next_at_once() {
+    let receiver = Receiver::start();
+    receiver.set_default("/l1", Reply::status(503));
+    receiver.set_default("/l2", Reply::with_body(400, "no such user"));
+    let setup = Setup::new()
+        .webhook("l1", &receiver.url("/l1"), 5_000, 4)
+        .webhook("l2", &receiver.url("/l2"), 5_000, 4)
+        .webhook("rest", &receiver.url("/rest"), 5_000, 4)
+        .route("on-call engineer", &["l1"])
+        .route("engineering manager", &["l2"])
+        .route("VP engineering", &["rest"])
+        .route("CTO", &["rest"]);
+    let server = TestServer::start_on_file(setup.config());
+    let id = declare(&server);
+    receiver.wait_for(1, Duration::from_secs(10));
+    assert_eq!(receiver.requests_to("/l1").len(), 1);
+    // Four minutes of failing: not yet.
+    server.set_clock(T0 + 4 * 60_000);
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        levels_paged(&server, id).len(),
+        1,
+        "{:?}",
+        levels_paged(&server, id)
+    );
+    // Past five minutes: L2 at once, whose 400 fails it for good, so L3 at once too.
+    let failover_at = T0 + 5 * 60_000 + 1_000;
+    server.set_clock(failover_at);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.requests_to("/rest").is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", levels_paged(&server, id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let levels: Vec<String> = levels_paged(&server, id)
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+    assert_eq!(levels, ["L1", "L2", "L3"]);
+    for (level, paged_at) in levels_paged(&server, id).into_iter().skip(1) {
+        assert_eq!(
+            paged_at,
+            at(failover_at),
+            "{level} was paged at the failover"
+        );
+    }
+    assert_eq!(receiver.requests_to("/l2").len(), 1, "a 400 is not retried");
+    let incident = server.get(&format!("/api/v1/incidents/{id}"), &server.viewer);
+    let timeline: Vec<&str> = incident.body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "delivery")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        timeline.iter().any(|t| t
+            .starts_with("gave up reaching engineering manager by webhook (l2): 400 no such user")),
+        "{timeline:#?}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t.starts_with("failed to reach on-call engineer by webhook (l1): 503")),
+        "{timeline:#?}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t.starts_with("delivered to VP engineering by webhook (rest) (200)")),
+        "{timeline:#?}"
+    );
+}
