@@ -37,6 +37,7 @@ mod shop;
 #[cfg(test)]
 mod tests;
 
+pub use delivery::{CHANNEL_TIMEOUT_MAX, PAGERDUTY_EVENTS_URL, check_url, valid_address};
 pub use delivery::{
     CHANNELS_MAX, CONCURRENCY_MAX, Channel, ChannelKind, Delivery, ROUTES_MAX, Route, SecretSource,
     Smtp, SmtpTls, Url,

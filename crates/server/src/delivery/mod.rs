@@ -13,5 +13,6 @@
 pub mod deliverer;
 pub mod message;
 pub mod sender;
+pub mod signature;
 
 pub use sender::{Attempt, Sender, SetupError, To};
