@@ -64,6 +64,9 @@ names! {
         /// revloop itself cannot judge the funnel (the dead man's switch); its `reason` says
         /// why. Its stage is `*`, and its funnel `*` when every funnel is blind.
         Guard = "guard",
+        /// Declared by a responder (`POST /api/v1/incidents`), not detected; a detector alert
+        /// that raises its severity names it by its own kind from then on.
+        Declared = "declared",
     }
 }
 
@@ -387,4 +390,21 @@ pub struct TimelineEntry {
     pub actor: String,
     pub kind: TimelineKind,
     pub text: String,
+}
+
+/// The body of `POST /api/v1/incidents`: a responder declares an incident by hand. The reply
+/// (201) is the incident in full, as `GET /api/v1/incidents/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIncident {
+    /// A configured funnel's id.
+    pub funnel: String,
+    /// A stage of that funnel.
+    pub stage: String,
+    pub severity: Severity,
+    /// What the responder sees, one line (at most 1,024 bytes).
+    pub summary: String,
+    /// One segment affected; every shopper when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
 }

@@ -38,7 +38,8 @@ pub struct IncidentBrief {
     pub severity: String,
     /// The alert kind behind the severity (`conversion`, `volume`, `guard`, `declared`).
     pub kind: String,
-    /// The latest deviation of the incident's series, in σ (negative: worse than baseline).
+    /// The latest deviation of the incident's series, in σ (positive: worse than baseline, as
+    /// the detector and the timeline measure it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma: Option<f64>,
     /// The loss so far, when priced.

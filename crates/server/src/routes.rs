@@ -13,8 +13,8 @@ use revloop_core::funnel::CallKind;
 use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
-    AppState, actions, alerts, changes, funnels, health, impact, incidents, ingest_log, ledger,
-    metrics, openapi, outbox, report, silences,
+    AppState, actions, alerts, changes, declare, funnels, health, impact, incidents, ingest_log,
+    ledger, metrics, openapi, outbox, report, silences,
 };
 use crate::http::ApiError;
 
@@ -44,7 +44,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/funnels/{id}/baseline", get(alerts::baseline))
         .route("/api/v1/detector", get(alerts::detector_status))
         .route("/api/v1/detector/rebuild", post(alerts::rebuild))
-        .route("/api/v1/incidents", get(incidents::list_incidents))
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list_incidents)
+                .post(declare::declare)
+                .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
         .route("/api/v1/incidents/report", get(report::report))
         .route("/api/v1/incidents/{id}", get(incidents::get_incident))
         .route(

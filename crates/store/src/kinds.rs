@@ -155,6 +155,10 @@ text_enum! {
         Remind = "remind",
         /// An SLA ran out.
         SlaBreached = "sla_breached",
+        /// Someone acknowledged an incident that paged: those paged are told.
+        Acknowledged = "acknowledged",
+        /// An incident that paged is resolved: those paged are told.
+        Resolved = "resolved",
     }
 }
 

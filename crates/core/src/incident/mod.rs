@@ -40,6 +40,7 @@
 //! parses into these types and builds the engine from them.
 
 mod action;
+mod brief;
 mod criteria;
 mod engine;
 mod escalation;
@@ -52,8 +53,12 @@ mod silences;
 mod surges;
 
 pub use action::{ACTION_ITEMS_MAX, Action, ActionError, TEXT_BYTES_MAX};
+pub use brief::Brief;
 pub use criteria::{Criterion, Trend};
-pub use engine::{EngineMeta, IncidentEngine, RESOLVED_KEPT_MAX, TREND_POINTS_MAX};
+pub use engine::{
+    DECLARED_NAME_BYTES_MAX, Declaration, DeclareError, EngineMeta, IncidentEngine,
+    RESOLVED_KEPT_MAX, SUMMARY_BYTES_MAX, TREND_POINTS_MAX,
+};
 pub use escalation::Effect;
 pub use guard::{
     FunnelObservation, GUARD_EVERY_FUNNEL, GUARD_REASON_BYTES_MAX, GUARD_STAGE, GuardEvent,

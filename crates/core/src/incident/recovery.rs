@@ -217,6 +217,7 @@ pub(super) fn remind(
             at: now,
             targets: targets.clone(),
             reason: reason.clone(),
+            brief: super::brief::Brief::of(incident),
         });
     }
     let whom = if targets.is_empty() {

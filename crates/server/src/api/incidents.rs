@@ -216,6 +216,7 @@ fn kind_view(kind: AlertKind) -> wire::IncidentKind {
         AlertKind::Conversion => wire::IncidentKind::Conversion,
         AlertKind::Volume => wire::IncidentKind::Volume,
         AlertKind::Guard => wire::IncidentKind::Guard,
+        AlertKind::Declared => wire::IncidentKind::Declared,
     }
 }
 

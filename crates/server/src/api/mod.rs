@@ -27,6 +27,7 @@ pub mod actions;
 pub mod alerts;
 pub mod body;
 pub mod changes;
+pub mod declare;
 pub mod delivery_log;
 pub mod funnels;
 pub mod health;

@@ -52,6 +52,7 @@ use revloop_api::ingest::IngestReply;
         crate::api::alerts::baseline,
         crate::api::alerts::rebuild,
         crate::api::incidents::list_incidents,
+        crate::api::declare::declare,
         crate::api::report::report,
         crate::api::incidents::get_incident,
         crate::api::impact::incident_impact,
