@@ -155,11 +155,13 @@ fn queue(store: &dyn Store, entries: &[(i64, &str, Value)]) -> Vec<i64> {
     panic!("the outbox could not be written");
 }
 
-/// The store's kind column of an entry kind. The deliverer reads the body's `kind`.
+/// The store's kind column of an entry kind.
 fn outbox_kind(kind: &str) -> OutboxKind {
     match kind {
         "remind" => OutboxKind::Remind,
         "sla_breached" => OutboxKind::SlaBreached,
+        "acknowledged" => OutboxKind::Acknowledged,
+        "resolved" => OutboxKind::Resolved,
         _ => OutboxKind::Notify,
     }
 }
