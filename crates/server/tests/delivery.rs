@@ -524,7 +524,8 @@ fn every_resolve_follows_its_trigger() {
     }
 }
 
-/// Two nodes share one PostgreSQL database: each of many messages is delivered once.
+/// Two nodes share one PostgreSQL database: each of many messages is delivered once, and both
+/// nodes take part.
 #[test]
 fn two_nodes_on_postgresql_deliver_each_message_once() {
     let Ok(url) = std::env::var("REVLOOP_TEST_DATABASE_URL") else {
@@ -532,6 +533,9 @@ fn two_nodes_on_postgresql_deliver_each_message_once() {
         return;
     };
     let receiver = Receiver::start();
+    // A receiver that takes its time, so that neither node can drain the queue alone between
+    // two looks of the other.
+    receiver.set_default("/hook", Reply::hang(Duration::from_millis(40)));
     let setup = Setup::new()
         .webhook("hook", &receiver.url("/hook"), 5_000, 4)
         .route("on-call engineer", &["hook"]);
@@ -561,6 +565,14 @@ fn two_nodes_on_postgresql_deliver_each_message_once() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), N);
+    // The attempt log agrees: one attempt per delivery, by whichever node held its lease.
+    let mut nodes = BTreeMap::<String, usize>::new();
+    for incident in 1..=N as i64 {
+        let attempts = writer.delivery_attempts(incident, 10).unwrap();
+        assert_eq!(attempts.len(), 1, "incident {incident}: {attempts:?}");
+        *nodes.entry(attempts[0].node.clone()).or_default() += 1;
+    }
+    assert_eq!(nodes.len(), 2, "both nodes delivered: {nodes:?}");
     drop(writer);
     drop((first, second));
     revloop_store::PostgresStore::drop_schema(&url, &schema).unwrap();
