@@ -21,10 +21,13 @@
 //! - The planning cursor (the highest outbox id planned) never goes down.
 //! - `Delivered` and `Failed` are final: nothing claims or records on them again.
 
+use std::borrow::Cow;
+
 use revloop_core::delivery::RESPONSE_BYTES_MAX;
 use revloop_core::time::{DurationMs, Timestamp};
 
 use crate::StoreError;
+use crate::problems::NUL_REPLACEMENT;
 
 /// Most deliveries one claim returns, and most rows a delivery read returns.
 pub const DELIVERY_PAGE_MAX: usize = 1_000;
@@ -166,10 +169,21 @@ pub(crate) fn cut(text: &str, bytes_max: usize) -> &str {
     &text[..end]
 }
 
+/// `text` as stored: every NUL replaced by [`NUL_REPLACEMENT`] (PostgreSQL `text` refuses
+/// it, and a receiver's answer may hold one), then cut to at most `bytes_max` bytes.
+pub(crate) fn stored_text(text: &str, bytes_max: usize) -> Cow<'_, str> {
+    if text.contains('\0') {
+        let replaced = text.replace('\0', NUL_REPLACEMENT.encode_utf8(&mut [0; 4]));
+        Cow::Owned(cut(&replaced, bytes_max).to_owned())
+    } else {
+        Cow::Borrowed(cut(text, bytes_max))
+    }
+}
+
 /// What `record_attempt` writes, derived once for both dialects from an [`AttemptRecord`].
 pub(crate) struct AttemptWrite<'a> {
-    pub status: &'a str,
-    pub response: &'a str,
+    pub status: Cow<'a, str>,
+    pub response: Cow<'a, str>,
     /// The next try: the record's `next_at` while pending (its `at` when it gave none),
     /// `None` (left as it was) once final.
     pub next_ms: Option<i64>,
@@ -181,8 +195,8 @@ impl AttemptRecord {
     pub(crate) fn write(&self) -> AttemptWrite<'_> {
         let pending = self.state == DeliveryState::Pending;
         AttemptWrite {
-            status: cut(&self.status, DELIVERY_STATUS_BYTES_MAX),
-            response: cut(&self.response, RESPONSE_BYTES_MAX),
+            status: stored_text(&self.status, DELIVERY_STATUS_BYTES_MAX),
+            response: stored_text(&self.response, RESPONSE_BYTES_MAX),
             next_ms: pending.then(|| self.next_at.unwrap_or(self.at).millis()),
             finished_ms: (!pending).then(|| self.at.millis()),
         }
@@ -214,6 +228,14 @@ mod tests {
         assert_eq!(cut("aé", 2), "a");
         assert_eq!(cut("aé", 3), "aé");
         assert_eq!(cut("", 0), "");
+    }
+
+    #[test]
+    fn stored_text_has_no_nul_and_fits() {
+        assert_eq!(stored_text("a\0b", 10), "a\u{FFFD}b");
+        // The replacement is three bytes: the cut comes after it.
+        assert_eq!(stored_text("a\0b", 3), "a");
+        assert_eq!(stored_text("plain", 3), "pla");
     }
 
     #[test]

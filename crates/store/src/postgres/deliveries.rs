@@ -3,11 +3,17 @@
 //!
 //! Several nodes claim at once, and the database decides every race:
 //!
-//! - **A claim** is one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n)
-//!   RETURNING`. A row another node's claim has locked is skipped, not waited for; a row
-//!   another claim leased and committed since this statement's snapshot is locked, then its
-//!   `WHERE` is checked again on the newest version (`READ COMMITTED`), which the fresh lease
-//!   fails. So two nodes never lease one delivery at once, and neither waits for the other.
+//! - **A claim** is one statement: pick up to `n` rows `FOR UPDATE SKIP LOCKED` in a
+//!   `MATERIALIZED` CTE, then `UPDATE ... FROM` it `RETURNING` the rows. A row another node's
+//!   claim has locked is skipped, not waited for; a row another claim leased and committed
+//!   since this statement's snapshot is locked, then its `WHERE` is checked again on the
+//!   newest version (`READ COMMITTED`), which the fresh lease fails. So two nodes never lease
+//!   one delivery at once, and neither waits for the other.
+//!
+//!   Why not `UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`: the
+//!   planner may run that subquery again for each row it updates, and each run, no longer
+//!   seeing the rows just leased, picks the next `n`; one claim then leased the whole queue
+//!   (the two-node test caught it). A materialized CTE runs once.
 //! - **A record** locks its delivery (`FOR UPDATE`) and checks the owner in the same
 //!   transaction that appends the attempt, so it cannot interleave with a claim by another
 //!   node: either the claim came first and the record writes nothing, or the record did and
@@ -32,6 +38,11 @@ use crate::kinds::ColumnText;
 /// The columns [`delivery_row`] reads, in its order.
 const COLUMNS: &str = "id, outbox_id, incident, target, channel, address, level, state, \
      attempts, created_ms, first_attempt_ms, next_ms, lease_owner, lease_until_ms, \
+     last_status, last_response, finished_ms";
+
+/// [`COLUMNS`] of `deliveries` in an `UPDATE ... FROM picked`, where `id` alone is ambiguous.
+const RETURNED: &str = "deliveries.id, outbox_id, incident, target, channel, address, level, \
+     state, attempts, created_ms, first_attempt_ms, next_ms, lease_owner, lease_until_ms, \
      last_status, last_response, finished_ms";
 
 impl PostgresStore {
@@ -101,8 +112,7 @@ impl PostgresStore {
         self.with_client(|client| {
             let rows = client.query(
                 &format!(
-                    "UPDATE deliveries SET lease_owner = $2, lease_until_ms = $3
-                     WHERE id IN (
+                    "WITH picked AS MATERIALIZED (
                          SELECT d.id FROM deliveries d
                          WHERE d.channel = $1 AND d.state = $6 AND d.next_ms <= $4
                            AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= $4)
@@ -113,8 +123,9 @@ impl PostgresStore {
                                  AND e.state = $6)
                          ORDER BY d.next_ms, d.id LIMIT $5
                          FOR UPDATE SKIP LOCKED)
-                       AND state = $6 AND (lease_until_ms IS NULL OR lease_until_ms <= $4)
-                     RETURNING {COLUMNS}"
+                     UPDATE deliveries SET lease_owner = $2, lease_until_ms = $3
+                     FROM picked WHERE deliveries.id = picked.id
+                     RETURNING {RETURNED}"
                 ),
                 &[
                     &channel,
@@ -163,8 +174,8 @@ impl PostgresStore {
                     &attempt.node,
                     &attempt.at.millis(),
                     &state,
-                    &write.status,
-                    &write.response,
+                    &write.status.as_ref(),
+                    &write.response.as_ref(),
                 ],
             )?;
             transaction.execute(
@@ -180,8 +191,8 @@ impl PostgresStore {
                     &number,
                     &attempt.at.millis(),
                     &write.next_ms,
-                    &write.status,
-                    &write.response,
+                    &write.status.as_ref(),
+                    &write.response.as_ref(),
                     &write.finished_ms,
                 ],
             )?;

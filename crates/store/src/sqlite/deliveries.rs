@@ -153,8 +153,8 @@ impl SqliteStore {
                 attempt.node,
                 attempt.at.millis(),
                 state,
-                write.status,
-                write.response,
+                write.status.as_ref(),
+                write.response.as_ref(),
             ],
         )?;
         transaction.execute(
@@ -169,8 +169,8 @@ impl SqliteStore {
                 number,
                 attempt.at.millis(),
                 write.next_ms,
-                write.status,
-                write.response,
+                write.status.as_ref(),
+                write.response.as_ref(),
                 write.finished_ms,
             ],
         )?;
