@@ -348,10 +348,10 @@ fn decide(state: &mut State, recorded: &mut Recorded) -> Reply {
         });
     if (200..300).contains(&reply.status) {
         let key = recorded.header("idempotency-key").map(str::to_string);
-        recorded.processed = match key {
-            Some(key) if state.idempotent => state.keys_processed.insert(key),
-            _ => true,
-        };
+        // Keys are remembered in either mode, so that idempotent mode may be switched on
+        // after a first delivery.
+        let first = key.is_none_or(|key| state.keys_processed.insert(key));
+        recorded.processed = first || !state.idempotent;
     }
     reply
 }
