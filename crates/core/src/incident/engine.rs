@@ -26,7 +26,7 @@ use crate::time::Timestamp;
 
 mod declare;
 
-pub use declare::{DECLARED_NAME_BYTES_MAX, Declaration, DeclareError, SUMMARY_BYTES_MAX};
+pub use declare::{DECLARED_NAME_BYTES_MAX, DECLARED_SUMMARY_BYTES_MAX, Declaration, DeclareError};
 
 /// Most incidents the engine keeps resolved for reopening and reports; older resolved ones are
 /// forgotten first (the store keeps them).

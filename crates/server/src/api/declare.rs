@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use revloop_core::incident::{Declaration, DeclareError, IncidentSeverity, SUMMARY_BYTES_MAX};
+use revloop_core::incident::{
+    DECLARED_SUMMARY_BYTES_MAX, Declaration, DeclareError, IncidentSeverity,
+};
 use revloop_store::Role;
 
 use crate::api::body::{SegmentBody, check_scope, check_segment, json_body, needed};
@@ -45,11 +47,11 @@ fn parse_declaration(state: &AppState, body: DeclareBody) -> Result<Declaration,
     if summary.trim().is_empty() {
         return Err(invalid("empty_field", "summary", "must not be empty"));
     }
-    if summary.len() > SUMMARY_BYTES_MAX {
+    if summary.len() > DECLARED_SUMMARY_BYTES_MAX {
         return Err(invalid(
             "too_long",
             "summary",
-            format!("is longer than {SUMMARY_BYTES_MAX} bytes"),
+            format!("is longer than {DECLARED_SUMMARY_BYTES_MAX} bytes"),
         ));
     }
     let segment = match body.segment {

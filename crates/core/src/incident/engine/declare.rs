@@ -11,7 +11,7 @@ use crate::time::Timestamp;
 
 /// Longest summary of a declared incident, in bytes: one line for the page's reader, not a
 /// report (notes and the root cause take the rest).
-pub const SUMMARY_BYTES_MAX: usize = 1_024;
+pub const DECLARED_SUMMARY_BYTES_MAX: usize = 1_024;
 /// Longest funnel, stage, dimension or value named by a declaration, in bytes.
 pub const DECLARED_NAME_BYTES_MAX: usize = 256;
 
@@ -126,10 +126,10 @@ fn check_declaration(declaration: &Declaration, actor: &str) -> Result<(), Decla
     if declaration.summary.trim().is_empty() {
         return Err(DeclareError::Empty { field: "summary" });
     }
-    if declaration.summary.len() > SUMMARY_BYTES_MAX {
+    if declaration.summary.len() > DECLARED_SUMMARY_BYTES_MAX {
         return Err(DeclareError::TooLong {
             field: "summary",
-            max: SUMMARY_BYTES_MAX,
+            max: DECLARED_SUMMARY_BYTES_MAX,
         });
     }
     Ok(())

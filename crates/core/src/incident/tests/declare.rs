@@ -62,7 +62,7 @@ fn a_declaration_is_refused_when_the_stage_is_held_or_it_is_malformed() {
         T0,
         &alert(1, "payment", Severity::P2, AlertEventKind::Opened),
     );
-    let long_summary = "x".repeat(SUMMARY_BYTES_MAX + 1);
+    let long_summary = "x".repeat(DECLARED_SUMMARY_BYTES_MAX + 1);
     let long_name = "s".repeat(DECLARED_NAME_BYTES_MAX + 1);
     let with = |edit: &dyn Fn(&mut Declaration)| {
         let mut d = declaration("cart", IncidentSeverity::P2);
@@ -85,7 +85,7 @@ fn a_declaration_is_refused_when_the_stage_is_held_or_it_is_malformed() {
             "ana",
             DeclareError::TooLong {
                 field: "summary",
-                max: SUMMARY_BYTES_MAX,
+                max: DECLARED_SUMMARY_BYTES_MAX,
             },
         ),
         (

@@ -120,37 +120,35 @@ fn an_ack_and_a_resolution_are_told_to_everyone_paged_once() {
 
 #[test]
 fn each_way_of_ending_or_answering_is_told() {
-    // (actions at minute 5 after L1's page, what is told after the page)
-    let cases: Vec<(Vec<(Action, Option<&str>)>, Vec<&str>)> = vec![
+    // (the action at minute 5 after L1's page, its reason, what is told after the page)
+    let cases: Vec<(Action, Option<&str>, Vec<&str>)> = vec![
         (
-            vec![(Action::ResolveFalseAlarm, None)],
+            Action::ResolveFalseAlarm,
+            None,
             vec!["resolved (false alarm) ana [on-call engineer]"],
         ),
         (
-            vec![(
-                Action::Mitigate {
-                    mitigation: Mitigation::Rollback,
-                    detail: String::new(),
-                },
-                None,
-            )],
+            Action::Mitigate {
+                mitigation: Mitigation::Rollback,
+                detail: String::new(),
+            },
+            None,
             vec!["ack ana [on-call engineer]"],
         ),
         // Resolving an unacknowledged incident tells its end, not an ack.
         (
-            vec![(Action::Resolve, Some("a test order"))],
+            Action::Resolve,
+            Some("a test order"),
             vec!["resolved ana [on-call engineer]"],
         ),
-        (vec![(Action::Note("looking".into()), None)], vec![]),
+        (Action::Note("looking".into()), None, vec![]),
     ];
-    for (actions, expected) in cases {
+    for (action, reason, expected) in cases {
         let mut engine = p1_payment();
         drained(&mut engine);
-        for (action, reason) in actions {
-            engine
-                .handle_action(minutes(5), 1, "ana", action, reason)
-                .unwrap();
-        }
+        engine
+            .handle_action(minutes(5), 1, "ana", action, reason)
+            .unwrap();
         let effects: Vec<String> = told(&drained(&mut engine))
             .into_iter()
             .map(|(_, line)| line)
