@@ -681,3 +681,43 @@ fn a_level_nobody_could_be_reached_at_pages_the_next_at_once() {
         "{timeline:#?}"
     );
 }
+
+/// A channel whose secret is missing at start (the file was removed after `check-config`)
+/// fails its deliveries visibly, status `setup`, and keeps them for when the secret appears;
+/// the other channels deliver as usual.
+#[test]
+fn a_missing_secret_is_a_visible_failure_and_stalls_no_other_channel() {
+    let receiver = Receiver::start();
+    let mut setup = Setup::new()
+        .webhook("live", &receiver.url("/live"), 5_000, 4)
+        .route("CTO", &["live", "unkeyed"]);
+    let missing = setup.secrets.path().join("no-such-secret");
+    setup.channels.push(channel(
+        "unkeyed",
+        ChannelKind::Webhook {
+            url: Url(receiver.url("/unkeyed")),
+            secret: SecretSource::File(missing.to_string_lossy().into_owned()),
+        },
+        5_000,
+        4,
+    ));
+    let config = setup.config();
+    let server = TestServer::start_on_file(config.clone());
+    queue(sqlite_store(&server, &config).as_ref(), &[page(1, "CTO")]);
+    let done = wait_deliveries(&server, |d| {
+        d.len() == 2 && d.iter().all(|d| d["attempts"] == 1)
+    });
+    let of = |channel: &str| done.iter().find(|d| d["channel"] == channel).unwrap();
+    assert_eq!(of("live")["state"], "delivered");
+    let unkeyed = of("unkeyed");
+    assert_eq!(unkeyed["state"], "pending", "{unkeyed}");
+    assert_eq!(unkeyed["last_status"], "setup", "{unkeyed}");
+    assert!(
+        unkeyed["last_response"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-secret"),
+        "the answer names what is missing: {unkeyed}"
+    );
+    assert!(receiver.requests_to("/unkeyed").is_empty());
+}
