@@ -5,11 +5,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::receiver::{PAGERDUTY_PATH, Receiver, Reply};
+use common::smtp::{SmtpMode, SmtpServer};
 use revloop_core::config::{Channel, ChannelKind, SecretSource, Smtp, SmtpTls, Url};
 use revloop_core::delivery::{Message, MessageEvent, Outcome, RESPONSE_BYTES_MAX};
 use revloop_core::incident::IncidentSeverity;
@@ -239,6 +238,22 @@ fn an_unreachable_receiver_is_a_transient_connect_failure() {
 }
 
 #[test]
+fn https_to_a_receiver_that_speaks_no_tls_is_a_tls_failure() {
+    let receiver = Receiver::start();
+    let url = format!("https://127.0.0.1:{}/hook", receiver.addr.port());
+    let attempt = send(
+        &webhook(&url, 5_000),
+        &message(MessageEvent::Trigger),
+        to("k"),
+    );
+    assert_eq!(
+        (attempt.status.as_str(), attempt.outcome),
+        ("tls", TRANSIENT),
+        "{attempt:?}"
+    );
+}
+
+#[test]
 fn slack_gets_text_and_blocks() {
     let receiver = Receiver::start();
     let kind = ChannelKind::Slack {
@@ -460,123 +475,15 @@ fn the_log_channel_always_delivers() {
 
 // Email against a real SMTP server.
 
-/// An aiosmtpd server on 127.0.0.1 (a free port), started by the test: it writes each
-/// message it accepts to `dir`, answers 550 to recipients starting `reject` and 451 to those
-/// starting `busy`, and takes AUTH PLAIN/LOGIN as `revloop`/`pw` (recorded in `dir/auth`).
-struct SmtpServer {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-const SMTP_SERVER: &str = r#"
-import asyncio, os, sys
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
-
-out = sys.argv[1]
-
-class Handler:
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("reject"):
-            return "550 5.1.1 <%s>: no such user" % address
-        if address.startswith("busy"):
-            return "451 4.3.0 mailbox busy, try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        n = len([f for f in os.listdir(out) if f.endswith(".eml")])
-        path = os.path.join(out, "%04d.eml" % n)
-        with open(path + ".tmp", "wb") as f:
-            f.write(envelope.original_content or envelope.content)
-        os.rename(path + ".tmp", path)
-        return "250 2.0.0 Message accepted"
-
-def authenticate(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"revloop" and auth_data.password == b"pw"
-    with open(os.path.join(out, "auth"), "a") as f:
-        f.write("%s %s\n" % (mechanism, "ok" if ok else "refused"))
-    # handled=False: the server answers 535 itself on a failure.
-    return AuthResult(success=ok, handled=False)
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(Handler(), authenticator=authenticate, auth_require_tls=False),
-        "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-"#;
-
-impl SmtpServer {
-    /// `None` (with a note) when aiosmtpd is not installed, unless REVLOOP_REQUIRE_SMTP=1.
-    fn start() -> Option<SmtpServer> {
-        let python =
-            std::env::var("REVLOOP_AIOSMTPD_PYTHON").unwrap_or_else(|_| "python3".to_string());
-        let required = std::env::var("REVLOOP_REQUIRE_SMTP").is_ok_and(|v| v == "1");
-        let has_aiosmtpd = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_aiosmtpd {
-            assert!(
-                !required,
-                "REVLOOP_REQUIRE_SMTP=1 but {python} cannot import aiosmtpd"
-            );
-            eprintln!("skipped: aiosmtpd is not installed (eval \"$(tests/smtp/install)\")");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&python)
-            .args(["-c", SMTP_SERVER])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("aiosmtpd said {line:?}"));
-        Some(SmtpServer { port, dir, child })
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let mut names: Vec<_> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
-
-    fn sender(&self, auth: bool, password: &str) -> Sender {
-        mail_sender(self.port, auth, password)
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn mail_sender(port: u16, auth: bool, password: &str) -> Sender {
+    tls_mail_sender(port, SmtpTls::None, auth, password)
+}
+
+fn tls_mail_sender(port: u16, tls: SmtpTls, auth: bool, password: &str) -> Sender {
     let smtp = Smtp {
         host: "127.0.0.1".to_string(),
         port,
-        tls: SmtpTls::None,
+        tls,
         auth: auth.then(|| {
             (
                 "revloop".to_string(),
@@ -612,10 +519,10 @@ fn header(email: &str, name: &str) -> Option<String> {
 
 #[test]
 fn an_email_is_multipart_threaded_and_authenticated() {
-    let Some(server) = SmtpServer::start() else {
+    let Some(server) = SmtpServer::start(SmtpMode::Plain) else {
         return;
     };
-    let sender = server.sender(true, "pw");
+    let sender = mail_sender(server.port, true, "pw");
     let attempt = send(
         &sender,
         &message(MessageEvent::Trigger),
@@ -632,7 +539,7 @@ fn an_email_is_multipart_threaded_and_authenticated() {
     send(&sender, &resolved, mail_to("dlv-18-3", "cto@example.com"));
     let emails = server.messages();
     assert_eq!(emails.len(), 2);
-    let auth = std::fs::read_to_string(server.dir.path().join("auth")).unwrap();
+    let auth = server.auth_log();
     assert!(
         auth.lines().all(|l| l.ends_with(" ok")) && !auth.is_empty(),
         "{auth}"
@@ -717,10 +624,10 @@ fn decode_quoted_printable(text: &str) -> String {
 
 #[test]
 fn smtp_replies_are_judged_by_rfc_5321() {
-    let Some(server) = SmtpServer::start() else {
+    let Some(server) = SmtpServer::start(SmtpMode::Plain) else {
         return;
     };
-    let sender = server.sender(false, "");
+    let sender = mail_sender(server.port, false, "");
     let m = message(MessageEvent::Trigger);
     let attempt = send(&sender, &m, mail_to("k1", "reject@example.com"));
     assert_eq!(
@@ -737,7 +644,7 @@ fn smtp_replies_are_judged_by_rfc_5321() {
     );
     // A wrong password is refused by the server: 535, permanent until the config changes.
     let attempt = send(
-        &server.sender(true, "wrong"),
+        &mail_sender(server.port, true, "wrong"),
         &m,
         mail_to("k3", "cto@example.com"),
     );
@@ -792,4 +699,39 @@ fn an_unreachable_smtp_server_is_a_transient_connect_failure() {
         "{attempt:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn tls_is_never_given_up_for_plain_text() {
+    // The servers' certificates are self-signed and not trusted here: each TLS mode must fail
+    // as "tls" rather than send in clear. (tests/cli_notify.rs trusts them and delivers.)
+    let m = message(MessageEvent::Trigger);
+    for (mode, tls) in [
+        (SmtpMode::StartTls, SmtpTls::StartTls),
+        (SmtpMode::Implicit, SmtpTls::Implicit),
+    ] {
+        let Some(server) = SmtpServer::start(mode) else {
+            return;
+        };
+        let sender = tls_mail_sender(server.port, tls, true, "pw");
+        let attempt = send(&sender, &m, mail_to("k", "cto@example.com"));
+        assert_eq!(
+            (attempt.status.as_str(), attempt.outcome),
+            ("tls", TRANSIENT),
+            "{mode:?}: {attempt:?}"
+        );
+        assert!(server.messages().is_empty() && server.auth_log().is_empty());
+    }
+    // A server that offers no STARTTLS, when STARTTLS is required: refused, nothing sent.
+    let Some(plain) = SmtpServer::start(SmtpMode::Plain) else {
+        return;
+    };
+    let sender = tls_mail_sender(plain.port, SmtpTls::StartTls, true, "pw");
+    let attempt = send(&sender, &m, mail_to("k", "cto@example.com"));
+    assert_eq!(
+        (attempt.status.as_str(), attempt.outcome),
+        ("tls", TRANSIENT),
+        "{attempt:?}"
+    );
+    assert!(plain.messages().is_empty() && plain.auth_log().is_empty());
 }

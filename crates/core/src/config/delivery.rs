@@ -246,16 +246,20 @@ pub(super) fn validate_delivery(
         }
         channels.push(channel);
     }
-    let section_offset = raw.targets.as_ref().map_or(0, |t| t.span().start);
+    let section_offset = raw.targets.as_ref().map(|t| t.span().start);
     let routed_targets = validate_routes(raw.targets, "target", &channels, problems);
     for target in targets {
         if !routed_targets.contains_key(target) {
-            problems.at(
-                section_offset,
-                format!(
-                    "the escalation target `{target}` has no route in [delivery.targets]: its pages would reach nobody"
-                ),
+            let message = format!(
+                "the escalation target `{target}` has no route in [delivery.targets]: its pages would reach nobody"
             );
+            match section_offset {
+                Some(offset) => problems.at(offset, message),
+                // No [delivery.targets] at all: no line to point at.
+                None => problems
+                    .found
+                    .push(super::ConfigProblem { line: 0, message }),
+            }
         }
     }
     let audiences = validate_routes(raw.audiences, "audience", &channels, problems);
@@ -800,10 +804,13 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
+// Addresses are parsed with `core::net`, the pure address types: nothing here touches the
+// network.
+
 /// A DNS name (labels of letters, digits and `-`, each 1 to 63 bytes, not starting or ending
 /// with `-`), an IPv4 address, or an IPv6 address (brackets stripped).
 pub fn valid_host(host: &str) -> bool {
-    if host.parse::<std::net::IpAddr>().is_ok() {
+    if host.parse::<core::net::IpAddr>().is_ok() {
         return true;
     }
     let host = host.strip_suffix('.').unwrap_or(host);
@@ -825,7 +832,7 @@ pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
-            .parse::<std::net::IpAddr>()
+            .parse::<core::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -843,7 +850,7 @@ pub fn valid_address(address: &str) -> bool {
         && local
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b"<>()[]\\,;:@\"".contains(&b))
-        && domain.parse::<std::net::IpAddr>().is_err()
+        && domain.parse::<core::net::IpAddr>().is_err()
         && valid_host(domain)
 }
 

@@ -143,6 +143,17 @@ kind = "log"
 fn every_escalation_target_must_be_routed() {
     let section = BASE.replace("\"CTO\" = [{ channel = \"hook\" }]\n", "");
     check_refused(&section, &[("[delivery.targets]", "`CTO` has no route")]);
+    // Without [delivery.targets] at all, every target is named, with no line to point at.
+    let err = parse("[delivery]\n").unwrap_err();
+    for target in [
+        "on-call engineer",
+        "engineering manager",
+        "VP engineering",
+        "CTO",
+    ] {
+        let expected = format!("the escalation target `{target}` has no route");
+        assert!(err.lines().any(|l| l.starts_with(&expected)), "{err}");
+    }
     check_refused(
         &BASE.replace("\"CTO\" = [{ channel = \"hook\" }]", "\"CTO\" = []"),
         &[("\"CTO\"", "`CTO` has no channel")],

@@ -13,7 +13,9 @@ pub mod render;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use revloop_core::config::{Channel, ChannelKind, SecretSource, check_url};
+use std::collections::BTreeMap;
+
+use revloop_core::config::{Channel, ChannelKind, Delivery, SecretSource, check_url};
 use revloop_core::delivery::{
     Message, Outcome, RESPONSE_BYTES_MAX, classify_http, parse_retry_after,
 };
@@ -214,6 +216,29 @@ impl Sender {
     }
 }
 
+/// Every channel's sender, by channel name; or every channel that cannot be set up (each
+/// missing secret named), so that start-up and `check-config` report them all at once.
+pub fn senders(
+    delivery: &Delivery,
+    secret: &dyn Fn(&SecretSource) -> Result<String, String>,
+) -> Result<BTreeMap<String, Sender>, Vec<SetupError>> {
+    let mut senders = BTreeMap::new();
+    let mut errors = Vec::new();
+    for channel in &delivery.channels {
+        match Sender::new(channel, secret) {
+            Ok(sender) => {
+                senders.insert(channel.name.clone(), sender);
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+    if errors.is_empty() {
+        Ok(senders)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Reads a secret from the process environment or a file (content, trailing newline trimmed).
 pub fn read_secret(source: &SecretSource) -> Result<String, String> {
     let value = match source {
@@ -332,8 +357,7 @@ fn network_failure(err: &reqwest::Error) -> Attempt {
         "timeout"
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
         "dns"
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
+    } else if is_tls_error(err) {
         "tls"
     } else if err.is_connect() {
         "connect"
@@ -345,6 +369,23 @@ fn network_failure(err: &reqwest::Error) -> Attempt {
         status: status.to_string(),
         response: cut_response(&chain),
     }
+}
+
+/// Whether a rustls error is anywhere in the chain (also inside an `io::Error`, whose
+/// `source` skips the error it wraps).
+pub(crate) fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        let inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if cause.is::<rustls::Error>() || inner.is_some_and(|e| e.is::<rustls::Error>()) {
+            return true;
+        }
+        next = inner.or_else(|| cause.source());
+    }
+    false
 }
 
 /// At most [`RESPONSE_BYTES_MAX`] bytes of `text`, cut at a char boundary.

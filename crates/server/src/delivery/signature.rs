@@ -168,10 +168,9 @@ mod tests {
     }
 
     #[test]
-    fn the_hmac_is_the_standard_one() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?". Our input is
-        // "<t>.<body>", so t and body are chosen to spell it: t cannot, so check hex and mac
-        // on the raw input instead.
+    fn the_hmac_and_its_hex_are_the_standard_ones() {
+        // RFC 4231 test case 2 (key "Jefe"), through the same MAC and hex encoding `sign`
+        // uses: a receiver in any language computes the same digits.
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
         assert_eq!(

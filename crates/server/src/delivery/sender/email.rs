@@ -75,15 +75,22 @@ impl Mailer {
                     attempt(classify_smtp(code), &code.to_string(), &err.to_string())
                 }
                 None => {
+                    let chain = error_chain(&err);
+                    // lettre reports a refused certificate as a connection error (a rustls
+                    // error inside), and a relay without STARTTLS as a client error: both
+                    // are TLS failures to a reader.
                     let status = if err.is_timeout() {
                         "timeout"
-                    } else if err.is_tls() {
+                    } else if err.is_tls()
+                        || super::is_tls_error(&err)
+                        || chain.to_ascii_lowercase().contains("starttls")
+                    {
                         "tls"
                     } else {
                         "connect"
                     };
                     let outcome = Outcome::Transient { retry_after: None };
-                    attempt(outcome, status, &error_chain(&err))
+                    attempt(outcome, status, &chain)
                 }
             },
         }
