@@ -22,8 +22,8 @@ pub struct Brief {
     /// The latest measured deviation of its series, in σ (positive: worse than baseline, as
     /// the detector measures it); `None` before the first measurement.
     pub sigma: Option<f64>,
-    /// The loss so far, when priced (conversion and declared incidents with an AOV); `None`
-    /// before the first closed window, and when a booking stopped.
+    /// The loss so far, when priced (conversion incidents with an AOV); `None` before the
+    /// first closed window, for the kinds that are not priced, and when a booking stopped.
     pub loss: Option<Money>,
 }
 

@@ -782,6 +782,11 @@ impl IncidentEngine {
                 ),
             );
         } else {
+            // A declared incident the detector now sees is named by the detector's evidence
+            // (and priced, and resolved, as a detected one) from then on.
+            if incident.is_declared() {
+                incident.kind = alert.kind;
+            }
             push(
                 incident,
                 now,

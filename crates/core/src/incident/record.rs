@@ -384,9 +384,9 @@ impl Incident {
         self.kind == AlertKind::Guard
     }
 
-    /// Whether a responder declared it by hand and no detector alert has raised its severity
-    /// since (an alert that raises it names it by its own kind): nothing measured opened it,
-    /// so nothing measured alone may say it is over (`criteria`).
+    /// Whether a responder declared it by hand and no detector alert has joined it since (an
+    /// alert that joins it names it by its own kind): nothing measured opened it, so nothing
+    /// measured alone may say it is over (`criteria`).
     pub fn is_declared(&self) -> bool {
         self.kind == AlertKind::Declared
     }

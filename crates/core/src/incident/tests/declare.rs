@@ -185,6 +185,31 @@ fn a_declared_incident_waits_for_its_root_cause_then_resolves_like_others() {
 }
 
 #[test]
+fn a_detector_alert_of_the_same_severity_joins_it_and_names_it() {
+    let mut engine = engine();
+    engine
+        .declare(T0, &declaration("payment", IncidentSeverity::P2), "ana")
+        .unwrap();
+    engine.handle_alert(
+        minutes(10),
+        &alert(7, "payment", Severity::P2, AlertEventKind::Opened),
+    );
+    let incident = engine.incident(1).unwrap();
+    assert_eq!(incident.alerts.get(&7), Some(&true));
+    assert_eq!(
+        (incident.severity, incident.kind),
+        (IncidentSeverity::P2, AlertKind::Conversion)
+    );
+    // From then on its criteria are a detected P2's: no root cause asked.
+    let names: Vec<&str> = incident
+        .criteria(engine.policy(), minutes(10))
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["trend", "no_escalation"]);
+}
+
+#[test]
 fn a_detector_alert_on_a_declared_stage_joins_it_and_may_raise_it() {
     let mut engine = engine();
     engine
