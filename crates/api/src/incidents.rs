@@ -127,6 +127,8 @@ names! {
         Recovered = "recovered",
         Relapsed = "relapsed",
         Reminded = "reminded",
+        /// A delivery attempt of a page or an update: delivered, failed and retrying, or given up.
+        Delivery = "delivery",
     }
 }
 

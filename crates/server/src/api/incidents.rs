@@ -17,6 +17,7 @@ use revloop_core::time::Timestamp;
 use revloop_store::{IncidentQuery, Role, SignalRow};
 
 use crate::api::changes::change_view;
+use crate::api::delivery_log;
 use crate::api::impact::impact_summary_view;
 use crate::api::signals::{signal_checklist, signal_view};
 use crate::api::{AppState, json_reply, no_funnel, require, segment_view, store_error};
@@ -152,6 +153,7 @@ pub async fn get_incident(
     let in_engine = snapshot.engine().incident(id).cloned();
     let incidents = state.incidents.clone();
     let store = state.store.clone();
+    let delivery = state.config.delivery.clone();
     let body = blocking(move || {
         let incident = match in_engine {
             Some(incident) => incident,
@@ -162,7 +164,9 @@ pub async fn get_incident(
         };
         let suspects =
             retrying(|| suspects(store.as_ref(), &incident, now)).map_err(store_error)?;
-        Ok(incident_view(&incident, incidents.policy(), now, &suspects))
+        let mut view = incident_view(&incident, incidents.policy(), now, &suspects);
+        delivery_log::add_to_timeline(&mut view.timeline, store.as_ref(), delivery.as_ref(), id);
+        Ok(view)
     })
     .await?;
     Ok(json_reply(StatusCode::OK, &body))

@@ -28,6 +28,7 @@ pub mod alerts;
 pub mod body;
 pub mod changes;
 pub mod declare;
+pub mod delivery_log;
 pub mod demo_inbox;
 pub mod funnels;
 pub mod health;
