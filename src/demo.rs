@@ -88,15 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let has_history = has_history(store.as_ref(), &first_funnel, args.days, now)?;
     let address = listener.local_addr()?;
     let base = format!("http://{address}");
-    // Pages go to the demo's own inbox unless the config routes them elsewhere.
-    let inbox_secret = match config.delivery {
-        Some(_) => None,
-        None => {
-            let (delivery, secret) = demo_delivery(&config, &args.data_dir, &base)?;
-            config.delivery = Some(delivery);
-            Some(secret)
-        }
-    };
+    let inbox_secret = route_to_inbox(&mut config, &args.data_dir, &base)?;
     let app = App::build(
         config.clone(),
         store,
@@ -233,6 +225,21 @@ fn print_welcome(
             .next()
             .unwrap_or_else(|| "revloop".to_owned()),
     );
+}
+
+/// Pages go to the demo's own inbox unless the config routes them elsewhere: then the inbox's
+/// secret, `None` otherwise.
+fn route_to_inbox(
+    config: &mut Config,
+    data_dir: &std::path::Path,
+    base: &str,
+) -> anyhow::Result<Option<String>> {
+    if config.delivery.is_some() {
+        return Ok(None);
+    }
+    let (delivery, secret) = demo_delivery(config, data_dir, base)?;
+    config.delivery = Some(delivery);
+    Ok(Some(secret))
 }
 
 /// Where the demo's pages go when its config has no `[delivery]` section: every escalation

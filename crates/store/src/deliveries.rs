@@ -38,14 +38,7 @@ pub const DELIVERY_PLAN_MAX: usize = 10_000;
 /// Longest attempt status kept, in bytes (a status is a code or an error's kind).
 pub const DELIVERY_STATUS_BYTES_MAX: usize = 128;
 
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    Pending,
-    Delivered,
-    /// Final: refused for good, or given up after the retry limit.
-    Failed,
-}
+pub use crate::kinds::DeliveryState;
 
 /// A delivery to plan: one outbox entry to one route of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,6 @@
 use revloop_core::change::ChangeKind;
 use revloop_core::incident::{IncidentSeverity, IncidentState, TimelineKind};
 
-use crate::deliveries::DeliveryState;
-
 /// An enum stored as text in one column.
 pub(crate) trait ColumnText: Sized + Copy {
     /// `table.column`, for error messages.
@@ -124,25 +122,13 @@ macro_rules! text_enum {
     };
 }
 
-impl ColumnText for DeliveryState {
-    const COLUMN: &'static str = "deliveries.state";
-
-    fn to_text(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Failed => "failed",
-        }
-    }
-
-    fn from_text(text: &str) -> Option<DeliveryState> {
-        [
-            DeliveryState::Pending,
-            DeliveryState::Delivered,
-            DeliveryState::Failed,
-        ]
-        .into_iter()
-        .find(|state| state.to_text() == text)
+text_enum! {
+    /// Where a delivery stands (`deliveries`).
+    DeliveryState in "deliveries.state" {
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Final: refused for good, or given up after the retry limit.
+        Failed = "failed",
     }
 }
 

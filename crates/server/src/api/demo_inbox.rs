@@ -40,20 +40,30 @@ struct Kept {
     duplicates: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct Received {
+/// One message the inbox took.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Received {
     received_at: String,
     idempotency_key: String,
-    /// The message as sent (the webhook body).
+    /// The message as sent (the webhook body: docs/delivery.md).
+    #[schema(value_type = Object)]
     message: Value,
 }
 
-#[derive(Serialize)]
-struct InboxPage<'a> {
-    /// Messages kept, oldest first.
-    messages: Vec<&'a Received>,
+/// What the inbox holds.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InboxPage {
+    /// Messages kept, oldest first (at most 1,000).
+    messages: Vec<Received>,
     /// Retries of a message already kept, answered 200 and not kept again.
     duplicates: u64,
+}
+
+/// The inbox's answer to a delivery.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InboxReceipt {
+    /// The `Idempotency-Key` was taken before: not kept again.
+    duplicate: bool,
 }
 
 impl DemoInbox {
@@ -66,6 +76,22 @@ impl DemoInbox {
 }
 
 /// `POST /demo/inbox`: a signed webhook delivery.
+#[utoipa::path(
+    post, path = "/demo/inbox", tag = "demo",
+    params(
+        ("Revloop-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`"),
+        ("Idempotency-Key" = String, Header, description = "The delivery's key: a retry is answered and not kept twice"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "A webhook message (docs/delivery.md)"),
+    responses(
+        (status = 200, description = "Taken (or a retry of one taken before)", body = InboxReceipt),
+        (status = 400, description = "No Idempotency-Key, or the body is not JSON", body = revloop_api::ErrorBody),
+        (status = 401, description = "The signature is missing, wrong or older than five minutes", body = revloop_api::ErrorBody),
+        (status = 404, description = "Not running under `revloop demo`", body = revloop_api::ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = revloop_api::ErrorBody),
+    ),
+    security(()),
+)]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -96,7 +122,7 @@ pub async fn receive(
     let mut kept = inbox.kept.lock().unwrap_or_else(|p| p.into_inner());
     if !kept.keys.insert(key.clone()) {
         kept.duplicates += 1;
-        return Ok(json_reply(StatusCode::OK, &serde_json::json!({"duplicate": true})));
+        return Ok(json_reply(StatusCode::OK, &InboxReceipt { duplicate: true }));
     }
     tracing::info!(
         key = %key,
@@ -113,10 +139,18 @@ pub async fn receive(
             kept.keys.remove(&oldest.idempotency_key);
         }
     }
-    Ok(json_reply(StatusCode::OK, &serde_json::json!({"duplicate": false})))
+    Ok(json_reply(StatusCode::OK, &InboxReceipt { duplicate: false }))
 }
 
 /// `GET /demo/inbox`: what the inbox received, oldest first (a viewer token).
+#[utoipa::path(
+    get, path = "/demo/inbox", tag = "demo",
+    responses(
+        (status = 200, description = "The messages taken, oldest first", body = InboxPage),
+        (status = 404, description = "Not running under `revloop demo`", body = revloop_api::ErrorBody),
+    ),
+    security(("api_token" = ["viewer"])),
+)]
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
     let Some(inbox) = state.demo_inbox.as_ref() else {
@@ -124,7 +158,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     };
     let kept = inbox.kept.lock().unwrap_or_else(|p| p.into_inner());
     let page = InboxPage {
-        messages: kept.messages.iter().collect(),
+        messages: kept.messages.iter().cloned().collect(),
         duplicates: kept.duplicates,
     };
     Ok(json_reply(StatusCode::OK, &page))

@@ -66,6 +66,8 @@ use revloop_api::ingest::IngestReply;
         crate::api::changes::add_change,
         crate::api::signals::alertmanager,
         crate::api::signals::event,
+        crate::api::demo_inbox::receive,
+        crate::api::demo_inbox::list,
         crate::api::ledger::validate,
         crate::api::ledger::post_entry,
         crate::api::ledger::reverse,
@@ -90,6 +92,7 @@ use revloop_api::ingest::IngestReply;
         (name = "changes", description = "Changes and silences"),
         (name = "signals", description = "Inbound technical signals: Alertmanager webhooks and PagerDuty-style events"),
         (name = "ledger", description = "The double-entry ledger: validate, post and reverse entries; trial balance, statements, exports"),
+        (name = "demo", description = "The demo's own webhook inbox (`revloop demo` only)"),
         (name = "operations", description = "Health, Prometheus metrics and this document"),
     ),
 )]
