@@ -518,6 +518,14 @@ impl Store for FaultyStore {
         self.check(Call::DeliveryStats, None)?;
         self.inner.delivery_stats()
     }
+
+    fn expedite_deliveries(
+        &self,
+        channel: &str,
+        now: revloop_core::Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.inner.expedite_deliveries(channel, now)
+    }
 }
 
 #[cfg(test)]

@@ -615,6 +615,11 @@ pub trait Store: Send + Sync + 'static {
     /// Per channel (by name, at most [`DELIVERY_PAGE_MAX`] channels): delivered, failed and
     /// pending deliveries, failed attempts, the oldest pending delivery's creation time.
     fn delivery_stats(&self) -> Result<Vec<ChannelDeliveryStats>, StoreError>;
+
+    /// Makes every pending delivery of `channel` due at `now` (unless its receiver asked to
+    /// wait: last answered 429), so that a channel back from an outage drains at once instead
+    /// of on each delivery's backoff. Returns how many were moved.
+    fn expedite_deliveries(&self, channel: &str, now: Timestamp) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

@@ -268,6 +268,14 @@ macro_rules! store_by_concern {
                     $store::delivery_stats(self)
                 }
 
+                fn expedite_deliveries(
+                    &self,
+                    channel: &str,
+                    now: revloop_core::Timestamp,
+                ) -> Result<usize, StoreError> {
+                    $store::expedite_deliveries(self, channel, now)
+                }
+
                 $($own)*
             }
         };

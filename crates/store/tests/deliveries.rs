@@ -414,6 +414,31 @@ fn reads_are_bounded_and_filtered(store: &dyn Store) {
     );
 }
 
+fn a_channel_back_is_due_at_once(store: &dyn Store) {
+    let plan = [
+        new_delivery(1, 7, "cto", "hook", 0),
+        new_delivery(2, 8, "cto", "hook", 0),
+        new_delivery(3, 9, "cto", "hook", 0),
+        new_delivery(4, 9, "cto", "mail", 0),
+    ];
+    store.plan_deliveries(4, &plan).unwrap();
+    let claimed = claim(store, "hook", "a", 0);
+    assert_eq!(outbox_ids(&claimed), [1, 2, 3]);
+    // Two back off for ten minutes, the third was told to wait (429).
+    for row in &claimed[..2] {
+        assert!(store.record_attempt(&record(row, "a", 1, DeliveryState::Pending, Some(600))).unwrap());
+    }
+    let mut told_to_wait = record(&claimed[2], "a", 1, DeliveryState::Pending, Some(600));
+    told_to_wait.status = "429".into();
+    assert!(store.record_attempt(&told_to_wait).unwrap());
+    assert!(claim(store, "hook", "a", 5).is_empty());
+    assert_eq!(store.expedite_deliveries("hook", at(5)).unwrap(), 2);
+    assert_eq!(outbox_ids(&claim(store, "hook", "a", 5)), [1, 2]);
+    // The other channel's delivery and the one told to wait keep their times.
+    assert_eq!(by_id(store, claimed[2].id).next_at, at(600));
+    assert_eq!(store.expedite_deliveries("hook", at(5)).unwrap(), 0);
+}
+
 /// Registers one test per check and dialect.
 macro_rules! checks {
     ($($check:ident),+ $(,)?) => {
@@ -444,6 +469,7 @@ checks!(
     a_later_delivery_waits_for_the_earlier,
     stats_count_by_channel,
     reads_are_bounded_and_filtered,
+    a_channel_back_is_due_at_once,
 );
 
 // --- the databases -----------------------------------------------------------------------

@@ -176,7 +176,9 @@ pub struct Breaker {
 impl Breaker {
     pub const FAILURES_TO_OPEN: u32 = 5;
     pub const OPEN_MIN: DurationMs = DurationMs::from_secs(30);
-    pub const OPEN_MAX: DurationMs = DurationMs::from_minutes(10);
+    /// A paging channel is probed at least once a minute however long it has been down, so
+    /// that it drains soon after its receiver is back.
+    pub const OPEN_MAX: DurationMs = DurationMs::from_minutes(1);
 
     pub fn new() -> Breaker {
         Breaker {
@@ -227,6 +229,12 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// Whether the channel has been failing: transient failures since its last success, or
+    /// open (or half-open). A success now means it is back, and its backlog may go at once.
+    pub fn is_failing(&self) -> bool {
+        self.failures_in_a_row > 0 || self.open_until.is_some() || self.probing
     }
 
     /// Open now (sending nothing), and until when.

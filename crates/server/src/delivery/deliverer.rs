@@ -416,7 +416,15 @@ async fn attempt_one(
         }
     };
     let now = deliverer.clock.now();
-    lock(&breaker).record(now, attempt.outcome);
+    let back = {
+        let mut breaker = lock(&breaker);
+        let was_failing = breaker.is_failing();
+        breaker.record(now, attempt.outcome);
+        was_failing && attempt.outcome == Outcome::Delivered
+    };
+    if back {
+        expedite(&deliverer, &channel.name, now).await;
+    }
     let record = attempt_record(&deliverer, &row, started, now, attempt);
     let (state, status) = (record.state, record.status.clone());
     let recorder = deliverer.clone();
@@ -437,6 +445,19 @@ async fn attempt_one(
             "an attempt could not be recorded; the delivery is tried again when its lease ends"
         ),
         Err(err) => tracing::error!(delivery = row.id, error = %err, "recording panicked"),
+    }
+    deliverer.wake();
+}
+
+/// The channel is back from failing: its backlog becomes due now, rather than each delivery
+/// on its own backoff (up to the retry cap), so that it drains at once.
+async fn expedite(deliverer: &Arc<Deliverer>, channel: &str, now: Timestamp) {
+    let (store, name) = (deliverer.store.clone(), channel.to_owned());
+    match tokio::task::spawn_blocking(move || store.expedite_deliveries(&name, now)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(channel, n, "the channel is back: its backlog is due now"),
+        Ok(Err(err)) => tracing::warn!(channel, error = %err, "the backlog could not be expedited"),
+        Err(err) => tracing::error!(channel, error = %err, "expediting panicked"),
     }
     deliverer.wake();
 }

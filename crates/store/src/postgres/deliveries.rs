@@ -247,6 +247,22 @@ impl PostgresStore {
         })
     }
 
+    pub(super) fn expedite_deliveries(
+        &self,
+        channel: &str,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.with_client(|client| {
+            let n = client.execute(
+                "UPDATE deliveries SET next_ms = $2
+                 WHERE channel = $1 AND state = $3 AND next_ms > $2
+                   AND (last_status IS NULL OR last_status <> '429')",
+                &[&channel, &now.millis(), &DeliveryState::Pending.to_text()],
+            )?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
     pub(super) fn delivery_stats(&self) -> Result<Vec<ChannelDeliveryStats>, StoreError> {
         self.with_client(|client| {
             let rows = client.query(

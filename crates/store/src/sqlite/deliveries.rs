@@ -226,6 +226,21 @@ impl SqliteStore {
         })
     }
 
+    pub(super) fn expedite_deliveries(
+        &self,
+        channel: &str,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let writer = self.writer.lock().expect("writer lock");
+        let n = writer.connection.execute(
+            "UPDATE deliveries SET next_ms = ?2
+             WHERE channel = ?1 AND state = ?3 AND next_ms > ?2
+               AND (last_status IS NULL OR last_status <> '429')",
+            params![channel, now.millis(), DeliveryState::Pending.to_text()],
+        )?;
+        Ok(n)
+    }
+
     pub(super) fn delivery_stats(&self) -> Result<Vec<ChannelDeliveryStats>, StoreError> {
         self.with_reader(|connection| {
             let rows = connection
