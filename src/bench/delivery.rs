@@ -96,9 +96,19 @@ pub fn run(setup: &Setup) -> anyhow::Result<ExitCode> {
 
     println!(
         "delivery to a local webhook receiver, {} store, default channel settings (concurrency {}, timeout {})",
-        if setup.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
-        config.delivery.as_ref().map_or(0, |d| d.channels[0].concurrency),
-        config.delivery.as_ref().map_or(DurationMs::ZERO, |d| d.channels[0].timeout),
+        if setup.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        config
+            .delivery
+            .as_ref()
+            .map_or(0, |d| d.channels[0].concurrency),
+        config
+            .delivery
+            .as_ref()
+            .map_or(DurationMs::ZERO, |d| d.channels[0].timeout),
     );
     burst(setup, store.as_ref(), clock.as_ref(), &receiver)?;
     outage(setup, store.as_ref(), clock.as_ref(), &receiver)?;

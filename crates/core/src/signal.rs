@@ -10,6 +10,26 @@ use crate::time::{DurationMs, Timestamp};
 /// elsewhere usually shows a few minutes before shoppers stop converting.
 pub const SIGNAL_LEAD: DurationMs = DurationMs::from_minutes(10);
 
+/// A firing signal not heard of again for this long is taken to have ended this long after it
+/// was last received: a lost resolve (or `send_resolved = false`) must not leave a signal
+/// attaching to every later incident. Alertmanager re-sends a firing group every
+/// `repeat_interval` (4 h by default), which keeps a signal that still fires alive.
+pub const SIGNAL_STALE_AFTER: DurationMs = DurationMs::from_hours(24);
+
+/// When a signal ended, as attaching reads it: its end, or for a firing signal last received
+/// over [`SIGNAL_STALE_AFTER`] before `now`, that long after it was last received; `None`
+/// while it fires.
+pub fn effective_end(
+    ends_at: Option<Timestamp>,
+    last_received: Timestamp,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    ends_at.or_else(|| {
+        let stale_at = last_received.saturating_add(SIGNAL_STALE_AFTER);
+        (stale_at < now).then_some(stale_at)
+    })
+}
+
 /// Whether a signal is still going on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SignalStatus {
@@ -205,6 +225,20 @@ mod tests {
             resolved_at: incident.3.map(at),
         };
         attaches(&signal, &incident, at(now))
+    }
+
+    #[test]
+    fn a_firing_signal_not_heard_of_for_a_day_has_ended() {
+        let day = SIGNAL_STALE_AFTER.millis() / MIN;
+        // Heard of at minute 0, firing: going on for a day, then ended a day after.
+        assert_eq!(effective_end(None, at(0), at(day - 1)), None);
+        assert_eq!(effective_end(None, at(0), at(day + 5)), Some(at(day)));
+        // A resolved one keeps its own end.
+        assert_eq!(effective_end(Some(at(3)), at(0), at(day + 5)), Some(at(3)));
+        // So a stale firing signal no longer attaches to an incident opened after it.
+        let later = ("checkout", "payment", day + 60, None);
+        let end = effective_end(None, at(0), at(day + 70)).map(|t| t.millis() / MIN);
+        assert!(!check_attaches((0, end, None, None), later, day + 70));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use revloop_core::funnel::CallKind;
 use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
-    AppState, actions, alerts, changes, declare, demo_inbox, funnels, health, impact, incidents, ingest_log,
-    ledger, metrics, openapi, outbox, report, signals, silences,
+    AppState, actions, alerts, changes, declare, demo_inbox, funnels, health, impact, incidents,
+    ingest_log, ledger, metrics, openapi, outbox, report, signals, silences,
 };
 use crate::http::ApiError;
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use revloop_core::change::{Affected, Change, SUSPECT_GRACE, SUSPECT_LOOKBACK};
 use revloop_core::incident::{Incident, IncidentEngine};
-use revloop_core::signal::{IncidentSpan, SignalSpan, attaches};
+use revloop_core::signal::{IncidentSpan, SignalSpan, attaches, effective_end};
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{ChangeRow, SIGNAL_PAGE_MAX, SignalRow, Store, StoreError};
 
@@ -45,10 +45,10 @@ fn incident_span(incident: &Incident) -> IncidentSpan<'_> {
     }
 }
 
-fn signal_span(signal: &SignalRow) -> SignalSpan<'_> {
+fn signal_span(signal: &SignalRow, now: Timestamp) -> SignalSpan<'_> {
     SignalSpan {
         starts_at: signal.starts_at,
-        ends_at: signal.ends_at,
+        ends_at: effective_end(signal.ends_at, signal.received_at, now),
         funnel: signal.funnel.as_deref(),
         stage: signal.stage.as_deref(),
     }
@@ -68,7 +68,7 @@ pub fn incident_signals(
     )?;
     Ok(rows
         .into_iter()
-        .filter(|row| attaches(&signal_span(row), &span, now))
+        .filter(|row| attaches(&signal_span(row, now), &span, now))
         .collect())
 }
 
@@ -77,7 +77,7 @@ pub fn attached_incidents(engine: &IncidentEngine, signal: &SignalRow, now: Time
     let mut ids: Vec<u64> = engine
         .incidents()
         .filter(|incident| incident.is_open())
-        .filter(|incident| attaches(&signal_span(signal), &incident_span(incident), now))
+        .filter(|incident| attaches(&signal_span(signal, now), &incident_span(incident), now))
         .map(|incident| incident.id)
         .collect();
     ids.sort_unstable();

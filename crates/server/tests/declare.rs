@@ -185,6 +185,12 @@ fn a_declaration_names_what_is_wrong_with_it_and_changes_nothing() {
             "summary",
         ),
         (with("summary", json!(7)), 400, "invalid_field", "summary"),
+        (
+            with("summary", json!("card\u{0}errors")),
+            400,
+            "invalid_field",
+            "summary",
+        ),
         (with("owner", json!("ana")), 400, "invalid_field", "owner"),
         (
             with("segment", json!({"dimension": "planet", "value": "mars"})),

@@ -238,6 +238,28 @@ fn an_unreachable_receiver_is_a_transient_connect_failure() {
 }
 
 #[test]
+fn a_slack_url_never_shows_in_a_failure() {
+    // The URL is the channel's secret: an unreachable one must not be named in the answer
+    // that the outbox, the timeline and `notify test` show.
+    let url = format!(
+        "http://127.0.0.1:{}/services/T000/B000/SECRETPART",
+        closed_port()
+    );
+    let kind = ChannelKind::Slack {
+        url: SecretSource::Env("SLACK_URL".to_string()),
+    };
+    let sender = Sender::new(
+        &channel("chat", kind, 5_000),
+        &secrets(&[("SLACK_URL", &url)]),
+    )
+    .unwrap();
+    let attempt = send(&sender, &message(MessageEvent::Trigger), to("k"));
+    assert_eq!(attempt.status, "connect", "{attempt:?}");
+    assert!(!attempt.response.contains("SECRETPART"), "{attempt:?}");
+    assert!(!attempt.response.is_empty());
+}
+
+#[test]
 fn https_to_a_receiver_that_speaks_no_tls_is_a_tls_failure() {
     let receiver = Receiver::start();
     let url = format!("https://127.0.0.1:{}/hook", receiver.addr.port());

@@ -13,9 +13,11 @@
 //!   recorded after the lease ran out still counts while no other node has claimed the
 //!   delivery (it did happen, and nobody else is trying), and is refused, writing nothing,
 //!   once another node has. A claim replaces the owner, so the late node learns it lost.
-//! - Within one incident, target and channel, deliveries are claimed in outbox order: a later
-//!   one waits while an earlier one is pending, so an acknowledge or resolve never overtakes
-//!   its trigger.
+//! - Within one incident and receiver (channel and address: a webhook, Slack or PagerDuty
+//!   channel is one receiver whatever the target), deliveries are claimed in outbox order: a
+//!   later one waits while an earlier one is pending, so an acknowledge or resolve never
+//!   overtakes a trigger the same receiver has yet to see (PagerDuty's `dedup_key` is per
+//!   incident: a resolve before a trigger would leave its incident open).
 //! - The attempt log is append-only (triggers refuse UPDATE and DELETE; on PostgreSQL, and
 //!   TRUNCATE). A delivery's `attempts` is the number of its rows there.
 //! - The planning cursor (the highest outbox id planned) never goes down.

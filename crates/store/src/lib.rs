@@ -585,8 +585,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases up to `limit` (at most [`DELIVERY_PAGE_MAX`]) deliveries of `channel` to `node`
     /// until `now + lease`: pending, due (`next_at <= now`), not leased (or the lease expired
-    /// by `now`), and with no earlier (lower outbox id) pending delivery of the same incident,
-    /// target and channel; oldest due first (by `next_at`, then id). Two nodes never get the
+    /// by `now`), and with no earlier (lower outbox id) pending delivery of the same incident
+    /// to the same receiver (channel and address); oldest due first (by `next_at`, then id). Two nodes never get the
     /// same delivery while its lease lasts.
     fn claim_deliveries(
         &self,
@@ -607,8 +607,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deliveries by outbox id, then id, at most `query.limit` (≤ [`DELIVERY_PAGE_MAX`]).
     fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>, StoreError>;
 
-    /// The attempt log of one incident's deliveries, oldest first (by time, then delivery and
-    /// attempt), at most `limit` (≤ [`DELIVERY_PAGE_MAX`]).
+    /// The newest `limit` (≤ [`DELIVERY_PAGE_MAX`]) attempts of one incident's deliveries,
+    /// oldest first (by time, then delivery and attempt): a long retry history keeps its
+    /// latest answers and its end in view.
     fn delivery_attempts(&self, incident: i64, limit: usize)
     -> Result<Vec<AttemptRow>, StoreError>;
 

@@ -364,9 +364,9 @@ CREATE TABLE deliveries (
 );
 -- The claim: a channel's pending deliveries by when they are due.
 CREATE INDEX deliveries_claim ON deliveries (channel, state, next_ms);
--- The ordering rule (an earlier pending delivery of the same incident, target and channel)
+-- The ordering rule (an earlier pending delivery of the same incident, channel and address)
 -- and the reads by incident.
-CREATE INDEX deliveries_incident ON deliveries (incident, target, channel, outbox_id);
+CREATE INDEX deliveries_incident ON deliveries (incident, channel, address, outbox_id);
 
 -- Every attempt, appended by the lease holder in the transaction that updates its delivery.
 CREATE TABLE delivery_attempts (
@@ -689,7 +689,7 @@ CREATE TABLE deliveries (
     CHECK ((lease_owner IS NULL) = (lease_until_ms IS NULL))
 );
 CREATE INDEX deliveries_claim ON deliveries (channel, state, next_ms);
-CREATE INDEX deliveries_incident ON deliveries (incident, target, channel, outbox_id);
+CREATE INDEX deliveries_incident ON deliveries (incident, channel, address, outbox_id);
 
 CREATE TABLE delivery_attempts (
     delivery BIGINT  NOT NULL REFERENCES deliveries (id),

@@ -111,6 +111,9 @@ pub struct StoredIncidentV1 {
     /// (empty) when it paged nobody and in bodies written before delivery existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paged: Vec<String>,
+    /// A declared incident's summary; absent for a detected one and in older bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_summary: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -292,6 +295,7 @@ impl StoredIncidentV1 {
             impact: incident.impact.clone(),
             false_alarm: incident.false_alarm,
             paged: incident.paged.clone(),
+            declared_summary: incident.declared_summary.clone(),
         }
     }
 
@@ -388,6 +392,7 @@ impl StoredIncidentV1 {
             impact: self.impact,
             false_alarm: self.false_alarm,
             paged: self.paged,
+            declared_summary: self.declared_summary,
             timeline: Vec::new(),
             unsaved: Unsaved::default(),
         }

@@ -368,7 +368,10 @@ fn a_newer_schema_is_refused() {
         )
         .expect("pretend a newer revloop migrated");
     match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
-        Err(StoreError::SchemaTooNew { found: 10, known: 9 }) => {}
+        Err(StoreError::SchemaTooNew {
+            found: 10,
+            known: 9,
+        }) => {}
         Err(err) => panic!("unexpected error: {err}"),
         Ok(_) => panic!("opened a schema newer than this build"),
     }

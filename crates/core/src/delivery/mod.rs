@@ -231,10 +231,11 @@ impl Breaker {
         }
     }
 
-    /// Whether the channel has been failing: transient failures since its last success, or
-    /// open (or half-open). A success now means it is back, and its backlog may go at once.
-    pub fn is_failing(&self) -> bool {
-        self.failures_in_a_row > 0 || self.open_until.is_some() || self.probing
+    /// Whether the breaker has opened since the channel's last success (it is open or
+    /// half-open): the channel was down, and a success now means it is back, so its backlog
+    /// may go at once. A few failures of single messages do not count.
+    pub fn has_opened(&self) -> bool {
+        self.open_until.is_some() || self.probing
     }
 
     /// Open now (sending nothing), and until when.

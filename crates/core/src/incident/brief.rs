@@ -10,7 +10,8 @@ use crate::money::Money;
 /// The incident in brief, as it stood when an effect was queued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Brief {
-    /// One line: "P1 conversion: checkout/payment, device = mobile".
+    /// One line: "P1 conversion: checkout/payment, device = mobile"; a declared incident's
+    /// ends with what its declarer said.
     pub title: String,
     pub funnel: String,
     pub stage: String,
@@ -33,9 +34,13 @@ impl Brief {
             .segment
             .as_ref()
             .map_or(String::new(), |(d, v)| format!(", {d} = {v}"));
+        let declared = incident
+            .declared_summary
+            .as_ref()
+            .map_or(String::new(), |summary| format!(": {summary}"));
         Brief {
             title: format!(
-                "{} {}: {}/{}{segment}",
+                "{} {}: {}/{}{segment}{declared}",
                 incident.severity.as_str(),
                 incident.kind.as_str(),
                 incident.funnel,

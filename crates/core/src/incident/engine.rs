@@ -704,6 +704,7 @@ impl IncidentEngine {
             impact: None,
             false_alarm: false,
             paged: Vec::new(),
+            declared_summary: None,
             timeline: Vec::new(),
             unsaved: Unsaved(true),
         };

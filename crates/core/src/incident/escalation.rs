@@ -135,7 +135,7 @@ pub(super) fn tell_resolved(
 }
 
 /// Adds `targets` to those the incident has paged, each once, in the order first paged.
-fn record_paged(incident: &mut Incident, targets: &[String]) {
+pub(super) fn record_paged(incident: &mut Incident, targets: &[String]) {
     for target in targets {
         if !incident.paged.contains(target) {
             incident.paged.push(target.clone());

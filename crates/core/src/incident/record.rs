@@ -354,6 +354,10 @@ pub struct Incident {
     /// written before delivery existed.
     #[serde(default)]
     pub paged: Vec<String>,
+    /// What the responder who declared it by hand said (`IncidentEngine::declare`), carried
+    /// in every page's brief; `None` for a detected incident.
+    #[serde(default)]
+    pub declared_summary: Option<String>,
     /// Kept apart by the store, row by row (append-only), not in the incident's stored record.
     #[serde(skip)]
     pub timeline: Vec<TimelineEntry>,

@@ -54,8 +54,19 @@ fn parse_declaration(state: &AppState, body: DeclareBody) -> Result<Declaration,
             format!("is longer than {DECLARED_SUMMARY_BYTES_MAX} bytes"),
         ));
     }
+    // PostgreSQL text cannot hold NUL: refused here, naming the field, not by the commit.
+    if summary.contains('\0') {
+        return Err(invalid("invalid_field", "summary", "must not contain NUL"));
+    }
     let segment = match body.segment {
         Some(segment) => {
+            if segment.value.contains('\0') {
+                return Err(invalid(
+                    "invalid_field",
+                    "segment.value",
+                    "must not contain NUL",
+                ));
+            }
             check_segment(state, &segment)?;
             if segment.value.trim().is_empty() {
                 return Err(invalid("empty_field", "segment.value", "must not be empty"));

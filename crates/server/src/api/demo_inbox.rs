@@ -2,8 +2,8 @@
 //! target to it, so that a newcomer sees pages, acknowledgements and resolutions arrive the way
 //! a real receiver would take them. It does what a careful receiver does: it verifies the
 //! `Revloop-Signature` (refusing a bad signature and one older than five minutes), and takes
-//! each `Idempotency-Key` once (a retry of a message it already took is answered 200 and not
-//! kept twice). Mounted only by the demo (`AppOptions::demo_inbox_secret`); 404 otherwise.
+//! each delivery once (a retry of a message it already took is answered 200 and not kept
+//! twice), keyed by the signed body's `delivery`, which the `Idempotency-Key` header repeats. Mounted only by the demo (`AppOptions::demo_inbox_secret`); 404 otherwise.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -80,12 +80,12 @@ impl DemoInbox {
     post, path = "/demo/inbox", tag = "demo",
     params(
         ("Revloop-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`"),
-        ("Idempotency-Key" = String, Header, description = "The delivery's key: a retry is answered and not kept twice"),
+        ("Idempotency-Key" = String, Header, description = "The delivery's key, as the body's `delivery`: a retry is answered and not kept twice"),
     ),
     request_body(content = Object, content_type = "application/json", description = "A webhook message (docs/delivery.md)"),
     responses(
         (status = 200, description = "Taken (or a retry of one taken before)", body = InboxReceipt),
-        (status = 400, description = "No Idempotency-Key, or the body is not JSON", body = revloop_api::ErrorBody),
+        (status = 400, description = "The body is not JSON, or has no `delivery`", body = revloop_api::ErrorBody),
         (status = 401, description = "The signature is missing, wrong or older than five minutes", body = revloop_api::ErrorBody),
         (status = 404, description = "Not running under `revloop demo`", body = revloop_api::ErrorBody),
         (status = 413, description = "The body is over 64 KiB", body = revloop_api::ErrorBody),
@@ -98,7 +98,9 @@ pub async fn receive(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let Some(inbox) = state.demo_inbox.as_ref() else {
-        return Err(ApiError::not_found("the demo inbox runs only under `revloop demo`"));
+        return Err(ApiError::not_found(
+            "the demo inbox runs only under `revloop demo`",
+        ));
     };
     if body.len() > DEMO_INBOX_BODY_BYTES_MAX {
         return Err(ApiError::new(
@@ -112,17 +114,25 @@ pub async fn receive(
         .ok_or_else(|| ApiError::unauthorized("Revloop-Signature: missing"))?;
     verify_signature(signature, &body, &inbox.secret, now, SIGNATURE_TOLERANCE)
         .map_err(|err| ApiError::unauthorized(format!("Revloop-Signature: {err}")))?;
-    let key = header(&headers, "idempotency-key")
-        .ok_or_else(|| {
-            ApiError::bad_request("idempotency_key_missing", "Idempotency-Key: missing")
-        })?
-        .to_owned();
     let message: Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_request("invalid_json", format!("body: {err}")))?;
+    // Deduplicated on the body's `delivery` (the same as the Idempotency-Key header), because
+    // the body is signed and the header is not: a replayed request with a fresh header is
+    // still a duplicate.
+    let key = message
+        .get("delivery")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::bad_request("delivery_missing", "delivery: missing from the body")
+        })?
+        .to_owned();
     let mut kept = inbox.kept.lock().unwrap_or_else(|p| p.into_inner());
     if !kept.keys.insert(key.clone()) {
         kept.duplicates += 1;
-        return Ok(json_reply(StatusCode::OK, &InboxReceipt { duplicate: true }));
+        return Ok(json_reply(
+            StatusCode::OK,
+            &InboxReceipt { duplicate: true },
+        ));
     }
     tracing::info!(
         key = %key,
@@ -139,7 +149,10 @@ pub async fn receive(
             kept.keys.remove(&oldest.idempotency_key);
         }
     }
-    Ok(json_reply(StatusCode::OK, &InboxReceipt { duplicate: false }))
+    Ok(json_reply(
+        StatusCode::OK,
+        &InboxReceipt { duplicate: false },
+    ))
 }
 
 /// `GET /demo/inbox`: what the inbox received, oldest first (a viewer token).
@@ -154,7 +167,9 @@ pub async fn receive(
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require(&state, &headers, None, Role::Viewer, state.clock.now()).await?;
     let Some(inbox) = state.demo_inbox.as_ref() else {
-        return Err(ApiError::not_found("the demo inbox runs only under `revloop demo`"));
+        return Err(ApiError::not_found(
+            "the demo inbox runs only under `revloop demo`",
+        ));
     };
     let kept = inbox.kept.lock().unwrap_or_else(|p| p.into_inner());
     let page = InboxPage {

@@ -57,6 +57,9 @@ pub const FAILOVER_DONE_MAX: usize = 10_000;
 /// Time an attempt is given beyond its channel's timeout before it counts as hung: the sender
 /// bounds itself, and this is the guard that it does.
 const ATTEMPT_GRACE_MS: i64 = 2_000;
+/// What an attempt needs inside its lease beyond the channel's timeout: the grace, reading its
+/// message and recording its result (each retried within a few seconds).
+const LEASE_MARGIN_MS: i64 = ATTEMPT_GRACE_MS + 10_000;
 
 /// This process's name in leases and the attempt log: the host, the process id (for humans)
 /// and 32 random bits (so that two processes never share a name).
@@ -315,9 +318,15 @@ async fn channel_worker(
         }
         while attempts.try_join_next().is_some() {}
         let now = deliverer.clock.now();
-        // A delivery held past the point where its attempt could still finish inside the
-        // lease is let go: its lease expires and it is claimed again.
-        held.retain(|h| now.saturating_add(channel.timeout) < h.lease_until);
+        // A delivery held past the point where its attempt (the message read, the send with
+        // its grace, the record) could still finish inside the lease is let go: its lease
+        // expires and it is claimed again, so no other node sends it while this one does.
+        let must_start_by = |h: &Held| {
+            h.lease_until
+                .saturating_sub(channel.timeout)
+                .saturating_sub(DurationMs::from_millis(LEASE_MARGIN_MS))
+        };
+        held.retain(|h| now < must_start_by(h));
         if held.is_empty() && lock(&breaker).open_until(now).is_none() {
             let free = slots.available_permits().min(DELIVERY_PAGE_MAX);
             if free > 0 {
@@ -418,9 +427,9 @@ async fn attempt_one(
     let now = deliverer.clock.now();
     let back = {
         let mut breaker = lock(&breaker);
-        let was_failing = breaker.is_failing();
+        let was_open = breaker.has_opened();
         breaker.record(now, attempt.outcome);
-        was_failing && attempt.outcome == Outcome::Delivered
+        was_open && attempt.outcome == Outcome::Delivered
     };
     if back {
         expedite(&deliverer, &channel.name, now).await;
@@ -519,12 +528,7 @@ async fn fail_over(deliverer: &Arc<Deliverer>, now: Timestamp) {
     let read = tokio::task::spawn_blocking(move || {
         let cursor = retrying(|| reader.store.delivery_cursor())?;
         let from = cursor.saturating_sub(FAILOVER_SCAN_OUTBOX_ROWS - 1).max(1);
-        let query = DeliveryQuery {
-            incident: None,
-            outbox_ids: Some((from, cursor)),
-            limit: DELIVERY_PAGE_MAX,
-        };
-        retrying(|| reader.store.deliveries(&query))
+        scan_deliveries(reader.store.as_ref(), from, cursor)
     })
     .await;
     let rows = match read {
@@ -563,6 +567,41 @@ async fn fail_over(deliverer: &Arc<Deliverer>, now: Timestamp) {
             Err(err) => tracing::warn!(incident, error = %err, "failover could not commit"),
         }
     }
+}
+
+/// Every delivery of the outbox rows `from..=through`, read a page at a time so that no page
+/// of the scan is cut short or split: a full page's last outbox row is read again whole with
+/// the next page (an outbox row has far fewer than `DELIVERY_PAGE_MAX` deliveries).
+fn scan_deliveries(
+    store: &dyn Store,
+    from: i64,
+    through: i64,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    let mut rows = Vec::new();
+    let mut next = from;
+    while next <= through {
+        let query = DeliveryQuery {
+            incident: None,
+            outbox_ids: Some((next, through)),
+            limit: DELIVERY_PAGE_MAX,
+        };
+        let mut page = retrying(|| store.deliveries(&query))?;
+        if page.len() < DELIVERY_PAGE_MAX {
+            rows.append(&mut page);
+            break;
+        }
+        let last = page.last().map_or(through, |row| row.outbox_id);
+        if last == next {
+            // One outbox row with a full page of deliveries: take it as read.
+            rows.append(&mut page);
+            next = last.saturating_add(1);
+            continue;
+        }
+        page.retain(|row| row.outbox_id != last);
+        rows.append(&mut page);
+        next = last;
+    }
+    Ok(rows)
 }
 
 /// A page whose every delivery failed.

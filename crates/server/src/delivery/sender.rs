@@ -343,7 +343,7 @@ async fn post_json(
     }
 }
 
-/// A request that got no answer: transient, named by its kind.
+/// A request that got no answer: transient, named by its kind, its text without the URL.
 fn network_failure(err: &reqwest::Error) -> Attempt {
     let mut chain = err.to_string();
     let mut source = std::error::Error::source(err);
@@ -351,6 +351,11 @@ fn network_failure(err: &reqwest::Error) -> Attempt {
         chain.push_str(": ");
         chain.push_str(&cause.to_string());
         source = cause.source();
+    }
+    // reqwest names the URL in its errors, and a Slack URL is the channel's secret: what is
+    // stored and shown (the outbox, the timeline, `notify test`) never holds it.
+    if let Some(url) = err.url() {
+        chain = chain.replace(url.as_str(), "[the channel's URL]");
     }
     let lower = chain.to_ascii_lowercase();
     let status = if err.is_timeout() {

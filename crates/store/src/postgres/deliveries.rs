@@ -118,7 +118,7 @@ impl PostgresStore {
                            AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= $4)
                            AND NOT EXISTS (
                                SELECT 1 FROM deliveries e
-                               WHERE e.incident = d.incident AND e.target = d.target
+                               WHERE e.incident = d.incident AND e.address = d.address
                                  AND e.channel = d.channel AND e.outbox_id < d.outbox_id
                                  AND e.state = $6)
                          ORDER BY d.next_ms, d.id LIMIT $5
@@ -225,10 +225,12 @@ impl PostgresStore {
     ) -> Result<Vec<AttemptRow>, StoreError> {
         self.with_client(|client| {
             let rows = client.query(
-                "SELECT a.delivery, a.attempt, a.node, a.at_ms, a.state, a.status, a.response
-                 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery
-                 WHERE d.incident = $1
-                 ORDER BY a.at_ms, a.delivery, a.attempt LIMIT $2",
+                "SELECT * FROM (
+                   SELECT a.delivery, a.attempt, a.node, a.at_ms, a.state, a.status, a.response
+                   FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery
+                   WHERE d.incident = $1
+                   ORDER BY a.at_ms DESC, a.delivery DESC, a.attempt DESC LIMIT $2) newest
+                 ORDER BY at_ms, delivery, attempt",
                 &[&incident, &page_limit(limit)],
             )?;
             rows.iter()

@@ -96,7 +96,7 @@ impl SqliteStore {
                        AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?4)
                        AND NOT EXISTS (
                            SELECT 1 FROM deliveries e
-                           WHERE e.incident = d.incident AND e.target = d.target
+                           WHERE e.incident = d.incident AND e.address = d.address
                              AND e.channel = d.channel AND e.outbox_id < d.outbox_id
                              AND e.state = ?6)
                      ORDER BY d.next_ms, d.id LIMIT ?5)
@@ -205,10 +205,12 @@ impl SqliteStore {
         self.with_reader(|connection| {
             let rows = connection
                 .prepare_cached(
-                    "SELECT a.delivery, a.attempt, a.node, a.at_ms, a.state, a.status, a.response
-                     FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery
-                     WHERE d.incident = ?1
-                     ORDER BY a.at_ms, a.delivery, a.attempt LIMIT ?2",
+                    "SELECT * FROM (
+                       SELECT a.delivery, a.attempt, a.node, a.at_ms, a.state, a.status, a.response
+                       FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery
+                       WHERE d.incident = ?1
+                       ORDER BY a.at_ms DESC, a.delivery DESC, a.attempt DESC LIMIT ?2) newest
+                     ORDER BY at_ms, delivery, attempt",
                 )?
                 .query_map(params![incident, page_limit(limit)], |row| {
                     Ok(AttemptRow {

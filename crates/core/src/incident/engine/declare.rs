@@ -79,6 +79,10 @@ impl IncidentEngine {
             actor,
         };
         let id = self.open_incident(now, opening, text);
+        if let Some(incident) = self.incidents.get_mut(&id) {
+            // Before `evaluate` pages L1: the page carries it.
+            incident.declared_summary = Some(declaration.summary.trim().to_owned());
+        }
         self.evaluate(now);
         Ok(id)
     }

@@ -51,7 +51,10 @@ fn a_declared_incident_pages_and_escalates_like_a_detected_one() {
     let Effect::Notify { brief, reason, .. } = &effects[0] else {
         panic!("{:?}", effects[0]);
     };
-    assert_eq!(brief.title, "P1 declared: checkout/payment");
+    assert_eq!(
+        brief.title,
+        "P1 declared: checkout/payment: customers say the card form hangs"
+    );
     assert_eq!(reason, "P1 incident opened");
 }
 

@@ -78,7 +78,10 @@ pub fn slack_body(message: &Message) -> Value {
     }
     blocks.push(json!({"type": "section", "fields": fields}));
     json!({
-        "text": cut_chars(&format!("{}\n{}", message.title, message.text), SLACK_TEXT_MAX),
+        "text": cut_chars(
+            &slack_escape(&format!("{}\n{}", message.title, message.text)),
+            SLACK_TEXT_MAX
+        ),
         "blocks": blocks,
     })
 }
