@@ -103,7 +103,11 @@ fn a_declared_incident_pages_escalates_and_tells_those_paged_of_its_ack_and_end(
             brief.kind.as_str(),
             brief.stage.as_str()
         ),
-        ("P1 declared: checkout/payment", "declared", "payment")
+        (
+            "P1 declared: checkout/payment: customers say the card form hangs",
+            "declared",
+            "payment"
+        )
     );
 
     // Unacknowledged for 15 minutes: L2 is paged, and the response SLA breached is told to

@@ -80,7 +80,7 @@ impl DemoInbox {
     post, path = "/demo/inbox", tag = "demo",
     params(
         ("Revloop-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`"),
-        ("Idempotency-Key" = String, Header, description = "The delivery's key, as the body's `delivery`: a retry is answered and not kept twice"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The delivery's key, as the body's `delivery`: a retry is answered and not kept twice"),
     ),
     request_body(content = Object, content_type = "application/json", description = "A webhook message (docs/delivery.md)"),
     responses(
