@@ -26,6 +26,8 @@ use crate::client::Client;
 
 /// Demo tokens are named with this, so that a restart can revoke the previous ones.
 const DEMO_TOKEN_PREFIX: &str = "demo";
+/// The demo's delivery channel: its own inbox.
+const DEMO_CHANNEL: &str = "demo-inbox";
 /// Lines handed from the simulator thread to the ingest thread at a time.
 const BACKFILL_CHUNK_LINES: usize = 5_000;
 /// Chunks the simulator may run ahead of ingest.
@@ -63,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(&config_path, Config::example_toml())
             .with_context(|| format!("writing {}", config_path.display()))?;
     }
-    let config = crate::load_config(&config_path)?;
+    let mut config = crate::load_config(&config_path)?;
     let db_path = args.data_dir.join("revloop.db");
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&db_path, &config)
@@ -84,19 +86,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (write_key, api_token) = fresh_demo_credentials(store.as_ref(), now)?;
     let first_funnel = config.funnels[0].id.clone();
     let has_history = has_history(store.as_ref(), &first_funnel, args.days, now)?;
-
+    let address = listener.local_addr()?;
+    let base = format!("http://{address}");
+    let inbox_secret = route_to_inbox(&mut config, &args.data_dir, &base)?;
     let app = App::build(
         config.clone(),
         store,
         Arc::new(SystemClock),
-        AppOptions::default(),
+        AppOptions {
+            demo_inbox_secret: inbox_secret,
+            ..AppOptions::default()
+        },
     );
     let ingestor = app.state.ingestor.clone();
     let detection = app.state.detection.clone();
     let incidents = app.state.incidents.clone();
     let store = app.state.store.clone();
-    let address = listener.local_addr()?;
-    let base = format!("http://{address}");
     print_welcome(
         &args,
         &base,
@@ -207,7 +212,11 @@ fn print_welcome(
            export REVLOOP_URL={base} REVLOOP_TOKEN={api_token}\n  \
            {exe} incident list --state all\n  \
            {exe} incident show 1\n  \
-           {exe} incident ack <id of an open one> --reason \"looking\"\n\n\
+           {exe} incident ack <id of an open one> --reason \"looking\"\n  \
+           {exe} incident declare --severity P2 --funnel {funnel} --stage cart --summary \"customers say the basket button does nothing\"\n\n\
+         Pages, acknowledgements and resolutions are delivered (signed) to the demo's own inbox:\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' {base}/demo/inbox\n  \
+           curl -s -H 'Authorization: Bearer {api_token}' {base}/api/v1/outbox   (each delivery's state and attempts)\n\n\
          (the same messageId is counted once, however often it is sent; each start of the demo\n\
          issues new credentials and revokes the previous ones)\n\n\
          {history}\nLive simulated traffic is streaming in, at the shop's time of day (quiet at night). Ctrl-C stops.\n",
@@ -216,6 +225,76 @@ fn print_welcome(
             .next()
             .unwrap_or_else(|| "revloop".to_owned()),
     );
+}
+
+/// Pages go to the demo's own inbox unless the config routes them elsewhere: then the inbox's
+/// secret, `None` otherwise.
+fn route_to_inbox(
+    config: &mut Config,
+    data_dir: &std::path::Path,
+    base: &str,
+) -> anyhow::Result<Option<String>> {
+    if config.delivery.is_some() {
+        return Ok(None);
+    }
+    let (delivery, secret) = demo_delivery(config, data_dir, base)?;
+    config.delivery = Some(delivery);
+    Ok(Some(secret))
+}
+
+/// Where the demo's pages go when its config has no `[delivery]` section: every escalation
+/// target to one signed webhook channel, the demo's own inbox (`/demo/inbox`), which verifies
+/// each signature. The signing secret is fresh each start and read from a file in the data
+/// directory, as a real channel's would be (never from the config).
+fn demo_delivery(
+    config: &Config,
+    data_dir: &std::path::Path,
+    base: &str,
+) -> anyhow::Result<(revloop_core::config::Delivery, String)> {
+    use revloop_core::config::{Channel, ChannelKind, Delivery, Route, SecretSource, Url};
+    let secret = generate_secret()?;
+    let secret_path = data_dir.join("demo-inbox.secret");
+    write_private(&secret_path, &secret)?;
+    let channel = Channel {
+        name: DEMO_CHANNEL.to_owned(),
+        kind: ChannelKind::Webhook {
+            url: Url(format!("{base}/demo/inbox")),
+            secret: SecretSource::File(secret_path.display().to_string()),
+        },
+        concurrency: 4,
+        timeout: DurationMs::from_secs(10),
+    };
+    let route = Route {
+        channel: DEMO_CHANNEL.to_owned(),
+        to: None,
+    };
+    let delivery = Delivery {
+        channels: vec![channel],
+        targets: config
+            .incidents
+            .targets()
+            .into_iter()
+            .map(|target| (target, vec![route.clone()]))
+            .collect(),
+        audiences: Default::default(),
+        failover_after: DurationMs::from_minutes(5),
+        retry: Default::default(),
+    };
+    Ok((delivery, secret))
+}
+
+/// Writes a secret readable by its owner only.
+fn write_private(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    Ok(())
 }
 
 /// Fresh demo credentials each start, the previous start's revoked: the write key and the

@@ -13,7 +13,9 @@ use revloop_api::actions::{
     ActionItemBody, ChecklistBody, IncidentAction, MitigateBody, ReasonBody, ResolveBody,
     ScopeBody, SeverityBody, TextBody,
 };
-use revloop_api::incidents::{Incident, IncidentList, Mitigation, Severity, StateFilter};
+use revloop_api::incidents::{
+    Incident, IncidentList, Mitigation, NewIncident, Severity, StateFilter,
+};
 use revloop_api::outbox::{OutboxEntry, OutboxPage};
 use revloop_api::report::{CensoredSummary, DurationSummary, IncidentReport, SeverityReport};
 
@@ -48,6 +50,25 @@ enum IncidentCommand {
     Show {
         /// The incident's id (see `list`).
         id: u64,
+    },
+    /// Declare an incident by hand, before (or without) the detector: it pages and escalates
+    /// as a detected one does. Refused while another is open on the same stage.
+    Declare {
+        /// P1, P2 or P3.
+        #[arg(long, value_parser = Severity::parse_loose)]
+        severity: Severity,
+        /// A configured funnel's id.
+        #[arg(long)]
+        funnel: String,
+        /// A stage of that funnel.
+        #[arg(long)]
+        stage: String,
+        /// What you see, one line (at most 1,024 bytes).
+        #[arg(long)]
+        summary: String,
+        /// dimension=value, e.g. device=mobile, when one segment is affected.
+        #[arg(long, value_parser = segment_arg)]
+        segment: Option<Segment>,
     },
     /// Acknowledge: stops escalation.
     Ack {
@@ -198,6 +219,23 @@ pub fn run_incident(args: IncidentArgs) -> anyhow::Result<ExitCode> {
             let reply: OutboxPage = remote.get(&with_query("/api/v1/outbox", &query))?;
             return show(remote, &reply, |reply| print_outbox(reply, limit));
         }
+        IncidentCommand::Declare {
+            severity,
+            funnel,
+            stage,
+            summary,
+            segment,
+        } => {
+            let body = NewIncident {
+                funnel,
+                stage,
+                severity,
+                summary,
+                segment,
+            };
+            let reply: Incident = remote.post("/api/v1/incidents", &body)?;
+            return show(remote, &reply, print_declared);
+        }
         command => action_of(command),
     };
     let Some((id, action)) = action else {
@@ -305,10 +343,24 @@ fn action_of(command: IncidentCommand) -> Option<(u64, IncidentAction)> {
             (id, IncidentAction::Reopen(ReasonBody { reason }))
         }
         IncidentCommand::List { .. }
+        | IncidentCommand::Declare { .. }
         | IncidentCommand::Show { .. }
         | IncidentCommand::Report { .. }
         | IncidentCommand::Outbox { .. } => return None,
     })
+}
+
+/// A declared incident: its id, and what opening it did (the first page, or the silence
+/// that holds it).
+fn print_declared(reply: &Incident) {
+    let summary = &reply.summary;
+    println!(
+        "incident {} declared: {} on {}/{} ({})",
+        summary.id, summary.severity, summary.funnel, summary.stage, summary.state
+    );
+    for entry in &reply.timeline {
+        println!("  {}", entry.text);
+    }
 }
 
 fn print_outbox(reply: &OutboxPage, limit: usize) {
@@ -330,6 +382,23 @@ fn print_outbox(reply: &OutboxPage, limit: usize) {
                 targets, reason, ..
             } => format!("remind ({}): {reason}", targets.join(", ")),
             OutboxEntry::SlaBreached { sla, .. } => format!("{sla} SLA breached"),
+            OutboxEntry::Acknowledged { by, targets, .. } => {
+                format!("acknowledged by {by} (told: {})", targets.join(", "))
+            }
+            OutboxEntry::Resolved {
+                by,
+                false_alarm,
+                targets,
+                ..
+            } => format!(
+                "resolved{} by {by} (told: {})",
+                if *false_alarm {
+                    " as a false alarm"
+                } else {
+                    ""
+                },
+                targets.join(", ")
+            ),
         };
         println!(
             "{:>6}  {:<20}  {:>8}  {what}",
@@ -541,6 +610,7 @@ fn print_incident(incident: &Incident) {
         println!("    [{mark}] {}: {}", criterion.name, criterion.detail);
     }
     print_suspects(incident);
+    print_signals(incident);
     println!("  root-cause checklist:");
     for item in &incident.checklist {
         let checked = item.checked_by.as_ref().map_or(String::new(), |by| {
@@ -552,8 +622,11 @@ fn print_incident(incident: &Incident) {
         });
         let mark = if checked.is_empty() { " " } else { "x" };
         println!(
-            "    [{mark}] {:>2} {}: {}{checked}",
-            item.index, item.category, item.item
+            "    [{mark}] {:>2} {}: {}{checked}{}",
+            item.index,
+            item.category,
+            item.item,
+            signal_marks(&item.signals)
         );
     }
     println!("  timeline:");
@@ -566,6 +639,39 @@ fn print_incident(incident: &Incident) {
             entry.text
         );
     }
+}
+
+/// The technical signals that attach to the incident, latest start first.
+fn print_signals(incident: &Incident) {
+    if incident.signals.is_empty() {
+        return;
+    }
+    println!("  technical signals (overlapping it in time, and in stage where they name one):");
+    for signal in &incident.signals {
+        let until = signal.ends_at.as_deref().map_or("now".to_owned(), when);
+        println!(
+            "    signal {}  {} {} {}: {} ({} to {until}{})",
+            signal.id,
+            signal.source,
+            signal.status,
+            signal.severity.as_deref().unwrap_or("-"),
+            signal.summary,
+            when(&signal.starts_at),
+            signal
+                .stage
+                .as_ref()
+                .map_or(String::new(), |stage| format!(", stage {stage}"))
+        );
+    }
+}
+
+/// ` (signals 3, 5)` after a checklist item that signals speak to; empty otherwise.
+fn signal_marks(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!(" (signals {})", ids.join(", "))
 }
 
 fn print_suspects(incident: &Incident) {

@@ -24,6 +24,7 @@ mod impact;
 mod incident;
 mod ingest_cmd;
 mod ledger;
+mod notify;
 mod remote;
 mod replay;
 mod serve;
@@ -98,6 +99,8 @@ enum Command {
     Ingest(ingest_cmd::IngestArgs),
     /// Read a running server's ledger: trial balance, statements, entries, exports.
     Ledger(ledger::LedgerArgs),
+    /// Try the delivery channels: `notify test TARGET` sends a test message through each.
+    Notify(notify::NotifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -136,6 +139,7 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Silence(args) => silence::run(args),
         Command::Ingest(args) => ingest_cmd::run(args),
         Command::Ledger(args) => ledger::run(args),
+        Command::Notify(args) => notify::run(args),
     }
 }
 
@@ -144,9 +148,29 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", file.display()))?;
     match revloop_core::Config::parse(&text) {
         Ok(config) => {
+            // Every channel is built as the server builds it, its secrets read, so that a
+            // missing secret fails here rather than at the first page.
+            let delivery = match &config.delivery {
+                None => "pages go to the log only (no [delivery] section)".to_string(),
+                Some(delivery) => {
+                    let read = revloop_server::delivery::sender::read_secret;
+                    if let Err(errors) = revloop_server::delivery::sender::senders(delivery, &read)
+                    {
+                        for err in &errors {
+                            eprintln!("{}: {err}", file.display());
+                        }
+                        eprintln!("{} problem(s) found", errors.len());
+                        return Ok(ExitCode::from(2));
+                    }
+                    format!(
+                        "{} delivery channels, their secrets read",
+                        delivery.channels.len()
+                    )
+                }
+            };
             let n_stages: usize = config.funnels.iter().map(|f| f.stages.len()).sum();
             println!(
-                "{}: ok ({} funnels, {n_stages} stages, {} dimensions; surges {})",
+                "{}: ok ({} funnels, {n_stages} stages, {} dimensions; surges {})\n{delivery}",
                 file.display(),
                 config.funnels.len(),
                 config.dimensions.len(),

@@ -159,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 out,
                 all.iter().map(|i| {
                     // Through a `Value`, keys sorted: the lines are what the API answers.
-                    serde_json::to_value(incident_view(i, &policy, now, &[]))
+                    serde_json::to_value(incident_view(i, &policy, now, &Default::default()))
                         .expect("a wire type serializes")
                 }),
             )?;

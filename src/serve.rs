@@ -35,6 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Arc::new(SystemClock),
         AppOptions {
             metrics_public: args.metrics_public,
+            ..AppOptions::default()
         },
     );
     let store = app.state.store.clone();

@@ -444,3 +444,70 @@ fn entry_body(entry: &revloop_core::ledger::JournalEntry) -> serde_json::Value {
         "lines": lines,
     })
 }
+
+#[test]
+fn an_incident_declared_from_the_terminal_pages_l1_and_a_second_is_refused() {
+    let server = Server::start();
+    let declare = |stage: &str| {
+        server.run(&[
+            "incident",
+            "declare",
+            "--severity",
+            "p1",
+            "--funnel",
+            "checkout",
+            "--stage",
+            stage,
+            "--summary",
+            "customers say the card form hangs",
+            "--segment",
+            "device=mobile",
+        ])
+    };
+    let declared = declare("payment");
+    assert!(declared.status.success(), "{}", text(&declared.stderr));
+    let stdout = text(&declared.stdout);
+    assert!(
+        stdout.starts_with("incident 1 declared: P1 on checkout/payment (triggered)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("P1 declared by ops on payment (device = mobile)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("paged L1 (on-call engineer): P1 incident opened"),
+        "{stdout}"
+    );
+    let outbox = server.run(&["incident", "outbox"]);
+    assert!(
+        text(&outbox.stdout).contains("page L1 (on-call engineer): P1 incident opened"),
+        "{}",
+        text(&outbox.stdout)
+    );
+    // The same stage again: the server's 409 names the open incident.
+    let again = declare("payment");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("409 incident 1 is already open"),
+        "{}",
+        text(&again.stderr)
+    );
+    // A stage the config does not know: the 400 names the field.
+    let unknown = declare("wishlist");
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("400 stage: no stage `wishlist`"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    // An ack is told to those paged, in the outbox.
+    let ack = server.run(&["incident", "ack", "1"]);
+    assert!(ack.status.success(), "{}", text(&ack.stderr));
+    let outbox = server.run(&["incident", "outbox"]);
+    assert!(
+        text(&outbox.stdout).contains("acknowledged by ops (told: on-call engineer)"),
+        "{}",
+        text(&outbox.stdout)
+    );
+}

@@ -1,10 +1,11 @@
 //! `revloop bench`: measurements, never tests. Each target lives in its own module:
 //! [`ingest`] (sustained ingest against a real `revloop serve` child), [`detect`] (the anomaly
 //! detector's cost per series per minute) and [`incidents`] (an incident step, in the engine
-//! and committed), [`ledger`] (durable ledger postings), [`restart`] (a restart from stored detector snapshots against re-deriving
+//! and committed), [`ledger`] (durable ledger postings), [`delivery`] (the deliverer against a local receiver), [`restart`] (a restart from stored detector snapshots against re-deriving
 //! from history). [`support`] holds what they share: temporary directories and `/proc`
 //! figures. Results are written down with the machine and date (BENCHMARKS.md), never asserted.
 
+mod delivery;
 mod detect;
 mod disk;
 mod incidents;
@@ -107,6 +108,22 @@ enum Target {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Delivery to a local webhook receiver: throughput and latency of a burst of pages, and
+    /// the outbox's drain time after a receiver outage (SQLite, or PostgreSQL with
+    /// --database-url).
+    Delivery {
+        /// Pages in the burst.
+        #[arg(long, default_value_t = 2_000)]
+        messages: usize,
+        /// How long the receiver answers 503.
+        #[arg(long, default_value_t = 600)]
+        outage_seconds: u64,
+        /// Pages queued per second during the outage.
+        #[arg(long, default_value_t = 1)]
+        pages_per_second: u64,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Durable ledger postings per second: single entries and revision pairs (a reversal and
     /// a new estimate in one call), on SQLite, or PostgreSQL with --database-url.
     Ledger {
@@ -159,6 +176,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             steps,
             database_url,
         } => incidents::run(open, steps, database_url.as_deref()),
+        Target::Delivery {
+            messages,
+            outage_seconds,
+            pages_per_second,
+            database_url,
+        } => delivery::run(&delivery::Setup {
+            messages,
+            outage_seconds,
+            pages_per_second,
+            database_url,
+        }),
         Target::Ledger {
             calls,
             database_url,

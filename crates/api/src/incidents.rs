@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::Segment;
 use crate::changes::Change;
 use crate::names::names;
+use crate::signals::Signal;
 
 names! {
     /// How bad an incident is: P1 pages most urgently. Closed, unlike the display-only names:
@@ -64,6 +65,9 @@ names! {
         /// revloop itself cannot judge the funnel (the dead man's switch); its `reason` says
         /// why. Its stage is `*`, and its funnel `*` when every funnel is blind.
         Guard = "guard",
+        /// Declared by a responder (`POST /api/v1/incidents`), not detected; a detector alert
+        /// that raises its severity names it by its own kind from then on.
+        Declared = "declared",
     }
 }
 
@@ -123,6 +127,8 @@ names! {
         Recovered = "recovered",
         Relapsed = "relapsed",
         Reminded = "reminded",
+        /// A delivery attempt of a page or an update: delivered, failed and retrying, or given up.
+        Delivery = "delivery",
     }
 }
 
@@ -302,6 +308,12 @@ pub struct Incident {
     pub checklist: Vec<ChecklistItem>,
     /// Changes that may explain it, most suspect first.
     pub suspects: Vec<Suspect>,
+    /// Technical signals (Alertmanager alerts, PagerDuty-style events) that overlap it in time,
+    /// and in funnel and stage where they name one: suspects of another kind, latest start
+    /// first. Each is also listed under the checklist's technical items it speaks to. Absent
+    /// when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Signal>,
     pub timeline: Vec<TimelineEntry>,
 }
 
@@ -366,6 +378,10 @@ pub struct ChecklistItem {
     pub checked_by: Option<String>,
     pub checked_at: Option<String>,
     pub finding: Option<String>,
+    /// The ids of the incident's `signals` under this item (technical items only); absent
+    /// when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -385,4 +401,21 @@ pub struct TimelineEntry {
     pub actor: String,
     pub kind: TimelineKind,
     pub text: String,
+}
+
+/// The body of `POST /api/v1/incidents`: a responder declares an incident by hand. The reply
+/// (201) is the incident in full, as `GET /api/v1/incidents/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIncident {
+    /// A configured funnel's id.
+    pub funnel: String,
+    /// A stage of that funnel.
+    pub stage: String,
+    pub severity: Severity,
+    /// What the responder sees, one line (at most 1,024 bytes).
+    pub summary: String,
+    /// One segment affected; every shopper when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
 }

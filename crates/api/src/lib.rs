@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod outbox;
 pub mod report;
+pub mod signals;
 pub mod silences;
 
 mod names;

@@ -86,6 +86,41 @@ fn the_report_outbox_changes_silences_and_detector_read_and_write_back_exactly()
     ));
     assert_eq!(outbox.next_after, outbox.outbox.last().unwrap().id());
 
+    // A declared incident paged L1 and L2, breached its response SLA, was acknowledged and
+    // resolved: each entry with its brief, the ack and the end told to everyone paged
+    // (captured from the server's `tests/declare.rs`).
+    let told: OutboxPage = check(body!("outbox_told"));
+    let kinds: Vec<&str> = told
+        .outbox
+        .iter()
+        .map(|entry| match entry {
+            OutboxEntry::Notify { .. } => "notify",
+            OutboxEntry::Remind { .. } => "remind",
+            OutboxEntry::SlaBreached { .. } => "sla_breached",
+            OutboxEntry::Acknowledged { .. } => "acknowledged",
+            OutboxEntry::Resolved { .. } => "resolved",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "notify",
+            "notify",
+            "sla_breached",
+            "acknowledged",
+            "resolved"
+        ]
+    );
+    assert!(
+        told.outbox
+            .iter()
+            .all(|e| e.brief().unwrap().kind == "declared")
+    );
+    assert_eq!(
+        told.outbox[4].targets(),
+        ["on-call engineer", "engineering manager"]
+    );
+
     let changes: ChangeList = check(body!("change_list"));
     assert_eq!(changes.changes[0].segment.as_ref().unwrap().value, "mobile");
     let created: Change = check(body!("change_created"));

@@ -34,6 +34,10 @@ pub enum AlertKind {
     /// detector, only by the watch over it (`incident::Watch`), so that a blind guard is an
     /// incident like a drop-off and not a silence.
     Guard,
+    /// A responder declared the incident by hand (`IncidentEngine::declare`): never said by
+    /// the detector, so that an incident seen before the detector sees it walks the same
+    /// path as a detected one.
+    Declared,
 }
 
 impl AlertKind {
@@ -42,6 +46,7 @@ impl AlertKind {
             AlertKind::Conversion => "conversion",
             AlertKind::Volume => "volume",
             AlertKind::Guard => "guard",
+            AlertKind::Declared => "declared",
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod change;
 pub mod config;
+pub mod delivery;
 pub mod detect;
 pub mod funnel;
 pub mod impact;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod money;
 pub mod pipeline;
 pub mod rng;
+pub mod signal;
 pub mod stats;
 pub mod time;
 

@@ -28,20 +28,19 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, mpsc};
 
-use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use revloop_core::Config;
 use revloop_core::alert::AlertEvent;
 use revloop_core::incident::{
-    Action, ActionError, AddedSilence, Effect, EngineMeta, GuardEvent, Incident, IncidentEngine,
-    IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError, TimelineEntry,
+    Action, ActionError, AddedSilence, Declaration, DeclareError, Effect, EngineMeta, GuardEvent,
+    Incident, IncidentEngine, IncidentPolicy, RESOLVED_KEPT_MAX, Silence, SilenceError,
+    TimelineEntry,
 };
 use revloop_core::pipeline::{Measure, Measured, feed_tick};
 use revloop_core::time::{DurationMs, Timestamp};
 use revloop_store::{
-    AlertWatermark, IncidentCommit, IncidentRow, OutboxKind, OutboxRow, Store, StoreError,
-    TimelineRow,
+    AlertWatermark, IncidentCommit, IncidentRow, OutboxRow, Store, StoreError, TimelineRow,
 };
 
 use crate::Clock;
@@ -54,9 +53,6 @@ const CONFLICT_RETRIES_MAX: usize = 8;
 /// Longest wait between two looks at the timers and the store, so that a clock that jumps and
 /// another node's commits are noticed.
 const POLL_MS_MAX: i64 = 1_000;
-/// Effects older than this when committed were owed in history (a run over a backfill): they
-/// go to the outbox, and to the log only at debug level.
-const HISTORY_LOG_MINUTES: i64 = 5;
 /// Most alert events held while the store cannot take them.
 pub const PENDING_ALERTS_MAX: usize = 10_000;
 /// Steps waiting for the service; past this a caller waits for room.
@@ -288,6 +284,42 @@ impl Incidents {
         wait_blocking(self.send_blocking(move |service| {
             service.step(now, |live| live.engine.handle_guard(now, &events))
         })?)
+    }
+
+    /// The deliverer found that nobody of `level` could be reached about incident `id` (every
+    /// delivery of its page failed for the failover window): the engine pages the next level
+    /// at once, if the incident still waits at that level. One committed step.
+    pub async fn level_unreachable(
+        &self,
+        id: u64,
+        level: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let level = level.to_owned();
+        let job = move |service: &mut Service| {
+            service.step(now, |live| {
+                live.engine.handle_unreachable(now, id, &level);
+            })
+        };
+        wait_async(self.send_async(job).await?).await
+    }
+
+    /// A responder declares an incident by hand (`IncidentEngine::declare`): the incident as
+    /// opened (L1 paged, unless a silence holds it), or why it was refused. One committed step.
+    pub async fn declare_async(
+        &self,
+        declaration: &Declaration,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Result<Incident, DeclareError>, StoreError> {
+        let (declaration, actor) = (declaration.clone(), actor.to_owned());
+        let job = move |service: &mut Service| {
+            service.step(now, |live| {
+                let id = live.engine.declare(now, &declaration, &actor)?;
+                Ok(live.engine.incident(id).expect("just declared").clone())
+            })
+        };
+        wait_async(self.send_async(job).await?).await
     }
 
     /// A responder's action; the incident as it is after it. Blocking.
@@ -856,45 +888,6 @@ fn commit(
     Ok(())
 }
 
-/// The outbox in the log too, until notifications deliver it; what a run over history owed
-/// long ago (the demo's backfill) only at debug level.
-fn log_effects(effects: &[Effect], now: Timestamp) {
-    for effect in effects {
-        let (Effect::Notify { at, .. }
-        | Effect::Remind { at, .. }
-        | Effect::SlaBreached { at, .. }) = effect;
-        let current = now.since(*at) < DurationMs::from_minutes(HISTORY_LOG_MINUTES);
-        match effect {
-            Effect::Notify {
-                incident,
-                level,
-                targets,
-                reason,
-                ..
-            } if current => tracing::warn!(
-                incident,
-                level = %level,
-                targets = %targets.join(", "),
-                "page: {reason}"
-            ),
-            Effect::Remind {
-                incident,
-                targets,
-                reason,
-                ..
-            } if current => tracing::info!(
-                incident,
-                targets = %targets.join(", "),
-                "reminder: {reason}"
-            ),
-            Effect::SlaBreached { incident, sla, .. } if current => {
-                tracing::warn!(incident, sla, "SLA breached")
-            }
-            _ => tracing::debug!(effect = %effect_json(effect), "owed in history"),
-        }
-    }
-}
-
 /// What of the service's meta a step can change besides the clock: a change of it is worth a
 /// commit even when no incident changed.
 type MetaKey = (AlertWatermark, u64, usize);
@@ -940,64 +933,11 @@ pub fn incident_from_rows(
     Ok(incident)
 }
 
-fn outbox_row(effect: &Effect) -> OutboxRow {
-    let (incident, at, kind) = match effect {
-        Effect::Notify { incident, at, .. } => (*incident, *at, OutboxKind::Notify),
-        Effect::Remind { incident, at, .. } => (*incident, *at, OutboxKind::Remind),
-        Effect::SlaBreached { incident, at, .. } => (*incident, *at, OutboxKind::SlaBreached),
-    };
-    OutboxRow {
-        id: 0,
-        incident: incident as i64,
-        at,
-        kind,
-        body: effect_json(effect).to_string(),
-    }
-}
-
-/// An effect as stored in its outbox row: the outbox's shape without the row's id. This is a
-/// stored format (written once, read back many times), so it stays here with the service;
-/// `api::outbox` reads it into `revloop_api::outbox::OutboxEntry`, and `tests/incidents.rs`
-/// checks that every real outbox reply reads into that type.
-fn effect_json(effect: &Effect) -> Value {
-    match effect {
-        Effect::Notify {
-            incident,
-            at,
-            level,
-            targets,
-            reason,
-        } => json!({
-            "kind": "notify",
-            "incident": incident,
-            "at": at.to_string(),
-            "level": level,
-            "targets": targets,
-            "reason": reason,
-        }),
-        Effect::Remind {
-            incident,
-            at,
-            targets,
-            reason,
-        } => json!({
-            "kind": "remind",
-            "incident": incident,
-            "at": at.to_string(),
-            "targets": targets,
-            "reason": reason,
-        }),
-        Effect::SlaBreached { incident, at, sla } => json!({
-            "kind": "sla_breached",
-            "incident": incident,
-            "at": at.to_string(),
-            "sla": sla,
-        }),
-    }
-}
-
+mod effects;
 #[cfg(test)]
 mod tests;
+
+use effects::{log_effects, outbox_row};
 
 /// Runs the incident timers until the process ends. Detector ticks feed alerts separately
 /// (see [`crate::detection::run`]); this loop asks the service to fire escalations, SLA

@@ -15,6 +15,8 @@
 //!   and the core's incident engine together in event time, for `replay` and `demo`.
 //!   [`suspects`] ranks the stored changes that may explain an incident. [`watchdog`] (the
 //!   dead man's switch) watches the others and feeds the incidents what it sees.
+//!   [`delivery`] delivers the outbox to the channels people use, and tells the incidents
+//!   when nobody of a level could be reached.
 //! - [`ingest`]: from request bodies to committed items, shared with `replay`; it uses the
 //!   wire parser [`segment`] and the [`writer`].
 //! - [`http`]: plumbing every handler shares (auth, bodies, errors, query parameters); it
@@ -35,6 +37,7 @@ use revloop_store::Store;
 pub mod aov;
 pub mod api;
 pub mod booking;
+pub mod delivery;
 pub mod detection;
 pub mod event_time;
 pub mod http;
@@ -70,6 +73,9 @@ impl Clock for SystemClock {
 pub struct AppOptions {
     /// Serve `/metrics` without a token (for a scraper on a trusted network).
     pub metrics_public: bool,
+    /// Serve the demo's webhook inbox (`/demo/inbox`), verifying signatures with this secret.
+    /// Only `revloop demo` sets it.
+    pub demo_inbox_secret: Option<String>,
 }
 
 pub struct App {
@@ -105,6 +111,9 @@ impl App {
                 clock,
                 telemetry,
                 metrics_public: options.metrics_public,
+                demo_inbox: options
+                    .demo_inbox_secret
+                    .map(|secret| Arc::new(api::demo_inbox::DemoInbox::new(secret))),
             },
         }
     }
@@ -165,9 +174,23 @@ impl App {
             self.state.incidents.clone(),
         ));
         let watchdog = tokio::spawn(watchdog::run(watchdog, self.state.clock.clone()));
+        let (stop_delivering, delivering) = tokio::sync::watch::channel(false);
+        let deliverer = delivery::deliverer::Deliverer::new(
+            &self.state.config,
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.state.incidents.clone(),
+        )
+        .map(|deliverer| tokio::spawn(delivery::deliverer::run(Arc::new(deliverer), delivering)));
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
+        // The deliverer stops claiming and records its attempts in flight (each bounded by its
+        // channel's timeout), so that a restart resends nothing it knows the answer to.
+        let _ = stop_delivering.send(true);
+        if let Some(deliverer) = deliverer {
+            let _ = deliverer.await;
+        }
         detector.abort();
         incident_timers.abort();
         maintenance.abort();

@@ -13,8 +13,8 @@ use revloop_core::funnel::CallKind;
 use crate::api::body::ACTION_BYTES_MAX;
 use crate::api::ingest::{BodyKind, ingest_route};
 use crate::api::{
-    AppState, actions, alerts, changes, funnels, health, impact, incidents, ingest_log, ledger,
-    metrics, openapi, outbox, report, silences,
+    AppState, actions, alerts, changes, declare, demo_inbox, funnels, health, impact, incidents,
+    ingest_log, ledger, metrics, openapi, outbox, report, signals, silences,
 };
 use crate::http::ApiError;
 
@@ -44,7 +44,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/funnels/{id}/baseline", get(alerts::baseline))
         .route("/api/v1/detector", get(alerts::detector_status))
         .route("/api/v1/detector/rebuild", post(alerts::rebuild))
-        .route("/api/v1/incidents", get(incidents::list_incidents))
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list_incidents)
+                .post(declare::declare)
+                .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
         .route("/api/v1/incidents/report", get(report::report))
         .route("/api/v1/incidents/{id}", get(incidents::get_incident))
         .route(
@@ -57,6 +62,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/outbox", get(outbox::outbox))
         .route(
+            "/demo/inbox",
+            get(demo_inbox::list)
+                .post(demo_inbox::receive)
+                .layer(DefaultBodyLimit::max(demo_inbox::DEMO_INBOX_BODY_BYTES_MAX)),
+        )
+        .route(
             "/api/v1/silences",
             get(silences::list_silences)
                 .post(silences::add_silence)
@@ -68,6 +79,15 @@ pub fn router(state: AppState) -> Router {
             get(changes::list_changes)
                 .post(changes::add_change)
                 .layer(DefaultBodyLimit::max(ACTION_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/signals/alertmanager",
+            post(signals::alertmanager)
+                .layer(DefaultBodyLimit::max(signals::SIGNAL_BODY_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/signals/events",
+            post(signals::event).layer(DefaultBodyLimit::max(signals::SIGNAL_BODY_BYTES_MAX)),
         )
         .route(
             "/api/v1/ledger/validate",

@@ -241,6 +241,7 @@ impl HandDriven {
             clock,
             AppOptions {
                 metrics_public: true,
+                ..AppOptions::default()
             },
         );
         let runtime = tokio::runtime::Runtime::new().unwrap();

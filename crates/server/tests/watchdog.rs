@@ -294,17 +294,20 @@ fn two_nodes_page_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
                 .unwrap();
         }
     }
-    let pages: Vec<(i64, String)> = first
-        .outbox(0, 100)
-        .unwrap()
-        .into_iter()
-        .map(|row| (row.incident, row.body))
+    let rows = first.outbox(0, 100).unwrap();
+    let pages: Vec<(i64, String)> = rows
+        .iter()
+        .filter(|row| row.kind.as_str() == "notify")
+        .map(|row| (row.incident, row.body.clone()))
         .collect();
     assert_eq!(pages.len(), 1, "{pages:?}");
     assert!(
         pages[0].1.contains("P1 revloop cannot judge checkout"),
         "{pages:?}"
     );
+    // Its end is told once to those it paged, by whichever node resolved it.
+    let kinds: Vec<&str> = rows.iter().map(|row| row.kind.as_str()).collect();
+    assert_eq!(kinds, ["notify", "resolved"], "{kinds:?}");
     for node in &nodes {
         assert_eq!(guards(node), [(1, false)]);
     }

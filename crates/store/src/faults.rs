@@ -55,9 +55,16 @@ pub enum Call {
     LedgerEntries,
     TrialBalance,
     AccountStatement,
+    DeliveryCursor,
+    PlanDeliveries,
+    ClaimDeliveries,
+    RecordAttempt,
+    Deliveries,
+    DeliveryAttempts,
+    DeliveryStats,
 }
 
-const CALLS: usize = Call::AccountStatement as usize + 1;
+const CALLS: usize = Call::DeliveryStats as usize + 1;
 
 /// How an injected fault fails the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,6 +351,23 @@ impl Store for FaultyStore {
         self.inner.changes(from, to, limit)
     }
 
+    // Signals pass through unfaulted: no fault test drives them yet.
+    fn upsert_signal(
+        &self,
+        signal: &crate::SignalRow,
+    ) -> Result<(crate::SignalRow, bool), StoreError> {
+        self.inner.upsert_signal(signal)
+    }
+
+    fn signals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::SignalRow>, StoreError> {
+        self.inner.signals(from, to, limit)
+    }
+
     fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError> {
         self.check(Call::ProblemLog, None)?;
         self.inner.problem_log(query)
@@ -438,6 +462,69 @@ impl Store for FaultyStore {
     ) -> Result<Vec<crate::StatementLine>, StoreError> {
         self.check(Call::AccountStatement, None)?;
         self.inner.account_statement(query)
+    }
+
+    fn delivery_cursor(&self) -> Result<i64, StoreError> {
+        self.check(Call::DeliveryCursor, None)?;
+        self.inner.delivery_cursor()
+    }
+
+    fn plan_deliveries(
+        &self,
+        through_outbox_id: i64,
+        deliveries: &[crate::NewDelivery],
+    ) -> Result<usize, StoreError> {
+        self.check(Call::PlanDeliveries, None)?;
+        self.inner.plan_deliveries(through_outbox_id, deliveries)
+    }
+
+    /// Matches a fault on the channel, as reads match one on the funnel.
+    fn claim_deliveries(
+        &self,
+        channel: &str,
+        node: &str,
+        now: Timestamp,
+        lease: revloop_core::time::DurationMs,
+        limit: usize,
+    ) -> Result<Vec<crate::DeliveryRow>, StoreError> {
+        self.check(Call::ClaimDeliveries, Some(channel))?;
+        self.inner
+            .claim_deliveries(channel, node, now, lease, limit)
+    }
+
+    fn record_attempt(&self, attempt: &crate::AttemptRecord) -> Result<bool, StoreError> {
+        self.check(Call::RecordAttempt, None)?;
+        self.inner.record_attempt(attempt)
+    }
+
+    fn deliveries(
+        &self,
+        query: &crate::DeliveryQuery,
+    ) -> Result<Vec<crate::DeliveryRow>, StoreError> {
+        self.check(Call::Deliveries, None)?;
+        self.inner.deliveries(query)
+    }
+
+    fn delivery_attempts(
+        &self,
+        incident: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::AttemptRow>, StoreError> {
+        self.check(Call::DeliveryAttempts, None)?;
+        self.inner.delivery_attempts(incident, limit)
+    }
+
+    fn delivery_stats(&self) -> Result<Vec<crate::ChannelDeliveryStats>, StoreError> {
+        self.check(Call::DeliveryStats, None)?;
+        self.inner.delivery_stats()
+    }
+
+    fn expedite_deliveries(
+        &self,
+        channel: &str,
+        now: revloop_core::Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.inner.expedite_deliveries(channel, now)
     }
 }
 

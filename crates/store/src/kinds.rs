@@ -123,6 +123,16 @@ macro_rules! text_enum {
 }
 
 text_enum! {
+    /// Where a delivery stands (`deliveries`).
+    DeliveryState in "deliveries.state" {
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Final: refused for good, or given up after the retry limit.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
     /// What an outbox row asks of the outside.
     OutboxKind in "incident_outbox.kind" {
         /// Page someone.
@@ -131,6 +141,10 @@ text_enum! {
         Remind = "remind",
         /// An SLA ran out.
         SlaBreached = "sla_breached",
+        /// Someone acknowledged an incident that paged: those paged are told.
+        Acknowledged = "acknowledged",
+        /// An incident that paged is resolved: those paged are told.
+        Resolved = "resolved",
     }
 }
 
@@ -167,6 +181,15 @@ mod tests {
             IncidentState::Mitigated,
             IncidentState::Resolved,
         ]);
+        round_trips(&[
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
+        ]);
+        assert_eq!(
+            DeliveryState::parse_column("sent"),
+            Err("deliveries.state holds an unknown value `sent`".to_owned())
+        );
         assert_eq!(
             OutboxKind::parse_column("page"),
             Err("incident_outbox.kind holds an unknown value `page`".to_owned())

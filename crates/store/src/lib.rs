@@ -31,6 +31,7 @@ mod store_impl;
 
 mod bad_cells;
 mod dedup;
+pub mod deliveries;
 #[cfg(feature = "faults")]
 pub mod faults;
 mod kinds;
@@ -42,11 +43,16 @@ pub mod postgres;
 mod problems;
 pub mod record;
 mod retention;
+pub mod signals;
 mod snapshots;
 pub mod sqlite;
 
 pub use bad_cells::bad_cells_total;
 pub use dedup::DedupStats;
+pub use deliveries::{
+    AttemptRecord, AttemptRow, ChannelDeliveryStats, DELIVERY_PAGE_MAX, DELIVERY_PLAN_MAX,
+    DELIVERY_STATUS_BYTES_MAX, DeliveryQuery, DeliveryRow, DeliveryState, NewDelivery,
+};
 pub use kinds::OutboxKind;
 pub use ledger::{
     LEDGER_PAGE_MAX, LEDGER_POST_ENTRIES_MAX, LedgerQuery, LedgerRow, PostOutcome, StatementLine,
@@ -64,6 +70,7 @@ pub use record::{
 };
 pub use retention::{OutboxStats, Rollup};
 pub use revloop_core::incident::TimelineKind;
+pub use signals::{SIGNAL_PAGE_MAX, SignalRow};
 pub use snapshots::{DetectorSnapshotRow, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
 pub use sqlite::SqliteStore;
 
@@ -472,6 +479,21 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ChangeRow>, StoreError>;
 
+    /// Stores an inbound signal by `(source, key)`: inserts it, or updates the stored one
+    /// (status, end, what the new one says; see `signals` for what an update keeps) and counts
+    /// the re-send. Returns the row as stored and whether it was new. Two nodes upserting one
+    /// key at once leave one row.
+    fn upsert_signal(&self, signal: &SignalRow) -> Result<(SignalRow, bool), StoreError>;
+
+    /// Signals whose span `[starts_at, ends_at or forever]` overlaps `[from, to]`, latest
+    /// start first, at most `limit` (≤ [`SIGNAL_PAGE_MAX`]).
+    fn signals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SignalRow>, StoreError>;
+
     /// A page of the problem log, newest first.
     fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError>;
 
@@ -547,6 +569,58 @@ pub trait Store: Send + Sync + 'static {
 
     /// A page of one account's lines in recorded order, each with the running balance.
     fn account_statement(&self, query: &StatementQuery) -> Result<Vec<StatementLine>, StoreError>;
+
+    /// The highest outbox id already planned into deliveries (0 before any).
+    fn delivery_cursor(&self) -> Result<i64, StoreError>;
+
+    /// Inserts `deliveries` (each once: an already planned one is left as it is) and moves
+    /// the cursor up to `through_outbox_id` (never down), in one transaction. Returns how many
+    /// were new. Nodes may plan the same outbox rows at once. At most [`DELIVERY_PLAN_MAX`]
+    /// deliveries per call (more is an error, writing nothing).
+    fn plan_deliveries(
+        &self,
+        through_outbox_id: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<usize, StoreError>;
+
+    /// Leases up to `limit` (at most [`DELIVERY_PAGE_MAX`]) deliveries of `channel` to `node`
+    /// until `now + lease`: pending, due (`next_at <= now`), not leased (or the lease expired
+    /// by `now`), and with no earlier (lower outbox id) pending delivery of the same incident
+    /// to the same receiver (channel and address); oldest due first (by `next_at`, then id). Two nodes never get the
+    /// same delivery while its lease lasts.
+    fn claim_deliveries(
+        &self,
+        channel: &str,
+        node: &str,
+        now: Timestamp,
+        lease: revloop_core::time::DurationMs,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>, StoreError>;
+
+    /// Records an attempt of a delivery `attempt.node` holds: appends it to the attempt log and
+    /// sets the delivery's state, attempts, next try and last answer, releasing the lease, in
+    /// one transaction. Returns `false`, writing nothing, when the node no longer holds it:
+    /// another node claimed it since (the fence is the lease's owner, not its expiry; see
+    /// `deliveries`), or it is already final.
+    fn record_attempt(&self, attempt: &AttemptRecord) -> Result<bool, StoreError>;
+
+    /// Deliveries by outbox id, then id, at most `query.limit` (≤ [`DELIVERY_PAGE_MAX`]).
+    fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>, StoreError>;
+
+    /// The newest `limit` (≤ [`DELIVERY_PAGE_MAX`]) attempts of one incident's deliveries,
+    /// oldest first (by time, then delivery and attempt): a long retry history keeps its
+    /// latest answers and its end in view.
+    fn delivery_attempts(&self, incident: i64, limit: usize)
+    -> Result<Vec<AttemptRow>, StoreError>;
+
+    /// Per channel (by name, at most [`DELIVERY_PAGE_MAX`] channels): delivered, failed and
+    /// pending deliveries, failed attempts, the oldest pending delivery's creation time.
+    fn delivery_stats(&self) -> Result<Vec<ChannelDeliveryStats>, StoreError>;
+
+    /// Makes every pending delivery of `channel` due at `now` (unless its receiver asked to
+    /// wait: last answered 429), so that a channel back from an outage drains at once instead
+    /// of on each delivery's backoff. Returns how many were moved.
+    fn expedite_deliveries(&self, channel: &str, now: Timestamp) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

@@ -27,6 +27,14 @@
 //! and their lines, append-only (triggers refuse UPDATE and DELETE), an entry reversed at most
 //! once (`reverses` is UNIQUE); see `ledger`.
 //!
+//! The delivery queue's version adds the deliveries (one per outbox entry and route, planned
+//! once: a UNIQUE key), their attempt log, append-only (triggers refuse UPDATE and DELETE,
+//! and on PostgreSQL TRUNCATE), and a one-row cursor of the outbox planned so far; see
+//! `deliveries`.
+//!
+//! The signals version keeps inbound technical signals (Alertmanager alerts, PagerDuty-style
+//! events), one row per source and key; see `signals`.
+//!
 //! The SQL comments name files as they were when each version was released: "sqlite.rs" is
 //! now `sqlite/counts.rs` and `sqlite/ingest.rs`, "postgres.rs" is now `postgres/incidents.rs`.
 
@@ -329,6 +337,85 @@ BEGIN
     SELECT RAISE(ABORT, 'ledger entries are append-only');
 END;
 "#,
+    r#"
+-- The delivery queue (see deliveries.rs). One row per outbox entry and route; `state` is
+-- 'pending', 'delivered' or 'failed' (see kinds.rs). A lease is an owner and an expiry, both
+-- set or both null. AUTOINCREMENT: ids are never reused, so attempts never name a stranger.
+CREATE TABLE deliveries (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    outbox_id        INTEGER NOT NULL,
+    incident         INTEGER NOT NULL,
+    target           TEXT    NOT NULL,
+    channel          TEXT    NOT NULL,
+    address          TEXT    NOT NULL,
+    level            TEXT    NOT NULL,
+    state            TEXT    NOT NULL,
+    attempts         INTEGER NOT NULL CHECK (attempts >= 0),
+    created_ms       INTEGER NOT NULL,
+    first_attempt_ms INTEGER,
+    next_ms          INTEGER NOT NULL,
+    lease_owner      TEXT,
+    lease_until_ms   INTEGER,
+    last_status      TEXT,
+    last_response    TEXT,
+    finished_ms      INTEGER,
+    UNIQUE (outbox_id, target, channel, address),
+    CHECK ((lease_owner IS NULL) = (lease_until_ms IS NULL))
+);
+-- The claim: a channel's pending deliveries by when they are due.
+CREATE INDEX deliveries_claim ON deliveries (channel, state, next_ms);
+-- The ordering rule (an earlier pending delivery of the same incident, channel and address)
+-- and the reads by incident.
+CREATE INDEX deliveries_incident ON deliveries (incident, channel, address, outbox_id);
+
+-- Every attempt, appended by the lease holder in the transaction that updates its delivery.
+CREATE TABLE delivery_attempts (
+    delivery INTEGER NOT NULL REFERENCES deliveries (id),
+    attempt  INTEGER NOT NULL,
+    node     TEXT    NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    state    TEXT    NOT NULL,
+    status   TEXT    NOT NULL,
+    response TEXT    NOT NULL,
+    PRIMARY KEY (delivery, attempt)
+) WITHOUT ROWID;
+CREATE TRIGGER delivery_attempts_no_update BEFORE UPDATE ON delivery_attempts
+BEGIN
+    SELECT RAISE(ABORT, 'the delivery attempt log is append-only');
+END;
+CREATE TRIGGER delivery_attempts_no_delete BEFORE DELETE ON delivery_attempts
+BEGIN
+    SELECT RAISE(ABORT, 'the delivery attempt log is append-only');
+END;
+
+-- The highest outbox id planned into deliveries; it only goes up.
+CREATE TABLE delivery_cursor (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    through_outbox_id INTEGER NOT NULL
+);
+INSERT INTO delivery_cursor (id, through_outbox_id) VALUES (1, 0);
+"#,
+    r#"
+-- Version 9 (signals): inbound technical signals (Alertmanager alerts, PagerDuty-style
+-- events), one row per (source, key), upserted as re-sent (see signals.rs). Times in ms.
+CREATE TABLE signals (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    status      TEXT    NOT NULL CHECK (status IN ('firing', 'resolved')),
+    starts_ms   INTEGER NOT NULL,
+    ends_ms     INTEGER,
+    summary     TEXT    NOT NULL,
+    severity    TEXT,
+    funnel      TEXT,
+    stage       TEXT,
+    labels_json TEXT    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    n_received  INTEGER NOT NULL,
+    UNIQUE (source, key)
+);
+CREATE INDEX signals_starts ON signals (starts_ms, id);
+"#,
 ];
 
 /// The PostgreSQL schema.
@@ -576,5 +663,78 @@ CREATE TRIGGER ledger_lines_no_change BEFORE UPDATE OR DELETE ON ledger_lines
     FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
 CREATE TRIGGER ledger_lines_no_truncate BEFORE TRUNCATE ON ledger_lines
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+"#,
+    r#"
+-- The delivery queue: see the SQLite schema's. Claims lock rows `FOR UPDATE SKIP LOCKED`
+-- (see postgres/deliveries.rs), so two nodes never lease one delivery at once.
+CREATE TABLE deliveries (
+    id               BIGSERIAL PRIMARY KEY,
+    outbox_id        BIGINT  NOT NULL,
+    incident         BIGINT  NOT NULL,
+    target           TEXT    NOT NULL,
+    channel          TEXT    NOT NULL,
+    address          TEXT    NOT NULL,
+    level            TEXT    NOT NULL,
+    state            TEXT    NOT NULL,
+    attempts         INTEGER NOT NULL CHECK (attempts >= 0),
+    created_ms       BIGINT  NOT NULL,
+    first_attempt_ms BIGINT,
+    next_ms          BIGINT  NOT NULL,
+    lease_owner      TEXT,
+    lease_until_ms   BIGINT,
+    last_status      TEXT,
+    last_response    TEXT,
+    finished_ms      BIGINT,
+    UNIQUE (outbox_id, target, channel, address),
+    CHECK ((lease_owner IS NULL) = (lease_until_ms IS NULL))
+);
+CREATE INDEX deliveries_claim ON deliveries (channel, state, next_ms);
+CREATE INDEX deliveries_incident ON deliveries (incident, channel, address, outbox_id);
+
+CREATE TABLE delivery_attempts (
+    delivery BIGINT  NOT NULL REFERENCES deliveries (id),
+    attempt  INTEGER NOT NULL,
+    node     TEXT    NOT NULL,
+    at_ms    BIGINT  NOT NULL,
+    state    TEXT    NOT NULL,
+    status   TEXT    NOT NULL,
+    response TEXT    NOT NULL,
+    PRIMARY KEY (delivery, attempt)
+);
+CREATE FUNCTION delivery_attempts_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the delivery attempt log is append-only';
+END
+$$;
+CREATE TRIGGER delivery_attempts_no_change BEFORE UPDATE OR DELETE ON delivery_attempts
+    FOR EACH ROW EXECUTE FUNCTION delivery_attempts_append_only();
+CREATE TRIGGER delivery_attempts_no_truncate BEFORE TRUNCATE ON delivery_attempts
+    FOR EACH STATEMENT EXECUTE FUNCTION delivery_attempts_append_only();
+
+CREATE TABLE delivery_cursor (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    through_outbox_id BIGINT  NOT NULL
+);
+INSERT INTO delivery_cursor (id, through_outbox_id) VALUES (1, 0);
+"#,
+    r#"
+-- Version 9 (signals): see the SQLite schema's signals version (9).
+CREATE TABLE signals (
+    id          BIGSERIAL PRIMARY KEY,
+    source      TEXT   NOT NULL,
+    key         TEXT   NOT NULL,
+    status      TEXT   NOT NULL CHECK (status IN ('firing', 'resolved')),
+    starts_ms   BIGINT NOT NULL,
+    ends_ms     BIGINT,
+    summary     TEXT   NOT NULL,
+    severity    TEXT,
+    funnel      TEXT,
+    stage       TEXT,
+    labels_json TEXT   NOT NULL,
+    received_ms BIGINT NOT NULL,
+    n_received  BIGINT NOT NULL,
+    UNIQUE (source, key)
+);
+CREATE INDEX signals_starts ON signals (starts_ms, id);
 "#,
 ];

@@ -107,6 +107,13 @@ pub struct StoredIncidentV1 {
     /// Resolved as a false alarm; absent (false) otherwise and in older bodies.
     #[serde(default, skip_serializing_if = "is_false")]
     pub false_alarm: bool,
+    /// The targets paged since it opened or last reopened, each once, in order; absent
+    /// (empty) when it paged nobody and in bodies written before delivery existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paged: Vec<String>,
+    /// A declared incident's summary; absent for a detected one and in older bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_summary: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -131,6 +138,8 @@ pub enum StoredAlertKind {
     Volume,
     /// The dead man's switch: revloop could not judge.
     Guard,
+    /// Declared by a responder, not detected.
+    Declared,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +219,7 @@ impl StoredIncidentV1 {
                 AlertKind::Conversion => StoredAlertKind::Conversion,
                 AlertKind::Volume => StoredAlertKind::Volume,
                 AlertKind::Guard => StoredAlertKind::Guard,
+                AlertKind::Declared => StoredAlertKind::Declared,
             },
             segment: incident.segment.clone(),
             scope: incident.scope.clone(),
@@ -284,6 +294,8 @@ impl StoredIncidentV1 {
             }),
             impact: incident.impact.clone(),
             false_alarm: incident.false_alarm,
+            paged: incident.paged.clone(),
+            declared_summary: incident.declared_summary.clone(),
         }
     }
 
@@ -305,6 +317,7 @@ impl StoredIncidentV1 {
             StoredAlertKind::Conversion => AlertKind::Conversion,
             StoredAlertKind::Volume => AlertKind::Volume,
             StoredAlertKind::Guard => AlertKind::Guard,
+            StoredAlertKind::Declared => AlertKind::Declared,
         };
         let escalation = Escalation {
             next_level: self.escalation.next_level,
@@ -378,6 +391,8 @@ impl StoredIncidentV1 {
             }),
             impact: self.impact,
             false_alarm: self.false_alarm,
+            paged: self.paged,
+            declared_summary: self.declared_summary,
             timeline: Vec::new(),
             unsaved: Unsaved::default(),
         }

@@ -134,6 +134,22 @@ macro_rules! store_by_concern {
                     $store::changes(self, from, to, limit)
                 }
 
+                fn upsert_signal(
+                    &self,
+                    signal: &$crate::SignalRow,
+                ) -> Result<($crate::SignalRow, bool), StoreError> {
+                    $store::upsert_signal(self, signal)
+                }
+
+                fn signals(
+                    &self,
+                    from: Timestamp,
+                    to: Timestamp,
+                    limit: usize,
+                ) -> Result<Vec<$crate::SignalRow>, StoreError> {
+                    $store::signals(self, from, to, limit)
+                }
+
                 fn problem_log(&self, query: &ProblemQuery) -> Result<ProblemPage, StoreError> {
                     $store::problem_log(self, query)
                 }
@@ -199,6 +215,65 @@ macro_rules! store_by_concern {
                     query: &$crate::StatementQuery,
                 ) -> Result<Vec<$crate::StatementLine>, StoreError> {
                     $store::account_statement(self, query)
+                }
+
+                fn delivery_cursor(&self) -> Result<i64, StoreError> {
+                    $store::delivery_cursor(self)
+                }
+
+                fn plan_deliveries(
+                    &self,
+                    through_outbox_id: i64,
+                    deliveries: &[$crate::NewDelivery],
+                ) -> Result<usize, StoreError> {
+                    $store::plan_deliveries(self, through_outbox_id, deliveries)
+                }
+
+                fn claim_deliveries(
+                    &self,
+                    channel: &str,
+                    node: &str,
+                    now: Timestamp,
+                    lease: revloop_core::time::DurationMs,
+                    limit: usize,
+                ) -> Result<Vec<$crate::DeliveryRow>, StoreError> {
+                    $store::claim_deliveries(self, channel, node, now, lease, limit)
+                }
+
+                fn record_attempt(
+                    &self,
+                    attempt: &$crate::AttemptRecord,
+                ) -> Result<bool, StoreError> {
+                    $store::record_attempt(self, attempt)
+                }
+
+                fn deliveries(
+                    &self,
+                    query: &$crate::DeliveryQuery,
+                ) -> Result<Vec<$crate::DeliveryRow>, StoreError> {
+                    $store::deliveries(self, query)
+                }
+
+                fn delivery_attempts(
+                    &self,
+                    incident: i64,
+                    limit: usize,
+                ) -> Result<Vec<$crate::AttemptRow>, StoreError> {
+                    $store::delivery_attempts(self, incident, limit)
+                }
+
+                fn delivery_stats(
+                    &self,
+                ) -> Result<Vec<$crate::ChannelDeliveryStats>, StoreError> {
+                    $store::delivery_stats(self)
+                }
+
+                fn expedite_deliveries(
+                    &self,
+                    channel: &str,
+                    now: revloop_core::Timestamp,
+                ) -> Result<usize, StoreError> {
+                    $store::expedite_deliveries(self, channel, now)
                 }
 
                 $($own)*

@@ -200,6 +200,11 @@ fn two_nodes_post_a_ledger_entry_once() {
 }
 
 #[test]
+fn two_nodes_upsert_a_signal_once() {
+    check_two_nodes(common::two_nodes_upsert_a_signal_once);
+}
+
+#[test]
 fn ledger_entries_are_append_only() {
     let Some(schema) = TestSchema::new() else {
         return;
@@ -346,7 +351,7 @@ fn nodes_starting_at_once_all_open() {
         .query("SELECT id, version FROM revloop_schema_version", &[])
         .expect("read the schema version");
     let versions: Vec<(i32, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    assert_eq!(versions, [(1, 7)]);
+    assert_eq!(versions, [(1, 9)]);
 }
 
 #[test]
@@ -363,7 +368,10 @@ fn a_newer_schema_is_refused() {
         )
         .expect("pretend a newer revloop migrated");
     match PostgresStore::open_in_schema(&schema.url, &schema.name, &common::config()) {
-        Err(StoreError::SchemaTooNew { found: 8, known: 7 }) => {}
+        Err(StoreError::SchemaTooNew {
+            found: 10,
+            known: 9,
+        }) => {}
         Err(err) => panic!("unexpected error: {err}"),
         Ok(_) => panic!("opened a schema newer than this build"),
     }
@@ -411,8 +419,10 @@ fn schemas_keep_deployments_apart() {
     // The eight tables of the first migration, the five of the second, the two of the third
     // (count bodies, late events per segment), the three of the fourth (the problem log), the
     // one of the fifth (the rollup's progress), the two of the sixth (detector snapshots), the
-    // two of the seventh (ledger entries and lines), and the schema version, in each schema.
-    assert_eq!((n_tables(&a), n_tables(&b)), (24, 24));
+    // two of the seventh (ledger entries and lines), the three of the eighth (the delivery
+    // queue: deliveries, their attempts, the planning cursor), the one of the ninth (signals),
+    // and the schema version, in each schema.
+    assert_eq!((n_tables(&a), n_tables(&b)), (28, 28));
 }
 
 #[test]

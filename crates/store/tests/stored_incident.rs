@@ -333,3 +333,24 @@ fn a_recovered_incident_keeps_its_recovery_and_an_old_body_reads_as_not_recovere
     );
     assert_eq!(decode_incident_body(1, &body).unwrap(), incident);
 }
+
+/// Whom an incident paged is stored in order and reads back the same; a body written before
+/// delivery existed reads as having paged nobody, and an incident that paged nobody writes no
+/// `paged` field. A declared incident keeps its kind.
+#[test]
+fn whom_an_incident_paged_and_a_declared_kind_round_trip_and_an_old_body_paged_nobody() {
+    let mut incident = decode_incident_body(1, BEFORE_V1).expect("the old body loads");
+    assert!(incident.paged.is_empty());
+    let body = encode_incident_body(&incident).unwrap();
+    assert!(!body.contains("paged"), "{body}");
+    incident.paged = vec!["on-call engineer".into(), "engineering manager".into()];
+    incident.kind = AlertKind::Declared;
+    let body = encode_incident_body(&incident).unwrap();
+    let stored = json(&body);
+    assert_eq!(
+        stored["paged"],
+        serde_json::json!(["on-call engineer", "engineering manager"])
+    );
+    assert_eq!(stored["kind"], "declared");
+    assert_eq!(decode_incident_body(1, &body).unwrap(), incident);
+}

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use crate::incident::IncidentPolicy;
 use crate::time::DurationMs;
+use delivery::RawDelivery;
 use detection::RawDetection;
 use dimensions::RawDimension;
 use funnels::RawFunnel;
@@ -24,6 +25,7 @@ use ledger::RawLedger;
 use retention::RawRetention;
 use shop::RawShop;
 
+mod delivery;
 mod detection;
 mod dimensions;
 mod funnels;
@@ -35,6 +37,11 @@ mod shop;
 #[cfg(test)]
 mod tests;
 
+pub use delivery::{CHANNEL_TIMEOUT_MAX, PAGERDUTY_EVENTS_URL, check_url, valid_address};
+pub use delivery::{
+    CHANNELS_MAX, CONCURRENCY_MAX, Channel, ChannelKind, Delivery, ROUTES_MAX, Route, SecretSource,
+    Smtp, SmtpTls, Url,
+};
 pub use detection::{Detection, MASKS_MAX, Mask};
 pub use dimensions::{
     DIMENSION_VALUES_DEFAULT, DIMENSION_VALUES_MAX, DIMENSIONS_MAX, Dimension, FieldPath,
@@ -66,6 +73,9 @@ pub struct Config {
     pub retention: Retention,
     /// The ledger's chart of accounts: the runbook's seed and the configured accounts.
     pub ledger: Ledger,
+    /// Where pages go: channels, and the routes of each target and audience. `None` without a
+    /// `[delivery]` section: pages go to the log only.
+    pub delivery: Option<Delivery>,
 }
 
 /// One thing wrong with a config, and the 1-based line it is on (0 when unknown).
@@ -112,6 +122,7 @@ struct RawConfig {
     incidents: Option<RawIncidents>,
     retention: Option<RawRetention>,
     ledger: Option<RawLedger>,
+    delivery: Option<RawDelivery>,
 }
 
 impl Config {
@@ -208,6 +219,9 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
     let retention =
         retention::validate_retention(raw.retention.unwrap_or_default(), &detection, problems);
     let ledger = ledger::validate_ledger(raw.ledger.unwrap_or_default(), problems);
+    let delivery = raw
+        .delivery
+        .map(|raw| delivery::validate_delivery(raw, &incidents.targets(), problems));
     Config {
         shop,
         ingest,
@@ -218,6 +232,7 @@ fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         silences,
         retention,
         ledger,
+        delivery,
     }
 }
 

@@ -112,6 +112,24 @@ impl Incident {
                 },
             }];
         }
+        let mut criteria = self.severity_criteria(policy, now, all_closed, open_alerts);
+        // A declared incident's severity criteria can hold without anyone doing anything (no
+        // alert to close, a flat series): the responder who saw what the detector did not must
+        // say what it was. A P1 asks for its root cause already.
+        if self.is_declared() && !criteria.iter().any(|c| c.name == "root_cause") {
+            criteria.push(root_cause(self));
+        }
+        criteria
+    }
+
+    /// The runbook's criteria for the incident's severity.
+    fn severity_criteria(
+        &self,
+        policy: &IncidentPolicy,
+        now: Timestamp,
+        all_closed: bool,
+        open_alerts: usize,
+    ) -> Vec<Criterion> {
         match self.severity {
             IncidentSeverity::P1 => {
                 let quiet_since = now.since(self.last_alert_at).floor_to_minute();
@@ -133,15 +151,7 @@ impl Incident {
                             quiet_since, policy.p1_quiet_for
                         ),
                     },
-                    Criterion {
-                        name: "root_cause",
-                        holds: self.root_cause.is_some(),
-                        detail: if self.root_cause.is_some() {
-                            "root cause recorded".into()
-                        } else {
-                            "no root cause recorded yet".into()
-                        },
-                    },
+                    root_cause(self),
                 ]
             }
             IncidentSeverity::P2 | IncidentSeverity::P3 => {
@@ -164,6 +174,18 @@ impl Incident {
                 ]
             }
         }
+    }
+}
+
+fn root_cause(incident: &Incident) -> Criterion {
+    Criterion {
+        name: "root_cause",
+        holds: incident.root_cause.is_some(),
+        detail: if incident.root_cause.is_some() {
+            "root cause recorded".into()
+        } else {
+            "no root cause recorded yet".into()
+        },
     }
 }
 

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::action::{self, Action, ActionError, ActionRequest, TEXT_BYTES_MAX, check_text};
-use super::escalation::{Effect, check_slas, clock, escalate, raise, resolve};
+use super::escalation::{
+    Effect, check_slas, clock, escalate, raise, resolve, tell_acknowledged, tell_resolved,
+};
 use super::guard::{GUARD_STAGE, GuardEvent, GuardStatus, guard_headline};
 use super::policy::IncidentPolicy;
 use super::record::{
@@ -21,6 +23,10 @@ use super::surges::{self, RecentSurges};
 use crate::alert::{AlertEvent, AlertEventKind, AlertKind, Direction};
 use crate::impact::{Impact, ImpactMinute};
 use crate::time::Timestamp;
+
+mod declare;
+
+pub use declare::{DECLARED_NAME_BYTES_MAX, DECLARED_SUMMARY_BYTES_MAX, Declaration, DeclareError};
 
 /// Most incidents the engine keeps resolved for reopening and reports; older resolved ones are
 /// forgotten first (the store keeps them).
@@ -42,7 +48,8 @@ pub struct EngineMeta {
     pub surges: RecentSurges,
 }
 
-/// What an incident opens with, whatever opened it (an alert or the dead man's switch).
+/// What an incident opens with, whatever opened it (an alert, the dead man's switch, or a
+/// responder declaring it).
 struct Opening<'a> {
     funnel: &'a str,
     stage: &'a str,
@@ -50,6 +57,9 @@ struct Opening<'a> {
     segment: Option<(String, String)>,
     severity: IncidentSeverity,
     onset: Timestamp,
+    /// Who opened it, for its first timeline entry: `revloop`, or the responder who declared
+    /// it.
+    actor: &'a str,
 }
 
 /// All incidents, and what is owed to the outside.
@@ -436,6 +446,7 @@ impl IncidentEngine {
                     segment: None,
                     severity: IncidentSeverity::P1,
                     onset: since,
+                    actor: ENGINE_ACTOR,
                 };
                 self.open_incident(now, opening, format!("P1 {headline}"))
             }
@@ -536,7 +547,13 @@ impl IncidentEngine {
             self.reopen_by_hand(id, &request)?;
         } else {
             let incident = self.incidents.get_mut(&id).expect("found above");
+            let before = incident.state;
             action::apply(incident, &action, &self.policy, &request)?;
+            // Everyone paged is told when someone else answers, and when it ends.
+            tell_acknowledged(incident, before, actor, now, &mut self.outbox);
+            if before != IncidentState::Resolved {
+                tell_resolved(incident, actor, now, &mut self.outbox);
+            }
         }
         self.evaluate(now);
         Ok(())
@@ -636,6 +653,7 @@ impl IncidentEngine {
             segment: alert.segment.clone(),
             severity,
             onset: alert.onset,
+            actor: ENGINE_ACTOR,
         };
         let id = self.open_incident(now, opening, text);
         let incident = self.incidents.get_mut(&id).expect("just opened");
@@ -685,10 +703,18 @@ impl IncidentEngine {
             recovered: None,
             impact: None,
             false_alarm: false,
+            paged: Vec::new(),
+            declared_summary: None,
             timeline: Vec::new(),
             unsaved: Unsaved(true),
         };
-        push(&mut incident, now, ENGINE_ACTOR, TimelineKind::Opened, text);
+        push(
+            &mut incident,
+            now,
+            opening.actor,
+            TimelineKind::Opened,
+            text,
+        );
         if let Some(silence) = silenced {
             push(
                 &mut incident,
@@ -757,6 +783,11 @@ impl IncidentEngine {
                 ),
             );
         } else {
+            // A declared incident the detector now sees is named by the detector's evidence
+            // (and priced, and resolved, as a detected one) from then on.
+            if incident.is_declared() {
+                incident.kind = alert.kind;
+            }
             push(
                 incident,
                 now,
@@ -790,6 +821,9 @@ impl IncidentEngine {
         incident.false_alarm = false;
         incident.prompted = false;
         incident.recovered = None;
+        // Those paged before were told it ended; who is told of this episode's end is who
+        // it pages now.
+        incident.paged.clear();
         // The quiet and stable periods start again: a reopened incident is not resolved by
         // the same evidence that resolved it. (The first acknowledgement and mitigation times
         // stay, for the reports; the timeline keeps the earlier breaches.)
@@ -838,6 +872,7 @@ impl IncidentEngine {
                         ENGINE_ACTOR,
                         &format!("resolved: every criterion holds ({})", summary.join(", ")),
                     );
+                    tell_resolved(incident, ENGINE_ACTOR, now, &mut self.outbox);
                     continue;
                 } else if !incident.prompted {
                     incident.prompted = true;
@@ -912,5 +947,6 @@ fn evidence(alert: &AlertEvent) -> String {
             alert.sigma
         ),
         AlertKind::Guard => "revloop could not judge".to_owned(),
+        AlertKind::Declared => "declared by hand".to_owned(),
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use super::brief::Brief;
 use super::policy::{EmptyLevel, EscalationLevel, IncidentPolicy, REPEATS_MAX};
 use super::record::{
     ENGINE_ACTOR, Escalation, Incident, IncidentSeverity, IncidentState, SlaClock, TimelineKind,
@@ -11,7 +12,8 @@ use super::record::{
 };
 use crate::time::{DurationMs, Timestamp};
 
-/// Something the caller must do.
+/// Something the caller must do. Each carries the incident's [`Brief`] as it stood then, so
+/// that it can be delivered without reading the incident again.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Page these targets about this incident.
@@ -21,6 +23,7 @@ pub enum Effect {
         level: String,
         targets: Vec<String>,
         reason: String,
+        brief: Brief,
     },
     /// Remind the owner of a recovered incident that it is still open (at most once a day);
     /// not a page up the escalation path.
@@ -29,13 +32,115 @@ pub enum Effect {
         at: Timestamp,
         targets: Vec<String>,
         reason: String,
+        brief: Brief,
     },
-    /// An SLA ran out. Recorded once per incident and kind.
+    /// An SLA ran out. Recorded once per incident and kind; told to the targets paged so far
+    /// (none when it paged nobody yet).
     SlaBreached {
         incident: u64,
         at: Timestamp,
         sla: &'static str,
+        targets: Vec<String>,
+        brief: Brief,
     },
+    /// A responder acknowledged (or, unacknowledged, mitigated) an incident that paged
+    /// someone: everyone paged so far is told, so that nobody else gets up for it. Never
+    /// queued for an incident that paged nobody.
+    Acknowledged {
+        incident: u64,
+        at: Timestamp,
+        /// Who acknowledged it.
+        by: String,
+        targets: Vec<String>,
+        brief: Brief,
+    },
+    /// An incident that paged someone is resolved (by a responder, as a false alarm, or by
+    /// the engine once its criteria hold): everyone paged since it (re)opened is told. Never
+    /// queued for an incident that paged nobody.
+    Resolved {
+        incident: u64,
+        at: Timestamp,
+        /// Who resolved it: a responder, or `revloop` ([`ENGINE_ACTOR`]).
+        by: String,
+        false_alarm: bool,
+        targets: Vec<String>,
+        brief: Brief,
+    },
+}
+
+impl Effect {
+    pub fn incident(&self) -> u64 {
+        match self {
+            Effect::Notify { incident, .. }
+            | Effect::Remind { incident, .. }
+            | Effect::SlaBreached { incident, .. }
+            | Effect::Acknowledged { incident, .. }
+            | Effect::Resolved { incident, .. } => *incident,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Effect::Notify { at, .. }
+            | Effect::Remind { at, .. }
+            | Effect::SlaBreached { at, .. }
+            | Effect::Acknowledged { at, .. }
+            | Effect::Resolved { at, .. } => *at,
+        }
+    }
+}
+
+/// Queues the [`Effect::Acknowledged`] owed when `incident` (which was `before`) has just
+/// been acknowledged by `by`: only when it was triggered, is no longer, and paged someone.
+pub(super) fn tell_acknowledged(
+    incident: &Incident,
+    before: IncidentState,
+    by: &str,
+    now: Timestamp,
+    outbox: &mut VecDeque<Effect>,
+) {
+    let acknowledged = matches!(
+        incident.state,
+        IncidentState::Acknowledged | IncidentState::Mitigated
+    );
+    if before == IncidentState::Triggered && acknowledged && !incident.paged.is_empty() {
+        outbox.push_back(Effect::Acknowledged {
+            incident: incident.id,
+            at: now,
+            by: by.to_owned(),
+            targets: incident.paged.clone(),
+            brief: Brief::of(incident),
+        });
+    }
+}
+
+/// Queues the [`Effect::Resolved`] owed when `incident` has just been resolved by `by`, if it
+/// paged anyone since it (re)opened.
+pub(super) fn tell_resolved(
+    incident: &Incident,
+    by: &str,
+    now: Timestamp,
+    outbox: &mut VecDeque<Effect>,
+) {
+    if incident.state == IncidentState::Resolved && !incident.paged.is_empty() {
+        outbox.push_back(Effect::Resolved {
+            incident: incident.id,
+            at: now,
+            by: by.to_owned(),
+            false_alarm: incident.false_alarm,
+            targets: incident.paged.clone(),
+            brief: Brief::of(incident),
+        });
+    }
+}
+
+/// Adds `targets` to those the incident has paged, each once, in the order first paged.
+pub(super) fn record_paged(incident: &mut Incident, targets: &[String]) {
+    for target in targets {
+        if !incident.paged.contains(target) {
+            incident.paged.push(target.clone());
+        }
+    }
 }
 
 /// A higher severity from `now`: its SLAs (the response due by the sooner of the two clocks,
@@ -121,6 +226,57 @@ pub(super) fn escalate(
     now: Timestamp,
     outbox: &mut VecDeque<Effect>,
 ) {
+    escalate_because(incident, policy, now, outbox, None);
+}
+
+/// Failover: nobody at `level` (the last level paged, whose wait for an answer is still
+/// running) could be reached, so the next level is paged at `now` instead of when that wait
+/// ends, and the path goes on from `now`. Does nothing (and returns false) unless the
+/// incident is triggered, not recovered, and `level` is the last level it paged with a
+/// level after it still to page: acknowledged, escalated past it, an unknown level or the
+/// path's end change nothing, so the same report twice pages once.
+pub(super) fn fail_over(
+    incident: &mut Incident,
+    policy: &IncidentPolicy,
+    level: &str,
+    now: Timestamp,
+    outbox: &mut VecDeque<Effect>,
+) -> bool {
+    let levels = &policy.for_severity(incident.severity).levels;
+    let next = incident.escalation.next_level;
+    let waiting = incident.escalation.next_at.is_some_and(|at| at > now);
+    let last_paged = next.checked_sub(1).and_then(|index| levels.get(index));
+    let Some(last_paged) = last_paged else {
+        return false;
+    };
+    if !incident.is_open()
+        || incident.state != IncidentState::Triggered
+        || incident.recovered.is_some()
+        || !waiting
+        || next >= levels.len()
+        || last_paged.name != level
+        || last_paged.targets.is_empty()
+    {
+        return false;
+    }
+    let reason = format!(
+        "nobody at {level} could be reached (every delivery failed): paging {} now",
+        levels[next].name
+    );
+    incident.escalation.next_at = Some(now);
+    escalate_because(incident, policy, now, outbox, Some(reason));
+    true
+}
+
+/// [`escalate`], with `first_reason` (when given) as the reason of the first page instead of
+/// the path's own.
+fn escalate_because(
+    incident: &mut Incident,
+    policy: &IncidentPolicy,
+    now: Timestamp,
+    outbox: &mut VecDeque<Effect>,
+    mut first_reason: Option<String>,
+) {
     let severity_policy = policy.for_severity(incident.severity);
     let levels = &severity_policy.levels;
     while let Some(due) = incident.escalation.next_at {
@@ -172,13 +328,17 @@ pub(super) fn escalate(
                 format!("{} has nobody to page; {then}", level.name),
             );
         } else {
-            let reason = page_reason(incident, levels, index, due);
+            let reason = first_reason
+                .take()
+                .unwrap_or_else(|| page_reason(incident, levels, index, due));
+            record_paged(incident, &level.targets);
             outbox.push_back(Effect::Notify {
                 incident: incident.id,
                 at: now,
                 level: level.name.clone(),
                 targets: level.targets.clone(),
                 reason: reason.clone(),
+                brief: Brief::of(incident),
             });
             push(
                 incident,
@@ -237,6 +397,8 @@ pub(super) fn check_slas(incident: &mut Incident, now: Timestamp, outbox: &mut V
                 incident: incident.id,
                 at: now,
                 sla: name,
+                targets: incident.paged.clone(),
+                brief: Brief::of(incident),
             });
             push(
                 incident,

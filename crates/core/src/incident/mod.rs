@@ -30,16 +30,24 @@
 //!   recorded;
 //!   for P2, the trend stable or improving and no escalation to P1 for 4 hours.
 //!
+//! - Everyone an incident paged is told when it is acknowledged and when it resolves
+//!   (`Effect::Acknowledged`, `Effect::Resolved`); every effect carries a [`Brief`] of it.
+//! - A responder may declare an incident by hand (`declare`), which walks the same path; the
+//!   deliverer may report a level unreachable (`handle_unreachable`), which pages the next
+//!   level at once.
+//!
 //! The module is split by concern, each re-exported here: `policy` (what the runbook says, per
 //! severity), `record` (one incident and its history), `action` (what a responder may do, the
 //! checks on it and its effect on one incident), `criteria` (the trend and the resolution
 //! criteria), `escalation` (the rules that raise, lower, resolve and page, and the SLA
-//! clocks), `guard` (the dead man's switch's rule), `silences`, `report` (statistics over
-//! many incidents) and `engine` (the state
-//! machine that ties them together). It never reads the configuration: the configuration
+//! clocks, failover, and who is told of an ack or an end), `brief` (the incident in brief, for
+//! receivers), `guard` (the dead man's switch's rule), `silences`, `report` (statistics over
+//! many incidents) and `engine` (the state machine that ties them together, with
+//! `engine::declare` for declarations and failover). It never reads the configuration: the configuration
 //! parses into these types and builds the engine from them.
 
 mod action;
+mod brief;
 mod criteria;
 mod engine;
 mod escalation;
@@ -52,8 +60,12 @@ mod silences;
 mod surges;
 
 pub use action::{ACTION_ITEMS_MAX, Action, ActionError, TEXT_BYTES_MAX};
+pub use brief::Brief;
 pub use criteria::{Criterion, Trend};
-pub use engine::{EngineMeta, IncidentEngine, RESOLVED_KEPT_MAX, TREND_POINTS_MAX};
+pub use engine::{
+    DECLARED_NAME_BYTES_MAX, DECLARED_SUMMARY_BYTES_MAX, Declaration, DeclareError, EngineMeta,
+    IncidentEngine, RESOLVED_KEPT_MAX, TREND_POINTS_MAX,
+};
 pub use escalation::Effect;
 pub use guard::{
     FunnelObservation, GUARD_EVERY_FUNNEL, GUARD_REASON_BYTES_MAX, GUARD_STAGE, GuardEvent,

@@ -126,4 +126,18 @@ impl IncidentPolicy {
     pub fn for_severity(&self, severity: IncidentSeverity) -> &SeverityPolicy {
         &self.severities[severity.index()]
     }
+
+    /// Every target any escalation level names, each once, sorted: what `[delivery]` must
+    /// route.
+    pub fn targets(&self) -> Vec<String> {
+        let mut targets: Vec<String> = self
+            .severities
+            .iter()
+            .flat_map(|s| s.levels.iter())
+            .flat_map(|l| l.targets.iter().cloned())
+            .collect();
+        targets.sort();
+        targets.dedup();
+        targets
+    }
 }

@@ -348,6 +348,16 @@ pub struct Incident {
     /// it.
     #[serde(default)]
     pub false_alarm: bool,
+    /// The targets paged since it opened or last reopened, each once, in the order first
+    /// paged: who is told of an SLA breach, an acknowledgement and the resolution. Bounded by
+    /// the policy's targets (each appears once). Empty when it paged nobody, and in records
+    /// written before delivery existed.
+    #[serde(default)]
+    pub paged: Vec<String>,
+    /// What the responder who declared it by hand said (`IncidentEngine::declare`), carried
+    /// in every page's brief; `None` for a detected incident.
+    #[serde(default)]
+    pub declared_summary: Option<String>,
     /// Kept apart by the store, row by row (append-only), not in the incident's stored record.
     #[serde(skip)]
     pub timeline: Vec<TimelineEntry>,
@@ -376,6 +386,13 @@ impl Incident {
     /// Whether it is revloop's own blindness (the dead man's switch) rather than a funnel's.
     pub fn is_guard(&self) -> bool {
         self.kind == AlertKind::Guard
+    }
+
+    /// Whether a responder declared it by hand and no detector alert has joined it since (an
+    /// alert that joins it names it by its own kind): nothing measured opened it, so nothing
+    /// measured alone may say it is over (`criteria`).
+    pub fn is_declared(&self) -> bool {
+        self.kind == AlertKind::Declared
     }
 }
 

@@ -174,8 +174,8 @@ pub(super) fn next_reminder(incident: &Incident) -> Option<Timestamp> {
 }
 
 /// Reminds the owner of a recovered incident that is still open, if a reminder is due: one
-/// effect to the owner (whoever acknowledged it, else the first level of its path), never a
-/// page up the path.
+/// effect to the first level of its path (naming who acknowledged it), never a page up the
+/// path.
 pub(super) fn remind(
     incident: &mut Incident,
     policy: &IncidentPolicy,
@@ -201,9 +201,10 @@ pub(super) fn remind(
         .collect();
     let recovered_at = incident.recovered.as_ref().map_or(now, |r| r.at);
     let reason = format!(
-        "{} {} incident recovered at {recovered_at} but is still open; to resolve it: {}",
+        "{} {} incident recovered at {recovered_at} but is still open{}; to resolve it: {}",
         incident.severity.as_str(),
         incident.kind.as_str(),
+        acknowledger(incident).map_or(String::new(), |who| format!(" (acknowledged by {who})")),
         if unmet.is_empty() {
             "resolve it".to_owned()
         } else {
@@ -217,6 +218,7 @@ pub(super) fn remind(
             at: now,
             targets: targets.clone(),
             reason: reason.clone(),
+            brief: super::brief::Brief::of(incident),
         });
     }
     let whom = if targets.is_empty() {
@@ -233,22 +235,27 @@ pub(super) fn remind(
     );
 }
 
-/// Who owns an incident for a reminder: whoever last acknowledged it, else the targets of the
-/// first level of its severity's path.
-fn owner(incident: &Incident, policy: &IncidentPolicy) -> Vec<String> {
-    let acknowledger = incident
+/// Whom a reminder goes to: the targets of the first level of its severity's path (the
+/// on-call, who own an open incident; they are who delivery routes reach, while the person
+/// who acknowledged is named in the text), counted as paged, so that its resolution reaches
+/// them too (a silenced incident may never have paged them).
+fn owner(incident: &mut Incident, policy: &IncidentPolicy) -> Vec<String> {
+    let first = policy
+        .for_severity(incident.severity)
+        .levels
+        .first()
+        .map(|level| level.targets.clone())
+        .unwrap_or_default();
+    super::escalation::record_paged(incident, &first);
+    first
+}
+
+/// Whoever last acknowledged it (not the engine), for a reminder's text.
+fn acknowledger(incident: &Incident) -> Option<String> {
+    incident
         .timeline
         .iter()
         .rev()
         .find(|e| e.kind == TimelineKind::Acknowledged && e.actor != ENGINE_ACTOR)
-        .map(|e| e.actor.clone());
-    match acknowledger {
-        Some(actor) => vec![actor],
-        None => policy
-            .for_severity(incident.severity)
-            .levels
-            .first()
-            .map(|level| level.targets.clone())
-            .unwrap_or_default(),
-    }
+        .map(|e| e.actor.clone())
 }

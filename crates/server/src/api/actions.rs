@@ -15,6 +15,7 @@ use revloop_core::time::Timestamp;
 use revloop_store::Role;
 
 use crate::api::body::{SegmentBody, check_segment, json_object, needed, typed_fields};
+use crate::api::delivery_log;
 use crate::api::incidents::{incident_view, parse_id};
 use crate::api::{AppState, identify, json_reply, no_stage, store_error};
 use crate::http::{ApiError, blocking, invalid, retrying};
@@ -259,6 +260,7 @@ pub async fn act(
     let action = parse_action(&state, &name, body)?;
     let incidents = state.incidents.clone();
     let store = state.store.clone();
+    let delivery = state.config.delivery.clone();
     let incident = incidents
         .act_async(id, &actor, &action, reason.as_deref(), now)
         .await
@@ -268,11 +270,14 @@ pub async fn act(
     let reply = blocking(move || {
         // The action is committed: a failed read of the suspects must not look like a failed
         // action (a client would act again), so the reply goes without them then.
-        let suspects = retrying(|| suspects(store.as_ref(), &incident)).unwrap_or_else(|err| {
-            tracing::warn!(incident = id, error = %err, "the suspects could not be read");
-            Vec::new()
-        });
-        Ok(incident_view(&incident, incidents.policy(), now, &suspects))
+        let suspects =
+            retrying(|| suspects(store.as_ref(), &incident, now)).unwrap_or_else(|err| {
+                tracing::warn!(incident = id, error = %err, "the suspects could not be read");
+                Default::default()
+            });
+        let mut view = incident_view(&incident, incidents.policy(), now, &suspects);
+        delivery_log::add_to_timeline(&mut view.timeline, store.as_ref(), delivery.as_ref(), id);
+        Ok(view)
     })
     .await?;
     Ok(json_reply(StatusCode::OK, &reply))

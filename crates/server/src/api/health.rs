@@ -144,10 +144,17 @@ pub async fn prometheus(
             open_incidents,
             open_alerts: open_alerts(&alert_events),
             outbox,
+            deliveries: reader.config.delivery.as_ref().and_then(|_| {
+                (reader.store.delivery_stats())
+                    .inspect_err(|err| tracing::warn!(error = %err, "/metrics could not read the deliveries"))
+                    .ok()
+            }),
         })
     })
     .await?;
     gauges.render(now, &mut text);
+    let (delivery, deliveries) = (state.config.delivery.as_ref(), gauges.deliveries.as_deref());
+    crate::api::delivery_log::render_metrics(delivery, deliveries, now, &mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -164,6 +171,8 @@ struct Gauges {
     open_alerts: BTreeMap<(&'static str, &'static str), u64>,
     /// `None`: the store did not answer.
     outbox: Option<revloop_store::OutboxStats>,
+    /// Per channel; `None` without `[delivery]` or when the store did not answer.
+    deliveries: Option<Vec<revloop_store::ChannelDeliveryStats>>,
 }
 
 /// The open alerts among the detector's kept events (the last event of each alert is not a

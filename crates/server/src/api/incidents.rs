@@ -9,21 +9,22 @@ use axum::response::Response;
 
 use revloop_api::incidents as wire;
 use revloop_core::alert::AlertKind;
-use revloop_core::change::Suspect;
 use revloop_core::incident::{
     CHECKLIST, Incident, IncidentPolicy, IncidentSeverity, IncidentState, Mitigation, SlaClock,
     TimelineKind, Trend,
 };
 use revloop_core::time::Timestamp;
-use revloop_store::{ChangeRow, IncidentQuery, Role};
+use revloop_store::{IncidentQuery, Role, SignalRow};
 
 use crate::api::changes::change_view;
+use crate::api::delivery_log;
 use crate::api::impact::impact_summary_view;
+use crate::api::signals::{signal_checklist, signal_view};
 use crate::api::{AppState, json_reply, no_funnel, require, segment_view, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
 use crate::http::{ApiError, ErrorDetail, blocking, invalid, retrying};
 use crate::incidents::incident_from_rows;
-use crate::suspects::suspects;
+use crate::suspects::{Suspects, suspects};
 
 /// Most incidents one list request returns.
 pub const INCIDENTS_PAGE_MAX: usize = 200;
@@ -152,6 +153,7 @@ pub async fn get_incident(
     let in_engine = snapshot.engine().incident(id).cloned();
     let incidents = state.incidents.clone();
     let store = state.store.clone();
+    let delivery = state.config.delivery.clone();
     let body = blocking(move || {
         let incident = match in_engine {
             Some(incident) => incident,
@@ -160,8 +162,11 @@ pub async fn get_incident(
                 .map_err(store_error)?
                 .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?,
         };
-        let suspects = retrying(|| suspects(store.as_ref(), &incident)).map_err(store_error)?;
-        Ok(incident_view(&incident, incidents.policy(), now, &suspects))
+        let suspects =
+            retrying(|| suspects(store.as_ref(), &incident, now)).map_err(store_error)?;
+        let mut view = incident_view(&incident, incidents.policy(), now, &suspects);
+        delivery_log::add_to_timeline(&mut view.timeline, store.as_ref(), delivery.as_ref(), id);
+        Ok(view)
     })
     .await?;
     Ok(json_reply(StatusCode::OK, &body))
@@ -212,6 +217,7 @@ fn kind_view(kind: AlertKind) -> wire::IncidentKind {
         AlertKind::Conversion => wire::IncidentKind::Conversion,
         AlertKind::Volume => wire::IncidentKind::Volume,
         AlertKind::Guard => wire::IncidentKind::Guard,
+        AlertKind::Declared => wire::IncidentKind::Declared,
     }
 }
 
@@ -298,7 +304,12 @@ fn next_level_view(incident: &Incident, policy: &IncidentPolicy) -> Option<Strin
     })
 }
 
-fn checklist_view(incident: &Incident) -> Vec<wire::ChecklistItem> {
+/// The checklist, each technical item with the ids of the `signals` that speak to it.
+fn checklist_view(incident: &Incident, signals: &[SignalRow]) -> Vec<wire::ChecklistItem> {
+    let items_of: Vec<(i64, Vec<usize>)> = signals
+        .iter()
+        .map(|signal| (signal.id, signal_checklist(signal)))
+        .collect();
     CHECKLIST
         .iter()
         .zip(&incident.checklist)
@@ -310,16 +321,22 @@ fn checklist_view(incident: &Incident) -> Vec<wire::ChecklistItem> {
             checked_by: tick.as_ref().map(|t| t.by.clone()),
             checked_at: tick.as_ref().map(|t| t.at.to_string()),
             finding: tick.as_ref().map(|t| t.finding.clone()),
+            signals: items_of
+                .iter()
+                .filter(|(_, items)| items.contains(&index))
+                .map(|(id, _)| *id)
+                .collect(),
         })
         .collect()
 }
 
-/// An incident in full: the headline, escalation, criteria, checklist, suspects, timeline.
+/// An incident in full: the headline, escalation, criteria, checklist, suspects (changes and
+/// signals), timeline.
 pub fn incident_view(
     incident: &Incident,
     policy: &IncidentPolicy,
     now: Timestamp,
-    suspects: &[(Suspect, ChangeRow)],
+    suspects: &Suspects,
 ) -> wire::Incident {
     wire::Incident {
         summary: incident_summary_view(incident, policy, now),
@@ -379,8 +396,9 @@ pub fn incident_view(
                 added_at: a.added_at.to_string(),
             })
             .collect(),
-        checklist: checklist_view(incident),
+        checklist: checklist_view(incident, &suspects.signals),
         suspects: suspects
+            .changes
             .iter()
             .map(|(suspect, change)| wire::Suspect {
                 score: (suspect.score * 1000.0).round() / 1000.0,
@@ -389,6 +407,7 @@ pub fn incident_view(
                 change: change_view(change),
             })
             .collect(),
+        signals: suspects.signals.iter().map(signal_view).collect(),
         timeline: incident
             .timeline
             .iter()

@@ -27,6 +27,9 @@ pub mod actions;
 pub mod alerts;
 pub mod body;
 pub mod changes;
+pub mod declare;
+pub mod delivery_log;
+pub mod demo_inbox;
 pub mod funnels;
 pub mod health;
 pub mod impact;
@@ -40,6 +43,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod report;
+pub mod signals;
 pub mod silences;
 
 #[derive(Clone)]
@@ -53,6 +57,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub telemetry: Arc<Telemetry>,
     pub metrics_public: bool,
+    /// The demo's webhook inbox, under `revloop demo` only.
+    pub demo_inbox: Option<Arc<demo_inbox::DemoInbox>>,
 }
 
 /// Checks that the request may act with `needed` (see [`Authenticator::require`]).

@@ -7,8 +7,9 @@ use axum::response::Response;
 use serde_json::Value;
 
 use revloop_api::outbox as wire;
-use revloop_store::{OutboxRow, Role};
+use revloop_store::{DELIVERY_PAGE_MAX, DeliveryQuery, OutboxRow, Role};
 
+use crate::api::delivery_log::delivery_view;
 use crate::api::{AppState, json_reply, require, store_error};
 use crate::http::query::{parse_limit, unknown_parameter};
 use crate::http::{ApiError, blocking, invalid, retrying};
@@ -53,11 +54,28 @@ pub async fn outbox(
         }
     }
     let store = state.store.clone();
+    let config = state.config.clone();
     let body = blocking(move || {
         let rows = retrying(|| store.outbox(after, limit)).map_err(store_error)?;
         let outbox = rows.iter().filter_map(outbox_entry_view).collect();
+        let deliveries = match (rows.first(), rows.last()) {
+            (Some(first), Some(last)) => {
+                let query = DeliveryQuery {
+                    incident: None,
+                    outbox_ids: Some((first.id, last.id)),
+                    limit: DELIVERY_PAGE_MAX,
+                };
+                let rows = retrying(|| store.deliveries(&query)).map_err(store_error)?;
+                let delivery = config.delivery.as_ref();
+                rows.iter()
+                    .map(|row| delivery_view(row, delivery))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Ok::<_, ApiError>(wire::OutboxPage {
             outbox,
+            deliveries,
             next_after: rows.last().map_or(after, |r| r.id),
         })
     })

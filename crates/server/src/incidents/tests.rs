@@ -182,3 +182,52 @@ fn a_funnel_that_fell_behind_still_opens_its_incidents() {
         "an event at or before signup's mark is history after a restart"
     );
 }
+
+/// The deliverer's failover: nobody at L1 could be reached, so L2 is paged at once, committed
+/// to the outbox; the same report again (a retry, another node) pages nobody.
+#[test]
+fn an_unreachable_level_pages_the_next_at_once_in_one_committed_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (incidents, faulty, id) = service(&dir);
+    let store: Arc<dyn Store> = faulty;
+    let pages = || -> Vec<(String, i64)> {
+        store
+            .outbox(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.kind.as_str() == "notify")
+            .map(|row| {
+                let body: serde_json::Value = serde_json::from_str(&row.body).unwrap();
+                (
+                    body["level"].as_str().unwrap().to_owned(),
+                    row.at.since(T0).whole_minutes(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(pages(), [("L1".to_owned(), 0)]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(incidents.level_unreachable(id, "L1", minutes(5)))
+        .unwrap();
+    runtime
+        .block_on(incidents.level_unreachable(id, "L1", minutes(6)))
+        .unwrap();
+    assert_eq!(pages(), [("L1".to_owned(), 0), ("L2".to_owned(), 5)]);
+    // An unknown incident changes nothing and is no error.
+    runtime
+        .block_on(incidents.level_unreachable(999, "L1", minutes(7)))
+        .unwrap();
+    assert_eq!(pages().len(), 2);
+    let timeline = incidents
+        .with_engine(|engine| engine.incident(id).unwrap().timeline.clone())
+        .unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.text.contains("nobody at L1 could be reached")),
+        "{timeline:?}"
+    );
+}

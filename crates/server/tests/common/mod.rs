@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+pub mod smtp;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -70,10 +70,12 @@ use crate::kinds::ColumnText;
 mod changes;
 mod connect;
 mod counts;
+mod deliveries;
 mod incidents;
 mod ingest;
 mod ledger;
 mod problems;
+mod signals;
 mod snapshots;
 mod tokens;
 

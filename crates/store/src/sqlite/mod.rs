@@ -33,11 +33,13 @@ use crate::kinds::ColumnText;
 
 mod changes;
 mod counts;
+mod deliveries;
 mod incidents;
 mod ingest;
 mod ledger;
 mod problems;
 mod retention;
+mod signals;
 mod snapshots;
 mod tokens;
 

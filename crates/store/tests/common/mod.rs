@@ -12,11 +12,13 @@ mod count_bodies;
 mod ledger;
 mod problems;
 mod retention;
+mod signals;
 mod snapshots;
 pub use count_bodies::*;
 pub use ledger::*;
 pub use problems::*;
 pub use retention::*;
+pub use signals::*;
 pub use snapshots::*;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -70,6 +72,8 @@ macro_rules! store_checks {
             ledger_reads_page,
             ledger_sums_do_not_overflow,
             ledger_random_histories_balance,
+            signals_upsert_by_key,
+            signals_overlap_reads,
         );
     };
     ($($name:ident),+ $(,)?) => {

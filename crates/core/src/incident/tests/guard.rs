@@ -241,7 +241,16 @@ fn a_guard_incident_opens_pages_once_escalates_and_resolves_when_judging_resumes
         kinds(incident)[kinds(incident).len() - 2..],
         ["alert_closed", "resolved"]
     );
-    assert!(effects(&mut engine).is_empty());
+    // Everyone paged is told it is over, once.
+    let told = effects(&mut engine);
+    assert!(
+        matches!(
+            &told[..],
+            [Effect::Resolved { by, false_alarm: false, targets, .. }]
+                if by == ENGINE_ACTOR && targets == &["on-call engineer", "engineering manager"]
+        ),
+        "{told:?}"
+    );
     assert!(run_until(&mut engine, minutes(300)).is_empty());
 }
 

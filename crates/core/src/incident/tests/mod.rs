@@ -9,6 +9,7 @@ use crate::rng::Rng;
 use crate::time::{DurationMs, Timestamp};
 
 mod actions;
+mod declare;
 mod escalation;
 mod grouping;
 mod guard;
@@ -17,6 +18,7 @@ mod resolution;
 mod silences;
 mod simulation;
 mod surges;
+mod told;
 
 const T0: Timestamp = Timestamp::from_millis(1_795_773_600_000);
 

@@ -15,6 +15,9 @@ use crate::incident::TimelineKind;
 /// - nothing paged while an incident is recovered (between its `recovered` entry and the
 ///   next `relapsed`, `reopened` or `resolved`), its owner reminded only then, at most once
 ///   per `REMIND_EVERY`;
+/// - every acknowledgement and resolution of an incident that paged is told, once per
+///   opening, to exactly the targets it paged in that opening (and an SLA breach to them);
+///   declaring refuses a stage already held; failover keeps each level paged once;
 /// - a restart is invisible: a shadow engine that is never restarted produces the same
 ///   effects and timelines.
 ///
@@ -24,6 +27,8 @@ fn simulated_interleavings_keep_the_invariants() {
     // How often the runs reached the recovery rules, so that the invariants on them are not
     // checked on nothing: (recovered, relapsed, reminded) timeline entries at the end of runs.
     let mut reached = [0usize; 3];
+    let mut told = 0usize;
+    let mut failovers = 0usize;
     for seed in 0..2_000u64 {
         let mut rng = Rng::new(seed);
         let mut shadow = engine();
@@ -64,11 +69,12 @@ fn simulated_interleavings_keep_the_invariants() {
                 4..=6 => {
                     let ids: Vec<u64> = engine.incidents().map(|i| i.id).collect();
                     if let Some(&id) = ids.get(rng.below(ids.len().max(1) as u64) as usize) {
-                        let action = match rng.below(5) {
+                        let action = match rng.below(6) {
                             0 => Action::Acknowledge,
                             1 => Action::Note("looking".into()),
                             2 => Action::RootCause("bad deploy".into()),
                             3 => Action::Resolve,
+                            4 => Action::ResolveFalseAlarm,
                             _ => Action::Reopen,
                         };
                         let acking = action == Action::Acknowledge;
@@ -113,6 +119,48 @@ fn simulated_interleavings_keep_the_invariants() {
                     engine.handle_measurement(now, "checkout", stage, sigma);
                     shadow.handle_measurement(now, "checkout", stage, sigma);
                 }
+                11 => {
+                    // A responder declares an incident, or the deliverer reports a level
+                    // unreachable.
+                    if rng.bernoulli(0.5) {
+                        let stage = stages[rng.below(3) as usize];
+                        let declaration = Declaration {
+                            funnel: "checkout".into(),
+                            stage: stage.into(),
+                            segment: None,
+                            severity: [IncidentSeverity::P1, IncidentSeverity::P2]
+                                [rng.below(2) as usize],
+                            summary: "customers say payment fails".into(),
+                        };
+                        let holder = engine
+                            .incidents()
+                            .find(|i| i.is_open() && i.funnel == "checkout" && i.stage == stage)
+                            .map(|i| i.id);
+                        let result = engine.declare(now, &declaration, "ana");
+                        assert_eq!(
+                            result,
+                            shadow.declare(now, &declaration, "ana"),
+                            "seed {seed}"
+                        );
+                        match holder {
+                            Some(id) => assert_eq!(result, Err(DeclareError::AnotherIsOpen(id))),
+                            None => assert!(result.is_ok(), "seed {seed}: {result:?}"),
+                        }
+                    } else {
+                        let ids: Vec<u64> = engine.incidents().map(|i| i.id).collect();
+                        let id = ids.get(rng.below(ids.len().max(1) as u64) as usize);
+                        let level = ["L1", "L2", "L3"][rng.below(3) as usize];
+                        if let Some(&id) = id {
+                            let paged = engine.handle_unreachable(now, id, level);
+                            assert_eq!(
+                                paged,
+                                shadow.handle_unreachable(now, id, level),
+                                "seed {seed}"
+                            );
+                            failovers += usize::from(paged);
+                        }
+                    }
+                }
                 _ => {}
             }
             for input in &inputs {
@@ -137,6 +185,7 @@ fn simulated_interleavings_keep_the_invariants() {
             engine.handle_timeout(now);
             shadow.handle_timeout(now);
             seen.drain(&mut engine, &mut shadow, seed);
+            seen.every_end_told(&engine, seed);
             for stage in stages.into_iter().chain([GUARD_STAGE]) {
                 for funnel in ["checkout", GUARD_EVERY_FUNNEL] {
                     let open = engine
@@ -173,6 +222,7 @@ fn simulated_interleavings_keep_the_invariants() {
             "seed {seed}: {:?}",
             seen.pages
         );
+        told += seen.n_told;
         for incident in engine.incidents() {
             for (count, kind) in reached.iter_mut().zip([
                 TimelineKind::Recovered,
@@ -184,15 +234,26 @@ fn simulated_interleavings_keep_the_invariants() {
         }
     }
     assert!(reached.iter().all(|n| *n >= 20), "{reached:?}");
+    assert!(
+        told >= 1_000,
+        "acknowledgements and resolutions told: {told}"
+    );
+    assert!(failovers >= 20, "failovers that paged: {failovers}");
 }
 
 #[derive(Default)]
 struct Seen {
     acked_at: BTreeMap<u64, Timestamp>,
-    /// (incident, opening, SLA) → breaches.
+    /// (incident, opening × 100 + upgrades, SLA) → breaches.
     breaches: BTreeMap<(u64, usize, &'static str), usize>,
     /// (incident, opening, level) → first pages (repeats aside).
     pages: BTreeMap<(u64, usize, String), usize>,
+    /// (incident, opening) → the targets paged, each once, in order.
+    paged: BTreeMap<(u64, usize), Vec<String>>,
+    /// (incident, opening) → resolutions told.
+    resolved: BTreeMap<(u64, usize), usize>,
+    /// Acknowledgements and resolutions told, over the whole run.
+    n_told: usize,
 }
 
 impl Seen {
@@ -219,8 +280,15 @@ impl Seen {
                     at,
                     level,
                     reason,
+                    targets,
                     ..
                 } => {
+                    let paged = self.paged.entry((incident, opening(incident))).or_default();
+                    for target in targets {
+                        if !paged.contains(&target) {
+                            paged.push(target);
+                        }
+                    }
                     // Paged after its ack, with no reopen in between: a broken promise.
                     if let Some(acked) = self.acked_at.get(&incident) {
                         let reopened_since = engine.incident(incident).is_some_and(|i| {
@@ -251,12 +319,66 @@ impl Seen {
                         "seed {seed}: reminded incident {incident}, which is not recovered"
                     );
                 }
-                Effect::SlaBreached { incident, sla, .. } => {
+                Effect::SlaBreached {
+                    incident,
+                    sla,
+                    targets,
+                    ..
+                } => {
+                    let paged = self.paged.get(&(incident, opening(incident)));
+                    assert_eq!(targets, paged.cloned().unwrap_or_default(), "seed {seed}");
+                    // A raised severity runs a new resolution clock (a declared P2, which
+                    // waits for its root cause, may breach its own before a P1 alert
+                    // raises it): count per severity too.
+                    let upgrades = engine.incident(incident).map_or(0, |i| {
+                        i.timeline
+                            .iter()
+                            .filter(|e| e.kind == TimelineKind::Upgraded)
+                            .count()
+                    });
                     *self
                         .breaches
-                        .entry((incident, opening(incident), sla))
+                        .entry((incident, opening(incident) * 100 + upgrades, sla))
                         .or_default() += 1;
                 }
+                Effect::Acknowledged {
+                    incident, targets, ..
+                } => {
+                    // Told to everyone paged in this opening, and only when someone was.
+                    let paged = self.paged.get(&(incident, opening(incident)));
+                    assert_eq!(Some(&targets), paged, "seed {seed}: incident {incident}");
+                    self.n_told += 1;
+                }
+                Effect::Resolved {
+                    incident, targets, ..
+                } => {
+                    let key = (incident, opening(incident));
+                    assert_eq!(Some(&targets), self.paged.get(&key), "seed {seed}");
+                    *self.resolved.entry(key).or_default() += 1;
+                    assert_eq!(self.resolved[&key], 1, "seed {seed}: told twice");
+                    self.n_told += 1;
+                }
+            }
+        }
+    }
+}
+
+impl Seen {
+    /// Every resolve follows its trigger: each resolved incident that paged anyone in its
+    /// last opening told them it was resolved.
+    fn every_end_told(&self, engine: &IncidentEngine, seed: u64) {
+        for incident in engine.incidents().filter(|i| !i.is_open()) {
+            let opening = incident
+                .timeline
+                .iter()
+                .filter(|e| e.kind == TimelineKind::Reopened)
+                .count();
+            if self.paged.contains_key(&(incident.id, opening)) {
+                assert!(
+                    self.resolved.contains_key(&(incident.id, opening)),
+                    "seed {seed}: incident {} paged and resolved, nobody told",
+                    incident.id
+                );
             }
         }
     }
