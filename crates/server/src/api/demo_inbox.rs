@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -19,7 +20,7 @@ use revloop_store::Role;
 
 use crate::api::{AppState, json_reply, require};
 use crate::delivery::signature::{SIGNATURE_TOLERANCE, verify_signature};
-use crate::http::ApiError;
+use crate::http::{ApiError, read_body};
 
 /// Most messages the inbox keeps (the oldest go first), and most keys it remembers.
 pub const DEMO_INBOX_MAX: usize = 1_000;
@@ -95,20 +96,15 @@ impl DemoInbox {
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Some(inbox) = state.demo_inbox.as_ref() else {
         return Err(ApiError::not_found(
             "the demo inbox runs only under `revloop demo`",
         ));
     };
-    if body.len() > DEMO_INBOX_BODY_BYTES_MAX {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("a message is at most {DEMO_INBOX_BODY_BYTES_MAX} bytes"),
-        ));
-    }
+    // Over the route's limit, axum's own rejection would be plain text: a JSON 413 instead.
+    let body = read_body(body, DEMO_INBOX_BODY_BYTES_MAX)?;
     let now = state.clock.now();
     let signature = header(&headers, "revloop-signature")
         .ok_or_else(|| ApiError::unauthorized("Revloop-Signature: missing"))?;
